@@ -1,0 +1,97 @@
+// Package app builds the connector's parts from the configuration, once per
+// process (a Lambda container or the local server). Function mains call it
+// and hand the result to the Lambda runtime.
+package app
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+
+	"github.com/hashicorp/vault/api"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/keybuzz/keybuzz-amazon/shared/auth"
+	"github.com/keybuzz/keybuzz-amazon/shared/config"
+	"github.com/keybuzz/keybuzz-amazon/shared/connect"
+	"github.com/keybuzz/keybuzz-amazon/shared/httpapi"
+	"github.com/keybuzz/keybuzz-amazon/shared/logging"
+	"github.com/keybuzz/keybuzz-amazon/shared/lwa"
+	"github.com/keybuzz/keybuzz-amazon/shared/postgres"
+	"github.com/keybuzz/keybuzz-amazon/shared/vaultstore"
+)
+
+// Deps are the clients every function shares.
+type Deps struct {
+	Config  config.Config
+	Log     *slog.Logger
+	Pool    *pgxpool.Pool
+	Store   *postgres.Store
+	Vault   *api.Client
+	Secrets *vaultstore.Store
+	LWA     *lwa.Client
+}
+
+// Load reads the environment and connects to PostgreSQL and Vault. maxConns
+// sizes the pool: 2 in Lambda (one invocation at a time per container).
+func Load(ctx context.Context, function string, maxConns int32) (*Deps, error) {
+	cfg, err := config.Load(os.Getenv)
+	if err != nil {
+		return nil, fmt.Errorf("configuration: %w", err)
+	}
+	if err := cfg.RequireStore(); err != nil {
+		return nil, fmt.Errorf("configuration: %w", err)
+	}
+	log := logging.New(os.Stdout, cfg.LogLevel).With("function", function)
+	slog.SetDefault(log)
+	pool, err := postgres.Open(ctx, cfg.DatabaseURL.Reveal(), maxConns)
+	if err != nil {
+		return nil, err
+	}
+	vc, err := vaultstore.NewClient(ctx, cfg)
+	if err != nil {
+		pool.Close()
+		return nil, err
+	}
+	return &Deps{
+		Config: cfg, Log: log, Pool: pool, Store: postgres.New(pool, nil), Vault: vc,
+		Secrets: vaultstore.New(vc, cfg.VaultKVMount, cfg.AppVaultPath()),
+		LWA:     lwa.New(cfg.LWATokenURL, nil),
+	}, nil
+}
+
+// API builds the HTTP API (the three routes) on d.
+func (d *Deps) API(ctx context.Context) (*httpapi.API, error) {
+	if err := d.Config.RequireAuth(); err != nil {
+		return nil, fmt.Errorf("configuration: %w", err)
+	}
+	verifier, err := auth.NewVerifier(ctx, d.Config)
+	if err != nil {
+		return nil, fmt.Errorf("jwt verifier: %w", err)
+	}
+	svc := connect.New(d.Store, d.Secrets, d.LWA, d.Config.SellerCentralURL, connect.WithLogger(d.Log))
+	return &httpapi.API{Connect: svc, Auth: verifier, Log: d.Log, ReturnURL: d.Config.FrontendReturnURL}, nil
+}
+
+// MustAPI is Load + API for the API functions' mains: on a configuration or
+// connection error it logs one line and exits, so Lambda reports an init
+// failure instead of serving errors.
+func MustAPI(function string) *httpapi.API {
+	ctx := context.Background()
+	d, err := Load(ctx, function, 2)
+	if err == nil {
+		var a *httpapi.API
+		if a, err = d.API(ctx); err == nil {
+			return a
+		}
+	}
+	Fatal(function, err)
+	return nil
+}
+
+// Fatal logs err as JSON and exits.
+func Fatal(function string, err error) {
+	logging.New(os.Stderr, "error").Error("init failed", "function", function, "error", err.Error())
+	os.Exit(1)
+}

@@ -1,0 +1,166 @@
+// Package config reads the connector's environment into one typed struct,
+// validated at start. Each function asks only for what it needs (Require*).
+package config
+
+import (
+	"errors"
+	"fmt"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/keybuzz/keybuzz-amazon/shared/amazon"
+	"github.com/keybuzz/keybuzz-amazon/shared/secret"
+)
+
+// Config is the whole environment of the connector (ARCHITECTURE.md's table).
+type Config struct {
+	DatabaseURL secret.Value // may embed a password
+
+	VaultAddr       string
+	VaultToken      secret.Value
+	VaultAuthMethod string // "token" or "aws"
+	VaultAWSRole    string
+	VaultKVMount    string
+
+	AppSource string // "external_test" or "keybuzz"
+	UseMock   bool
+
+	PollInterval time.Duration
+	PollLookback time.Duration
+	PollQueueURL string
+
+	JWTIssuer      string
+	JWTAudience    string
+	JWKSURL        string
+	JWTHS256Secret secret.Value
+	TenantClaim    string
+
+	FrontendReturnURL string
+
+	LWATokenURL      string
+	SPAPIEndpoint    string // empty: by region
+	SellerCentralURL string // empty: by marketplace
+	LogLevel         string
+}
+
+// Load reads the environment through getenv (os.Getenv in production).
+func Load(getenv func(string) string) (Config, error) {
+	get := func(k, def string) string {
+		if v := strings.TrimSpace(getenv(k)); v != "" {
+			return v
+		}
+		return def
+	}
+	c := Config{
+		DatabaseURL:       secret.Value(get("DATABASE_URL", "")),
+		VaultAddr:         get("VAULT_ADDR", ""),
+		VaultToken:        secret.Value(get("VAULT_TOKEN", "")),
+		VaultAuthMethod:   get("VAULT_AUTH_METHOD", "token"),
+		VaultAWSRole:      get("VAULT_AWS_ROLE", ""),
+		VaultKVMount:      get("VAULT_KV_MOUNT", "secret"),
+		AppSource:         get("AMAZON_SPAPI_APP_SOURCE", "external_test"),
+		PollQueueURL:      get("POLL_QUEUE_URL", ""),
+		JWTIssuer:         get("AUTH_JWT_ISSUER", ""),
+		JWTAudience:       get("AUTH_JWT_AUDIENCE", ""),
+		JWKSURL:           get("AUTH_JWKS_URL", ""),
+		JWTHS256Secret:    secret.Value(get("AUTH_JWT_HS256_SECRET", "")),
+		TenantClaim:       get("AUTH_TENANT_CLAIM", "tenantId"),
+		FrontendReturnURL: get("FRONTEND_RETURN_URL", ""),
+		LWATokenURL:       get("AMAZON_LWA_TOKEN_URL", amazon.DefaultLWATokenURL),
+		SPAPIEndpoint:     get("AMAZON_SPAPI_ENDPOINT", ""),
+		SellerCentralURL:  get("AMAZON_SELLER_CENTRAL_URL", ""),
+		LogLevel:          get("LOG_LEVEL", "info"),
+	}
+	var errs []error
+	var err error
+	if c.UseMock, err = strconv.ParseBool(get("AMAZON_USE_MOCK", "false")); err != nil {
+		errs = append(errs, fmt.Errorf("AMAZON_USE_MOCK: %w", err))
+	}
+	secs, err := strconv.Atoi(get("MARKETPLACE_POLL_INTERVAL_SECONDS", "60"))
+	if err != nil || secs < 1 {
+		errs = append(errs, fmt.Errorf("MARKETPLACE_POLL_INTERVAL_SECONDS: want a positive number of seconds, got %q", getenv("MARKETPLACE_POLL_INTERVAL_SECONDS")))
+	}
+	c.PollInterval = time.Duration(secs) * time.Second
+	days, err := strconv.Atoi(get("POLL_LOOKBACK_DAYS", "7"))
+	if err != nil || days < 0 || days > 730 {
+		errs = append(errs, fmt.Errorf("POLL_LOOKBACK_DAYS: want 0..730, got %q", getenv("POLL_LOOKBACK_DAYS")))
+	}
+	c.PollLookback = time.Duration(days) * 24 * time.Hour
+
+	switch c.AppSource {
+	case "external_test", "keybuzz":
+	default:
+		errs = append(errs, fmt.Errorf("AMAZON_SPAPI_APP_SOURCE: want external_test or keybuzz, got %q", c.AppSource))
+	}
+	switch c.VaultAuthMethod {
+	case "token", "aws":
+	default:
+		errs = append(errs, fmt.Errorf("VAULT_AUTH_METHOD: want token or aws, got %q", c.VaultAuthMethod))
+	}
+	for k, v := range map[string]string{
+		"AMAZON_LWA_TOKEN_URL": c.LWATokenURL, "AMAZON_SPAPI_ENDPOINT": c.SPAPIEndpoint,
+		"AMAZON_SELLER_CENTRAL_URL": c.SellerCentralURL, "FRONTEND_RETURN_URL": c.FrontendReturnURL,
+		"AUTH_JWKS_URL": c.JWKSURL, "VAULT_ADDR": c.VaultAddr,
+	} {
+		if v == "" {
+			continue
+		}
+		if u, err := url.Parse(v); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			errs = append(errs, fmt.Errorf("%s: want an http(s) URL, got %q", k, v))
+		}
+	}
+	return c, errors.Join(errs...)
+}
+
+// RequireStore checks what every function needs: the database and Vault.
+func (c Config) RequireStore() error {
+	var errs []error
+	if c.DatabaseURL.IsZero() {
+		errs = append(errs, errors.New("DATABASE_URL is required"))
+	}
+	if c.VaultAddr == "" {
+		errs = append(errs, errors.New("VAULT_ADDR is required"))
+	}
+	if c.VaultAuthMethod == "token" && c.VaultToken.IsZero() {
+		errs = append(errs, errors.New("VAULT_TOKEN is required when VAULT_AUTH_METHOD=token"))
+	}
+	if c.VaultAuthMethod == "aws" && c.VaultAWSRole == "" {
+		errs = append(errs, errors.New("VAULT_AWS_ROLE is required when VAULT_AUTH_METHOD=aws"))
+	}
+	return errors.Join(errs...)
+}
+
+// RequireAuth checks how Bearer tokens are verified. Behind API Gateway's JWT
+// authorizer the claims are trusted as given, but the handlers still verify a
+// token when one is configured (sam local start-api skips authorizers).
+func (c Config) RequireAuth() error {
+	var errs []error
+	if c.JWTHS256Secret.IsZero() && c.JWKSURL == "" {
+		errs = append(errs, errors.New("AUTH_JWT_HS256_SECRET or AUTH_JWKS_URL is required"))
+	}
+	if !c.JWTHS256Secret.IsZero() && len(c.JWTHS256Secret.Reveal()) < 32 {
+		errs = append(errs, errors.New("AUTH_JWT_HS256_SECRET must be at least 32 bytes"))
+	}
+	if c.JWTIssuer == "" || c.JWTAudience == "" {
+		errs = append(errs, errors.New("AUTH_JWT_ISSUER and AUTH_JWT_AUDIENCE are required"))
+	}
+	return errors.Join(errs...)
+}
+
+// RequireQueue checks what the fan-out needs.
+func (c Config) RequireQueue() error {
+	if c.PollQueueURL == "" {
+		return errors.New("POLL_QUEUE_URL is required for fan-out")
+	}
+	return nil
+}
+
+// AppVaultPath is the KV path of the app's LWA credentials for AppSource.
+func (c Config) AppVaultPath() string {
+	if c.AppSource == "keybuzz" {
+		return "keybuzz/ai/amazon_spapi_app"
+	}
+	return "keybuzz/ai/amazon_spapi_app_temp"
+}

@@ -1,0 +1,161 @@
+package devstack
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"os/exec"
+	"os/user"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"syscall"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// Database and role the stack creates for the connector.
+const (
+	dbName = "keybuzz"
+	dbRole = "keybuzz"
+)
+
+// postgresBinDir finds Debian's server binaries (initdb and postgres are not
+// on PATH there), preferring the newest installed major version.
+func postgresBinDir() (string, error) {
+	if dir := os.Getenv("PG_BINDIR"); dir != "" {
+		return dir, nil
+	}
+	matches, _ := filepath.Glob("/usr/lib/postgresql/*/bin/postgres")
+	sort.Slice(matches, func(i, j int) bool {
+		vi, _ := strconv.Atoi(filepath.Base(filepath.Dir(filepath.Dir(matches[i]))))
+		vj, _ := strconv.Atoi(filepath.Base(filepath.Dir(filepath.Dir(matches[j]))))
+		return vi > vj
+	})
+	if len(matches) > 0 {
+		return filepath.Dir(matches[0]), nil
+	}
+	if p, err := exec.LookPath("postgres"); err == nil {
+		return filepath.Dir(p), nil
+	}
+	return "", errors.New("PostgreSQL server binaries not found (run `make setup`, or set DATABASE_URL to use an existing server)")
+}
+
+// pgCredential is the user that runs initdb and postgres: they refuse to run
+// as root, so as root we drop to the `postgres` system user.
+func pgCredential() (*syscall.Credential, error) {
+	if os.Geteuid() != 0 {
+		return nil, nil
+	}
+	u, err := user.Lookup("postgres")
+	if err != nil {
+		return nil, fmt.Errorf("running as root needs the postgres system user (run `make setup`): %w", err)
+	}
+	uid, _ := strconv.Atoi(u.Uid)
+	gid, _ := strconv.Atoi(u.Gid)
+	return &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid)}, nil
+}
+
+func chownTree(root string, cred *syscall.Credential) error {
+	if cred == nil {
+		return nil
+	}
+	return filepath.WalkDir(root, func(path string, _ fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		return os.Lchown(path, int(cred.Uid), int(cred.Gid))
+	})
+}
+
+// startPostgres runs a private cluster under dir (initialised on first use)
+// listening on 127.0.0.1:port, and returns its DATABASE_URL once the keybuzz
+// role and database exist.
+func (s *Stack) startPostgres(ctx context.Context, dir string, port int) (string, error) {
+	bin, err := postgresBinDir()
+	if err != nil {
+		return "", err
+	}
+	cred, err := pgCredential()
+	if err != nil {
+		return "", err
+	}
+	data := filepath.Join(dir, "data")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return "", err
+	}
+	if _, err := os.Stat(filepath.Join(data, "PG_VERSION")); err != nil {
+		os.RemoveAll(data)
+		if err := os.MkdirAll(data, 0o700); err != nil {
+			return "", err
+		}
+		if err := chownTree(data, cred); err != nil {
+			return "", fmt.Errorf("chown %s: %w", data, err)
+		}
+		initdb := exec.CommandContext(ctx, filepath.Join(bin, "initdb"),
+			"-D", data, "-U", "postgres", "--auth=trust", "-E", "UTF8", "--locale=C.UTF-8", "--no-sync", "--no-instructions")
+		initdb.SysProcAttr = &syscall.SysProcAttr{Credential: cred, Setpgid: true, Pdeathsig: syscall.SIGKILL}
+		initdb.Dir = dir
+		if out, err := initdb.CombinedOutput(); err != nil {
+			return "", fmt.Errorf("initdb: %w\n%s", err, out)
+		}
+	} else if err := chownTree(data, cred); err != nil {
+		return "", fmt.Errorf("chown %s: %w", data, err)
+	}
+
+	args := []string{"-D", data, "-p", strconv.Itoa(port), "-h", "127.0.0.1", "-k", data,
+		"-c", "max_connections=200", "-c", "logging_collector=off"}
+	if s.profile.FastDisk {
+		args = append(args, "-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off")
+	}
+	cmd := exec.Command(filepath.Join(bin, "postgres"), args...)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: cred}
+	cmd.Dir = data
+	// SIGINT is PostgreSQL's "fast shutdown"; SIGTERM would wait for clients.
+	p, err := startProcess(ctx, "postgres", cmd, filepath.Join(s.logDir, "postgres.log"), syscall.SIGINT, nil)
+	if err != nil {
+		return "", err
+	}
+	s.track(p)
+
+	admin := fmt.Sprintf("postgres://postgres@127.0.0.1:%d/postgres?sslmode=disable", port)
+	var conn *pgx.Conn
+	for {
+		cctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		conn, err = pgx.Connect(cctx, admin)
+		cancel()
+		if err == nil {
+			break
+		}
+		if p.exited() {
+			return "", fmt.Errorf("postgres exited during start-up; last output:\n%s", p.tail())
+		}
+		select {
+		case <-ctx.Done():
+			return "", fmt.Errorf("postgres not ready: %w (last error: %v); last output:\n%s", context.Cause(ctx), err, p.tail())
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+	defer conn.Close(context.Background())
+	// The role is a superuser with CREATEDB: tests create a database each.
+	if _, err := conn.Exec(ctx, `DO $$ BEGIN
+  IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '`+dbRole+`') THEN
+    CREATE ROLE `+dbRole+` LOGIN SUPERUSER CREATEDB;
+  END IF;
+END $$`); err != nil {
+		return "", fmt.Errorf("create role %s: %w", dbRole, err)
+	}
+	var exists bool
+	if err := conn.QueryRow(ctx, `SELECT EXISTS (SELECT FROM pg_database WHERE datname = $1)`, dbName).Scan(&exists); err != nil {
+		return "", fmt.Errorf("look up database: %w", err)
+	}
+	if !exists {
+		if _, err := conn.Exec(ctx, `CREATE DATABASE `+dbName+` OWNER `+dbRole); err != nil {
+			return "", fmt.Errorf("create database %s: %w", dbName, err)
+		}
+	}
+	return fmt.Sprintf("postgres://%s@127.0.0.1:%d/%s?sslmode=disable", dbRole, port, dbName), nil
+}

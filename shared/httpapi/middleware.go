@@ -1,0 +1,79 @@
+package httpapi
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"net/http"
+	"regexp"
+	"time"
+
+	"github.com/aws/aws-lambda-go/lambdacontext"
+	"github.com/awslabs/aws-lambda-go-api-proxy/core"
+
+	"github.com/keybuzz/keybuzz-amazon/shared/logging"
+	"github.com/keybuzz/keybuzz-amazon/shared/marketplace"
+)
+
+// maxBody bounds request bodies: none of the routes needs one.
+const maxBody = 16 << 10
+
+var requestIDPattern = regexp.MustCompile(`^[A-Za-z0-9._:-]{1,128}$`)
+
+// wrap adds to h: the method check, the request id, a bounded body, panic
+// recovery (a 500 that never shows the panic) and an access log line.
+func (a *API) wrap(method string, h http.HandlerFunc) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		ctx := logging.WithRequestID(r.Context(), requestID(r))
+		r = r.WithContext(ctx)
+		w.Header().Set("X-Request-Id", logging.RequestID(ctx))
+		rec := &statusRecorder{ResponseWriter: w, status: http.StatusOK}
+		defer func() {
+			if p := recover(); p != nil {
+				a.Log.ErrorContext(ctx, "panic", "panic", fmt.Sprint(p))
+				writeError(rec, r, a.Log, fmt.Errorf("panic in handler"))
+			}
+			a.Log.InfoContext(r.Context(), "request", "method", r.Method, "path", r.URL.Path,
+				"status", rec.status, "duration_ms", time.Since(start).Milliseconds())
+		}()
+		if r.Method != method {
+			rec.Header().Set("Allow", method)
+			writeError(rec, r, a.Log, fmt.Errorf("method %s: %w", r.Method, errMethod))
+			return
+		}
+		if r.ContentLength > maxBody {
+			writeError(rec, r, a.Log, fmt.Errorf("body of %d bytes: %w", r.ContentLength, marketplace.ErrBadRequest))
+			return
+		}
+		r.Body = http.MaxBytesReader(rec, r.Body, maxBody)
+		h(rec, r)
+	})
+}
+
+// requestID prefers API Gateway's id, then Lambda's, then a sane
+// X-Request-Id, then a random one.
+func requestID(r *http.Request) string {
+	if gw, ok := core.GetAPIGatewayV2ContextFromContext(r.Context()); ok && gw.RequestID != "" {
+		return gw.RequestID
+	}
+	if lc, ok := lambdacontext.FromContext(r.Context()); ok && lc.AwsRequestID != "" {
+		return lc.AwsRequestID
+	}
+	if id := r.Header.Get("X-Request-Id"); requestIDPattern.MatchString(id) {
+		return id
+	}
+	b := make([]byte, 8)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+type statusRecorder struct {
+	http.ResponseWriter
+	status int
+}
+
+func (s *statusRecorder) WriteHeader(code int) {
+	s.status = code
+	s.ResponseWriter.WriteHeader(code)
+}

@@ -1,0 +1,108 @@
+package lwa
+
+import (
+	"context"
+	"sync"
+	"time"
+
+	"golang.org/x/oauth2"
+
+	"github.com/keybuzz/keybuzz-amazon/shared/secret"
+)
+
+// DefaultEarlyExpiry is how long before an access token's expiry a cached
+// token is refreshed: LWA tokens live 3600 s and the seed refreshed after
+// 3300 s (Amazon's SDKs use 60 s).
+const DefaultEarlyExpiry = 300 * time.Second
+
+// PersistFunc saves a refresh token Amazon rotated (a check-and-set write to
+// Vault). It receives the context the source was built with.
+type PersistFunc func(ctx context.Context, refreshToken secret.Value) error
+
+// RotatingSource refreshes access tokens with a seller's refresh token and,
+// when LWA answers with a different refresh token, keeps using the new one
+// and hands it to persist. golang.org/x/oauth2 would keep a rotated token in
+// memory only. A failed persist is retried on the next refresh; the error is
+// reported through onPersistError (never with the token).
+type RotatingSource struct {
+	client  *Client
+	app     App
+	ctx     context.Context
+	persist PersistFunc
+
+	mu      sync.Mutex
+	refresh secret.Value
+	pending bool // refresh differs from what persist last saved
+	onError func(error)
+}
+
+// NewRotatingSource returns an uncached source; ctx must outlive it (use
+// context.Background(), never an invocation's context). persist may be nil.
+func (c *Client) NewRotatingSource(ctx context.Context, app App, refreshToken secret.Value, persist PersistFunc, onPersistError func(error)) *RotatingSource {
+	return &RotatingSource{client: c, app: app, ctx: ctx, persist: persist, refresh: refreshToken, onError: onPersistError}
+}
+
+// Token implements oauth2.TokenSource: one refresh_token grant per call.
+func (s *RotatingSource) Token() (*oauth2.Token, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	t, err := s.client.TokenSource(s.ctx, s.app, s.refresh).Token()
+	if err != nil {
+		return nil, err
+	}
+	if t.RefreshToken != "" && t.RefreshToken != s.refresh.Reveal() {
+		s.refresh = secret.Value(t.RefreshToken)
+		s.pending = true
+	}
+	if s.pending && s.persist != nil {
+		if err := s.persist(s.ctx, s.refresh); err != nil {
+			if s.onError != nil {
+				s.onError(err)
+			}
+		} else {
+			s.pending = false
+		}
+	}
+	return t, nil
+}
+
+// RefreshToken returns the refresh token the source currently uses.
+func (s *RotatingSource) RefreshToken() secret.Value {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.refresh
+}
+
+// CachedSource caches a source's access token until early before it
+// expires (oauth2.ReuseTokenSourceWithExpiry) and can be told to drop it
+// when SP-API answers that the token expired.
+type CachedSource struct {
+	base  oauth2.TokenSource
+	early time.Duration
+
+	mu    sync.Mutex
+	reuse oauth2.TokenSource
+}
+
+// NewCachedSource wraps base; early <= 0 means DefaultEarlyExpiry.
+func NewCachedSource(base oauth2.TokenSource, early time.Duration) *CachedSource {
+	if early <= 0 {
+		early = DefaultEarlyExpiry
+	}
+	return &CachedSource{base: base, early: early, reuse: oauth2.ReuseTokenSourceWithExpiry(nil, base, early)}
+}
+
+// Token returns the cached token or refreshes it.
+func (s *CachedSource) Token() (*oauth2.Token, error) {
+	s.mu.Lock()
+	r := s.reuse
+	s.mu.Unlock()
+	return r.Token()
+}
+
+// Invalidate drops the cached token: the next Token refreshes.
+func (s *CachedSource) Invalidate() {
+	s.mu.Lock()
+	s.reuse = oauth2.ReuseTokenSourceWithExpiry(nil, s.base, s.early)
+	s.mu.Unlock()
+}

@@ -1,0 +1,71 @@
+// Package postgres adapts PostgreSQL to the connector: every SQL statement
+// the connector runs lives in this package, against the Prisma-named tables
+// of package migrations.
+package postgres
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/keybuzz/keybuzz-amazon/shared/marketplace"
+)
+
+// Store runs the connector's queries on a pool.
+type Store struct {
+	pool *pgxpool.Pool
+	now  func() time.Time
+}
+
+// New returns a Store; now is the clock for TTLs (nil: time.Now).
+func New(pool *pgxpool.Pool, now func() time.Time) *Store {
+	if now == nil {
+		now = time.Now
+	}
+	return &Store{pool: pool, now: now}
+}
+
+// Pool exposes the pool to tests and benchmarks.
+func (s *Store) Pool() *pgxpool.Pool { return s.pool }
+
+// Open connects a pool sized for Lambda (one container serves one request
+// at a time: MaxConns 2) or larger for the local server. It uses the exec
+// protocol without named prepared statements so that it works behind RDS
+// Proxy or PgBouncer in transaction mode.
+func Open(ctx context.Context, databaseURL string, maxConns int32) (*pgxpool.Pool, error) {
+	cfg, err := pgxpool.ParseConfig(databaseURL)
+	if err != nil {
+		return nil, fmt.Errorf("parse DATABASE_URL: %w", errors.New("invalid URL")) // never echo the URL: it may hold a password
+	}
+	if maxConns > 0 {
+		cfg.MaxConns = maxConns
+	}
+	cfg.ConnConfig.DefaultQueryExecMode = pgx.QueryExecModeExec
+	cfg.ConnConfig.ConnectTimeout = 5 * time.Second
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("open database: %w", err)
+	}
+	return pool, nil
+}
+
+// unavailable marks connection-level failures (database down, timeouts) as
+// marketplace.ErrUnavailable so callers answer 503 / retry.
+func unavailable(op string, err error) error {
+	if err == nil {
+		return nil
+	}
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) {
+		return fmt.Errorf("%s: %w", op, err)
+	}
+	if errors.Is(err, pgx.ErrNoRows) || errors.Is(err, context.Canceled) {
+		return fmt.Errorf("%s: %w", op, err)
+	}
+	return fmt.Errorf("%s: %w", op, errors.Join(marketplace.ErrUnavailable, err))
+}

@@ -1,0 +1,332 @@
+package sandbox
+
+import (
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"sync"
+	"time"
+)
+
+// Amazon EU marketplace ids used by the sandbox sellers.
+const (
+	MarketplaceFR = "A13V1IB3VIYZZH"
+	MarketplaceDE = "A1PA6795UKMFR9"
+	MarketplaceIT = "APJ6JRA9NG5V4"
+	MarketplaceES = "A1RKKUPIHCS9HS"
+)
+
+// Operation names accepted by SetRatePlan and reported by Stats.
+const (
+	OpSearchOrders = "searchOrders"
+	OpGetOrder     = "getOrder"
+)
+
+// Config describes the single application registered in the sandbox and the
+// sellers who can authorize it.
+type Config struct {
+	ClientID, ClientSecret, ApplicationID, AppName string
+	// RedirectURIs are the app's registered OAuth redirect URIs; the first
+	// one is used when the consent URL carries no redirect_uri.
+	RedirectURIs []string
+	// Draft: the app is in Draft state, so consent needs version=beta (else MD1000).
+	Draft bool
+	// AutoApprove skips the consent page and redirects at once.
+	AutoApprove bool
+	// Clock drives every TTL, bucket and generated timestamp; nil = real time.
+	Clock Clock
+	// Sellers is the number of deterministic sellers (default 3).
+	Sellers int
+	// Logger receives request logs; tokens, codes and secrets are never logged.
+	Logger *slog.Logger
+}
+
+// DefaultConfig is the configuration `make dev` runs with.
+func DefaultConfig() Config {
+	return Config{
+		ClientID:      "amzn1.application-oa2-client.keybuzz-sandbox",
+		ClientSecret:  "sandbox-client-secret",
+		ApplicationID: "amzn1.sp.solution.keybuzz-sandbox",
+		AppName:       "KeyBuzz Helpdesk (sandbox)",
+		RedirectURIs: []string{
+			"http://127.0.0.1:3000/api/v1/marketplaces/amazon/oauth/callback",
+			"http://localhost:3000/api/v1/marketplaces/amazon/oauth/callback",
+		},
+		Draft:   true,
+		Sellers: 3,
+	}
+}
+
+// Clock tells the sandbox what time it is.
+type Clock interface{ Now() time.Time }
+
+type realClock struct{}
+
+func (realClock) Now() time.Time { return time.Now() }
+
+// ManualClock is a Clock that only moves when told to; safe for concurrent use.
+type ManualClock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+// NewManualClock returns a clock stopped at t.
+func NewManualClock(t time.Time) *ManualClock { return &ManualClock{t: t} }
+
+// Now returns the clock's current time.
+func (c *ManualClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.t
+}
+
+// Advance moves the clock forward by d.
+func (c *ManualClock) Advance(d time.Duration) {
+	c.mu.Lock()
+	c.t = c.t.Add(d)
+	c.mu.Unlock()
+}
+
+// Set moves the clock to t.
+func (c *ManualClock) Set(t time.Time) {
+	c.mu.Lock()
+	c.t = t
+	c.mu.Unlock()
+}
+
+// Seller is one selling partner account of the sandbox.
+type Seller struct {
+	ID             string   `json:"id"`
+	Name           string   `json:"name"`
+	MarketplaceIDs []string `json:"marketplaceIds"`
+	Region         string   `json:"region"`
+}
+
+// Event is a buyer cancellation request on one order item.
+type Event struct {
+	SellerID    string    `json:"sellerId"`
+	OrderID     string    `json:"orderId"`
+	OrderItemID string    `json:"orderItemId"`
+	Reason      string    `json:"reason"`
+	At          time.Time `json:"at"`
+}
+
+// Fault makes the next Count SP-API calls of a seller fail.
+// Kind is one of "500", "503", "429", "slow" (answer after Delay of real
+// time) and "drop" (close the connection without an answer).
+type Fault struct {
+	Kind  string        `json:"kind"`
+	Count int           `json:"count"`
+	Delay time.Duration `json:"delay"`
+}
+
+// Stats counts what a seller's SP-API calls got.
+type Stats struct {
+	Calls        map[string]int `json:"calls"` // by operation, every authenticated call
+	Throttled    int            `json:"throttled"`
+	FaultsServed int            `json:"faultsServed"`
+}
+
+// Server is the sandbox: an http.Handler answering like LWA, Seller Central's
+// consent page and SP-API Orders v2026-01-01.
+type Server struct {
+	cfg    Config
+	clock  Clock
+	log    *slog.Logger
+	mux    *http.ServeMux
+	anchor time.Time // sandbox time at New(): orders are generated relative to it
+
+	sellers  []Seller
+	sellerBy map[string]int // id -> index in sellers
+
+	mu            sync.Mutex
+	codes         map[string]*authCode
+	refreshTokens map[string]*refreshToken
+	accessTokens  map[string]*accessToken
+	rotate        map[string]bool
+	issued        []string
+	stores        map[string]*orderStore
+	plans         map[bucketKey]ratePlan
+	buckets       map[bucketKey]*bucket
+	faults        map[string][]Fault
+	stats         map[string]*Stats
+	pages         map[string]*pageState
+}
+
+// New builds a sandbox server. Zero fields of cfg are not defaulted except
+// Clock (real time), Sellers (3) and Logger (discard).
+func New(cfg Config) *Server {
+	if cfg.Clock == nil {
+		cfg.Clock = realClock{}
+	}
+	if cfg.Sellers <= 0 {
+		cfg.Sellers = 3
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	s := &Server{
+		cfg:           cfg,
+		clock:         cfg.Clock,
+		log:           cfg.Logger,
+		anchor:        cfg.Clock.Now().UTC(),
+		sellerBy:      map[string]int{},
+		codes:         map[string]*authCode{},
+		refreshTokens: map[string]*refreshToken{},
+		accessTokens:  map[string]*accessToken{},
+		rotate:        map[string]bool{},
+		stores:        map[string]*orderStore{},
+		plans:         map[bucketKey]ratePlan{},
+		buckets:       map[bucketKey]*bucket{},
+		faults:        map[string][]Fault{},
+		stats:         map[string]*Stats{},
+		pages:         map[string]*pageState{},
+	}
+	for n := 1; n <= cfg.Sellers; n++ {
+		sl := newSeller(n)
+		s.sellerBy[sl.ID] = len(s.sellers)
+		s.sellers = append(s.sellers, sl)
+	}
+	s.routes()
+	return s
+}
+
+func (s *Server) routes() {
+	m := http.NewServeMux()
+	m.HandleFunc("POST /auth/o2/token", s.handleToken)
+	m.HandleFunc("GET /apps/authorize/consent", s.handleConsentPage)
+	m.HandleFunc("POST /apps/authorize/consent", s.handleConsentApprove)
+	m.HandleFunc("GET /orders/2026-01-01/orders", s.spapi(OpSearchOrders, s.handleSearchOrders))
+	m.HandleFunc("GET /orders/2026-01-01/orders/{orderId}", s.spapi(OpGetOrder, s.handleGetOrder))
+	s.adminRoutes(m)
+	s.mux = m
+}
+
+// ServeHTTP implements http.Handler.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	start := time.Now()
+	rec := &statusRecorder{ResponseWriter: w, status: http.StatusOK}
+	s.mux.ServeHTTP(rec, r)
+	// Only the path is logged: query strings and bodies may carry codes or tokens.
+	s.log.Info("request", "method", r.Method, "path", r.URL.Path, "status", rec.status,
+		"duration_ms", time.Since(start).Milliseconds())
+}
+
+type statusRecorder struct {
+	http.ResponseWriter
+	status int
+}
+
+func (r *statusRecorder) WriteHeader(code int) {
+	r.status = code
+	r.ResponseWriter.WriteHeader(code)
+}
+
+// Unwrap lets http.ResponseController reach Hijack and Flush.
+func (r *statusRecorder) Unwrap() http.ResponseWriter { return r.ResponseWriter }
+
+// Sellers lists the sandbox's sellers in order (seller 1 first).
+func (s *Server) Sellers() []Seller {
+	out := make([]Seller, len(s.sellers))
+	for i, sl := range s.sellers {
+		sl.MarketplaceIDs = append([]string(nil), sl.MarketplaceIDs...)
+		out[i] = sl
+	}
+	return out
+}
+
+func (s *Server) seller(id string) (Seller, bool) {
+	i, ok := s.sellerBy[id]
+	if !ok {
+		return Seller{}, false
+	}
+	return s.sellers[i], true
+}
+
+// SellerID is the deterministic Amazon-like id of seller n (1-based):
+// 'A' followed by 13 upper-case letters and digits derived from a hash of n.
+func SellerID(n int) string {
+	const alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
+	h := sha256.Sum256([]byte("keybuzz-sandbox-seller-" + strconv.Itoa(n)))
+	b := make([]byte, 14)
+	b[0] = 'A'
+	for i := 1; i < 14; i++ {
+		b[i] = alphabet[int(h[i])%len(alphabet)]
+	}
+	return string(b)
+}
+
+func newSeller(n int) Seller {
+	id := SellerID(n)
+	h := sha256.Sum256([]byte("marketplaces-" + id))
+	others := []string{MarketplaceDE, MarketplaceIT, MarketplaceES}
+	first := int(h[0]) % 3
+	mps := []string{MarketplaceFR, others[first]}
+	if h[1]%2 == 1 {
+		mps = append(mps, others[(first+1+int(h[2])%2)%3])
+	}
+	return Seller{
+		ID:             id,
+		Name:           fmt.Sprintf("%s %d", shopNames[n%len(shopNames)], n),
+		MarketplaceIDs: mps,
+		Region:         "eu",
+	}
+}
+
+var shopNames = []string{
+	"Boutique Lumière", "Atelier Provence", "Maison Durand", "Kaffeehaus Berlin",
+	"Bottega Milano", "Tienda Sevilla", "Papeterie Lyon", "Jouets du Nord",
+}
+
+// seedFor derives a deterministic PRNG seed from a string.
+func seedFor(s string) (uint64, uint64) {
+	h := sha256.Sum256([]byte(s))
+	return binary.BigEndian.Uint64(h[:8]), binary.BigEndian.Uint64(h[8:16])
+}
+
+// randomToken returns n random bytes as hex (crypto/rand).
+func randomToken(n int) string {
+	b := make([]byte, n)
+	if _, err := rand.Read(b); err != nil {
+		panic(err) // crypto/rand never fails on supported platforms
+	}
+	return hex.EncodeToString(b)
+}
+
+func (s *Server) now() time.Time { return s.clock.Now().UTC() }
+
+func (s *Server) statsLocked(sellerID string) *Stats {
+	st := s.stats[sellerID]
+	if st == nil {
+		st = &Stats{Calls: map[string]int{}}
+		s.stats[sellerID] = st
+	}
+	return st
+}
+
+// Stats returns a copy of the seller's counters.
+func (s *Server) Stats(sellerID string) Stats {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	st := s.statsLocked(sellerID)
+	out := *st
+	out.Calls = map[string]int{}
+	for k, v := range st.Calls {
+		out.Calls[k] = v
+	}
+	return out
+}
+
+// IssuedSecrets lists every refresh token, access token and authorization
+// code issued so far, for leak-scanning tests.
+func (s *Server) IssuedSecrets() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]string(nil), s.issued...)
+}

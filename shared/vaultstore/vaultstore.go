@@ -1,0 +1,227 @@
+// Package vaultstore keeps the Amazon app's and the sellers' credentials in
+// Vault's KV v2 engine. It is the one place that knows the Vault paths.
+//
+//	app:    <mount>/keybuzz/ai/amazon_spapi_app_temp  (AMAZON_SPAPI_APP_SOURCE=external_test)
+//	        <mount>/keybuzz/ai/amazon_spapi_app       (AMAZON_SPAPI_APP_SOURCE=keybuzz)
+//	tenant: <mount>/keybuzz/tenants/<tenantId>/amazon
+package vaultstore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/hashicorp/vault/api"
+
+	"github.com/keybuzz/keybuzz-amazon/shared/marketplace"
+	"github.com/keybuzz/keybuzz-amazon/shared/secret"
+)
+
+// AppCredentials are the SP-API application's LWA credentials.
+type AppCredentials struct {
+	ClientID      string
+	ClientSecret  secret.Value
+	RedirectURI   string // optional: sent as redirect_uri on consent
+	ApplicationID string
+	Region        string // na, eu, fe
+	MarketplaceID string // optional: which Seller Central hosts the consent
+	Draft         bool   // app not yet published: consent needs version=beta
+}
+
+// TenantCredentials are what a seller's consent produced.
+type TenantCredentials struct {
+	RefreshToken  secret.Value
+	SellerID      string
+	MarketplaceID string
+	Region        string
+	CreatedAt     time.Time
+	// Version is the KV version read, for check-and-set writes.
+	Version int
+}
+
+// Store reads and writes credentials in one KV v2 mount.
+type Store struct {
+	kv      *api.KVv2
+	appPath string
+}
+
+// New returns a Store on client's KV v2 mount; appPath is config.AppVaultPath().
+func New(client *api.Client, mount, appPath string) *Store {
+	return &Store{kv: client.KVv2(mount), appPath: appPath}
+}
+
+var tenantIDPattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_-]{0,127}$`)
+
+// ValidTenantID reports whether id may name a tenant: 1-128 letters, digits,
+// '-' and '_', starting with a letter or digit. Anything else could walk the
+// Vault path tree or inject into it.
+func ValidTenantID(id string) bool { return tenantIDPattern.MatchString(id) }
+
+// TenantPath is the KV path (without mount) of a tenant's Amazon credentials.
+func TenantPath(tenantID string) (string, error) {
+	if !ValidTenantID(tenantID) {
+		return "", fmt.Errorf("tenant id %q: %w", tenantID, marketplace.ErrBadRequest)
+	}
+	return "keybuzz/tenants/" + tenantID + "/amazon", nil
+}
+
+// App reads the application's credentials.
+func (s *Store) App(ctx context.Context) (AppCredentials, error) {
+	sec, err := s.kv.Get(ctx, s.appPath)
+	if err != nil || sec == nil || sec.Data == nil {
+		return AppCredentials{}, fmt.Errorf("read app credentials at %s: %w", s.appPath, classify(err, marketplace.ErrAppMisconfigured))
+	}
+	d := sec.Data
+	app := AppCredentials{
+		ClientID:      str(d, "client_id"),
+		ClientSecret:  secret.Value(str(d, "client_secret")),
+		RedirectURI:   str(d, "redirect_uri"),
+		ApplicationID: str(d, "application_id"),
+		Region:        str(d, "region"),
+		MarketplaceID: str(d, "marketplace_id"),
+	}
+	// role_arn is accepted and ignored: SP-API no longer uses SigV4 or IAM roles.
+	app.Draft, _ = strconv.ParseBool(str(d, "draft"))
+	if app.ClientID == "" || app.ClientSecret.IsZero() || app.ApplicationID == "" {
+		return AppCredentials{}, fmt.Errorf("app credentials at %s lack client_id, client_secret or application_id: %w", s.appPath, marketplace.ErrAppMisconfigured)
+	}
+	if app.Region == "" {
+		app.Region = "eu"
+	}
+	return app, nil
+}
+
+// PutApp writes the application's credentials (used by local set-up and tests).
+func (s *Store) PutApp(ctx context.Context, app AppCredentials) error {
+	_, err := s.kv.Put(ctx, s.appPath, map[string]any{
+		"client_id": app.ClientID, "client_secret": app.ClientSecret.Reveal(), "redirect_uri": app.RedirectURI,
+		"application_id": app.ApplicationID, "region": app.Region, "marketplace_id": app.MarketplaceID,
+		"draft": strconv.FormatBool(app.Draft),
+	})
+	if err != nil {
+		return fmt.Errorf("write app credentials: %w", classify(err, nil))
+	}
+	return nil
+}
+
+// Tenant reads a tenant's credentials; marketplace.ErrNoCredentials when none.
+func (s *Store) Tenant(ctx context.Context, tenantID string) (TenantCredentials, error) {
+	path, err := TenantPath(tenantID)
+	if err != nil {
+		return TenantCredentials{}, err
+	}
+	sec, err := s.kv.Get(ctx, path)
+	if err != nil || sec == nil || sec.Data == nil {
+		// After a soft delete Get returns no error and nil data.
+		return TenantCredentials{}, fmt.Errorf("read tenant credentials: %w", classify(err, marketplace.ErrNoCredentials))
+	}
+	d := sec.Data
+	tc := TenantCredentials{
+		RefreshToken:  secret.Value(str(d, "refresh_token")),
+		SellerID:      str(d, "seller_id"),
+		MarketplaceID: str(d, "marketplace_id"),
+		Region:        str(d, "region"),
+	}
+	tc.CreatedAt, _ = time.Parse(time.RFC3339, str(d, "created_at"))
+	if sec.VersionMetadata != nil {
+		tc.Version = sec.VersionMetadata.Version
+	}
+	if tc.RefreshToken.IsZero() {
+		return TenantCredentials{}, fmt.Errorf("tenant credentials have no refresh_token: %w", marketplace.ErrNoCredentials)
+	}
+	return tc, nil
+}
+
+// PutTenant writes a tenant's credentials (a new version) and returns the
+// path, which is all the database may keep.
+func (s *Store) PutTenant(ctx context.Context, tenantID string, tc TenantCredentials) (string, error) {
+	path, err := TenantPath(tenantID)
+	if err != nil {
+		return "", err
+	}
+	if tc.CreatedAt.IsZero() {
+		tc.CreatedAt = time.Now().UTC()
+	}
+	if _, err := s.kv.Put(ctx, path, tenantData(tc)); err != nil {
+		return "", fmt.Errorf("write tenant credentials: %w", classify(err, nil))
+	}
+	return path, nil
+}
+
+// ErrConflict means a check-and-set write lost to a concurrent writer.
+var ErrConflict = errors.New("vault: check-and-set version mismatch")
+
+// UpdateRefreshToken replaces a tenant's refresh token (Amazon rotated it)
+// only if the secret is still at tc.Version.
+func (s *Store) UpdateRefreshToken(ctx context.Context, tenantID string, tc TenantCredentials, token secret.Value) (int, error) {
+	path, err := TenantPath(tenantID)
+	if err != nil {
+		return 0, err
+	}
+	tc.RefreshToken = token
+	sec, err := s.kv.Put(ctx, path, tenantData(tc), api.WithCheckAndSet(tc.Version))
+	if err != nil {
+		var re *api.ResponseError
+		if errors.As(err, &re) && re.StatusCode == http.StatusBadRequest && strings.Contains(strings.Join(re.Errors, " "), "check-and-set") {
+			return 0, fmt.Errorf("update refresh token: %w", ErrConflict)
+		}
+		return 0, fmt.Errorf("update refresh token: %w", classify(err, nil))
+	}
+	if sec != nil && sec.VersionMetadata != nil {
+		return sec.VersionMetadata.Version, nil
+	}
+	return tc.Version + 1, nil
+}
+
+// DeleteTenant removes every version of a tenant's credentials.
+func (s *Store) DeleteTenant(ctx context.Context, tenantID string) error {
+	path, err := TenantPath(tenantID)
+	if err != nil {
+		return err
+	}
+	if err := s.kv.DeleteMetadata(ctx, path); err != nil {
+		return fmt.Errorf("delete tenant credentials: %w", classify(err, nil))
+	}
+	return nil
+}
+
+func tenantData(tc TenantCredentials) map[string]any {
+	return map[string]any{
+		"refresh_token": tc.RefreshToken.Reveal(), "seller_id": tc.SellerID, "marketplace_id": tc.MarketplaceID,
+		"region": tc.Region, "created_at": tc.CreatedAt.UTC().Format(time.RFC3339),
+	}
+}
+
+// classify maps a Vault error: not-found (or nil data) becomes notFound; a
+// transport failure, 5xx or sealed Vault becomes marketplace.ErrUnavailable.
+func classify(err error, notFound error) error {
+	if err == nil || errors.Is(err, api.ErrSecretNotFound) {
+		if notFound == nil {
+			notFound = marketplace.ErrNoCredentials
+		}
+		if err == nil {
+			return notFound
+		}
+		return errors.Join(notFound, err)
+	}
+	var re *api.ResponseError
+	if errors.As(err, &re) && re.StatusCode < 500 {
+		if re.StatusCode == http.StatusNotFound && notFound != nil {
+			return errors.Join(notFound, err)
+		}
+		return err // 4xx: permission denied and the like, a configuration error
+	}
+	return errors.Join(marketplace.ErrUnavailable, err)
+}
+
+func str(d map[string]any, k string) string {
+	if v, ok := d[k].(string); ok {
+		return v
+	}
+	return ""
+}
