@@ -107,8 +107,8 @@ func TestAnswersMatchModel(t *testing.T) {
 	e.srv.SetRatePlan(s1, sandbox.OpGetOrder, 100, 1000)
 
 	base := url.Values{
-		"lastUpdatedAfter": {t0.Add(-40 * 24 * time.Hour).Format(time.RFC3339)},
-		"marketplaceIds":   {sandbox.MarketplaceFR},
+		"lastUpdatedAfter":  {t0.Add(-40 * 24 * time.Hour).Format(time.RFC3339)},
+		"marketplaceIds":    {sandbox.MarketplaceFR},
 		"maxResultsPerPage": {"20"},
 	}
 	withBuyer := url.Values{}
