@@ -8,7 +8,6 @@ import (
 	"context"
 	"crypto/ecdsa"
 	"crypto/rsa"
-	"errors"
 	"fmt"
 	"net/http"
 	"time"
@@ -145,8 +144,8 @@ func (v *Verifier) Verify(raw string) (Claims, error) {
 func (v *Verifier) key(t *jwt.Token) (any, error) {
 	switch t.Method.(type) {
 	case *jwt.SigningMethodHMAC:
-		if v.hmacKey == nil {
-			return nil, errors.New("HS256 is not accepted without AUTH_JWT_HS256_SECRET")
+		if v.hmacKey == nil || t.Method != jwt.SigningMethodHS256 {
+			return nil, fmt.Errorf("%s is not accepted without AUTH_JWT_HS256_SECRET", t.Method.Alg())
 		}
 		return v.hmacKey, nil
 	case *jwt.SigningMethodRSA, *jwt.SigningMethodRSAPSS:

@@ -1,0 +1,341 @@
+package httpapi_test
+
+import (
+	"context"
+	"errors"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/keybuzz/keybuzz-amazon/shared/httpapi"
+	"github.com/keybuzz/keybuzz-amazon/shared/marketplace"
+	"github.com/keybuzz/keybuzz-amazon/shared/openapicheck"
+	"github.com/keybuzz/keybuzz-amazon/shared/sandbox"
+	"github.com/keybuzz/keybuzz-amazon/shared/testenv"
+)
+
+// The seed's Test 1: start answers an authUrl on the consent host with the
+// app id, a fresh state, version=beta for a Draft app and the redirect URI.
+func TestSeed1StartReturnsConsentURL(t *testing.T) {
+	s := newStack(t, stackOption{})
+	tenant := testenv.ID("tenant")
+	a := s.do(http.MethodPost, httpapi.StartPath, token(t, tenant))
+	openapicheck.ValidateResponse(t, http.MethodPost, httpapi.StartPath, a.status, a.header.Get("Content-Type"), a.body)
+	if a.status != http.StatusOK {
+		t.Fatalf("start: %d %s", a.status, a.body)
+	}
+	body := a.json(t)
+	u, err := url.Parse(body["authUrl"].(string))
+	if err != nil {
+		t.Fatal(err)
+	}
+	q := u.Query()
+	if got := u.Scheme + "://" + u.Host + u.Path; got != s.sbURL+"/apps/authorize/consent" {
+		t.Errorf("consent URL %s", got)
+	}
+	def := sandbox.DefaultConfig()
+	if q.Get("application_id") != def.ApplicationID || q.Get("version") != "beta" || q.Get("redirect_uri") != def.RedirectURIs[0] {
+		t.Errorf("consent query %v", q)
+	}
+	if len(q.Get("state")) != 43 {
+		t.Errorf("state %d chars, want 43 (256 bits)", len(q.Get("state")))
+	}
+	exp, err := time.Parse(time.RFC3339, body["expiresAt"].(string))
+	if err != nil || exp.Sub(s.clock.Now()) > 15*time.Minute || exp.Sub(s.clock.Now()) < 14*time.Minute {
+		t.Errorf("expiresAt %v (%v)", body["expiresAt"], err)
+	}
+	if status, _ := s.connectionStatus(tenant); status != "PENDING" {
+		t.Errorf("connection %s, want PENDING", status)
+	}
+	// Only a hash of the state is stored.
+	var stored string
+	if err := s.pool.QueryRow(context.Background(), `SELECT "stateHash" FROM "MarketplaceOAuthState" WHERE "tenantId" = $1`, tenant).Scan(&stored); err != nil {
+		t.Fatal(err)
+	}
+	if stored == q.Get("state") || len(stored) != 64 {
+		t.Errorf("stored state %q is not a SHA-256 of it", stored)
+	}
+	// A second start gives a different state.
+	if again := s.start(tenant); again.Query().Get("state") == q.Get("state") {
+		t.Error("two starts gave the same state")
+	}
+}
+
+// The whole flow, and the seed's Test 2 (callback connects and status says so).
+func TestConnectEndToEnd(t *testing.T) {
+	s := newStack(t, stackOption{})
+	tenant := testenv.ID("tenant")
+	if st := s.status(tenant); st["connected"] != false || st["status"] != nil {
+		t.Fatalf("status before start: %v", st)
+	}
+	cb := s.consent(s.start(tenant), 2)
+	remember(cb.Get("spapi_oauth_code"))
+	a := s.callback(cb)
+	openapicheck.ValidateResponse(t, http.MethodGet, httpapi.CallbackPath, a.status, a.header.Get("Content-Type"), a.body)
+	if a.status != http.StatusOK {
+		t.Fatalf("callback: %d %s", a.status, a.body)
+	}
+	if a.header.Get("Referrer-Policy") != "no-referrer" || a.header.Get("Cache-Control") != "no-store" {
+		t.Errorf("callback headers %v", a.header)
+	}
+	seller := sandbox.SellerID(2)
+	if b := a.json(t); b["success"] != true || b["sellingPartnerId"] != seller {
+		t.Errorf("callback body %s", a.body)
+	}
+
+	st := s.status(tenant)
+	sa := s.do(http.MethodGet, httpapi.StatusPath, token(t, tenant))
+	openapicheck.ValidateResponse(t, http.MethodGet, httpapi.StatusPath, sa.status, sa.header.Get("Content-Type"), sa.body)
+	if st["connected"] != true || st["status"] != "CONNECTED" || st["displayName"] != "Amazon Seller "+seller || st["region"] != "eu" || st["lastError"] != nil {
+		t.Errorf("status after connect: %v", st)
+	}
+
+	// The refresh token is in Vault at the tenant's path, and only the path
+	// is in the database.
+	creds, err := s.secrets.Tenant(context.Background(), tenant)
+	if err != nil {
+		t.Fatalf("vault: %v", err)
+	}
+	rt := creds.RefreshToken.Reveal()
+	if !strings.HasPrefix(rt, "Atzr|") || creds.SellerID != seller || creds.MarketplaceID != "A13V1IB3VIYZZH" || creds.Region != "eu" {
+		t.Errorf("vault secret: seller %s marketplace %s region %s", creds.SellerID, creds.MarketplaceID, creds.Region)
+	}
+	issued := false
+	for _, v := range s.sandbox.IssuedSecrets() {
+		issued = issued || v == rt
+	}
+	if !issued {
+		t.Error("the refresh token in Vault is not one the sandbox issued")
+	}
+	var vaultPath, marketplaceID string
+	if err := s.pool.QueryRow(context.Background(), `SELECT "vaultPath", "marketplaceId" FROM "MarketplaceConnection" WHERE "tenantId" = $1`, tenant).Scan(&vaultPath, &marketplaceID); err != nil {
+		t.Fatal(err)
+	}
+	if vaultPath != "keybuzz/tenants/"+tenant+"/amazon" || marketplaceID != "A13V1IB3VIYZZH" {
+		t.Errorf("vaultPath %q marketplace %q", vaultPath, marketplaceID)
+	}
+	scanDatabase(t, s, append(s.sandbox.IssuedSecrets(), cb.Get("state"))...)
+
+	// Replaying the callback fails and changes nothing.
+	if r := s.callback(cb); r.status != http.StatusBadRequest || r.errorCode(t) != "invalid_state" {
+		t.Errorf("replay: %d %s", r.status, r.body)
+	}
+	if status, _ := s.connectionStatus(tenant); status != "CONNECTED" {
+		t.Errorf("replay changed status to %s", status)
+	}
+	// Starting again keeps the tenant CONNECTED until the new consent completes.
+	s.start(tenant)
+	if status, _ := s.connectionStatus(tenant); status != "CONNECTED" {
+		t.Errorf("restart set %s, want CONNECTED kept", status)
+	}
+}
+
+func TestCallbackRedirectsToFrontend(t *testing.T) {
+	s := newStack(t, stackOption{returnURL: "https://app.keybuzz.test/settings/amazon?tab=1"})
+	tenant := testenv.ID("tenant")
+	cb := s.consent(s.start(tenant), 1)
+	remember(cb.Get("spapi_oauth_code"))
+	a := s.callback(cb)
+	if a.status != http.StatusSeeOther {
+		t.Fatalf("callback: %d %s", a.status, a.body)
+	}
+	loc, _ := url.Parse(a.header.Get("Location"))
+	if loc.Host != "app.keybuzz.test" || loc.Query().Get("status") != "connected" || loc.Query().Get("tab") != "1" {
+		t.Errorf("Location %s", loc)
+	}
+	if strings.Contains(loc.RawQuery, cb.Get("spapi_oauth_code")) || strings.Contains(loc.RawQuery, cb.Get("state")) {
+		t.Error("redirect leaks the code or the state")
+	}
+	if a.header.Get("Referrer-Policy") != "no-referrer" || a.header.Get("Cache-Control") != "no-store" {
+		t.Errorf("headers %v", a.header)
+	}
+	a = s.callback(cb) // replay
+	loc, _ = url.Parse(a.header.Get("Location"))
+	if a.status != http.StatusSeeOther || loc.Query().Get("status") != "error" || loc.Query().Get("error") != "invalid_state" {
+		t.Errorf("replay redirect %d %s", a.status, loc)
+	}
+}
+
+func TestCallbackRejectsBadStates(t *testing.T) {
+	s := newStack(t, stackOption{})
+	tenantA, tenantB := testenv.ID("tenant-a"), testenv.ID("tenant-b")
+
+	expired := s.consent(s.start(tenantA), 1)
+	s.clock.Advance(15*time.Minute + time.Second)
+	fresh := s.consent(s.start(tenantB), 1)
+	remember(expired.Get("spapi_oauth_code"), fresh.Get("spapi_oauth_code"))
+
+	unknown := url.Values{}
+	for k, v := range fresh {
+		unknown[k] = v
+	}
+	unknown.Set("state", strings.Repeat("A", 43))
+
+	tests := []struct {
+		name       string
+		query      string
+		wantStatus int
+		wantCode   string
+	}{
+		{"expired state", expired.Encode(), 400, "invalid_state"},
+		{"unknown state", unknown.Encode(), 400, "invalid_state"},
+		{"malformed state", strings.Replace(fresh.Encode(), "state=", "state=%27%3B--", 1), 400, "invalid_state"},
+		{"missing everything", "", 400, "invalid_request"},
+		{"missing code", "state=" + fresh.Get("state") + "&selling_partner_id=" + fresh.Get("selling_partner_id"), 400, "invalid_request"},
+		{"garbage seller", strings.Replace(fresh.Encode(), "selling_partner_id=", "selling_partner_id=%3Cscript%3E", 1), 400, "invalid_request"},
+		{"repeated state", fresh.Encode() + "&state=x", 400, "invalid_request"},
+		{"bad escape", "state=%zz", 400, "invalid_request"},
+		{"consent refused", "error=access_denied&state=" + fresh.Get("state"), 400, "invalid_request"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			a := s.do(http.MethodGet, httpapi.CallbackPath+"?"+tt.query, "")
+			openapicheck.ValidateResponse(t, http.MethodGet, httpapi.CallbackPath, a.status, a.header.Get("Content-Type"), a.body)
+			if a.status != tt.wantStatus || a.errorCode(t) != tt.wantCode {
+				t.Errorf("got %d %s, want %d %s", a.status, a.body, tt.wantStatus, tt.wantCode)
+			}
+		})
+	}
+	// None of that touched tenant B's pending state: it still connects B.
+	if a := s.callback(fresh); a.status != http.StatusOK {
+		t.Fatalf("fresh state after bad attempts: %d %s", a.status, a.body)
+	}
+	if status, _ := s.connectionStatus(tenantB); status != "CONNECTED" {
+		t.Errorf("tenant B %s", status)
+	}
+	if status, _ := s.connectionStatus(tenantA); status != "PENDING" {
+		t.Errorf("tenant A %s, want PENDING (its state expired)", status)
+	}
+	if st := s.status(tenantA); st["connected"] != false {
+		t.Errorf("tenant A status %v", st)
+	}
+}
+
+// A state is bound to the tenant that started: whoever completes it, it
+// connects that tenant and no other.
+func TestStateIsBoundToItsTenant(t *testing.T) {
+	s := newStack(t, stackOption{})
+	tenantA, tenantB := testenv.ID("tenant-a"), testenv.ID("tenant-b")
+	cbA := s.consent(s.start(tenantA), 1)
+	remember(cbA.Get("spapi_oauth_code"))
+	s.start(tenantB)
+	if a := s.callback(cbA); a.status != http.StatusOK {
+		t.Fatalf("callback: %d %s", a.status, a.body)
+	}
+	if st := s.status(tenantA); st["connected"] != true {
+		t.Errorf("tenant A: %v", st)
+	}
+	if st := s.status(tenantB); st["connected"] != false || st["status"] != "PENDING" {
+		t.Errorf("tenant B got connected by A's state: %v", st)
+	}
+	if _, err := s.secrets.Tenant(context.Background(), tenantB); !errors.Is(err, marketplace.ErrNoCredentials) {
+		t.Errorf("tenant B has credentials: %v", err)
+	}
+}
+
+func TestTokenExchangeFailures(t *testing.T) {
+	down := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.WriteHeader(http.StatusInternalServerError)
+		_, _ = w.Write([]byte(`{"error":"server_error","error_description":"boom"}`))
+	}))
+	defer down.Close()
+	slow := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case <-r.Context().Done():
+		case <-time.After(5 * time.Second):
+		}
+	}))
+	defer slow.Close()
+
+	tests := []struct {
+		name      string
+		opt       stackOption
+		mangle    func(s *stack, q url.Values) // before the callback
+		wantError string                       // in lastError
+	}{
+		{name: "code used twice (invalid_grant)", mangle: func(s *stack, q url.Values) {
+			// Someone (an attacker with the URL) used the code first.
+			form := url.Values{"grant_type": {"authorization_code"}, "code": {q.Get("spapi_oauth_code")},
+				"client_id": {sandbox.DefaultConfig().ClientID}, "client_secret": {sandbox.DefaultConfig().ClientSecret}}
+			resp, err := http.PostForm(s.sbURL+"/auth/o2/token", form)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+		}, wantError: "Token exchange failed: invalid_grant"},
+		{name: "wrong client secret (invalid_client)", opt: stackOption{appSecret: "not-the-sandbox-secret"}, wantError: "Token exchange failed: invalid_client"},
+		{name: "LWA 5xx", wantError: "Token exchange failed: server_error"},
+		{name: "LWA timeout", opt: stackOption{lwaTimeout: 300 * time.Millisecond}, wantError: "Token exchange failed: timeout"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			opt := tt.opt
+			switch tt.name {
+			case "LWA 5xx":
+				opt.lwaURL = down.URL
+			case "LWA timeout":
+				opt.lwaURL = slow.URL
+			}
+			s := newStack(t, opt)
+			tenant := testenv.ID("tenant")
+			cb := s.consent(s.start(tenant), 1)
+			remember(cb.Get("spapi_oauth_code"))
+			if tt.mangle != nil {
+				tt.mangle(s, cb)
+			}
+			a := s.callback(cb)
+			openapicheck.ValidateResponse(t, http.MethodGet, httpapi.CallbackPath, a.status, a.header.Get("Content-Type"), a.body)
+			if a.status != http.StatusBadGateway || a.errorCode(t) != "token_exchange_failed" {
+				t.Errorf("callback: %d %s", a.status, a.body)
+			}
+			status, lastError := s.connectionStatus(tenant)
+			if status != "PENDING" || lastError != tt.wantError {
+				t.Errorf("connection %s %q, want PENDING %q", status, lastError, tt.wantError)
+			}
+			if st := s.status(tenant); st["lastError"] != tt.wantError || st["connected"] != false {
+				t.Errorf("status %v", st)
+			}
+			if _, err := s.secrets.Tenant(context.Background(), tenant); !errors.Is(err, marketplace.ErrNoCredentials) {
+				t.Errorf("a secret was written: %v", err)
+			}
+		})
+	}
+}
+
+// Vault down: start and callback answer 503 and nothing is half written.
+func TestVaultDown(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	closed := "http://" + ln.Addr().String()
+	ln.Close()
+
+	up := newStack(t, stackOption{})
+	tenant := testenv.ID("tenant")
+	cb := up.consent(up.start(tenant), 1)
+	remember(cb.Get("spapi_oauth_code"))
+
+	// The same database and sandbox, seen by a connector whose Vault is unreachable.
+	s := up.withVaultAt(closed)
+
+	a := s.do(http.MethodPost, httpapi.StartPath, token(t, testenv.ID("tenant")))
+	openapicheck.ValidateResponse(t, http.MethodPost, httpapi.StartPath, a.status, a.header.Get("Content-Type"), a.body)
+	if a.status != http.StatusServiceUnavailable || a.errorCode(t) != "service_unavailable" {
+		t.Errorf("start with Vault down: %d %s", a.status, a.body)
+	}
+	a = s.callback(cb)
+	if a.status != http.StatusServiceUnavailable {
+		t.Errorf("callback with Vault down: %d %s", a.status, a.body)
+	}
+	if status, _ := up.connectionStatus(tenant); status != "PENDING" {
+		t.Errorf("connection %s with Vault down, want PENDING", status)
+	}
+	if _, err := up.secrets.Tenant(context.Background(), tenant); !errors.Is(err, marketplace.ErrNoCredentials) {
+		t.Errorf("secret written: %v", err)
+	}
+}

@@ -1,0 +1,320 @@
+package httpapi_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"os"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/keybuzz/keybuzz-amazon/shared/auth"
+	"github.com/keybuzz/keybuzz-amazon/shared/config"
+	"github.com/keybuzz/keybuzz-amazon/shared/connect"
+	"github.com/keybuzz/keybuzz-amazon/shared/httpapi"
+	"github.com/keybuzz/keybuzz-amazon/shared/logging"
+	"github.com/keybuzz/keybuzz-amazon/shared/lwa"
+	"github.com/keybuzz/keybuzz-amazon/shared/postgres"
+	"github.com/keybuzz/keybuzz-amazon/shared/sandbox"
+	"github.com/keybuzz/keybuzz-amazon/shared/sandbox/sandboxtest"
+	"github.com/keybuzz/keybuzz-amazon/shared/secret"
+	"github.com/keybuzz/keybuzz-amazon/shared/testenv"
+	"github.com/keybuzz/keybuzz-amazon/shared/vaultstore"
+)
+
+const (
+	jwtSecret   = secret.Value("test-jwt-secret-0123456789abcdef0123456789")
+	jwtIssuer   = "keybuzz-test"
+	jwtAudience = "keybuzz-amazon"
+)
+
+// suiteLogs receives every log line of the suite; TestMain scans it for
+// every secret the tests saw.
+var (
+	suiteLogs   syncBuffer
+	secretsMu   sync.Mutex
+	seenSecrets []string
+	sandboxesMu sync.Mutex
+	sandboxes   []*sandbox.Server
+)
+
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+func remember(values ...string) {
+	secretsMu.Lock()
+	defer secretsMu.Unlock()
+	seenSecrets = append(seenSecrets, values...)
+}
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	sandboxesMu.Lock()
+	for _, sb := range sandboxes {
+		remember(sb.IssuedSecrets()...)
+	}
+	sandboxesMu.Unlock()
+	remember(string(jwtSecret), sandbox.DefaultConfig().ClientSecret)
+	logs := suiteLogs.String()
+	if code == 0 && len(logs) == 0 {
+		fmt.Fprintln(os.Stderr, "log scan: the suite logged nothing, the scanner would prove nothing")
+		code = 1
+	}
+	for _, s := range seenSecrets {
+		if len(s) >= 8 && strings.Contains(logs, s) {
+			fmt.Fprintf(os.Stderr, "log scan: a secret value (%d chars, starts %.4s…) appears in the logs\n", len(s), s)
+			code = 1
+		}
+	}
+	os.Exit(code)
+}
+
+// stack is one test's connector against real PostgreSQL, Vault and an
+// in-process Amazon sandbox.
+type stack struct {
+	t       *testing.T
+	pool    *pgxpool.Pool
+	secrets *vaultstore.Store
+	sandbox *sandbox.Server
+	sbURL   string
+	server  *httptest.Server
+	clock   *clock
+	api     *httpapi.API
+	appPath string
+}
+
+type clock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func (c *clock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
+func (c *clock) Advance(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.t = c.t.Add(d)
+}
+
+type stackOption struct {
+	returnURL  string
+	lwaURL     string // default: the sandbox
+	lwaTimeout time.Duration
+	appSecret  string // default: the sandbox's
+}
+
+func newStack(t *testing.T, opt stackOption) *stack {
+	t.Helper()
+	ctx := context.Background()
+	pool, _ := testenv.Pool(t)
+	vc := testenv.Vault(t)
+	sbCfg := sandbox.DefaultConfig()
+	sb, sbURL := sandboxtest.Start(t, sbCfg)
+	sandboxesMu.Lock()
+	sandboxes = append(sandboxes, sb)
+	sandboxesMu.Unlock()
+
+	appPath := "keybuzz/ai/" + testenv.ID("test-app")
+	admin := vaultstore.New(vc, "secret", appPath)
+	appSecret := sbCfg.ClientSecret
+	if opt.appSecret != "" {
+		appSecret = opt.appSecret
+	}
+	if err := admin.PutApp(ctx, vaultstore.AppCredentials{
+		ClientID: sbCfg.ClientID, ClientSecret: secret.Value(appSecret), RedirectURI: sbCfg.RedirectURIs[0],
+		ApplicationID: sbCfg.ApplicationID, Region: "eu", Draft: true,
+	}); err != nil {
+		t.Fatalf("seed app credentials: %v", err)
+	}
+	clk := &clock{t: time.Now()}
+	st := &stack{t: t, pool: pool, secrets: admin, sandbox: sb, sbURL: sbURL, clock: clk, appPath: appPath}
+	st.api = st.buildAPI(admin, opt)
+	st.server = httptest.NewServer(st.api.Routes())
+	t.Cleanup(st.server.Close)
+	return st
+}
+
+// buildAPI wires the connector on the stack's database, sandbox and clock,
+// with secrets from the given Vault store.
+func (s *stack) buildAPI(secrets *vaultstore.Store, opt stackOption) *httpapi.API {
+	t := s.t
+	log := logging.New(&suiteLogs, "debug").With("test", t.Name())
+	lwaURL := s.sbURL + "/auth/o2/token"
+	if opt.lwaURL != "" {
+		lwaURL = opt.lwaURL
+	}
+	hc := &http.Client{Timeout: 5 * time.Second}
+	if opt.lwaTimeout > 0 {
+		hc.Timeout = opt.lwaTimeout
+	}
+	svc := connect.New(postgres.New(s.pool, s.clock.Now), secrets, lwa.New(lwaURL, hc), s.sbURL,
+		connect.WithClock(s.clock.Now), connect.WithLogger(log))
+	verifier, err := auth.NewVerifier(context.Background(), config.Config{
+		JWTHS256Secret: jwtSecret, JWTIssuer: jwtIssuer, JWTAudience: jwtAudience, TenantClaim: "tenantId",
+	})
+	if err != nil {
+		t.Fatalf("verifier: %v", err)
+	}
+	return &httpapi.API{Connect: svc, Auth: verifier, Log: log, ReturnURL: opt.returnURL}
+}
+
+// withVaultAt serves the same connector but with Vault at addr.
+func (s *stack) withVaultAt(addr string) *stack {
+	s.t.Helper()
+	vc, err := testenv.Vault(s.t).Clone()
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	if err := vc.SetAddress(addr); err != nil {
+		s.t.Fatal(err)
+	}
+	vc.SetMaxRetries(0)
+	vc.SetToken(testenv.Env(s.t, "VAULT_TOKEN"))
+	other := *s
+	other.api = s.buildAPI(vaultstore.New(vc, "secret", s.appPath), stackOption{})
+	other.server = httptest.NewServer(other.api.Routes())
+	s.t.Cleanup(other.server.Close)
+	return &other
+}
+
+func token(t *testing.T, tenant string) string {
+	t.Helper()
+	tok, err := auth.Issue(jwtSecret, jwtIssuer, jwtAudience, "tenantId", tenant, time.Hour, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	remember(tok)
+	return tok
+}
+
+type answer struct {
+	status int
+	header http.Header
+	body   []byte
+}
+
+func (a answer) json(t *testing.T) map[string]any {
+	t.Helper()
+	var m map[string]any
+	if err := json.Unmarshal(a.body, &m); err != nil {
+		t.Fatalf("answer is not JSON (%d): %s", a.status, a.body)
+	}
+	return m
+}
+
+func (a answer) errorCode(t *testing.T) string {
+	t.Helper()
+	e, _ := a.json(t)["error"].(map[string]any)
+	code, _ := e["code"].(string)
+	return code
+}
+
+var noRedirect = &http.Client{
+	Timeout:       10 * time.Second,
+	CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+}
+
+func (s *stack) do(method, path, bearer string, header ...string) answer {
+	s.t.Helper()
+	req, err := http.NewRequest(method, s.server.URL+path, nil)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	if bearer != "" {
+		req.Header.Set("Authorization", "Bearer "+bearer)
+	}
+	for i := 0; i+1 < len(header); i += 2 {
+		req.Header.Set(header[i], header[i+1])
+	}
+	resp, err := noRedirect.Do(req)
+	if err != nil {
+		s.t.Fatalf("%s %s: %v", method, path, err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	return answer{status: resp.StatusCode, header: resp.Header, body: body}
+}
+
+// start calls oauth/start for tenant and returns the consent URL.
+func (s *stack) start(tenant string) *url.URL {
+	s.t.Helper()
+	a := s.do(http.MethodPost, httpapi.StartPath, token(s.t, tenant))
+	if a.status != http.StatusOK {
+		s.t.Fatalf("start: %d %s", a.status, a.body)
+	}
+	u, err := url.Parse(a.json(s.t)["authUrl"].(string))
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	remember(u.Query().Get("state"))
+	return u
+}
+
+// consent approves authURL on the sandbox as seller n and returns the
+// callback query Amazon sends the browser back with.
+func (s *stack) consent(authURL *url.URL, seller int) url.Values {
+	s.t.Helper()
+	u := *authURL
+	q := u.Query()
+	q.Set("sandbox_auto_approve", "true")
+	q.Set("sandbox_seller", sandbox.SellerID(seller))
+	u.RawQuery = q.Encode()
+	resp, err := noRedirect.Get(u.String())
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusFound {
+		s.t.Fatalf("consent: status %d", resp.StatusCode)
+	}
+	loc, err := url.Parse(resp.Header.Get("Location"))
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	return loc.Query()
+}
+
+func (s *stack) callback(q url.Values) answer {
+	s.t.Helper()
+	return s.do(http.MethodGet, httpapi.CallbackPath+"?"+q.Encode(), "")
+}
+
+func (s *stack) status(tenant string) map[string]any {
+	s.t.Helper()
+	a := s.do(http.MethodGet, httpapi.StatusPath, token(s.t, tenant))
+	if a.status != http.StatusOK {
+		s.t.Fatalf("status: %d %s", a.status, a.body)
+	}
+	return a.json(s.t)
+}
+
+func (s *stack) connectionStatus(tenant string) (status, lastError string) {
+	s.t.Helper()
+	err := s.pool.QueryRow(context.Background(), `SELECT "status", COALESCE("lastError", '') FROM "MarketplaceConnection" WHERE "tenantId" = $1`, tenant).Scan(&status, &lastError)
+	if err != nil {
+		s.t.Fatalf("read connection: %v", err)
+	}
+	return status, lastError
+}
