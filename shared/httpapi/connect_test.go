@@ -239,6 +239,7 @@ func TestStateIsBoundToItsTenant(t *testing.T) {
 
 func TestTokenExchangeFailures(t *testing.T) {
 	down := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json;charset=UTF-8")
 		w.WriteHeader(http.StatusInternalServerError)
 		_, _ = w.Write([]byte(`{"error":"server_error","error_description":"boom"}`))
 	}))

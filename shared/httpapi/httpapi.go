@@ -86,6 +86,7 @@ func (a *API) Callback() http.Handler {
 		// Amazon's advice for the page that receives the code, and no cache
 		// may keep an answer that depended on it.
 		w.Header().Set("Referrer-Policy", "no-referrer")
+		w.Header().Set("Cache-Control", "no-store")
 		q, err := url.ParseQuery(r.URL.RawQuery)
 		if err != nil {
 			a.callbackDone(w, r, connect.CallbackResult{}, errors.Join(marketplace.ErrBadRequest, errors.New("malformed query")))
