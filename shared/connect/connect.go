@@ -215,6 +215,9 @@ func (s *Service) Callback(ctx context.Context, in CallbackInput) (CallbackResul
 	tok, err := s.lwa.Exchange(ctx, lwa.App{ClientID: app.ClientID, ClientSecret: app.ClientSecret}, in.Code)
 	if err != nil {
 		s.recordError(ctx, claim.ConnectionID, marketplace.ErrTokenExchange.Message+": "+lwaCode(err))
+		if lwa.IsInvalidGrant(err) {
+			return res, fmt.Errorf("callback: %w", errors.Join(marketplace.ErrCodeRejected, err))
+		}
 		return res, fmt.Errorf("callback: %w", errors.Join(marketplace.ErrTokenExchange, err))
 	}
 	region, err := amazon.LookupRegion(app.Region)

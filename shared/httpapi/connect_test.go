@@ -253,10 +253,11 @@ func TestTokenExchangeFailures(t *testing.T) {
 	defer slow.Close()
 
 	tests := []struct {
-		name      string
-		opt       stackOption
-		mangle    func(s *stack, q url.Values) // before the callback
-		wantError string                       // in lastError
+		name       string
+		opt        stackOption
+		mangle     func(s *stack, q url.Values) // before the callback
+		wantError  string                       // in lastError
+		wantStatus int
 	}{
 		{name: "code used twice (invalid_grant)", mangle: func(s *stack, q url.Values) {
 			// Someone (an attacker with the URL) used the code first.
@@ -267,10 +268,10 @@ func TestTokenExchangeFailures(t *testing.T) {
 				t.Fatal(err)
 			}
 			resp.Body.Close()
-		}, wantError: "Token exchange failed: invalid_grant"},
-		{name: "wrong client secret (invalid_client)", opt: stackOption{appSecret: "not-the-sandbox-secret"}, wantError: "Token exchange failed: invalid_client"},
-		{name: "LWA 5xx", wantError: "Token exchange failed: server_error"},
-		{name: "LWA timeout", opt: stackOption{lwaTimeout: 300 * time.Millisecond}, wantError: "Token exchange failed: timeout"},
+		}, wantError: "Token exchange failed: invalid_grant", wantStatus: http.StatusBadRequest},
+		{name: "wrong client secret (invalid_client)", opt: stackOption{appSecret: "not-the-sandbox-secret"}, wantError: "Token exchange failed: invalid_client", wantStatus: http.StatusBadGateway},
+		{name: "LWA 5xx", wantError: "Token exchange failed: server_error", wantStatus: http.StatusBadGateway},
+		{name: "LWA timeout", opt: stackOption{lwaTimeout: 300 * time.Millisecond}, wantError: "Token exchange failed: timeout", wantStatus: http.StatusBadGateway},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -290,7 +291,7 @@ func TestTokenExchangeFailures(t *testing.T) {
 			}
 			a := s.callback(cb)
 			openapicheck.ValidateResponse(t, http.MethodGet, httpapi.CallbackPath, a.status, a.header.Get("Content-Type"), a.body)
-			if a.status != http.StatusBadGateway || a.errorCode(t) != "token_exchange_failed" {
+			if a.status != tt.wantStatus || a.errorCode(t) != "token_exchange_failed" {
 				t.Errorf("callback: %d %s", a.status, a.body)
 			}
 			status, lastError := s.connectionStatus(tenant)

@@ -24,6 +24,7 @@ var statusOf = map[*marketplace.Error]int{
 	marketplace.ErrNotConnected:     http.StatusConflict,
 	marketplace.ErrNeedsReauth:      http.StatusConflict,
 	marketplace.ErrNoCredentials:    http.StatusNotFound,
+	marketplace.ErrCodeRejected:     http.StatusBadRequest,
 	marketplace.ErrTokenExchange:    http.StatusBadGateway,
 	marketplace.ErrAppMisconfigured: http.StatusInternalServerError,
 	marketplace.ErrUnavailable:      http.StatusServiceUnavailable,
@@ -33,7 +34,7 @@ var statusOf = map[*marketplace.Error]int{
 // failed because LWA was unreachable), the first listed here wins.
 var precedence = []*marketplace.Error{
 	errMethod, marketplace.ErrBadRequest, marketplace.ErrInvalidState, marketplace.ErrUnauthorized,
-	marketplace.ErrTokenExchange, marketplace.ErrUnavailable, marketplace.ErrAppMisconfigured,
+	marketplace.ErrCodeRejected, marketplace.ErrTokenExchange, marketplace.ErrUnavailable, marketplace.ErrAppMisconfigured,
 	marketplace.ErrNoCredentials, marketplace.ErrNotConnected, marketplace.ErrNeedsReauth, marketplace.ErrNotFound,
 }
 

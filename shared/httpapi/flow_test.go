@@ -95,7 +95,7 @@ func TestMain(m *testing.M) {
 // stack is one test's connector against real PostgreSQL, Vault and an
 // in-process Amazon sandbox.
 type stack struct {
-	t       *testing.T
+	t       testing.TB
 	pool    *pgxpool.Pool
 	secrets *vaultstore.Store
 	sandbox *sandbox.Server
@@ -125,7 +125,7 @@ type stackOption struct {
 	appSecret  string // default: the sandbox's
 }
 
-func newStack(t *testing.T, opt stackOption) *stack {
+func newStack(t testing.TB, opt stackOption) *stack {
 	t.Helper()
 	ctx := context.Background()
 	pool, _ := testenv.Pool(t)
@@ -199,7 +199,7 @@ func (s *stack) withVaultAt(addr string) *stack {
 	return &other
 }
 
-func token(t *testing.T, tenant string) string {
+func token(t testing.TB, tenant string) string {
 	t.Helper()
 	tok, err := auth.Issue(jwtSecret, jwtIssuer, jwtAudience, "tenantId", tenant, time.Hour, time.Now())
 	if err != nil {
@@ -215,7 +215,7 @@ type answer struct {
 	body   []byte
 }
 
-func (a answer) json(t *testing.T) map[string]any {
+func (a answer) json(t testing.TB) map[string]any {
 	t.Helper()
 	var m map[string]any
 	if err := json.Unmarshal(a.body, &m); err != nil {
@@ -224,7 +224,7 @@ func (a answer) json(t *testing.T) map[string]any {
 	return m
 }
 
-func (a answer) errorCode(t *testing.T) string {
+func (a answer) errorCode(t testing.TB) string {
 	t.Helper()
 	e, _ := a.json(t)["error"].(map[string]any)
 	code, _ := e["code"].(string)
@@ -238,9 +238,15 @@ var noRedirect = &http.Client{
 
 func (s *stack) do(method, path, bearer string, header ...string) answer {
 	s.t.Helper()
+	return s.doWith(s.t, method, path, bearer, header...)
+}
+
+// doWith is do reporting to t (a fuzz iteration's own T).
+func (s *stack) doWith(t testing.TB, method, path, bearer string, header ...string) answer {
+	t.Helper()
 	req, err := http.NewRequest(method, s.server.URL+path, nil)
 	if err != nil {
-		s.t.Fatal(err)
+		t.Fatal(err)
 	}
 	if bearer != "" {
 		req.Header.Set("Authorization", "Bearer "+bearer)
@@ -250,7 +256,7 @@ func (s *stack) do(method, path, bearer string, header ...string) answer {
 	}
 	resp, err := noRedirect.Do(req)
 	if err != nil {
-		s.t.Fatalf("%s %s: %v", method, path, err)
+		t.Fatalf("%s %s: %v", method, path, err)
 	}
 	defer resp.Body.Close()
 	body, _ := io.ReadAll(resp.Body)

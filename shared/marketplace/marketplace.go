@@ -68,8 +68,11 @@ func (e *Error) Error() string { return e.Message }
 // The seed's support errors and the few the API adds. Wrap them with context
 // (fmt.Errorf("consume state: %w", ErrInvalidState)) and test with errors.Is.
 var (
-	ErrInvalidState     = &Error{Code: "invalid_state", Message: "Invalid state"}
-	ErrTokenExchange    = &Error{Code: "token_exchange_failed", Message: "Token exchange failed"}
+	ErrInvalidState  = &Error{Code: "invalid_state", Message: "Invalid state"}
+	ErrTokenExchange = &Error{Code: "token_exchange_failed", Message: "Token exchange failed"}
+	// ErrCodeRejected is a token exchange LWA refused with invalid_grant: the
+	// code was used, expired or forged: the caller's fault, not ours.
+	ErrCodeRejected     = &Error{Code: "token_exchange_failed", Message: "Token exchange failed: the authorization code was refused"}
 	ErrNotConnected     = &Error{Code: "connection_not_connected", Message: "Connection not CONNECTED"}
 	ErrNoCredentials    = &Error{Code: "no_credentials", Message: "No credentials found"}
 	ErrUnauthorized     = &Error{Code: "unauthorized", Message: "Missing or invalid bearer token"}
