@@ -2,6 +2,8 @@ package devstack
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -11,6 +13,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strconv"
+	"strings"
 	"syscall"
 	"time"
 
@@ -88,19 +91,8 @@ func (s *Stack) startPostgres(ctx context.Context, dir string, port int) (string
 		return "", err
 	}
 	if _, err := os.Stat(filepath.Join(data, "PG_VERSION")); err != nil {
-		os.RemoveAll(data)
-		if err := os.MkdirAll(data, 0o700); err != nil {
+		if err := initCluster(ctx, bin, dir, data, cred); err != nil {
 			return "", err
-		}
-		if err := chownTree(data, cred); err != nil {
-			return "", fmt.Errorf("chown %s: %w", data, err)
-		}
-		initdb := exec.CommandContext(ctx, filepath.Join(bin, "initdb"),
-			"-D", data, "-U", "postgres", "--auth=trust", "-E", "UTF8", "--locale=C.UTF-8", "--no-sync", "--no-instructions")
-		initdb.SysProcAttr = &syscall.SysProcAttr{Credential: cred, Setpgid: true, Pdeathsig: syscall.SIGKILL}
-		initdb.Dir = dir
-		if out, err := initdb.CombinedOutput(); err != nil {
-			return "", fmt.Errorf("initdb: %w\n%s", err, out)
 		}
 	} else if err := chownTree(data, cred); err != nil {
 		return "", fmt.Errorf("chown %s: %w", data, err)
@@ -158,4 +150,49 @@ END $$`); err != nil {
 		}
 	}
 	return fmt.Sprintf("postgres://%s@127.0.0.1:%d/%s?sslmode=disable", dbRole, port, dbName), nil
+}
+
+// initCluster creates the data directory. initdb takes seconds, so a fresh
+// cluster is kept as a template in the cache and copied (a fraction of a
+// second) for every later stack.
+func initCluster(ctx context.Context, bin, dir, data string, cred *syscall.Credential) error {
+	os.RemoveAll(data)
+	initArgs := []string{"-U", "postgres", "--auth=trust", "-E", "UTF8", "--locale=C.UTF-8", "--no-sync", "--no-instructions"}
+	cache, err := CacheDir()
+	if err != nil {
+		return err
+	}
+	sum := sha256.Sum256([]byte(bin + "\x00" + strings.Join(initArgs, " ")))
+	template := filepath.Join(cache, "pg-template-"+hex.EncodeToString(sum[:])[:16])
+	if _, err := os.Stat(filepath.Join(template, "PG_VERSION")); err == nil {
+		if out, err := exec.CommandContext(ctx, "cp", "-a", template, data).CombinedOutput(); err != nil {
+			return fmt.Errorf("copy cluster template: %w\n%s", err, out)
+		}
+		return chownTree(data, cred)
+	}
+	if err := os.MkdirAll(data, 0o700); err != nil {
+		return err
+	}
+	if err := chownTree(data, cred); err != nil {
+		return fmt.Errorf("chown %s: %w", data, err)
+	}
+	initdb := exec.CommandContext(ctx, filepath.Join(bin, "initdb"), append([]string{"-D", data}, initArgs...)...)
+	initdb.SysProcAttr = &syscall.SysProcAttr{Credential: cred, Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	initdb.Dir = dir
+	if out, err := initdb.CombinedOutput(); err != nil {
+		return fmt.Errorf("initdb: %w\n%s", err, out)
+	}
+	// Save the template (initdb itself cannot write there: as root the
+	// cache is under /root, closed to the postgres user).
+	tmp := template + ".tmp-" + randomHex(4)
+	if err := os.MkdirAll(cache, 0o755); err == nil {
+		if err := exec.CommandContext(ctx, "cp", "-a", data, tmp).Run(); err == nil {
+			if os.Rename(tmp, template) != nil {
+				os.RemoveAll(tmp) // another stack saved it first
+			}
+		} else {
+			os.RemoveAll(tmp)
+		}
+	}
+	return nil
 }

@@ -19,8 +19,10 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 )
 
@@ -89,7 +91,8 @@ type Options struct {
 	Migrate func(ctx context.Context, databaseURL string) error
 	// Progress receives human-readable progress lines; nil discards them.
 	Progress func(string)
-	// Timeout bounds start-up once everything is built; default 60 s.
+	// Timeout bounds start-up once Vault is built (it includes building the
+	// sandbox, quick when Go's build cache is warm); default 3 minutes.
 	Timeout time.Duration
 }
 
@@ -122,11 +125,20 @@ func Start(ctx context.Context, profile Profile, opts Options) (_ *Stack, err er
 	if s.progress == nil {
 		s.progress = func(string) {}
 	}
+	defer func() {
+		if err != nil {
+			s.Close()
+		}
+	}()
 	if s.stateDir == "" {
-		if s.stateDir, err = os.MkdirTemp("", "keybuzz-stack-"); err != nil {
+		sweepTempDirs()
+		if s.stateDir, err = os.MkdirTemp("", tempPrefix); err != nil {
 			return nil, err
 		}
 		s.tempDir = true
+		if err := os.WriteFile(filepath.Join(s.stateDir, "owner.pid"), []byte(strconv.Itoa(os.Getpid())), 0o644); err != nil {
+			return nil, err
+		}
 	}
 	// PostgreSQL runs as another user when we are root: it must reach its dir.
 	if err := os.MkdirAll(s.stateDir, 0o755); err != nil {
@@ -139,11 +151,6 @@ func Start(ctx context.Context, profile Profile, opts Options) (_ *Stack, err er
 	if err := os.MkdirAll(s.logDir, 0o755); err != nil {
 		return nil, err
 	}
-	defer func() {
-		if err != nil {
-			s.Close()
-		}
-	}()
 
 	lookup := os.LookupEnv
 	if opts.IgnoreEnv {
@@ -166,7 +173,7 @@ func Start(ctx context.Context, profile Profile, opts Options) (_ *Stack, err er
 
 	timeout := opts.Timeout
 	if timeout == 0 {
-		timeout = 60 * time.Second
+		timeout = 3 * time.Minute
 	}
 	// Builds (the sandbox, a missing Vault binary) happen inside the
 	// services' start, so only readiness is bounded by the timeout.
@@ -441,6 +448,27 @@ func CacheDir() (string, error) {
 		return "", err
 	}
 	return filepath.Join(base, "keybuzz-amazon"), nil
+}
+
+const tempPrefix = "keybuzz-stack-"
+
+// sweepTempDirs removes the temporary state of stacks whose process died
+// without Close (SIGKILL): their services died with them (Pdeathsig).
+func sweepTempDirs() {
+	dirs, _ := filepath.Glob(filepath.Join(os.TempDir(), tempPrefix+"*"))
+	for _, dir := range dirs {
+		b, err := os.ReadFile(filepath.Join(dir, "owner.pid"))
+		if err != nil {
+			continue
+		}
+		pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
+		if err != nil || pid <= 0 {
+			continue
+		}
+		if err := syscall.Kill(pid, 0); errors.Is(err, syscall.ESRCH) {
+			os.RemoveAll(dir)
+		}
+	}
 }
 
 func freePort() (int, error) {

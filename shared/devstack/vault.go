@@ -57,8 +57,8 @@ func EnsureVaultDev(ctx context.Context, repo string, progress func(string)) (st
 		return "", err
 	}
 	progress("building Vault dev server (first time ~15 min)... -> " + bin)
-	tmp := bin + ".tmp"
-	cmd := exec.CommandContext(ctx, "go", "test", "-c", "-o", tmp, ".")
+	tmp := bin + ".tmp-" + randomHex(4)
+	cmd := exec.CommandContext(ctx, "go", "test", "-c", "-vet=off", "-o", tmp, ".")
 	cmd.Dir = filepath.Join(repo, vaultDevDir)
 	done := make(chan struct{})
 	start := time.Now()
@@ -114,9 +114,10 @@ func (s *Stack) startVault(ctx context.Context, port int, token string) (string,
 		return "", err
 	}
 	var url string
-	cmd := exec.Command(bin, "-test.run", "^TestDevServer$", "-test.timeout", "0",
+	cmd := exec.Command(bin, "-test.run", "TestDevServer", "-test.timeout", "0",
 		"-addr", "127.0.0.1:"+strconv.Itoa(port), "-root-token", token)
 	cmd.Dir = s.stateDir
+	cmd.Env = append(os.Environ(), "VAULTDEV_SERVE=1")
 	// The dev server prints "ready http://ADDR" after KV v2 is mounted.
 	p, err := startProcess(ctx, "vault", cmd, logPath, syscall.SIGTERM, func(line string) bool {
 		if rest, ok := strings.CutPrefix(line, "ready "); ok {

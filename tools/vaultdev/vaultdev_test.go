@@ -32,7 +32,7 @@ func TestDevServer(t *testing.T) {
 	if err != nil {
 		t.Fatalf("listen %s: %v", *addr, err)
 	}
-	vaulthttp.TestServerWithListener(t, ln, ln.Addr(), core)
+	vaulthttp.TestServerWithListener(t, ln, "http://"+ln.Addr().String(), core)
 
 	cfg := api.DefaultConfig()
 	cfg.Address = "http://" + ln.Addr().String()
