@@ -28,12 +28,18 @@ CREATE TABLE "MarketplaceRateBudget" (
     "refilledAt"      timestamptz(6) NOT NULL,
     "throttledUntil"  timestamptz(3),
     "count429"        bigint NOT NULL DEFAULT 0,
+    "consecutive429"  integer NOT NULL DEFAULT 0,
     "callCount"       bigint NOT NULL DEFAULT 0,
     "lastThrottledAt" timestamptz(3),
     "createdAt"       timestamptz(3) NOT NULL DEFAULT now(),
     "updatedAt"       timestamptz(3) NOT NULL DEFAULT now(),
     CONSTRAINT "MarketplaceRateBudget_connectionId_operation_key" UNIQUE ("connectionId", "operation")
 );
+
+-- The fan-out claims due connections in chunks in ("nextPollAt", "id")
+-- order, each chunk starting after the previous one (keyset), so 100,000
+-- tenants cost one index range scan, not a rescan per chunk.
+CREATE INDEX "MarketplaceConnection_due_id_idx" ON "MarketplaceConnection" ("nextPollAt", "id") WHERE "status" = 'CONNECTED';
 
 -- Ticket lookups by the ExternalMessage row that created them.
 CREATE INDEX "ExternalMessage_ticketId_idx" ON "ExternalMessage" ("ticketId");

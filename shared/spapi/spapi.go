@@ -87,9 +87,9 @@ type SearchOrdersPage struct {
 // Order is the part of the model's Order the connector reads; Raw keeps the
 // order exactly as Amazon sent it.
 type Order struct {
-	OrderID         string      `json:"orderId"`
-	CreatedTime     time.Time   `json:"createdTime"`
-	LastUpdatedTime time.Time   `json:"lastUpdatedTime"`
+	OrderID         string    `json:"orderId"`
+	CreatedTime     time.Time `json:"createdTime"`
+	LastUpdatedTime time.Time `json:"lastUpdatedTime"`
 	SalesChannel    struct {
 		MarketplaceID string `json:"marketplaceId"`
 	} `json:"salesChannel"`
@@ -191,12 +191,12 @@ func (c *Client) get(ctx context.Context, u string, tokens Tokens, out any) (htt
 		req.Header.Set("accept", "application/json")
 		resp, err := c.http.Do(req)
 		if err != nil {
-			return nil, &NetworkError{Err: err}
+			return nil, networkError(req, err)
 		}
 		b, err := io.ReadAll(io.LimitReader(resp.Body, 32<<20))
 		resp.Body.Close()
 		if err != nil {
-			return nil, &NetworkError{Err: err}
+			return nil, networkError(req, err)
 		}
 		if resp.StatusCode == http.StatusOK {
 			if err := json.Unmarshal(b, out); err != nil {
@@ -213,10 +213,23 @@ func (c *Client) get(ctx context.Context, u string, tokens Tokens, out any) (htt
 	}
 }
 
-// NetworkError is a failure to reach SP-API or to read its answer: transient.
-type NetworkError struct{ Err error }
+// NetworkError is a failure to reach SP-API or to read its answer:
+// transient. It names the host only: query strings (pagination tokens) stay
+// out of logs and lastError.
+type NetworkError struct {
+	Host string
+	Err  error
+}
 
-func (e *NetworkError) Error() string { return "sp-api unreachable: " + e.Err.Error() }
+func networkError(req *http.Request, err error) *NetworkError {
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		err = ue.Err
+	}
+	return &NetworkError{Host: req.URL.Host, Err: err}
+}
+
+func (e *NetworkError) Error() string { return "sp-api " + e.Host + " unreachable: " + e.Err.Error() }
 func (e *NetworkError) Unwrap() error { return e.Err }
 
 // Kinds of *Error, for errors.Is.

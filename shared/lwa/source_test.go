@@ -1,0 +1,105 @@
+package lwa_test
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/keybuzz/keybuzz-amazon/shared/lwa"
+	"github.com/keybuzz/keybuzz-amazon/shared/sandbox"
+	"github.com/keybuzz/keybuzz-amazon/shared/sandbox/sandboxtest"
+	"github.com/keybuzz/keybuzz-amazon/shared/secret"
+)
+
+type countingTransport struct{ n *atomic.Int64 }
+
+func (c countingTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	c.n.Add(1)
+	return http.DefaultTransport.RoundTrip(r)
+}
+
+func setup(t *testing.T) (*sandbox.Server, *lwa.Client, lwa.App, *atomic.Int64) {
+	t.Helper()
+	cfg := sandbox.DefaultConfig()
+	sb, url := sandboxtest.Start(t, cfg)
+	var n atomic.Int64
+	c := lwa.New(url+"/auth/o2/token", &http.Client{Transport: countingTransport{&n}, Timeout: 5 * time.Second})
+	return sb, c, lwa.App{ClientID: cfg.ClientID, ClientSecret: secret.Value(cfg.ClientSecret)}, &n
+}
+
+func TestRotatingSourcePersistsRotation(t *testing.T) {
+	cases := []struct {
+		name        string
+		rotate      bool
+		persistErrs int // the first persist calls fail
+		wantSaved   int // persist calls that succeeded with a new token
+	}{
+		{"no rotation: nothing saved", false, 0, 0},
+		{"rotation saved", true, 0, 2},
+		{"failed save retried on next refresh", true, 1, 1}, // the newest token is saved
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			sb, client, app, _ := setup(t)
+			seller := sandbox.SellerID(1)
+			rt, _ := sb.IssueRefreshToken(seller)
+			sb.RotateRefreshTokens(seller, c.rotate)
+			var saved []secret.Value
+			fails := c.persistErrs
+			var reported int
+			src := client.NewRotatingSource(context.Background(), app, secret.Value(rt), func(_ context.Context, tok secret.Value) error {
+				if fails > 0 {
+					fails--
+					return errors.New("vault down")
+				}
+				saved = append(saved, tok)
+				return nil
+			}, func(error) { reported++ })
+			for i := 0; i < 2; i++ {
+				if _, err := src.Token(); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if len(saved) != c.wantSaved || reported != c.persistErrs {
+				t.Fatalf("saved %d tokens, %d errors reported; want %d and %d", len(saved), reported, c.wantSaved, c.persistErrs)
+			}
+			if len(saved) > 0 && saved[len(saved)-1] != src.RefreshToken() {
+				t.Fatal("the last saved token is not the one in use")
+			}
+			if !c.rotate && src.RefreshToken().Reveal() != rt {
+				t.Fatal("refresh token changed without rotation")
+			}
+		})
+	}
+}
+
+func TestCachedSourceCachesAndInvalidates(t *testing.T) {
+	sb, client, app, calls := setup(t)
+	rt, _ := sb.IssueRefreshToken(sandbox.SellerID(1))
+	src := lwa.NewCachedSource(client.NewRotatingSource(context.Background(), app, secret.Value(rt), nil, nil), 0)
+	a, err := src.Token()
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := src.Token()
+	if calls.Load() != 1 || a.AccessToken != b.AccessToken {
+		t.Fatalf("%d token calls for two Token()s, want 1 (cached)", calls.Load())
+	}
+	// 3600 s tokens refreshed 300 s early are still valid for ~55 min.
+	if time.Until(a.Expiry) < 50*time.Minute {
+		t.Fatalf("expiry %v", a.Expiry)
+	}
+	src.Invalidate()
+	c, _ := src.Token()
+	if calls.Load() != 2 || c.AccessToken == a.AccessToken {
+		t.Fatal("Invalidate did not force a refresh")
+	}
+	sb.RevokeSeller(sandbox.SellerID(1))
+	src.Invalidate()
+	if _, err := src.Token(); !lwa.IsInvalidGrant(err) {
+		t.Fatalf("revoked: %v, want invalid_grant", err)
+	}
+}

@@ -1,0 +1,95 @@
+// Package metrics writes CloudWatch Embedded Metric Format (EMF) lines: one
+// JSON object per line on the function's log stream, from which CloudWatch
+// extracts metrics in namespace KeyBuzz/AmazonConnector without any API call.
+package metrics
+
+import (
+	"encoding/json"
+	"io"
+	"sort"
+	"sync"
+	"time"
+)
+
+// Namespace is the CloudWatch namespace of every metric.
+const Namespace = "KeyBuzz/AmazonConnector"
+
+// Metric names.
+const (
+	Polls            = "polls"
+	Pages            = "pages"
+	EventsIngested   = "eventsIngested"
+	TicketsCreated   = "ticketsCreated"
+	Throttled429     = "throttled429"
+	Errors           = "errors"
+	CursorLagSeconds = "cursorLagSeconds"
+	Claimed          = "claimed"
+	Enqueued         = "enqueued"
+	EnqueueFailed    = "enqueueFailed"
+)
+
+// Writer emits EMF lines to w (os.Stdout in Lambda); safe for concurrent use.
+type Writer struct {
+	mu  sync.Mutex
+	w   io.Writer
+	now func() time.Time
+}
+
+// New returns a Writer; now nil is time.Now.
+func New(w io.Writer, now func() time.Time) *Writer {
+	if now == nil {
+		now = time.Now
+	}
+	return &Writer{w: w, now: now}
+}
+
+// Emit writes one line: values become metrics under the single dimension
+// set {Function}; properties (tenant_id, request_id, …) are searchable
+// fields that are not dimensions, so tenants do not multiply metric series.
+func (m *Writer) Emit(function string, values map[string]float64, properties map[string]string) {
+	if m == nil || m.w == nil {
+		return
+	}
+	names := make([]string, 0, len(values))
+	for k := range values {
+		names = append(names, k)
+	}
+	sort.Strings(names)
+	type def struct {
+		Name string `json:"Name"`
+		Unit string `json:"Unit"`
+	}
+	defs := make([]def, len(names))
+	for i, n := range names {
+		unit := "Count"
+		if n == CursorLagSeconds {
+			unit = "Seconds"
+		}
+		defs[i] = def{n, unit}
+	}
+	line := map[string]any{
+		"_aws": map[string]any{
+			"Timestamp": m.now().UnixMilli(),
+			"CloudWatchMetrics": []any{map[string]any{
+				"Namespace":  Namespace,
+				"Dimensions": [][]string{{"Function"}},
+				"Metrics":    defs,
+			}},
+		},
+		"Function": function,
+	}
+	for k, v := range properties {
+		line[k] = v
+	}
+	for k, v := range values {
+		line[k] = v
+	}
+	b, err := json.Marshal(line)
+	if err != nil {
+		return
+	}
+	b = append(b, '\n')
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	_, _ = m.w.Write(b)
+}

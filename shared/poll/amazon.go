@@ -1,0 +1,186 @@
+package poll
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"time"
+
+	"github.com/keybuzz/keybuzz-amazon/shared/lwa"
+	"github.com/keybuzz/keybuzz-amazon/shared/postgres"
+	"github.com/keybuzz/keybuzz-amazon/shared/spapi"
+	"github.com/keybuzz/keybuzz-amazon/shared/vaultstore"
+)
+
+// Budget is the persisted SP-API rate budget (postgres.Store).
+type Budget interface {
+	TakeToken(ctx context.Context, connectionID, operation string, plan postgres.RatePlan) (postgres.Grant, error)
+	RecordThrottle(ctx context.Context, connectionID, operation string) (time.Time, error)
+	RecordSuccess(ctx context.Context, connectionID, operation string, rate float64) error
+}
+
+// AmazonSource reads buyer events from SP-API Orders v2026-01-01
+// searchOrders, within the connection's persisted rate budget.
+type AmazonSource struct {
+	creds    *credentials
+	api      *spapi.Client
+	budget   Budget
+	endpoint string // AMAZON_SPAPI_ENDPOINT; "" = by region
+	plan     postgres.RatePlan
+	pageSize int
+}
+
+// AmazonConfig tunes an AmazonSource; zero fields take the defaults.
+type AmazonConfig struct {
+	Endpoint       string        // AMAZON_SPAPI_ENDPOINT; "" = by region
+	CredentialsTTL time.Duration // Vault reads cached per container (5 min)
+	EarlyExpiry    time.Duration // refresh access tokens this early (lwa.DefaultEarlyExpiry, 300 s)
+	Plan           postgres.RatePlan
+	PageSize       int // maxResultsPerPage (100)
+}
+
+// NewAmazonSource builds the real source. now drives the credential cache.
+func NewAmazonSource(secrets SecretStore, lwaClient *lwa.Client, api *spapi.Client, budget Budget, cfg AmazonConfig, now func() time.Time, log *slog.Logger) *AmazonSource {
+	if cfg.CredentialsTTL <= 0 {
+		cfg.CredentialsTTL = 5 * time.Minute
+	}
+	if cfg.Plan.Rate <= 0 {
+		cfg.Plan = postgres.RatePlan{Rate: spapi.SearchOrdersRate, Burst: spapi.SearchOrdersBurst}
+	}
+	if cfg.PageSize <= 0 || cfg.PageSize > 100 {
+		cfg.PageSize = 100
+	}
+	if now == nil {
+		now = time.Now
+	}
+	if log == nil {
+		log = slog.Default()
+	}
+	return &AmazonSource{
+		creds:    newCredentials(secrets, lwaClient, cfg.CredentialsTTL, cfg.EarlyExpiry, now, log),
+		api:      api,
+		budget:   budget,
+		endpoint: cfg.Endpoint,
+		plan:     cfg.Plan,
+		pageSize: cfg.PageSize,
+	}
+}
+
+// Fetch implements Source: credentials (cached), one rate token, one
+// searchOrders call, the buyer events of its orders.
+func (a *AmazonSource) Fetch(ctx context.Context, t Target, req PageRequest) (Page, error) {
+	app, err := a.creds.appCredentials(ctx)
+	if err != nil {
+		return Page{}, fmt.Errorf("app credentials: %w", err)
+	}
+	tc, err := a.creds.tenant(ctx, t.TenantID)
+	if err != nil {
+		return Page{}, fmt.Errorf("tenant credentials: %w", err)
+	}
+	region := firstNonEmpty(tc.Region, t.Region, app.Region)
+	endpoint, err := spapi.Endpoint(a.endpoint, region)
+	if err != nil {
+		return Page{}, err
+	}
+	marketplaces := splitIDs(firstNonEmpty(tc.MarketplaceID, t.MarketplaceID))
+	if len(marketplaces) == 0 {
+		return Page{}, errors.New("connection has no marketplace id")
+	}
+	tokens := a.creds.tokens(t.TenantID, app, tc)
+	// An access token first (cached in a warm container), so that a refused
+	// refresh token costs no rate token.
+	if _, err := tokens.Token(); err != nil {
+		if tokens, err = a.retryReauth(ctx, t.TenantID, app, tc, err); err != nil {
+			return Page{}, fmt.Errorf("access token: %w", err)
+		}
+	}
+
+	g, err := a.budget.TakeToken(ctx, t.ConnectionID, spapi.OpSearchOrders, a.plan)
+	if err != nil {
+		return Page{}, err
+	}
+	if !g.OK {
+		return Page{}, &NoBudgetError{RetryAt: g.RetryAt}
+	}
+	q := spapi.SearchOrdersQuery{LastUpdatedAfter: req.After, PaginationToken: req.Token, MarketplaceIDs: marketplaces, MaxResults: a.pageSize}
+	res, err := a.api.SearchOrders(ctx, endpoint, tokens, q)
+	if IsReauth(err) { // a cached token expired and its refresh was refused
+		var rerr error
+		if tokens, rerr = a.retryReauth(ctx, t.TenantID, app, tc, err); rerr == nil {
+			res, err = a.api.SearchOrders(ctx, endpoint, tokens, q)
+		}
+	}
+	switch {
+	case errors.Is(err, spapi.ErrThrottled):
+		until, rerr := a.budget.RecordThrottle(context.WithoutCancel(ctx), t.ConnectionID, spapi.OpSearchOrders)
+		if rerr != nil {
+			return Page{}, errors.Join(err, rerr)
+		}
+		return Page{}, &ThrottledError{RetryAt: until, Err: err}
+	case err != nil && req.Token != "" && errors.Is(err, spapi.ErrInvalidInput):
+		return Page{}, fmt.Errorf("%w: %v", ErrStalePageToken, err)
+	case err != nil:
+		return Page{}, err
+	}
+	if g.Throttled || (res.RateLimit > 0 && res.RateLimit != g.Plan.Rate) {
+		if err := a.budget.RecordSuccess(ctx, t.ConnectionID, spapi.OpSearchOrders, res.RateLimit); err != nil {
+			return Page{}, err
+		}
+	}
+	end := res.LastUpdatedBefore
+	if end.IsZero() { // Amazon always sends it for lastUpdatedAfter searches; be safe
+		end = a.creds.now().Add(-2 * time.Minute)
+	}
+	return Page{Messages: BuyerEvents(res.Orders), NextToken: res.NextToken, WindowEnd: end, Orders: len(res.Orders)}, nil
+}
+
+// retryReauth handles LWA's invalid_grant: the cached secret may be stale
+// (the seller reconnected since it was read), so Vault is read again; with
+// a different refresh token it returns that token's source, else err.
+func (a *AmazonSource) retryReauth(ctx context.Context, tenantID string, app vaultstore.AppCredentials, used vaultstore.TenantCredentials, err error) (*tenantSource, error) {
+	if !IsReauth(err) {
+		return nil, err
+	}
+	a.creds.forget(tenantID)
+	fresh, ferr := a.creds.tenant(ctx, tenantID)
+	if ferr != nil || fresh.RefreshToken == used.RefreshToken {
+		return nil, err
+	}
+	tokens := a.creds.tokens(tenantID, app, fresh)
+	if _, terr := tokens.Token(); terr != nil {
+		return nil, terr
+	}
+	return tokens, nil
+}
+
+// IsReauth reports whether err means the seller must reconnect: LWA
+// answered invalid_grant on refresh.
+func IsReauth(err error) bool { return lwa.IsInvalidGrant(err) }
+
+func firstNonEmpty(v ...string) string {
+	for _, s := range v {
+		if s != "" {
+			return s
+		}
+	}
+	return ""
+}
+
+func splitIDs(s string) []string {
+	var out []string
+	for _, p := range strings.Split(s, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+func firstMarketplace(s string) string {
+	if ids := splitIDs(s); len(ids) > 0 {
+		return ids[0]
+	}
+	return ""
+}

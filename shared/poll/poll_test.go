@@ -1,0 +1,465 @@
+package poll_test
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/keybuzz/keybuzz-amazon/shared/marketplace"
+	"github.com/keybuzz/keybuzz-amazon/shared/poll"
+	"github.com/keybuzz/keybuzz-amazon/shared/pollqueue"
+	"github.com/keybuzz/keybuzz-amazon/shared/postgres"
+	"github.com/keybuzz/keybuzz-amazon/shared/sandbox"
+	"github.com/keybuzz/keybuzz-amazon/shared/secret"
+	"github.com/keybuzz/keybuzz-amazon/shared/spapi"
+	"github.com/keybuzz/keybuzz-amazon/shared/vaultstore"
+)
+
+func spapiClient(hc *http.Client) *spapi.Client { return spapi.New(hc) }
+
+// Seed Test 3: the mock source makes 3 ExternalMessage, 3 Ticket and 3
+// TicketMessage on the first run and nothing on the second.
+func TestMockSourceSeedTest3(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	s := seller{tenantID: "tenant-mock"}
+	s.connectionID = e.addConnection(s.tenantID, "", "A13V1IB3VIYZZH", "")
+	p := e.poller(poll.MockSource{Now: e.clock.Now})
+	for run, want := range []int{3, 0} {
+		resp, err := p.HandleSQS(context.Background(), sqsEvent(s.message().Encode()))
+		if err != nil || len(resp.BatchItemFailures) != 0 {
+			t.Fatalf("run %d: %+v %v", run, resp, err)
+		}
+		st := e.state(s)
+		if st.Messages != 3 || st.Tickets != 3 || st.TMsg != 3 {
+			t.Fatalf("run %d: ExternalMessage=%d Ticket=%d TicketMessage=%d, want 3 3 3", run, st.Messages, st.Tickets, st.TMsg)
+		}
+		res, err := p.PollResult(context.Background(), s.message())
+		if err != nil || res.MessagesCreated != 0 {
+			t.Fatalf("run %d again: %+v %v (want %d then nothing)", run, res, err, want)
+		}
+	}
+}
+
+// Seed Test 4: the real client against the sandbox stores exactly the
+// sandbox's buyer events of the look-back window; a redelivered message
+// creates nothing; a new cancellation request shows up on the next poll.
+func TestSandboxSyncMatchesBuyerEvents(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	s := e.connect(1)
+	p := e.poller(e.source(nil))
+	ctx := context.Background()
+
+	resp, err := p.HandleSQS(ctx, sqsEvent(s.message().Encode()))
+	if err != nil || len(resp.BatchItemFailures) != 0 {
+		t.Fatalf("poll: %+v %v", resp, err)
+	}
+	st := e.checkMatches(s, t0.Add(-7*24*time.Hour))
+	if st.Cursor == nil || !st.Cursor.Equal(t0.Add(-2*time.Minute)) || st.Token != nil {
+		t.Fatalf("cursor %v token %v, want the window's end and no token", st.Cursor, st.Token)
+	}
+	if st.Status != "CONNECTED" || st.LastError != "" || !st.NextPollAt.Equal(t0.Add(time.Minute)) || st.Claimed {
+		t.Fatalf("connection after poll: %+v", st)
+	}
+
+	// Redelivery of the same SQS message: nothing new.
+	res, err := p.PollResult(ctx, s.message())
+	if err != nil || res.MessagesCreated != 0 || res.TicketsCreated != 0 {
+		t.Fatalf("redelivery: %+v %v", res, err)
+	}
+
+	// A buyer asks to cancel a new order: it is there after the next poll.
+	e.clock.Advance(5 * time.Minute)
+	order, err := e.sb.AddOrder(s.id, "", false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.clock.Advance(time.Minute)
+	if _, err := e.sb.AddCancellationRequest(s.id, order, "Ordered by mistake"); err != nil {
+		t.Fatal(err)
+	}
+	e.clock.Advance(3 * time.Minute) // Amazon lists changes older than two minutes
+	res, err = p.PollResult(ctx, s.message())
+	if err != nil || res.MessagesCreated != 1 || res.TicketsCreated != 1 {
+		t.Fatalf("poll after a new request: %+v %v", res, err)
+	}
+	e.checkMatches(s, t0.Add(-7*24*time.Hour))
+	var body string
+	e.pool.QueryRow(ctx, `SELECT "body" FROM "ExternalMessage" WHERE "orderId" = $1`, order).Scan(&body)
+	if want := "Buyer requested cancellation of order " + order; len(body) < len(want) || body[:len(want)] != want {
+		t.Fatalf("body %q", body)
+	}
+}
+
+// killingSource stops the poll (as a Lambda timeout or crash would) when
+// asked for page number killAt.
+type killingSource struct {
+	poll.Source
+	killAt, calls int
+	cancel        context.CancelFunc
+}
+
+func (k *killingSource) Fetch(ctx context.Context, t poll.Target, r poll.PageRequest) (poll.Page, error) {
+	k.calls++
+	if k.calls == k.killAt {
+		k.cancel()
+		return poll.Page{}, context.Canceled
+	}
+	return k.Source.Fetch(ctx, t, r)
+}
+
+// A multi-page sync stopped between pages resumes at the stored pagination
+// token without loss or duplicates.
+func TestMultiPageSyncResumes(t *testing.T) {
+	t.Parallel()
+	cases := []struct {
+		name string
+		stop func(e *env, s seller, p *poll.Poller) error
+	}{
+		{"killed between pages", func(e *env, s seller, _ *poll.Poller) error {
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			k := &killingSource{Source: e.source(nil), killAt: 2, cancel: cancel}
+			return e.poller(k).Poll(ctx, s.message())
+		}},
+		{"Amazon fails page 2", func(e *env, s seller, p *poll.Poller) error {
+			f := func(n int64) {
+				if n == 2 {
+					e.sb.InjectFault(s.id, sandbox.Fault{Kind: "500", Count: 1})
+				}
+			}
+			e.beforeAPI.Store(&f)
+			defer e.beforeAPI.Store(nil)
+			return p.Poll(context.Background(), s.message())
+		}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
+			e := newEnv(t)
+			e.cfg.Lookback = 30 * 24 * time.Hour // about 300 orders: 4 pages of 100
+			s := e.connect(2)
+			claim(t, e, s)
+			p := e.poller(e.source(nil))
+			if err := c.stop(e, s, p); err == nil {
+				t.Fatal("the stopped poll reported success")
+			}
+			mid := e.state(s)
+			if mid.Token == nil || mid.Cursor != nil || mid.Messages == 0 {
+				t.Fatalf("after page 1: token=%v cursor=%v messages=%d; want a token, no cursor, page 1 stored", mid.Token, mid.Cursor, mid.Messages)
+			}
+			if mid.LastError == "" || !mid.Claimed {
+				t.Fatalf("a failed poll must record lastError and keep the claim for SQS's retry: %+v", mid)
+			}
+			if err := p.Poll(context.Background(), s.message()); err != nil {
+				t.Fatalf("resume: %v", err)
+			}
+			st := e.checkMatches(s, t0.Add(-30*24*time.Hour))
+			if st.LastError != "" || st.Token != nil || st.Cursor == nil {
+				t.Fatalf("after resume: %+v", st)
+			}
+		})
+	}
+}
+
+// Ten polltenant runs on one tenant at once give exactly one set of tickets.
+func TestConcurrentPollsOneSetOfTickets(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	s := e.connect(3)
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	busy := 0
+	for i := 0; i < 10; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			res, err := e.poller(e.source(nil)).PollResult(context.Background(), s.message())
+			if err != nil {
+				t.Error(err)
+			}
+			mu.Lock()
+			if res.Skipped == "busy" {
+				busy++
+			}
+			mu.Unlock()
+		}()
+	}
+	wg.Wait()
+	e.checkMatches(s, t0.Add(-7*24*time.Hour))
+	t.Logf("%d of 10 runs found the connection busy", busy)
+}
+
+// Failures end in the right state.
+func TestFailures(t *testing.T) {
+	t.Parallel()
+	type check func(t *testing.T, e *env, s seller, st state, err error)
+	cases := []struct {
+		name    string
+		setup   func(e *env, s seller) poll.SecretStore
+		wantErr bool
+		check   check
+	}{
+		{"429 storm", func(e *env, s seller) poll.SecretStore {
+			e.sb.InjectFault(s.id, sandbox.Fault{Kind: "429", Count: 3})
+			return nil
+		}, true, func(t *testing.T, e *env, s seller, st state, err error) {
+			var count429 int
+			var until time.Time
+			var tokens float64
+			e.pool.QueryRow(context.Background(), `SELECT "count429", "throttledUntil", "tokens" FROM "MarketplaceRateBudget" WHERE "connectionId" = $1`, s.connectionID).Scan(&count429, &until, &tokens)
+			if count429 != 1 || tokens != 0 || !until.After(t0) || st.Messages != 0 || st.LastError == "" || !st.Claimed {
+				t.Fatalf("after a 429: count429=%d until=%v tokens=%v state=%+v", count429, until, tokens, st)
+			}
+			// SQS's retry during the back-off makes no call and is acknowledged.
+			calls := e.apiCalls.Load()
+			p := e.poller(e.source(nil))
+			res, err := p.PollResult(context.Background(), s.message())
+			if err != nil || e.apiCalls.Load() != calls || res.NextPollAt.Before(until) || res.NextPollAt.After(until.Add(time.Second)) {
+				t.Fatalf("retry during back-off: %+v %v (calls %d -> %d)", res, err, calls, e.apiCalls.Load())
+			}
+			// After the storm the sync completes.
+			for i := 0; i < 6; i++ {
+				e.clock.Advance(30 * time.Minute)
+				p.Poll(context.Background(), s.message())
+			}
+			e.checkMatches(s, t0.Add(-7*24*time.Hour))
+		}},
+		{"expired access token", func(e *env, s seller) poll.SecretStore { return nil }, false,
+			func(t *testing.T, e *env, s seller, st state, err error) {
+				// The first poll cached the token; Amazon now says it expired.
+				e.sb.ExpireAccessTokens(s.id)
+				e.clock.Advance(5 * time.Minute)
+				lwaBefore := e.lwaCalls.Load()
+				if err := e.cachedPoller.Poll(context.Background(), s.message()); err != nil {
+					t.Fatalf("poll with an expired token: %v", err)
+				}
+				if n := e.lwaCalls.Load() - lwaBefore; n != 1 {
+					t.Fatalf("%d token refreshes, want exactly 1", n)
+				}
+				if st := e.state(s); st.LastError != "" {
+					t.Fatalf("lastError %q", st.LastError)
+				}
+			}},
+		{"revoked refresh token", func(e *env, s seller) poll.SecretStore {
+			e.sb.RevokeSeller(s.id)
+			return nil
+		}, false, func(t *testing.T, e *env, s seller, st state, err error) {
+			if st.Status != string(marketplace.StatusNeedsReauth) || st.LastError == "" || st.Messages != 0 || st.Claimed {
+				t.Fatalf("after invalid_grant: %+v", st)
+			}
+		}},
+		{"no credentials in Vault", func(e *env, s seller) poll.SecretStore {
+			if err := e.secrets.DeleteTenant(context.Background(), s.tenantID); err != nil {
+				t.Fatal(err)
+			}
+			return nil
+		}, false, func(t *testing.T, e *env, s seller, st state, err error) {
+			if st.Status != string(marketplace.StatusError) || st.LastError != "No credentials found" {
+				t.Fatalf("after a missing secret: %+v", st)
+			}
+		}},
+		{"Vault down", func(e *env, s seller) poll.SecretStore {
+			return vaultstore.New(closedVault(t), "secret", "keybuzz/ai/amazon_spapi_app_temp")
+		}, true, func(t *testing.T, e *env, s seller, st state, err error) {
+			if !errors.Is(err, marketplace.ErrUnavailable) {
+				t.Fatalf("err = %v, want ErrUnavailable", err)
+			}
+			if st.Status != "CONNECTED" || st.LastError == "" || st.Messages != 0 || st.Cursor != nil || st.Token != nil || !st.Claimed {
+				t.Fatalf("after Vault down: %+v", st)
+			}
+		}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
+			e := newEnv(t)
+			s := e.connect(1)
+			claim(t, e, s)
+			secrets := c.setup(e, s)
+			p := e.poller(e.source(secrets))
+			e.cachedPoller = p
+			err := p.Poll(context.Background(), s.message())
+			if (err != nil) != c.wantErr {
+				t.Fatalf("Poll error = %v, want error: %v", err, c.wantErr)
+			}
+			c.check(t, e, s, e.state(s), err)
+		})
+	}
+}
+
+// claim marks the connection claimed, as the fan-out does before enqueueing.
+func claim(t *testing.T, e *env, s seller) {
+	if _, err := e.pool.Exec(context.Background(), `UPDATE "MarketplaceConnection" SET "pollClaimedUntil" = $2 WHERE "id" = $1`, s.connectionID, t0.Add(15*time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// A batch where one record fails transiently reports that record only; a
+// malformed body is acknowledged.
+func TestBatchReportsOnlyTheFailingRecord(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	a, b, c := e.connect(1), e.connect(2), e.connect(3)
+	e.sb.InjectFault(b.id, sandbox.Fault{Kind: "503", Count: 5})
+	p := e.poller(e.source(nil))
+	resp, err := p.HandleSQS(context.Background(), sqsEvent(a.message().Encode(), b.message().Encode(), "{not json", c.message().Encode()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(resp.BatchItemFailures) != 1 || resp.BatchItemFailures[0].ItemIdentifier != "msg-b" {
+		t.Fatalf("failures %+v, want only msg-b", resp.BatchItemFailures)
+	}
+	e.checkMatches(a, t0.Add(-7*24*time.Hour))
+	e.checkMatches(c, t0.Add(-7*24*time.Hour))
+	if st := e.state(b); st.Messages != 0 || st.LastError == "" {
+		t.Fatalf("failing tenant: %+v", st)
+	}
+}
+
+// Steady state: polling every minute for two hours of sandbox time under
+// the default plan (0.0056/s, burst 20) never gets a 429 and uses the budget.
+func TestSteadyStateMakesNo429(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	s := e.connect(1)
+	p := e.poller(e.source(nil))
+	polls := 0
+	for i := 0; i < 120; i++ {
+		st := e.state(s)
+		if !st.NextPollAt.After(e.clock.Now()) {
+			polls++
+			if err := p.Poll(context.Background(), s.message()); err != nil {
+				t.Fatalf("poll %d: %v", i, err)
+			}
+		}
+		e.clock.Advance(time.Minute)
+	}
+	stats := e.sb.Stats(s.id)
+	if stats.Throttled != 0 {
+		t.Fatalf("%d 429s in steady state", stats.Throttled)
+	}
+	max := 20 + 40 // burst + floor(0.0056 * 7200)
+	if calls := stats.Calls[sandbox.OpSearchOrders]; calls < max-2 || calls > max {
+		t.Fatalf("%d searchOrders calls in 2 h, want close to the plan's %d", calls, max)
+	}
+}
+
+// A refresh token Amazon rotates is written back to Vault (check-and-set),
+// so a cold container starts from the new one.
+func TestRotatedRefreshTokenSavedToVault(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	s := e.connect(1)
+	ctx := context.Background()
+	before, err := e.secrets.Tenant(ctx, s.tenantID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.sb.RotateRefreshTokens(s.id, true)
+	if err := e.poller(e.source(nil)).Poll(ctx, s.message()); err != nil {
+		t.Fatal(err)
+	}
+	after, err := e.secrets.Tenant(ctx, s.tenantID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if after.RefreshToken == before.RefreshToken || after.Version != before.Version+1 || after.SellerID != s.id {
+		t.Fatalf("Vault not updated: version %d -> %d, token changed: %v", before.Version, after.Version, after.RefreshToken != before.RefreshToken)
+	}
+	// A cold container polls with the token Vault now holds.
+	e.sb.RotateRefreshTokens(s.id, false)
+	e.clock.Advance(10 * time.Minute)
+	if err := e.poller(e.source(nil)).Poll(ctx, s.message()); err != nil {
+		t.Fatalf("cold poll with the rotated token: %v", err)
+	}
+	if st := e.state(s); st.Status != "CONNECTED" || st.LastError != "" {
+		t.Fatalf("state %+v", st)
+	}
+}
+
+// With the database down every record of the batch is reported for retry.
+func TestDatabaseDownFailsEveryRecord(t *testing.T) {
+	t.Parallel()
+	pool, err := postgres.Open(context.Background(), "postgres://nobody@127.0.0.1:1/none?connect_timeout=1", 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pool.Close()
+	p := poll.NewPoller(postgres.New(pool, nil), poll.MockSource{}, poll.Config{}, nil, quiet(), nil)
+	a := pollqueue.Message{TenantID: "t-a", ConnectionID: "c-a"}
+	b := pollqueue.Message{TenantID: "t-b", ConnectionID: "c-b"}
+	resp, err := p.HandleSQS(context.Background(), sqsEvent(a.Encode(), b.Encode()))
+	if err != nil || len(resp.BatchItemFailures) != 2 {
+		t.Fatalf("%+v %v, want both records failed", resp, err)
+	}
+	if err := p.Poll(context.Background(), a); !errors.Is(err, marketplace.ErrUnavailable) {
+		t.Fatalf("err = %v, want ErrUnavailable", err)
+	}
+}
+
+// An empty rate budget stops a multi-page sync between pages; later polls
+// resume at the stored page, with no 429 and nothing lost or duplicated.
+func TestEmptyBudgetResumesAtTheStoredPage(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.cfg.Lookback = 30 * 24 * time.Hour // 4 pages
+	s := e.connect(2)
+	e.sb.SetRatePlan(s.id, sandbox.OpSearchOrders, 0.0056, 2)
+	hc := &http.Client{Timeout: 5 * time.Second}
+	src := poll.NewAmazonSource(e.secrets, e.lwa, spapi.New(hc), e.store,
+		poll.AmazonConfig{Endpoint: e.sbURL, Plan: postgres.RatePlan{Rate: 0.0056, Burst: 2}}, e.clock.Now, quiet())
+	p := e.poller(src)
+	res, err := p.PollResult(context.Background(), s.message())
+	if err != nil || res.Pages != 2 || res.Cursor != nil {
+		t.Fatalf("first poll: %+v %v, want 2 pages and no cursor yet", res, err)
+	}
+	if st := e.state(s); st.Token == nil || !st.NextPollAt.After(e.clock.Now()) || st.Claimed {
+		t.Fatalf("after an empty budget: %+v", st)
+	}
+	for i := 0; i < 10 && e.state(s).Cursor == nil; i++ {
+		e.clock.Set(e.state(s).NextPollAt)
+		if err := p.Poll(context.Background(), s.message()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	e.checkMatches(s, t0.Add(-30*24*time.Hour))
+	if n := e.sb.Stats(s.id).Throttled; n != 0 {
+		t.Fatalf("%d 429s", n)
+	}
+}
+
+// A seller who revoked and reconnected within the credential cache's TTL is
+// not mistaken for a revoked one: Vault is read again on invalid_grant.
+func TestReconnectWithinCacheTTLIsNotReauth(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	s := e.connect(1)
+	p := e.poller(e.source(nil)) // one warm container throughout
+	ctx := context.Background()
+	if err := p.Poll(ctx, s.message()); err != nil {
+		t.Fatal(err)
+	}
+	e.sb.RevokeSeller(s.id)
+	e.sb.ExpireAccessTokens(s.id)
+	rt, err := e.sb.IssueRefreshToken(s.id) // the seller connects again
+	if err != nil {
+		t.Fatal(err)
+	}
+	tc, _ := e.secrets.Tenant(ctx, s.tenantID)
+	tc.RefreshToken = secret.Value(rt)
+	if _, err := e.secrets.PutTenant(ctx, s.tenantID, tc); err != nil {
+		t.Fatal(err)
+	}
+	e.clock.Advance(time.Minute)
+	if err := p.Poll(ctx, s.message()); err != nil {
+		t.Fatal(err)
+	}
+	if st := e.state(s); st.Status != "CONNECTED" || st.LastError != "" {
+		t.Fatalf("after a reconnect: %+v", st)
+	}
+}

@@ -1,0 +1,364 @@
+// Package poll is the connector's polling: the fan-out that claims due
+// connections and enqueues one SQS message each (Fanout), and the poller
+// that syncs one connection per message (Poller): lease, credentials, rate
+// budget, searchOrders page by page, one transaction per page.
+//
+// Follow one message: Fanout.Handle -> postgres.ClaimDue -> pollqueue.Sender
+// -> SQS -> Poller.HandleSQS -> Poller.Poll -> postgres.AcquirePoll ->
+// Source.Fetch (AmazonSource: Vault, LWA, rate budget, spapi) ->
+// postgres.IngestPage per page -> postgres.FinishPoll.
+package poll
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/url"
+	"sync"
+	"time"
+
+	"github.com/aws/aws-lambda-go/events"
+	"github.com/aws/aws-lambda-go/lambdacontext"
+
+	"github.com/keybuzz/keybuzz-amazon/shared/logging"
+	"github.com/keybuzz/keybuzz-amazon/shared/lwa"
+	"github.com/keybuzz/keybuzz-amazon/shared/marketplace"
+	"github.com/keybuzz/keybuzz-amazon/shared/metrics"
+	"github.com/keybuzz/keybuzz-amazon/shared/pollqueue"
+	"github.com/keybuzz/keybuzz-amazon/shared/postgres"
+)
+
+// Store is the part of postgres.Store the poller uses.
+type Store interface {
+	AcquirePoll(ctx context.Context, tenantID, connectionID, owner string, leaseFor time.Duration) (postgres.PollState, error)
+	IngestPage(ctx context.Context, p postgres.InboundPage) (postgres.PageResult, error)
+	FinishPoll(ctx context.Context, o postgres.PollOutcome) error
+}
+
+// Config tunes a Poller; zero fields take the defaults.
+type Config struct {
+	Interval time.Duration // next poll after a complete sync (MARKETPLACE_POLL_INTERVAL_SECONDS; 60 s)
+	Lookback time.Duration // a new connection starts this long before it connected (POLL_LOOKBACK_DAYS; 7 d)
+	Overlap  time.Duration // each window starts this long before the cursor (2 min)
+	LeaseFor time.Duration // lease per page, longer than a page takes (5 min)
+	MaxPages int           // pages per poll before yielding (50)
+	Parallel int           // SQS records polled at once (4)
+	// DeadlineMargin: no new page is started when the invocation's deadline
+	// is closer than this (15 s).
+	DeadlineMargin time.Duration
+}
+
+func (c Config) withDefaults() Config {
+	if c.Interval <= 0 {
+		c.Interval = 60 * time.Second
+	}
+	if c.Lookback <= 0 {
+		c.Lookback = 7 * 24 * time.Hour
+	}
+	if c.Overlap <= 0 {
+		c.Overlap = 2 * time.Minute
+	}
+	if c.LeaseFor <= 0 {
+		c.LeaseFor = 5 * time.Minute
+	}
+	if c.MaxPages <= 0 {
+		c.MaxPages = 50
+	}
+	if c.Parallel <= 0 {
+		c.Parallel = 4
+	}
+	if c.DeadlineMargin <= 0 {
+		c.DeadlineMargin = 15 * time.Second
+	}
+	return c
+}
+
+// Poller syncs connections, one SQS message each.
+type Poller struct {
+	store   Store
+	source  Source
+	cfg     Config
+	now     func() time.Time
+	log     *slog.Logger
+	metrics *metrics.Writer
+}
+
+// NewPoller returns a Poller; now nil is time.Now, log nil slog.Default(),
+// m nil emits no metrics.
+func NewPoller(store Store, source Source, cfg Config, now func() time.Time, log *slog.Logger, m *metrics.Writer) *Poller {
+	if now == nil {
+		now = time.Now
+	}
+	if log == nil {
+		log = slog.Default()
+	}
+	return &Poller{store: store, source: source, cfg: cfg.withDefaults(), now: now, log: log, metrics: m}
+}
+
+// HandleSQS is the polltenant Lambda handler: each record is polled (up to
+// Config.Parallel at once) and only the records that failed transiently are
+// reported, so SQS retries them alone. A malformed body is logged and
+// acknowledged: no retry can fix it (docs/polling.md).
+func (p *Poller) HandleSQS(ctx context.Context, ev events.SQSEvent) (events.SQSEventResponse, error) {
+	if lc, ok := lambdacontext.FromContext(ctx); ok && logging.RequestID(ctx) == "" {
+		ctx = logging.WithRequestID(ctx, lc.AwsRequestID)
+	}
+	var (
+		mu       sync.Mutex
+		failures = []events.SQSBatchItemFailure{}
+		wg       sync.WaitGroup
+		sem      = make(chan struct{}, p.cfg.Parallel)
+	)
+	for _, r := range ev.Records {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			rctx := logging.WithRequestID(ctx, r.MessageId)
+			msg, err := pollqueue.Decode(r.Body)
+			if err != nil {
+				p.log.ErrorContext(rctx, "poll message dropped: malformed body", "err", err, "receive_count", r.Attributes["ApproximateReceiveCount"])
+				p.metrics.Emit("polltenant", map[string]float64{metrics.Errors: 1}, map[string]string{"request_id": r.MessageId, "error_kind": "malformed_message"})
+				return
+			}
+			rctx = logging.WithTenantID(rctx, msg.TenantID)
+			if err := p.Poll(rctx, msg); err != nil {
+				mu.Lock()
+				failures = append(failures, events.SQSBatchItemFailure{ItemIdentifier: r.MessageId})
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	return events.SQSEventResponse{BatchItemFailures: failures}, nil
+}
+
+// Result is what one poll did.
+type Result struct {
+	Skipped         string // why nothing was done: "busy", "not_connected", "not_found"
+	Pages           int
+	Orders          int
+	EventsSeen      int
+	MessagesCreated int
+	TicketsCreated  int
+	Throttled       bool
+	NextPollAt      time.Time
+	Cursor          *time.Time
+}
+
+// Poll syncs one connection. It returns an error only for transient
+// failures, which SQS should retry; permanent ones (invalid_grant, no
+// credentials) change the connection's status and return nil.
+func (p *Poller) Poll(ctx context.Context, msg pollqueue.Message) error {
+	_, err := p.PollResult(ctx, msg)
+	return err
+}
+
+// PollResult is Poll returning what was done.
+func (p *Poller) PollResult(ctx context.Context, msg pollqueue.Message) (Result, error) {
+	start := time.Now()
+	owner := logging.RequestID(ctx) + "/" + randomHex(6)
+	st, err := p.store.AcquirePoll(ctx, msg.TenantID, msg.ConnectionID, owner, p.cfg.LeaseFor)
+	if errors.Is(err, marketplace.ErrNotFound) {
+		p.log.WarnContext(ctx, "poll skipped: no such connection for this tenant", "connection_id", msg.ConnectionID)
+		return Result{Skipped: "not_found"}, nil
+	}
+	if err != nil {
+		p.log.ErrorContext(ctx, "poll failed: cannot take the lease", "connection_id", msg.ConnectionID, "err", err)
+		p.emit(ctx, msg, Result{}, "lease", start)
+		return Result{}, err
+	}
+	if !st.Leased {
+		r := Result{Skipped: "busy"}
+		if st.Status != marketplace.StatusConnected {
+			r.Skipped = "not_connected"
+		}
+		p.log.InfoContext(ctx, "poll skipped", "connection_id", msg.ConnectionID, "reason", r.Skipped, "status", st.Status)
+		return r, nil
+	}
+
+	// Stop Amazon calls a little before the invocation's deadline so that
+	// the outcome and the lease release are still written.
+	syncCtx, cancelSync := ctx, context.CancelFunc(func() {})
+	if d, ok := ctx.Deadline(); ok {
+		syncCtx, cancelSync = context.WithDeadline(ctx, d.Add(-p.cfg.DeadlineMargin/3))
+	}
+	res, syncErr := p.sync(syncCtx, st, owner)
+	cancelSync()
+	out := postgres.PollOutcome{ConnectionID: st.ConnectionID, LeaseOwner: owner, NextPollAt: res.NextPollAt}
+	kind := ""
+	var retErr error
+	var throttled *ThrottledError
+	switch {
+	case syncErr == nil:
+	case errors.Is(syncErr, postgres.ErrLeaseLost):
+		p.log.WarnContext(ctx, "poll stopped: lease lost to another poller", "connection_id", st.ConnectionID)
+		return res, nil
+	case IsReauth(syncErr):
+		kind = "needs_reauth"
+		out.Status, out.Error, out.NextPollAt = marketplace.StatusNeedsReauth, "Amazon refused the refresh token (invalid_grant): the seller must reconnect", p.now()
+	case errors.Is(syncErr, marketplace.ErrNoCredentials):
+		kind = "no_credentials"
+		out.Status, out.Error, out.NextPollAt = marketplace.StatusError, marketplace.ErrNoCredentials.Message, p.now()
+	case errors.As(syncErr, &throttled):
+		kind, res.Throttled = "throttled", true
+		out.Error, out.NextPollAt, retErr = safeError(syncErr), time.Time{}, syncErr
+	default:
+		kind = "transient"
+		out.Error, out.NextPollAt, retErr = safeError(syncErr), time.Time{}, syncErr
+	}
+	fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer cancel()
+	if err := p.store.FinishPoll(fctx, out); err != nil && !errors.Is(err, postgres.ErrLeaseLost) {
+		p.log.ErrorContext(ctx, "poll outcome not recorded", "connection_id", st.ConnectionID, "err", err)
+		if retErr == nil && syncErr == nil {
+			retErr = err
+		}
+	}
+	attrs := []any{"connection_id", st.ConnectionID, "pages", res.Pages, "orders", res.Orders, "events", res.EventsSeen,
+		"messages_created", res.MessagesCreated, "tickets_created", res.TicketsCreated, "duration_ms", time.Since(start).Milliseconds()}
+	if !res.NextPollAt.IsZero() {
+		attrs = append(attrs, "next_poll_at", res.NextPollAt)
+	}
+	if syncErr != nil {
+		attrs = append(attrs, "error_kind", kind, "err", safeError(syncErr))
+		if retErr != nil {
+			p.log.WarnContext(ctx, "poll failed; SQS will retry", attrs...)
+		} else {
+			p.log.ErrorContext(ctx, "poll failed permanently; connection status changed", append(attrs, "status", out.Status)...)
+		}
+	} else {
+		p.log.InfoContext(ctx, "poll done", attrs...)
+	}
+	p.emit(ctx, msg, res, kind, start)
+	return res, retErr
+}
+
+// sync reads pages from the stored position and stores each in its own
+// transaction, until the window ends, the budget is empty, the page limit or
+// the invocation's deadline is reached.
+func (p *Poller) sync(ctx context.Context, st postgres.PollState, owner string) (Result, error) {
+	t := Target{TenantID: st.TenantID, ConnectionID: st.ConnectionID, Region: st.Region, MarketplaceID: st.MarketplaceID, SellingPartnerID: st.SellingPartnerID}
+	var res Result
+	token := st.PaginationToken
+	after := p.windowStart(st)
+	restarted := false
+	for {
+		if res.Pages >= p.cfg.MaxPages || p.nearDeadline(ctx) {
+			res.NextPollAt = p.now() // more to read: due again at once
+			return res, nil
+		}
+		page, err := p.source.Fetch(ctx, t, PageRequest{After: after, Token: token})
+		var nb *NoBudgetError
+		switch {
+		case errors.As(err, &nb):
+			res.NextPollAt = nb.RetryAt
+			return res, nil
+		case errors.Is(err, ErrStalePageToken) && !restarted:
+			p.log.WarnContext(ctx, "stored pagination token refused; restarting the window from the cursor", "connection_id", st.ConnectionID)
+			token, restarted = "", true
+			continue
+		case err != nil:
+			return res, err
+		}
+		in := postgres.InboundPage{
+			ConnectionID: st.ConnectionID, TenantID: st.TenantID, LeaseOwner: owner, LeaseFor: p.cfg.LeaseFor,
+			Messages: page.Messages, NextToken: page.NextToken,
+		}
+		if page.NextToken == "" {
+			end := page.WindowEnd
+			in.Cursor = &end
+		}
+		pr, err := p.store.IngestPage(ctx, in)
+		if err != nil {
+			return res, err
+		}
+		res.Pages++
+		res.Orders += page.Orders
+		res.EventsSeen += len(page.Messages)
+		res.MessagesCreated += pr.MessagesCreated
+		res.TicketsCreated += pr.TicketsCreated
+		if page.NextToken == "" {
+			res.Cursor = in.Cursor
+			res.NextPollAt = p.now().Add(p.cfg.Interval)
+			return res, nil
+		}
+		token = page.NextToken
+	}
+}
+
+// windowStart is where searchOrders starts when no page token is stored:
+// the cursor minus the overlap, or, before the first complete sync, the
+// look-back before the connection was made.
+func (p *Poller) windowStart(st postgres.PollState) time.Time {
+	if st.Cursor != nil {
+		return st.Cursor.Add(-p.cfg.Overlap)
+	}
+	base := p.now()
+	if st.ConnectedAt != nil {
+		base = *st.ConnectedAt
+	}
+	return base.Add(-p.cfg.Lookback)
+}
+
+func (p *Poller) nearDeadline(ctx context.Context) bool {
+	d, ok := ctx.Deadline()
+	return ok && time.Until(d) < p.cfg.DeadlineMargin
+}
+
+func (p *Poller) emit(ctx context.Context, msg pollqueue.Message, r Result, errKind string, start time.Time) {
+	if p.metrics == nil {
+		return
+	}
+	v := map[string]float64{
+		metrics.Polls: 1, metrics.Pages: float64(r.Pages), metrics.EventsIngested: float64(r.MessagesCreated),
+		metrics.TicketsCreated: float64(r.TicketsCreated), metrics.Throttled429: 0, metrics.Errors: 0,
+	}
+	if r.Throttled {
+		v[metrics.Throttled429] = 1
+	}
+	if errKind != "" {
+		v[metrics.Errors] = 1
+	}
+	if r.Cursor != nil {
+		v[metrics.CursorLagSeconds] = p.now().Sub(*r.Cursor).Seconds()
+	}
+	props := map[string]string{"tenant_id": msg.TenantID, "connection_id": msg.ConnectionID, "request_id": logging.RequestID(ctx),
+		"duration_ms": fmt.Sprint(time.Since(start).Milliseconds())}
+	if errKind != "" {
+		props["error_kind"] = errKind
+	}
+	p.metrics.Emit("polltenant", v, props)
+}
+
+// safeError renders err for lastError and logs: URLs (which carry query
+// strings) are reduced to their host. Tokens never appear in errors: LWA
+// and SP-API errors carry codes and Amazon's messages only.
+func safeError(err error) string {
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		host := ""
+		if u, perr := url.Parse(ue.URL); perr == nil {
+			host = u.Host
+		}
+		return fmt.Sprintf("%s %s: %v", ue.Op, host, ue.Err)
+	}
+	var le *lwa.Error
+	if errors.As(err, &le) {
+		return le.Error()
+	}
+	s := err.Error()
+	if len(s) > 1000 {
+		s = s[:1000]
+	}
+	return s
+}
+
+func randomHex(n int) string {
+	b := make([]byte, n)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}

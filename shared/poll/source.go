@@ -1,0 +1,80 @@
+package poll
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/keybuzz/keybuzz-amazon/shared/marketplace"
+	"github.com/keybuzz/keybuzz-amazon/shared/mocksource"
+)
+
+// Source reads one page of a connection's buyer events.
+type Source interface {
+	Fetch(ctx context.Context, t Target, req PageRequest) (Page, error)
+}
+
+// Target is the connection a Source reads for.
+type Target struct {
+	TenantID         string
+	ConnectionID     string
+	Region           string
+	MarketplaceID    string // one id, or several separated by commas
+	SellingPartnerID string
+}
+
+// PageRequest asks for the first page of the window starting at After, or
+// for the page Token points at.
+type PageRequest struct {
+	After time.Time
+	Token string
+}
+
+// Page is one page of events.
+type Page struct {
+	Messages []marketplace.InboundMessage
+	// NextToken points at the next page; "" ends the window.
+	NextToken string
+	// WindowEnd is the window's end (Amazon's lastUpdatedBefore): the next
+	// cursor once the last page is stored.
+	WindowEnd time.Time
+	// Orders counts the orders read (for logs), events or not.
+	Orders int
+}
+
+// NoBudgetError means the connection's rate budget has no token: the poll
+// stops, and the connection is due again at RetryAt.
+type NoBudgetError struct{ RetryAt time.Time }
+
+func (e *NoBudgetError) Error() string {
+	return fmt.Sprintf("rate budget empty until %s", e.RetryAt.UTC().Format(time.RFC3339))
+}
+
+// ThrottledError is a 429 from Amazon: the budget was emptied until RetryAt.
+type ThrottledError struct {
+	RetryAt time.Time
+	Err     error
+}
+
+func (e *ThrottledError) Error() string {
+	return fmt.Sprintf("throttled by Amazon until %s: %v", e.RetryAt.UTC().Format(time.RFC3339), e.Err)
+}
+func (e *ThrottledError) Unwrap() error { return e.Err }
+
+// ErrStalePageToken means Amazon refused a stored pagination token (they
+// live 24 hours): the window restarts from the cursor.
+var ErrStalePageToken = errors.New("pagination token refused")
+
+// MockSource serves the seed's three mock messages (AMAZON_USE_MOCK=true).
+type MockSource struct{ Now func() time.Time }
+
+// Fetch implements Source: one page, always the same three messages.
+func (m MockSource) Fetch(_ context.Context, t Target, _ PageRequest) (Page, error) {
+	now := time.Now
+	if m.Now != nil {
+		now = m.Now
+	}
+	msgs := mocksource.Messages(firstMarketplace(t.MarketplaceID))
+	return Page{Messages: msgs, WindowEnd: now().UTC(), Orders: len(msgs)}, nil
+}

@@ -1,0 +1,330 @@
+package postgres
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/keybuzz/keybuzz-amazon/shared/marketplace"
+)
+
+// Polling's SQL: the fan-out's claims, the per-connection lease, the end of
+// a poll and the persisted rate budgets. Every time comes from the Store's
+// clock (s.now), so tests drive it; in production it is time.Now.
+
+// PollJob is a connection the fan-out claimed: one SQS message.
+type PollJob struct {
+	TenantID     string
+	ConnectionID string
+}
+
+// ClaimCursor is where the previous chunk of a fan-out ended, so that the
+// next chunk starts there instead of stepping over the rows already claimed
+// (keyset order "nextPollAt", "id"). The zero value starts at the beginning.
+type ClaimCursor struct {
+	NextPollAt time.Time
+	ID         string
+}
+
+// claimDueSQL claims up to $3 due CONNECTED connections after the cursor
+// ($4, $5) until $2, in one statement: the partial index
+// "MarketplaceConnection_due_id_idx" serves the inner SELECT, and FOR UPDATE
+// SKIP LOCKED plus the claim column keep an overlapping run from taking the
+// same rows. The outer ORDER BY returns the chunk in keyset order.
+const claimDueSQL = `
+WITH claimed AS (
+    UPDATE "MarketplaceConnection" AS c
+    SET "pollClaimedUntil" = $2
+    WHERE c."id" IN (
+        SELECT "id" FROM "MarketplaceConnection"
+        WHERE "status" = 'CONNECTED' AND "nextPollAt" <= $1
+          AND ("nextPollAt", "id") > ($4::timestamptz, $5::text)
+          AND ("pollClaimedUntil" IS NULL OR "pollClaimedUntil" < $1)
+        ORDER BY "nextPollAt", "id"
+        LIMIT $3
+        FOR UPDATE SKIP LOCKED)
+    RETURNING c."id", c."tenantId", c."nextPollAt"
+)
+SELECT "id", "tenantId", "nextPollAt" FROM claimed ORDER BY "nextPollAt", "id"`
+
+// ClaimDue claims up to limit due connections after cursor for claimFor. It
+// returns them and the cursor to pass for the next chunk.
+func (s *Store) ClaimDue(ctx context.Context, limit int, claimFor time.Duration, after ClaimCursor) ([]PollJob, ClaimCursor, error) {
+	now := s.now()
+	from := after.NextPollAt
+	if from.IsZero() {
+		from = time.Unix(0, 0)
+	}
+	rows, err := s.pool.Query(ctx, claimDueSQL, now, now.Add(claimFor), limit, from, after.ID)
+	if err != nil {
+		return nil, after, unavailable("claim due connections", err)
+	}
+	defer rows.Close()
+	var jobs []PollJob
+	next := after
+	for rows.Next() {
+		var j PollJob
+		if err := rows.Scan(&j.ConnectionID, &j.TenantID, &next.NextPollAt); err != nil {
+			return nil, after, unavailable("claim due connections", err)
+		}
+		next.ID = j.ConnectionID
+		jobs = append(jobs, j)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, after, unavailable("claim due connections", err)
+	}
+	return jobs, next, nil
+}
+
+// ReleaseClaims drops the fan-out claims of connections whose messages could
+// not be sent, so the next run enqueues them.
+func (s *Store) ReleaseClaims(ctx context.Context, connectionIDs []string) error {
+	if len(connectionIDs) == 0 {
+		return nil
+	}
+	_, err := s.pool.Exec(ctx, `UPDATE "MarketplaceConnection" SET "pollClaimedUntil" = NULL WHERE "id" = ANY($1)`, connectionIDs)
+	return unavailable("release claims", err)
+}
+
+// PollState is what a poller needs of a connection, read as it takes the lease.
+type PollState struct {
+	ConnectionID     string
+	TenantID         string
+	Status           marketplace.Status
+	Region           string
+	MarketplaceID    string
+	SellingPartnerID string
+	ConnectedAt      *time.Time
+	// Cursor is the end of the last completed window (nil before the first
+	// sync completes); PaginationToken the next page of an unfinished one.
+	Cursor          *time.Time
+	PaginationToken string
+	// Leased is true when this poller holds the connection. It is false when
+	// another poller does, or when the connection is not CONNECTED.
+	Leased bool
+}
+
+// acquireSQL takes the lease in one statement: it creates the sync state on
+// a first poll, and otherwise updates it only when no live lease exists
+// (the conflict's WHERE runs on the latest row version, so of concurrent
+// pollers exactly one wins).
+const acquireSQL = `
+WITH c AS (
+    SELECT "id", "tenantId", "status", "region", "marketplaceId", "sellingPartnerId", "connectedAt"
+    FROM "MarketplaceConnection" WHERE "id" = $1 AND "tenantId" = $5
+), l AS (
+    INSERT INTO "MarketplaceSyncState" ("connectionId", "tenantId", "leaseOwner", "leaseUntil", "updatedAt")
+    SELECT c."id", c."tenantId", $2, $4, $3 FROM c WHERE c."status" = 'CONNECTED'
+    ON CONFLICT ("connectionId") DO UPDATE
+        SET "leaseOwner" = EXCLUDED."leaseOwner", "leaseUntil" = EXCLUDED."leaseUntil", "updatedAt" = EXCLUDED."updatedAt"
+        WHERE "MarketplaceSyncState"."leaseUntil" IS NULL OR "MarketplaceSyncState"."leaseUntil" < $3
+    RETURNING true AS "won", "cursor", "paginationToken"
+)
+SELECT c."id", c."tenantId", c."status", COALESCE(c."region", ''), COALESCE(c."marketplaceId", ''),
+       COALESCE(c."sellingPartnerId", ''), c."connectedAt",
+       COALESCE(l."won", false), l."cursor", COALESCE(l."paginationToken", '')
+FROM c LEFT JOIN l ON true`
+
+// AcquirePoll takes the connection's lease for owner until now+leaseFor.
+// It returns marketplace.ErrNotFound when the tenant has no such connection.
+func (s *Store) AcquirePoll(ctx context.Context, tenantID, connectionID, owner string, leaseFor time.Duration) (PollState, error) {
+	now := s.now()
+	var st PollState
+	var status string
+	err := s.pool.QueryRow(ctx, acquireSQL, connectionID, owner, now, now.Add(leaseFor), tenantID).Scan(
+		&st.ConnectionID, &st.TenantID, &status, &st.Region, &st.MarketplaceID, &st.SellingPartnerID,
+		&st.ConnectedAt, &st.Leased, &st.Cursor, &st.PaginationToken)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return PollState{}, fmt.Errorf("connection %s: %w", connectionID, marketplace.ErrNotFound)
+	}
+	if err != nil {
+		return PollState{}, unavailable("acquire poll lease", err)
+	}
+	st.Status = marketplace.Status(status)
+	return st, nil
+}
+
+// PollOutcome ends a poll.
+type PollOutcome struct {
+	ConnectionID string
+	LeaseOwner   string
+	// NextPollAt is when the connection is next due; zero keeps it and keeps
+	// the fan-out claim (the SQS message will be retried instead).
+	NextPollAt time.Time
+	// Error is recorded as lastError; "" records a success.
+	Error string
+	// Status, when set, replaces CONNECTED (NEEDS_REAUTH, ERROR): the
+	// connection is not polled again until the seller reconnects.
+	Status marketplace.Status
+}
+
+const finishSQL = `
+WITH st AS (
+    UPDATE "MarketplaceSyncState" SET
+        "leaseOwner" = NULL, "leaseUntil" = NULL,
+        "pollCount" = "pollCount" + 1,
+        "lastSyncAt" = $3,
+        "lastError" = NULLIF($4, ''),
+        "lastErrorAt" = CASE WHEN $4 = '' THEN "lastErrorAt" ELSE $3 END,
+        "errorCount" = "errorCount" + CASE WHEN $4 = '' THEN 0 ELSE 1 END,
+        "consecutiveFailures" = CASE WHEN $4 = '' THEN 0 ELSE "consecutiveFailures" + 1 END,
+        "updatedAt" = $3
+    WHERE "connectionId" = $1 AND "leaseOwner" = $2
+    RETURNING 1
+)
+UPDATE "MarketplaceConnection" SET
+    "pollClaimedUntil" = CASE WHEN $5::timestamptz IS NULL THEN "pollClaimedUntil" ELSE NULL END,
+    "nextPollAt" = COALESCE($5::timestamptz, "nextPollAt"),
+    "lastSyncAt" = $3,
+    "lastError" = NULLIF($4, ''),
+    "status" = CASE WHEN $6 <> '' AND "status" = 'CONNECTED' THEN $6 ELSE "status" END,
+    "updatedAt" = $3
+WHERE "id" = $1 AND EXISTS (SELECT 1 FROM st)`
+
+// FinishPoll records the outcome, releases the lease and, when NextPollAt is
+// set, the fan-out claim. It returns ErrLeaseLost when owner no longer holds
+// the lease (nothing is written then).
+func (s *Store) FinishPoll(ctx context.Context, o PollOutcome) error {
+	now := s.now()
+	var next *time.Time
+	if !o.NextPollAt.IsZero() {
+		next = &o.NextPollAt
+	}
+	tag, err := s.pool.Exec(ctx, finishSQL, o.ConnectionID, o.LeaseOwner, now, o.Error, next, string(o.Status))
+	if err != nil {
+		return unavailable("finish poll", err)
+	}
+	if tag.RowsAffected() == 0 {
+		return fmt.Errorf("finish poll of %s: %w", o.ConnectionID, ErrLeaseLost)
+	}
+	return nil
+}
+
+// ErrLeaseLost means another poller took the connection's lease.
+var ErrLeaseLost = errors.New("poll lease lost to another poller")
+
+// RatePlan is a token bucket: Rate tokens per second, at most Burst.
+type RatePlan struct {
+	Rate  float64
+	Burst int
+}
+
+// Grant is the answer of TakeToken.
+type Grant struct {
+	OK bool
+	// RetryAt is when a token will be available (OK false).
+	RetryAt time.Time
+	// Plan is the bucket's current plan, as learned from Amazon's headers.
+	Plan RatePlan
+	// Throttled is set when the last call of this operation got a 429
+	// that no success has cleared since.
+	Throttled bool
+}
+
+// takeSQL refills the bucket to now and takes one token when one is there
+// and no 429 back-off runs; FOR UPDATE serialises concurrent takers.
+const takeSQL = `
+WITH b AS (
+    SELECT "id", "rate", "burst", "throttledUntil", "lastThrottledAt",
+           LEAST("burst"::float8, "tokens" + "rate" * GREATEST(0, EXTRACT(EPOCH FROM ($3::timestamptz - "refilledAt")))) AS avail,
+           ("throttledUntil" IS NULL OR "throttledUntil" <= $3) AS open
+    FROM "MarketplaceRateBudget" WHERE "connectionId" = $1 AND "operation" = $2
+    FOR UPDATE
+)
+UPDATE "MarketplaceRateBudget" AS r SET
+    "tokens" = CASE WHEN b.open AND b.avail >= 1 THEN b.avail - 1 ELSE b.avail END,
+    "refilledAt" = GREATEST(r."refilledAt", $3),
+    "callCount" = r."callCount" + CASE WHEN b.open AND b.avail >= 1 THEN 1 ELSE 0 END,
+    "updatedAt" = $3
+FROM b WHERE r."id" = b."id"
+RETURNING b.open AND b.avail >= 1, b.avail, b.open, b."throttledUntil", r."rate", r."burst", b."lastThrottledAt" IS NOT NULL`
+
+// TakeToken takes one token of the connection's budget for operation,
+// creating the bucket full with plan on first use.
+func (s *Store) TakeToken(ctx context.Context, connectionID, operation string, plan RatePlan) (Grant, error) {
+	now := s.now()
+	for attempt := 0; attempt < 2; attempt++ {
+		var (
+			g              Grant
+			avail          float64
+			open           bool
+			throttledUntil *time.Time
+		)
+		err := s.pool.QueryRow(ctx, takeSQL, connectionID, operation, now).Scan(
+			&g.OK, &avail, &open, &throttledUntil, &g.Plan.Rate, &g.Plan.Burst, &g.Throttled)
+		if errors.Is(err, pgx.ErrNoRows) {
+			_, err = s.pool.Exec(ctx, `
+INSERT INTO "MarketplaceRateBudget" ("connectionId", "operation", "tokens", "rate", "burst", "refilledAt", "updatedAt")
+VALUES ($1, $2, $3, $4, $5, $6, $6)
+ON CONFLICT ("connectionId", "operation") DO NOTHING`, connectionID, operation, float64(plan.Burst), plan.Rate, plan.Burst, now)
+			if err != nil {
+				return Grant{}, unavailable("create rate budget", err)
+			}
+			continue
+		}
+		if err != nil {
+			return Grant{}, unavailable("take rate token", err)
+		}
+		if !g.OK {
+			g.RetryAt = now.Add(untilOneToken(avail, g.Plan.Rate))
+			if !open && throttledUntil != nil && throttledUntil.After(g.RetryAt) {
+				g.RetryAt = *throttledUntil
+			}
+		}
+		return g, nil
+	}
+	return Grant{}, fmt.Errorf("take rate token: budget row vanished")
+}
+
+func untilOneToken(avail, rate float64) time.Duration {
+	if rate <= 0 {
+		return time.Hour
+	}
+	secs := math.Max(0, 1-avail) / rate
+	return time.Duration(math.Ceil(secs*1000)) * time.Millisecond
+}
+
+// RecordThrottle records a 429: the bucket is emptied and no call is made
+// before the returned time (one token's time, doubled for each 429 in a row
+// up to 16 times, at least a second).
+func (s *Store) RecordThrottle(ctx context.Context, connectionID, operation string) (time.Time, error) {
+	now := s.now()
+	var until time.Time
+	err := s.pool.QueryRow(ctx, `
+UPDATE "MarketplaceRateBudget" SET
+    "tokens" = 0, "refilledAt" = $3,
+    "throttledUntil" = $3::timestamptz + make_interval(secs => GREATEST(1, LEAST(3600,
+        (1 / GREATEST("rate", 0.0001)) * power(2, LEAST(4, CASE WHEN "lastThrottledAt" IS NULL THEN 0 ELSE "consecutive429" END))))),
+    "count429" = "count429" + 1,
+    "consecutive429" = "consecutive429" + 1,
+    "lastThrottledAt" = $3, "updatedAt" = $3
+WHERE "connectionId" = $1 AND "operation" = $2
+RETURNING "throttledUntil"`, connectionID, operation, now).Scan(&until)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return now.Add(time.Minute), nil
+	}
+	if err != nil {
+		return time.Time{}, unavailable("record throttle", err)
+	}
+	return until, nil
+}
+
+// RecordSuccess clears the 429 streak and, when Amazon sent
+// x-amzn-RateLimit-Limit (rate > 0) and it differs, adopts that rate,
+// refilling at the old rate up to now first.
+func (s *Store) RecordSuccess(ctx context.Context, connectionID, operation string, rate float64) error {
+	now := s.now()
+	_, err := s.pool.Exec(ctx, `
+UPDATE "MarketplaceRateBudget" SET
+    "tokens" = LEAST("burst"::float8, "tokens" + "rate" * GREATEST(0, EXTRACT(EPOCH FROM ($3::timestamptz - "refilledAt")))),
+    "refilledAt" = GREATEST("refilledAt", $3),
+    "rate" = CASE WHEN $4 > 0 THEN $4 ELSE "rate" END,
+    "consecutive429" = 0, "lastThrottledAt" = NULL, "throttledUntil" = NULL,
+    "updatedAt" = $3
+WHERE "connectionId" = $1 AND "operation" = $2`, connectionID, operation, now, rate)
+	return unavailable("record rate success", err)
+}
