@@ -8,6 +8,7 @@ import (
 	"context"
 	"errors"
 	"flag"
+	"fmt"
 	"net/http"
 	"os"
 	"os/signal"
@@ -17,25 +18,45 @@ import (
 	"github.com/keybuzz/keybuzz-amazon/shared/app"
 	"github.com/keybuzz/keybuzz-amazon/shared/auth"
 	"github.com/keybuzz/keybuzz-amazon/shared/devui"
+	"github.com/keybuzz/keybuzz-amazon/shared/localpoll"
+	"github.com/keybuzz/keybuzz-amazon/shared/poll"
 )
 
 func main() {
 	addr := flag.String("addr", "127.0.0.1:3000", "listen address")
+	pollOnce := flag.Bool("poll-once", false, "run one fan-out, drain the poll queue and exit (no API)")
 	flag.Parse()
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := run(ctx, *addr); err != nil {
+	if err := run(ctx, *addr, *pollOnce); err != nil {
 		app.Fatal("local", err)
 	}
 }
 
-func run(ctx context.Context, addr string) error {
+func run(ctx context.Context, addr string, pollOnce bool) error {
 	d, err := app.Load(ctx, "local", 10)
 	if err != nil {
 		return err
 	}
 	defer d.Pool.Close()
+	sqsClient, err := poll.NewSQSClient(ctx)
+	if err != nil {
+		return err
+	}
+	schedule, err := localpoll.New(d.PollDeps(), sqsClient)
+	if err != nil {
+		return err
+	}
+	if pollOnce {
+		sum, err := localpoll.PollOnce(ctx, schedule)
+		if err != nil {
+			return err
+		}
+		fmt.Printf("fan-out claimed %d, sent %d; polled %d records in %d batches, %d failed\n",
+			sum.Fanout.Claimed, sum.Fanout.Sent, sum.Records, sum.Batches, sum.Failed)
+		return nil
+	}
 	if d.Config.FrontendReturnURL == "" {
 		// Locally the consent comes back to the page.
 		d.Config.FrontendReturnURL = "http://" + addr + "/"
@@ -52,9 +73,16 @@ func run(ctx context.Context, addr string) error {
 	mux.Handle("/", page.Handler())
 
 	srv := &http.Server{Addr: addr, Handler: mux, ReadHeaderTimeout: 5 * time.Second, MaxHeaderBytes: 16 << 10}
-	errc := make(chan error, 1)
+	errc := make(chan error, 2)
 	go func() { errc <- srv.ListenAndServe() }()
-	d.Log.Info("listening", "url", "http://"+addr)
+	// The schedule (a timer calling the fan-out handler with a real
+	// EventBridge event) and the SQS consumer feeding polltenant.
+	go func() {
+		if err := localpoll.Run(ctx, schedule); err != nil {
+			errc <- fmt.Errorf("local poll: %w", err)
+		}
+	}()
+	d.Log.Info("listening", "url", "http://"+addr, "poll_interval", d.Config.PollInterval.String())
 
 	select {
 	case err := <-errc:

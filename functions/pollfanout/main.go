@@ -9,20 +9,10 @@ import (
 	"github.com/aws/aws-lambda-go/lambda"
 
 	"github.com/keybuzz/keybuzz-amazon/shared/app"
-	"github.com/keybuzz/keybuzz-amazon/shared/poll"
 )
 
 func main() {
-	ctx := context.Background()
-	d, err := app.Load(ctx, "pollfanout", 2)
-	if err != nil {
-		app.Fatal("pollfanout", err)
-	}
-	sqsClient, err := poll.NewSQSClient(ctx)
-	if err != nil {
-		app.Fatal("pollfanout", err)
-	}
-	fanout, err := poll.NewFanoutFrom(poll.Deps{Config: d.Config, Store: d.Store, Secrets: d.Secrets, LWA: d.LWA, Log: d.Log}, sqsClient)
+	fanout, err := app.MustLoad("pollfanout").Fanout(context.Background())
 	if err != nil {
 		app.Fatal("pollfanout", err)
 	}

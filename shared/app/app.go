@@ -18,6 +18,7 @@ import (
 	"github.com/keybuzz/keybuzz-amazon/shared/httpapi"
 	"github.com/keybuzz/keybuzz-amazon/shared/logging"
 	"github.com/keybuzz/keybuzz-amazon/shared/lwa"
+	"github.com/keybuzz/keybuzz-amazon/shared/poll"
 	"github.com/keybuzz/keybuzz-amazon/shared/postgres"
 	"github.com/keybuzz/keybuzz-amazon/shared/vaultstore"
 )
@@ -95,3 +96,30 @@ func Fatal(function string, err error) {
 	logging.New(os.Stderr, "error").Error("init failed", "function", function, "error", err.Error())
 	os.Exit(1)
 }
+
+// MustLoad is Load for a function's main: on error it logs and exits.
+func MustLoad(function string) *Deps {
+	d, err := Load(context.Background(), function, 2)
+	if err != nil {
+		Fatal(function, err)
+	}
+	return d
+}
+
+// PollDeps are what the poller and the fan-out are built from.
+func (d *Deps) PollDeps() poll.Deps {
+	return poll.Deps{Config: d.Config, Store: d.Store, Secrets: d.Secrets, LWA: d.LWA, Log: d.Log}
+}
+
+// Fanout builds the scheduled fan-out with an SQS client from the AWS
+// configuration (AWS_ENDPOINT_URL_SQS points it at the emulator locally).
+func (d *Deps) Fanout(ctx context.Context) (*poll.Fanout, error) {
+	client, err := poll.NewSQSClient(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return poll.NewFanoutFrom(d.PollDeps(), client)
+}
+
+// Poller builds the per-tenant poller.
+func (d *Deps) Poller() *poll.Poller { return poll.NewPollerFrom(d.PollDeps()) }
