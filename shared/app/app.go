@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"time"
 
 	"github.com/hashicorp/vault/api"
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -71,7 +72,8 @@ func (d *Deps) API(ctx context.Context) (*httpapi.API, error) {
 	if err != nil {
 		return nil, fmt.Errorf("jwt verifier: %w", err)
 	}
-	svc := connect.New(d.Store, d.Secrets, d.LWA, d.Config.SellerCentralURL, connect.WithLogger(d.Log))
+	secrets := vaultstore.NewAppCache(d.Secrets, time.Minute, nil)
+	svc := connect.New(d.Store, secrets, d.LWA, d.Config.SellerCentralURL, connect.WithLogger(d.Log))
 	return &httpapi.API{Connect: svc, Auth: verifier, Log: d.Log, ReturnURL: d.Config.FrontendReturnURL}, nil
 }
 

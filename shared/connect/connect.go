@@ -214,7 +214,11 @@ func (s *Service) Callback(ctx context.Context, in CallbackInput) (CallbackResul
 	}
 	tok, err := s.lwa.Exchange(ctx, lwa.App{ClientID: app.ClientID, ClientSecret: app.ClientSecret}, in.Code)
 	if err != nil {
-		s.recordError(ctx, claim.ConnectionID, marketplace.ErrTokenExchange.Message+": "+lwaCode(err))
+		code := lwaCode(err)
+		s.recordError(ctx, claim.ConnectionID, marketplace.ErrTokenExchange.Message+": "+code)
+		if f, ok := s.secrets.(interface{ Forget() }); ok && code == "invalid_client" {
+			f.Forget() // the app secret may have been rotated since it was cached
+		}
 		if lwa.IsInvalidGrant(err) {
 			return res, fmt.Errorf("callback: %w", errors.Join(marketplace.ErrCodeRejected, err))
 		}

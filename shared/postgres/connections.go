@@ -24,31 +24,25 @@ func scanConnection(row pgx.Row) (marketplace.Connection, error) {
 
 // BeginConnect creates the tenant's Amazon connection or, if it exists,
 // marks it PENDING unless it is already CONNECTED (reconnecting a connected
-// seller keeps polling until the new consent completes), and records the
-// hashed OAuth state bound to it, in one transaction.
+// seller keeps polling until the new consent completes), records the hashed
+// OAuth state bound to it and drops the tenant's expired states: one
+// statement, so one round trip, atomic.
 func (s *Store) BeginConnect(ctx context.Context, tenantID, stateHash string, expiresAt time.Time) (marketplace.Connection, error) {
-	var c marketplace.Connection
-	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-		var err error
-		c, err = scanConnection(tx.QueryRow(ctx, `
+	c, err := scanConnection(s.pool.QueryRow(ctx, `
+		WITH conn AS (
 			INSERT INTO "MarketplaceConnection" ("tenantId", "type", "status")
 			VALUES ($1, $2, 'PENDING')
 			ON CONFLICT ("tenantId", "type") DO UPDATE SET
 				"status" = CASE WHEN "MarketplaceConnection"."status" = 'CONNECTED' THEN 'CONNECTED' ELSE 'PENDING' END,
-				"updatedAt" = now()
-			RETURNING `+connectionColumns, tenantID, marketplace.Type))
-		if err != nil {
-			return fmt.Errorf("upsert connection: %w", err)
-		}
-		if _, err := tx.Exec(ctx, `
+				"updatedAt" = $5
+			RETURNING *
+		), state AS (
 			INSERT INTO "MarketplaceOAuthState" ("stateHash", "tenantId", "connectionId", "expiresAt")
-			VALUES ($1, $2, $3, $4)`, stateHash, tenantID, c.ID, expiresAt); err != nil {
-			return fmt.Errorf("store state: %w", err)
-		}
-		// Expired states are useless; drop this tenant's while we are here.
-		_, err = tx.Exec(ctx, `DELETE FROM "MarketplaceOAuthState" WHERE "tenantId" = $1 AND "expiresAt" < $2`, tenantID, s.now())
-		return err
-	})
+			SELECT $3, $1, conn."id", $4 FROM conn
+		), expired AS (
+			DELETE FROM "MarketplaceOAuthState" WHERE "tenantId" = $1 AND "expiresAt" < $5
+		)
+		SELECT `+connectionColumns+` FROM conn`, tenantID, marketplace.Type, stateHash, expiresAt, s.now()))
 	if err != nil {
 		return marketplace.Connection{}, unavailable("begin connect", err)
 	}

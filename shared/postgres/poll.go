@@ -322,7 +322,7 @@ func (s *Store) RecordSuccess(ctx context.Context, connectionID, operation strin
 UPDATE "MarketplaceRateBudget" SET
     "tokens" = LEAST("burst"::float8, "tokens" + "rate" * GREATEST(0, EXTRACT(EPOCH FROM ($3::timestamptz - "refilledAt")))),
     "refilledAt" = GREATEST("refilledAt", $3),
-    "rate" = CASE WHEN $4 > 0 THEN $4 ELSE "rate" END,
+    "rate" = CASE WHEN $4::float8 > 0 THEN $4::float8 ELSE "rate" END,
     "consecutive429" = 0, "lastThrottledAt" = NULL, "throttledUntil" = NULL,
     "updatedAt" = $3
 WHERE "connectionId" = $1 AND "operation" = $2`, connectionID, operation, now, rate)

@@ -203,7 +203,13 @@ func TestRateBudgetTokenBucket(t *testing.T) {
 	if g, _ := store.TakeToken(ctx, id, "searchOrders", plan); !g.OK {
 		t.Fatal("no token after refill")
 	}
-	// Amazon's header raises the rate.
+	// Amazon's header changes the rate; real rates are fractional.
+	if err := store.RecordSuccess(ctx, id, "searchOrders", 0.0056); err != nil {
+		t.Fatalf("fractional rate: %v", err)
+	}
+	if g, _ := store.TakeToken(ctx, id, "searchOrders", plan); g.Plan.Rate != 0.0056 {
+		t.Fatalf("rate after header 0.0056: %+v", g.Plan)
+	}
 	if err := store.RecordSuccess(ctx, id, "searchOrders", 1); err != nil {
 		t.Fatal(err)
 	}

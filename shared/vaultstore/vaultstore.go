@@ -14,6 +14,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/hashicorp/vault/api"
@@ -224,4 +225,48 @@ func str(d map[string]any, k string) string {
 		return v
 	}
 	return ""
+}
+
+// AppCache serves the app's credentials from memory for ttl: they change
+// only when the LWA client secret is rotated (every 180 days), and reading
+// Vault on every oauth/start would double its latency.
+type AppCache struct {
+	*Store
+	ttl time.Duration
+	now func() time.Time
+
+	mu      sync.Mutex
+	app     AppCredentials
+	expires time.Time
+}
+
+// NewAppCache wraps s; now nil means time.Now.
+func NewAppCache(s *Store, ttl time.Duration, now func() time.Time) *AppCache {
+	if now == nil {
+		now = time.Now
+	}
+	return &AppCache{Store: s, ttl: ttl, now: now}
+}
+
+// App returns the cached credentials, reading Vault when they are older
+// than the ttl. Errors are not cached.
+func (c *AppCache) App(ctx context.Context) (AppCredentials, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.now().Before(c.expires) {
+		return c.app, nil
+	}
+	app, err := c.Store.App(ctx)
+	if err != nil {
+		return AppCredentials{}, err
+	}
+	c.app, c.expires = app, c.now().Add(c.ttl)
+	return app, nil
+}
+
+// Forget drops the cached credentials (after LWA answered invalid_client).
+func (c *AppCache) Forget() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.expires = time.Time{}
 }

@@ -1,0 +1,142 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/keybuzz/keybuzz-amazon/shared/testenv"
+)
+
+// TestSmallScale runs every benchmark at the small scale against the stack
+// `make test` starts, so the harness cannot rot. It checks that each
+// produced sane, non-zero results with the expected fields; timings are
+// never asserted (the machines are shared).
+func TestSmallScale(t *testing.T) {
+	for _, k := range required {
+		testenv.Env(t, k) // fails (never skips) outside the stack
+	}
+	if testing.Short() {
+		t.Skip("-short: the small benchmarks take some seconds")
+	}
+	// The cold-start benchmark builds ./functions/... from the repository root.
+	wd, err := os.Getwd()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chdir(filepath.Dir(wd)); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = os.Chdir(wd) })
+
+	dir := t.TempDir()
+	o := options{
+		scale: "small", out: filepath.Join(dir, "BENCHMARKS.md"), jsonOut: filepath.Join(dir, "results.json"),
+		command: "go test ./bench", log: t.Logf,
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	rep, err := run(ctx, o)
+	if err != nil {
+		t.Fatalf("run: %v", err)
+	}
+
+	// Every benchmark reported, with its measures.
+	want := map[string][]string{
+		"fanout":    {"fanout_throughput", "fanout_run_time"},
+		"ingest":    {"ingest_throughput", "reingest_throughput"},
+		"api":       {"api_status_throughput", "api_status_p50", "api_status_p99", "api_oauthstart_throughput", "api_oauthstart_p50", "api_oauthstart_p99"},
+		"budget":    {"budget_use_known_plan", "budget_429_after_plan_change"},
+		"coldstart": {"coldstart_status", "size_status"},
+	}
+	if len(rep.Sections) != len(benchmarks) {
+		t.Errorf("%d sections, want %d", len(rep.Sections), len(benchmarks))
+	}
+
+	b, err := os.ReadFile(o.jsonOut)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The JSON's shape, field by field.
+	var raw []map[string]json.RawMessage
+	if err := json.Unmarshal(b, &raw); err != nil {
+		t.Fatalf("results.json: %v", err)
+	}
+	for i, r := range raw {
+		for _, f := range []string{"name", "value", "unit", "baselines", "ratios", "goal", "met"} {
+			if _, ok := r[f]; !ok {
+				t.Errorf("results.json[%d] has no %q", i, f)
+			}
+		}
+	}
+	var results []Result
+	if err := json.Unmarshal(b, &results); err != nil {
+		t.Fatal(err)
+	}
+	byName := map[string]Result{}
+	for _, r := range results {
+		if _, dup := byName[r.Name]; dup {
+			t.Errorf("measure %s reported twice", r.Name)
+		}
+		byName[r.Name] = r
+	}
+	for bench, names := range want {
+		for _, n := range names {
+			r, ok := byName[n]
+			if !ok {
+				t.Errorf("%s: no measure %s", bench, n)
+				continue
+			}
+			sane(t, r)
+		}
+	}
+
+	md, err := os.ReadFile(o.out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range []string{"| measure | value | unit | baselines | ratios | goal | met |", "cores (runtime.NumCPU)", "`go test ./bench`", "Go |"} {
+		if !strings.Contains(string(md), s) {
+			t.Errorf("BENCHMARKS.md lacks %q", s)
+		}
+	}
+	for name := range byName {
+		if !strings.Contains(string(md), "| "+name+" |") {
+			t.Errorf("BENCHMARKS.md has no row for %s", name)
+		}
+	}
+}
+
+// sane checks a measure's fields: a unit and a goal, baselines with
+// positive values and one ratio per baseline, and a positive value except
+// for counts of 429s (zero is the goal there).
+func sane(t *testing.T, r Result) {
+	t.Helper()
+	if r.Unit == "" || r.Goal == "" {
+		t.Errorf("%s: unit %q, goal %q", r.Name, r.Unit, r.Goal)
+	}
+	if r.Unit == "429s" {
+		if r.Value < 0 {
+			t.Errorf("%s: negative count %v", r.Name, r.Value)
+		}
+	} else if !(r.Value > 0) {
+		t.Errorf("%s: value %v, want > 0", r.Name, r.Value)
+	}
+	if len(r.Baselines) == 0 || len(r.Ratios) == 0 {
+		t.Errorf("%s: baselines %v, ratios %v", r.Name, r.Baselines, r.Ratios)
+	}
+	for k, v := range r.Ratios {
+		b, ok := r.Baselines[k]
+		if !ok {
+			t.Errorf("%s: ratio %s has no baseline", r.Name, k)
+			continue
+		}
+		if !(b > 0) || !(v > 0) {
+			t.Errorf("%s: baseline %s = %v, ratio %v; want both > 0", r.Name, k, b, v)
+		}
+	}
+}

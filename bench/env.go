@@ -1,0 +1,183 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/url"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/sqs"
+	"github.com/aws/aws-sdk-go-v2/service/sqs/types"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/keybuzz/keybuzz-amazon/shared/migrate"
+	"github.com/keybuzz/keybuzz-amazon/shared/poll"
+	"github.com/keybuzz/keybuzz-amazon/shared/postgres"
+)
+
+// env is the stack the benchmarks run against (the variables `stack run`
+// exports), plus what they created, removed by close.
+type env struct {
+	sc      scale
+	logf    func(string, ...any)
+	baseURL string // DATABASE_URL: the server's maintenance database
+	sqs     *sqs.Client
+	quiet   *slog.Logger // the code under test logs warnings and errors only
+	cleanup []func()
+}
+
+// required lists the variables the benchmarks read; a missing one means
+// the command is not running inside the stack.
+var required = []string{"DATABASE_URL", "VAULT_ADDR", "VAULT_TOKEN", "AWS_ENDPOINT_URL_SQS", "AWS_REGION",
+	"AUTH_JWT_HS256_SECRET", "AUTH_JWT_ISSUER", "AUTH_JWT_AUDIENCE"}
+
+func newEnv(ctx context.Context, sc scale, logf func(string, ...any)) (*env, error) {
+	var missing []string
+	for _, k := range required {
+		if os.Getenv(k) == "" {
+			missing = append(missing, k)
+		}
+	}
+	if len(missing) > 0 {
+		return nil, fmt.Errorf("%s not set: run `make bench` (it starts PostgreSQL, Vault, the SQS emulator and the Amazon sandbox)", strings.Join(missing, ", "))
+	}
+	client, err := poll.NewSQSClient(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return &env{
+		sc: sc, logf: logf, baseURL: os.Getenv("DATABASE_URL"), sqs: client,
+		quiet: slog.New(slog.NewTextHandler(warnWriter{}, &slog.HandlerOptions{Level: slog.LevelWarn})),
+	}, nil
+}
+
+func (e *env) close() {
+	for i := len(e.cleanup) - 1; i >= 0; i-- {
+		e.cleanup[i]()
+	}
+	e.cleanup = nil
+}
+
+// freshDB creates and migrates a database of its own on the stack's
+// server, dropped by close, and returns its URL.
+func (e *env) freshDB(ctx context.Context, label string) (string, error) {
+	name := "bench_" + label + "_" + randomHex(4)
+	admin, err := pgx.Connect(ctx, e.baseURL)
+	if err != nil {
+		return "", fmt.Errorf("connect to PostgreSQL: %w", err)
+	}
+	defer admin.Close(ctx)
+	if _, err := admin.Exec(ctx, fmt.Sprintf(`CREATE DATABASE %q`, name)); err != nil {
+		return "", fmt.Errorf("create database: %w", err)
+	}
+	e.cleanup = append(e.cleanup, func() {
+		c, err := pgx.Connect(context.Background(), e.baseURL)
+		if err != nil {
+			return
+		}
+		defer c.Close(context.Background())
+		_, _ = c.Exec(context.Background(), fmt.Sprintf(`DROP DATABASE IF EXISTS %q WITH (FORCE)`, name))
+	})
+	u := withDatabase(e.baseURL, name)
+	if _, err := migrate.Apply(ctx, u); err != nil {
+		return "", fmt.Errorf("migrate %s: %w", name, err)
+	}
+	return u, nil
+}
+
+// freshStore opens the connector's own pool (postgres.Open: exec protocol,
+// as in Lambda) on a fresh database.
+//
+// Its pool is postgres.Open's configuration plus trace (nil: none), which
+// records the statements the store sends.
+func (e *env) freshStore(ctx context.Context, label string, maxConns int32, now func() time.Time, trace *sqlTrace) (*postgres.Store, string, error) {
+	u, err := e.freshDB(ctx, label)
+	if err != nil {
+		return nil, "", err
+	}
+	pool, err := openTracedPool(ctx, u, maxConns, trace)
+	if err != nil {
+		return nil, "", err
+	}
+	e.cleanup = append(e.cleanup, pool.Close)
+	return postgres.New(pool, now), u, nil
+}
+
+// pool opens a plain pgx pool (for baselines) on url.
+func (e *env) pool(ctx context.Context, u string, maxConns int32) (*pgxpool.Pool, error) {
+	cfg, err := pgxpool.ParseConfig(u)
+	if err != nil {
+		return nil, err
+	}
+	cfg.MaxConns = maxConns
+	p, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		return nil, err
+	}
+	e.cleanup = append(e.cleanup, p.Close)
+	return p, nil
+}
+
+// freshQueue creates an SQS queue of its own on the emulator, deleted by close.
+func (e *env) freshQueue(ctx context.Context, label string) (string, error) {
+	out, err := e.sqs.CreateQueue(ctx, &sqs.CreateQueueInput{QueueName: aws.String("bench-" + label + "-" + randomHex(4))})
+	if err != nil {
+		return "", fmt.Errorf("create queue: %w", err)
+	}
+	u := aws.ToString(out.QueueUrl)
+	e.cleanup = append(e.cleanup, func() {
+		_, _ = e.sqs.DeleteQueue(context.Background(), &sqs.DeleteQueueInput{QueueUrl: aws.String(u)})
+	})
+	return u, nil
+}
+
+// queueDepth is the emulator's count of visible messages.
+func (e *env) queueDepth(ctx context.Context, queueURL string) (int, error) {
+	out, err := e.sqs.GetQueueAttributes(ctx, &sqs.GetQueueAttributesInput{
+		QueueUrl: aws.String(queueURL), AttributeNames: []types.QueueAttributeName{types.QueueAttributeNameApproximateNumberOfMessages},
+	})
+	if err != nil {
+		return 0, err
+	}
+	var n int
+	_, err = fmt.Sscan(out.Attributes["ApproximateNumberOfMessages"], &n)
+	return n, err
+}
+
+func withDatabase(base, name string) string {
+	u, err := url.Parse(base)
+	if err != nil {
+		return base
+	}
+	u.Path = "/" + name
+	return u.String()
+}
+
+func randomHex(n int) string {
+	b := make([]byte, n)
+	if _, err := rand.Read(b); err != nil {
+		panic(err)
+	}
+	return hex.EncodeToString(b)
+}
+
+// warnWriter sends the code under test's warnings to stderr, prefixed.
+type warnWriter struct{}
+
+func (warnWriter) Write(p []byte) (int, error) {
+	return io.WriteString(os.Stderr, "bench: [code under test] "+string(p))
+}
+
+// deleteQueue drops a queue as soon as its benchmark is done with it, so
+// the emulator does not hold hundreds of thousands of messages.
+func (e *env) deleteQueue(ctx context.Context, queueURL string) {
+	_, _ = e.sqs.DeleteQueue(ctx, &sqs.DeleteQueueInput{QueueUrl: aws.String(queueURL)})
+}

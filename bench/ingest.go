@@ -1,0 +1,396 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/keybuzz/keybuzz-amazon/shared/marketplace"
+	"github.com/keybuzz/keybuzz-amazon/shared/postgres"
+)
+
+const (
+	ingestTenant = "bench-ingest"
+	ingestOwner  = "bench-ingest-poller"
+)
+
+// benchIngest stores sc.Events inbound events in pages of sc.PageSize
+// through postgres.Store.IngestPage (the function the poller calls per
+// page), then the same events again (all duplicates), against a raw COPY of
+// the same rows into the same three tables and one INSERT round trip per
+// row, each in a database of its own.
+func benchIngest(ctx context.Context, e *env) (section, error) {
+	sec := section{Title: "2. Ingestion (ExternalMessage, Ticket, TicketMessage)"}
+	sc := e.sc
+	events := makeEvents(sc.Events)
+	pages := paginate(events, sc.PageSize)
+	threads := countThreads(events)
+
+	// The ceiling first: COPY.
+	copyD, err := e.ingestCopy(ctx, events)
+	if err != nil {
+		return sec, fmt.Errorf("copy baseline: %w", err)
+	}
+	copyRate := rate(len(events), copyD)
+	e.logf("ingest: COPY %d events (%d tickets, %d ticket messages) in %s (%.0f events/s)", len(events), threads, len(events), copyD.Round(time.Millisecond), copyRate)
+
+	// The real store code.
+	trace := newSQLTrace()
+	store, _, err := e.freshStore(ctx, "ingest", 2, nil, trace)
+	if err != nil {
+		return sec, err
+	}
+	connID, err := seedLeasedConnection(ctx, store)
+	if err != nil {
+		return sec, err
+	}
+	first, created, tickets, err := ingestAll(ctx, store, connID, pages)
+	if err != nil {
+		return sec, fmt.Errorf("first pass: %w", err)
+	}
+	if created != len(events) || tickets != threads {
+		return sec, fmt.Errorf("first pass created %d messages and %d tickets, want %d and %d", created, tickets, len(events), threads)
+	}
+	firstRate := rate(len(events), first)
+	e.logf("ingest: store first pass %d events in %d pages in %s (%.0f events/s)", len(events), len(pages), first.Round(time.Millisecond), firstRate)
+	firstStats := trace.table()
+	firstStmt, _ := trace.find(`INSERT INTO "ExternalMessage"`)
+
+	trace.reset()
+	again, created, tickets, err := ingestAll(ctx, store, connID, pages)
+	if err != nil {
+		return sec, fmt.Errorf("re-ingest: %w", err)
+	}
+	if created != 0 || tickets != 0 {
+		return sec, fmt.Errorf("re-ingest created %d messages and %d tickets, want none", created, tickets)
+	}
+	againRate := rate(len(events), again)
+	e.logf("ingest: store re-ingest (all duplicates) in %s (%.0f events/s)", again.Round(time.Millisecond), againRate)
+	againStats := trace.table()
+	if err := checkCounts(ctx, store.Pool(), len(events), threads); err != nil {
+		return sec, err
+	}
+
+	// Row by row, on a sample.
+	sample := events[:min(sc.RowByRowSample, len(events))]
+	rowD, err := e.ingestRowByRow(ctx, sample)
+	if err != nil {
+		return sec, fmt.Errorf("row-by-row baseline: %w", err)
+	}
+	rowRate := rate(len(sample), rowD)
+	e.logf("ingest: row by row %d events in %s (%.0f events/s)", len(sample), rowD.Round(time.Millisecond), rowRate)
+
+	// Plans of the page statement, fresh and duplicate (rolled back).
+	freshPlan, dupPlan := "(not recorded)", "(not recorded)"
+	if firstStmt.SQL != "" {
+		if freshPlan, err = explainFreshPage(ctx, store.Pool(), firstStmt); err != nil {
+			return sec, fmt.Errorf("explain fresh page: %w", err)
+		}
+		if dupPlan, err = explainStmt(ctx, store.Pool(), firstStmt); err != nil {
+			return sec, fmt.Errorf("explain duplicate page: %w", err)
+		}
+	}
+
+	rCopy, rRow := ratio(firstRate, copyRate), ratio(firstRate, rowRate)
+	rAgain := ratio(againRate, firstRate)
+	sec.Results = append(sec.Results, Result{
+		Name: "ingest_throughput", Value: firstRate, Unit: "events/s",
+		Baselines: map[string]float64{"copy": copyRate, "row_by_row": rowRate},
+		Ratios:    map[string]float64{"copy": rCopy, "row_by_row": rRow},
+		Goal:      "≥ 0.5 × copy and ≥ 5 × row_by_row", Met: rCopy >= 0.5 && rRow >= 5,
+	}, Result{
+		Name: "reingest_throughput", Value: againRate, Unit: "events/s",
+		Baselines: map[string]float64{"first_pass": firstRate}, Ratios: map[string]float64{"first_pass": rAgain},
+		Goal: "≥ 1 × first_pass (no slower)", Met: rAgain >= 1,
+	})
+	sec.Notes = append(sec.Notes, fmt.Sprintf(`%d buyer cancellation events on %d orders (1 to 3 items each, so
+tickets are threads shared by up to 3 events and a thread may straddle two
+pages), each with the order's raw JSON (%d bytes) as Amazon's searchOrders would
+carry it, in %d pages of %d. **Store**: postgres.Store.IngestPage per page, in
+order, on one connection holding the poll lease (as one poller does), pool
+configured as postgres.Open; every event created one ExternalMessage and one
+TicketMessage, every order one Ticket (checked). **Re-ingest**: the same
+pages again; nothing is created (checked). **COPY**: pgx CopyFrom of the
+same %d Ticket, %d ExternalMessage and %d TicketMessage rows (ids made in
+Go) into a fresh database, one transaction. **Row by row**: %d of the events,
+each as three autocommitted INSERT round trips (Ticket upsert returning its
+id, ExternalMessage returning its id, TicketMessage), in a fresh database.
+
+Statements of the first pass (pgx tracer on the store's pool; the time is
+the client's, round trip included):
+
+%s
+Statements of the re-ingest:
+
+%s
+The page statement's plan for a page of new events (EXPLAIN ANALYZE,
+rolled back):
+
+%s
+
+and for a page already stored:
+
+%s`, len(events), threads, len(events[0].Raw), len(pages), sc.PageSize,
+		threads, len(events), len(events), len(sample), firstStats, againStats, codeBlock(freshPlan), codeBlock(dupPlan)))
+	if rCopy < 0.5 {
+		sec.Notes = append(sec.Notes, fmt.Sprintf(`**Below 0.5 of COPY (%.2f).** What bounds it: per page, the store
+makes a transaction of BEGIN, the lease fence UPDATE, the page statement and
+COMMIT (4 round trips for 100 events), and the page statement itself
+(see its plan: the anti-join on the unique index, the thread upsert, then
+the inserts into ExternalMessage and TicketMessage with their unique-index
+and foreign-key checks, per row). COPY streams the rows with no
+per-statement parsing, no ON CONFLICT arbitration and no RETURNING. What
+would lift it: larger pages (searchOrders returns at most 100 orders, so
+only when several pages are batched), or dropping work the plan shows
+as dominant.`, rCopy))
+	}
+	if rRow < 5 {
+		sec.Notes = append(sec.Notes, fmt.Sprintf(`**Below 5 × row by row (%.2f).** What bounds it: a round trip here is
+cheap (loopback, fsync off in the test profile), so the row-by-row
+baseline pays mostly the same per-row work the set-based statement pays —
+heap and index inserts (ExternalMessage carries 4 indexes, TicketMessage 3,
+Ticket 3) and one foreign-key trigger per reference (4 per event; see the
+plan's trigger lines) — and little for its 3 round trips per event. The
+store spends %.2f ms per event, of which the page statement is most (table
+above); the baseline %.2f ms. Against a database across a network (RDS:
+~0.5–1 ms per round trip) the baseline's 3 round trips per event dominate
+and the ratio grows accordingly; on this machine what would lift it is less
+per-row work: fewer secondary indexes on ExternalMessage (the ticketId index
+only serves ON DELETE SET NULL from Ticket) or deferring the FK checks.`,
+			rRow, 1000/max(firstRate, 1), 1000/max(rowRate, 1)))
+	}
+	if rAgain < 1 {
+		sec.Notes = append(sec.Notes, fmt.Sprintf(`**Re-ingest slower than the first pass (%.2f).** Compare the two
+statement tables above and the duplicate page's plan.`, rAgain))
+	}
+	return sec, nil
+}
+
+// makeEvents builds n events on orders of 1 to 3 items, deterministic.
+func makeEvents(n int) []marketplace.InboundMessage {
+	base := time.Date(2026, 11, 1, 8, 0, 0, 0, time.UTC)
+	out := make([]marketplace.InboundMessage, 0, n)
+	for o := 0; len(out) < n; o++ {
+		orderID := fmt.Sprintf("402-%07d-%07d", o, (o*7919)%10_000_000)
+		items := 1 + o%3
+		at := base.Add(time.Duration(o) * time.Second)
+		raw, _ := json.Marshal(map[string]any{
+			"orderId": orderID, "createdTime": at.Add(-time.Hour), "lastUpdatedTime": at,
+			"salesChannel": map[string]any{"marketplaceId": "A13V1IB3VIYZZH", "channelName": "AMAZON"},
+			"buyer":        map[string]any{"buyerName": fmt.Sprintf("Buyer %d", o), "buyerEmail": fmt.Sprintf("b%d@marketplace.amazon.fr", o)},
+			"fulfillment":  map[string]any{"fulfillmentStatus": "UNSHIPPED", "fulfilledBy": "MERCHANT"},
+			"orderItems":   []map[string]any{{"orderItemId": "1", "quantityOrdered": 1, "product": map[string]any{"title": "Lampe de bureau LED"}}},
+		})
+		for it := 1; it <= items && len(out) < n; it++ {
+			itemID := fmt.Sprintf("%014d", o*10+it)
+			out = append(out, marketplace.InboundMessage{
+				ExternalID:    orderID + ":" + itemID + ":cancellation",
+				ThreadID:      orderID,
+				OrderID:       orderID,
+				MarketplaceID: "A13V1IB3VIYZZH",
+				AuthorName:    fmt.Sprintf("Buyer %d", o),
+				AuthorEmail:   fmt.Sprintf("b%d@marketplace.amazon.fr", o),
+				Subject:       "Cancellation request - order " + orderID,
+				Body:          fmt.Sprintf("Buyer requested cancellation of order %s (item %s, \"Lampe de bureau LED\"). Reason: %s", orderID, itemID, "ORDERED_BY_MISTAKE"),
+				ReceivedAt:    at,
+				Raw:           raw,
+			})
+		}
+	}
+	return out
+}
+
+func paginate(events []marketplace.InboundMessage, size int) [][]marketplace.InboundMessage {
+	var pages [][]marketplace.InboundMessage
+	for i := 0; i < len(events); i += size {
+		pages = append(pages, events[i:min(i+size, len(events))])
+	}
+	return pages
+}
+
+func countThreads(events []marketplace.InboundMessage) int {
+	seen := map[string]bool{}
+	for _, m := range events {
+		seen[m.ThreadID] = true
+	}
+	return len(seen)
+}
+
+// seedLeasedConnection creates a CONNECTED connection and takes its poll
+// lease through the store, as a poller does before its first page.
+func seedLeasedConnection(ctx context.Context, store *postgres.Store) (string, error) {
+	var id string
+	if err := store.Pool().QueryRow(ctx, `
+INSERT INTO "MarketplaceConnection" ("tenantId", "type", "status", "region", "marketplaceId", "sellingPartnerId", "connectedAt")
+VALUES ($1, 'AMAZON', 'CONNECTED', 'eu', 'A13V1IB3VIYZZH', 'ASELLERBENCH', now()) RETURNING "id"`, ingestTenant).Scan(&id); err != nil {
+		return "", fmt.Errorf("seed connection: %w", err)
+	}
+	st, err := store.AcquirePoll(ctx, ingestTenant, id, ingestOwner, time.Hour)
+	if err != nil {
+		return "", err
+	}
+	if !st.Leased {
+		return "", fmt.Errorf("lease not taken")
+	}
+	return id, nil
+}
+
+// ingestAll stores every page with IngestPage, in order, as a poll does.
+func ingestAll(ctx context.Context, store *postgres.Store, connID string, pages [][]marketplace.InboundMessage) (time.Duration, int, int, error) {
+	var created, tickets int
+	start := time.Now()
+	for i, p := range pages {
+		in := postgres.InboundPage{ConnectionID: connID, TenantID: ingestTenant, LeaseOwner: ingestOwner, LeaseFor: 5 * time.Minute, Messages: p}
+		if i < len(pages)-1 {
+			in.NextToken = fmt.Sprintf("page-%d", i+1)
+		} else {
+			end := p[len(p)-1].ReceivedAt
+			in.Cursor = &end
+		}
+		res, err := store.IngestPage(ctx, in)
+		if err != nil {
+			return 0, 0, 0, fmt.Errorf("page %d: %w", i, err)
+		}
+		created += res.MessagesCreated
+		tickets += res.TicketsCreated
+	}
+	return time.Since(start), created, tickets, nil
+}
+
+func checkCounts(ctx context.Context, pool *pgxpool.Pool, events, threads int) error {
+	var em, tm, t int
+	if err := pool.QueryRow(ctx, `SELECT (SELECT count(*) FROM "ExternalMessage"), (SELECT count(*) FROM "TicketMessage"), (SELECT count(*) FROM "Ticket")`).Scan(&em, &tm, &t); err != nil {
+		return err
+	}
+	if em != events || tm != events || t != threads {
+		return fmt.Errorf("tables hold %d ExternalMessage, %d TicketMessage, %d Ticket; want %d, %d, %d", em, tm, t, events, events, threads)
+	}
+	return nil
+}
+
+// ingestCopy COPYs the rows the store would create into a fresh database.
+func (e *env) ingestCopy(ctx context.Context, events []marketplace.InboundMessage) (time.Duration, error) {
+	u, err := e.freshDB(ctx, "ingestcopy")
+	if err != nil {
+		return 0, err
+	}
+	pool, err := openTracedPool(ctx, u, 2, nil)
+	if err != nil {
+		return 0, err
+	}
+	defer pool.Close()
+	var connID string
+	if err := pool.QueryRow(ctx, `INSERT INTO "MarketplaceConnection" ("tenantId", "status") VALUES ($1, 'CONNECTED') RETURNING "id"`, ingestTenant).Scan(&connID); err != nil {
+		return 0, err
+	}
+	now := time.Now().UTC()
+	// Rows built before the clock starts: the ceiling is the database's.
+	ticketOf := map[string]string{}
+	var tickets, ems, tms [][]any
+	for _, m := range events {
+		tid, ok := ticketOf[m.ThreadID]
+		if !ok {
+			tid = uuidLike()
+			ticketOf[m.ThreadID] = tid
+			tickets = append(tickets, []any{tid, ingestTenant, "AMAZON", m.ThreadID, m.OrderID, m.Subject, m.AuthorName, m.AuthorEmail, m.ReceivedAt, now, now})
+		}
+		emID := uuidLike()
+		ems = append(ems, []any{emID, ingestTenant, connID, "AMAZON", m.ExternalID, m.ThreadID, m.OrderID, m.MarketplaceID, "INBOUND",
+			m.AuthorName, m.AuthorEmail, m.Subject, m.Body, m.ReceivedAt, string(m.Raw), tid, now})
+		tms = append(tms, []any{uuidLike(), tid, ingestTenant, emID, "INBOUND", m.AuthorName, m.AuthorEmail, m.Body, m.ReceivedAt, now})
+	}
+	start := time.Now()
+	err = pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
+		if _, err := tx.CopyFrom(ctx, pgx.Identifier{"Ticket"}, []string{"id", "tenantId", "channel", "externalThreadId", "orderId", "subject", "customerName", "customerEmail", "lastMessageAt", "createdAt", "updatedAt"}, pgx.CopyFromRows(tickets)); err != nil {
+			return fmt.Errorf("copy Ticket: %w", err)
+		}
+		if _, err := tx.CopyFrom(ctx, pgx.Identifier{"ExternalMessage"}, []string{"id", "tenantId", "connectionId", "type", "externalId", "threadId", "orderId", "marketplaceId", "direction", "authorName", "authorEmail", "subject", "body", "receivedAt", "raw", "ticketId", "createdAt"}, pgx.CopyFromRows(ems)); err != nil {
+			return fmt.Errorf("copy ExternalMessage: %w", err)
+		}
+		if _, err := tx.CopyFrom(ctx, pgx.Identifier{"TicketMessage"}, []string{"id", "ticketId", "tenantId", "externalMessageId", "direction", "authorName", "authorEmail", "body", "receivedAt", "createdAt"}, pgx.CopyFromRows(tms)); err != nil {
+			return fmt.Errorf("copy TicketMessage: %w", err)
+		}
+		return nil
+	})
+	d := time.Since(start)
+	if err != nil {
+		return 0, err
+	}
+	return d, checkCounts(ctx, pool, len(events), len(tickets))
+}
+
+// ingestRowByRow stores events with one autocommitted INSERT per row.
+func (e *env) ingestRowByRow(ctx context.Context, events []marketplace.InboundMessage) (time.Duration, error) {
+	u, err := e.freshDB(ctx, "ingestrow")
+	if err != nil {
+		return 0, err
+	}
+	pool, err := openTracedPool(ctx, u, 2, nil)
+	if err != nil {
+		return 0, err
+	}
+	defer pool.Close()
+	var connID string
+	if err := pool.QueryRow(ctx, `INSERT INTO "MarketplaceConnection" ("tenantId", "status") VALUES ($1, 'CONNECTED') RETURNING "id"`, ingestTenant).Scan(&connID); err != nil {
+		return 0, err
+	}
+	start := time.Now()
+	for _, m := range events {
+		var tid, emID string
+		if err := pool.QueryRow(ctx, `
+INSERT INTO "Ticket" ("tenantId", "channel", "externalThreadId", "orderId", "subject", "customerName", "customerEmail", "lastMessageAt")
+VALUES ($1, 'AMAZON', $2, $3, $4, $5, $6, $7)
+ON CONFLICT ("tenantId", "channel", "externalThreadId") DO UPDATE SET "lastMessageAt" = GREATEST("Ticket"."lastMessageAt", EXCLUDED."lastMessageAt")
+RETURNING "id"`, ingestTenant, m.ThreadID, m.OrderID, m.Subject, m.AuthorName, m.AuthorEmail, m.ReceivedAt).Scan(&tid); err != nil {
+			return 0, err
+		}
+		if err := pool.QueryRow(ctx, `
+INSERT INTO "ExternalMessage" ("tenantId", "connectionId", "type", "externalId", "threadId", "orderId", "marketplaceId", "direction", "authorName", "authorEmail", "subject", "body", "receivedAt", "raw", "ticketId")
+VALUES ($1, $2, 'AMAZON', $3, $4, $5, $6, 'INBOUND', $7, $8, $9, $10, $11, $12::jsonb, $13) RETURNING "id"`,
+			ingestTenant, connID, m.ExternalID, m.ThreadID, m.OrderID, m.MarketplaceID, m.AuthorName, m.AuthorEmail, m.Subject, m.Body, m.ReceivedAt, string(m.Raw), tid).Scan(&emID); err != nil {
+			return 0, err
+		}
+		if _, err := pool.Exec(ctx, `
+INSERT INTO "TicketMessage" ("ticketId", "tenantId", "externalMessageId", "direction", "authorName", "authorEmail", "body", "receivedAt")
+VALUES ($1, $2, $3, 'INBOUND', $4, $5, $6, $7)`, tid, ingestTenant, emID, m.AuthorName, m.AuthorEmail, m.Body, m.ReceivedAt); err != nil {
+			return 0, err
+		}
+	}
+	return time.Since(start), nil
+}
+
+// explainFreshPage EXPLAINs the recorded page statement as if its events
+// were new: in one transaction, it deletes them, explains, and rolls back.
+func explainFreshPage(ctx context.Context, pool *pgxpool.Pool, s stmtStats) (string, error) {
+	tx, err := pool.Begin(ctx)
+	if err != nil {
+		return "", err
+	}
+	defer tx.Rollback(ctx) //nolint:errcheck
+	// $3 is the page's externalIds, $2 the connection.
+	if _, err := tx.Exec(ctx, `DELETE FROM "TicketMessage" WHERE "externalMessageId" IN (SELECT "id" FROM "ExternalMessage" WHERE "connectionId" = $1 AND "externalId" = ANY($2))`, s.Args[1], s.Args[2]); err != nil {
+		return "", err
+	}
+	if _, err := tx.Exec(ctx, `DELETE FROM "ExternalMessage" WHERE "connectionId" = $1 AND "externalId" = ANY($2)`, s.Args[1], s.Args[2]); err != nil {
+		return "", err
+	}
+	rows, err := tx.Query(ctx, "EXPLAIN (ANALYZE, BUFFERS, COSTS OFF) "+s.SQL, s.Args...)
+	if err != nil {
+		return "", err
+	}
+	lines, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return "", err
+	}
+	return strings.Join(lines, "\n"), nil
+}
+
+func uuidLike() string {
+	h := randomHex(16)
+	return h[0:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:32]
+}

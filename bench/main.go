@@ -1,0 +1,49 @@
+// Command bench measures the connector at scale against the real services
+// of the local stack (`make bench` runs it inside `stack run --profile
+// test`): fan-out, ingestion, API, rate-budget use and cold start. Every
+// figure is a ratio against baselines measured in the same run on the same
+// machine, because the machines here are shared and noisy.
+//
+//	go run ./bench [-scale full|small] [-only fanout,ingest,api,budget,coldstart]
+//	               [-out BENCHMARKS.md] [-json bench/results.json]
+//
+// It prints a table and writes BENCHMARKS.md and bench/results.json. Each
+// benchmark works in its own freshly created and migrated database and its
+// own SQS queue, dropped at the end, so it disturbs nobody.
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+)
+
+func main() {
+	var o options
+	flag.StringVar(&o.scale, "scale", "full", "full (the issue's sizes) or small (seconds, as in bench_test.go)")
+	flag.StringVar(&o.only, "only", "", "comma-separated benchmarks to run (fanout, ingest, api, budget, coldstart); empty: all")
+	flag.StringVar(&o.out, "out", "BENCHMARKS.md", "markdown report to write; empty: none")
+	flag.StringVar(&o.jsonOut, "json", "bench/results.json", "JSON results to write; empty: none")
+	flag.StringVar(&o.profileDir, "profile-dir", "", "write a CPU profile of each benchmark into this folder")
+	flag.Parse()
+
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	o.command = strings.TrimSpace("go run ./bench " + strings.Join(os.Args[1:], " "))
+	if cmd := os.Getenv("BENCH_COMMAND"); cmd != "" {
+		o.command = cmd
+	}
+	rep, err := run(ctx, o)
+	if rep != nil {
+		fmt.Println()
+		fmt.Print(rep.table())
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		os.Exit(1)
+	}
+}
