@@ -21,6 +21,7 @@ import (
 	"github.com/keybuzz/keybuzz-amazon/shared/lwa"
 	"github.com/keybuzz/keybuzz-amazon/shared/poll"
 	"github.com/keybuzz/keybuzz-amazon/shared/postgres"
+	"github.com/keybuzz/keybuzz-amazon/shared/spapi"
 	"github.com/keybuzz/keybuzz-amazon/shared/vaultstore"
 )
 
@@ -73,7 +74,8 @@ func (d *Deps) API(ctx context.Context) (*httpapi.API, error) {
 		return nil, fmt.Errorf("jwt verifier: %w", err)
 	}
 	secrets := vaultstore.NewAppCache(d.Secrets, time.Minute, nil)
-	svc := connect.New(d.Store, secrets, d.LWA, d.Config.SellerCentralURL, connect.WithLogger(d.Log))
+	svc := connect.New(d.Store, secrets, d.LWA, d.Config.SellerCentralURL, connect.WithLogger(d.Log),
+		connect.WithParticipations(spapi.New(nil), d.Config.SPAPIEndpoint))
 	return &httpapi.API{Connect: svc, Auth: verifier, Log: d.Log, ReturnURL: d.Config.FrontendReturnURL}, nil
 }
 

@@ -23,6 +23,7 @@ import (
 	"github.com/keybuzz/keybuzz-amazon/shared/marketplace"
 	"github.com/keybuzz/keybuzz-amazon/shared/postgres"
 	"github.com/keybuzz/keybuzz-amazon/shared/secret"
+	"github.com/keybuzz/keybuzz-amazon/shared/spapi"
 	"github.com/keybuzz/keybuzz-amazon/shared/vaultstore"
 )
 
@@ -55,12 +56,20 @@ type Exchanger interface {
 	Exchange(ctx context.Context, app lwa.App, code secret.Value) (lwa.Token, error)
 }
 
+// Participations lists the marketplaces a seller takes part in (Sellers API
+// getMarketplaceParticipations; spapi.Client).
+type Participations interface {
+	MarketplaceParticipations(ctx context.Context, endpoint string, tokens spapi.Tokens) ([]spapi.Participation, error)
+}
+
 // Service runs the flow.
 type Service struct {
 	store            Store
 	secrets          Secrets
 	lwa              Exchanger
 	sellerCentralURL string // AMAZON_SELLER_CENTRAL_URL; empty: by marketplace
+	sellers          Participations
+	spapiEndpoint    string // AMAZON_SPAPI_ENDPOINT; empty: by region
 	now              func() time.Time
 	random           io.Reader
 	log              *slog.Logger
@@ -74,6 +83,13 @@ func WithClock(now func() time.Time) Option { return func(s *Service) { s.now = 
 
 // WithRandom injects the randomness of states (tests).
 func WithRandom(r io.Reader) Option { return func(s *Service) { s.random = r } }
+
+// WithParticipations makes the callback ask Amazon which marketplaces of
+// the region the seller sells on (all of them are then polled); without it,
+// or when the call fails, the app's marketplace is used.
+func WithParticipations(p Participations, endpointOverride string) Option {
+	return func(s *Service) { s.sellers, s.spapiEndpoint = p, endpointOverride }
+}
 
 // WithLogger sets the logger.
 func WithLogger(l *slog.Logger) Option { return func(s *Service) { s.log = l } }
@@ -228,10 +244,7 @@ func (s *Service) Callback(ctx context.Context, in CallbackInput) (CallbackResul
 	if err != nil {
 		return res, fmt.Errorf("callback: %w", errors.Join(marketplace.ErrAppMisconfigured, err))
 	}
-	marketplaceID := app.MarketplaceID
-	if marketplaceID == "" {
-		marketplaceID = region.DefaultMarketplaceID
-	}
+	marketplaceID := s.marketplaces(ctx, app, region, tok.AccessToken)
 	path, err := s.secrets.PutTenant(ctx, claim.TenantID, vaultstore.TenantCredentials{
 		RefreshToken: tok.RefreshToken, SellerID: in.SellingPartnerID, MarketplaceID: marketplaceID,
 		Region: region.Code, CreatedAt: s.now().UTC(),
@@ -249,6 +262,38 @@ func (s *Service) Callback(ctx context.Context, in CallbackInput) (CallbackResul
 	}
 	res.Connection = conn
 	return res, nil
+}
+
+// marketplaces returns the seller's marketplaces in region, comma-separated,
+// as Amazon lists them; the app's marketplace when Amazon cannot tell.
+func (s *Service) marketplaces(ctx context.Context, app vaultstore.AppCredentials, region amazon.Region, access secret.Value) string {
+	fallback := app.MarketplaceID
+	if fallback == "" {
+		fallback = region.DefaultMarketplaceID
+	}
+	if s.sellers == nil {
+		return fallback
+	}
+	endpoint, err := spapi.Endpoint(s.spapiEndpoint, region.Code)
+	if err != nil {
+		return fallback
+	}
+	parts, err := s.sellers.MarketplaceParticipations(ctx, endpoint, spapi.StaticToken(access))
+	if err != nil {
+		s.log.WarnContext(ctx, "marketplace participations unavailable; polling the app's marketplace", "error", err.Error())
+		return fallback
+	}
+	var ids []string
+	for _, p := range parts {
+		m, err := amazon.LookupMarketplace(p.MarketplaceID)
+		if p.Participating && err == nil && m.Region == region.Code {
+			ids = append(ids, m.ID)
+		}
+	}
+	if len(ids) == 0 {
+		return fallback
+	}
+	return strings.Join(ids, ",")
 }
 
 // recordError keeps the failure on the connection for status; a failure to

@@ -101,7 +101,17 @@ func TestConnectEndToEnd(t *testing.T) {
 		t.Fatalf("vault: %v", err)
 	}
 	rt := creds.RefreshToken.Reveal()
-	if !strings.HasPrefix(rt, "Atzr|") || creds.SellerID != seller || creds.MarketplaceID != "A13V1IB3VIYZZH" || creds.Region != "eu" {
+	// Every marketplace the seller sells on, as the Sellers API lists them.
+	var sellerMarkets string
+	for _, sl := range s.sandbox.Sellers() {
+		if sl.ID == seller {
+			sellerMarkets = strings.Join(sl.MarketplaceIDs, ",")
+		}
+	}
+	if sellerMarkets == "" || !strings.Contains(sellerMarkets, ",") {
+		t.Fatalf("sandbox seller 2 sells on %q; the test wants several marketplaces", sellerMarkets)
+	}
+	if !strings.HasPrefix(rt, "Atzr|") || creds.SellerID != seller || creds.MarketplaceID != sellerMarkets || creds.Region != "eu" {
 		t.Errorf("vault secret: seller %s marketplace %s region %s", creds.SellerID, creds.MarketplaceID, creds.Region)
 	}
 	issued := false
@@ -115,7 +125,7 @@ func TestConnectEndToEnd(t *testing.T) {
 	if err := s.pool.QueryRow(context.Background(), `SELECT "vaultPath", "marketplaceId" FROM "MarketplaceConnection" WHERE "tenantId" = $1`, tenant).Scan(&vaultPath, &marketplaceID); err != nil {
 		t.Fatal(err)
 	}
-	if vaultPath != "keybuzz/tenants/"+tenant+"/amazon" || marketplaceID != "A13V1IB3VIYZZH" {
+	if vaultPath != "keybuzz/tenants/"+tenant+"/amazon" || marketplaceID != sellerMarkets {
 		t.Errorf("vaultPath %q marketplace %q", vaultPath, marketplaceID)
 	}
 	scanDatabase(t, s, append(s.sandbox.IssuedSecrets(), cb.Get("state"))...)

@@ -27,6 +27,7 @@ import (
 	"github.com/keybuzz/keybuzz-amazon/shared/sandbox"
 	"github.com/keybuzz/keybuzz-amazon/shared/sandbox/sandboxtest"
 	"github.com/keybuzz/keybuzz-amazon/shared/secret"
+	"github.com/keybuzz/keybuzz-amazon/shared/spapi"
 	"github.com/keybuzz/keybuzz-amazon/shared/testenv"
 	"github.com/keybuzz/keybuzz-amazon/shared/vaultstore"
 )
@@ -170,7 +171,7 @@ func (s *stack) buildAPI(secrets *vaultstore.Store, opt stackOption) *httpapi.AP
 		hc.Timeout = opt.lwaTimeout
 	}
 	svc := connect.New(postgres.New(s.pool, s.clock.Now), secrets, lwa.New(lwaURL, hc), s.sbURL,
-		connect.WithClock(s.clock.Now), connect.WithLogger(log))
+		connect.WithClock(s.clock.Now), connect.WithLogger(log), connect.WithParticipations(spapi.New(nil), s.sbURL))
 	verifier, err := auth.NewVerifier(context.Background(), config.Config{
 		JWTHS256Secret: jwtSecret, JWTIssuer: jwtIssuer, JWTAudience: jwtAudience, TenantClaim: "tenantId",
 	})

@@ -22,6 +22,7 @@ func TestAdminHTTP(t *testing.T) {
 	}{
 		{"sellers", "GET", "/_sandbox/sellers", nil, 200, sandbox.SellerID(3)},
 		{"rate plan", "PUT", p + "/rate-plan", map[string]any{"operation": "getOrder", "rate": 2, "burst": 7}, 200, `"burst":7`},
+		{"sellers rate plan", "PUT", p + "/rate-plan", map[string]any{"operation": "getMarketplaceParticipations", "rate": 1, "burst": 2}, 200, `"burst":2`},
 		{"bad rate plan", "PUT", p + "/rate-plan", map[string]any{"operation": "listOrders", "rate": 2, "burst": 7}, 400, "unknown operation"},
 		{"fault", "POST", p + "/faults", map[string]any{"kind": "503", "count": 1}, 200, `"kind":"503"`},
 		{"bad fault", "POST", p + "/faults", map[string]any{"kind": "teapot"}, 400, "kind"},

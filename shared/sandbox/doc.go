@@ -1,9 +1,11 @@
 // Package sandbox is KeyBuzz's own stand-in for Amazon: one http.Handler
 // that answers like Login with Amazon (POST /auth/o2/token), Seller
-// Central's consent page (/apps/authorize/consent) and SP-API Orders
-// v2026-01-01 (searchOrders, getOrder), with Amazon's usage-plan rate limits,
-// injectable faults and a clock tests can drive. The connector reaches it only
-// through AMAZON_LWA_TOKEN_URL, AMAZON_SPAPI_ENDPOINT and
+// Central's consent page (/apps/authorize/consent), SP-API Orders
+// v2026-01-01 (searchOrders, getOrder) and Sellers v1
+// (getMarketplaceParticipations: the calling seller's marketplaces, all
+// participating, storeName = the seller's name), with Amazon's usage-plan
+// rate limits, injectable faults and a clock tests can drive. The connector
+// reaches it only through AMAZON_LWA_TOKEN_URL, AMAZON_SPAPI_ENDPOINT and
 // AMAZON_SELLER_CENTRAL_URL; nothing in the connector knows it is a sandbox.
 //
 // # Sellers

@@ -12,10 +12,12 @@ type ratePlan struct {
 	burst int
 }
 
-// defaultPlans are the Orders v2026-01-01 model's usage plans.
+// defaultPlans are the usage plans of the Orders v2026-01-01 and Sellers v1
+// models.
 var defaultPlans = map[string]ratePlan{
-	OpSearchOrders: {rate: 0.0056, burst: 20},
-	OpGetOrder:     {rate: 0.5, burst: 30},
+	OpSearchOrders:                 {rate: 0.0056, burst: 20},
+	OpGetOrder:                     {rate: 0.5, burst: 30},
+	OpGetMarketplaceParticipations: {rate: 0.016, burst: 15},
 }
 
 type bucketKey struct{ app, seller, op string }
@@ -29,8 +31,9 @@ type bucket struct {
 
 const nano = int64(1e9)
 
-// SetRatePlan overrides the usage plan of one operation ("searchOrders" or
-// "getOrder") for a seller; the bucket restarts full.
+// SetRatePlan overrides the usage plan of one operation ("searchOrders",
+// "getOrder" or "getMarketplaceParticipations") for a seller; the bucket
+// restarts full.
 func (s *Server) SetRatePlan(sellerID, operation string, rate float64, burst int) {
 	s.mu.Lock()
 	defer s.mu.Unlock()

@@ -25,6 +25,7 @@ func TestRateLimiter(t *testing.T) {
 		{"fast getOrder plan", sandbox.OpGetOrder, true, 1, 5, 700 * time.Millisecond, 10, "1"},
 		{"default searchOrders plan over 30 min", sandbox.OpSearchOrders, false, 0.0056, 20, time.Minute, 30, "0.0056"},
 		{"default getOrder plan", sandbox.OpGetOrder, false, 0.5, 30, 3 * time.Second, 20, "0.5"},
+		{"default getMarketplaceParticipations plan", sandbox.OpGetMarketplaceParticipations, false, 0.016, 15, 50 * time.Second, 12, "0.016"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -35,7 +36,10 @@ func TestRateLimiter(t *testing.T) {
 				e.srv.SetRatePlan(s1, tt.op, tt.rate, tt.burst)
 			}
 			path := "/orders/2026-01-01/orders/000-0000000-0000000"
-			if tt.op == sandbox.OpSearchOrders {
+			switch tt.op {
+			case sandbox.OpGetMarketplaceParticipations:
+				path = "/sellers/v1/marketplaceParticipations"
+			case sandbox.OpSearchOrders:
 				path = "/orders/2026-01-01/orders?" + url.Values{
 					"lastUpdatedAfter": {t0.Add(-time.Hour).Format(time.RFC3339)},
 					"marketplaceIds":   {sandbox.MarketplaceFR},

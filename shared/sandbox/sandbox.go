@@ -24,8 +24,9 @@ const (
 
 // Operation names accepted by SetRatePlan and reported by Stats.
 const (
-	OpSearchOrders = "searchOrders"
-	OpGetOrder     = "getOrder"
+	OpSearchOrders                 = "searchOrders"
+	OpGetOrder                     = "getOrder"
+	OpGetMarketplaceParticipations = "getMarketplaceParticipations"
 )
 
 // Config describes the single application registered in the sandbox and the
@@ -134,7 +135,8 @@ type Stats struct {
 }
 
 // Server is the sandbox: an http.Handler answering like LWA, Seller Central's
-// consent page and SP-API Orders v2026-01-01.
+// consent page, SP-API Orders v2026-01-01 and Sellers v1
+// getMarketplaceParticipations.
 type Server struct {
 	cfg    Config
 	clock  Clock
@@ -204,6 +206,7 @@ func (s *Server) routes() {
 	m.HandleFunc("POST /apps/authorize/consent", s.handleConsentApprove)
 	m.HandleFunc("GET /orders/2026-01-01/orders", s.spapi(OpSearchOrders, s.handleSearchOrders))
 	m.HandleFunc("GET /orders/2026-01-01/orders/{orderId}", s.spapi(OpGetOrder, s.handleGetOrder))
+	m.HandleFunc("GET /sellers/v1/marketplaceParticipations", s.spapi(OpGetMarketplaceParticipations, s.handleMarketplaceParticipations))
 	s.adminRoutes(m)
 	s.mux = m
 }

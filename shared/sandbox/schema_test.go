@@ -16,7 +16,18 @@ import (
 	"github.com/keybuzz/keybuzz-amazon/shared/sandbox"
 )
 
-const modelPath = "../../testdata/amazon-models/orders_2026-01-01.json"
+const modelDir = "../../testdata/amazon-models/"
+
+// models lists the official model files and the response definitions the
+// sandbox's answers are validated against. Definition names are unique
+// across the list (ErrorList is taken from the Orders model).
+var models = []struct {
+	file        string
+	definitions []string
+}{
+	{"orders_2026-01-01.json", []string{"SearchOrdersResponse", "GetOrderResponse", "ErrorList"}},
+	{"sellers.json", []string{"GetMarketplaceParticipationsResponse"}},
+}
 
 var (
 	schemaOnce sync.Once
@@ -44,46 +55,56 @@ func strict(v any) {
 	}
 }
 
-// modelSchemas compiles the Orders v2026-01-01 model's response definitions.
-// The file is Swagger 2.0: its definitions are draft-4 schemas, x- keywords
-// are ignored.
+// modelSchemas compiles the response definitions of the Orders v2026-01-01
+// and Sellers v1 models. The files are Swagger 2.0: their definitions are
+// draft-4 schemas, x- keywords are ignored.
 func modelSchemas(t *testing.T) map[string]*jsonschema.Schema {
 	t.Helper()
 	schemaOnce.Do(func() {
-		f, err := os.Open(modelPath)
-		if err != nil {
-			schemaErr = err
-			return
-		}
-		defer f.Close()
-		doc, err := jsonschema.UnmarshalJSON(f)
-		if err != nil {
-			schemaErr = err
-			return
-		}
-		strict(doc.(map[string]any)["definitions"])
 		c := jsonschema.NewCompiler()
 		c.DefaultDraft(jsonschema.Draft4)
 		c.AssertFormat()
-		const loc = "file:///amazon-models/orders_2026-01-01.json"
-		if err := c.AddResource(loc, doc); err != nil {
-			schemaErr = err
-			return
-		}
-		schemas = map[string]*jsonschema.Schema{}
-		for _, d := range []string{"SearchOrdersResponse", "GetOrderResponse", "ErrorList"} {
-			s, err := c.Compile(loc + "#/definitions/" + d)
+		out := map[string]*jsonschema.Schema{}
+		for _, m := range models {
+			doc, err := loadModel(modelDir + m.file)
 			if err != nil {
 				schemaErr = err
 				return
 			}
-			schemas[d] = s
+			loc := "file:///amazon-models/" + m.file
+			if err := c.AddResource(loc, doc); err != nil {
+				schemaErr = err
+				return
+			}
+			for _, d := range m.definitions {
+				s, err := c.Compile(loc + "#/definitions/" + d)
+				if err != nil {
+					schemaErr = err
+					return
+				}
+				out[d] = s
+			}
 		}
+		schemas = out
 	})
 	if schemaErr != nil {
 		t.Fatalf("load model schemas: %v", schemaErr)
 	}
 	return schemas
+}
+
+func loadModel(path string) (any, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	doc, err := jsonschema.UnmarshalJSON(f)
+	if err != nil {
+		return nil, err
+	}
+	strict(doc.(map[string]any)["definitions"])
+	return doc, nil
 }
 
 func validate(t *testing.T, definition string, body []byte) {
@@ -278,5 +299,84 @@ func TestSchemaRejects(t *testing.T) {
 		if modelSchemas(t)["SearchOrdersResponse"].Validate(v) == nil {
 			t.Errorf("%s passed validation", body)
 		}
+	}
+	for _, body := range []string{
+		`{"payload":[{"marketplace":{"id":"A13V1IB3VIYZZH"},"participation":{"isParticipating":true,"hasSuspendedListings":false},"storeName":"x"}]}`,
+		`{"payload":[{"marketplace":{"id":"A13V1IB3VIYZZH","countryCode":"fr","name":"Amazon.fr","defaultCurrencyCode":"EUR","defaultLanguageCode":"fr_FR","domainName":"www.amazon.fr"},"participation":{"isParticipating":true,"hasSuspendedListings":false},"storeName":"x"}]}`,
+		`{"payload":[{"marketplace":{"id":"A13V1IB3VIYZZH","countryCode":"FR","name":"Amazon.fr","defaultCurrencyCode":"EUR","defaultLanguageCode":"fr_FR","domainName":"www.amazon.fr"},"participation":{"isParticipating":"yes","hasSuspendedListings":false},"storeName":"x"}]}`,
+		`{"payload":[],"marketplaces":[]}`,
+	} {
+		v, _ := jsonschema.UnmarshalJSON(strings.NewReader(body))
+		if modelSchemas(t)["GetMarketplaceParticipationsResponse"].Validate(v) == nil {
+			t.Errorf("%s passed validation", body)
+		}
+	}
+}
+
+// TestMarketplaceParticipationsMatchModel validates every kind of
+// getMarketplaceParticipations answer against the Sellers v1 model, whose
+// error answers are GetMarketplaceParticipationsResponse too.
+func TestMarketplaceParticipationsMatchModel(t *testing.T) {
+	const path = "/sellers/v1/marketplaceParticipations"
+	e := start(t)
+	s1 := seller1()
+	expired := func() string {
+		_, a := e.authorize(t, s1)
+		e.srv.ExpireAccessTokens(s1)
+		return a
+	}()
+	_, access := e.authorize(t, s1)
+	throttledSeller := sandbox.SellerID(2)
+	_, access2 := e.authorize(t, throttledSeller)
+	e.srv.SetRatePlan(throttledSeller, sandbox.OpGetMarketplaceParticipations, 0, 1)
+	_ = e.get(t, path, access2)
+
+	tests := []struct {
+		name   string
+		ans    answer
+		status int
+		code   string
+	}{
+		{"200", e.get(t, path, access), 200, ""},
+		{"403 missing token", e.get(t, path, ""), 403, "Unauthorized"},
+		{"403 invalid token", e.get(t, path, "Atza|garbage"), 403, "Unauthorized"},
+		{"403 expired token", e.get(t, path, expired), 403, "Unauthorized"},
+		{"429 quota", e.get(t, path, access2), 429, "QuotaExceeded"},
+		{"500 fault", func() answer {
+			e.srv.InjectFault(s1, sandbox.Fault{Kind: "500", Count: 1})
+			return e.get(t, path, access)
+		}(), 500, "InternalFailure"},
+		{"503 fault", func() answer {
+			e.srv.InjectFault(s1, sandbox.Fault{Kind: "503", Count: 1})
+			return e.get(t, path, access)
+		}(), 503, "ServiceUnavailable"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if tt.ans.status != tt.status {
+				t.Fatalf("status %d, want %d: %s", tt.ans.status, tt.status, tt.ans.body)
+			}
+			validate(t, "GetMarketplaceParticipationsResponse", tt.ans.body)
+			if got := tt.ans.header.Get("Content-Type"); got != "application/json" {
+				t.Errorf("Content-Type %q", got)
+			}
+			if id := tt.ans.header.Get("x-amzn-RequestId"); len(id) != 36 {
+				t.Errorf("x-amzn-RequestId %q", id)
+			}
+			m := tt.ans.json(t)
+			if tt.code != "" {
+				if _, ok := m["payload"]; ok {
+					t.Errorf("error answer carries a payload")
+				}
+				errs := m["errors"].([]any)
+				if got := errs[0].(map[string]any)["code"]; got != tt.code {
+					t.Errorf("code %v, want %s", got, tt.code)
+				}
+			}
+			_, hasLimit := tt.ans.header["X-Amzn-Ratelimit-Limit"]
+			if want := tt.status == 200; hasLimit != want {
+				t.Errorf("x-amzn-RateLimit-Limit present=%v, want %v", hasLimit, want)
+			}
+		})
 	}
 }

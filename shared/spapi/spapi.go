@@ -1,7 +1,8 @@
 // Package spapi calls Amazon's Selling Partner API: Orders v2026-01-01
-// searchOrders, with an LWA access token in x-amz-access-token (no SigV4, no
-// IAM role since 2023-10-02), Amazon's error bodies decoded into *Error and
-// the x-amzn-RateLimit-Limit header reported.
+// searchOrders and Sellers v1 getMarketplaceParticipations, with an LWA
+// access token in x-amz-access-token (no SigV4, no IAM role since
+// 2023-10-02), Amazon's error bodies decoded into *Error and the
+// x-amzn-RateLimit-Limit header reported.
 package spapi
 
 import (
@@ -205,7 +206,7 @@ func (c *Client) get(ctx context.Context, u string, tokens Tokens, out any) (htt
 			return resp.Header, nil
 		}
 		e := decodeError(resp, b)
-		if e.Expired() && attempt == 0 {
+		if e.Expired() && attempt == 0 && refreshable(tokens) {
 			tokens.Invalidate()
 			continue
 		}

@@ -1,0 +1,291 @@
+// Package e2e runs the five real bootstraps the way Lambda runs them: each
+// is built for Linux, started under aws-lambda-rie and invoked with its
+// event from events/, against the services `make test` starts.
+package e2e
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-lambda-go/events"
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/sqs"
+	"github.com/aws/aws-sdk-go-v2/service/sqs/types"
+	"github.com/jackc/pgx/v5"
+
+	"github.com/keybuzz/keybuzz-amazon/shared/auth"
+	"github.com/keybuzz/keybuzz-amazon/shared/poll"
+	"github.com/keybuzz/keybuzz-amazon/shared/pollqueue"
+	"github.com/keybuzz/keybuzz-amazon/shared/rie"
+	"github.com/keybuzz/keybuzz-amazon/shared/sandbox"
+	"github.com/keybuzz/keybuzz-amazon/shared/sandbox/sandboxtest"
+	"github.com/keybuzz/keybuzz-amazon/shared/secret"
+	"github.com/keybuzz/keybuzz-amazon/shared/testenv"
+)
+
+var functions = []string{"oauthstart", "oauthcallback", "status", "pollfanout", "polltenant"}
+
+func TestBootstrapsUnderLambdaEmulator(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
+	defer cancel()
+
+	// An Amazon sandbox of this test's own (the stack's app credentials in
+	// Vault are the sandbox defaults), a fresh database and a fresh queue.
+	sb, sbURL := sandboxtest.Start(t, sandbox.DefaultConfig())
+	dbURL := testenv.DatabaseURL(t)
+	queueURL := createQueue(ctx, t)
+	env := []string{
+		"DATABASE_URL=" + dbURL, "POLL_QUEUE_URL=" + queueURL, "FRONTEND_RETURN_URL=",
+		"AMAZON_LWA_TOKEN_URL=" + sbURL + "/auth/o2/token", "AMAZON_SPAPI_ENDPOINT=" + sbURL,
+		"AMAZON_SELLER_CENTRAL_URL=" + sbURL, "AMAZON_USE_MOCK=false",
+	}
+
+	dir := t.TempDir()
+	inst := map[string]*rie.Instance{}
+	for _, fn := range functions {
+		bin := filepath.Join(dir, fn, "bootstrap")
+		if err := rie.Build(ctx, "../functions/"+fn, bin); err != nil {
+			t.Fatalf("build %s: %v", fn, err)
+		}
+		in, err := rie.Start(ctx, bin, env)
+		if err != nil {
+			t.Fatalf("start %s under aws-lambda-rie: %v", fn, err)
+		}
+		t.Cleanup(func() {
+			in.Close()
+			if t.Failed() {
+				t.Logf("%s logs:\n%s", fn, in.Logs())
+			}
+		})
+		inst[fn] = in
+	}
+
+	tenant, failing := testenv.ID("tenant"), testenv.ID("tenant")
+
+	// oauthstart with the authorizer's claims for our tenant.
+	startEvt := apiEvent(t, "oauthstart.json", tenant, "")
+	res := invokeHTTP(ctx, t, inst["oauthstart"], startEvt)
+	if res.StatusCode != http.StatusOK || !strings.Contains(res.Headers["Content-Type"], "application/json") {
+		t.Fatalf("oauthstart: %d %v %s", res.StatusCode, res.Headers, res.Body)
+	}
+	var started struct{ AuthURL string }
+	mustJSON(t, res.Body, &started)
+
+	// The seller approves on the sandbox's consent page; the callback Lambda
+	// gets Amazon's redirect.
+	connect := func(tenantID string, seller int, authURL string) {
+		q := consent(t, authURL, seller)
+		evt := apiEvent(t, "oauthcallback.json", "", q.Encode())
+		res := invokeHTTP(ctx, t, inst["oauthcallback"], evt)
+		if res.StatusCode != http.StatusOK || !strings.Contains(res.Body, `"success":true`) {
+			t.Fatalf("oauthcallback %s: %d %s", tenantID, res.StatusCode, res.Body)
+		}
+		if res.Headers["Referrer-Policy"] != "no-referrer" {
+			t.Errorf("callback headers %v", res.Headers)
+		}
+	}
+	connect(tenant, 2, started.AuthURL)
+	res = invokeHTTP(ctx, t, inst["oauthstart"], apiEvent(t, "oauthstart.json", failing, ""))
+	mustJSON(t, res.Body, &started)
+	connect(failing, 3, started.AuthURL)
+
+	res = invokeHTTP(ctx, t, inst["status"], apiEvent(t, "status.json", tenant, ""))
+	if res.StatusCode != http.StatusOK || !strings.Contains(res.Body, `"connected":true`) || !strings.Contains(res.Body, `"status":"CONNECTED"`) {
+		t.Fatalf("status: %d %s", res.StatusCode, res.Body)
+	}
+
+	// pollfanout enqueues both connections.
+	out, err := inst["pollfanout"].Invoke(ctx, readEvent(t, "pollfanout.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var fan poll.FanoutResult
+	mustJSON(t, string(out), &fan)
+	if fan.Claimed != 2 || fan.Sent != 2 || fan.Failed != 0 {
+		t.Fatalf("pollfanout: %s", out)
+	}
+	msgs := receive(ctx, t, queueURL, 2)
+
+	// polltenant gets both records; the second seller's SP-API fails (503),
+	// so only its record is reported as a batch item failure.
+	sb.InjectFault(sandbox.SellerID(3), sandbox.Fault{Kind: "503", Count: 50})
+	var batch events.SQSEvent
+	mustJSON(t, string(readEvent(t, "polltenant.json")), &batch)
+	batch.Records = batch.Records[:2]
+	var failingID string
+	for i, m := range msgs {
+		var body pollqueue.Message
+		mustJSON(t, aws.ToString(m.Body), &body)
+		batch.Records[i].Body = aws.ToString(m.Body)
+		batch.Records[i].MessageId = aws.ToString(m.MessageId)
+		if body.TenantID == failing {
+			failingID = batch.Records[i].MessageId
+		}
+	}
+	raw, _ := json.Marshal(batch)
+	out, err = inst["polltenant"].Invoke(ctx, raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var resp events.SQSEventResponse
+	mustJSON(t, string(out), &resp)
+	if len(resp.BatchItemFailures) != 1 || resp.BatchItemFailures[0].ItemIdentifier != failingID {
+		t.Fatalf("polltenant batch item failures %s, want only %s", out, failingID)
+	}
+
+	// Tickets for the first tenant: one per order with a buyer cancellation
+	// request in the look-back window, each with its message.
+	var tickets, messages, external int
+	db, err := pgx.Connect(ctx, dbURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close(context.Background())
+	db.QueryRow(ctx, `SELECT (SELECT count(*) FROM "Ticket" WHERE "tenantId" = $1),
+		(SELECT count(*) FROM "TicketMessage" WHERE "tenantId" = $1),
+		(SELECT count(*) FROM "ExternalMessage" WHERE "tenantId" = $1)`, tenant).Scan(&tickets, &messages, &external)
+	want := eventsSince(sb, sandbox.SellerID(2), time.Now().Add(-7*24*time.Hour))
+	if external != want || messages != want || tickets == 0 || tickets > want {
+		t.Fatalf("tenant stored %d external messages, %d ticket messages, %d tickets; sandbox has %d buyer events", external, messages, tickets, want)
+	}
+	db.QueryRow(ctx, `SELECT count(*) FROM "ExternalMessage" WHERE "tenantId" = $1`, failing).Scan(&external)
+	if external != 0 {
+		t.Errorf("failing tenant stored %d messages", external)
+	}
+}
+
+func eventsSince(sb *sandbox.Server, seller string, since time.Time) int {
+	n := 0
+	for _, e := range sb.BuyerEvents(seller) {
+		if !e.At.Before(since) {
+			n++
+		}
+	}
+	return n
+}
+
+func readEvent(t *testing.T, name string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join("..", "events", name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// apiEvent loads an API Gateway v2 event and points it at tenant (the
+// authorizer's claims and a matching Bearer token) or sets its query.
+func apiEvent(t *testing.T, name, tenant, rawQuery string) []byte {
+	t.Helper()
+	var e events.APIGatewayV2HTTPRequest
+	mustJSON(t, string(readEvent(t, name)), &e)
+	if tenant != "" {
+		tok, err := auth.Issue(secret.Value(testenv.Env(t, "AUTH_JWT_HS256_SECRET")), testenv.Env(t, "AUTH_JWT_ISSUER"),
+			testenv.Env(t, "AUTH_JWT_AUDIENCE"), "tenantId", tenant, time.Hour, time.Now())
+		if err != nil {
+			t.Fatal(err)
+		}
+		e.Headers["authorization"] = "Bearer " + tok
+		if e.RequestContext.Authorizer == nil || e.RequestContext.Authorizer.JWT == nil {
+			t.Fatalf("%s has no authorizer claims", name)
+		}
+		claims := e.RequestContext.Authorizer.JWT.Claims
+		claims["tenantId"] = tenant
+		claims["iss"] = testenv.Env(t, "AUTH_JWT_ISSUER")
+		claims["aud"] = testenv.Env(t, "AUTH_JWT_AUDIENCE")
+		claims["exp"] = fmt.Sprint(time.Now().Add(time.Hour).Unix())
+	}
+	if rawQuery != "" {
+		q, _ := url.ParseQuery(rawQuery)
+		e.RawQueryString = rawQuery
+		e.QueryStringParameters = map[string]string{}
+		for k := range q {
+			e.QueryStringParameters[k] = q.Get(k)
+		}
+	}
+	b, _ := json.Marshal(e)
+	return b
+}
+
+func invokeHTTP(ctx context.Context, t *testing.T, in *rie.Instance, event []byte) events.APIGatewayV2HTTPResponse {
+	t.Helper()
+	out, err := in.Invoke(ctx, event)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var res events.APIGatewayV2HTTPResponse
+	mustJSON(t, string(out), &res)
+	return res
+}
+
+func consent(t *testing.T, authURL string, seller int) url.Values {
+	t.Helper()
+	u, err := url.Parse(authURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	q := u.Query()
+	q.Set("sandbox_auto_approve", "true")
+	q.Set("sandbox_seller", sandbox.SellerID(seller))
+	u.RawQuery = q.Encode()
+	c := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	resp, err := c.Get(u.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	loc, err := url.Parse(resp.Header.Get("Location"))
+	if err != nil || resp.StatusCode != http.StatusFound {
+		t.Fatalf("consent: %d %v", resp.StatusCode, err)
+	}
+	return loc.Query()
+}
+
+func createQueue(ctx context.Context, t *testing.T) string {
+	t.Helper()
+	testenv.Env(t, "AWS_ENDPOINT_URL_SQS")
+	client, err := poll.NewSQSClient(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := client.CreateQueue(ctx, &sqs.CreateQueueInput{QueueName: aws.String(testenv.ID("e2e"))})
+	if err != nil {
+		t.Fatalf("create queue: %v", err)
+	}
+	return aws.ToString(out.QueueUrl)
+}
+
+func receive(ctx context.Context, t *testing.T, queueURL string, n int) []types.Message {
+	t.Helper()
+	client, err := poll.NewSQSClient(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []types.Message
+	for len(got) < n {
+		out, err := client.ReceiveMessage(ctx, &sqs.ReceiveMessageInput{QueueUrl: aws.String(queueURL), MaxNumberOfMessages: 10, WaitTimeSeconds: 1})
+		if err != nil {
+			t.Fatalf("receive: %v", err)
+		}
+		if len(out.Messages) == 0 {
+			t.Fatalf("queue has %d of %d messages", len(got), n)
+		}
+		got = append(got, out.Messages...)
+	}
+	return got
+}
+
+func mustJSON(t *testing.T, s string, v any) {
+	t.Helper()
+	if err := json.Unmarshal([]byte(s), v); err != nil {
+		t.Fatalf("decode %T from %.300s: %v", v, s, err)
+	}
+}
