@@ -351,3 +351,23 @@ func TestVaultDown(t *testing.T) {
 		t.Errorf("secret written: %v", err)
 	}
 }
+
+// When the Sellers API cannot answer, the seller still connects, polled on
+// the app's marketplace.
+func TestConnectFallsBackWhenParticipationsFail(t *testing.T) {
+	s := newStack(t, stackOption{})
+	tenant := testenv.ID("tenant")
+	cb := s.consent(s.start(tenant), 3)
+	remember(cb.Get("spapi_oauth_code"))
+	s.sandbox.InjectFault(sandbox.SellerID(3), sandbox.Fault{Kind: "503", Count: 1})
+	if a := s.callback(cb); a.status != http.StatusOK {
+		t.Fatalf("callback: %d %s", a.status, a.body)
+	}
+	creds, err := s.secrets.Tenant(context.Background(), tenant)
+	if err != nil || creds.MarketplaceID != "A13V1IB3VIYZZH" {
+		t.Fatalf("marketplace %q (%v), want the app's default A13V1IB3VIYZZH", creds.MarketplaceID, err)
+	}
+	if st := s.status(tenant); st["connected"] != true {
+		t.Errorf("status %v", st)
+	}
+}
