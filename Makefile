@@ -73,7 +73,7 @@ bench: stack
 	$(STACK) run --profile test -- $(GO) run ./bench
 
 chaos: stack
-	$(STACK) run --profile test -- $(GO) run ./chaos
+	$(GO) run ./chaos -md RELIABILITY.md -json chaos/results.json $(CHAOS_ARGS)
 
 # Build outputs only; `make distclean` also drops the dev database (.local/).
 clean:

@@ -11,12 +11,17 @@ import (
 // BuyerEvents turns the buyer-initiated events of a page of orders into
 // inbound messages. Today that is every order item's cancellation request
 // made by the buyer: one message per item, with the deterministic external
-// id "<orderId>:<orderItemId>:cancellation", on the order's thread.
+// id "<orderId>:<orderItemId>:cancellation", on the order's thread. An
+// order or item without a usable id (empty, or holding the ':' separator,
+// which Amazon's ids never do) cannot be stored exactly once and is skipped.
 func BuyerEvents(orders []spapi.Order) []marketplace.InboundMessage {
 	var out []marketplace.InboundMessage
 	for _, o := range orders {
+		if !usableID(o.OrderID) {
+			continue
+		}
 		for _, it := range o.OrderItems {
-			if it.Cancellation == nil || it.Cancellation.CancellationRequest == nil {
+			if it.Cancellation == nil || it.Cancellation.CancellationRequest == nil || !usableID(it.OrderItemID) {
 				continue
 			}
 			cr := it.Cancellation.CancellationRequest
@@ -44,6 +49,8 @@ func BuyerEvents(orders []spapi.Order) []marketplace.InboundMessage {
 	}
 	return out
 }
+
+func usableID(id string) bool { return strings.TrimSpace(id) != "" && !strings.Contains(id, ":") }
 
 func cancellationBody(orderID string, it spapi.OrderItem, reason string) string {
 	item := it.OrderItemID

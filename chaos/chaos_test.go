@@ -1,0 +1,49 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"testing"
+	"time"
+)
+
+// TestChaosShort is `make chaos`'s short setting inside `make test`: 200
+// tenants through the Connect flow, faults of every kind, then the
+// invariant checker, the log scanner and the database scanner. It needs
+// `make setup` (PostgreSQL, the Vault dev server, fauxqs) and starts a
+// private stack of its own, since it restarts Vault and PostgreSQL.
+func TestChaosShort(t *testing.T) {
+	if testing.Short() {
+		t.Skip("the soak takes a few minutes")
+	}
+	set := Short()
+	var out bytes.Buffer
+	set.Out = &out
+	ctx, cancel := context.WithTimeout(context.Background(), 8*time.Minute)
+	defer cancel()
+	res, err := Run(ctx, set)
+	t.Log("\n" + out.String())
+	if err != nil {
+		t.Fatalf("the soak did not run: %v", err)
+	}
+	if !res.Passed {
+		t.Fatal("an invariant is violated (table above)")
+	}
+	if res.Crashes < 20 || res.Invariants.EventsExpected < 1000 || res.Invariants.Revoked == 0 ||
+		res.Faults["vault_restarted"] == 0 || res.Faults["postgres_restarted"] == 0 {
+		t.Fatalf("the soak proved too little: %d crashes, %d events, %d revoked, faults %v",
+			res.Crashes, res.Invariants.EventsExpected, res.Invariants.Revoked, res.Faults)
+	}
+}
+
+// The scanner finds a secret anywhere inside a longer text, and only it.
+func TestScanner(t *testing.T) {
+	sc := newScanner([]string{"Atzr|0123456789abcdef", "short", "Atza|fedcba9876543210"})
+	if sc.n != 2 {
+		t.Fatalf("%d secrets indexed, want 2 (short values are skipped)", sc.n)
+	}
+	got := sc.find(`{"x":"prefixAtzr|0123456789abcdefsuffix","y":"Atza|fedcba987654321"}`)
+	if len(got) != 1 || got[0] != "Atzr|0123456789abcdef" {
+		t.Fatalf("found %q", got)
+	}
+}

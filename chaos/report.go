@@ -1,0 +1,149 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"runtime"
+	"sort"
+	"strings"
+	"time"
+)
+
+// Result is one soak: its setting, what was injected, the verdict.
+type Result struct {
+	Setting    Settings       `json:"setting"`
+	Date       time.Time      `json:"date"`
+	Cores      int            `json:"cores"`
+	GoVersion  string         `json:"goVersion"`
+	Seconds    float64        `json:"seconds"`
+	Faults     map[string]int `json:"faults"`
+	Crashes    int            `json:"crashes"`
+	Counters   map[string]int `json:"counters"`
+	Invariants Invariants     `json:"invariants"`
+	Passed     bool           `json:"passed"`
+	Load       *LoadResult    `json:"load,omitempty"`
+	Command    string         `json:"command"`
+}
+
+func (r Result) faultKinds() []string {
+	var ks []string
+	for k := range r.Faults {
+		ks = append(ks, k)
+	}
+	sort.Strings(ks)
+	return ks
+}
+
+// Table is the human-readable verdict (markdown, also fine in a terminal).
+func (r Result) Table() string {
+	v := r.Invariants
+	var b strings.Builder
+	verdict := "PASS"
+	if !r.Passed {
+		verdict = "FAIL"
+	}
+	fmt.Fprintf(&b, "Setting `%s`: %d tenants, %d chaos cycles + %d settle, %d containers, seed %d — %s in %s (%d cores, %s)\n\n",
+		r.Setting.Name, r.Setting.Tenants, r.Setting.Cycles, r.Counters["settle_cycles"], r.Setting.Workers, r.Setting.Seed, verdict,
+		time.Duration(r.Seconds*float64(time.Second)).Round(time.Second), r.Cores, r.GoVersion)
+	b.WriteString("| buyer events | count |\n| --- | ---: |\n")
+	for _, row := range []struct {
+		k string
+		n int
+	}{
+		{"expected (in the look-back window, readable)", v.EventsExpected},
+		{"stored exactly once (ExternalMessage + TicketMessage)", v.EventsStored},
+		{"**lost**", v.Lost},
+		{"**duplicated** (extra ExternalMessage, TicketMessage or Ticket rows)", v.Duplicated},
+		{"**stored after the seller's revocation**", v.AfterRevocation},
+		{"**phantom** (stored, unknown to Amazon)", v.Phantom},
+		{"ExternalMessage without TicketMessage", v.TicketMessageMissing},
+		{"not expected: older than the look-back window", v.BeforeWindow},
+		{"not expected: before a revocation, after the last readable window", v.UnreachableRevoked},
+		{"tickets (one per tenant and order; wrong counts)", v.Tickets},
+		{"(tenant, order) with a ticket count other than 1", v.TicketsWrong},
+	} {
+		fmt.Fprintf(&b, "| %s | %d |\n", row.k, row.n)
+	}
+	b.WriteString("\n| connections, queue, secrets | count |\n| --- | ---: |\n")
+	for _, row := range []struct {
+		k string
+		n int
+	}{
+		{"revoked tenants / in NEEDS_REAUTH", v.Revoked},
+		{"connections not in the state their last fault implies", v.ConnectionsWrong},
+		{"messages left in the poll queue", v.QueueLeft},
+		{"dead letters (all tenants with injected faults; re-polled by the next schedule)", v.DLQ},
+		{"dead letters without an injected cause", v.DLQUnexplained},
+		{"secret values issued (tokens, codes, JWTs, states)", v.SecretsIssued},
+		{"log bytes scanned / secrets found", v.LogBytesScanned},
+		{"secrets found in the output", v.LogLeaks},
+		{"database text values scanned", v.DBValuesScanned},
+		{"secrets found in the database", v.DBLeaks},
+	} {
+		n := fmt.Sprint(row.n)
+		if strings.HasPrefix(row.k, "revoked") {
+			n = fmt.Sprintf("%d / %d", v.Revoked, v.NeedsReauth)
+		}
+		if strings.HasPrefix(row.k, "log bytes") {
+			row.k, n = "log bytes scanned", fmt.Sprint(v.LogBytesScanned)
+		}
+		fmt.Fprintf(&b, "| %s | %s |\n", row.k, n)
+	}
+	b.WriteString("\n| fault injected | count |\n| --- | ---: |\n")
+	for _, k := range r.faultKinds() {
+		fmt.Fprintf(&b, "| %s | %d |\n", k, r.Faults[k])
+	}
+	fmt.Fprintf(&b, "| **crashes (killed invocations), total** | **%d** |\n", r.Crashes)
+	if l := r.Load; l != nil {
+		fmt.Fprintf(&b, "\nAPI load (before the soak): %d requests (status and start alternately), %d in flight, Vault delayed %s: %.0f req/s; "+
+			"latency p50 %.1f ms, p95 %.1f ms, p99 %.1f ms, max %.1f ms; answers %v.\n", l.Requests, l.Concurrency, l.VaultDelay, l.PerSecond,
+			l.P50, l.P95, l.P99, l.Max, l.Status)
+	}
+	fmt.Fprintf(&b, "\nSQS: %d receives, %d records, %d batch item failures; fan-out enqueued %d; connect flow for all tenants %.1f s.\n",
+		r.Counters["sqs_receives"], r.Counters["sqs_records"], r.Counters["batch_item_failures"], r.Counters["fanout_enqueued"],
+		float64(r.Counters["connect_ms"])/1000)
+	if len(v.Problems) > 0 {
+		b.WriteString("\nFirst violations:\n\n")
+		for _, p := range v.Problems {
+			fmt.Fprintf(&b, "- %s\n", p)
+		}
+	}
+	return b.String()
+}
+
+// writeMarkdown replaces this setting's block of RELIABILITY.md (between
+// its markers), appending the block when the file has none.
+func (r Result) writeMarkdown(path string) error {
+	begin := fmt.Sprintf("<!-- chaos:%s:begin -->", r.Setting.Name)
+	end := fmt.Sprintf("<!-- chaos:%s:end -->", r.Setting.Name)
+	block := fmt.Sprintf("%s\n_Written by `%s` on %s._\n\n%s%s", begin, r.Command, r.Date.Format("2006-01-02 15:04 MST"), r.Table(), end)
+	old, err := os.ReadFile(path)
+	if err != nil && !os.IsNotExist(err) {
+		return err
+	}
+	s := string(old)
+	i, j := strings.Index(s, begin), strings.Index(s, end)
+	if i >= 0 && j > i {
+		s = s[:i] + block + s[j+len(end):]
+	} else {
+		if s != "" && !strings.HasSuffix(s, "\n") {
+			s += "\n"
+		}
+		s += "\n" + block + "\n"
+	}
+	return os.WriteFile(path, []byte(s), 0o644)
+}
+
+func (r Result) writeJSON(path string) error {
+	b, err := json.MarshalIndent(r, "", "  ")
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(path, append(b, '\n'), 0o644)
+}
+
+func newResult(set Settings) Result {
+	return Result{Setting: set, Date: time.Now().UTC(), Cores: runtime.NumCPU(), GoVersion: runtime.Version(),
+		Command: "go run ./chaos " + strings.Join(os.Args[1:], " ")}
+}

@@ -1,0 +1,72 @@
+package main
+
+import (
+	"flag"
+	"io"
+	"time"
+)
+
+// Settings size one soak. The short setting (defaults) runs inside
+// `make test`; the long one is `-tenants 1000 -cycles 50`.
+type Settings struct {
+	Name         string  `json:"name"`
+	Tenants      int     `json:"tenants"`      // sandbox sellers, each connected as one tenant through the Connect flow
+	Cycles       int     `json:"cycles"`       // poll cycles with faults
+	SettleCycles int     `json:"settleCycles"` // at most this many clean cycles afterwards, until every tenant is caught up
+	Workers      int     `json:"workers"`      // polltenant "containers" consuming the queue
+	Batch        int32   `json:"batch"`        // SQS records per invocation
+	PageSize     int     `json:"pageSize"`     // searchOrders maxResultsPerPage (small, so a sync has several pages)
+	Seed         int64   `json:"seed"`         // randomness of the injection (0: from the time)
+	CrashRate    float64 `json:"crashRate"`    // share of invocations killed at a random point
+	CrashWindow  time.Duration
+	DupRate      float64 `json:"dupRate"`      // share of receives made visible again at once (concurrent duplicate)
+	NoDeleteRate float64 `json:"noDeleteRate"` // share of handled batches not deleted (redelivered after the visibility timeout)
+	FaultRate    float64 `json:"faultRate"`    // per tenant and cycle: an SP-API fault (429/500/503/slow/drop)
+	ExpireRate   float64 `json:"expireRate"`   // per tenant and cycle: its access tokens expire
+	RevokeRate   float64 `json:"revokeRate"`   // per tenant and cycle: the seller revokes the app
+	ActivityRate float64 `json:"activityRate"` // per tenant and cycle: new buyer activity
+	VaultEvery   int     `json:"vaultEvery"`   // Vault restarted during every n-th cycle (0: never)
+	PGEvery      int     `json:"pgEvery"`      // PostgreSQL restarted during every n-th cycle (0: never)
+	Visibility   int32   `json:"visibilitySeconds"`
+	// Load run (0: none): API requests after connecting, and Vault's delay meanwhile.
+	LoadRequests    int           `json:"loadRequests"`
+	LoadConcurrency int           `json:"loadConcurrency"`
+	LoadVaultDelay  time.Duration `json:"loadVaultDelay"`
+	// Outputs.
+	MarkdownPath string    `json:"-"` // RELIABILITY.md: the block of this setting is replaced
+	JSONPath     string    `json:"-"`
+	Out          io.Writer `json:"-"` // progress and the table (also scanned for secrets)
+}
+
+// Short is the setting of `make chaos` and of chaos_test.go.
+func Short() Settings {
+	return Settings{
+		Name: "short", Tenants: 200, Cycles: 4, SettleCycles: 4, Workers: 4, Batch: 5, PageSize: 20,
+		CrashRate: 0.25, CrashWindow: 80 * time.Millisecond, DupRate: 0.05, NoDeleteRate: 0.05,
+		FaultRate: 0.15, ExpireRate: 0.05, RevokeRate: 0.01, ActivityRate: 0.5,
+		VaultEvery: 2, PGEvery: 3, Visibility: 2,
+	}
+}
+
+func (s *Settings) flags(fs *flag.FlagSet) {
+	fs.StringVar(&s.Name, "name", s.Name, "name of the setting (the block of RELIABILITY.md it writes)")
+	fs.IntVar(&s.Tenants, "tenants", s.Tenants, "tenants (sandbox sellers) connected through the Connect flow")
+	fs.IntVar(&s.Cycles, "cycles", s.Cycles, "poll cycles with fault injection")
+	fs.IntVar(&s.SettleCycles, "settle", s.SettleCycles, "clean cycles at most afterwards")
+	fs.IntVar(&s.Workers, "workers", s.Workers, "polltenant containers")
+	fs.IntVar(&s.PageSize, "page-size", s.PageSize, "searchOrders maxResultsPerPage")
+	fs.Int64Var(&s.Seed, "seed", s.Seed, "random seed (0: time)")
+	fs.Float64Var(&s.CrashRate, "crash-rate", s.CrashRate, "share of invocations killed")
+	fs.DurationVar(&s.CrashWindow, "crash-window", s.CrashWindow, "a kill lands uniformly within this time of the invocation's start")
+	fs.Float64Var(&s.FaultRate, "fault-rate", s.FaultRate, "per tenant and cycle: SP-API fault")
+	fs.Float64Var(&s.ExpireRate, "expire-rate", s.ExpireRate, "per tenant and cycle: access tokens expire")
+	fs.Float64Var(&s.RevokeRate, "revoke-rate", s.RevokeRate, "per tenant and cycle: refresh token revoked")
+	fs.Float64Var(&s.ActivityRate, "activity-rate", s.ActivityRate, "per tenant and cycle: new buyer activity")
+	fs.IntVar(&s.VaultEvery, "vault-every", s.VaultEvery, "restart Vault during every n-th cycle (0: never)")
+	fs.IntVar(&s.PGEvery, "pg-every", s.PGEvery, "restart PostgreSQL during every n-th cycle (0: never)")
+	fs.IntVar(&s.LoadRequests, "load-requests", s.LoadRequests, "API load run: requests (0: none)")
+	fs.IntVar(&s.LoadConcurrency, "load-concurrency", 16, "API load run: requests in flight")
+	fs.DurationVar(&s.LoadVaultDelay, "load-vault-delay", 20*time.Millisecond, "API load run: Vault answers this much later")
+	fs.StringVar(&s.MarkdownPath, "md", s.MarkdownPath, "RELIABILITY.md to update (this setting's block)")
+	fs.StringVar(&s.JSONPath, "json", s.JSONPath, "results JSON to write")
+}

@@ -1,0 +1,473 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/aws/aws-lambda-go/events"
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/sqs"
+	"github.com/aws/aws-sdk-go-v2/service/sqs/types"
+
+	"github.com/keybuzz/keybuzz-amazon/shared/devstack"
+	"github.com/keybuzz/keybuzz-amazon/shared/lwa"
+	"github.com/keybuzz/keybuzz-amazon/shared/poll"
+	"github.com/keybuzz/keybuzz-amazon/shared/pollqueue"
+	"github.com/keybuzz/keybuzz-amazon/shared/postgres"
+	"github.com/keybuzz/keybuzz-amazon/shared/sandbox"
+	"github.com/keybuzz/keybuzz-amazon/shared/secret"
+	"github.com/keybuzz/keybuzz-amazon/shared/spapi"
+	"github.com/keybuzz/keybuzz-amazon/shared/vaultstore"
+)
+
+// errKilled is what a killed container's calls get: nothing of it reaches
+// PostgreSQL, Amazon or Vault any more.
+var errKilled = errors.New("chaos: container killed")
+
+// container is one polltenant Lambda container: its own warm caches
+// (credentials, access tokens) and a kill switch. Killed, it stops at once,
+// wherever it is, writes nothing more (not even the poll's outcome) and
+// acknowledges nothing: SQS redelivers its records after the visibility
+// timeout, as after a crash or a timeout. A new, cold container replaces it.
+type container struct {
+	dead     atomic.Bool
+	inIngest atomic.Int32 // page transactions in flight
+	inHTTP   atomic.Int32 // LWA or SP-API calls in flight
+	inPage   atomic.Int32 // polls between their first and last page
+	poller   *poll.Poller
+}
+
+// deadStore is the connector's store as a container sees it.
+type deadStore struct {
+	c *container
+	s *postgres.Store
+}
+
+func (d deadStore) AcquirePoll(ctx context.Context, tenantID, connectionID, owner string, leaseFor time.Duration) (postgres.PollState, error) {
+	if d.c.dead.Load() {
+		return postgres.PollState{}, errKilled
+	}
+	return d.s.AcquirePoll(ctx, tenantID, connectionID, owner, leaseFor)
+}
+
+func (d deadStore) IngestPage(ctx context.Context, p postgres.InboundPage) (postgres.PageResult, error) {
+	if d.c.dead.Load() {
+		return postgres.PageResult{}, errKilled
+	}
+	d.c.inIngest.Add(1)
+	defer d.c.inIngest.Add(-1)
+	if p.NextToken != "" {
+		d.c.inPage.Store(1) // a multi-page window: later kills land between its pages
+	}
+	return d.s.IngestPage(ctx, p)
+}
+
+func (d deadStore) FinishPoll(ctx context.Context, o postgres.PollOutcome) error {
+	if d.c.dead.Load() {
+		return errKilled
+	}
+	return d.s.FinishPoll(ctx, o)
+}
+
+func (d deadStore) TakeToken(ctx context.Context, connectionID, operation string, plan postgres.RatePlan) (postgres.Grant, error) {
+	if d.c.dead.Load() {
+		return postgres.Grant{}, errKilled
+	}
+	return d.s.TakeToken(ctx, connectionID, operation, plan)
+}
+
+func (d deadStore) RecordThrottle(ctx context.Context, connectionID, operation string) (time.Time, error) {
+	if d.c.dead.Load() {
+		return time.Time{}, errKilled
+	}
+	return d.s.RecordThrottle(ctx, connectionID, operation)
+}
+
+func (d deadStore) RecordSuccess(ctx context.Context, connectionID, operation string, rate float64) error {
+	if d.c.dead.Load() {
+		return errKilled
+	}
+	return d.s.RecordSuccess(ctx, connectionID, operation, rate)
+}
+
+// deadTransport is the container's network to Amazon.
+type deadTransport struct{ c *container }
+
+func (t deadTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	if t.c.dead.Load() {
+		return nil, errKilled
+	}
+	t.c.inHTTP.Add(1)
+	defer t.c.inHTTP.Add(-1)
+	return http.DefaultTransport.RoundTrip(r)
+}
+
+// deadSecrets is the container's Vault.
+type deadSecrets struct {
+	c *container
+	s *vaultstore.Store
+}
+
+func (d deadSecrets) App(ctx context.Context) (vaultstore.AppCredentials, error) {
+	if d.c.dead.Load() {
+		return vaultstore.AppCredentials{}, errKilled
+	}
+	return d.s.App(ctx)
+}
+
+func (d deadSecrets) Tenant(ctx context.Context, tenantID string) (vaultstore.TenantCredentials, error) {
+	if d.c.dead.Load() {
+		return vaultstore.TenantCredentials{}, errKilled
+	}
+	return d.s.Tenant(ctx, tenantID)
+}
+
+func (d deadSecrets) UpdateRefreshToken(ctx context.Context, tenantID string, tc vaultstore.TenantCredentials, tok secret.Value) (int, error) {
+	if d.c.dead.Load() {
+		return 0, errKilled
+	}
+	return d.s.UpdateRefreshToken(ctx, tenantID, tc, tok)
+}
+
+func (w *world) newContainer() *container {
+	c := &container{}
+	st := deadStore{c: c, s: w.store}
+	hc := &http.Client{Transport: deadTransport{c}, Timeout: 5 * time.Second}
+	src := poll.NewAmazonSource(deadSecrets{c: c, s: w.secrets}, lwa.New(w.sbServer.URL+"/auth/o2/token", hc), spapi.New(hc), st,
+		poll.AmazonConfig{Endpoint: w.sbServer.URL, PageSize: w.set.PageSize}, w.clock.Now, w.log)
+	c.poller = poll.NewPoller(st, src, poll.Config{Interval: time.Minute, Lookback: lookback}, w.clock.Now, w.log, nil)
+	return c
+}
+
+// worker is a polltenant container fed by the queue, like Lambda's event
+// source mapping: receive a batch, invoke, delete the records not reported
+// as failures. Some invocations are killed at a random point.
+func (w *world) worker(ctx context.Context) {
+	c := w.newContainer()
+	for ctx.Err() == nil {
+		out, err := w.sqs.ReceiveMessage(ctx, &sqs.ReceiveMessageInput{
+			QueueUrl: aws.String(w.queueURL), MaxNumberOfMessages: w.set.Batch, WaitTimeSeconds: 1,
+			MessageSystemAttributeNames: []types.MessageSystemAttributeName{types.MessageSystemAttributeNameApproximateReceiveCount},
+		})
+		if err != nil || len(out.Messages) == 0 {
+			if err != nil && ctx.Err() == nil {
+				time.Sleep(100 * time.Millisecond)
+			}
+			continue
+		}
+		w.stats.add("sqs_receives", 1)
+		w.stats.add("sqs_records", len(out.Messages))
+		calm := w.calm.Load()
+		if !calm && w.float() < w.set.DupRate {
+			// Visible again at once: another container gets it while this
+			// one works on it (an at-least-once duplicate).
+			m := out.Messages[w.intN(len(out.Messages))]
+			if _, err := w.sqs.ChangeMessageVisibility(ctx, &sqs.ChangeMessageVisibilityInput{QueueUrl: aws.String(w.queueURL),
+				ReceiptHandle: m.ReceiptHandle, VisibilityTimeout: 0}); err == nil {
+				w.stats.fault("sqs_duplicate_delivery")
+			}
+		}
+		ev := events.SQSEvent{}
+		for _, m := range out.Messages {
+			ev.Records = append(ev.Records, events.SQSMessage{MessageId: aws.ToString(m.MessageId), ReceiptHandle: aws.ToString(m.ReceiptHandle),
+				Body: aws.ToString(m.Body), EventSource: "aws:sqs", Attributes: m.Attributes})
+		}
+		ictx, cancel := context.WithTimeout(ctx, 60*time.Second) // the function's timeout
+		var killed atomic.Value
+		var done atomic.Bool
+		var timer *time.Timer
+		if !calm && w.float() < w.set.CrashRate {
+			delay := time.Duration(w.float() * float64(w.set.CrashWindow))
+			timer = time.AfterFunc(delay, func() {
+				kind := "crash_between_steps"
+				switch {
+				case done.Load():
+					kind = "crash_before_ack"
+				case c.inIngest.Load() > 0:
+					kind = "crash_inside_page_transaction"
+				case c.inHTTP.Load() > 0:
+					kind = "crash_inside_page_fetch"
+				case c.inPage.Load() > 0:
+					kind = "crash_between_pages"
+				}
+				c.dead.Store(true)
+				cancel()
+				killed.Store(kind)
+			})
+		}
+		c.inPage.Store(0)
+		resp, _ := c.poller.HandleSQS(ictx, ev)
+		done.Store(true)
+		if timer != nil && !timer.Stop() {
+			for killed.Load() == nil {
+				time.Sleep(time.Millisecond)
+			}
+		}
+		cancel()
+		if k, ok := killed.Load().(string); ok {
+			w.stats.fault(k)
+			w.stats.add("crashes", 1)
+			c = w.newContainer() // cold start
+			continue
+		}
+		failed := map[string]bool{}
+		for _, f := range resp.BatchItemFailures {
+			failed[f.ItemIdentifier] = true
+		}
+		w.stats.add("batch_item_failures", len(failed))
+		if !calm && w.float() < w.set.NoDeleteRate {
+			w.stats.fault("sqs_visibility_timeout_redelivery")
+			continue // not deleted: redelivered once the visibility timeout expires
+		}
+		var del []types.DeleteMessageBatchRequestEntry
+		for i, m := range out.Messages {
+			if !failed[aws.ToString(m.MessageId)] {
+				del = append(del, types.DeleteMessageBatchRequestEntry{Id: aws.String(strconv.Itoa(i)), ReceiptHandle: m.ReceiptHandle})
+			}
+		}
+		if len(del) > 0 {
+			if _, err := w.sqs.DeleteMessageBatch(context.WithoutCancel(ctx), &sqs.DeleteMessageBatchInput{QueueUrl: aws.String(w.queueURL), Entries: del}); err != nil {
+				w.stats.add("sqs_delete_errors", 1)
+			}
+		}
+	}
+}
+
+// queueDepth is visible plus in-flight messages.
+func (w *world) queueDepth(ctx context.Context, queueURL string) (int, error) {
+	out, err := w.sqs.GetQueueAttributes(ctx, &sqs.GetQueueAttributesInput{QueueUrl: aws.String(queueURL),
+		AttributeNames: []types.QueueAttributeName{types.QueueAttributeNameApproximateNumberOfMessages, types.QueueAttributeNameApproximateNumberOfMessagesNotVisible}})
+	if err != nil {
+		return 0, err
+	}
+	a, _ := strconv.Atoi(out.Attributes[string(types.QueueAttributeNameApproximateNumberOfMessages)])
+	b, _ := strconv.Atoi(out.Attributes[string(types.QueueAttributeNameApproximateNumberOfMessagesNotVisible)])
+	return a + b, nil
+}
+
+// betweenCycles is what happens on Amazon between two schedules: some
+// sellers revoke the app, buyers act, faults are armed, time passes.
+func (w *world) betweenCycles(chaos bool) {
+	for _, t := range w.tenants {
+		if t.revokedAt != nil {
+			continue
+		}
+		if chaos && w.float() < w.set.RevokeRate {
+			w.revoke(t)
+			continue
+		}
+		if w.float() < w.set.ActivityRate {
+			w.activity(t)
+		}
+		if !chaos {
+			continue
+		}
+		if w.float() < w.set.FaultRate {
+			kinds := []string{"429", "500", "503", "slow", "drop"}
+			f := sandbox.Fault{Kind: kinds[w.intN(len(kinds))], Count: 1 + w.intN(3)}
+			if f.Kind == "slow" {
+				f.Count = 1
+				f.Delay = time.Duration(100+w.intN(5900)) * time.Millisecond // some beyond the client's 5 s timeout
+			}
+			w.sb.InjectFault(t.seller, f)
+			w.stats.faultN("sandbox_"+f.Kind, f.Count)
+			t.faults = append(t.faults, "sandbox_"+f.Kind)
+		}
+		if w.float() < w.set.ExpireRate {
+			w.sb.ExpireAccessTokens(t.seller)
+			w.stats.fault("access_token_expired")
+			t.faults = append(t.faults, "access_token_expired")
+		}
+	}
+	w.clock.Advance(cycleStep)
+}
+
+func (w *world) revoke(t *tenant) {
+	at := w.clock.Now()
+	w.sb.RevokeSeller(t.seller)
+	t.revokedAt = &at
+	t.faults = append(t.faults, "refresh_token_revoked")
+	w.stats.fault("refresh_token_revoked")
+	// The buyer goes on after the seller removed the app: that event must
+	// never become a ticket.
+	if _, err := w.sb.AddOrder(t.seller, "", true); err == nil {
+		w.stats.add("events_after_revocation", 1)
+	}
+}
+
+func (w *world) activity(t *tenant) {
+	if w.float() < 0.6 {
+		if _, err := w.sb.AddOrder(t.seller, "", true); err == nil {
+			w.stats.add("activity_orders_with_cancellation", 1)
+		}
+		return
+	}
+	// A cancellation request on an existing order (one without one yet),
+	// which moves the order's lastUpdatedTime to now.
+	id, err := w.sb.AddOrder(t.seller, "", false)
+	if err != nil {
+		return
+	}
+	w.clock.Advance(time.Second)
+	if _, err := w.sb.AddCancellationRequest(t.seller, id, "Found a better price"); err == nil {
+		w.stats.add("activity_cancellation_requests", 1)
+	}
+}
+
+// cycle is one schedule: the fan-out claims and enqueues every due tenant,
+// then the containers drain the queue while infrastructure faults happen.
+func (w *world) cycle(ctx context.Context, n int, chaos bool) error {
+	fan := poll.NewFanout(w.store, pollqueue.NewSender(w.sqs, w.queueURL, 0), poll.FanoutConfig{}, w.clock.Now, w.log, nil)
+	res, err := fan.Run(ctx)
+	if err != nil {
+		return fmt.Errorf("cycle %d: fan-out: %w", n, err)
+	}
+	w.stats.add("fanout_enqueued", res.Sent)
+	var infra sync.WaitGroup
+	if chaos && w.set.VaultEvery > 0 && n%w.set.VaultEvery == 0 {
+		infra.Add(1)
+		go func() { defer infra.Done(); w.restartVault(ctx) }()
+	}
+	if chaos && w.set.PGEvery > 0 && n%w.set.PGEvery == 0 {
+		infra.Add(1)
+		go func() { defer infra.Done(); w.restartPostgres(ctx) }()
+	}
+	t0 := time.Now()
+	empty := 0
+	for {
+		time.Sleep(300 * time.Millisecond)
+		d, err := w.queueDepth(ctx, w.queueURL)
+		if err == nil && d == 0 {
+			empty++
+		} else {
+			empty = 0
+		}
+		if empty >= 3 {
+			break
+		}
+		if time.Since(t0) > 10*time.Minute {
+			return fmt.Errorf("cycle %d: queue not drained after 10 minutes (depth %d)", n, d)
+		}
+	}
+	infra.Wait()
+	w.print("cycle %d%s: %d enqueued, drained in %s; crashes so far %d", n, map[bool]string{true: "", false: " (settle)"}[chaos],
+		res.Sent, time.Since(t0).Round(time.Millisecond), w.stats.get("crashes"))
+	return nil
+}
+
+func (w *world) restartVault(ctx context.Context) {
+	time.Sleep(time.Duration(w.intN(800)) * time.Millisecond)
+	t0 := time.Now()
+	w.vproxy.Pause()
+	defer w.vproxy.Resume()
+	snap, err := w.snapshotVault(ctx)
+	if err != nil {
+		w.print("vault restart: snapshot: %v", err)
+		w.stats.add("infra_errors", 1)
+		return
+	}
+	if err := w.stack.RestartService(ctx, devstack.ServiceVault); err != nil {
+		w.print("vault restart: %v", err)
+		w.stats.add("infra_errors", 1)
+		return
+	}
+	if err := w.restoreVault(ctx, snap); err != nil {
+		w.print("vault restore: %v", err)
+		w.stats.add("infra_errors", 1)
+		return
+	}
+	w.stats.fault("vault_restarted")
+	w.print("vault restarted (%d tenant secrets restored) in %s", len(snap), time.Since(t0).Round(time.Millisecond))
+}
+
+// snapshotVault reads every tenant secret: the dev server keeps nothing
+// across a restart, a real Vault keeps its storage.
+func (w *world) snapshotVault(ctx context.Context) (map[string]map[string]any, error) {
+	kv := w.vaultDir.KVv2(devstack.KVMount)
+	snap := map[string]map[string]any{}
+	for _, t := range w.tenants {
+		p := "keybuzz/tenants/" + t.id + "/amazon"
+		s, err := kv.Get(ctx, p)
+		if err != nil {
+			return nil, fmt.Errorf("read %s: %w", p, err)
+		}
+		snap[p] = s.Data
+	}
+	return snap, nil
+}
+
+func (w *world) restoreVault(ctx context.Context, snap map[string]map[string]any) error {
+	kv := w.vaultDir.KVv2(devstack.KVMount)
+	for p, data := range snap {
+		if _, err := kv.Put(ctx, p, data); err != nil {
+			return fmt.Errorf("write %s: %w", p, err)
+		}
+	}
+	return nil
+}
+
+func (w *world) restartPostgres(ctx context.Context) {
+	time.Sleep(time.Duration(w.intN(800)) * time.Millisecond)
+	t0 := time.Now()
+	if err := w.stack.RestartService(ctx, devstack.ServicePostgres); err != nil {
+		w.print("postgres restart: %v", err)
+		w.stats.add("infra_errors", 1)
+		return
+	}
+	w.stats.fault("postgres_restarted")
+	w.print("postgres restarted in %s", time.Since(t0).Round(time.Millisecond))
+}
+
+// caughtUp reports whether every tenant still connected has finished its
+// window at the current schedule and nothing is left in error.
+func (w *world) caughtUp(ctx context.Context) (bool, error) {
+	var behind int
+	err := w.check.QueryRow(ctx, `
+SELECT count(*) FROM "MarketplaceConnection" c LEFT JOIN "MarketplaceSyncState" s ON s."connectionId" = c."id"
+WHERE c."status" = 'CONNECTED' AND (c."lastError" IS NOT NULL OR s."paginationToken" IS NOT NULL
+      OR s."cursor" IS NULL OR s."cursor" < $1 OR s."leaseOwner" IS NOT NULL)`, w.clock.Now().Add(-2*time.Minute)).Scan(&behind)
+	return behind == 0, err
+}
+
+// soak runs the whole thing.
+func (w *world) soak(ctx context.Context) error {
+	wctx, stop := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	for range w.set.Workers {
+		wg.Add(1)
+		go func() { defer wg.Done(); w.worker(wctx) }()
+	}
+	defer func() { stop(); wg.Wait() }()
+	t0 := time.Now()
+	// The first cycle syncs each new connection's look-back window.
+	w.clock.Advance(3 * time.Minute)
+	for n := 1; n <= w.set.Cycles; n++ {
+		if n > 1 {
+			w.betweenCycles(true)
+		}
+		if err := w.cycle(ctx, n, true); err != nil {
+			return err
+		}
+	}
+	w.calm.Store(true) // settle: no more faults, only the schedule
+	for n := 1; n <= w.set.SettleCycles; n++ {
+		w.betweenCycles(false)
+		if err := w.cycle(ctx, w.set.Cycles+n, false); err != nil {
+			return err
+		}
+		w.stats.Settle = n
+		if ok, err := w.caughtUp(ctx); err == nil && ok && n >= 1 {
+			break
+		}
+	}
+	stop()
+	wg.Wait()
+	w.stats.SoakSeconds = time.Since(t0).Seconds()
+	return nil
+}

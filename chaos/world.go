@@ -1,0 +1,393 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/aws/aws-sdk-go-v2/service/sqs"
+	vault "github.com/hashicorp/vault/api"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/keybuzz/keybuzz-amazon/shared/auth"
+	"github.com/keybuzz/keybuzz-amazon/shared/config"
+	"github.com/keybuzz/keybuzz-amazon/shared/connect"
+	"github.com/keybuzz/keybuzz-amazon/shared/devstack"
+	"github.com/keybuzz/keybuzz-amazon/shared/httpapi"
+	"github.com/keybuzz/keybuzz-amazon/shared/logging"
+	"github.com/keybuzz/keybuzz-amazon/shared/lwa"
+	"github.com/keybuzz/keybuzz-amazon/shared/migrate"
+	"github.com/keybuzz/keybuzz-amazon/shared/postgres"
+	"github.com/keybuzz/keybuzz-amazon/shared/sandbox"
+	"github.com/keybuzz/keybuzz-amazon/shared/secret"
+	"github.com/keybuzz/keybuzz-amazon/shared/spapi"
+	"github.com/keybuzz/keybuzz-amazon/shared/vaultstore"
+)
+
+// start is the sandbox's (and the connector's) clock at the beginning of a soak.
+var start = time.Date(2026, 11, 20, 12, 0, 0, 0, time.UTC)
+
+const (
+	jwtIssuer   = "keybuzz-chaos"
+	jwtAudience = "keybuzz-amazon"
+	lookback    = 7 * 24 * time.Hour
+	cycleStep   = 61 * time.Minute // > the fan-out claim (1 h), the lease (5 min) and an access token's life (1 h)
+)
+
+// world is one soak's universe: a private stack (PostgreSQL and Vault that
+// can be restarted, fauxqs), the Amazon sandbox in-process on loopback with a
+// manual clock, the connector's API on loopback, and the tenants.
+type world struct {
+	set   Settings
+	out   *syncBuffer // everything printed and logged: the log scanner's input
+	print func(format string, args ...any)
+
+	mu  sync.Mutex
+	rng *rand.Rand
+
+	stack     *devstack.Stack
+	clock     *sandbox.ManualClock
+	sb        *sandbox.Server
+	sbServer  *httptest.Server
+	apiServer *httptest.Server
+	dbURL     string
+	pool      *pgxpool.Pool // the connector's pool (postgres.Open)
+	check     *pgxpool.Pool // the checker's
+	store     *postgres.Store
+	vproxy    *proxy // the connector reaches Vault through it
+	vaultConn *vault.Client
+	vaultDir  *vault.Client // straight to Vault: snapshots and restores
+	secrets   *vaultstore.Store
+	sqs       *sqs.Client
+	queueURL  string
+	dlqURL    string
+	log       *slog.Logger
+	jwtKey    secret.Value
+
+	calm     atomic.Bool // settle cycles: containers are no longer killed
+	tenants  []*tenant
+	bySeller map[string]*tenant
+	byTenant map[string]*tenant
+	stats    *stats
+	known    []string // secret values seen outside the sandbox (JWTs, states, tokens of the stack)
+}
+
+// tenant is one KeyBuzz tenant connected to sandbox seller n.
+type tenant struct {
+	n           int
+	id          string
+	seller      string
+	connID      string
+	connectedAt time.Time
+	revokedAt   *time.Time
+	faults      []string // what was injected for it, in order
+}
+
+func newWorld(ctx context.Context, set Settings, out *syncBuffer) (w *world, err error) {
+	seed := set.Seed
+	if seed == 0 {
+		seed = time.Now().UnixNano()
+	}
+	w = &world{set: set, out: out, rng: rand.New(rand.NewPCG(uint64(seed), 0x6b6579)),
+		bySeller: map[string]*tenant{}, byTenant: map[string]*tenant{}, stats: newStats()}
+	w.set.Seed = seed
+	w.print = func(format string, args ...any) { fmt.Fprintf(out, "chaos: "+format+"\n", args...) }
+	defer func() {
+		if err != nil {
+			w.close()
+		}
+	}()
+	w.log = logging.New(out, "info")
+
+	// A private stack: its PostgreSQL and Vault are ours to restart.
+	w.print("starting a private stack (PostgreSQL, Vault, fauxqs)")
+	w.stack, err = devstack.Start(ctx, devstack.Test(), devstack.Options{
+		IgnoreEnv: true,
+		Migrate:   func(ctx context.Context, u string) error { _, err := migrate.Apply(ctx, u); return err },
+	})
+	if err != nil {
+		return nil, fmt.Errorf("private stack: %w", err)
+	}
+	w.known = append(w.known, w.stack.Get("VAULT_TOKEN"), w.stack.Get("AUTH_JWT_HS256_SECRET"))
+	w.dbURL = w.stack.Get("DATABASE_URL")
+	if w.pool, err = postgres.Open(ctx, w.dbURL, int32(4*set.Workers+4)); err != nil {
+		return nil, err
+	}
+	if w.check, err = pgxpool.New(ctx, w.dbURL); err != nil {
+		return nil, err
+	}
+
+	// Vault, through a proxy that can hold the connector off while Vault
+	// restarts and its secrets are restored (a persistent Vault's restart).
+	vaddr := w.stack.Get("VAULT_ADDR")
+	if w.vproxy, err = newProxy(strings.TrimPrefix(vaddr, "http://")); err != nil {
+		return nil, err
+	}
+	if w.vaultConn, err = vaultClient("http://"+w.vproxy.Addr(), w.stack.Get("VAULT_TOKEN")); err != nil {
+		return nil, err
+	}
+	if w.vaultDir, err = vaultClient(vaddr, w.stack.Get("VAULT_TOKEN")); err != nil {
+		return nil, err
+	}
+	w.secrets = vaultstore.New(w.vaultConn, devstack.KVMount, devstack.AppSecretPath)
+
+	// The sandbox with many sellers on a manual clock.
+	w.clock = sandbox.NewManualClock(start)
+	sbCfg := sandbox.DefaultConfig()
+	sbCfg.Clock = w.clock
+	sbCfg.Sellers = set.Tenants
+	w.sb = sandbox.New(sbCfg)
+	w.sbServer = httptest.NewServer(w.sb)
+	w.store = postgres.New(w.pool, w.clock.Now)
+
+	// Queues of our own: a short visibility timeout, DLQ after 5 receives.
+	w.sqs = sqs.New(sqs.Options{Region: devstack.Region, BaseEndpoint: aws.String(w.stack.Get("AWS_ENDPOINT_URL_SQS")),
+		Credentials: credentials.NewStaticCredentialsProvider(devstack.AccessKeyID, devstack.AccessKeyID, "")})
+	if w.queueURL, w.dlqURL, err = w.createQueues(ctx); err != nil {
+		return nil, err
+	}
+
+	// The API (start, callback, status) on loopback.
+	w.jwtKey = secret.Value(w.stack.Get("AUTH_JWT_HS256_SECRET"))
+	verifier, err := auth.NewVerifier(ctx, config.Config{JWTHS256Secret: w.jwtKey, JWTIssuer: jwtIssuer, JWTAudience: jwtAudience, TenantClaim: "tenantId"})
+	if err != nil {
+		return nil, err
+	}
+	svc := connect.New(w.store, vaultstore.NewAppCache(w.secrets, time.Minute, nil),
+		lwa.New(w.sbServer.URL+"/auth/o2/token", &http.Client{Timeout: 10 * time.Second}), w.sbServer.URL,
+		connect.WithClock(w.clock.Now), connect.WithLogger(w.log),
+		connect.WithParticipations(spapi.New(&http.Client{Timeout: 10 * time.Second}), w.sbServer.URL))
+	api := &httpapi.API{Connect: svc, Auth: verifier, Log: w.log}
+	w.apiServer = httptest.NewServer(api.Routes())
+	return w, nil
+}
+
+func (w *world) close() {
+	if w.apiServer != nil {
+		w.apiServer.Close()
+	}
+	if w.sbServer != nil {
+		w.sbServer.Close()
+	}
+	if w.pool != nil {
+		w.pool.Close()
+	}
+	if w.check != nil {
+		w.check.Close()
+	}
+	if w.vproxy != nil {
+		w.vproxy.Close()
+	}
+	if w.stack != nil {
+		w.stack.Close()
+	}
+}
+
+func vaultClient(addr, token string) (*vault.Client, error) {
+	cfg := vault.DefaultConfig()
+	cfg.Address = addr
+	cfg.MaxRetries = 0
+	cfg.Timeout = 10 * time.Second
+	c, err := vault.NewClient(cfg)
+	if err != nil {
+		return nil, err
+	}
+	c.SetToken(token)
+	return c, nil
+}
+
+func (w *world) createQueues(ctx context.Context) (string, string, error) {
+	dlq, err := w.sqs.CreateQueue(ctx, &sqs.CreateQueueInput{QueueName: aws.String("chaos-poll-dlq")})
+	if err != nil {
+		return "", "", fmt.Errorf("create DLQ: %w", err)
+	}
+	redrive, _ := json.Marshal(map[string]string{
+		"deadLetterTargetArn": fmt.Sprintf("arn:aws:sqs:%s:000000000000:chaos-poll-dlq", devstack.Region),
+		"maxReceiveCount":     "5",
+	})
+	q, err := w.sqs.CreateQueue(ctx, &sqs.CreateQueueInput{QueueName: aws.String("chaos-poll"), Attributes: map[string]string{
+		"VisibilityTimeout": fmt.Sprint(w.set.Visibility), "RedrivePolicy": string(redrive),
+	}})
+	if err != nil {
+		return "", "", fmt.Errorf("create queue: %w", err)
+	}
+	return aws.ToString(q.QueueUrl), aws.ToString(dlq.QueueUrl), nil
+}
+
+func (w *world) float() float64 {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.rng.Float64()
+}
+
+func (w *world) intN(n int) int {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.rng.IntN(n)
+}
+
+// connectAll connects every tenant through the real Connect flow: POST
+// start with the tenant's JWT, the sandbox's consent page (auto-approved for
+// seller n), then the callback with the code Amazon sends back.
+func (w *world) connectAll(ctx context.Context) error {
+	t0 := time.Now()
+	jobs := make(chan int)
+	errs := make(chan error, w.set.Tenants)
+	var wg sync.WaitGroup
+	tenants := make([]*tenant, w.set.Tenants)
+	for range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for n := range jobs {
+				t, err := w.connect(ctx, n)
+				if err != nil {
+					errs <- fmt.Errorf("connect tenant %d: %w", n, err)
+					continue
+				}
+				tenants[n-1] = t
+			}
+		}()
+	}
+	for n := 1; n <= w.set.Tenants; n++ {
+		jobs <- n
+	}
+	close(jobs)
+	wg.Wait()
+	close(errs)
+	var all []error
+	for err := range errs {
+		all = append(all, err)
+	}
+	if len(all) > 0 {
+		return errors.Join(all...)
+	}
+	w.tenants = tenants
+	for _, t := range tenants {
+		w.bySeller[t.seller] = t
+		w.byTenant[t.id] = t
+	}
+	w.stats.ConnectSeconds = time.Since(t0).Seconds()
+	w.print("%d tenants connected through start -> consent -> callback in %s", len(tenants), time.Since(t0).Round(time.Millisecond))
+	return nil
+}
+
+var noRedirect = &http.Client{
+	Timeout:       30 * time.Second,
+	CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+}
+
+func (w *world) token(tenantID string) (string, error) {
+	tok, err := auth.Issue(w.jwtKey, jwtIssuer, jwtAudience, "tenantId", tenantID, time.Hour, time.Now())
+	if err == nil {
+		w.mu.Lock()
+		w.known = append(w.known, tok)
+		w.mu.Unlock()
+	}
+	return tok, err
+}
+
+func (w *world) connect(ctx context.Context, n int) (*tenant, error) {
+	t := &tenant{n: n, id: fmt.Sprintf("tenant-chaos-%05d", n), seller: sandbox.SellerID(n)}
+	tok, err := w.token(t.id)
+	if err != nil {
+		return nil, err
+	}
+	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, w.apiServer.URL+httpapi.StartPath, nil)
+	req.Header.Set("Authorization", "Bearer "+tok)
+	resp, err := noRedirect.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("start: HTTP %d %s", resp.StatusCode, body)
+	}
+	var started struct {
+		AuthURL string `json:"authUrl"`
+	}
+	if err := json.Unmarshal(body, &started); err != nil {
+		return nil, err
+	}
+	u, err := url.Parse(started.AuthURL)
+	if err != nil {
+		return nil, err
+	}
+	q := u.Query()
+	w.mu.Lock()
+	w.known = append(w.known, q.Get("state"))
+	w.mu.Unlock()
+	q.Set("sandbox_auto_approve", "true")
+	q.Set("sandbox_seller", t.seller)
+	u.RawQuery = q.Encode()
+	resp, err = noRedirect.Get(u.String())
+	if err != nil {
+		return nil, err
+	}
+	resp.Body.Close()
+	loc, err := url.Parse(resp.Header.Get("Location"))
+	if err != nil || resp.StatusCode != http.StatusFound {
+		return nil, fmt.Errorf("consent: HTTP %d", resp.StatusCode)
+	}
+	resp, err = noRedirect.Get(w.apiServer.URL + httpapi.CallbackPath + "?" + loc.RawQuery)
+	if err != nil {
+		return nil, err
+	}
+	body, _ = io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode/100 != 2 && resp.StatusCode != http.StatusSeeOther {
+		return nil, fmt.Errorf("callback: HTTP %d %s", resp.StatusCode, bytes.TrimSpace(body))
+	}
+	if err := w.check.QueryRow(ctx, `SELECT "id", "connectedAt" FROM "MarketplaceConnection" WHERE "tenantId" = $1 AND "status" = 'CONNECTED'`, t.id).
+		Scan(&t.connID, &t.connectedAt); err != nil {
+		return nil, fmt.Errorf("connection after callback: %w", err)
+	}
+	return t, nil
+}
+
+// syncBuffer is an io.Writer safe for concurrent use that also copies to a
+// second writer (the terminal).
+type syncBuffer struct {
+	mu   sync.Mutex
+	buf  bytes.Buffer
+	echo io.Writer
+	// echoFilter decides which lines reach echo (nil: all).
+	echoFilter func([]byte) bool
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.echo != nil && (b.echoFilter == nil || b.echoFilter(p)) {
+		b.echo.Write(p)
+	}
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) Bytes() []byte {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return append([]byte(nil), b.buf.Bytes()...)
+}
+
+// record keeps s for the log scan without printing it.
+func (b *syncBuffer) record(s string) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.buf.WriteString(s)
+}
