@@ -30,6 +30,7 @@ type Settings struct {
 	Visibility   int32   `json:"visibilitySeconds"`
 	// Load run (0: none): API requests after connecting, and Vault's delay meanwhile.
 	LoadRequests    int           `json:"loadRequests"`
+	DrainTimeout    time.Duration `json:"drainTimeout"` // a cycle fails when its queue is not drained by then
 	LoadConcurrency int           `json:"loadConcurrency"`
 	LoadVaultDelay  time.Duration `json:"loadVaultDelay"`
 	// Outputs.
@@ -44,7 +45,7 @@ func Short() Settings {
 		Name: "short", Tenants: 200, Cycles: 4, SettleCycles: 4, Workers: 4, Batch: 5, PageSize: 20,
 		CrashRate: 0.25, CrashWindow: 80 * time.Millisecond, DupRate: 0.05, NoDeleteRate: 0.05,
 		FaultRate: 0.15, ExpireRate: 0.05, RevokeRate: 0.01, ActivityRate: 0.5,
-		VaultEvery: 2, PGEvery: 3, Visibility: 2,
+		VaultEvery: 2, PGEvery: 3, Visibility: 2, DrainTimeout: 10 * time.Minute,
 	}
 }
 
@@ -65,6 +66,7 @@ func (s *Settings) flags(fs *flag.FlagSet) {
 	fs.IntVar(&s.VaultEvery, "vault-every", s.VaultEvery, "restart Vault during every n-th cycle (0: never)")
 	fs.IntVar(&s.PGEvery, "pg-every", s.PGEvery, "restart PostgreSQL during every n-th cycle (0: never)")
 	fs.IntVar(&s.LoadRequests, "load-requests", s.LoadRequests, "API load run: requests (0: none)")
+	fs.DurationVar(&s.DrainTimeout, "drain-timeout", s.DrainTimeout, "a cycle fails when its queue is not drained by then")
 	fs.IntVar(&s.LoadConcurrency, "load-concurrency", 16, "API load run: requests in flight")
 	fs.DurationVar(&s.LoadVaultDelay, "load-vault-delay", 20*time.Millisecond, "API load run: Vault answers this much later")
 	fs.StringVar(&s.MarkdownPath, "md", s.MarkdownPath, "RELIABILITY.md to update (this setting's block)")

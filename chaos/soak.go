@@ -351,8 +351,8 @@ func (w *world) cycle(ctx context.Context, n int, chaos bool) error {
 		if empty >= 3 {
 			break
 		}
-		if time.Since(t0) > 10*time.Minute {
-			return fmt.Errorf("cycle %d: queue not drained after 10 minutes (depth %d)", n, d)
+		if time.Since(t0) > w.set.DrainTimeout {
+			return fmt.Errorf("cycle %d: queue not drained after %s (depth %d)", n, w.set.DrainTimeout, d)
 		}
 	}
 	infra.Wait()
