@@ -34,7 +34,8 @@ func New(pool *pgxpool.Pool, now func() time.Time) *Store {
 func (s *Store) Pool() *pgxpool.Pool { return s.pool }
 
 // Open connects a pool sized for Lambda (one container serves one request
-// at a time: MaxConns 2) or larger for the local server. It uses the exec
+// at a time: MaxConns 2) or larger for the local server, keeping up to two
+// connections open. It uses the exec
 // protocol without named prepared statements so that it works behind RDS
 // Proxy or PgBouncer in transaction mode.
 func Open(ctx context.Context, databaseURL string, maxConns int32) (*pgxpool.Pool, error) {
@@ -45,6 +46,9 @@ func Open(ctx context.Context, databaseURL string, maxConns int32) (*pgxpool.Poo
 	if maxConns > 0 {
 		cfg.MaxConns = maxConns
 	}
+	// Dial in the background from the start: a Lambda's first connection is
+	// made during init, overlapping the rest of it, not on the first event.
+	cfg.MinConns = min(cfg.MaxConns, 2)
 	cfg.ConnConfig.DefaultQueryExecMode = pgx.QueryExecModeExec
 	cfg.ConnConfig.ConnectTimeout = 5 * time.Second
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
