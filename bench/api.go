@@ -57,13 +57,13 @@ func benchAPI(ctx context.Context, e *env) (section, error) {
 		return sec, err
 	}
 	e.cleanup = append(e.cleanup, pool.Close)
-	vc, err := vaultstore.NewClient(ctx, cfg)
+	secrets, err := vaultstore.Open(ctx, cfg)
 	if err != nil {
 		return sec, err
 	}
 	d := &app.Deps{
-		Config: cfg, Log: logging.New(io.Discard, cfg.LogLevel), Pool: pool, Store: postgres.New(pool, nil), Vault: vc,
-		Secrets: vaultstore.New(vc, cfg.VaultKVMount, cfg.AppVaultPath()), LWA: lwa.New(cfg.LWATokenURL, nil),
+		Config: cfg, Log: logging.New(io.Discard, cfg.LogLevel), Pool: pool, Store: postgres.New(pool, nil),
+		Secrets: secrets, LWA: lwa.New(cfg.LWATokenURL, nil),
 	}
 	api, err := d.API(ctx)
 	if err != nil {

@@ -125,11 +125,10 @@ func (e *env) runBudget(ctx context.Context, s budgetScenario, T time.Duration) 
 	if err != nil {
 		return out, err
 	}
-	vc, err := vaultstore.NewClient(ctx, cfg)
+	secrets, err := vaultstore.Open(ctx, cfg)
 	if err != nil {
 		return out, err
 	}
-	secrets := vaultstore.New(vc, cfg.VaultKVMount, cfg.AppVaultPath())
 	app, err := secrets.App(ctx)
 	if err != nil {
 		return out, fmt.Errorf("app credentials (seeded by the stack): %w", err)

@@ -10,7 +10,6 @@ import (
 	"os"
 	"time"
 
-	"github.com/hashicorp/vault/api"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/keybuzz/keybuzz-amazon/shared/auth"
@@ -31,7 +30,6 @@ type Deps struct {
 	Log     *slog.Logger
 	Pool    *pgxpool.Pool
 	Store   *postgres.Store
-	Vault   *api.Client
 	Secrets *vaultstore.Store
 	LWA     *lwa.Client
 }
@@ -52,15 +50,14 @@ func Load(ctx context.Context, function string, maxConns int32) (*Deps, error) {
 	if err != nil {
 		return nil, err
 	}
-	vc, err := vaultstore.NewClient(ctx, cfg)
+	secrets, err := vaultstore.Open(ctx, cfg)
 	if err != nil {
 		pool.Close()
 		return nil, err
 	}
 	return &Deps{
-		Config: cfg, Log: log, Pool: pool, Store: postgres.New(pool, nil), Vault: vc,
-		Secrets: vaultstore.New(vc, cfg.VaultKVMount, cfg.AppVaultPath()),
-		LWA:     lwa.New(cfg.LWATokenURL, nil),
+		Config: cfg, Log: log, Pool: pool, Store: postgres.New(pool, nil), Secrets: secrets,
+		LWA: lwa.New(cfg.LWATokenURL, nil),
 	}, nil
 }
 

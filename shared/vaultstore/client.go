@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"sync"
 	"time"
 
 	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
@@ -17,11 +18,16 @@ import (
 	"github.com/hashicorp/vault/api"
 
 	"github.com/keybuzz/keybuzz-amazon/shared/config"
+	"github.com/keybuzz/keybuzz-amazon/shared/marketplace"
 )
 
-// NewClient returns a Vault client authenticated as cfg says: VAULT_TOKEN, or
-// Vault's AWS IAM auth method with the Lambda's role (VAULT_AUTH_METHOD=aws).
-func NewClient(ctx context.Context, cfg config.Config) (*api.Client, error) {
+// Open returns the Store cfg describes: a Vault client authenticated with
+// VAULT_TOKEN, or with Vault's AWS IAM auth method and the function's role
+// (VAULT_AUTH_METHOD=aws). An IAM login is made at once, so a
+// misconfiguration fails the cold start, and again whenever the token nears
+// the end of its TTL: Lambda freezes a container between invocations, so a
+// background renewer cannot be relied on.
+func Open(ctx context.Context, cfg config.Config) (*Store, error) {
 	vc := api.DefaultConfig()
 	vc.Address = cfg.VaultAddr
 	vc.Timeout = 5 * time.Second
@@ -30,17 +36,60 @@ func NewClient(ctx context.Context, cfg config.Config) (*api.Client, error) {
 	if err != nil {
 		return nil, fmt.Errorf("vault client: %w", err)
 	}
-	switch cfg.VaultAuthMethod {
-	case "aws":
-		token, err := iamLogin(ctx, client, cfg.VaultAWSRole)
-		if err != nil {
-			return nil, fmt.Errorf("vault aws login: %w", err)
-		}
-		client.SetToken(token)
-	default:
+	s := New(client, cfg.VaultKVMount, cfg.AppVaultPath())
+	if cfg.VaultAuthMethod != "aws" {
 		client.SetToken(cfg.VaultToken.Reveal())
+		return s, nil
 	}
-	return client, nil
+	anonymous, err := client.Clone() // logs in without the (maybe expired) token
+	if err != nil {
+		return nil, fmt.Errorf("vault client: %w", err)
+	}
+	s.login = &login{client: client, now: time.Now, do: func(ctx context.Context) (*api.Secret, error) {
+		return iamLogin(ctx, anonymous, cfg.VaultAWSRole)
+	}}
+	if err := s.login.ensure(ctx); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// login keeps the client's token from an auth method valid: it logs in
+// again when the token is within a fifth of its TTL (at most a minute) of
+// expiring.
+type login struct {
+	client *api.Client
+	do     func(ctx context.Context) (*api.Secret, error)
+	now    func() time.Time
+
+	mu      sync.Mutex
+	expires time.Time
+}
+
+// ensure logs in when there is no valid token; a nil login does nothing.
+func (l *login) ensure(ctx context.Context) error {
+	if l == nil {
+		return nil
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if !l.expires.IsZero() && l.now().Before(l.expires) {
+		return nil
+	}
+	sec, err := l.do(ctx)
+	if err == nil && (sec == nil || sec.Auth == nil || sec.Auth.ClientToken == "") {
+		err = errors.New("vault returned no token")
+	}
+	if err != nil {
+		return fmt.Errorf("vault login: %w", classify(err, marketplace.ErrUnavailable))
+	}
+	l.client.SetToken(sec.Auth.ClientToken)
+	ttl := time.Duration(sec.Auth.LeaseDuration) * time.Second
+	if ttl <= 0 {
+		ttl = 100 * 365 * 24 * time.Hour // a token without TTL
+	}
+	l.expires = l.now().Add(ttl - min(ttl/5, time.Minute))
+	return nil
 }
 
 // iamLogin signs an STS GetCallerIdentity request with the function's AWS
@@ -48,28 +97,28 @@ func NewClient(ctx context.Context, cfg config.Config) (*api.Client, error) {
 // Written here rather than with github.com/hashicorp/vault/api/auth/aws,
 // which pulls in the end-of-life aws-sdk-go v1 and would double every
 // bootstrap's size; aws-sdk-go-v2's signer does the cryptography.
-func iamLogin(ctx context.Context, client *api.Client, role string) (string, error) {
+func iamLogin(ctx context.Context, client *api.Client, role string) (*api.Secret, error) {
 	awsCfg, err := awsconfig.LoadDefaultConfig(ctx)
 	if err != nil {
-		return "", fmt.Errorf("aws config: %w", err)
+		return nil, fmt.Errorf("aws config: %w", err)
 	}
 	creds, err := awsCfg.Credentials.Retrieve(ctx)
 	if err != nil {
-		return "", fmt.Errorf("aws credentials: %w", err)
+		return nil, fmt.Errorf("aws credentials: %w", err)
 	}
 	body := []byte("Action=GetCallerIdentity&Version=2011-06-15")
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, "https://sts.amazonaws.com/", bytes.NewReader(body))
 	if err != nil {
-		return "", err
+		return nil, err
 	}
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded; charset=utf-8")
 	sum := sha256Hex(body)
 	if err := v4.NewSigner().SignHTTP(ctx, creds, req, sum, "sts", "us-east-1", time.Now()); err != nil {
-		return "", fmt.Errorf("sign sts request: %w", err)
+		return nil, fmt.Errorf("sign sts request: %w", err)
 	}
 	headers, err := json.Marshal(req.Header)
 	if err != nil {
-		return "", err
+		return nil, err
 	}
 	sec, err := client.Logical().WriteWithContext(ctx, "auth/aws/login", map[string]any{
 		"role":                    role,
@@ -79,12 +128,9 @@ func iamLogin(ctx context.Context, client *api.Client, role string) (string, err
 		"iam_request_headers":     base64.StdEncoding.EncodeToString(headers),
 	})
 	if err != nil {
-		return "", err
+		return nil, err
 	}
-	if sec == nil || sec.Auth == nil || sec.Auth.ClientToken == "" {
-		return "", errors.New("vault returned no token")
-	}
-	return sec.Auth.ClientToken, nil
+	return sec, nil
 }
 
 func sha256Hex(b []byte) string {

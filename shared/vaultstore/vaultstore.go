@@ -49,6 +49,7 @@ type TenantCredentials struct {
 type Store struct {
 	kv      *api.KVv2
 	appPath string
+	login   *login // nil with a static token
 }
 
 // New returns a Store on client's KV v2 mount; appPath is config.AppVaultPath().
@@ -73,6 +74,9 @@ func TenantPath(tenantID string) (string, error) {
 
 // App reads the application's credentials.
 func (s *Store) App(ctx context.Context) (AppCredentials, error) {
+	if err := s.login.ensure(ctx); err != nil {
+		return AppCredentials{}, err
+	}
 	sec, err := s.kv.Get(ctx, s.appPath)
 	if err != nil || sec == nil || sec.Data == nil {
 		return AppCredentials{}, fmt.Errorf("read app credentials at %s: %w", s.appPath, classify(err, marketplace.ErrAppMisconfigured))
@@ -99,6 +103,9 @@ func (s *Store) App(ctx context.Context) (AppCredentials, error) {
 
 // PutApp writes the application's credentials (used by local set-up and tests).
 func (s *Store) PutApp(ctx context.Context, app AppCredentials) error {
+	if err := s.login.ensure(ctx); err != nil {
+		return err
+	}
 	_, err := s.kv.Put(ctx, s.appPath, map[string]any{
 		"client_id": app.ClientID, "client_secret": app.ClientSecret.Reveal(), "redirect_uri": app.RedirectURI,
 		"application_id": app.ApplicationID, "region": app.Region, "marketplace_id": app.MarketplaceID,
@@ -114,6 +121,9 @@ func (s *Store) PutApp(ctx context.Context, app AppCredentials) error {
 func (s *Store) Tenant(ctx context.Context, tenantID string) (TenantCredentials, error) {
 	path, err := TenantPath(tenantID)
 	if err != nil {
+		return TenantCredentials{}, err
+	}
+	if err := s.login.ensure(ctx); err != nil {
 		return TenantCredentials{}, err
 	}
 	sec, err := s.kv.Get(ctx, path)
@@ -148,6 +158,9 @@ func (s *Store) PutTenant(ctx context.Context, tenantID string, tc TenantCredent
 	if tc.CreatedAt.IsZero() {
 		tc.CreatedAt = time.Now().UTC()
 	}
+	if err := s.login.ensure(ctx); err != nil {
+		return "", err
+	}
 	if _, err := s.kv.Put(ctx, path, tenantData(tc)); err != nil {
 		return "", fmt.Errorf("write tenant credentials: %w", classify(err, nil))
 	}
@@ -165,6 +178,9 @@ func (s *Store) UpdateRefreshToken(ctx context.Context, tenantID string, tc Tena
 		return 0, err
 	}
 	tc.RefreshToken = token
+	if err := s.login.ensure(ctx); err != nil {
+		return 0, err
+	}
 	sec, err := s.kv.Put(ctx, path, tenantData(tc), api.WithCheckAndSet(tc.Version))
 	if err != nil {
 		var re *api.ResponseError
@@ -183,6 +199,9 @@ func (s *Store) UpdateRefreshToken(ctx context.Context, tenantID string, tc Tena
 func (s *Store) DeleteTenant(ctx context.Context, tenantID string) error {
 	path, err := TenantPath(tenantID)
 	if err != nil {
+		return err
+	}
+	if err := s.login.ensure(ctx); err != nil {
 		return err
 	}
 	if err := s.kv.DeleteMetadata(ctx, path); err != nil {
