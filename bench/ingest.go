@@ -273,21 +273,32 @@ func checkCounts(ctx context.Context, pool *pgxpool.Pool, events, threads int) e
 	return nil
 }
 
-// ingestCopy COPYs the rows the store would create into a fresh database.
-func (e *env) ingestCopy(ctx context.Context, events []marketplace.InboundMessage) (time.Duration, error) {
-	u, err := e.freshDB(ctx, "ingestcopy")
+// baselineDB is a fresh database with one CONNECTED connection, for the
+// baselines that write the tables directly.
+func (e *env) baselineDB(ctx context.Context, name string) (*pgxpool.Pool, string, error) {
+	u, err := e.freshDB(ctx, name)
 	if err != nil {
-		return 0, err
+		return nil, "", err
 	}
 	pool, err := openTracedPool(ctx, u, 2, nil)
+	if err != nil {
+		return nil, "", err
+	}
+	var connID string
+	if err := pool.QueryRow(ctx, `INSERT INTO "MarketplaceConnection" ("tenantId", "status") VALUES ($1, 'CONNECTED') RETURNING "id"`, ingestTenant).Scan(&connID); err != nil {
+		pool.Close()
+		return nil, "", err
+	}
+	return pool, connID, nil
+}
+
+// ingestCopy COPYs the rows the store would create into a fresh database.
+func (e *env) ingestCopy(ctx context.Context, events []marketplace.InboundMessage) (time.Duration, error) {
+	pool, connID, err := e.baselineDB(ctx, "ingestcopy")
 	if err != nil {
 		return 0, err
 	}
 	defer pool.Close()
-	var connID string
-	if err := pool.QueryRow(ctx, `INSERT INTO "MarketplaceConnection" ("tenantId", "status") VALUES ($1, 'CONNECTED') RETURNING "id"`, ingestTenant).Scan(&connID); err != nil {
-		return 0, err
-	}
 	now := time.Now().UTC()
 	// Rows built before the clock starts: the ceiling is the database's.
 	ticketOf := map[string]string{}
@@ -326,19 +337,11 @@ func (e *env) ingestCopy(ctx context.Context, events []marketplace.InboundMessag
 
 // ingestRowByRow stores events with one autocommitted INSERT per row.
 func (e *env) ingestRowByRow(ctx context.Context, events []marketplace.InboundMessage) (time.Duration, error) {
-	u, err := e.freshDB(ctx, "ingestrow")
-	if err != nil {
-		return 0, err
-	}
-	pool, err := openTracedPool(ctx, u, 2, nil)
+	pool, connID, err := e.baselineDB(ctx, "ingestrow")
 	if err != nil {
 		return 0, err
 	}
 	defer pool.Close()
-	var connID string
-	if err := pool.QueryRow(ctx, `INSERT INTO "MarketplaceConnection" ("tenantId", "status") VALUES ($1, 'CONNECTED') RETURNING "id"`, ingestTenant).Scan(&connID); err != nil {
-		return 0, err
-	}
 	start := time.Now()
 	for _, m := range events {
 		var tid, emID string

@@ -5,7 +5,6 @@
 package security
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -15,7 +14,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -29,26 +27,9 @@ import (
 	"github.com/keybuzz/keybuzz-amazon/shared/testenv"
 )
 
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 // localServer builds and starts cmd/local on a free port with a database
 // and a poll queue of its own, and returns its base URL and its output.
-func localServer(t *testing.T) (string, *lockedBuffer) {
+func localServer(t *testing.T) (string, *testenv.Buffer) {
 	t.Helper()
 	ctx := context.Background()
 	_, dbURL := testenv.Pool(t)
@@ -81,7 +62,7 @@ func localServer(t *testing.T) (string, *lockedBuffer) {
 		}
 	}
 	env = append(env, "DATABASE_URL="+dbURL, "POLL_QUEUE_URL="+aws.ToString(q.QueueUrl), "MARKETPLACE_POLL_INTERVAL_SECONDS=3600", "LOG_LEVEL=debug")
-	out := &lockedBuffer{}
+	out := &testenv.Buffer{}
 	cmd := exec.Command(bin, "-addr", addr)
 	cmd.Env, cmd.Stdout, cmd.Stderr = env, out, out
 	if err := cmd.Start(); err != nil {

@@ -1,7 +1,6 @@
 package httpapi_test
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -41,29 +40,12 @@ const (
 // suiteLogs receives every log line of the suite; TestMain scans it for
 // every secret the tests saw.
 var (
-	suiteLogs   syncBuffer
+	suiteLogs   testenv.Buffer
 	secretsMu   sync.Mutex
 	seenSecrets []string
 	sandboxesMu sync.Mutex
 	sandboxes   []*sandbox.Server
 )
-
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
 
 func remember(values ...string) {
 	secretsMu.Lock()
