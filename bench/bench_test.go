@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/keybuzz/keybuzz-amazon/shared/testenv"
+	"github.com/keybuzz/keybuzz-amazon/dev/testenv"
 )
 
 // TestSmallScale runs every benchmark at the small scale against the stack

@@ -7,11 +7,11 @@ import (
 	"os"
 	"time"
 
+	"github.com/keybuzz/keybuzz-amazon/dev/sandbox"
 	"github.com/keybuzz/keybuzz-amazon/shared/config"
 	"github.com/keybuzz/keybuzz-amazon/shared/lwa"
 	"github.com/keybuzz/keybuzz-amazon/shared/poll"
 	"github.com/keybuzz/keybuzz-amazon/shared/pollqueue"
-	"github.com/keybuzz/keybuzz-amazon/shared/sandbox"
 	"github.com/keybuzz/keybuzz-amazon/shared/secret"
 	"github.com/keybuzz/keybuzz-amazon/shared/spapi"
 	"github.com/keybuzz/keybuzz-amazon/shared/vaultstore"

@@ -13,19 +13,19 @@ import (
 	"strings"
 	"time"
 
+	"github.com/keybuzz/keybuzz-amazon/dev/devstack"
+	"github.com/keybuzz/keybuzz-amazon/dev/rie"
 	"github.com/keybuzz/keybuzz-amazon/shared/app"
 	"github.com/keybuzz/keybuzz-amazon/shared/auth"
-	"github.com/keybuzz/keybuzz-amazon/shared/devstack"
 	"github.com/keybuzz/keybuzz-amazon/shared/poll"
-	"github.com/keybuzz/keybuzz-amazon/shared/rie"
 	"github.com/keybuzz/keybuzz-amazon/shared/secret"
 )
 
 // maxBootstrapMB is the size goal of a bootstrap, in MB (10^6 bytes).
 const maxBootstrapMB = 15.0
 
-// helloPkg is the hello-world aws-lambda-go function shared/rie tests with.
-const helloPkg = "./shared/rie/testdata/hello"
+// helloPkg is the hello-world aws-lambda-go function dev/rie tests with.
+const helloPkg = "./dev/rie/testdata/hello"
 
 // benchColdStart builds hello-world and each function's bootstrap as Lambda
 // runs them (rie.Build: static linux/<host arch>, lambda.norpc, -s -w) and

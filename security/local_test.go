@@ -20,11 +20,11 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 
+	"github.com/keybuzz/keybuzz-amazon/dev/testenv"
 	"github.com/keybuzz/keybuzz-amazon/shared/auth"
 	"github.com/keybuzz/keybuzz-amazon/shared/httpapi"
 	"github.com/keybuzz/keybuzz-amazon/shared/poll"
 	"github.com/keybuzz/keybuzz-amazon/shared/secret"
-	"github.com/keybuzz/keybuzz-amazon/shared/testenv"
 )
 
 // localServer builds and starts cmd/local on a free port with a database

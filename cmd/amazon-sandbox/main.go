@@ -16,7 +16,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/keybuzz/keybuzz-amazon/shared/sandbox"
+	"github.com/keybuzz/keybuzz-amazon/dev/sandbox"
 )
 
 type stringList []string

@@ -17,8 +17,8 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/keybuzz/keybuzz-amazon/shared/devstack"
-	"github.com/keybuzz/keybuzz-amazon/shared/rie"
+	"github.com/keybuzz/keybuzz-amazon/dev/devstack"
+	"github.com/keybuzz/keybuzz-amazon/dev/rie"
 )
 
 func main() {

@@ -15,10 +15,10 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/keybuzz/keybuzz-amazon/dev/devui"
+	"github.com/keybuzz/keybuzz-amazon/dev/localpoll"
 	"github.com/keybuzz/keybuzz-amazon/shared/app"
 	"github.com/keybuzz/keybuzz-amazon/shared/auth"
-	"github.com/keybuzz/keybuzz-amazon/shared/devui"
-	"github.com/keybuzz/keybuzz-amazon/shared/localpoll"
 	"github.com/keybuzz/keybuzz-amazon/shared/poll"
 )
 

@@ -22,9 +22,9 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/keybuzz/keybuzz-amazon/shared/devstack"
+	"github.com/keybuzz/keybuzz-amazon/dev/devstack"
+	"github.com/keybuzz/keybuzz-amazon/dev/rie"
 	"github.com/keybuzz/keybuzz-amazon/shared/migrate"
-	"github.com/keybuzz/keybuzz-amazon/shared/rie"
 )
 
 func main() {

@@ -9,9 +9,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/keybuzz/keybuzz-amazon/dev/openapicheck"
+	"github.com/keybuzz/keybuzz-amazon/dev/testenv"
 	"github.com/keybuzz/keybuzz-amazon/shared/httpapi"
-	"github.com/keybuzz/keybuzz-amazon/shared/openapicheck"
-	"github.com/keybuzz/keybuzz-amazon/shared/testenv"
 )
 
 // Every way a caller can present a bad bearer token gets 401 on both

@@ -11,11 +11,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/keybuzz/keybuzz-amazon/dev/openapicheck"
+	"github.com/keybuzz/keybuzz-amazon/dev/sandbox"
+	"github.com/keybuzz/keybuzz-amazon/dev/testenv"
 	"github.com/keybuzz/keybuzz-amazon/shared/httpapi"
 	"github.com/keybuzz/keybuzz-amazon/shared/marketplace"
-	"github.com/keybuzz/keybuzz-amazon/shared/openapicheck"
-	"github.com/keybuzz/keybuzz-amazon/shared/sandbox"
-	"github.com/keybuzz/keybuzz-amazon/shared/testenv"
 )
 
 // The seed's Test 1: start answers an authUrl on the consent host with the

@@ -16,6 +16,9 @@ import (
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/keybuzz/keybuzz-amazon/dev/sandbox"
+	"github.com/keybuzz/keybuzz-amazon/dev/sandbox/sandboxtest"
+	"github.com/keybuzz/keybuzz-amazon/dev/testenv"
 	"github.com/keybuzz/keybuzz-amazon/shared/auth"
 	"github.com/keybuzz/keybuzz-amazon/shared/config"
 	"github.com/keybuzz/keybuzz-amazon/shared/connect"
@@ -23,11 +26,8 @@ import (
 	"github.com/keybuzz/keybuzz-amazon/shared/logging"
 	"github.com/keybuzz/keybuzz-amazon/shared/lwa"
 	"github.com/keybuzz/keybuzz-amazon/shared/postgres"
-	"github.com/keybuzz/keybuzz-amazon/shared/sandbox"
-	"github.com/keybuzz/keybuzz-amazon/shared/sandbox/sandboxtest"
 	"github.com/keybuzz/keybuzz-amazon/shared/secret"
 	"github.com/keybuzz/keybuzz-amazon/shared/spapi"
-	"github.com/keybuzz/keybuzz-amazon/shared/testenv"
 	"github.com/keybuzz/keybuzz-amazon/shared/vaultstore"
 )
 

@@ -6,8 +6,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/keybuzz/keybuzz-amazon/dev/testenv"
 	"github.com/keybuzz/keybuzz-amazon/shared/httpapi"
-	"github.com/keybuzz/keybuzz-amazon/shared/testenv"
 )
 
 // FuzzCallbackQuery: whatever query the callback gets, it answers a client

@@ -8,9 +8,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/keybuzz/keybuzz-amazon/dev/sandbox"
+	"github.com/keybuzz/keybuzz-amazon/dev/sandbox/sandboxtest"
 	"github.com/keybuzz/keybuzz-amazon/shared/lwa"
-	"github.com/keybuzz/keybuzz-amazon/shared/sandbox"
-	"github.com/keybuzz/keybuzz-amazon/shared/sandbox/sandboxtest"
 	"github.com/keybuzz/keybuzz-amazon/shared/secret"
 )
 

@@ -16,14 +16,14 @@ import (
 	"github.com/hashicorp/vault/api"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/keybuzz/keybuzz-amazon/dev/sandbox"
+	"github.com/keybuzz/keybuzz-amazon/dev/sandbox/sandboxtest"
+	"github.com/keybuzz/keybuzz-amazon/dev/testenv"
 	"github.com/keybuzz/keybuzz-amazon/shared/lwa"
 	"github.com/keybuzz/keybuzz-amazon/shared/poll"
 	"github.com/keybuzz/keybuzz-amazon/shared/pollqueue"
 	"github.com/keybuzz/keybuzz-amazon/shared/postgres"
-	"github.com/keybuzz/keybuzz-amazon/shared/sandbox"
-	"github.com/keybuzz/keybuzz-amazon/shared/sandbox/sandboxtest"
 	"github.com/keybuzz/keybuzz-amazon/shared/secret"
-	"github.com/keybuzz/keybuzz-amazon/shared/testenv"
 	"github.com/keybuzz/keybuzz-amazon/shared/vaultstore"
 )
 

@@ -11,11 +11,11 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/keybuzz/keybuzz-amazon/dev/sandbox"
+	"github.com/keybuzz/keybuzz-amazon/dev/testenv"
 	"github.com/keybuzz/keybuzz-amazon/shared/poll"
 	"github.com/keybuzz/keybuzz-amazon/shared/pollqueue"
 	"github.com/keybuzz/keybuzz-amazon/shared/postgres"
-	"github.com/keybuzz/keybuzz-amazon/shared/sandbox"
-	"github.com/keybuzz/keybuzz-amazon/shared/testenv"
 )
 
 // newQueue creates a queue of its own on the SQS emulator.

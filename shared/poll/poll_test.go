@@ -8,11 +8,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/keybuzz/keybuzz-amazon/dev/sandbox"
 	"github.com/keybuzz/keybuzz-amazon/shared/marketplace"
 	"github.com/keybuzz/keybuzz-amazon/shared/poll"
 	"github.com/keybuzz/keybuzz-amazon/shared/pollqueue"
 	"github.com/keybuzz/keybuzz-amazon/shared/postgres"
-	"github.com/keybuzz/keybuzz-amazon/shared/sandbox"
 	"github.com/keybuzz/keybuzz-amazon/shared/secret"
 	"github.com/keybuzz/keybuzz-amazon/shared/spapi"
 	"github.com/keybuzz/keybuzz-amazon/shared/vaultstore"

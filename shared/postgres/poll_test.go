@@ -10,10 +10,10 @@ import (
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/keybuzz/keybuzz-amazon/dev/sandbox"
+	"github.com/keybuzz/keybuzz-amazon/dev/testenv"
 	"github.com/keybuzz/keybuzz-amazon/shared/marketplace"
 	"github.com/keybuzz/keybuzz-amazon/shared/postgres"
-	"github.com/keybuzz/keybuzz-amazon/shared/sandbox"
-	"github.com/keybuzz/keybuzz-amazon/shared/testenv"
 )
 
 var t0 = time.Date(2026, 11, 20, 12, 0, 0, 0, time.UTC)

@@ -10,9 +10,9 @@ import (
 	"sync/atomic"
 	"testing"
 
+	"github.com/keybuzz/keybuzz-amazon/dev/sandbox"
+	"github.com/keybuzz/keybuzz-amazon/dev/sandbox/sandboxtest"
 	"github.com/keybuzz/keybuzz-amazon/shared/lwa"
-	"github.com/keybuzz/keybuzz-amazon/shared/sandbox"
-	"github.com/keybuzz/keybuzz-amazon/shared/sandbox/sandboxtest"
 	"github.com/keybuzz/keybuzz-amazon/shared/secret"
 	"github.com/keybuzz/keybuzz-amazon/shared/spapi"
 )

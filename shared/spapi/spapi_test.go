@@ -12,9 +12,9 @@ import (
 
 	"golang.org/x/oauth2"
 
+	"github.com/keybuzz/keybuzz-amazon/dev/sandbox"
+	"github.com/keybuzz/keybuzz-amazon/dev/sandbox/sandboxtest"
 	"github.com/keybuzz/keybuzz-amazon/shared/lwa"
-	"github.com/keybuzz/keybuzz-amazon/shared/sandbox"
-	"github.com/keybuzz/keybuzz-amazon/shared/sandbox/sandboxtest"
 	"github.com/keybuzz/keybuzz-amazon/shared/secret"
 	"github.com/keybuzz/keybuzz-amazon/shared/spapi"
 )

@@ -8,8 +8,8 @@ import (
 
 	"github.com/hashicorp/vault/api"
 
+	"github.com/keybuzz/keybuzz-amazon/dev/testenv"
 	"github.com/keybuzz/keybuzz-amazon/shared/marketplace"
-	"github.com/keybuzz/keybuzz-amazon/shared/testenv"
 )
 
 // An auth-method token is used until shortly before its TTL ends, then the

@@ -7,9 +7,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/keybuzz/keybuzz-amazon/dev/testenv"
 	"github.com/keybuzz/keybuzz-amazon/shared/marketplace"
 	"github.com/keybuzz/keybuzz-amazon/shared/secret"
-	"github.com/keybuzz/keybuzz-amazon/shared/testenv"
 	"github.com/keybuzz/keybuzz-amazon/shared/vaultstore"
 )
 

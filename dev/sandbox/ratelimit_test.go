@@ -6,7 +6,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/keybuzz/keybuzz-amazon/shared/sandbox"
+	"github.com/keybuzz/keybuzz-amazon/dev/sandbox"
 )
 
 // TestRateLimiter drains the bucket at every step of a driven clock: the

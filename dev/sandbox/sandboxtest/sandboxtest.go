@@ -6,7 +6,7 @@ import (
 	"net/http/httptest"
 	"testing"
 
-	"github.com/keybuzz/keybuzz-amazon/shared/sandbox"
+	"github.com/keybuzz/keybuzz-amazon/dev/sandbox"
 )
 
 // Start serves a sandbox built from cfg on 127.0.0.1 at a random port and

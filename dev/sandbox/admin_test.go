@@ -5,7 +5,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/keybuzz/keybuzz-amazon/shared/sandbox"
+	"github.com/keybuzz/keybuzz-amazon/dev/sandbox"
 )
 
 func TestAdminHTTP(t *testing.T) {

@@ -5,7 +5,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/keybuzz/keybuzz-amazon/shared/sandbox"
+	"github.com/keybuzz/keybuzz-amazon/dev/sandbox"
 )
 
 func consentQuery(e *env, kv ...string) string {

@@ -13,7 +13,7 @@ import (
 
 	"github.com/santhosh-tekuri/jsonschema/v6"
 
-	"github.com/keybuzz/keybuzz-amazon/shared/sandbox"
+	"github.com/keybuzz/keybuzz-amazon/dev/sandbox"
 )
 
 const modelDir = "../../testdata/amazon-models/"

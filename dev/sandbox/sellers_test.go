@@ -4,7 +4,7 @@ import (
 	"encoding/json"
 	"testing"
 
-	"github.com/keybuzz/keybuzz-amazon/shared/sandbox"
+	"github.com/keybuzz/keybuzz-amazon/dev/sandbox"
 )
 
 // TestMarketplaceParticipations: each seller sees its own marketplaces, in

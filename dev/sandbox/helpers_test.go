@@ -9,8 +9,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/keybuzz/keybuzz-amazon/shared/sandbox"
-	"github.com/keybuzz/keybuzz-amazon/shared/sandbox/sandboxtest"
+	"github.com/keybuzz/keybuzz-amazon/dev/sandbox"
+	"github.com/keybuzz/keybuzz-amazon/dev/sandbox/sandboxtest"
 )
 
 var t0 = time.Date(2026, 3, 2, 9, 30, 0, 0, time.UTC)

@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/keybuzz/keybuzz-amazon/shared/sandbox"
+	"github.com/keybuzz/keybuzz-amazon/dev/sandbox"
 )
 
 type page struct {

@@ -14,16 +14,16 @@ import (
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 
+	"github.com/keybuzz/keybuzz-amazon/dev/localpoll"
+	"github.com/keybuzz/keybuzz-amazon/dev/sandbox"
+	"github.com/keybuzz/keybuzz-amazon/dev/sandbox/sandboxtest"
+	"github.com/keybuzz/keybuzz-amazon/dev/testenv"
 	"github.com/keybuzz/keybuzz-amazon/shared/config"
-	"github.com/keybuzz/keybuzz-amazon/shared/localpoll"
 	"github.com/keybuzz/keybuzz-amazon/shared/lwa"
 	"github.com/keybuzz/keybuzz-amazon/shared/metrics"
 	"github.com/keybuzz/keybuzz-amazon/shared/poll"
 	"github.com/keybuzz/keybuzz-amazon/shared/postgres"
-	"github.com/keybuzz/keybuzz-amazon/shared/sandbox"
-	"github.com/keybuzz/keybuzz-amazon/shared/sandbox/sandboxtest"
 	"github.com/keybuzz/keybuzz-amazon/shared/secret"
-	"github.com/keybuzz/keybuzz-amazon/shared/testenv"
 	"github.com/keybuzz/keybuzz-amazon/shared/vaultstore"
 )
 
