@@ -137,7 +137,7 @@ func (c *Client) SearchOrders(ctx context.Context, endpoint string, tokens Token
 	}
 	// The other filters must be sent again with a pagination token.
 	v.Set("marketplaceIds", strings.Join(q.MarketplaceIDs, ","))
-	v.Set("includedData", "BUYER,CANCELLATION")
+	v.Set("includedData", strings.Join(IncludedData, ","))
 	n := q.MaxResults
 	if n <= 0 || n > 100 {
 		n = 100
