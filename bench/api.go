@@ -22,6 +22,7 @@ import (
 	"github.com/keybuzz/keybuzz-amazon/shared/httpapi"
 	"github.com/keybuzz/keybuzz-amazon/shared/logging"
 	"github.com/keybuzz/keybuzz-amazon/shared/lwa"
+	"github.com/keybuzz/keybuzz-amazon/shared/marketplace"
 	"github.com/keybuzz/keybuzz-amazon/shared/postgres"
 	"github.com/keybuzz/keybuzz-amazon/shared/secret"
 	"github.com/keybuzz/keybuzz-amazon/shared/vaultstore"
@@ -271,11 +272,11 @@ func compareLoad(ctx context.Context, client *http.Client, sc scale, bareReq, re
 type cachedApp struct {
 	*vaultstore.Store
 	once sync.Once
-	app  vaultstore.AppCredentials
+	app  marketplace.AppCredentials
 	err  error
 }
 
-func (c *cachedApp) App(ctx context.Context) (vaultstore.AppCredentials, error) {
+func (c *cachedApp) App(ctx context.Context) (marketplace.AppCredentials, error) {
 	c.once.Do(func() { c.app, c.err = c.Store.App(ctx) })
 	return c.app, c.err
 }

@@ -10,6 +10,7 @@ import (
 	"github.com/keybuzz/keybuzz-amazon/dev/sandbox"
 	"github.com/keybuzz/keybuzz-amazon/shared/config"
 	"github.com/keybuzz/keybuzz-amazon/shared/lwa"
+	"github.com/keybuzz/keybuzz-amazon/shared/marketplace"
 	"github.com/keybuzz/keybuzz-amazon/shared/poll"
 	"github.com/keybuzz/keybuzz-amazon/shared/pollqueue"
 	"github.com/keybuzz/keybuzz-amazon/shared/secret"
@@ -137,7 +138,7 @@ func (e *env) runBudget(ctx context.Context, s budgetScenario, T time.Duration) 
 		return out, fmt.Errorf("the stack's app credentials (%s) are not the sandbox's default app (%s)", app.ClientID, sbCfg.ClientID)
 	}
 	tenant := "bench-budget-" + randomHex(4)
-	if _, err := secrets.PutTenant(ctx, tenant, vaultstore.TenantCredentials{
+	if _, err := secrets.PutTenant(ctx, tenant, marketplace.TenantCredentials{
 		RefreshToken: secret.Value(refresh), SellerID: seller.ID, MarketplaceID: seller.MarketplaceIDs[0], Region: seller.Region, CreatedAt: start,
 	}); err != nil {
 		return out, err

@@ -245,7 +245,7 @@ func ingestAll(ctx context.Context, store *postgres.Store, connID string, pages 
 	var created, tickets int
 	start := time.Now()
 	for i, p := range pages {
-		in := postgres.InboundPage{ConnectionID: connID, TenantID: ingestTenant, LeaseOwner: ingestOwner, LeaseFor: 5 * time.Minute, Messages: p}
+		in := marketplace.InboundPage{ConnectionID: connID, TenantID: ingestTenant, LeaseOwner: ingestOwner, LeaseFor: 5 * time.Minute, Messages: p}
 		if i < len(pages)-1 {
 			in.NextToken = fmt.Sprintf("page-%d", i+1)
 		} else {

@@ -18,6 +18,7 @@ import (
 	"github.com/keybuzz/keybuzz-amazon/dev/devstack"
 	"github.com/keybuzz/keybuzz-amazon/dev/sandbox"
 	"github.com/keybuzz/keybuzz-amazon/shared/lwa"
+	"github.com/keybuzz/keybuzz-amazon/shared/marketplace"
 	"github.com/keybuzz/keybuzz-amazon/shared/poll"
 	"github.com/keybuzz/keybuzz-amazon/shared/pollqueue"
 	"github.com/keybuzz/keybuzz-amazon/shared/postgres"
@@ -49,16 +50,16 @@ type deadStore struct {
 	s *postgres.Store
 }
 
-func (d deadStore) AcquirePoll(ctx context.Context, tenantID, connectionID, owner string, leaseFor time.Duration) (postgres.PollState, error) {
+func (d deadStore) AcquirePoll(ctx context.Context, tenantID, connectionID, owner string, leaseFor time.Duration) (marketplace.PollState, error) {
 	if d.c.dead.Load() {
-		return postgres.PollState{}, errKilled
+		return marketplace.PollState{}, errKilled
 	}
 	return d.s.AcquirePoll(ctx, tenantID, connectionID, owner, leaseFor)
 }
 
-func (d deadStore) IngestPage(ctx context.Context, p postgres.InboundPage) (postgres.PageResult, error) {
+func (d deadStore) IngestPage(ctx context.Context, p marketplace.InboundPage) (marketplace.PageResult, error) {
 	if d.c.dead.Load() {
-		return postgres.PageResult{}, errKilled
+		return marketplace.PageResult{}, errKilled
 	}
 	d.c.inIngest.Add(1)
 	defer d.c.inIngest.Add(-1)
@@ -68,16 +69,16 @@ func (d deadStore) IngestPage(ctx context.Context, p postgres.InboundPage) (post
 	return d.s.IngestPage(ctx, p)
 }
 
-func (d deadStore) FinishPoll(ctx context.Context, o postgres.PollOutcome) error {
+func (d deadStore) FinishPoll(ctx context.Context, o marketplace.PollOutcome) error {
 	if d.c.dead.Load() {
 		return errKilled
 	}
 	return d.s.FinishPoll(ctx, o)
 }
 
-func (d deadStore) TakeToken(ctx context.Context, connectionID, operation string, plan postgres.RatePlan) (postgres.Grant, error) {
+func (d deadStore) TakeToken(ctx context.Context, connectionID, operation string, plan marketplace.RatePlan) (marketplace.Grant, error) {
 	if d.c.dead.Load() {
-		return postgres.Grant{}, errKilled
+		return marketplace.Grant{}, errKilled
 	}
 	return d.s.TakeToken(ctx, connectionID, operation, plan)
 }
@@ -114,21 +115,21 @@ type deadSecrets struct {
 	s *vaultstore.Store
 }
 
-func (d deadSecrets) App(ctx context.Context) (vaultstore.AppCredentials, error) {
+func (d deadSecrets) App(ctx context.Context) (marketplace.AppCredentials, error) {
 	if d.c.dead.Load() {
-		return vaultstore.AppCredentials{}, errKilled
+		return marketplace.AppCredentials{}, errKilled
 	}
 	return d.s.App(ctx)
 }
 
-func (d deadSecrets) Tenant(ctx context.Context, tenantID string) (vaultstore.TenantCredentials, error) {
+func (d deadSecrets) Tenant(ctx context.Context, tenantID string) (marketplace.TenantCredentials, error) {
 	if d.c.dead.Load() {
-		return vaultstore.TenantCredentials{}, errKilled
+		return marketplace.TenantCredentials{}, errKilled
 	}
 	return d.s.Tenant(ctx, tenantID)
 }
 
-func (d deadSecrets) UpdateRefreshToken(ctx context.Context, tenantID string, tc vaultstore.TenantCredentials, tok secret.Value) (int, error) {
+func (d deadSecrets) UpdateRefreshToken(ctx context.Context, tenantID string, tc marketplace.TenantCredentials, tok secret.Value) (int, error) {
 	if d.c.dead.Load() {
 		return 0, errKilled
 	}

@@ -14,8 +14,8 @@ import (
 	"net/url"
 
 	"github.com/keybuzz/keybuzz-amazon/shared/httpapi"
+	"github.com/keybuzz/keybuzz-amazon/shared/marketplace"
 	"github.com/keybuzz/keybuzz-amazon/shared/postgres"
-	"github.com/keybuzz/keybuzz-amazon/shared/vaultstore"
 )
 
 const tenantCookie = "kb_dev_tenant"
@@ -59,7 +59,7 @@ func (p *Page) index(w http.ResponseWriter, r *http.Request) {
 	if v.Tenant == "" {
 		v.Tenant = "tenant-demo"
 	}
-	if vaultstore.ValidTenantID(v.Tenant) {
+	if marketplace.ValidTenantID(v.Tenant) {
 		rec, err := p.call(r.Context(), http.MethodGet, httpapi.StatusPath, v.Tenant, p.API.Status())
 		if err == nil {
 			_ = json.Unmarshal(rec.Body.Bytes(), &v.Status)
@@ -77,7 +77,7 @@ func (p *Page) index(w http.ResponseWriter, r *http.Request) {
 
 func (p *Page) connect(w http.ResponseWriter, r *http.Request) {
 	tenant := r.PostFormValue("tenant")
-	if !vaultstore.ValidTenantID(tenant) {
+	if !marketplace.ValidTenantID(tenant) {
 		http.Error(w, "tenant id: 1-128 letters, digits, '-' or '_'", http.StatusBadRequest)
 		return
 	}

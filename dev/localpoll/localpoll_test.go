@@ -20,6 +20,7 @@ import (
 	"github.com/keybuzz/keybuzz-amazon/dev/testenv"
 	"github.com/keybuzz/keybuzz-amazon/shared/config"
 	"github.com/keybuzz/keybuzz-amazon/shared/lwa"
+	"github.com/keybuzz/keybuzz-amazon/shared/marketplace"
 	"github.com/keybuzz/keybuzz-amazon/shared/metrics"
 	"github.com/keybuzz/keybuzz-amazon/shared/poll"
 	"github.com/keybuzz/keybuzz-amazon/shared/postgres"
@@ -41,7 +42,7 @@ func TestPollOnceEndToEnd(t *testing.T) {
 	pool, _ := testenv.Pool(t)
 	store := postgres.New(pool, clock.Now)
 	secrets := vaultstore.New(testenv.Vault(t), "secret", "keybuzz/test/"+testenv.ID("app"))
-	if err := secrets.PutApp(ctx, vaultstore.AppCredentials{ClientID: sbCfg.ClientID, ClientSecret: secret.Value(sbCfg.ClientSecret), ApplicationID: sbCfg.ApplicationID, Region: "eu"}); err != nil {
+	if err := secrets.PutApp(ctx, marketplace.AppCredentials{ClientID: sbCfg.ClientID, ClientSecret: secret.Value(sbCfg.ClientSecret), ApplicationID: sbCfg.ApplicationID, Region: "eu"}); err != nil {
 		t.Fatal(err)
 	}
 	client, queueURL := newQueue(t)
@@ -62,7 +63,7 @@ func TestPollOnceEndToEnd(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if _, err := secrets.PutTenant(ctx, tn.id, vaultstore.TenantCredentials{RefreshToken: secret.Value(rt), SellerID: tn.seller, MarketplaceID: strings.Join(mps, ","), Region: "eu"}); err != nil {
+			if _, err := secrets.PutTenant(ctx, tn.id, marketplace.TenantCredentials{RefreshToken: secret.Value(rt), SellerID: tn.seller, MarketplaceID: strings.Join(mps, ","), Region: "eu"}); err != nil {
 				t.Fatal(err)
 			}
 			t.Cleanup(func() { secrets.DeleteTenant(context.Background(), tn.id) })

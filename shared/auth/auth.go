@@ -17,7 +17,6 @@ import (
 
 	"github.com/keybuzz/keybuzz-amazon/shared/config"
 	"github.com/keybuzz/keybuzz-amazon/shared/marketplace"
-	"github.com/keybuzz/keybuzz-amazon/shared/vaultstore"
 )
 
 // Leeway is the clock skew tolerated on exp, nbf and iat.
@@ -32,7 +31,7 @@ const defaultTenantClaim = "tenantId"
 
 // Claims is what a handler needs to know about the caller.
 type Claims struct {
-	TenantID string // from the configured tenant claim, valid per vaultstore.ValidTenantID
+	TenantID string // from the configured tenant claim, valid per marketplace.ValidTenantID
 	Subject  string // "sub", may be empty
 }
 
@@ -187,7 +186,7 @@ func (v *Verifier) claims(tenant, sub string) (Claims, error) {
 	if tenant == "" {
 		return Claims{}, fmt.Errorf("no string claim %q: %w", v.tenantClaim, marketplace.ErrUnauthorized)
 	}
-	if !vaultstore.ValidTenantID(tenant) {
+	if !marketplace.ValidTenantID(tenant) {
 		return Claims{}, fmt.Errorf("claim %q is not a valid tenant id: %w", v.tenantClaim, marketplace.ErrUnauthorized)
 	}
 	return Claims{TenantID: tenant, Subject: sub}, nil

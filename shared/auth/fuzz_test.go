@@ -14,7 +14,7 @@ import (
 
 	"github.com/golang-jwt/jwt/v5"
 
-	"github.com/keybuzz/keybuzz-amazon/shared/vaultstore"
+	"github.com/keybuzz/keybuzz-amazon/shared/marketplace"
 )
 
 // FuzzVerify feeds arbitrary strings to Verify (and to Authenticate as a
@@ -102,7 +102,7 @@ func notGenuine(raw string, key []byte, got Claims) string {
 	if !ok || testNow.After(time.Unix(int64(exp), 0).Add(Leeway+time.Second)) {
 		return "expired or no exp"
 	}
-	if tenant, _ := c["tenantId"].(string); tenant != got.TenantID || !vaultstore.ValidTenantID(tenant) {
+	if tenant, _ := c["tenantId"].(string); tenant != got.TenantID || !marketplace.ValidTenantID(tenant) {
 		return "tenant claim differs or is invalid"
 	}
 	return ""

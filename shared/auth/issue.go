@@ -7,8 +7,8 @@ import (
 
 	"github.com/golang-jwt/jwt/v5"
 
+	"github.com/keybuzz/keybuzz-amazon/shared/marketplace"
 	"github.com/keybuzz/keybuzz-amazon/shared/secret"
-	"github.com/keybuzz/keybuzz-amazon/shared/vaultstore"
 )
 
 // Issue signs an HS256 token that a Verifier configured with the same secret,
@@ -23,7 +23,7 @@ func Issue(key secret.Value, issuer, audience, tenantClaim, tenantID string, ttl
 		return "", errors.New("issue token: issuer and audience are required")
 	case ttl <= 0:
 		return "", fmt.Errorf("issue token: ttl %s must be positive", ttl)
-	case !vaultstore.ValidTenantID(tenantID):
+	case !marketplace.ValidTenantID(tenantID):
 		return "", fmt.Errorf("issue token: invalid tenant id %q (1-128 of A-Z a-z 0-9 _ -, starting with a letter or digit)", tenantID)
 	}
 	if tenantClaim == "" {

@@ -24,7 +24,6 @@ import (
 	"github.com/keybuzz/keybuzz-amazon/shared/postgres"
 	"github.com/keybuzz/keybuzz-amazon/shared/secret"
 	"github.com/keybuzz/keybuzz-amazon/shared/spapi"
-	"github.com/keybuzz/keybuzz-amazon/shared/vaultstore"
 )
 
 // StateTTL is how long a consent may take.
@@ -47,8 +46,8 @@ type Store interface {
 
 // Secrets is the part of Vault the flow needs.
 type Secrets interface {
-	App(ctx context.Context) (vaultstore.AppCredentials, error)
-	PutTenant(ctx context.Context, tenantID string, tc vaultstore.TenantCredentials) (string, error)
+	App(ctx context.Context) (marketplace.AppCredentials, error)
+	PutTenant(ctx context.Context, tenantID string, tc marketplace.TenantCredentials) (string, error)
 }
 
 // Exchanger trades an authorization code for tokens (lwa.Client).
@@ -112,7 +111,7 @@ type StartResult struct {
 
 // Start prepares a consent for tenantID.
 func (s *Service) Start(ctx context.Context, tenantID string) (StartResult, error) {
-	if !vaultstore.ValidTenantID(tenantID) {
+	if !marketplace.ValidTenantID(tenantID) {
 		return StartResult{}, fmt.Errorf("tenant id: %w", marketplace.ErrBadRequest)
 	}
 	app, err := s.secrets.App(ctx)
@@ -144,7 +143,7 @@ func (s *Service) Start(ctx context.Context, tenantID string) (StartResult, erro
 	return StartResult{AuthURL: consentBase + "/apps/authorize/consent?" + q.Encode(), ExpiresAt: expires}, nil
 }
 
-func (s *Service) consentBase(app vaultstore.AppCredentials) (string, error) {
+func (s *Service) consentBase(app marketplace.AppCredentials) (string, error) {
 	if s.sellerCentralURL != "" {
 		return s.sellerCentralURL, nil
 	}
@@ -245,7 +244,7 @@ func (s *Service) Callback(ctx context.Context, in CallbackInput) (CallbackResul
 		return res, fmt.Errorf("callback: %w", errors.Join(marketplace.ErrAppMisconfigured, err))
 	}
 	marketplaceID := s.marketplaces(ctx, app, region, tok.AccessToken)
-	path, err := s.secrets.PutTenant(ctx, claim.TenantID, vaultstore.TenantCredentials{
+	path, err := s.secrets.PutTenant(ctx, claim.TenantID, marketplace.TenantCredentials{
 		RefreshToken: tok.RefreshToken, SellerID: in.SellingPartnerID, MarketplaceID: marketplaceID,
 		Region: region.Code, CreatedAt: s.now().UTC(),
 	})
@@ -266,7 +265,7 @@ func (s *Service) Callback(ctx context.Context, in CallbackInput) (CallbackResul
 
 // marketplaces returns the seller's marketplaces in region, comma-separated,
 // as Amazon lists them; the app's marketplace when Amazon cannot tell.
-func (s *Service) marketplaces(ctx context.Context, app vaultstore.AppCredentials, region amazon.Region, access secret.Value) string {
+func (s *Service) marketplaces(ctx context.Context, app marketplace.AppCredentials, region amazon.Region, access secret.Value) string {
 	fallback := app.MarketplaceID
 	if fallback == "" {
 		fallback = region.DefaultMarketplaceID

@@ -10,7 +10,6 @@ import (
 
 	"github.com/keybuzz/keybuzz-amazon/shared/marketplace"
 	"github.com/keybuzz/keybuzz-amazon/shared/secret"
-	"github.com/keybuzz/keybuzz-amazon/shared/vaultstore"
 )
 
 func TestCallbackInputValidate(t *testing.T) {
@@ -55,10 +54,10 @@ func (m *memStore) BeginConnect(_ context.Context, tenantID, stateHash string, _
 
 type memSecrets struct {
 	Secrets
-	app vaultstore.AppCredentials
+	app marketplace.AppCredentials
 }
 
-func (m memSecrets) App(context.Context) (vaultstore.AppCredentials, error) { return m.app, nil }
+func (m memSecrets) App(context.Context) (marketplace.AppCredentials, error) { return m.app, nil }
 
 type fixedReader byte
 
@@ -72,23 +71,23 @@ func (f fixedReader) Read(p []byte) (int, error) {
 // The consent host follows the app's marketplace, version=beta only for a
 // Draft app, redirect_uri only when configured; the database sees a hash.
 func TestStartBuildsConsentURL(t *testing.T) {
-	base := vaultstore.AppCredentials{ClientID: "c", ClientSecret: "s", ApplicationID: "amzn1.sp.solution.x"}
+	base := marketplace.AppCredentials{ClientID: "c", ClientSecret: "s", ApplicationID: "amzn1.sp.solution.x"}
 	tests := []struct {
 		name     string
-		app      func(a *vaultstore.AppCredentials)
+		app      func(a *marketplace.AppCredentials)
 		override string
 		want     string // scheme://host
 		wantQ    url.Values
 	}{
-		{"eu default is Amazon.fr's host", func(a *vaultstore.AppCredentials) { a.Region = "eu" }, "", "https://sellercentral-europe.amazon.com", url.Values{"application_id": {"amzn1.sp.solution.x"}}},
-		{"na", func(a *vaultstore.AppCredentials) { a.Region = "na" }, "", "https://sellercentral.amazon.com", nil},
-		{"marketplace NL", func(a *vaultstore.AppCredentials) { a.Region = "eu"; a.MarketplaceID = "A1805IZSGTT6HS" }, "", "https://sellercentral.amazon.nl", nil},
-		{"draft and redirect", func(a *vaultstore.AppCredentials) {
+		{"eu default is Amazon.fr's host", func(a *marketplace.AppCredentials) { a.Region = "eu" }, "", "https://sellercentral-europe.amazon.com", url.Values{"application_id": {"amzn1.sp.solution.x"}}},
+		{"na", func(a *marketplace.AppCredentials) { a.Region = "na" }, "", "https://sellercentral.amazon.com", nil},
+		{"marketplace NL", func(a *marketplace.AppCredentials) { a.Region = "eu"; a.MarketplaceID = "A1805IZSGTT6HS" }, "", "https://sellercentral.amazon.nl", nil},
+		{"draft and redirect", func(a *marketplace.AppCredentials) {
 			a.Region = "fe"
 			a.Draft = true
 			a.RedirectURI = "https://api.keybuzz.io/cb"
 		}, "", "https://sellercentral.amazon.co.jp", url.Values{"version": {"beta"}, "redirect_uri": {"https://api.keybuzz.io/cb"}}},
-		{"override", func(a *vaultstore.AppCredentials) { a.Region = "eu" }, "http://127.0.0.1:4580/", "http://127.0.0.1:4580", nil},
+		{"override", func(a *marketplace.AppCredentials) { a.Region = "eu" }, "http://127.0.0.1:4580/", "http://127.0.0.1:4580", nil},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -25,6 +25,7 @@ import (
 	"github.com/keybuzz/keybuzz-amazon/shared/httpapi"
 	"github.com/keybuzz/keybuzz-amazon/shared/logging"
 	"github.com/keybuzz/keybuzz-amazon/shared/lwa"
+	"github.com/keybuzz/keybuzz-amazon/shared/marketplace"
 	"github.com/keybuzz/keybuzz-amazon/shared/postgres"
 	"github.com/keybuzz/keybuzz-amazon/shared/secret"
 	"github.com/keybuzz/keybuzz-amazon/shared/spapi"
@@ -125,7 +126,7 @@ func newStack(t testing.TB, opt stackOption) *stack {
 	if opt.appSecret != "" {
 		appSecret = opt.appSecret
 	}
-	if err := admin.PutApp(ctx, vaultstore.AppCredentials{
+	if err := admin.PutApp(ctx, marketplace.AppCredentials{
 		ClientID: sbCfg.ClientID, ClientSecret: secret.Value(appSecret), RedirectURI: sbCfg.RedirectURIs[0],
 		ApplicationID: sbCfg.ApplicationID, Region: "eu", Draft: true,
 	}); err != nil {

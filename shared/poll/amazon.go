@@ -9,14 +9,13 @@ import (
 	"time"
 
 	"github.com/keybuzz/keybuzz-amazon/shared/lwa"
-	"github.com/keybuzz/keybuzz-amazon/shared/postgres"
+	"github.com/keybuzz/keybuzz-amazon/shared/marketplace"
 	"github.com/keybuzz/keybuzz-amazon/shared/spapi"
-	"github.com/keybuzz/keybuzz-amazon/shared/vaultstore"
 )
 
 // Budget is the persisted SP-API rate budget (postgres.Store).
 type Budget interface {
-	TakeToken(ctx context.Context, connectionID, operation string, plan postgres.RatePlan) (postgres.Grant, error)
+	TakeToken(ctx context.Context, connectionID, operation string, plan marketplace.RatePlan) (marketplace.Grant, error)
 	RecordThrottle(ctx context.Context, connectionID, operation string) (time.Time, error)
 	RecordSuccess(ctx context.Context, connectionID, operation string, rate float64) error
 }
@@ -28,7 +27,7 @@ type AmazonSource struct {
 	api      *spapi.Client
 	budget   Budget
 	endpoint string // AMAZON_SPAPI_ENDPOINT; "" = by region
-	plan     postgres.RatePlan
+	plan     marketplace.RatePlan
 	pageSize int
 }
 
@@ -37,7 +36,7 @@ type AmazonConfig struct {
 	Endpoint       string        // AMAZON_SPAPI_ENDPOINT; "" = by region
 	CredentialsTTL time.Duration // Vault reads cached per container (5 min)
 	EarlyExpiry    time.Duration // refresh access tokens this early (lwa.DefaultEarlyExpiry, 300 s)
-	Plan           postgres.RatePlan
+	Plan           marketplace.RatePlan
 	PageSize       int // maxResultsPerPage (100)
 }
 
@@ -47,7 +46,7 @@ func NewAmazonSource(secrets SecretStore, lwaClient *lwa.Client, api *spapi.Clie
 		cfg.CredentialsTTL = 5 * time.Minute
 	}
 	if cfg.Plan.Rate <= 0 {
-		cfg.Plan = postgres.RatePlan{Rate: spapi.SearchOrdersRate, Burst: spapi.SearchOrdersBurst}
+		cfg.Plan = marketplace.RatePlan{Rate: spapi.SearchOrdersRate, Burst: spapi.SearchOrdersBurst}
 	}
 	if cfg.PageSize <= 0 || cfg.PageSize > 100 {
 		cfg.PageSize = 100
@@ -139,7 +138,7 @@ func (a *AmazonSource) Fetch(ctx context.Context, t Target, req PageRequest) (Pa
 // retryReauth handles LWA's invalid_grant: the cached secret may be stale
 // (the seller reconnected since it was read), so Vault is read again; with
 // a different refresh token it returns that token's source, else err.
-func (a *AmazonSource) retryReauth(ctx context.Context, tenantID string, app vaultstore.AppCredentials, used vaultstore.TenantCredentials, err error) (*tenantSource, error) {
+func (a *AmazonSource) retryReauth(ctx context.Context, tenantID string, app marketplace.AppCredentials, used marketplace.TenantCredentials, err error) (*tenantSource, error) {
 	if !IsReauth(err) {
 		return nil, err
 	}

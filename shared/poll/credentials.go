@@ -10,15 +10,16 @@ import (
 	"golang.org/x/oauth2"
 
 	"github.com/keybuzz/keybuzz-amazon/shared/lwa"
+	"github.com/keybuzz/keybuzz-amazon/shared/marketplace"
 	"github.com/keybuzz/keybuzz-amazon/shared/secret"
 	"github.com/keybuzz/keybuzz-amazon/shared/vaultstore"
 )
 
 // SecretStore is the part of vaultstore.Store the poller uses.
 type SecretStore interface {
-	App(ctx context.Context) (vaultstore.AppCredentials, error)
-	Tenant(ctx context.Context, tenantID string) (vaultstore.TenantCredentials, error)
-	UpdateRefreshToken(ctx context.Context, tenantID string, tc vaultstore.TenantCredentials, token secret.Value) (int, error)
+	App(ctx context.Context) (marketplace.AppCredentials, error)
+	Tenant(ctx context.Context, tenantID string) (marketplace.TenantCredentials, error)
+	UpdateRefreshToken(ctx context.Context, tenantID string, tc marketplace.TenantCredentials, token secret.Value) (int, error)
 }
 
 // credentials caches Vault reads per warm container for ttl, and one LWA
@@ -32,8 +33,8 @@ type credentials struct {
 	log   *slog.Logger
 
 	mu      sync.Mutex
-	app     *cached[vaultstore.AppCredentials]
-	tenants map[string]*cached[vaultstore.TenantCredentials]
+	app     *cached[marketplace.AppCredentials]
+	tenants map[string]*cached[marketplace.TenantCredentials]
 	sources map[string]*tenantSource
 }
 
@@ -53,10 +54,10 @@ type tenantSource struct {
 
 func newCredentials(store SecretStore, client *lwa.Client, ttl, early time.Duration, now func() time.Time, log *slog.Logger) *credentials {
 	return &credentials{store: store, lwa: client, ttl: ttl, early: early, now: now, log: log,
-		tenants: map[string]*cached[vaultstore.TenantCredentials]{}, sources: map[string]*tenantSource{}}
+		tenants: map[string]*cached[marketplace.TenantCredentials]{}, sources: map[string]*tenantSource{}}
 }
 
-func (c *credentials) appCredentials(ctx context.Context) (vaultstore.AppCredentials, error) {
+func (c *credentials) appCredentials(ctx context.Context) (marketplace.AppCredentials, error) {
 	c.mu.Lock()
 	if a := c.app; a != nil && c.now().Before(a.expires) {
 		c.mu.Unlock()
@@ -65,15 +66,15 @@ func (c *credentials) appCredentials(ctx context.Context) (vaultstore.AppCredent
 	c.mu.Unlock()
 	app, err := c.store.App(ctx)
 	if err != nil {
-		return vaultstore.AppCredentials{}, err
+		return marketplace.AppCredentials{}, err
 	}
 	c.mu.Lock()
-	c.app = &cached[vaultstore.AppCredentials]{app, c.now().Add(c.ttl)}
+	c.app = &cached[marketplace.AppCredentials]{app, c.now().Add(c.ttl)}
 	c.mu.Unlock()
 	return app, nil
 }
 
-func (c *credentials) tenant(ctx context.Context, tenantID string) (vaultstore.TenantCredentials, error) {
+func (c *credentials) tenant(ctx context.Context, tenantID string) (marketplace.TenantCredentials, error) {
 	c.mu.Lock()
 	if t := c.tenants[tenantID]; t != nil && c.now().Before(t.expires) {
 		c.mu.Unlock()
@@ -82,13 +83,13 @@ func (c *credentials) tenant(ctx context.Context, tenantID string) (vaultstore.T
 	c.mu.Unlock()
 	tc, err := c.store.Tenant(ctx, tenantID)
 	if err != nil {
-		return vaultstore.TenantCredentials{}, err
+		return marketplace.TenantCredentials{}, err
 	}
 	c.putTenant(tenantID, tc)
 	return tc, nil
 }
 
-func (c *credentials) putTenant(tenantID string, tc vaultstore.TenantCredentials) {
+func (c *credentials) putTenant(tenantID string, tc marketplace.TenantCredentials) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	now := c.now()
@@ -99,7 +100,7 @@ func (c *credentials) putTenant(tenantID string, tc vaultstore.TenantCredentials
 			}
 		}
 	}
-	c.tenants[tenantID] = &cached[vaultstore.TenantCredentials]{tc, now.Add(c.ttl)}
+	c.tenants[tenantID] = &cached[marketplace.TenantCredentials]{tc, now.Add(c.ttl)}
 }
 
 func (c *credentials) forget(tenantID string) {
@@ -110,7 +111,7 @@ func (c *credentials) forget(tenantID string) {
 
 // tokens returns the tenant's cached access-token source, built with
 // context.Background() so that later refreshes outlive this invocation.
-func (c *credentials) tokens(tenantID string, app vaultstore.AppCredentials, tc vaultstore.TenantCredentials) *tenantSource {
+func (c *credentials) tokens(tenantID string, app marketplace.AppCredentials, tc marketplace.TenantCredentials) *tenantSource {
 	appKey := app.ClientID + "\x00" + app.ClientSecret.Reveal()
 	c.mu.Lock()
 	defer c.mu.Unlock()

@@ -20,6 +20,7 @@ import (
 	"github.com/keybuzz/keybuzz-amazon/dev/sandbox/sandboxtest"
 	"github.com/keybuzz/keybuzz-amazon/dev/testenv"
 	"github.com/keybuzz/keybuzz-amazon/shared/lwa"
+	"github.com/keybuzz/keybuzz-amazon/shared/marketplace"
 	"github.com/keybuzz/keybuzz-amazon/shared/poll"
 	"github.com/keybuzz/keybuzz-amazon/shared/pollqueue"
 	"github.com/keybuzz/keybuzz-amazon/shared/postgres"
@@ -59,7 +60,7 @@ func newEnv(t *testing.T) *env {
 	e.pool, _ = testenv.Pool(t)
 	e.store = postgres.New(e.pool, e.clock.Now)
 	e.secrets = vaultstore.New(testenv.Vault(t), "secret", "keybuzz/test/"+testenv.ID("app"))
-	if err := e.secrets.PutApp(context.Background(), vaultstore.AppCredentials{
+	if err := e.secrets.PutApp(context.Background(), marketplace.AppCredentials{
 		ClientID: cfg.ClientID, ClientSecret: secret.Value(cfg.ClientSecret), ApplicationID: cfg.ApplicationID, Region: "eu", Draft: true,
 	}); err != nil {
 		t.Fatalf("put app credentials: %v", err)
@@ -145,7 +146,7 @@ func (e *env) connect(n int) seller {
 	if err != nil {
 		e.t.Fatalf("exchange code: %v", err)
 	}
-	path, err := e.secrets.PutTenant(ctx, s.tenantID, vaultstore.TenantCredentials{
+	path, err := e.secrets.PutTenant(ctx, s.tenantID, marketplace.TenantCredentials{
 		RefreshToken: tok.RefreshToken, SellerID: s.id, MarketplaceID: strings.Join(s.marketplaces, ","), Region: "eu",
 	})
 	if err != nil {

@@ -10,6 +10,7 @@ import (
 	"github.com/aws/aws-lambda-go/lambdacontext"
 
 	"github.com/keybuzz/keybuzz-amazon/shared/logging"
+	"github.com/keybuzz/keybuzz-amazon/shared/marketplace"
 	"github.com/keybuzz/keybuzz-amazon/shared/metrics"
 	"github.com/keybuzz/keybuzz-amazon/shared/pollqueue"
 	"github.com/keybuzz/keybuzz-amazon/shared/postgres"
@@ -17,7 +18,7 @@ import (
 
 // ClaimStore is the part of postgres.Store the fan-out uses.
 type ClaimStore interface {
-	ClaimDue(ctx context.Context, limit int, claimFor time.Duration, after postgres.ClaimCursor) ([]postgres.PollJob, postgres.ClaimCursor, error)
+	ClaimDue(ctx context.Context, limit int, claimFor time.Duration, after postgres.ClaimCursor) ([]marketplace.PollJob, postgres.ClaimCursor, error)
 	ReleaseClaims(ctx context.Context, connectionIDs []string) error
 }
 

@@ -412,7 +412,7 @@ func TestEmptyBudgetResumesAtTheStoredPage(t *testing.T) {
 	e.sb.SetRatePlan(s.id, sandbox.OpSearchOrders, 0.0056, 2)
 	hc := &http.Client{Timeout: 5 * time.Second}
 	src := poll.NewAmazonSource(e.secrets, e.lwa, spapi.New(hc), e.store,
-		poll.AmazonConfig{Endpoint: e.sbURL, Plan: postgres.RatePlan{Rate: 0.0056, Burst: 2}}, e.clock.Now, quiet())
+		poll.AmazonConfig{Endpoint: e.sbURL, Plan: marketplace.RatePlan{Rate: 0.0056, Burst: 2}}, e.clock.Now, quiet())
 	p := e.poller(src)
 	res, err := p.PollResult(context.Background(), s.message())
 	if err != nil || res.Pages != 2 || res.Cursor != nil {

@@ -28,14 +28,13 @@ import (
 	"github.com/keybuzz/keybuzz-amazon/shared/marketplace"
 	"github.com/keybuzz/keybuzz-amazon/shared/metrics"
 	"github.com/keybuzz/keybuzz-amazon/shared/pollqueue"
-	"github.com/keybuzz/keybuzz-amazon/shared/postgres"
 )
 
 // Store is the part of postgres.Store the poller uses.
 type Store interface {
-	AcquirePoll(ctx context.Context, tenantID, connectionID, owner string, leaseFor time.Duration) (postgres.PollState, error)
-	IngestPage(ctx context.Context, p postgres.InboundPage) (postgres.PageResult, error)
-	FinishPoll(ctx context.Context, o postgres.PollOutcome) error
+	AcquirePoll(ctx context.Context, tenantID, connectionID, owner string, leaseFor time.Duration) (marketplace.PollState, error)
+	IngestPage(ctx context.Context, p marketplace.InboundPage) (marketplace.PageResult, error)
+	FinishPoll(ctx context.Context, o marketplace.PollOutcome) error
 }
 
 // Config tunes a Poller; zero fields take the defaults.
@@ -188,13 +187,13 @@ func (p *Poller) PollResult(ctx context.Context, msg pollqueue.Message) (Result,
 	}
 	res, syncErr := p.sync(syncCtx, st, owner)
 	cancelSync()
-	out := postgres.PollOutcome{ConnectionID: st.ConnectionID, LeaseOwner: owner, NextPollAt: res.NextPollAt}
+	out := marketplace.PollOutcome{ConnectionID: st.ConnectionID, LeaseOwner: owner, NextPollAt: res.NextPollAt}
 	kind := ""
 	var retErr error
 	var throttled *ThrottledError
 	switch {
 	case syncErr == nil:
-	case errors.Is(syncErr, postgres.ErrLeaseLost):
+	case errors.Is(syncErr, marketplace.ErrLeaseLost):
 		p.log.WarnContext(ctx, "poll stopped: lease lost to another poller", "connection_id", st.ConnectionID)
 		return res, nil
 	case IsReauth(syncErr):
@@ -212,7 +211,7 @@ func (p *Poller) PollResult(ctx context.Context, msg pollqueue.Message) (Result,
 	}
 	fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 	defer cancel()
-	if err := p.store.FinishPoll(fctx, out); err != nil && !errors.Is(err, postgres.ErrLeaseLost) {
+	if err := p.store.FinishPoll(fctx, out); err != nil && !errors.Is(err, marketplace.ErrLeaseLost) {
 		p.log.ErrorContext(ctx, "poll outcome not recorded", "connection_id", st.ConnectionID, "err", err)
 		if retErr == nil && syncErr == nil {
 			retErr = err
@@ -240,7 +239,7 @@ func (p *Poller) PollResult(ctx context.Context, msg pollqueue.Message) (Result,
 // sync reads pages from the stored position and stores each in its own
 // transaction, until the window ends, the budget is empty, the page limit or
 // the invocation's deadline is reached.
-func (p *Poller) sync(ctx context.Context, st postgres.PollState, owner string) (Result, error) {
+func (p *Poller) sync(ctx context.Context, st marketplace.PollState, owner string) (Result, error) {
 	t := Target{TenantID: st.TenantID, ConnectionID: st.ConnectionID, Region: st.Region, MarketplaceID: st.MarketplaceID, SellingPartnerID: st.SellingPartnerID}
 	var res Result
 	token := st.PaginationToken
@@ -264,7 +263,7 @@ func (p *Poller) sync(ctx context.Context, st postgres.PollState, owner string) 
 		case err != nil:
 			return res, err
 		}
-		in := postgres.InboundPage{
+		in := marketplace.InboundPage{
 			ConnectionID: st.ConnectionID, TenantID: st.TenantID, LeaseOwner: owner, LeaseFor: p.cfg.LeaseFor,
 			Messages: page.Messages, NextToken: page.NextToken,
 		}
@@ -293,7 +292,7 @@ func (p *Poller) sync(ctx context.Context, st postgres.PollState, owner string) 
 // windowStart is where searchOrders starts when no page token is stored:
 // the cursor minus the overlap, or, before the first complete sync, the
 // look-back before the connection was made.
-func (p *Poller) windowStart(st postgres.PollState) time.Time {
+func (p *Poller) windowStart(st marketplace.PollState) time.Time {
 	if st.Cursor != nil {
 		return st.Cursor.Add(-p.cfg.Overlap)
 	}

@@ -10,29 +10,6 @@ import (
 	"github.com/keybuzz/keybuzz-amazon/shared/marketplace"
 )
 
-// InboundPage is one page of a poll: its messages and where the sync stands
-// once they are stored.
-type InboundPage struct {
-	ConnectionID string
-	TenantID     string
-	LeaseOwner   string
-	// LeaseFor extends the lease from now (a heartbeat per page); 0 keeps it.
-	LeaseFor time.Duration
-	Messages []marketplace.InboundMessage
-	// NextToken is the pagination token of the next page; "" when this page
-	// ends the window.
-	NextToken string
-	// Cursor, set on the window's last page, becomes the sync cursor (the
-	// answer's lastUpdatedBefore).
-	Cursor *time.Time
-}
-
-// PageResult counts what a page created.
-type PageResult struct {
-	MessagesCreated int // new ExternalMessage rows (= new TicketMessage rows)
-	TicketsCreated  int
-}
-
 // ingestSQL stores a page in one statement. Messages already stored
 // (type, connectionId, externalId) are skipped first, so a redelivered page
 // touches nothing; each thread with new messages gets its ticket upserted
@@ -93,8 +70,8 @@ WHERE "connectionId" = $1 AND "leaseOwner" = $2`
 // IngestPage stores a page in one transaction: the sync position (pagination
 // token, or the cursor on the window's last page) and, set-based, the
 // page's ExternalMessage, Ticket and TicketMessage rows. A page stored twice
-// creates nothing the second time. ErrLeaseLost: nothing was written.
-func (s *Store) IngestPage(ctx context.Context, p InboundPage) (PageResult, error) {
+// creates nothing the second time. marketplace.ErrLeaseLost: nothing was written.
+func (s *Store) IngestPage(ctx context.Context, p marketplace.InboundPage) (marketplace.PageResult, error) {
 	now := s.now()
 	msgs := dedupe(p.Messages)
 	var leaseUntil *time.Time
@@ -102,14 +79,14 @@ func (s *Store) IngestPage(ctx context.Context, p InboundPage) (PageResult, erro
 		t := now.Add(p.LeaseFor)
 		leaseUntil = &t
 	}
-	var res PageResult
+	var res marketplace.PageResult
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 		tag, err := tx.Exec(ctx, fenceSQL, p.ConnectionID, p.LeaseOwner, p.NextToken, p.Cursor, now, leaseUntil, len(msgs))
 		if err != nil {
 			return err
 		}
 		if tag.RowsAffected() == 0 {
-			return ErrLeaseLost
+			return marketplace.ErrLeaseLost
 		}
 		if p.NextToken == "" {
 			if _, err := tx.Exec(ctx, `UPDATE "MarketplaceConnection" SET "lastSyncAt" = $2, "updatedAt" = $2 WHERE "id" = $1`, p.ConnectionID, now); err != nil {
@@ -135,11 +112,11 @@ func (s *Store) IngestPage(ctx context.Context, p InboundPage) (PageResult, erro
 		return tx.QueryRow(ctx, ingestSQL, p.TenantID, p.ConnectionID, ext, thread, order, mp, name, email, subject, body, at, raw,
 			marketplace.Type, now).Scan(&res.MessagesCreated, &res.TicketsCreated)
 	})
-	if err == ErrLeaseLost {
-		return PageResult{}, fmt.Errorf("ingest page of %s: %w", p.ConnectionID, ErrLeaseLost)
+	if err == marketplace.ErrLeaseLost {
+		return marketplace.PageResult{}, fmt.Errorf("ingest page of %s: %w", p.ConnectionID, marketplace.ErrLeaseLost)
 	}
 	if err != nil {
-		return PageResult{}, unavailable("ingest page", err)
+		return marketplace.PageResult{}, unavailable("ingest page", err)
 	}
 	return res, nil
 }

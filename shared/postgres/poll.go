@@ -16,12 +16,6 @@ import (
 // a poll and the persisted rate budgets. Every time comes from the Store's
 // clock (s.now), so tests drive it; in production it is time.Now.
 
-// PollJob is a connection the fan-out claimed: one SQS message.
-type PollJob struct {
-	TenantID     string
-	ConnectionID string
-}
-
 // ClaimCursor is where the previous chunk of a fan-out ended, so that the
 // next chunk starts there instead of stepping over the rows already claimed
 // (keyset order "nextPollAt", "id"). The zero value starts at the beginning.
@@ -53,7 +47,7 @@ SELECT "id", "tenantId", "nextPollAt" FROM claimed ORDER BY "nextPollAt", "id"`
 
 // ClaimDue claims up to limit due connections after cursor for claimFor. It
 // returns them and the cursor to pass for the next chunk.
-func (s *Store) ClaimDue(ctx context.Context, limit int, claimFor time.Duration, after ClaimCursor) ([]PollJob, ClaimCursor, error) {
+func (s *Store) ClaimDue(ctx context.Context, limit int, claimFor time.Duration, after ClaimCursor) ([]marketplace.PollJob, ClaimCursor, error) {
 	now := s.now()
 	from := after.NextPollAt
 	if from.IsZero() {
@@ -64,10 +58,10 @@ func (s *Store) ClaimDue(ctx context.Context, limit int, claimFor time.Duration,
 		return nil, after, unavailable("claim due connections", err)
 	}
 	defer rows.Close()
-	var jobs []PollJob
+	var jobs []marketplace.PollJob
 	next := after
 	for rows.Next() {
-		var j PollJob
+		var j marketplace.PollJob
 		if err := rows.Scan(&j.ConnectionID, &j.TenantID, &next.NextPollAt); err != nil {
 			return nil, after, unavailable("claim due connections", err)
 		}
@@ -88,24 +82,6 @@ func (s *Store) ReleaseClaims(ctx context.Context, connectionIDs []string) error
 	}
 	_, err := s.pool.Exec(ctx, `UPDATE "MarketplaceConnection" SET "pollClaimedUntil" = NULL WHERE "id" = ANY($1)`, connectionIDs)
 	return unavailable("release claims", err)
-}
-
-// PollState is what a poller needs of a connection, read as it takes the lease.
-type PollState struct {
-	ConnectionID     string
-	TenantID         string
-	Status           marketplace.Status
-	Region           string
-	MarketplaceID    string
-	SellingPartnerID string
-	ConnectedAt      *time.Time
-	// Cursor is the end of the last completed window (nil before the first
-	// sync completes); PaginationToken the next page of an unfinished one.
-	Cursor          *time.Time
-	PaginationToken string
-	// Leased is true when this poller holds the connection. It is false when
-	// another poller does, or when the connection is not CONNECTED.
-	Leased bool
 }
 
 // acquireSQL takes the lease in one statement: it creates the sync state on
@@ -131,35 +107,21 @@ FROM c LEFT JOIN l ON true`
 
 // AcquirePoll takes the connection's lease for owner until now+leaseFor.
 // It returns marketplace.ErrNotFound when the tenant has no such connection.
-func (s *Store) AcquirePoll(ctx context.Context, tenantID, connectionID, owner string, leaseFor time.Duration) (PollState, error) {
+func (s *Store) AcquirePoll(ctx context.Context, tenantID, connectionID, owner string, leaseFor time.Duration) (marketplace.PollState, error) {
 	now := s.now()
-	var st PollState
+	var st marketplace.PollState
 	var status string
 	err := s.pool.QueryRow(ctx, acquireSQL, connectionID, owner, now, now.Add(leaseFor), tenantID).Scan(
 		&st.ConnectionID, &st.TenantID, &status, &st.Region, &st.MarketplaceID, &st.SellingPartnerID,
 		&st.ConnectedAt, &st.Leased, &st.Cursor, &st.PaginationToken)
 	if errors.Is(err, pgx.ErrNoRows) {
-		return PollState{}, fmt.Errorf("connection %s: %w", connectionID, marketplace.ErrNotFound)
+		return marketplace.PollState{}, fmt.Errorf("connection %s: %w", connectionID, marketplace.ErrNotFound)
 	}
 	if err != nil {
-		return PollState{}, unavailable("acquire poll lease", err)
+		return marketplace.PollState{}, unavailable("acquire poll lease", err)
 	}
 	st.Status = marketplace.Status(status)
 	return st, nil
-}
-
-// PollOutcome ends a poll.
-type PollOutcome struct {
-	ConnectionID string
-	LeaseOwner   string
-	// NextPollAt is when the connection is next due; zero keeps it and keeps
-	// the fan-out claim (the SQS message will be retried instead).
-	NextPollAt time.Time
-	// Error is recorded as lastError; "" records a success.
-	Error string
-	// Status, when set, replaces CONNECTED (NEEDS_REAUTH, ERROR): the
-	// connection is not polled again until the seller reconnects.
-	Status marketplace.Status
 }
 
 const finishSQL = `
@@ -186,9 +148,9 @@ UPDATE "MarketplaceConnection" SET
 WHERE "id" = $1 AND EXISTS (SELECT 1 FROM st)`
 
 // FinishPoll records the outcome, releases the lease and, when NextPollAt is
-// set, the fan-out claim. It returns ErrLeaseLost when owner no longer holds
+// set, the fan-out claim. It returns marketplace.ErrLeaseLost when owner no longer holds
 // the lease (nothing is written then).
-func (s *Store) FinishPoll(ctx context.Context, o PollOutcome) error {
+func (s *Store) FinishPoll(ctx context.Context, o marketplace.PollOutcome) error {
 	now := s.now()
 	var next *time.Time
 	if !o.NextPollAt.IsZero() {
@@ -199,30 +161,9 @@ func (s *Store) FinishPoll(ctx context.Context, o PollOutcome) error {
 		return unavailable("finish poll", err)
 	}
 	if tag.RowsAffected() == 0 {
-		return fmt.Errorf("finish poll of %s: %w", o.ConnectionID, ErrLeaseLost)
+		return fmt.Errorf("finish poll of %s: %w", o.ConnectionID, marketplace.ErrLeaseLost)
 	}
 	return nil
-}
-
-// ErrLeaseLost means another poller took the connection's lease.
-var ErrLeaseLost = errors.New("poll lease lost to another poller")
-
-// RatePlan is a token bucket: Rate tokens per second, at most Burst.
-type RatePlan struct {
-	Rate  float64
-	Burst int
-}
-
-// Grant is the answer of TakeToken.
-type Grant struct {
-	OK bool
-	// RetryAt is when a token will be available (OK false).
-	RetryAt time.Time
-	// Plan is the bucket's current plan, as learned from Amazon's headers.
-	Plan RatePlan
-	// Throttled is set when the last call of this operation got a 429
-	// that no success has cleared since.
-	Throttled bool
 }
 
 // takeSQL refills the bucket to now and takes one token when one is there
@@ -245,11 +186,11 @@ RETURNING b.open AND b.avail >= 1, b.avail, b.open, b."throttledUntil", r."rate"
 
 // TakeToken takes one token of the connection's budget for operation,
 // creating the bucket full with plan on first use.
-func (s *Store) TakeToken(ctx context.Context, connectionID, operation string, plan RatePlan) (Grant, error) {
+func (s *Store) TakeToken(ctx context.Context, connectionID, operation string, plan marketplace.RatePlan) (marketplace.Grant, error) {
 	now := s.now()
 	for attempt := 0; attempt < 2; attempt++ {
 		var (
-			g              Grant
+			g              marketplace.Grant
 			avail          float64
 			open           bool
 			throttledUntil *time.Time
@@ -262,12 +203,12 @@ INSERT INTO "MarketplaceRateBudget" ("connectionId", "operation", "tokens", "rat
 VALUES ($1, $2, $3, $4, $5, $6, $6)
 ON CONFLICT ("connectionId", "operation") DO NOTHING`, connectionID, operation, float64(plan.Burst), plan.Rate, plan.Burst, now)
 			if err != nil {
-				return Grant{}, unavailable("create rate budget", err)
+				return marketplace.Grant{}, unavailable("create rate budget", err)
 			}
 			continue
 		}
 		if err != nil {
-			return Grant{}, unavailable("take rate token", err)
+			return marketplace.Grant{}, unavailable("take rate token", err)
 		}
 		if !g.OK {
 			g.RetryAt = now.Add(untilOneToken(avail, g.Plan.Rate))
@@ -277,7 +218,7 @@ ON CONFLICT ("connectionId", "operation") DO NOTHING`, connectionID, operation, 
 		}
 		return g, nil
 	}
-	return Grant{}, fmt.Errorf("take rate token: budget row vanished")
+	return marketplace.Grant{}, fmt.Errorf("take rate token: budget row vanished")
 }
 
 func untilOneToken(avail, rate float64) time.Duration {

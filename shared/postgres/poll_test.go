@@ -169,11 +169,11 @@ func TestAcquirePollOneWinner(t *testing.T) {
 		t.Fatalf("expired lease not taken over: %+v %v", st, err)
 	}
 	// The previous owners are fenced out.
-	if _, err := store.IngestPage(ctx, postgres.InboundPage{ConnectionID: id, TenantID: tenant, LeaseOwner: "owner-0"}); err == nil {
+	if _, err := store.IngestPage(ctx, marketplace.InboundPage{ConnectionID: id, TenantID: tenant, LeaseOwner: "owner-0"}); err == nil {
 		// owner-0 may have been the winner; any non-"late" owner must be refused
 		t.Fatal("a stale owner stored a page")
 	}
-	if err := store.FinishPoll(ctx, postgres.PollOutcome{ConnectionID: id, LeaseOwner: "late", NextPollAt: clock.Now().Add(time.Minute)}); err != nil {
+	if err := store.FinishPoll(ctx, marketplace.PollOutcome{ConnectionID: id, LeaseOwner: "late", NextPollAt: clock.Now().Add(time.Minute)}); err != nil {
 		t.Fatal(err)
 	}
 	st, _ = store.AcquirePoll(ctx, tenant, id, "next", time.Minute)
@@ -187,7 +187,7 @@ func TestRateBudgetTokenBucket(t *testing.T) {
 	store, pool, clock := newStore(t)
 	ctx := context.Background()
 	id := addConnections(t, pool, 1)[0]
-	plan := postgres.RatePlan{Rate: 0.5, Burst: 3}
+	plan := marketplace.RatePlan{Rate: 0.5, Burst: 3}
 
 	for i := 0; i < 3; i++ {
 		g, err := store.TakeToken(ctx, id, "searchOrders", plan)
@@ -268,7 +268,7 @@ func TestIngestPageIsIdempotent(t *testing.T) {
 			end := clock.Now()
 			cursor = &end
 		}
-		res, err := store.IngestPage(ctx, postgres.InboundPage{ConnectionID: id, TenantID: tenant, LeaseOwner: "me", Messages: c.msgs, NextToken: c.token, Cursor: cursor})
+		res, err := store.IngestPage(ctx, marketplace.InboundPage{ConnectionID: id, TenantID: tenant, LeaseOwner: "me", Messages: c.msgs, NextToken: c.token, Cursor: cursor})
 		if err != nil {
 			t.Fatalf("%s: %v", c.name, err)
 		}
@@ -304,16 +304,16 @@ func TestSyncStatus(t *testing.T) {
 		t.Fatalf("unknown connection: %v", err)
 	}
 	store.AcquirePoll(ctx, tenant, id, "me", time.Minute)
-	store.TakeToken(ctx, id, "searchOrders", postgres.RatePlan{Rate: 1, Burst: 5})
+	store.TakeToken(ctx, id, "searchOrders", marketplace.RatePlan{Rate: 1, Burst: 5})
 	end := clock.Now()
 	msgs := []marketplace.InboundMessage{
 		{ExternalID: "o1:a:cancellation", ThreadID: "o1", OrderID: "o1", Subject: "first", Body: "b1", ReceivedAt: clock.Now()},
 		{ExternalID: "o2:a:cancellation", ThreadID: "o2", OrderID: "o2", Subject: "second", Body: "b2", ReceivedAt: clock.Now().Add(time.Minute)},
 	}
-	if _, err := store.IngestPage(ctx, postgres.InboundPage{ConnectionID: id, TenantID: tenant, LeaseOwner: "me", Messages: msgs, Cursor: &end}); err != nil {
+	if _, err := store.IngestPage(ctx, marketplace.InboundPage{ConnectionID: id, TenantID: tenant, LeaseOwner: "me", Messages: msgs, Cursor: &end}); err != nil {
 		t.Fatal(err)
 	}
-	store.FinishPoll(ctx, postgres.PollOutcome{ConnectionID: id, LeaseOwner: "me", NextPollAt: end.Add(time.Minute)})
+	store.FinishPoll(ctx, marketplace.PollOutcome{ConnectionID: id, LeaseOwner: "me", NextPollAt: end.Add(time.Minute)})
 	st, err := store.SyncStatus(ctx, id)
 	if err != nil || st.PollCount != 1 || st.Cursor == nil || st.Tokens == nil || *st.Tokens != 4 || !st.NextPollAt.Equal(end.Add(time.Minute)) {
 		t.Fatalf("after a poll: %+v %v", st, err)

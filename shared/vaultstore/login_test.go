@@ -32,7 +32,7 @@ func TestLoginRenewsBeforeExpiry(t *testing.T) {
 	s := New(client, "secret", "keybuzz/ai/"+testenv.ID("app"))
 	s.login = l
 
-	if err := s.PutApp(ctx, AppCredentials{ClientID: "c", ClientSecret: "s", ApplicationID: "a", Region: "eu"}); err != nil {
+	if err := s.PutApp(ctx, marketplace.AppCredentials{ClientID: "c", ClientSecret: "s", ApplicationID: "a", Region: "eu"}); err != nil {
 		t.Fatalf("first use: %v", err)
 	}
 	first := client.Token()

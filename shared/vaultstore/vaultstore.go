@@ -11,7 +11,6 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"regexp"
 	"strconv"
 	"strings"
 	"sync"
@@ -22,28 +21,6 @@ import (
 	"github.com/keybuzz/keybuzz-amazon/shared/marketplace"
 	"github.com/keybuzz/keybuzz-amazon/shared/secret"
 )
-
-// AppCredentials are the SP-API application's LWA credentials.
-type AppCredentials struct {
-	ClientID      string
-	ClientSecret  secret.Value
-	RedirectURI   string // optional: sent as redirect_uri on consent
-	ApplicationID string
-	Region        string // na, eu, fe
-	MarketplaceID string // optional: which Seller Central hosts the consent
-	Draft         bool   // app not yet published: consent needs version=beta
-}
-
-// TenantCredentials are what a seller's consent produced.
-type TenantCredentials struct {
-	RefreshToken  secret.Value
-	SellerID      string
-	MarketplaceID string
-	Region        string
-	CreatedAt     time.Time
-	// Version is the KV version read, for check-and-set writes.
-	Version int
-}
 
 // Store reads and writes credentials in one KV v2 mount.
 type Store struct {
@@ -57,32 +34,25 @@ func New(client *api.Client, mount, appPath string) *Store {
 	return &Store{kv: client.KVv2(mount), appPath: appPath}
 }
 
-var tenantIDPattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_-]{0,127}$`)
-
-// ValidTenantID reports whether id may name a tenant: 1-128 letters, digits,
-// '-' and '_', starting with a letter or digit. Anything else could walk the
-// Vault path tree or inject into it.
-func ValidTenantID(id string) bool { return tenantIDPattern.MatchString(id) }
-
 // TenantPath is the KV path (without mount) of a tenant's Amazon credentials.
 func TenantPath(tenantID string) (string, error) {
-	if !ValidTenantID(tenantID) {
+	if !marketplace.ValidTenantID(tenantID) {
 		return "", fmt.Errorf("tenant id %q: %w", tenantID, marketplace.ErrBadRequest)
 	}
 	return "keybuzz/tenants/" + tenantID + "/amazon", nil
 }
 
 // App reads the application's credentials.
-func (s *Store) App(ctx context.Context) (AppCredentials, error) {
+func (s *Store) App(ctx context.Context) (marketplace.AppCredentials, error) {
 	if err := s.login.ensure(ctx); err != nil {
-		return AppCredentials{}, err
+		return marketplace.AppCredentials{}, err
 	}
 	sec, err := s.kv.Get(ctx, s.appPath)
 	if err != nil || sec == nil || sec.Data == nil {
-		return AppCredentials{}, fmt.Errorf("read app credentials at %s: %w", s.appPath, classify(err, marketplace.ErrAppMisconfigured))
+		return marketplace.AppCredentials{}, fmt.Errorf("read app credentials at %s: %w", s.appPath, classify(err, marketplace.ErrAppMisconfigured))
 	}
 	d := sec.Data
-	app := AppCredentials{
+	app := marketplace.AppCredentials{
 		ClientID:      str(d, "client_id"),
 		ClientSecret:  secret.Value(str(d, "client_secret")),
 		RedirectURI:   str(d, "redirect_uri"),
@@ -93,7 +63,7 @@ func (s *Store) App(ctx context.Context) (AppCredentials, error) {
 	// role_arn is accepted and ignored: SP-API no longer uses SigV4 or IAM roles.
 	app.Draft, _ = strconv.ParseBool(str(d, "draft"))
 	if app.ClientID == "" || app.ClientSecret.IsZero() || app.ApplicationID == "" {
-		return AppCredentials{}, fmt.Errorf("app credentials at %s lack client_id, client_secret or application_id: %w", s.appPath, marketplace.ErrAppMisconfigured)
+		return marketplace.AppCredentials{}, fmt.Errorf("app credentials at %s lack client_id, client_secret or application_id: %w", s.appPath, marketplace.ErrAppMisconfigured)
 	}
 	if app.Region == "" {
 		app.Region = "eu"
@@ -102,7 +72,7 @@ func (s *Store) App(ctx context.Context) (AppCredentials, error) {
 }
 
 // PutApp writes the application's credentials (used by local set-up and tests).
-func (s *Store) PutApp(ctx context.Context, app AppCredentials) error {
+func (s *Store) PutApp(ctx context.Context, app marketplace.AppCredentials) error {
 	if err := s.login.ensure(ctx); err != nil {
 		return err
 	}
@@ -118,21 +88,21 @@ func (s *Store) PutApp(ctx context.Context, app AppCredentials) error {
 }
 
 // Tenant reads a tenant's credentials; marketplace.ErrNoCredentials when none.
-func (s *Store) Tenant(ctx context.Context, tenantID string) (TenantCredentials, error) {
+func (s *Store) Tenant(ctx context.Context, tenantID string) (marketplace.TenantCredentials, error) {
 	path, err := TenantPath(tenantID)
 	if err != nil {
-		return TenantCredentials{}, err
+		return marketplace.TenantCredentials{}, err
 	}
 	if err := s.login.ensure(ctx); err != nil {
-		return TenantCredentials{}, err
+		return marketplace.TenantCredentials{}, err
 	}
 	sec, err := s.kv.Get(ctx, path)
 	if err != nil || sec == nil || sec.Data == nil {
 		// After a soft delete Get returns no error and nil data.
-		return TenantCredentials{}, fmt.Errorf("read tenant credentials: %w", classify(err, marketplace.ErrNoCredentials))
+		return marketplace.TenantCredentials{}, fmt.Errorf("read tenant credentials: %w", classify(err, marketplace.ErrNoCredentials))
 	}
 	d := sec.Data
-	tc := TenantCredentials{
+	tc := marketplace.TenantCredentials{
 		RefreshToken:  secret.Value(str(d, "refresh_token")),
 		SellerID:      str(d, "seller_id"),
 		MarketplaceID: str(d, "marketplace_id"),
@@ -143,14 +113,14 @@ func (s *Store) Tenant(ctx context.Context, tenantID string) (TenantCredentials,
 		tc.Version = sec.VersionMetadata.Version
 	}
 	if tc.RefreshToken.IsZero() {
-		return TenantCredentials{}, fmt.Errorf("tenant credentials have no refresh_token: %w", marketplace.ErrNoCredentials)
+		return marketplace.TenantCredentials{}, fmt.Errorf("tenant credentials have no refresh_token: %w", marketplace.ErrNoCredentials)
 	}
 	return tc, nil
 }
 
 // PutTenant writes a tenant's credentials (a new version) and returns the
 // path, which is all the database may keep.
-func (s *Store) PutTenant(ctx context.Context, tenantID string, tc TenantCredentials) (string, error) {
+func (s *Store) PutTenant(ctx context.Context, tenantID string, tc marketplace.TenantCredentials) (string, error) {
 	path, err := TenantPath(tenantID)
 	if err != nil {
 		return "", err
@@ -172,7 +142,7 @@ var ErrConflict = errors.New("vault: check-and-set version mismatch")
 
 // UpdateRefreshToken replaces a tenant's refresh token (Amazon rotated it)
 // only if the secret is still at tc.Version.
-func (s *Store) UpdateRefreshToken(ctx context.Context, tenantID string, tc TenantCredentials, token secret.Value) (int, error) {
+func (s *Store) UpdateRefreshToken(ctx context.Context, tenantID string, tc marketplace.TenantCredentials, token secret.Value) (int, error) {
 	path, err := TenantPath(tenantID)
 	if err != nil {
 		return 0, err
@@ -210,7 +180,7 @@ func (s *Store) DeleteTenant(ctx context.Context, tenantID string) error {
 	return nil
 }
 
-func tenantData(tc TenantCredentials) map[string]any {
+func tenantData(tc marketplace.TenantCredentials) map[string]any {
 	return map[string]any{
 		"refresh_token": tc.RefreshToken.Reveal(), "seller_id": tc.SellerID, "marketplace_id": tc.MarketplaceID,
 		"region": tc.Region, "created_at": tc.CreatedAt.UTC().Format(time.RFC3339),
@@ -255,7 +225,7 @@ type AppCache struct {
 	now func() time.Time
 
 	mu      sync.Mutex
-	app     AppCredentials
+	app     marketplace.AppCredentials
 	expires time.Time
 }
 
@@ -269,7 +239,7 @@ func NewAppCache(s *Store, ttl time.Duration, now func() time.Time) *AppCache {
 
 // App returns the cached credentials, reading Vault when they are older
 // than the ttl. Errors are not cached.
-func (c *AppCache) App(ctx context.Context) (AppCredentials, error) {
+func (c *AppCache) App(ctx context.Context) (marketplace.AppCredentials, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.now().Before(c.expires) {
@@ -277,7 +247,7 @@ func (c *AppCache) App(ctx context.Context) (AppCredentials, error) {
 	}
 	app, err := c.Store.App(ctx)
 	if err != nil {
-		return AppCredentials{}, err
+		return marketplace.AppCredentials{}, err
 	}
 	c.app, c.expires = app, c.now().Add(c.ttl)
 	return app, nil

@@ -25,7 +25,7 @@ func TestTenantCredentialsAgainstVault(t *testing.T) {
 	if _, err := s.App(ctx); !errors.Is(err, marketplace.ErrAppMisconfigured) {
 		t.Fatalf("missing app: %v", err)
 	}
-	path, err := s.PutTenant(ctx, tenant, vaultstore.TenantCredentials{RefreshToken: "Atzr|one", SellerID: "A1", MarketplaceID: "A13V1IB3VIYZZH", Region: "eu"})
+	path, err := s.PutTenant(ctx, tenant, marketplace.TenantCredentials{RefreshToken: "Atzr|one", SellerID: "A1", MarketplaceID: "A13V1IB3VIYZZH", Region: "eu"})
 	if err != nil || path != "keybuzz/tenants/"+tenant+"/amazon" {
 		t.Fatalf("put: %q %v", path, err)
 	}
@@ -59,7 +59,7 @@ func TestTenantCredentialsAgainstVault(t *testing.T) {
 	if err := s.DeleteTenant(ctx, tenant); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.PutTenant(ctx, "../evil", vaultstore.TenantCredentials{RefreshToken: "x"}); !errors.Is(err, marketplace.ErrBadRequest) {
+	if _, err := s.PutTenant(ctx, "../evil", marketplace.TenantCredentials{RefreshToken: "x"}); !errors.Is(err, marketplace.ErrBadRequest) {
 		t.Fatalf("traversal: %v", err)
 	}
 }
@@ -86,7 +86,7 @@ func TestVaultUnreachableIsUnavailable(t *testing.T) {
 	if _, err := s.App(context.Background()); !errors.Is(err, marketplace.ErrUnavailable) {
 		t.Fatalf("app: %v", err)
 	}
-	if _, err := s.PutTenant(context.Background(), "tenant-1", vaultstore.TenantCredentials{RefreshToken: "x"}); !errors.Is(err, marketplace.ErrUnavailable) {
+	if _, err := s.PutTenant(context.Background(), "tenant-1", marketplace.TenantCredentials{RefreshToken: "x"}); !errors.Is(err, marketplace.ErrUnavailable) {
 		t.Fatalf("put: %v", err)
 	}
 }
@@ -95,7 +95,7 @@ func TestAppCache(t *testing.T) {
 	ctx := context.Background()
 	s := vaultstore.New(testenv.Vault(t), "secret", "keybuzz/ai/"+testenv.ID("app"))
 	put := func(id string) {
-		if err := s.PutApp(ctx, vaultstore.AppCredentials{ClientID: id, ClientSecret: "s", ApplicationID: "a", Region: "eu"}); err != nil {
+		if err := s.PutApp(ctx, marketplace.AppCredentials{ClientID: id, ClientSecret: "s", ApplicationID: "a", Region: "eu"}); err != nil {
 			t.Fatal(err)
 		}
 	}

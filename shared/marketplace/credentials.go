@@ -1,0 +1,39 @@
+package marketplace
+
+import (
+	"regexp"
+	"time"
+
+	"github.com/keybuzz/keybuzz-amazon/shared/secret"
+)
+
+// Credentials: what Vault keeps for the application and for each tenant.
+
+// AppCredentials are the SP-API application's LWA credentials.
+type AppCredentials struct {
+	ClientID      string
+	ClientSecret  secret.Value
+	RedirectURI   string // optional: sent as redirect_uri on consent
+	ApplicationID string
+	Region        string // na, eu, fe
+	MarketplaceID string // optional: which Seller Central hosts the consent
+	Draft         bool   // app not yet published: consent needs version=beta
+}
+
+// TenantCredentials are what a seller's consent produced.
+type TenantCredentials struct {
+	RefreshToken  secret.Value
+	SellerID      string
+	MarketplaceID string
+	Region        string
+	CreatedAt     time.Time
+	// Version is the KV version read, for check-and-set writes.
+	Version int
+}
+
+var tenantIDPattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_-]{0,127}$`)
+
+// ValidTenantID reports whether id may name a tenant: 1-128 letters, digits,
+// '-' and '_', starting with a letter or digit. Anything else could walk the
+// Vault path tree or inject into it.
+func ValidTenantID(id string) bool { return tenantIDPattern.MatchString(id) }

@@ -1,0 +1,91 @@
+package marketplace
+
+import (
+	"errors"
+	"time"
+)
+
+// Polling: the fan-out's jobs, a poller's view of its connection, one
+// stored page, the end of a poll and the persisted rate budgets.
+
+// PollJob is a connection the fan-out claimed: one SQS message.
+type PollJob struct {
+	TenantID     string
+	ConnectionID string
+}
+
+// PollState is what a poller needs of a connection, read as it takes the lease.
+type PollState struct {
+	ConnectionID     string
+	TenantID         string
+	Status           Status
+	Region           string
+	MarketplaceID    string
+	SellingPartnerID string
+	ConnectedAt      *time.Time
+	// Cursor is the end of the last completed window (nil before the first
+	// sync completes); PaginationToken the next page of an unfinished one.
+	Cursor          *time.Time
+	PaginationToken string
+	// Leased is true when this poller holds the connection. It is false when
+	// another poller does, or when the connection is not CONNECTED.
+	Leased bool
+}
+
+// PollOutcome ends a poll.
+type PollOutcome struct {
+	ConnectionID string
+	LeaseOwner   string
+	// NextPollAt is when the connection is next due; zero keeps it and keeps
+	// the fan-out claim (the SQS message will be retried instead).
+	NextPollAt time.Time
+	// Error is recorded as lastError; "" records a success.
+	Error string
+	// Status, when set, replaces CONNECTED (NEEDS_REAUTH, ERROR): the
+	// connection is not polled again until the seller reconnects.
+	Status Status
+}
+
+// ErrLeaseLost means another poller took the connection's lease.
+var ErrLeaseLost = errors.New("poll lease lost to another poller")
+
+// RatePlan is a token bucket: Rate tokens per second, at most Burst.
+type RatePlan struct {
+	Rate  float64
+	Burst int
+}
+
+// Grant is the answer of TakeToken.
+type Grant struct {
+	OK bool
+	// RetryAt is when a token will be available (OK false).
+	RetryAt time.Time
+	// Plan is the bucket's current plan, as learned from Amazon's headers.
+	Plan RatePlan
+	// Throttled is set when the last call of this operation got a 429
+	// that no success has cleared since.
+	Throttled bool
+}
+
+// InboundPage is one page of a poll: its messages and where the sync stands
+// once they are stored.
+type InboundPage struct {
+	ConnectionID string
+	TenantID     string
+	LeaseOwner   string
+	// LeaseFor extends the lease from now (a heartbeat per page); 0 keeps it.
+	LeaseFor time.Duration
+	Messages []InboundMessage
+	// NextToken is the pagination token of the next page; "" when this page
+	// ends the window.
+	NextToken string
+	// Cursor, set on the window's last page, becomes the sync cursor (the
+	// answer's lastUpdatedBefore).
+	Cursor *time.Time
+}
+
+// PageResult counts what a page created.
+type PageResult struct {
+	MessagesCreated int // new ExternalMessage rows (= new TicketMessage rows)
+	TicketsCreated  int
+}
