@@ -12,6 +12,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/sqs/types"
 	"github.com/jackc/pgx/v5"
 
+	"github.com/keybuzz/keybuzz-amazon/shared/marketplace"
 	"github.com/keybuzz/keybuzz-amazon/shared/poll"
 	"github.com/keybuzz/keybuzz-amazon/shared/pollqueue"
 	"github.com/keybuzz/keybuzz-amazon/shared/postgres"
@@ -264,7 +265,7 @@ func timeClaims(ctx context.Context, store *postgres.Store, n int) (time.Duratio
 	}
 	start := time.Now()
 	total := 0
-	var cursor postgres.ClaimCursor
+	var cursor marketplace.ClaimCursor
 	for {
 		jobs, next, err := store.ClaimDue(ctx, 1000, time.Hour, cursor)
 		if err != nil {
@@ -288,7 +289,7 @@ func timeClaims(ctx context.Context, store *postgres.Store, n int) (time.Duratio
 // them.
 func explainFirstChunk(ctx context.Context, store *postgres.Store, trace *sqlTrace, st stmtStats) (string, error) {
 	trace.reset()
-	if _, _, err := store.ClaimDue(ctx, 1000, time.Hour, postgres.ClaimCursor{}); err != nil {
+	if _, _, err := store.ClaimDue(ctx, 1000, time.Hour, marketplace.ClaimCursor{}); err != nil {
 		return "", err
 	}
 	first, ok := trace.find(st.SQL)

@@ -15,14 +15,13 @@ import (
 
 	"github.com/keybuzz/keybuzz-amazon/shared/httpapi"
 	"github.com/keybuzz/keybuzz-amazon/shared/marketplace"
-	"github.com/keybuzz/keybuzz-amazon/shared/postgres"
 )
 
 const tenantCookie = "kb_dev_tenant"
 
 // TicketLister lists a tenant's tickets (postgres.Store).
 type TicketLister interface {
-	ListTickets(ctx context.Context, tenantID string, limit int) ([]postgres.TicketSummary, error)
+	ListTickets(ctx context.Context, tenantID string, limit int) ([]marketplace.TicketSummary, error)
 }
 
 // Page serves the local page.
@@ -46,7 +45,7 @@ type view struct {
 	Outcome string
 	Error   string
 	Status  map[string]any
-	Tickets []postgres.TicketSummary
+	Tickets []marketplace.TicketSummary
 }
 
 func (p *Page) index(w http.ResponseWriter, r *http.Request) {

@@ -21,7 +21,6 @@ import (
 	"github.com/keybuzz/keybuzz-amazon/shared/amazon"
 	"github.com/keybuzz/keybuzz-amazon/shared/lwa"
 	"github.com/keybuzz/keybuzz-amazon/shared/marketplace"
-	"github.com/keybuzz/keybuzz-amazon/shared/postgres"
 	"github.com/keybuzz/keybuzz-amazon/shared/secret"
 	"github.com/keybuzz/keybuzz-amazon/shared/spapi"
 )
@@ -38,8 +37,8 @@ const stateBytes = 32
 // Store is the part of the database the flow needs.
 type Store interface {
 	BeginConnect(ctx context.Context, tenantID, stateHash string, expiresAt time.Time) (marketplace.Connection, error)
-	ConsumeState(ctx context.Context, stateHash string) (postgres.StateClaim, error)
-	MarkConnected(ctx context.Context, connectionID string, c postgres.Connected) (marketplace.Connection, error)
+	ConsumeState(ctx context.Context, stateHash string) (marketplace.StateClaim, error)
+	MarkConnected(ctx context.Context, connectionID string, c marketplace.Connected) (marketplace.Connection, error)
 	RecordConnectError(ctx context.Context, connectionID, message string) error
 	ConnectionByTenant(ctx context.Context, tenantID string) (marketplace.Connection, bool, error)
 }
@@ -252,7 +251,7 @@ func (s *Service) Callback(ctx context.Context, in CallbackInput) (CallbackResul
 		s.recordError(ctx, claim.ConnectionID, "Vault unavailable: credentials not stored")
 		return res, fmt.Errorf("callback: %w", err)
 	}
-	conn, err := s.store.MarkConnected(ctx, claim.ConnectionID, postgres.Connected{
+	conn, err := s.store.MarkConnected(ctx, claim.ConnectionID, marketplace.Connected{
 		DisplayName: "Amazon Seller " + in.SellingPartnerID, Region: region.Code, MarketplaceID: marketplaceID,
 		SellingPartnerID: in.SellingPartnerID, VaultPath: path,
 	})

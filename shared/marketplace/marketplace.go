@@ -91,3 +91,30 @@ func AsError(err error) (*Error, bool) {
 	}
 	return nil, false
 }
+
+// StateClaim is what a consumed OAuth state was bound to.
+type StateClaim struct {
+	TenantID     string
+	ConnectionID string
+}
+
+// Connected is what a completed consent sets on a connection.
+type Connected struct {
+	DisplayName      string
+	Region           string
+	MarketplaceID    string
+	SellingPartnerID string
+	VaultPath        string
+}
+
+// TicketSummary is a ticket as the local page lists it.
+type TicketSummary struct {
+	ID            string
+	Subject       string
+	Status        string
+	OrderID       string
+	CustomerName  string
+	Messages      int
+	LastMessageAt *time.Time
+	CreatedAt     time.Time
+}

@@ -89,3 +89,11 @@ type PageResult struct {
 	MessagesCreated int // new ExternalMessage rows (= new TicketMessage rows)
 	TicketsCreated  int
 }
+
+// ClaimCursor is where the previous chunk of a fan-out ended, so that the
+// next chunk starts there instead of stepping over the rows already claimed
+// (keyset order "nextPollAt", "id"). The zero value starts at the beginning.
+type ClaimCursor struct {
+	NextPollAt time.Time
+	ID         string
+}

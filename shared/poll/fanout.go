@@ -13,12 +13,11 @@ import (
 	"github.com/keybuzz/keybuzz-amazon/shared/marketplace"
 	"github.com/keybuzz/keybuzz-amazon/shared/metrics"
 	"github.com/keybuzz/keybuzz-amazon/shared/pollqueue"
-	"github.com/keybuzz/keybuzz-amazon/shared/postgres"
 )
 
 // ClaimStore is the part of postgres.Store the fan-out uses.
 type ClaimStore interface {
-	ClaimDue(ctx context.Context, limit int, claimFor time.Duration, after postgres.ClaimCursor) ([]marketplace.PollJob, postgres.ClaimCursor, error)
+	ClaimDue(ctx context.Context, limit int, claimFor time.Duration, after marketplace.ClaimCursor) ([]marketplace.PollJob, marketplace.ClaimCursor, error)
 	ReleaseClaims(ctx context.Context, connectionIDs []string) error
 }
 
@@ -99,7 +98,7 @@ func (f *Fanout) Run(ctx context.Context) (FanoutResult, error) {
 		res      FanoutResult
 		claimErr error
 		chunks   int
-		cursor   postgres.ClaimCursor
+		cursor   marketplace.ClaimCursor
 	)
 	for {
 		if d, ok := ctx.Deadline(); ok && time.Until(d) < f.cfg.DeadlineMargin {

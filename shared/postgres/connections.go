@@ -49,43 +49,28 @@ func (s *Store) BeginConnect(ctx context.Context, tenantID, stateHash string, ex
 	return c, nil
 }
 
-// StateClaim is what a consumed OAuth state was bound to.
-type StateClaim struct {
-	TenantID     string
-	ConnectionID string
-}
-
 // ConsumeState marks the state used, atomically: of two concurrent callbacks
 // with the same state only one succeeds. Unknown, used or expired states are
 // marketplace.ErrInvalidState.
-func (s *Store) ConsumeState(ctx context.Context, stateHash string) (StateClaim, error) {
-	var sc StateClaim
+func (s *Store) ConsumeState(ctx context.Context, stateHash string) (marketplace.StateClaim, error) {
+	var sc marketplace.StateClaim
 	err := s.pool.QueryRow(ctx, `
 		UPDATE "MarketplaceOAuthState" SET "consumedAt" = $2
 		WHERE "stateHash" = $1 AND "consumedAt" IS NULL AND "expiresAt" > $2
 		RETURNING "tenantId", "connectionId"`, stateHash, s.now()).Scan(&sc.TenantID, &sc.ConnectionID)
 	if errors.Is(err, pgx.ErrNoRows) {
-		return StateClaim{}, fmt.Errorf("consume state: %w", marketplace.ErrInvalidState)
+		return marketplace.StateClaim{}, fmt.Errorf("consume state: %w", marketplace.ErrInvalidState)
 	}
 	if err != nil {
-		return StateClaim{}, unavailable("consume state", err)
+		return marketplace.StateClaim{}, unavailable("consume state", err)
 	}
 	return sc, nil
-}
-
-// Connected is what a completed consent sets on a connection.
-type Connected struct {
-	DisplayName      string
-	Region           string
-	MarketplaceID    string
-	SellingPartnerID string
-	VaultPath        string
 }
 
 // MarkConnected sets the connection CONNECTED (the secret is already in
 // Vault), clears its error and makes it due for polling at once. A seller
 // reconnecting after a revocation starts from its stored cursor.
-func (s *Store) MarkConnected(ctx context.Context, connectionID string, c Connected) (marketplace.Connection, error) {
+func (s *Store) MarkConnected(ctx context.Context, connectionID string, c marketplace.Connected) (marketplace.Connection, error) {
 	conn, err := scanConnection(s.pool.QueryRow(ctx, `
 		UPDATE "MarketplaceConnection" SET
 			"status" = 'CONNECTED', "displayName" = $2, "region" = $3, "marketplaceId" = $4,

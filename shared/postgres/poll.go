@@ -16,14 +16,6 @@ import (
 // a poll and the persisted rate budgets. Every time comes from the Store's
 // clock (s.now), so tests drive it; in production it is time.Now.
 
-// ClaimCursor is where the previous chunk of a fan-out ended, so that the
-// next chunk starts there instead of stepping over the rows already claimed
-// (keyset order "nextPollAt", "id"). The zero value starts at the beginning.
-type ClaimCursor struct {
-	NextPollAt time.Time
-	ID         string
-}
-
 // claimDueSQL claims up to $3 due CONNECTED connections after the cursor
 // ($4, $5) until $2, in one statement: the partial index
 // "MarketplaceConnection_due_id_idx" serves the inner SELECT, and FOR UPDATE
@@ -47,7 +39,7 @@ SELECT "id", "tenantId", "nextPollAt" FROM claimed ORDER BY "nextPollAt", "id"`
 
 // ClaimDue claims up to limit due connections after cursor for claimFor. It
 // returns them and the cursor to pass for the next chunk.
-func (s *Store) ClaimDue(ctx context.Context, limit int, claimFor time.Duration, after ClaimCursor) ([]marketplace.PollJob, ClaimCursor, error) {
+func (s *Store) ClaimDue(ctx context.Context, limit int, claimFor time.Duration, after marketplace.ClaimCursor) ([]marketplace.PollJob, marketplace.ClaimCursor, error) {
 	now := s.now()
 	from := after.NextPollAt
 	if from.IsZero() {

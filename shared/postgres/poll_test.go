@@ -77,7 +77,7 @@ func TestClaimDueNeverClaimsTwice(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			var cur postgres.ClaimCursor
+			var cur marketplace.ClaimCursor
 			for {
 				jobs, next, err := store.ClaimDue(ctx, 37, 10*time.Minute, cur)
 				cur = next
@@ -106,7 +106,7 @@ func TestClaimDueNeverClaimsTwice(t *testing.T) {
 		}
 	}
 	// Claimed rows stay claimed until the claim expires; released ones come back.
-	if jobs, _, _ := store.ClaimDue(ctx, 1000, time.Minute, postgres.ClaimCursor{}); len(jobs) != 0 {
+	if jobs, _, _ := store.ClaimDue(ctx, 1000, time.Minute, marketplace.ClaimCursor{}); len(jobs) != 0 {
 		t.Fatalf("claimed %d again before expiry", len(jobs))
 	}
 	var some []string
@@ -118,11 +118,11 @@ func TestClaimDueNeverClaimsTwice(t *testing.T) {
 	if err := store.ReleaseClaims(ctx, some); err != nil {
 		t.Fatal(err)
 	}
-	if jobs, _, _ := store.ClaimDue(ctx, 1000, time.Minute, postgres.ClaimCursor{}); len(jobs) != 3 {
+	if jobs, _, _ := store.ClaimDue(ctx, 1000, time.Minute, marketplace.ClaimCursor{}); len(jobs) != 3 {
 		t.Fatalf("after release claimed %d, want 3", len(jobs))
 	}
 	clock.Advance(11 * time.Minute)
-	if jobs, _, _ := store.ClaimDue(ctx, 1000, time.Minute, postgres.ClaimCursor{}); len(jobs) != 500 {
+	if jobs, _, _ := store.ClaimDue(ctx, 1000, time.Minute, marketplace.ClaimCursor{}); len(jobs) != 500 {
 		t.Fatalf("after expiry claimed %d, want 500", len(jobs))
 	}
 }

@@ -2,25 +2,14 @@ package postgres
 
 import (
 	"context"
-	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/keybuzz/keybuzz-amazon/shared/marketplace"
 )
 
-// TicketSummary is a ticket as the local page lists it.
-type TicketSummary struct {
-	ID            string
-	Subject       string
-	Status        string
-	OrderID       string
-	CustomerName  string
-	Messages      int
-	LastMessageAt *time.Time
-	CreatedAt     time.Time
-}
-
 // ListTickets returns a tenant's newest tickets with their message counts.
-func (s *Store) ListTickets(ctx context.Context, tenantID string, limit int) ([]TicketSummary, error) {
+func (s *Store) ListTickets(ctx context.Context, tenantID string, limit int) ([]marketplace.TicketSummary, error) {
 	rows, err := s.pool.Query(ctx, `
 		SELECT t."id", t."subject", t."status", COALESCE(t."orderId", ''), COALESCE(t."customerName", ''),
 		       (SELECT count(*) FROM "TicketMessage" m WHERE m."ticketId" = t."id")::int,
@@ -30,8 +19,8 @@ func (s *Store) ListTickets(ctx context.Context, tenantID string, limit int) ([]
 	if err != nil {
 		return nil, unavailable("list tickets", err)
 	}
-	list, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (TicketSummary, error) {
-		var t TicketSummary
+	list, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (marketplace.TicketSummary, error) {
+		var t marketplace.TicketSummary
 		err := r.Scan(&t.ID, &t.Subject, &t.Status, &t.OrderID, &t.CustomerName, &t.Messages, &t.LastMessageAt, &t.CreatedAt)
 		return t, err
 	})
