@@ -18,5 +18,6 @@
 // This package holds no code: its tests check template.yaml against the
 // official SAM schema and the deployment's promises (routes, authorizers,
 // queue wiring, least privilege, builds), and that the files in events/
-// decode into the aws-lambda-go event types.
+// decode into the aws-lambda-go event types. They read the template with
+// dev/cfn; samFunctions in template_test.go is the one list of functions.
 package keybuzzamazon

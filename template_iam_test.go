@@ -1,0 +1,191 @@
+package keybuzzamazon
+
+import (
+	"fmt"
+	"regexp"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/keybuzz/keybuzz-amazon/dev/cfn"
+)
+
+// Least privilege: each function keeps SAM's own role and its Policies, and
+// may send to exactly the queues its row of samFunctions names.
+
+// policyTemplates are the SAM policy templates this test understands, with
+// the queue each lets a function send to: "" for none, "QueueName" for the
+// queue its QueueName argument names. A template not listed fails the test.
+var policyTemplates = map[string]string{
+	"SQSSendMessagePolicy":                  "QueueName",
+	"SQSPollerPolicy":                       "",
+	"VPCAccessPolicy":                       "",
+	"AWSSecretsManagerGetSecretValuePolicy": "",
+	"CloudWatchPutMetricPolicy":             "",
+}
+
+// anyQueue stands for "every queue" in what a policy lets a function send to.
+const anyQueue = "*"
+
+func TestTemplateOnlyFanoutSendsToPollQueue(t *testing.T) {
+	tmpl := loadTemplate(t)
+	for _, f := range samFunctions {
+		fn := function(t, tmpl, f.id)
+		res := tmpl.Resources[f.id]
+		if fn.Role != nil {
+			t.Errorf("%s uses its own Role; keep SAM's per-function role so Policies stay least privilege", f.id)
+		}
+		if len(res.Connectors) > 0 {
+			t.Errorf("%s has Connectors; this test only understands Policies", f.id)
+		}
+		got := policiesSendTo(t.Errorf, f.id, fn.Policies)
+		want := slices.Clone(f.sendsTo)
+		slices.Sort(want)
+		if !slices.Equal(got, want) {
+			t.Errorf("%s may send to queues %v, want %v (samFunctions)", f.id, got, want)
+		}
+	}
+	// Nothing else grants SQS rights behind the functions' back.
+	for id, r := range tmpl.Resources {
+		switch r.Type {
+		case "AWS::SQS::QueuePolicy", "AWS::IAM::Policy", "AWS::IAM::ManagedPolicy", "AWS::IAM::Role", "AWS::Serverless::Connector":
+			t.Errorf("resource %s (%s): grant SQS access through the function's Policies only", id, r.Type)
+		}
+	}
+	// And pollfanout sends to this queue.
+	fn := function(t, tmpl, fanoutID)
+	if !cfn.IsRefTo(tmpl.EffectiveEnv(fn)["POLL_QUEUE_URL"], pollQueueID) {
+		t.Errorf("%s POLL_QUEUE_URL = %v, want !Ref %s", fanoutID, tmpl.EffectiveEnv(fn)["POLL_QUEUE_URL"], pollQueueID)
+	}
+	for id, env := range allEffectiveEnv(t, tmpl) {
+		if _, ok := env["POLL_QUEUE_URL"]; ok && id != fanoutID {
+			t.Errorf("%s has POLL_QUEUE_URL but may not send to the queue", id)
+		}
+	}
+}
+
+// policiesSendTo lists, sorted and once each, the queues a function's SAM
+// Policies let it call sqs:SendMessage on (anyQueue when it cannot tell
+// which). Anything it cannot read is reported to errorf (t.Errorf): a
+// failure, not a pass.
+func policiesSendTo(errorf func(format string, args ...any), id string, policies any) []string {
+	var list []any
+	switch p := policies.(type) {
+	case nil:
+		return nil
+	case []any:
+		list = p
+	default:
+		list = []any{p}
+	}
+	var queues []string
+	for _, p := range list {
+		switch p := p.(type) {
+		case string: // a managed policy
+			if strings.Contains(strings.ToUpper(p), "SQS") || strings.Contains(p, "Admin") || strings.Contains(p, "PowerUser") {
+				errorf("%s: managed policy %s is broader than least privilege", id, p)
+				queues = append(queues, anyQueue)
+			}
+		case map[string]any:
+			if stmts, ok := p["Statement"]; ok {
+				for _, s := range cfn.AsList(stmts) {
+					stmt, _ := s.(map[string]any)
+					if stmt["Effect"] == "Allow" && actionsMatch(stmt["Action"], "sqs:SendMessage") {
+						queues = append(queues, statementQueues(stmt["Resource"])...)
+					}
+				}
+				continue
+			}
+			for name, args := range p {
+				arg, known := policyTemplates[name]
+				switch {
+				case !known:
+					errorf("%s: policy template %s is not known to this test; add it to policyTemplates with what it grants", id, name)
+				case arg != "":
+					q, _ := args.(map[string]any)
+					att := cfn.AsGetAtt(q[arg])
+					if len(att) != 2 || att[1] != "QueueName" {
+						errorf("%s: %s on %v, want !GetAtt <Queue>.QueueName", id, name, q[arg])
+						queues = append(queues, anyQueue)
+						continue
+					}
+					queues = append(queues, att[0])
+				}
+			}
+		default:
+			errorf("%s: cannot read policy %v", id, p)
+		}
+	}
+	slices.Sort(queues)
+	return slices.Compact(queues)
+}
+
+// statementQueues are the queues an IAM statement's Resource names with
+// !GetAtt <Queue>.Arn; anything else may be every queue.
+func statementQueues(resource any) []string {
+	var queues []string
+	for _, r := range cfn.AsList(resource) {
+		if att := cfn.AsGetAtt(r); len(att) == 2 && att[1] == "Arn" {
+			queues = append(queues, att[0])
+		} else {
+			queues = append(queues, anyQueue)
+		}
+	}
+	return queues
+}
+
+// actionsMatch reports whether an IAM Action (string or list, with * and ?
+// wildcards, case-insensitive) allows action.
+func actionsMatch(actions any, action string) bool {
+	for _, a := range cfn.AsList(actions) {
+		s, _ := a.(string)
+		pattern := "(?i)^" + strings.NewReplacer(`\*`, ".*", `\?`, ".").Replace(regexp.QuoteMeta(s)) + "$"
+		if regexp.MustCompile(pattern).MatchString(action) {
+			return true
+		}
+	}
+	return false
+}
+
+// TestPoliciesSendTo holds the reader above to what it promises: a test that
+// cannot tell a sender from a non-sender proves nothing.
+func TestPoliciesSendTo(t *testing.T) {
+	att := func(res, a string) any { return map[string]any{"Fn::GetAtt": []any{res, a}} }
+	cases := []struct {
+		name     string
+		policies any
+		want     []string
+	}{
+		{"none", nil, nil},
+		{"send policy", []any{map[string]any{"SQSSendMessagePolicy": map[string]any{"QueueName": att("Q", "QueueName")}}}, []string{"Q"}},
+		{"poller only", []any{map[string]any{"SQSPollerPolicy": map[string]any{"QueueName": att("Q", "QueueName")}}}, nil},
+		{"statement on a queue", map[string]any{"Statement": []any{map[string]any{
+			"Effect": "Allow", "Action": []any{"sqs:Send*"}, "Resource": att("Q", "Arn")}}}, []string{"Q"}},
+		{"statement on everything", []any{map[string]any{"Statement": map[string]any{
+			"Effect": "Allow", "Action": "SQS:*", "Resource": "*"}}}, []string{anyQueue}},
+		{"denied", []any{map[string]any{"Statement": map[string]any{
+			"Effect": "Deny", "Action": "sqs:SendMessage", "Resource": "*"}}}, nil},
+		{"other action", []any{map[string]any{"Statement": map[string]any{
+			"Effect": "Allow", "Action": "sqs:ReceiveMessage", "Resource": "*"}}}, nil},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := policiesSendTo(t.Errorf, "Fn", tc.policies); !slices.Equal(got, tc.want) {
+				t.Errorf("policiesSendTo = %v, want %v", got, tc.want)
+			}
+		})
+	}
+	// What it cannot read, or reads as too broad, fails the test.
+	for name, p := range map[string]any{
+		"unknown template": []any{map[string]any{"S3CrudPolicy": map[string]any{}}},
+		"managed SQS":      []any{"AmazonSQSFullAccess"},
+		"send to a name":   []any{map[string]any{"SQSSendMessagePolicy": map[string]any{"QueueName": "poll"}}},
+		"unreadable":       []any{42},
+	} {
+		var reported []string
+		policiesSendTo(func(format string, args ...any) { reported = append(reported, fmt.Sprintf(format, args...)) }, "Fn", p)
+		if len(reported) == 0 {
+			t.Errorf("%s: policiesSendTo reported nothing", name)
+		}
+	}
+}
