@@ -1,8 +1,8 @@
 # keybuzz-amazon: local development and CI.  See docs/local-stack.md.
 #
-#   make setup                      install PostgreSQL, fauxqs, Vault dev server, aws-lambda-rie (once)
 #   make dev                        local services + API on http://127.0.0.1:3000
 #   make test                       gofmt, vet, then every test against an ephemeral stack
+#   make setup                      only install what is missing (dev and test do it first)
 #   make token TENANT=<id>          a Bearer JWT the local run accepts
 #   make invoke FN=<fn> EVENT=<f>   run a function's bootstrap under aws-lambda-rie
 #   make build                      the five Lambda bootstraps into build/<fn>/bootstrap
@@ -30,14 +30,18 @@ help:
 stack:
 	@$(GO) build -o $(STACK) ./cmd/stack
 
-setup:
-	$(GO) run ./cmd/stack setup
+# Installs what the stack needs and is missing (PostgreSQL, fauxqs, the Vault
+# dev server, aws-lambda-rie, Go modules), with a progress line per step;
+# what is there is skipped. Every target that starts the stack runs it first,
+# so on a clean clone `make dev` and `make test` are enough.
+setup: stack
+	@$(STACK) setup
 
-dev: stack
+dev: setup
 	$(STACK) run --profile dev -- $(GO) run ./cmd/local
 
 # Only the services (no API), for running things by hand against .local/dev.env.
-up: stack
+up: setup
 	$(STACK) up --profile dev
 
 fmt-check:
@@ -46,7 +50,7 @@ fmt-check:
 vet:
 	$(GO) vet ./...
 
-test: fmt-check vet stack
+test: setup fmt-check vet
 	$(STACK) run --profile test -- $(GO) test -count=1 ./...
 
 token: stack
@@ -69,10 +73,10 @@ build:
 			-o build/$$fn/bootstrap ./functions/$$fn || exit 1; \
 	done
 
-bench: stack
+bench: setup
 	$(STACK) run --profile test -- $(GO) run ./bench
 
-chaos: stack
+chaos: setup
 	$(GO) run ./chaos -md RELIABILITY.md -json chaos/results.json $(CHAOS_ARGS)
 
 # Build outputs only; `make distclean` also drops the dev database (.local/).

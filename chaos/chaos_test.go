@@ -10,8 +10,9 @@ import (
 // TestChaosShort is `make chaos`'s short setting inside `make test`: 200
 // tenants through the Connect flow, faults of every kind, then the
 // invariant checker, the log scanner and the database scanner. It needs
-// `make setup` (PostgreSQL, the Vault dev server, fauxqs) and starts a
-// private stack of its own, since it restarts Vault and PostgreSQL.
+// what `make test` installs first (PostgreSQL, the Vault dev server,
+// fauxqs) and starts a private stack of its own, since it restarts Vault
+// and PostgreSQL.
 func TestChaosShort(t *testing.T) {
 	if testing.Short() {
 		t.Skip("the soak takes a few minutes")

@@ -10,7 +10,7 @@
 //	go run ./chaos -name long -tenants 1000 -cycles 50 -md RELIABILITY.md -json chaos/results-long.json
 //
 // It starts a private stack (PostgreSQL, Vault, fauxqs) of its own, so that
-// it can restart them; `make setup` must have been run once.
+// it can restart them; `make chaos` installs what they need first (stack setup).
 package main
 
 import (

@@ -108,7 +108,7 @@ func (s *Server) handleConsentPage(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-// handleConsentApprove serves the Approve button (POST /apps/authorize/consent).
+// handleConsentApprove serves the Confirm button (POST /apps/authorize/consent).
 func (s *Server) handleConsentApprove(w http.ResponseWriter, r *http.Request) {
 	r.Body = http.MaxBytesReader(w, r.Body, 1<<16)
 	if err := r.ParseForm(); err != nil {

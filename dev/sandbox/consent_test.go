@@ -28,13 +28,13 @@ func TestConsentPage(t *testing.T) {
 		t.Fatalf("status %d: %s", a.status, a.body)
 	}
 	page := string(a.body)
-	for _, want := range []string{e.cfg.AppName, `value="` + s2 + `" selected`, `name="state" value="state-123"`, `method="post"`, "<button"} {
+	for _, want := range []string{e.cfg.AppName, `value="` + s2 + `" selected`, `name="state" value="state-123"`, `method="post"`, ">Confirm</button>"} {
 		if !strings.Contains(page, want) {
 			t.Errorf("page lacks %q", want)
 		}
 	}
 
-	// Approve = the form's POST
+	// Confirm (README.md names the button) = the form's POST
 	form := url.Values{"application_id": {e.cfg.ApplicationID}, "state": {"state-123"}, "version": {"beta"},
 		"redirect_uri": {e.cfg.RedirectURIs[1]}, "sandbox_seller": {s2}}
 	a = e.postForm(t, "/apps/authorize/consent", form)
