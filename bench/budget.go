@@ -9,6 +9,7 @@ import (
 
 	"github.com/keybuzz/keybuzz-amazon/dev/sandbox"
 	"github.com/keybuzz/keybuzz-amazon/shared/config"
+	"github.com/keybuzz/keybuzz-amazon/shared/credcache"
 	"github.com/keybuzz/keybuzz-amazon/shared/lwa"
 	"github.com/keybuzz/keybuzz-amazon/shared/marketplace"
 	"github.com/keybuzz/keybuzz-amazon/shared/poll"
@@ -157,7 +158,7 @@ VALUES ($1, 'AMAZON', 'CONNECTED', $2, $3, $4, $5, $6, $6) RETURNING "id"`,
 		return out, err
 	}
 
-	src := poll.NewAmazonSource(secrets, lwa.New(sbURL+"/auth/o2/token", nil), spapi.New(nil), store,
+	src := poll.NewAmazonSource(credcache.New(secrets, 0, clock.Now), lwa.New(sbURL+"/auth/o2/token", nil), spapi.New(nil), store,
 		poll.AmazonConfig{Endpoint: sbURL}, clock.Now, e.quiet)
 	poller := poll.NewPoller(store, src, poll.Config{Interval: time.Second}, clock.Now, e.quiet, nil)
 	msg := pollqueue.Message{TenantID: tenant, ConnectionID: connID, EnqueuedAt: start}

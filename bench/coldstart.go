@@ -5,20 +5,23 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
-	"log/slog"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgxpool"
+
 	"github.com/keybuzz/keybuzz-amazon/dev/devstack"
 	"github.com/keybuzz/keybuzz-amazon/dev/rie"
-	"github.com/keybuzz/keybuzz-amazon/shared/app"
 	"github.com/keybuzz/keybuzz-amazon/shared/auth"
-	"github.com/keybuzz/keybuzz-amazon/shared/poll"
+	"github.com/keybuzz/keybuzz-amazon/shared/boot"
+	"github.com/keybuzz/keybuzz-amazon/shared/config"
+	"github.com/keybuzz/keybuzz-amazon/shared/pollqueue"
+	"github.com/keybuzz/keybuzz-amazon/shared/postgres"
 	"github.com/keybuzz/keybuzz-amazon/shared/secret"
+	"github.com/keybuzz/keybuzz-amazon/shared/vaultstore"
 )
 
 // maxBootstrapMB is the size goal of a bootstrap, in MB (10^6 bytes).
@@ -161,7 +164,7 @@ event from events/ (the API events get a freshly minted Bearer token), median
 of %d run(s); hello-world (%s, %.1f MB) goes through the same path, so the
 emulator's own start-up is in both. The functions run with the stack's
 environment on a fresh database and queue: their init connects the
-PostgreSQL pool and the Vault client (app.Load) before the first answer.
+PostgreSQL pool and the Vault client (shared/boot) before the first answer.
 Sizes: %s.
 
 Where a cold start goes, from one more cold start of each binary with
@@ -178,7 +181,7 @@ before main) and the function's first log line:
 		if !r.Met && strings.HasPrefix(r.Name, "coldstart_") {
 			sec.Notes = append(sec.Notes, fmt.Sprintf(`**%s is above 2 × hello-world (%.2f).** Compare its package
 initialisation above with hello-world's: what is left after init is main's
-own work before the first answer (app.Load: configuration, the pgx pool, the
+own work before the first answer (shared/boot: configuration, the pgx pool, the
 Vault client, the AWS SDK configuration for SQS) and the first invocation's
 database connection(s). The median of few runs on a shared 2-core machine is
 noisy; rerun with -only coldstart before acting on a small excess.`, r.Name, r.Ratios["hello_world"]))
@@ -279,8 +282,8 @@ func initTrace(ctx context.Context, name, bootstrap string, event []byte, env []
 }
 
 // initSteps times what the functions' mains do before lambda.Start, one
-// step at a time: app.Load (configuration, pgx pool, Vault client), the
-// API's JWT verifier (Deps.API), the SQS client (poll.NewSQSClient, the AWS
+// step at a time, as shared/boot runs them: the configuration, the pgx
+// pool, the Vault client, the API's JWT verifier, the SQS client (the AWS
 // SDK's default configuration), and the pool's first connection.
 func initSteps(ctx context.Context, dbURL string) (string, error) {
 	var parts []string
@@ -295,22 +298,31 @@ func initSteps(ctx context.Context, dbURL string) (string, error) {
 	prev := os.Getenv("DATABASE_URL")
 	os.Setenv("DATABASE_URL", dbURL)
 	defer os.Setenv("DATABASE_URL", prev)
-	var d *app.Deps
-	if err := step("app.Load", func() (err error) { d, err = app.Load(ctx, "bench", 2); return err }); err != nil {
+	var cfg config.Config
+	if err := step("config.Load", func() (err error) { cfg, err = config.Load(os.Getenv); return err }); err != nil {
 		return "", err
 	}
-	defer d.Pool.Close()
-	slog.SetDefault(slog.New(slog.NewTextHandler(io.Discard, nil))) // app.Load set a stdout logger
-	if err := step("Deps.API", func() error { _, err := d.API(ctx); return err }); err != nil {
+	var pool *pgxpool.Pool
+	if err := step("postgres.Open", func() (err error) {
+		pool, err = postgres.Open(ctx, cfg.DatabaseURL.Reveal(), boot.LambdaMaxConns)
+		return err
+	}); err != nil {
 		return "", err
 	}
-	if err := step("poll.NewSQSClient", func() error { _, err := poll.NewSQSClient(ctx); return err }); err != nil {
+	defer pool.Close()
+	if err := step("vaultstore.Open", func() error { _, err := vaultstore.Open(ctx, cfg); return err }); err != nil {
 		return "", err
 	}
-	if err := step("first database round trip (connect)", func() error { return d.Pool.Ping(ctx) }); err != nil {
+	if err := step("auth.NewVerifier", func() error { _, err := auth.NewVerifier(ctx, cfg); return err }); err != nil {
 		return "", err
 	}
-	if err := step("second round trip", func() error { return d.Pool.Ping(ctx) }); err != nil {
+	if err := step("pollqueue.NewClient", func() error { _, err := pollqueue.NewClient(ctx); return err }); err != nil {
+		return "", err
+	}
+	if err := step("first database round trip (connect)", func() error { return pool.Ping(ctx) }); err != nil {
+		return "", err
+	}
+	if err := step("second round trip", func() error { return pool.Ping(ctx) }); err != nil {
 		return "", err
 	}
 	return strings.Join(parts, ", ") + ".", nil

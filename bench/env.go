@@ -19,7 +19,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/keybuzz/keybuzz-amazon/shared/migrate"
-	"github.com/keybuzz/keybuzz-amazon/shared/poll"
+	"github.com/keybuzz/keybuzz-amazon/shared/pollqueue"
 	"github.com/keybuzz/keybuzz-amazon/shared/postgres"
 )
 
@@ -49,7 +49,7 @@ func newEnv(ctx context.Context, sc scale, logf func(string, ...any)) (*env, err
 	if len(missing) > 0 {
 		return nil, fmt.Errorf("%s not set: run `make bench` (it starts PostgreSQL, Vault, the SQS emulator and the Amazon sandbox)", strings.Join(missing, ", "))
 	}
-	client, err := poll.NewSQSClient(ctx)
+	client, err := pollqueue.NewClient(ctx)
 	if err != nil {
 		return nil, err
 	}

@@ -17,6 +17,7 @@ import (
 
 	"github.com/keybuzz/keybuzz-amazon/dev/devstack"
 	"github.com/keybuzz/keybuzz-amazon/dev/sandbox"
+	"github.com/keybuzz/keybuzz-amazon/shared/credcache"
 	"github.com/keybuzz/keybuzz-amazon/shared/lwa"
 	"github.com/keybuzz/keybuzz-amazon/shared/marketplace"
 	"github.com/keybuzz/keybuzz-amazon/shared/poll"
@@ -136,11 +137,25 @@ func (d deadSecrets) UpdateRefreshToken(ctx context.Context, tenantID string, tc
 	return d.s.UpdateRefreshToken(ctx, tenantID, tc, tok)
 }
 
+func (d deadSecrets) PutTenant(ctx context.Context, tenantID string, tc marketplace.TenantCredentials) (string, error) {
+	if d.c.dead.Load() {
+		return "", errKilled
+	}
+	return d.s.PutTenant(ctx, tenantID, tc)
+}
+
+func (d deadSecrets) DeleteTenant(ctx context.Context, tenantID string) error {
+	if d.c.dead.Load() {
+		return errKilled
+	}
+	return d.s.DeleteTenant(ctx, tenantID)
+}
+
 func (w *world) newContainer() *container {
 	c := &container{}
 	st := deadStore{c: c, s: w.store}
 	hc := &http.Client{Transport: deadTransport{c}, Timeout: 5 * time.Second}
-	src := poll.NewAmazonSource(deadSecrets{c: c, s: w.secrets}, lwa.New(w.sbServer.URL+"/auth/o2/token", hc), spapi.New(hc), st,
+	src := poll.NewAmazonSource(credcache.New(deadSecrets{c: c, s: w.secrets}, 0, w.clock.Now), lwa.New(w.sbServer.URL+"/auth/o2/token", hc), spapi.New(hc), st,
 		poll.AmazonConfig{Endpoint: w.sbServer.URL, PageSize: w.set.PageSize}, w.clock.Now, w.log)
 	c.poller = poll.NewPoller(st, src, poll.Config{Interval: time.Minute, Lookback: lookback}, w.clock.Now, w.log, nil)
 	return c

@@ -28,6 +28,7 @@ import (
 	"github.com/keybuzz/keybuzz-amazon/shared/auth"
 	"github.com/keybuzz/keybuzz-amazon/shared/config"
 	"github.com/keybuzz/keybuzz-amazon/shared/connect"
+	"github.com/keybuzz/keybuzz-amazon/shared/credcache"
 	"github.com/keybuzz/keybuzz-amazon/shared/httpapi"
 	"github.com/keybuzz/keybuzz-amazon/shared/logging"
 	"github.com/keybuzz/keybuzz-amazon/shared/lwa"
@@ -167,7 +168,7 @@ func newWorld(ctx context.Context, set Settings, out *syncBuffer) (w *world, err
 	if err != nil {
 		return nil, err
 	}
-	svc := connect.New(w.store, vaultstore.NewAppCache(w.secrets, time.Minute, nil),
+	svc := connect.New(w.store, credcache.New(w.secrets, 0, nil),
 		lwa.New(w.sbServer.URL+"/auth/o2/token", &http.Client{Timeout: 10 * time.Second}), w.sbServer.URL,
 		connect.WithClock(w.clock.Now), connect.WithLogger(w.log),
 		connect.WithParticipations(spapi.New(&http.Client{Timeout: 10 * time.Second}), w.sbServer.URL))

@@ -252,7 +252,7 @@ func consent(t *testing.T, authURL string, seller int) url.Values {
 func createQueue(ctx context.Context, t *testing.T) string {
 	t.Helper()
 	testenv.Env(t, "AWS_ENDPOINT_URL_SQS")
-	client, err := poll.NewSQSClient(ctx)
+	client, err := pollqueue.NewClient(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -265,7 +265,7 @@ func createQueue(ctx context.Context, t *testing.T) string {
 
 func receive(ctx context.Context, t *testing.T, queueURL string, n int) []types.Message {
 	t.Helper()
-	client, err := poll.NewSQSClient(ctx)
+	client, err := pollqueue.NewClient(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}

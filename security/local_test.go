@@ -23,7 +23,7 @@ import (
 	"github.com/keybuzz/keybuzz-amazon/dev/testenv"
 	"github.com/keybuzz/keybuzz-amazon/shared/auth"
 	"github.com/keybuzz/keybuzz-amazon/shared/httpapi"
-	"github.com/keybuzz/keybuzz-amazon/shared/poll"
+	"github.com/keybuzz/keybuzz-amazon/shared/pollqueue"
 	"github.com/keybuzz/keybuzz-amazon/shared/secret"
 )
 
@@ -34,7 +34,7 @@ func localServer(t *testing.T) (string, *testenv.Buffer) {
 	ctx := context.Background()
 	_, dbURL := testenv.Pool(t)
 	testenv.Env(t, "VAULT_ADDR")
-	client, err := poll.NewSQSClient(ctx)
+	client, err := pollqueue.NewClient(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}

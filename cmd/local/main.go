@@ -17,9 +17,17 @@ import (
 
 	"github.com/keybuzz/keybuzz-amazon/dev/devui"
 	"github.com/keybuzz/keybuzz-amazon/dev/localpoll"
-	"github.com/keybuzz/keybuzz-amazon/shared/app"
 	"github.com/keybuzz/keybuzz-amazon/shared/auth"
+	"github.com/keybuzz/keybuzz-amazon/shared/boot"
+	"github.com/keybuzz/keybuzz-amazon/shared/connect"
+	"github.com/keybuzz/keybuzz-amazon/shared/credcache"
+	"github.com/keybuzz/keybuzz-amazon/shared/httpapi"
+	"github.com/keybuzz/keybuzz-amazon/shared/lwa"
+	"github.com/keybuzz/keybuzz-amazon/shared/metrics"
 	"github.com/keybuzz/keybuzz-amazon/shared/poll"
+	"github.com/keybuzz/keybuzz-amazon/shared/pollqueue"
+	"github.com/keybuzz/keybuzz-amazon/shared/postgres"
+	"github.com/keybuzz/keybuzz-amazon/shared/spapi"
 )
 
 func main() {
@@ -29,25 +37,32 @@ func main() {
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := run(ctx, *addr, *pollOnce); err != nil {
-		app.Fatal("local", err)
-	}
+	env := boot.Load("local")
+	env.Must("local", run(ctx, env, *addr, *pollOnce))
 }
 
-func run(ctx context.Context, addr string, pollOnce bool) error {
-	d, err := app.Load(ctx, "local", 10)
-	if err != nil {
+// run wires what the five functions' mains wire, in one process.
+func run(ctx context.Context, env *boot.Env, addr string, pollOnce bool) error {
+	cfg := env.Config
+	if err := cfg.RequireQueue(); err != nil {
 		return err
 	}
-	defer d.Pool.Close()
-	sqsClient, err := poll.NewSQSClient(ctx)
-	if err != nil {
-		return err
+	pool := env.Pool(ctx, 10)
+	defer pool.Close()
+	store := postgres.New(pool, nil)
+	secrets := credcache.New(env.Vault(ctx), credcache.DefaultTTL, nil)
+	lwaClient := lwa.New(cfg.LWATokenURL, nil)
+	sqsClient := env.SQS(ctx)
+	m := metrics.New(os.Stdout, nil)
+
+	var source poll.Source = poll.MockSource{}
+	if !cfg.UseMock {
+		source = poll.NewAmazonSource(secrets, lwaClient, spapi.New(nil), store, poll.AmazonConfig{Endpoint: cfg.SPAPIEndpoint}, nil, env.Log)
 	}
-	schedule, err := localpoll.New(d.PollDeps(), sqsClient)
-	if err != nil {
-		return err
-	}
+	poller := poll.NewPoller(store, source, poll.Config{Interval: cfg.PollInterval, Lookback: cfg.PollLookback}, nil, env.Log, m)
+	fanout := poll.NewFanout(store, pollqueue.NewSender(sqsClient, cfg.PollQueueURL, 0), poll.FanoutConfig{}, nil, env.Log, m)
+	schedule := localpoll.Config{Fanout: fanout.Handle, Tenant: poller.HandleSQS, SQS: sqsClient,
+		QueueURL: cfg.PollQueueURL, Interval: cfg.PollInterval, Log: env.Log}
 	if pollOnce {
 		sum, err := localpoll.PollOnce(ctx, schedule)
 		if err != nil {
@@ -57,16 +72,15 @@ func run(ctx context.Context, addr string, pollOnce bool) error {
 			sum.Fanout.Claimed, sum.Fanout.Sent, sum.Records, sum.Batches, sum.Failed)
 		return nil
 	}
-	if d.Config.FrontendReturnURL == "" {
-		// Locally the consent comes back to the page.
-		d.Config.FrontendReturnURL = "http://" + addr + "/"
+
+	returnURL := cfg.FrontendReturnURL
+	if returnURL == "" {
+		returnURL = "http://" + addr + "/" // locally the consent comes back to the page
 	}
-	api, err := d.API(ctx)
-	if err != nil {
-		return err
-	}
-	cfg := d.Config
-	page := &devui.Page{API: api, Tickets: d.Store, Log: d.Log, Token: func(tenant string) (string, error) {
+	flow := connect.New(store, secrets, lwaClient, cfg.SellerCentralURL,
+		connect.WithLogger(env.Log), connect.WithParticipations(spapi.New(nil), cfg.SPAPIEndpoint))
+	api := &httpapi.API{Connect: flow, Auth: env.Verifier(ctx), Log: env.Log, ReturnURL: returnURL}
+	page := &devui.Page{API: api, Tickets: store, Log: env.Log, Token: func(tenant string) (string, error) {
 		return auth.Issue(cfg.JWTHS256Secret, cfg.JWTIssuer, cfg.JWTAudience, cfg.TenantClaim, tenant, time.Hour, time.Now())
 	}}
 	mux := api.Routes()
@@ -82,7 +96,7 @@ func run(ctx context.Context, addr string, pollOnce bool) error {
 			errc <- fmt.Errorf("local poll: %w", err)
 		}
 	}()
-	d.Log.Info("listening", "url", "http://"+addr, "poll_interval", d.Config.PollInterval.String())
+	env.Log.Info("listening", "url", "http://"+addr, "poll_interval", cfg.PollInterval.String())
 
 	select {
 	case err := <-errc:

@@ -44,23 +44,6 @@ type Config struct {
 	BatchSize int32
 }
 
-// New wires a Poller and a Fanout built from d (poll.NewPollerFrom,
-// poll.NewFanoutFrom) to POLL_QUEUE_URL through client.
-func New(d poll.Deps, client *sqs.Client) (Config, error) {
-	fanout, err := poll.NewFanoutFrom(d, client)
-	if err != nil {
-		return Config{}, err
-	}
-	return Config{
-		Fanout:   fanout.Handle,
-		Tenant:   poll.NewPollerFrom(d).HandleSQS,
-		SQS:      client,
-		QueueURL: d.Config.PollQueueURL,
-		Interval: d.Config.PollInterval,
-		Log:      d.Log,
-	}, nil
-}
-
 func (c Config) withDefaults() Config {
 	if c.Interval <= 0 {
 		c.Interval = time.Minute

@@ -18,13 +18,15 @@ import (
 	"github.com/keybuzz/keybuzz-amazon/dev/sandbox"
 	"github.com/keybuzz/keybuzz-amazon/dev/sandbox/sandboxtest"
 	"github.com/keybuzz/keybuzz-amazon/dev/testenv"
-	"github.com/keybuzz/keybuzz-amazon/shared/config"
+	"github.com/keybuzz/keybuzz-amazon/shared/credcache"
 	"github.com/keybuzz/keybuzz-amazon/shared/lwa"
 	"github.com/keybuzz/keybuzz-amazon/shared/marketplace"
 	"github.com/keybuzz/keybuzz-amazon/shared/metrics"
 	"github.com/keybuzz/keybuzz-amazon/shared/poll"
+	"github.com/keybuzz/keybuzz-amazon/shared/pollqueue"
 	"github.com/keybuzz/keybuzz-amazon/shared/postgres"
 	"github.com/keybuzz/keybuzz-amazon/shared/secret"
+	"github.com/keybuzz/keybuzz-amazon/shared/spapi"
 	"github.com/keybuzz/keybuzz-amazon/shared/vaultstore"
 )
 
@@ -75,19 +77,14 @@ VALUES ($1, 'CONNECTED', 'eu', $2, $3, $3) RETURNING "id"`, tn.id, strings.Join(
 		tenants = append(tenants, tn)
 	}
 
-	deps := poll.Deps{
-		Config:  config.Config{PollQueueURL: queueURL, PollInterval: time.Minute, PollLookback: 7 * 24 * time.Hour, SPAPIEndpoint: sbURL},
-		Store:   store,
-		Secrets: secrets,
-		LWA:     lwa.New(sbURL+"/auth/o2/token", &http.Client{Timeout: 5 * time.Second}),
-		Log:     slog.New(slog.NewJSONHandler(io.Discard, nil)),
-		Now:     clock.Now,
-	}
-	deps.Metrics = metrics.New(io.Discard, nil)
-	cfg, err := localpoll.New(deps, client)
-	if err != nil {
-		t.Fatal(err)
-	}
+	// As functions/polltenant and functions/pollfanout wire them.
+	log := slog.New(slog.NewJSONHandler(io.Discard, nil))
+	m := metrics.New(io.Discard, nil)
+	src := poll.NewAmazonSource(credcache.New(secrets, 0, clock.Now), lwa.New(sbURL+"/auth/o2/token", &http.Client{Timeout: 5 * time.Second}),
+		spapi.New(nil), store, poll.AmazonConfig{Endpoint: sbURL}, clock.Now, log)
+	poller := poll.NewPoller(store, src, poll.Config{Interval: time.Minute, Lookback: 7 * 24 * time.Hour}, clock.Now, log, m)
+	fanout := poll.NewFanout(store, pollqueue.NewSender(client, queueURL, 0), poll.FanoutConfig{}, clock.Now, log, m)
+	cfg := localpoll.Config{Fanout: fanout.Handle, Tenant: poller.HandleSQS, SQS: client, QueueURL: queueURL, Interval: time.Minute, Log: log}
 	sum, err := localpoll.PollOnce(ctx, cfg)
 	if err != nil {
 		t.Fatal(err)

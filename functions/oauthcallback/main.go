@@ -3,13 +3,30 @@
 package main
 
 import (
+	"context"
+
 	"github.com/aws/aws-lambda-go/lambda"
 	"github.com/awslabs/aws-lambda-go-api-proxy/httpadapter"
 
-	"github.com/keybuzz/keybuzz-amazon/shared/app"
+	"github.com/keybuzz/keybuzz-amazon/shared/boot"
+	"github.com/keybuzz/keybuzz-amazon/shared/connect"
+	"github.com/keybuzz/keybuzz-amazon/shared/credcache"
+	"github.com/keybuzz/keybuzz-amazon/shared/httpapi"
+	"github.com/keybuzz/keybuzz-amazon/shared/lwa"
+	"github.com/keybuzz/keybuzz-amazon/shared/postgres"
+	"github.com/keybuzz/keybuzz-amazon/shared/spapi"
 )
 
 func main() {
-	api := app.MustAPI("oauthcallback")
+	ctx := context.Background()
+	env := boot.Load("oauthcallback")
+	cfg := env.Config
+
+	store := postgres.New(env.Pool(ctx, boot.LambdaMaxConns), nil)
+	secrets := credcache.New(env.Vault(ctx), credcache.DefaultTTL, nil)
+	flow := connect.New(store, secrets, lwa.New(cfg.LWATokenURL, nil), cfg.SellerCentralURL,
+		connect.WithLogger(env.Log), connect.WithParticipations(spapi.New(nil), cfg.SPAPIEndpoint))
+	api := &httpapi.API{Connect: flow, Auth: env.Verifier(ctx), Log: env.Log, ReturnURL: cfg.FrontendReturnURL}
+
 	lambda.Start(httpadapter.NewV2(api.Callback()).ProxyWithContext)
 }

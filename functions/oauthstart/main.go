@@ -3,13 +3,28 @@
 package main
 
 import (
+	"context"
+
 	"github.com/aws/aws-lambda-go/lambda"
 	"github.com/awslabs/aws-lambda-go-api-proxy/httpadapter"
 
-	"github.com/keybuzz/keybuzz-amazon/shared/app"
+	"github.com/keybuzz/keybuzz-amazon/shared/boot"
+	"github.com/keybuzz/keybuzz-amazon/shared/connect"
+	"github.com/keybuzz/keybuzz-amazon/shared/credcache"
+	"github.com/keybuzz/keybuzz-amazon/shared/httpapi"
+	"github.com/keybuzz/keybuzz-amazon/shared/postgres"
 )
 
 func main() {
-	api := app.MustAPI("oauthstart")
+	ctx := context.Background()
+	env := boot.Load("oauthstart")
+	cfg := env.Config
+
+	store := postgres.New(env.Pool(ctx, boot.LambdaMaxConns), nil)
+	secrets := credcache.New(env.Vault(ctx), credcache.DefaultTTL, nil)
+	// Start builds the consent URL: the app's credentials, no Amazon call.
+	flow := connect.New(store, secrets, nil, cfg.SellerCentralURL, connect.WithLogger(env.Log))
+	api := &httpapi.API{Connect: flow, Auth: env.Verifier(ctx), Log: env.Log}
+
 	lambda.Start(httpadapter.NewV2(api.Start()).ProxyWithContext)
 }

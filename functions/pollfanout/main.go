@@ -5,16 +5,26 @@ package main
 
 import (
 	"context"
+	"os"
 
 	"github.com/aws/aws-lambda-go/lambda"
 
-	"github.com/keybuzz/keybuzz-amazon/shared/app"
+	"github.com/keybuzz/keybuzz-amazon/shared/boot"
+	"github.com/keybuzz/keybuzz-amazon/shared/metrics"
+	"github.com/keybuzz/keybuzz-amazon/shared/poll"
+	"github.com/keybuzz/keybuzz-amazon/shared/pollqueue"
+	"github.com/keybuzz/keybuzz-amazon/shared/postgres"
 )
 
 func main() {
-	fanout, err := app.MustLoad("pollfanout").Fanout(context.Background())
-	if err != nil {
-		app.Fatal("pollfanout", err)
-	}
+	ctx := context.Background()
+	env := boot.Load("pollfanout")
+	cfg := env.Config
+	env.Must("configuration", cfg.RequireQueue())
+
+	store := postgres.New(env.Pool(ctx, boot.LambdaMaxConns), nil)
+	sender := pollqueue.NewSender(env.SQS(ctx), cfg.PollQueueURL, 0)
+	fanout := poll.NewFanout(store, sender, poll.FanoutConfig{}, nil, env.Log, metrics.New(os.Stdout, nil))
+
 	lambda.Start(fanout.Handle)
 }

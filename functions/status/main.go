@@ -3,13 +3,25 @@
 package main
 
 import (
+	"context"
+
 	"github.com/aws/aws-lambda-go/lambda"
 	"github.com/awslabs/aws-lambda-go-api-proxy/httpadapter"
 
-	"github.com/keybuzz/keybuzz-amazon/shared/app"
+	"github.com/keybuzz/keybuzz-amazon/shared/boot"
+	"github.com/keybuzz/keybuzz-amazon/shared/connect"
+	"github.com/keybuzz/keybuzz-amazon/shared/httpapi"
+	"github.com/keybuzz/keybuzz-amazon/shared/postgres"
 )
 
 func main() {
-	api := app.MustAPI("status")
+	ctx := context.Background()
+	env := boot.Load("status")
+
+	// Status reads the database only: no Vault client, no Amazon client.
+	store := postgres.New(env.Pool(ctx, boot.LambdaMaxConns), nil)
+	flow := connect.New(store, nil, nil, "", connect.WithLogger(env.Log))
+	api := &httpapi.API{Connect: flow, Auth: env.Verifier(ctx), Log: env.Log}
+
 	lambda.Start(httpadapter.NewV2(api.Status()).ProxyWithContext)
 }

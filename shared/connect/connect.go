@@ -47,6 +47,8 @@ type Store interface {
 type Secrets interface {
 	App(ctx context.Context) (marketplace.AppCredentials, error)
 	PutTenant(ctx context.Context, tenantID string, tc marketplace.TenantCredentials) (string, error)
+	// ForgetApp drops cached app credentials (LWA answered invalid_client).
+	ForgetApp()
 }
 
 // Exchanger trades an authorization code for tokens (lwa.Client).
@@ -230,8 +232,8 @@ func (s *Service) Callback(ctx context.Context, in CallbackInput) (CallbackResul
 	if err != nil {
 		code := lwaCode(err)
 		s.recordError(ctx, claim.ConnectionID, marketplace.ErrTokenExchange.Message+": "+code)
-		if f, ok := s.secrets.(interface{ Forget() }); ok && code == "invalid_client" {
-			f.Forget() // the app secret may have been rotated since it was cached
+		if lwa.IsInvalidClient(err) {
+			s.secrets.ForgetApp() // the app secret may have been rotated since it was cached
 		}
 		if lwa.IsInvalidGrant(err) {
 			return res, fmt.Errorf("callback: %w", errors.Join(marketplace.ErrCodeRejected, err))

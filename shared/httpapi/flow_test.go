@@ -22,6 +22,7 @@ import (
 	"github.com/keybuzz/keybuzz-amazon/shared/auth"
 	"github.com/keybuzz/keybuzz-amazon/shared/config"
 	"github.com/keybuzz/keybuzz-amazon/shared/connect"
+	"github.com/keybuzz/keybuzz-amazon/shared/credcache"
 	"github.com/keybuzz/keybuzz-amazon/shared/httpapi"
 	"github.com/keybuzz/keybuzz-amazon/shared/logging"
 	"github.com/keybuzz/keybuzz-amazon/shared/lwa"
@@ -153,7 +154,7 @@ func (s *stack) buildAPI(secrets *vaultstore.Store, opt stackOption) *httpapi.AP
 	if opt.lwaTimeout > 0 {
 		hc.Timeout = opt.lwaTimeout
 	}
-	svc := connect.New(postgres.New(s.pool, s.clock.Now), secrets, lwa.New(lwaURL, hc), s.sbURL,
+	svc := connect.New(postgres.New(s.pool, s.clock.Now), credcache.New(secrets, 0, s.clock.Now), lwa.New(lwaURL, hc), s.sbURL,
 		connect.WithClock(s.clock.Now), connect.WithLogger(log), connect.WithParticipations(spapi.New(nil), s.sbURL))
 	verifier, err := auth.NewVerifier(context.Background(), config.Config{
 		JWTHS256Secret: jwtSecret, JWTIssuer: jwtIssuer, JWTAudience: jwtAudience, TenantClaim: "tenantId",

@@ -130,3 +130,10 @@ func translate(err error) error {
 	}
 	return err
 }
+
+// IsInvalidClient reports whether err is LWA's invalid_client: our client id
+// or secret is refused (the secret was rotated or has expired).
+func IsInvalidClient(err error) bool {
+	var e *Error
+	return errors.As(err, &e) && e.Code == "invalid_client"
+}

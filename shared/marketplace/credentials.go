@@ -1,6 +1,7 @@
 package marketplace
 
 import (
+	"errors"
 	"regexp"
 	"time"
 
@@ -37,3 +38,7 @@ var tenantIDPattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_-]{0,127}$`)
 // '-' and '_', starting with a letter or digit. Anything else could walk the
 // Vault path tree or inject into it.
 func ValidTenantID(id string) bool { return tenantIDPattern.MatchString(id) }
+
+// ErrConflict means a check-and-set write of a tenant's credentials lost to
+// a concurrent writer (a reconnect wrote a new secret meanwhile).
+var ErrConflict = errors.New("credentials: check-and-set version mismatch")

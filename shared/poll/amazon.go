@@ -23,7 +23,9 @@ type Budget interface {
 // AmazonSource reads buyer events from SP-API Orders v2026-01-01
 // searchOrders, within the connection's persisted rate budget.
 type AmazonSource struct {
-	creds    *credentials
+	secrets  SecretStore
+	tokens   *tokenSources
+	now      func() time.Time
 	api      *spapi.Client
 	budget   Budget
 	endpoint string // AMAZON_SPAPI_ENDPOINT; "" = by region
@@ -34,17 +36,14 @@ type AmazonSource struct {
 // AmazonConfig tunes an AmazonSource; zero fields take the defaults.
 type AmazonConfig struct {
 	Endpoint       string        // AMAZON_SPAPI_ENDPOINT; "" = by region
-	CredentialsTTL time.Duration // Vault reads cached per container (5 min)
 	EarlyExpiry    time.Duration // refresh access tokens this early (lwa.DefaultEarlyExpiry, 300 s)
 	Plan           marketplace.RatePlan
 	PageSize       int // maxResultsPerPage (100)
 }
 
-// NewAmazonSource builds the real source. now drives the credential cache.
+// NewAmazonSource builds the real source on a credential store (in a
+// Lambda, a credcache.Cache around Vault); now nil means time.Now.
 func NewAmazonSource(secrets SecretStore, lwaClient *lwa.Client, api *spapi.Client, budget Budget, cfg AmazonConfig, now func() time.Time, log *slog.Logger) *AmazonSource {
-	if cfg.CredentialsTTL <= 0 {
-		cfg.CredentialsTTL = 5 * time.Minute
-	}
 	if cfg.Plan.Rate <= 0 {
 		cfg.Plan = marketplace.RatePlan{Rate: spapi.SearchOrdersRate, Burst: spapi.SearchOrdersBurst}
 	}
@@ -58,7 +57,9 @@ func NewAmazonSource(secrets SecretStore, lwaClient *lwa.Client, api *spapi.Clie
 		log = slog.Default()
 	}
 	return &AmazonSource{
-		creds:    newCredentials(secrets, lwaClient, cfg.CredentialsTTL, cfg.EarlyExpiry, now, log),
+		secrets:  secrets,
+		tokens:   newTokenSources(secrets, lwaClient, cfg.EarlyExpiry, log),
+		now:      now,
 		api:      api,
 		budget:   budget,
 		endpoint: cfg.Endpoint,
@@ -70,11 +71,11 @@ func NewAmazonSource(secrets SecretStore, lwaClient *lwa.Client, api *spapi.Clie
 // Fetch implements Source: credentials (cached), one rate token, one
 // searchOrders call, the buyer events of its orders.
 func (a *AmazonSource) Fetch(ctx context.Context, t Target, req PageRequest) (Page, error) {
-	app, err := a.creds.appCredentials(ctx)
+	app, err := a.secrets.App(ctx)
 	if err != nil {
 		return Page{}, fmt.Errorf("app credentials: %w", err)
 	}
-	tc, err := a.creds.tenant(ctx, t.TenantID)
+	tc, err := a.secrets.Tenant(ctx, t.TenantID)
 	if err != nil {
 		return Page{}, fmt.Errorf("tenant credentials: %w", err)
 	}
@@ -87,7 +88,7 @@ func (a *AmazonSource) Fetch(ctx context.Context, t Target, req PageRequest) (Pa
 	if len(marketplaces) == 0 {
 		return Page{}, errors.New("connection has no marketplace id")
 	}
-	tokens := a.creds.tokens(t.TenantID, app, tc)
+	tokens := a.tokens.get(t.TenantID, app, tc)
 	// An access token first (cached in a warm container), so that a refused
 	// refresh token costs no rate token.
 	if _, err := tokens.Token(); err != nil {
@@ -130,7 +131,7 @@ func (a *AmazonSource) Fetch(ctx context.Context, t Target, req PageRequest) (Pa
 	}
 	end := res.LastUpdatedBefore
 	if end.IsZero() { // Amazon always sends it for lastUpdatedAfter searches; be safe
-		end = a.creds.now().Add(-2 * time.Minute)
+		end = a.now().Add(-2 * time.Minute)
 	}
 	return Page{Messages: BuyerEvents(res.Orders), NextToken: res.NextToken, WindowEnd: end, Orders: len(res.Orders)}, nil
 }
@@ -139,15 +140,18 @@ func (a *AmazonSource) Fetch(ctx context.Context, t Target, req PageRequest) (Pa
 // (the seller reconnected since it was read), so Vault is read again; with
 // a different refresh token it returns that token's source, else err.
 func (a *AmazonSource) retryReauth(ctx context.Context, tenantID string, app marketplace.AppCredentials, used marketplace.TenantCredentials, err error) (*tenantSource, error) {
+	if lwa.IsInvalidClient(err) {
+		a.secrets.ForgetApp() // the next poll reads the rotated secret
+	}
 	if !IsReauth(err) {
 		return nil, err
 	}
-	a.creds.forget(tenantID)
-	fresh, ferr := a.creds.tenant(ctx, tenantID)
+	a.secrets.ForgetTenant(tenantID)
+	fresh, ferr := a.secrets.Tenant(ctx, tenantID)
 	if ferr != nil || fresh.RefreshToken == used.RefreshToken {
 		return nil, err
 	}
-	tokens := a.creds.tokens(tenantID, app, fresh)
+	tokens := a.tokens.get(tenantID, app, fresh)
 	if _, terr := tokens.Token(); terr != nil {
 		return nil, terr
 	}

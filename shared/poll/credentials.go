@@ -12,35 +12,30 @@ import (
 	"github.com/keybuzz/keybuzz-amazon/shared/lwa"
 	"github.com/keybuzz/keybuzz-amazon/shared/marketplace"
 	"github.com/keybuzz/keybuzz-amazon/shared/secret"
-	"github.com/keybuzz/keybuzz-amazon/shared/vaultstore"
 )
 
-// SecretStore is the part of vaultstore.Store the poller uses.
+// SecretStore is what the poller needs of the credential store: reads
+// (cached by credcache.Cache in a Lambda), the write-back of a rotated
+// refresh token, and the explicit invalidations.
 type SecretStore interface {
 	App(ctx context.Context) (marketplace.AppCredentials, error)
 	Tenant(ctx context.Context, tenantID string) (marketplace.TenantCredentials, error)
 	UpdateRefreshToken(ctx context.Context, tenantID string, tc marketplace.TenantCredentials, token secret.Value) (int, error)
+	ForgetApp()
+	ForgetTenant(tenantID string)
 }
 
-// credentials caches Vault reads per warm container for ttl, and one LWA
-// token source per tenant, so a warm poll makes no Vault and no LWA call.
-type credentials struct {
+// tokenSources keeps one LWA access-token source per tenant for the life of
+// a warm container, so a warm poll makes no LWA call; rotated refresh
+// tokens are written back through the store.
+type tokenSources struct {
 	store SecretStore
 	lwa   *lwa.Client
-	ttl   time.Duration
 	early time.Duration
-	now   func() time.Time
 	log   *slog.Logger
 
 	mu      sync.Mutex
-	app     *cached[marketplace.AppCredentials]
-	tenants map[string]*cached[marketplace.TenantCredentials]
 	sources map[string]*tenantSource
-}
-
-type cached[T any] struct {
-	v       T
-	expires time.Time
 }
 
 // tenantSource is a tenant's cached access-token source and what it was
@@ -52,66 +47,13 @@ type tenantSource struct {
 	appKey   string
 }
 
-func newCredentials(store SecretStore, client *lwa.Client, ttl, early time.Duration, now func() time.Time, log *slog.Logger) *credentials {
-	return &credentials{store: store, lwa: client, ttl: ttl, early: early, now: now, log: log,
-		tenants: map[string]*cached[marketplace.TenantCredentials]{}, sources: map[string]*tenantSource{}}
+func newTokenSources(store SecretStore, client *lwa.Client, early time.Duration, log *slog.Logger) *tokenSources {
+	return &tokenSources{store: store, lwa: client, early: early, log: log, sources: map[string]*tenantSource{}}
 }
 
-func (c *credentials) appCredentials(ctx context.Context) (marketplace.AppCredentials, error) {
-	c.mu.Lock()
-	if a := c.app; a != nil && c.now().Before(a.expires) {
-		c.mu.Unlock()
-		return a.v, nil
-	}
-	c.mu.Unlock()
-	app, err := c.store.App(ctx)
-	if err != nil {
-		return marketplace.AppCredentials{}, err
-	}
-	c.mu.Lock()
-	c.app = &cached[marketplace.AppCredentials]{app, c.now().Add(c.ttl)}
-	c.mu.Unlock()
-	return app, nil
-}
-
-func (c *credentials) tenant(ctx context.Context, tenantID string) (marketplace.TenantCredentials, error) {
-	c.mu.Lock()
-	if t := c.tenants[tenantID]; t != nil && c.now().Before(t.expires) {
-		c.mu.Unlock()
-		return t.v, nil
-	}
-	c.mu.Unlock()
-	tc, err := c.store.Tenant(ctx, tenantID)
-	if err != nil {
-		return marketplace.TenantCredentials{}, err
-	}
-	c.putTenant(tenantID, tc)
-	return tc, nil
-}
-
-func (c *credentials) putTenant(tenantID string, tc marketplace.TenantCredentials) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	now := c.now()
-	if len(c.tenants) > 10_000 { // a container that served many tenants: drop the stale ones
-		for k, v := range c.tenants {
-			if !now.Before(v.expires) {
-				delete(c.tenants, k)
-			}
-		}
-	}
-	c.tenants[tenantID] = &cached[marketplace.TenantCredentials]{tc, now.Add(c.ttl)}
-}
-
-func (c *credentials) forget(tenantID string) {
-	c.mu.Lock()
-	delete(c.tenants, tenantID)
-	c.mu.Unlock()
-}
-
-// tokens returns the tenant's cached access-token source, built with
+// get returns the tenant's cached access-token source, built with
 // context.Background() so that later refreshes outlive this invocation.
-func (c *credentials) tokens(tenantID string, app marketplace.AppCredentials, tc marketplace.TenantCredentials) *tenantSource {
+func (c *tokenSources) get(tenantID string, app marketplace.AppCredentials, tc marketplace.TenantCredentials) *tenantSource {
 	appKey := app.ClientID + "\x00" + app.ClientSecret.Reveal()
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -129,29 +71,22 @@ func (c *credentials) tokens(tenantID string, app marketplace.AppCredentials, tc
 	return s
 }
 
-// persistRotated writes a rotated refresh token back to Vault with
-// check-and-set on the version read; on a conflict (a reconnect wrote a new
-// secret meanwhile) the cache is dropped and Vault's secret wins.
-func (c *credentials) persistRotated(ctx context.Context, tenantID string, tok secret.Value) error {
+// persistRotated writes a rotated refresh token back with check-and-set on
+// the version read; on a conflict (a reconnect wrote a new secret
+// meanwhile) the store drops its cached copy and Vault's secret wins.
+func (c *tokenSources) persistRotated(ctx context.Context, tenantID string, tok secret.Value) error {
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	tc, err := c.tenant(ctx, tenantID)
+	tc, err := c.store.Tenant(ctx, tenantID)
 	if err != nil {
 		return err
 	}
 	if tc.RefreshToken == tok {
 		return nil
 	}
-	v, err := c.store.UpdateRefreshToken(ctx, tenantID, tc, tok)
-	if errors.Is(err, vaultstore.ErrConflict) {
-		c.forget(tenantID)
-		return nil
-	}
-	if err != nil {
+	if _, err := c.store.UpdateRefreshToken(ctx, tenantID, tc, tok); err != nil && !errors.Is(err, marketplace.ErrConflict) {
 		return err
 	}
-	tc.RefreshToken, tc.Version = tok, v
-	c.putTenant(tenantID, tc)
 	return nil
 }
 

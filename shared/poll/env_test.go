@@ -19,6 +19,7 @@ import (
 	"github.com/keybuzz/keybuzz-amazon/dev/sandbox"
 	"github.com/keybuzz/keybuzz-amazon/dev/sandbox/sandboxtest"
 	"github.com/keybuzz/keybuzz-amazon/dev/testenv"
+	"github.com/keybuzz/keybuzz-amazon/shared/credcache"
 	"github.com/keybuzz/keybuzz-amazon/shared/lwa"
 	"github.com/keybuzz/keybuzz-amazon/shared/marketplace"
 	"github.com/keybuzz/keybuzz-amazon/shared/poll"
@@ -107,12 +108,13 @@ func closedVault(t *testing.T) *api.Client {
 func quiet() *slog.Logger { return slog.New(slog.NewJSONHandler(io.Discard, nil)) }
 
 // source is the real Amazon source against the sandbox.
-func (e *env) source(secrets poll.SecretStore) *poll.AmazonSource {
+func (e *env) source(secrets credcache.Store) *poll.AmazonSource {
 	if secrets == nil {
 		secrets = e.secrets
 	}
+	cached := credcache.New(secrets, 0, e.clock.Now) // as the functions wire it
 	hc := &http.Client{Transport: counting{&e.apiCalls, &e.beforeAPI}, Timeout: 5 * time.Second}
-	return poll.NewAmazonSource(secrets, e.lwa, spapiClient(hc), e.store, poll.AmazonConfig{Endpoint: e.sbURL}, e.clock.Now, quiet())
+	return poll.NewAmazonSource(cached, e.lwa, spapiClient(hc), e.store, poll.AmazonConfig{Endpoint: e.sbURL}, e.clock.Now, quiet())
 }
 
 func (e *env) poller(src poll.Source) *poll.Poller {

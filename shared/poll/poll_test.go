@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/keybuzz/keybuzz-amazon/dev/sandbox"
+	"github.com/keybuzz/keybuzz-amazon/shared/credcache"
 	"github.com/keybuzz/keybuzz-amazon/shared/marketplace"
 	"github.com/keybuzz/keybuzz-amazon/shared/poll"
 	"github.com/keybuzz/keybuzz-amazon/shared/pollqueue"
@@ -200,11 +201,11 @@ func TestFailures(t *testing.T) {
 	type check func(t *testing.T, e *env, s seller, st state, err error)
 	cases := []struct {
 		name    string
-		setup   func(e *env, s seller) poll.SecretStore
+		setup   func(e *env, s seller) credcache.Store
 		wantErr bool
 		check   check
 	}{
-		{"429 storm", func(e *env, s seller) poll.SecretStore {
+		{"429 storm", func(e *env, s seller) credcache.Store {
 			e.sb.InjectFault(s.id, sandbox.Fault{Kind: "429", Count: 3})
 			return nil
 		}, true, func(t *testing.T, e *env, s seller, st state, err error) {
@@ -229,7 +230,7 @@ func TestFailures(t *testing.T) {
 			}
 			e.checkMatches(s, t0.Add(-7*24*time.Hour))
 		}},
-		{"expired access token", func(e *env, s seller) poll.SecretStore { return nil }, false,
+		{"expired access token", func(e *env, s seller) credcache.Store { return nil }, false,
 			func(t *testing.T, e *env, s seller, st state, err error) {
 				// The first poll cached the token; Amazon now says it expired.
 				e.sb.ExpireAccessTokens(s.id)
@@ -245,7 +246,7 @@ func TestFailures(t *testing.T) {
 					t.Fatalf("lastError %q", st.LastError)
 				}
 			}},
-		{"revoked refresh token", func(e *env, s seller) poll.SecretStore {
+		{"revoked refresh token", func(e *env, s seller) credcache.Store {
 			e.sb.RevokeSeller(s.id)
 			return nil
 		}, false, func(t *testing.T, e *env, s seller, st state, err error) {
@@ -253,7 +254,7 @@ func TestFailures(t *testing.T) {
 				t.Fatalf("after invalid_grant: %+v", st)
 			}
 		}},
-		{"no credentials in Vault", func(e *env, s seller) poll.SecretStore {
+		{"no credentials in Vault", func(e *env, s seller) credcache.Store {
 			if err := e.secrets.DeleteTenant(context.Background(), s.tenantID); err != nil {
 				t.Fatal(err)
 			}
@@ -263,7 +264,7 @@ func TestFailures(t *testing.T) {
 				t.Fatalf("after a missing secret: %+v", st)
 			}
 		}},
-		{"Vault down", func(e *env, s seller) poll.SecretStore {
+		{"Vault down", func(e *env, s seller) credcache.Store {
 			return vaultstore.New(closedVault(t), "secret", "keybuzz/ai/amazon_spapi_app_temp")
 		}, true, func(t *testing.T, e *env, s seller, st state, err error) {
 			if !errors.Is(err, marketplace.ErrUnavailable) {
@@ -411,7 +412,7 @@ func TestEmptyBudgetResumesAtTheStoredPage(t *testing.T) {
 	s := e.connect(2)
 	e.sb.SetRatePlan(s.id, sandbox.OpSearchOrders, 0.0056, 2)
 	hc := &http.Client{Timeout: 5 * time.Second}
-	src := poll.NewAmazonSource(e.secrets, e.lwa, spapi.New(hc), e.store,
+	src := poll.NewAmazonSource(credcache.New(e.secrets, 0, e.clock.Now), e.lwa, spapi.New(hc), e.store,
 		poll.AmazonConfig{Endpoint: e.sbURL, Plan: marketplace.RatePlan{Rate: 0.0056, Burst: 2}}, e.clock.Now, quiet())
 	p := e.poller(src)
 	res, err := p.PollResult(context.Background(), s.message())

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	awsconfig "github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 	"github.com/aws/aws-sdk-go-v2/service/sqs/types"
 )
@@ -173,4 +174,14 @@ func (s *Sender) sendBatch(ctx context.Context, batch []Message) (sent int, fail
 		pending = retry
 	}
 	return sent, pending, lastErr
+}
+
+// NewClient returns an SQS client from the standard AWS configuration
+// (AWS_REGION, credentials, AWS_ENDPOINT_URL_SQS for the emulator).
+func NewClient(ctx context.Context) (*sqs.Client, error) {
+	cfg, err := awsconfig.LoadDefaultConfig(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("aws config: %w", err)
+	}
+	return sqs.NewFromConfig(cfg), nil
 }

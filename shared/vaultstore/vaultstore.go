@@ -13,7 +13,6 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/hashicorp/vault/api"
@@ -137,9 +136,6 @@ func (s *Store) PutTenant(ctx context.Context, tenantID string, tc marketplace.T
 	return path, nil
 }
 
-// ErrConflict means a check-and-set write lost to a concurrent writer.
-var ErrConflict = errors.New("vault: check-and-set version mismatch")
-
 // UpdateRefreshToken replaces a tenant's refresh token (Amazon rotated it)
 // only if the secret is still at tc.Version.
 func (s *Store) UpdateRefreshToken(ctx context.Context, tenantID string, tc marketplace.TenantCredentials, token secret.Value) (int, error) {
@@ -155,7 +151,7 @@ func (s *Store) UpdateRefreshToken(ctx context.Context, tenantID string, tc mark
 	if err != nil {
 		var re *api.ResponseError
 		if errors.As(err, &re) && re.StatusCode == http.StatusBadRequest && strings.Contains(strings.Join(re.Errors, " "), "check-and-set") {
-			return 0, fmt.Errorf("update refresh token: %w", ErrConflict)
+			return 0, fmt.Errorf("update refresh token: %w", marketplace.ErrConflict)
 		}
 		return 0, fmt.Errorf("update refresh token: %w", classify(err, nil))
 	}
@@ -214,48 +210,4 @@ func str(d map[string]any, k string) string {
 		return v
 	}
 	return ""
-}
-
-// AppCache serves the app's credentials from memory for ttl: they change
-// only when the LWA client secret is rotated (every 180 days), and reading
-// Vault on every oauth/start would double its latency.
-type AppCache struct {
-	*Store
-	ttl time.Duration
-	now func() time.Time
-
-	mu      sync.Mutex
-	app     marketplace.AppCredentials
-	expires time.Time
-}
-
-// NewAppCache wraps s; now nil means time.Now.
-func NewAppCache(s *Store, ttl time.Duration, now func() time.Time) *AppCache {
-	if now == nil {
-		now = time.Now
-	}
-	return &AppCache{Store: s, ttl: ttl, now: now}
-}
-
-// App returns the cached credentials, reading Vault when they are older
-// than the ttl. Errors are not cached.
-func (c *AppCache) App(ctx context.Context) (marketplace.AppCredentials, error) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.now().Before(c.expires) {
-		return c.app, nil
-	}
-	app, err := c.Store.App(ctx)
-	if err != nil {
-		return marketplace.AppCredentials{}, err
-	}
-	c.app, c.expires = app, c.now().Add(c.ttl)
-	return app, nil
-}
-
-// Forget drops the cached credentials (after LWA answered invalid_client).
-func (c *AppCache) Forget() {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.expires = time.Time{}
 }

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"net"
 	"testing"
-	"time"
 
 	"github.com/keybuzz/keybuzz-amazon/dev/testenv"
 	"github.com/keybuzz/keybuzz-amazon/shared/marketplace"
@@ -43,7 +42,7 @@ func TestTenantCredentialsAgainstVault(t *testing.T) {
 	if err != nil || v2 != 2 {
 		t.Fatalf("cas update: %d %v", v2, err)
 	}
-	if _, err := s.UpdateRefreshToken(ctx, tenant, got, secret.Value("Atzr|stale")); !errors.Is(err, vaultstore.ErrConflict) {
+	if _, err := s.UpdateRefreshToken(ctx, tenant, got, secret.Value("Atzr|stale")); !errors.Is(err, marketplace.ErrConflict) {
 		t.Fatalf("stale cas: %v", err)
 	}
 	if got, _ := s.Tenant(ctx, tenant); got.RefreshToken.Reveal() != "Atzr|two" {
@@ -88,37 +87,5 @@ func TestVaultUnreachableIsUnavailable(t *testing.T) {
 	}
 	if _, err := s.PutTenant(context.Background(), "tenant-1", marketplace.TenantCredentials{RefreshToken: "x"}); !errors.Is(err, marketplace.ErrUnavailable) {
 		t.Fatalf("put: %v", err)
-	}
-}
-
-func TestAppCache(t *testing.T) {
-	ctx := context.Background()
-	s := vaultstore.New(testenv.Vault(t), "secret", "keybuzz/ai/"+testenv.ID("app"))
-	put := func(id string) {
-		if err := s.PutApp(ctx, marketplace.AppCredentials{ClientID: id, ClientSecret: "s", ApplicationID: "a", Region: "eu"}); err != nil {
-			t.Fatal(err)
-		}
-	}
-	now := time.Now()
-	cache := vaultstore.NewAppCache(s, time.Minute, func() time.Time { return now })
-	if _, err := cache.App(ctx); !errors.Is(err, marketplace.ErrAppMisconfigured) {
-		t.Fatalf("empty: %v", err)
-	}
-	put("one") // errors were not cached
-	if app, err := cache.App(ctx); err != nil || app.ClientID != "one" {
-		t.Fatalf("first read: %+v %v", app, err)
-	}
-	put("two")
-	if app, _ := cache.App(ctx); app.ClientID != "one" {
-		t.Fatalf("within ttl: %s, want the cached one", app.ClientID)
-	}
-	now = now.Add(time.Minute)
-	if app, _ := cache.App(ctx); app.ClientID != "two" {
-		t.Fatalf("after ttl: %s", app.ClientID)
-	}
-	put("three")
-	cache.Forget()
-	if app, _ := cache.App(ctx); app.ClientID != "three" {
-		t.Fatalf("after Forget: %s", app.ClientID)
 	}
 }
