@@ -248,6 +248,7 @@ func ingestAll(ctx context.Context, store *postgres.Store, connID string, pages 
 		in := marketplace.InboundPage{ConnectionID: connID, TenantID: ingestTenant, LeaseOwner: ingestOwner, LeaseFor: 5 * time.Minute, Messages: p}
 		if i < len(pages)-1 {
 			in.NextToken = fmt.Sprintf("page-%d", i+1)
+			in.WindowStart, in.MarketplaceIDs = pages[0][0].ReceivedAt, []string{pages[0][0].MarketplaceID}
 		} else {
 			end := p[len(p)-1].ReceivedAt
 			in.Cursor = &end

@@ -129,8 +129,7 @@ func (e *env) authorize(t *testing.T, sellerID string) (refresh, access string) 
 	return m["refresh_token"].(string), m["access_token"].(string)
 }
 
-// search calls searchOrders with the query (marketplaceIds of the seller
-// added when absent).
+// search calls searchOrders with the query.
 func (e *env) search(t *testing.T, access string, q url.Values) answer {
 	t.Helper()
 	return e.get(t, "/orders/2026-01-01/orders?"+q.Encode(), access)

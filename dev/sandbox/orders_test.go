@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"net/url"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -55,10 +56,22 @@ func searchAll(t *testing.T, e *env, access string, q url.Values) []page {
 		if p.Pagination == nil {
 			return pages
 		}
-		q = url.Values{"paginationToken": {p.Pagination.NextToken}, "maxResultsPerPage": q["maxResultsPerPage"], "includedData": q["includedData"]}
+		// The next page: the token and every other parameter with the same
+		// values (the model's SearchOrdersResponse.pagination).
+		q = withToken(q, p.Pagination.NextToken)
 	}
 	t.Fatal("pagination never ends")
 	return nil
+}
+
+// withToken is q (a first page's query) asking for the page tok points at.
+func withToken(q url.Values, tok string) url.Values {
+	next := url.Values{}
+	for k, v := range q {
+		next[k] = v
+	}
+	next.Set("paginationToken", tok)
+	return next
 }
 
 func TestPaginationCoversEveryOrderOnce(t *testing.T) {
@@ -156,8 +169,9 @@ func TestPaginationTokenExpiry(t *testing.T) {
 	s1 := seller1()
 	_, access := e.authorize(t, s1)
 	fastPlans(e, s1)
-	a := e.search(t, access, url.Values{"lastUpdatedAfter": {t0.Add(-10 * 24 * time.Hour).Format(time.RFC3339)},
-		"marketplaceIds": {sandbox.MarketplaceFR}, "maxResultsPerPage": {"5"}})
+	first := url.Values{"lastUpdatedAfter": {t0.Add(-10 * 24 * time.Hour).Format(time.RFC3339)},
+		"marketplaceIds": {sandbox.MarketplaceFR}, "maxResultsPerPage": {"5"}}
+	a := e.search(t, access, first)
 	var p page
 	_ = json.Unmarshal(a.body, &p)
 	if p.Pagination == nil {
@@ -167,21 +181,93 @@ func TestPaginationTokenExpiry(t *testing.T) {
 	_, other := e.authorize(t, sandbox.SellerID(2))
 	fastPlans(e, sandbox.SellerID(2))
 
-	if a := e.search(t, other, url.Values{"paginationToken": {tok}}); a.status != 400 {
+	if a := e.search(t, other, withToken(first, tok)); a.status != 400 {
 		t.Errorf("another seller's token: %d", a.status)
 	}
-	if a := e.search(t, access, url.Values{"paginationToken": {"garbage"}}); a.status != 400 {
+	if a := e.search(t, access, withToken(first, "garbage")); a.status != 400 {
 		t.Errorf("garbage token: %d", a.status)
 	}
 	e.clock.Advance(23*time.Hour + 59*time.Minute)
 	_, access = e.authorize(t, s1)
-	if a := e.search(t, access, url.Values{"paginationToken": {tok}}); a.status != 200 {
+	if a := e.search(t, access, withToken(first, tok)); a.status != 200 {
 		t.Errorf("token at 23h59: %d %s", a.status, a.body)
 	}
 	e.clock.Advance(time.Minute + time.Second)
-	a = e.search(t, access, url.Values{"paginationToken": {tok}})
+	a = e.search(t, access, withToken(first, tok))
 	if a.status != 400 || a.json(t)["errors"].([]any)[0].(map[string]any)["code"] != "InvalidInput" {
 		t.Errorf("token after 24h: %d %s", a.status, a.body)
+	}
+	if v := e.srv.TakeViolations(); len(v) != 0 {
+		t.Errorf("unknown and expired tokens are Amazon's answers, not contract violations: %v", v)
+	}
+}
+
+// The old client's next-page request (the token, alone or with only some
+// of the filters) is refused as Amazon's model says: 400 InvalidInput with
+// Amazon's error body. Only maxResultsPerPage and includedData may change.
+func TestNextPageNeedsTheSameFilters(t *testing.T) {
+	e := start(t)
+	s1 := seller1()
+	seller := e.srv.Sellers()[0]
+	_, access := e.authorize(t, s1)
+	fastPlans(e, s1)
+	since := t0.Add(-10 * 24 * time.Hour)
+	first := url.Values{"lastUpdatedAfter": {since.Format(time.RFC3339)}, "marketplaceIds": {seller.MarketplaceIDs[0] + "," + seller.MarketplaceIDs[1]},
+		"maxResultsPerPage": {"5"}, "includedData": {"BUYER,CANCELLATION"}}
+	a := e.search(t, access, first)
+	var p page
+	_ = json.Unmarshal(a.body, &p)
+	if a.status != 200 || p.Pagination == nil {
+		t.Fatalf("first page: %d %s", a.status, a.body)
+	}
+	tok := p.Pagination.NextToken
+	refused := []struct {
+		name string
+		q    url.Values
+	}{
+		{"token alone", url.Values{"paginationToken": {tok}}},
+		{"token and marketplaceIds (the old client)", url.Values{"paginationToken": {tok}, "marketplaceIds": first["marketplaceIds"],
+			"includedData": first["includedData"], "maxResultsPerPage": first["maxResultsPerPage"]}},
+		{"another lastUpdatedAfter", func() url.Values {
+			q := withToken(first, tok)
+			q.Set("lastUpdatedAfter", since.Add(time.Second).Format(time.RFC3339))
+			return q
+		}()},
+		{"fewer marketplaces", func() url.Values {
+			q := withToken(first, tok)
+			q.Set("marketplaceIds", seller.MarketplaceIDs[0])
+			return q
+		}()},
+		{"a filter added", func() url.Values {
+			q := withToken(first, tok)
+			q.Set("fulfilledBy", "MERCHANT")
+			return q
+		}()},
+	}
+	for _, c := range refused {
+		a := e.search(t, access, c.q)
+		if a.status != 400 {
+			t.Errorf("%s: %d %s", c.name, a.status, a.body)
+			continue
+		}
+		validate(t, "ErrorList", a.body)
+		if code := a.json(t)["errors"].([]any)[0].(map[string]any)["code"]; code != "InvalidInput" {
+			t.Errorf("%s: code %v", c.name, code)
+		}
+	}
+	if v := e.srv.TakeViolations(); len(v) != len(refused) {
+		t.Errorf("%d violations recorded, want %d: %v", len(v), len(refused), v)
+	}
+
+	// The same filters, the same instant written differently, the
+	// marketplaces in another order, another page size and datasets: accepted.
+	same := withToken(first, tok)
+	same.Set("lastUpdatedAfter", since.In(time.FixedZone("CET", 3600)).Format(time.RFC3339))
+	same.Set("marketplaceIds", seller.MarketplaceIDs[1]+","+seller.MarketplaceIDs[0])
+	same.Set("maxResultsPerPage", "7")
+	same.Set("includedData", "BUYER")
+	if a := e.search(t, access, same); a.status != 200 {
+		t.Fatalf("next page with the same filters: %d %s", a.status, a.body)
 	}
 }
 
@@ -242,6 +328,9 @@ func TestSearchValidation(t *testing.T) {
 	fastPlans(e, s1)
 	ago := func(d time.Duration) string { return t0.Add(-d).Format(time.RFC3339) }
 	fr := sandbox.MarketplaceFR
+	// ok: answered 200. Every refusal is outside Amazon's contract (a
+	// violation) except a marketplace the seller does not sell on and a
+	// "before" later than now-2min: those depend on the state of things.
 	tests := []struct {
 		name string
 		q    url.Values
@@ -249,7 +338,12 @@ func TestSearchValidation(t *testing.T) {
 	}{
 		{"valid", url.Values{"lastUpdatedAfter": {ago(time.Hour)}, "marketplaceIds": {fr}}, true},
 		{"valid createdAfter and createdBefore", url.Values{"createdAfter": {ago(time.Hour)}, "createdBefore": {ago(3 * time.Minute)}, "marketplaceIds": {fr}}, true},
-		{"valid repeated marketplaceIds", url.Values{"lastUpdatedAfter": {ago(time.Hour)}, "marketplaceIds": e.srv.Sellers()[0].MarketplaceIDs}, true},
+		{"valid several marketplaceIds", url.Values{"lastUpdatedAfter": {ago(time.Hour)}, "marketplaceIds": {strings.Join(e.srv.Sellers()[0].MarketplaceIDs, ",")}}, true},
+		{"repeated marketplaceIds (the model's csv wants one value)", url.Values{"lastUpdatedAfter": {ago(time.Hour)}, "marketplaceIds": e.srv.Sellers()[0].MarketplaceIDs}, false},
+		{"date without a time", url.Values{"lastUpdatedAfter": {t0.Format(time.DateOnly)}, "marketplaceIds": {fr}}, false},
+		{"date-time without an offset", url.Values{"lastUpdatedAfter": {t0.Format("2006-01-02T15:04:05")}, "marketplaceIds": {fr}}, false},
+		{"51 marketplaceIds", url.Values{"lastUpdatedAfter": {ago(time.Hour)}, "marketplaceIds": {strings.Repeat(fr+",", 50) + fr}}, false},
+		{"an undeclared parameter", url.Values{"lastUpdatedAfter": {ago(time.Hour)}, "marketplaceIds": {fr}, "MaxResultsPerPage": {"5"}}, false},
 		{"neither after", url.Values{"marketplaceIds": {fr}}, false},
 		{"both afters", url.Values{"createdAfter": {ago(time.Hour)}, "lastUpdatedAfter": {ago(time.Hour)}, "marketplaceIds": {fr}}, false},
 		{"createdAfter with lastUpdatedBefore", url.Values{"createdAfter": {ago(time.Hour)}, "lastUpdatedBefore": {ago(5 * time.Minute)}, "marketplaceIds": {fr}}, false},
@@ -286,5 +380,14 @@ func TestSearchValidation(t *testing.T) {
 	}
 	if a := e.get(t, "/orders/2026-01-01/orders/x?includedData=NOPE", access); a.status != 400 {
 		t.Errorf("getOrder with unknown includedData: %d", a.status)
+	}
+	refusedByContract := 1 // getOrder's
+	for _, tt := range tests {
+		if !tt.ok && tt.name != "foreign marketplace" && tt.name != "lastUpdatedBefore later than now-2min" {
+			refusedByContract++
+		}
+	}
+	if v := e.srv.TakeViolations(); len(v) != refusedByContract {
+		t.Errorf("%d violations recorded, want %d: %v", len(v), refusedByContract, v)
 	}
 }

@@ -12,6 +12,8 @@ import (
 	"strconv"
 	"sync"
 	"time"
+
+	"github.com/keybuzz/keybuzz-amazon/dev/openapicheck"
 )
 
 // Amazon EU marketplace ids used by the sandbox sellers.
@@ -46,6 +48,12 @@ type Config struct {
 	Sellers int
 	// Logger receives request logs; tokens, codes and secrets are never logged.
 	Logger *slog.Logger
+	// Contract, when set, checks every SP-API request against Amazon's
+	// models (openapicheck.LoadContract on testdata/amazon-models): a
+	// request outside it is answered 400 InvalidInput, as Amazon does, and
+	// recorded (Violations). sandboxtest sets it, and fails a test that
+	// leaves a violation behind.
+	Contract *openapicheck.Contract
 }
 
 // DefaultConfig is the configuration `make dev` runs with.
@@ -159,6 +167,9 @@ type Server struct {
 	faults        map[string][]Fault
 	stats         map[string]*Stats
 	pages         map[string]*pageState
+	contract      *openapicheck.Contract
+	violations    []*openapicheck.Violation
+	checked       int
 }
 
 // New builds a sandbox server. Zero fields of cfg are not defaulted except
@@ -189,6 +200,7 @@ func New(cfg Config) *Server {
 		faults:        map[string][]Fault{},
 		stats:         map[string]*Stats{},
 		pages:         map[string]*pageState{},
+		contract:      cfg.Contract,
 	}
 	for n := 1; n <= cfg.Sellers; n++ {
 		sl := newSeller(n)
@@ -332,4 +344,32 @@ func (s *Server) IssuedSecrets() []string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return append([]string(nil), s.issued...)
+}
+
+// searchOrdersPath is searchOrders' path in the Orders v2026-01-01 model.
+const searchOrdersPath = "/orders/2026-01-01/orders"
+
+func (s *Server) recordViolation(v *openapicheck.Violation) {
+	s.mu.Lock()
+	s.violations = append(s.violations, v)
+	s.mu.Unlock()
+}
+
+// TakeViolations returns the SP-API requests received outside Amazon's
+// contract since the last call, and forgets them: the model checks of
+// Config.Contract and the pagination rule (a next page without the filters
+// of the request that produced its token).
+func (s *Server) TakeViolations() []*openapicheck.Violation {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	v := s.violations
+	s.violations = nil
+	return v
+}
+
+// Checked counts the SP-API requests checked against Config.Contract.
+func (s *Server) Checked() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.checked
 }

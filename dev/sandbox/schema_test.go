@@ -166,7 +166,14 @@ func TestAnswersMatchModel(t *testing.T) {
 		{"search with BUYER and CANCELLATION", full, 200, "SearchOrdersResponse", ""},
 		{"getOrder", e.get(t, "/orders/2026-01-01/orders/"+orderID, access), 200, "GetOrderResponse", ""},
 		{"getOrder with all data", e.get(t, "/orders/2026-01-01/orders/"+cancelled+"?includedData=BUYER,CANCELLATION,FULFILLMENT,PROCEEDS", access), 200, "GetOrderResponse", ""},
-		{"400 InvalidInput", e.search(t, access, url.Values{"marketplaceIds": {sandbox.MarketplaceFR}}), 400, "ErrorList", "InvalidInput"},
+		{"400 InvalidInput", e.search(t, access, url.Values{"lastUpdatedAfter": base["lastUpdatedAfter"], "marketplaceIds": {"ATVPDKIKX0DER"}}), 400, "ErrorList", "InvalidInput"},
+		{"400 outside the model", func() answer {
+			a := e.search(t, access, url.Values{"marketplaceIds": {sandbox.MarketplaceFR}})
+			if v := e.srv.TakeViolations(); len(v) != 1 {
+				t.Errorf("violations %v", v)
+			}
+			return a
+		}(), 400, "ErrorList", "InvalidInput"},
 		{"403 missing token", e.get(t, "/orders/2026-01-01/orders/"+orderID, ""), 403, "ErrorList", "Unauthorized"},
 		{"403 invalid token", e.get(t, "/orders/2026-01-01/orders/"+orderID, "Atza|garbage"), 403, "ErrorList", "Unauthorized"},
 		{"403 expired token", e.get(t, "/orders/2026-01-01/orders/"+orderID, expired), 403, "ErrorList", "Unauthorized"},

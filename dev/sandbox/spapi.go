@@ -2,6 +2,7 @@ package sandbox
 
 import (
 	"crypto/rand"
+	"errors"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -10,6 +11,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/keybuzz/keybuzz-amazon/dev/openapicheck"
 )
 
 const (
@@ -117,7 +120,22 @@ func (s *Server) spapi(op string, h func(http.ResponseWriter, *http.Request, spC
 			writeQuotaExceeded(w)
 			return
 		}
-		h(w, r, spCall{seller: seller, rateLimit: strconv.FormatFloat(rate, 'f', -1, 64)})
+		c := spCall{seller: seller, rateLimit: strconv.FormatFloat(rate, 'f', -1, 64)}
+		if s.contract != nil {
+			s.mu.Lock()
+			s.checked++
+			s.mu.Unlock()
+			if _, err := s.contract.Check(r); err != nil {
+				var v *openapicheck.Violation
+				if !errors.As(err, &v) {
+					v = &openapicheck.Violation{Operation: op, Method: r.Method, Path: r.URL.EscapedPath(), Problems: []string{err.Error()}}
+				}
+				s.recordViolation(v)
+				c.fail(w, http.StatusBadRequest, *invalidInput("Invalid Input: " + strings.Join(v.Problems, "; ")))
+				return
+			}
+		}
+		h(w, r, c)
 	}
 }
 
@@ -164,6 +182,7 @@ type searchQuery struct {
 type pageState struct {
 	sellerID string
 	q        searchQuery
+	filters  map[string]string // the producing request's filters, canonical
 	hasLast  bool
 	lastKey  time.Time
 	lastID   string
@@ -207,22 +226,14 @@ func listParam(v url.Values, name string) []string {
 	return out
 }
 
-var timeLayouts = []string{
-	time.RFC3339Nano,
-	"2006-01-02T15:04:05Z0700",
-	"2006-01-02T15:04:05.999999999Z0700",
-	"2006-01-02T15:04Z07:00",
-	"2006-01-02T15:04:05",
-	"2006-01-02",
-}
-
+// parseISO reads a date-time parameter: the model's format date-time, an
+// ISO 8601 date and time with its offset (RFC 3339), fractions allowed.
 func parseISO(name, v string) (time.Time, *apiError) {
-	for _, l := range timeLayouts {
-		if t, err := time.Parse(l, v); err == nil {
-			return t.UTC(), nil
-		}
+	t, err := time.Parse(time.RFC3339Nano, v)
+	if err != nil {
+		return time.Time{}, invalidInput(fmt.Sprintf("Invalid %s: %q is not an ISO 8601 date-time.", name, v))
 	}
-	return time.Time{}, invalidInput(fmt.Sprintf("Invalid %s: %q is not an ISO 8601 date-time.", name, v))
+	return t.UTC(), nil
 }
 
 func parseIncluded(v url.Values) (map[string]bool, *apiError) {
@@ -245,16 +256,6 @@ func (s *Server) parseSearch(v url.Values, seller Seller, now time.Time) (q sear
 		}
 		pageSize = n
 	}
-	if tok := v.Get("paginationToken"); tok != "" {
-		s.mu.Lock()
-		p := s.pages[tok]
-		s.mu.Unlock()
-		if p == nil || p.sellerID != seller.ID || !now.Before(p.expires) {
-			return q, 0, nil, invalidInput("Invalid paginationToken: the token is malformed or has expired.")
-		}
-		return p.q, pageSize, p, nil
-	}
-
 	ca, ua := v.Get("createdAfter"), v.Get("lastUpdatedAfter")
 	cb, ub := v.Get("createdBefore"), v.Get("lastUpdatedBefore")
 	switch {
@@ -311,7 +312,66 @@ func (s *Server) parseSearch(v url.Values, seller Seller, now time.Time) (q sear
 			return q, 0, nil, invalidInput(fmt.Sprintf("Invalid fulfilledBy value %q.", f))
 		}
 	}
+	if tok := v.Get("paginationToken"); tok != "" {
+		s.mu.Lock()
+		p := s.pages[tok]
+		s.mu.Unlock()
+		if p == nil || p.sellerID != seller.ID || !now.Before(p.expires) {
+			return q, 0, nil, invalidInput("Invalid paginationToken: the token is malformed or has expired.")
+		}
+		if diff := diffFilters(p.filters, canonicalFilters(v)); diff != "" {
+			e := invalidInput("Invalid paginationToken: all other parameters must be provided with the same values as in the request that generated this token (" + diff + ").")
+			s.recordViolation(&openapicheck.Violation{Operation: OpSearchOrders, Method: http.MethodGet, Path: searchOrdersPath,
+				Problems: []string{"a next page must repeat the filters of the request that produced its token: " + diff}})
+			return q, 0, nil, e
+		}
+		return p.q, pageSize, p, nil
+	}
 	return q, pageSize, nil, nil
+}
+
+// filterParams are the searchOrders parameters a next page must repeat with
+// the same values (the model's SearchOrdersResponse.pagination: all but
+// paginationToken, maxResultsPerPage and includedData).
+var filterParams = []string{"createdAfter", "createdBefore", "lastUpdatedAfter", "lastUpdatedBefore", "fulfillmentStatuses", "marketplaceIds", "fulfilledBy"}
+
+// canonicalFilters renders the filters of a (valid) request so that equal
+// values compare equal: instants in UTC, lists sorted.
+func canonicalFilters(v url.Values) map[string]string {
+	out := map[string]string{}
+	for _, name := range filterParams {
+		if !v.Has(name) {
+			continue
+		}
+		switch name {
+		case "fulfillmentStatuses", "marketplaceIds", "fulfilledBy":
+			l := listParam(v, name)
+			sort.Strings(l)
+			out[name] = strings.Join(l, ",")
+		default:
+			t, _ := parseISO(name, v.Get(name))
+			out[name] = t.Format(time.RFC3339Nano)
+		}
+	}
+	return out
+}
+
+// diffFilters names the parameters whose values differ ("" when none).
+func diffFilters(want, got map[string]string) string {
+	var diff []string
+	for _, name := range filterParams {
+		w, wok := want[name]
+		g, gok := got[name]
+		switch {
+		case wok && !gok:
+			diff = append(diff, name+" is missing")
+		case !wok && gok:
+			diff = append(diff, name+" was not in that request")
+		case w != g:
+			diff = append(diff, name+" differs")
+		}
+	}
+	return strings.Join(diff, ", ")
 }
 
 type searchOrdersResponse struct {
@@ -338,6 +398,10 @@ func (s *Server) handleSearchOrders(w http.ResponseWriter, r *http.Request, c sp
 	if e != nil {
 		c.fail(w, http.StatusBadRequest, *e)
 		return
+	}
+	filters := canonicalFilters(v)
+	if page != nil {
+		filters = page.filters
 	}
 
 	s.mu.Lock()
@@ -373,7 +437,7 @@ func (s *Server) handleSearchOrders(w http.ResponseWriter, r *http.Request, c sp
 	if more {
 		last := hits[len(hits)-1]
 		tok := randomToken(24)
-		s.pages[tok] = &pageState{sellerID: c.seller.ID, q: q, hasLast: true, lastKey: q.key(last), lastID: last.id, expires: now.Add(pageTokenTTL)}
+		s.pages[tok] = &pageState{sellerID: c.seller.ID, q: q, filters: filters, hasLast: true, lastKey: q.key(last), lastID: last.id, expires: now.Add(pageTokenTTL)}
 		resp.Pagination = &jsonPagination{NextToken: tok}
 	}
 	s.pruneExpiredPagesLocked(now)

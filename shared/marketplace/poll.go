@@ -27,6 +27,12 @@ type PollState struct {
 	// sync completes); PaginationToken the next page of an unfinished one.
 	Cursor          *time.Time
 	PaginationToken string
+	// PageWindowStart and PageMarketplaceIDs are the filters of the request
+	// that produced PaginationToken (lastUpdatedAfter, marketplaceIds), which
+	// Amazon wants again with the token. Both are empty when no token is
+	// stored, and when it was stored before they were (migration 0005).
+	PageWindowStart    *time.Time
+	PageMarketplaceIDs []string
 	// Leased is true when this poller holds the connection. It is false when
 	// another poller does, or when the connection is not CONNECTED.
 	Leased bool
@@ -79,6 +85,12 @@ type InboundPage struct {
 	// NextToken is the pagination token of the next page; "" when this page
 	// ends the window.
 	NextToken string
+	// WindowStart and MarketplaceIDs are the filters of the request that
+	// produced NextToken (lastUpdatedAfter, marketplaceIds): stored with
+	// it, since the next page must be asked with the same values. Ignored
+	// (cleared) when NextToken is "".
+	WindowStart    time.Time
+	MarketplaceIDs []string
 	// Cursor, set on the window's last page, becomes the sync cursor (the
 	// answer's lastUpdatedBefore).
 	Cursor *time.Time

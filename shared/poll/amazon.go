@@ -35,10 +35,10 @@ type AmazonSource struct {
 
 // AmazonConfig tunes an AmazonSource; zero fields take the defaults.
 type AmazonConfig struct {
-	Endpoint       string        // AMAZON_SPAPI_ENDPOINT; "" = by region
-	EarlyExpiry    time.Duration // refresh access tokens this early (lwa.DefaultEarlyExpiry, 300 s)
-	Plan           marketplace.RatePlan
-	PageSize       int // maxResultsPerPage (100)
+	Endpoint    string        // AMAZON_SPAPI_ENDPOINT; "" = by region
+	EarlyExpiry time.Duration // refresh access tokens this early (lwa.DefaultEarlyExpiry, 300 s)
+	Plan        marketplace.RatePlan
+	PageSize    int // maxResultsPerPage (100)
 }
 
 // NewAmazonSource builds the real source on a credential store (in a
@@ -85,6 +85,9 @@ func (a *AmazonSource) Fetch(ctx context.Context, t Target, req PageRequest) (Pa
 		return Page{}, err
 	}
 	marketplaces := splitIDs(firstNonEmpty(tc.MarketplaceID, t.MarketplaceID))
+	if req.MarketplaceIDs != nil {
+		marketplaces = req.MarketplaceIDs // the window's, kept with its token
+	}
 	if len(marketplaces) == 0 {
 		return Page{}, errors.New("connection has no marketplace id")
 	}
@@ -133,7 +136,7 @@ func (a *AmazonSource) Fetch(ctx context.Context, t Target, req PageRequest) (Pa
 	if end.IsZero() { // Amazon always sends it for lastUpdatedAfter searches; be safe
 		end = a.now().Add(-2 * time.Minute)
 	}
-	return Page{Messages: BuyerEvents(res.Orders), NextToken: res.NextToken, WindowEnd: end, Orders: len(res.Orders)}, nil
+	return Page{Messages: BuyerEvents(res.Orders), NextToken: res.NextToken, WindowEnd: end, Orders: len(res.Orders), MarketplaceIDs: marketplaces}, nil
 }
 
 // retryReauth handles LWA's invalid_grant: the cached secret may be stale

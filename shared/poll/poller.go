@@ -242,15 +242,23 @@ func (p *Poller) PollResult(ctx context.Context, msg pollqueue.Message) (Result,
 func (p *Poller) sync(ctx context.Context, st marketplace.PollState, owner string) (Result, error) {
 	t := Target{TenantID: st.TenantID, ConnectionID: st.ConnectionID, Region: st.Region, MarketplaceID: st.MarketplaceID, SellingPartnerID: st.SellingPartnerID}
 	var res Result
-	token := st.PaginationToken
-	after := p.windowStart(st)
+	// A stored token resumes its window with the filters stored with it;
+	// without them (a token stored before they were) the window restarts.
+	req := PageRequest{After: p.windowStart(st)}
+	if st.PaginationToken != "" {
+		if st.PageWindowStart != nil && len(st.PageMarketplaceIDs) > 0 {
+			req = PageRequest{After: *st.PageWindowStart, Token: st.PaginationToken, MarketplaceIDs: st.PageMarketplaceIDs}
+		} else {
+			p.log.WarnContext(ctx, "stored pagination token has no filters; restarting the window from the cursor", "connection_id", st.ConnectionID)
+		}
+	}
 	restarted := false
 	for {
 		if res.Pages >= p.cfg.MaxPages || p.nearDeadline(ctx) {
 			res.NextPollAt = p.now() // more to read: due again at once
 			return res, nil
 		}
-		page, err := p.source.Fetch(ctx, t, PageRequest{After: after, Token: token})
+		page, err := p.source.Fetch(ctx, t, req)
 		var nb *NoBudgetError
 		switch {
 		case errors.As(err, &nb):
@@ -258,7 +266,7 @@ func (p *Poller) sync(ctx context.Context, st marketplace.PollState, owner strin
 			return res, nil
 		case errors.Is(err, ErrStalePageToken) && !restarted:
 			p.log.WarnContext(ctx, "stored pagination token refused; restarting the window from the cursor", "connection_id", st.ConnectionID)
-			token, restarted = "", true
+			req, restarted = PageRequest{After: p.windowStart(st)}, true
 			continue
 		case err != nil:
 			return res, err
@@ -266,6 +274,7 @@ func (p *Poller) sync(ctx context.Context, st marketplace.PollState, owner strin
 		in := marketplace.InboundPage{
 			ConnectionID: st.ConnectionID, TenantID: st.TenantID, LeaseOwner: owner, LeaseFor: p.cfg.LeaseFor,
 			Messages: page.Messages, NextToken: page.NextToken,
+			WindowStart: req.After, MarketplaceIDs: page.MarketplaceIDs,
 		}
 		if page.NextToken == "" {
 			end := page.WindowEnd
@@ -285,22 +294,23 @@ func (p *Poller) sync(ctx context.Context, st marketplace.PollState, owner strin
 			res.NextPollAt = p.now().Add(p.cfg.Interval)
 			return res, nil
 		}
-		token = page.NextToken
+		req = PageRequest{After: req.After, Token: page.NextToken, MarketplaceIDs: page.MarketplaceIDs}
 	}
 }
 
 // windowStart is where searchOrders starts when no page token is stored:
 // the cursor minus the overlap, or, before the first complete sync, the
-// look-back before the connection was made.
+// look-back before the connection was made; to the second, as it is sent
+// (and stored with the window's pagination tokens).
 func (p *Poller) windowStart(st marketplace.PollState) time.Time {
 	if st.Cursor != nil {
-		return st.Cursor.Add(-p.cfg.Overlap)
+		return st.Cursor.Add(-p.cfg.Overlap).UTC().Truncate(time.Second)
 	}
 	base := p.now()
 	if st.ConnectedAt != nil {
 		base = *st.ConnectedAt
 	}
-	return base.Add(-p.cfg.Lookback)
+	return base.Add(-p.cfg.Lookback).UTC().Truncate(time.Second)
 }
 
 func (p *Poller) nearDeadline(ctx context.Context) bool {

@@ -25,10 +25,15 @@ type Target struct {
 }
 
 // PageRequest asks for the first page of the window starting at After, or
-// for the page Token points at.
+// for the page Token points at. Amazon wants a next page asked with the same
+// filters as the request that produced its token, so a next page's request
+// carries the window's After and MarketplaceIDs again, as Page reported them.
 type PageRequest struct {
 	After time.Time
 	Token string
+	// MarketplaceIDs are the marketplaces of the window; nil on a window's
+	// first page: the Source takes the connection's.
+	MarketplaceIDs []string
 }
 
 // Page is one page of events.
@@ -41,6 +46,9 @@ type Page struct {
 	WindowEnd time.Time
 	// Orders counts the orders read (for logs), events or not.
 	Orders int
+	// MarketplaceIDs are the marketplaces the page was asked for: the next
+	// page must be asked for them again.
+	MarketplaceIDs []string
 }
 
 // NoBudgetError means the connection's rate budget has no token: the poll
@@ -70,11 +78,11 @@ var ErrStalePageToken = errors.New("pagination token refused")
 type MockSource struct{ Now func() time.Time }
 
 // Fetch implements Source: one page, always the same three messages.
-func (m MockSource) Fetch(_ context.Context, t Target, _ PageRequest) (Page, error) {
+func (m MockSource) Fetch(_ context.Context, t Target, req PageRequest) (Page, error) {
 	now := time.Now
 	if m.Now != nil {
 		now = m.Now
 	}
 	msgs := mocksource.Messages(firstMarketplace(t.MarketplaceID))
-	return Page{Messages: msgs, WindowEnd: now().UTC(), Orders: len(msgs)}, nil
+	return Page{Messages: msgs, WindowEnd: now().UTC(), Orders: len(msgs), MarketplaceIDs: splitIDs(t.MarketplaceID)}, nil
 }

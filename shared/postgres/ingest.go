@@ -58,6 +58,8 @@ SELECT (SELECT count(*) FROM tm), (SELECT count(*) FROM tickets WHERE "created")
 const fenceSQL = `
 UPDATE "MarketplaceSyncState" SET
     "paginationToken" = NULLIF($3, ''),
+    "pageWindowStart" = CASE WHEN $3 = '' THEN NULL ELSE $8::timestamptz END,
+    "pageMarketplaceIds" = CASE WHEN $3 = '' THEN NULL ELSE $9::text[] END,
     "cursor" = COALESCE($4, "cursor"),
     "lastSyncAt" = $5,
     "lastSuccessAt" = CASE WHEN $3 = '' THEN $5 ELSE "lastSuccessAt" END,
@@ -81,7 +83,15 @@ func (s *Store) IngestPage(ctx context.Context, p marketplace.InboundPage) (mark
 	}
 	var res marketplace.PageResult
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-		tag, err := tx.Exec(ctx, fenceSQL, p.ConnectionID, p.LeaseOwner, p.NextToken, p.Cursor, now, leaseUntil, len(msgs))
+		var windowStart *time.Time
+		var marketplaces []string
+		if p.NextToken != "" {
+			if p.WindowStart.IsZero() || len(p.MarketplaceIDs) == 0 {
+				return fmt.Errorf("ingest page: a pagination token needs the filters that produced it (window start, marketplaces)")
+			}
+			windowStart, marketplaces = &p.WindowStart, p.MarketplaceIDs
+		}
+		tag, err := tx.Exec(ctx, fenceSQL, p.ConnectionID, p.LeaseOwner, p.NextToken, p.Cursor, now, leaseUntil, len(msgs), windowStart, marketplaces)
 		if err != nil {
 			return err
 		}

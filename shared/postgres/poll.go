@@ -90,11 +90,12 @@ WITH c AS (
     ON CONFLICT ("connectionId") DO UPDATE
         SET "leaseOwner" = EXCLUDED."leaseOwner", "leaseUntil" = EXCLUDED."leaseUntil", "updatedAt" = EXCLUDED."updatedAt"
         WHERE "MarketplaceSyncState"."leaseUntil" IS NULL OR "MarketplaceSyncState"."leaseUntil" < $3
-    RETURNING true AS "won", "cursor", "paginationToken"
+    RETURNING true AS "won", "cursor", "paginationToken", "pageWindowStart", "pageMarketplaceIds"
 )
 SELECT c."id", c."tenantId", c."status", COALESCE(c."region", ''), COALESCE(c."marketplaceId", ''),
        COALESCE(c."sellingPartnerId", ''), c."connectedAt",
-       COALESCE(l."won", false), l."cursor", COALESCE(l."paginationToken", '')
+       COALESCE(l."won", false), l."cursor", COALESCE(l."paginationToken", ''),
+       l."pageWindowStart", l."pageMarketplaceIds"
 FROM c LEFT JOIN l ON true`
 
 // AcquirePoll takes the connection's lease for owner until now+leaseFor.
@@ -105,7 +106,7 @@ func (s *Store) AcquirePoll(ctx context.Context, tenantID, connectionID, owner s
 	var status string
 	err := s.pool.QueryRow(ctx, acquireSQL, connectionID, owner, now, now.Add(leaseFor), tenantID).Scan(
 		&st.ConnectionID, &st.TenantID, &status, &st.Region, &st.MarketplaceID, &st.SellingPartnerID,
-		&st.ConnectedAt, &st.Leased, &st.Cursor, &st.PaginationToken)
+		&st.ConnectedAt, &st.Leased, &st.Cursor, &st.PaginationToken, &st.PageWindowStart, &st.PageMarketplaceIDs)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return marketplace.PollState{}, fmt.Errorf("connection %s: %w", connectionID, marketplace.ErrNotFound)
 	}

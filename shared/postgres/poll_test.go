@@ -268,7 +268,11 @@ func TestIngestPageIsIdempotent(t *testing.T) {
 			end := clock.Now()
 			cursor = &end
 		}
-		res, err := store.IngestPage(ctx, marketplace.InboundPage{ConnectionID: id, TenantID: tenant, LeaseOwner: "me", Messages: c.msgs, NextToken: c.token, Cursor: cursor})
+		in := marketplace.InboundPage{ConnectionID: id, TenantID: tenant, LeaseOwner: "me", Messages: c.msgs, NextToken: c.token, Cursor: cursor}
+		if c.token != "" {
+			in.WindowStart, in.MarketplaceIDs = t0, []string{"A13V1IB3VIYZZH"}
+		}
+		res, err := store.IngestPage(ctx, in)
 		if err != nil {
 			t.Fatalf("%s: %v", c.name, err)
 		}

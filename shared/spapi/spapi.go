@@ -67,14 +67,48 @@ func New(hc *http.Client) *Client {
 	return &Client{http: hc}
 }
 
-// SearchOrdersQuery is one searchOrders request: either the first page of a
-// window (LastUpdatedAfter) or the next page of one (PaginationToken).
+// SearchOrdersQuery is one searchOrders request: the first page of a
+// window, or, with PaginationToken, its next page. Amazon's contract
+// (SearchOrdersResponse.pagination in the model) is that a next page is
+// asked with the token and every other parameter with the same values as
+// the request that produced it (only maxResultsPerPage and includedData may
+// change): a caller keeps LastUpdatedAfter and MarketplaceIDs for the whole
+// window, to the second.
 type SearchOrdersQuery struct {
-	LastUpdatedAfter time.Time
-	MarketplaceIDs   []string
+	LastUpdatedAfter time.Time // required; sent to the second, in UTC
+	MarketplaceIDs   []string  // required, at most 50
 	PaginationToken  string
 	MaxResults       int // 1..100; 0 means 100
 }
+
+// Values is the query string of q: lastUpdatedAfter, marketplaceIds,
+// includedData and maxResultsPerPage always, paginationToken on the next
+// pages.
+func (q SearchOrdersQuery) Values() (url.Values, error) {
+	if q.LastUpdatedAfter.IsZero() {
+		return nil, errors.New("lastUpdatedAfter is required, with or without a pagination token")
+	}
+	if len(q.MarketplaceIDs) == 0 {
+		return nil, errors.New("marketplaceIds is required")
+	}
+	v := url.Values{}
+	v.Set("lastUpdatedAfter", FormatTime(q.LastUpdatedAfter))
+	v.Set("marketplaceIds", strings.Join(q.MarketplaceIDs, ","))
+	v.Set("includedData", strings.Join(IncludedData, ","))
+	n := q.MaxResults
+	if n <= 0 || n > 100 {
+		n = 100
+	}
+	v.Set("maxResultsPerPage", strconv.Itoa(n))
+	if q.PaginationToken != "" {
+		v.Set("paginationToken", q.PaginationToken)
+	}
+	return v, nil
+}
+
+// FormatTime renders t as the model's date-time, in UTC to the second: the
+// same instant always gives the same string.
+func FormatTime(t time.Time) string { return t.UTC().Format(time.RFC3339) }
 
 // SearchOrdersPage is one page of searchOrders.
 type SearchOrdersPage struct {
@@ -129,20 +163,10 @@ type CancellationRequest struct {
 // details say the access token expired invalidates the token and retries
 // once.
 func (c *Client) SearchOrders(ctx context.Context, endpoint string, tokens Tokens, q SearchOrdersQuery) (*SearchOrdersPage, error) {
-	v := url.Values{}
-	if q.PaginationToken != "" {
-		v.Set("paginationToken", q.PaginationToken)
-	} else {
-		v.Set("lastUpdatedAfter", q.LastUpdatedAfter.UTC().Format(time.RFC3339))
+	v, err := q.Values()
+	if err != nil {
+		return nil, fmt.Errorf("searchOrders: %w", err)
 	}
-	// The other filters must be sent again with a pagination token.
-	v.Set("marketplaceIds", strings.Join(q.MarketplaceIDs, ","))
-	v.Set("includedData", strings.Join(IncludedData, ","))
-	n := q.MaxResults
-	if n <= 0 || n > 100 {
-		n = 100
-	}
-	v.Set("maxResultsPerPage", strconv.Itoa(n))
 	u := strings.TrimRight(endpoint, "/") + "/orders/2026-01-01/orders?" + v.Encode()
 
 	var body struct {

@@ -70,6 +70,31 @@ func TestSearchOrdersAgainstSandbox(t *testing.T) {
 	}
 }
 
+// A next page is asked with the token and the first page's filters, to the
+// second (the model's SearchOrdersResponse.pagination).
+func TestSearchOrdersQueryValues(t *testing.T) {
+	after := time.Date(2026, 11, 13, 12, 0, 0, 987_000_000, time.FixedZone("CET", 3600))
+	q := spapi.SearchOrdersQuery{LastUpdatedAfter: after, MarketplaceIDs: []string{"A13V1IB3VIYZZH", "A1PA6795UKMFR9"}}
+	first, err := q.Values()
+	if err != nil {
+		t.Fatal(err)
+	}
+	q.PaginationToken = "tok"
+	next, err := q.Values()
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := "includedData=BUYER%2CCANCELLATION&lastUpdatedAfter=2026-11-13T11%3A00%3A00Z&marketplaceIds=A13V1IB3VIYZZH%2CA1PA6795UKMFR9&maxResultsPerPage=100"
+	if first.Encode() != want || next.Encode() != want+"&paginationToken=tok" {
+		t.Fatalf("first %s\nnext  %s", first.Encode(), next.Encode())
+	}
+	for _, bad := range []spapi.SearchOrdersQuery{{MarketplaceIDs: []string{"X"}, PaginationToken: "tok"}, {LastUpdatedAfter: after}} {
+		if _, err := bad.Values(); err == nil {
+			t.Errorf("%+v accepted", bad)
+		}
+	}
+}
+
 func TestSearchOrdersErrors(t *testing.T) {
 	cases := []struct {
 		name   string
@@ -108,7 +133,7 @@ func TestSearchOrdersErrors(t *testing.T) {
 	t.Run("network", func(t *testing.T) {
 		srv := httptest.NewServer(http.NotFoundHandler())
 		srv.Close()
-		_, err := spapi.New(nil).SearchOrders(context.Background(), srv.URL, staticTokens{}, spapi.SearchOrdersQuery{PaginationToken: "secret-ish", MarketplaceIDs: []string{"X"}})
+		_, err := spapi.New(nil).SearchOrders(context.Background(), srv.URL, staticTokens{}, spapi.SearchOrdersQuery{LastUpdatedAfter: t0, PaginationToken: "secret-ish", MarketplaceIDs: []string{"X"}})
 		if !spapi.Transient(err) || strings.Contains(err.Error(), "secret-ish") {
 			t.Fatalf("network error %v: want transient, without the query string", err)
 		}
