@@ -46,30 +46,28 @@ func (s *stats) get(name string) int {
 
 // Invariants is the checker's verdict.
 type Invariants struct {
-	EventsTotal          int      `json:"eventsTotal"`          // every buyer event the sandbox holds for the tenants
-	EventsExpected       int      `json:"eventsExpected"`       // in a look-back window and readable (not after a revocation)
-	EventsStored         int      `json:"eventsStored"`         // expected events found as ExternalMessage
-	Lost                 int      `json:"lost"`                 // expected, not stored
-	Duplicated           int      `json:"duplicated"`           // extra ExternalMessage / TicketMessage / Ticket rows
-	AfterRevocation      int      `json:"afterRevocation"`      // stored events or tickets from after the tenant's revocation
-	Phantom              int      `json:"phantom"`              // stored events the sandbox never had
-	BeforeWindow         int      `json:"beforeWindow"`         // events older than the look-back (not expected; stored when their order changed inside it)
-	UnreachableRevoked   int      `json:"unreachableRevoked"`   // before the revocation but after the tenant's last readable window
-	TicketMessageMissing int      `json:"ticketMessageMissing"` // ExternalMessage without its TicketMessage
-	Tickets              int      `json:"tickets"`
-	TicketsWrong         int      `json:"ticketsWrong"` // (tenant, order) with != 1 ticket
-	ConnectionsWrong     int      `json:"connectionsWrong"`
-	Revoked              int      `json:"revoked"`
-	NeedsReauth          int      `json:"needsReauth"`
-	QueueLeft            int      `json:"queueLeft"`
-	DLQ                  int      `json:"dlq"`
-	DLQUnexplained       int      `json:"dlqUnexplained"`
-	SecretsIssued        int      `json:"secretsIssued"`
-	LogBytesScanned      int      `json:"logBytesScanned"`
-	LogLeaks             int      `json:"logLeaks"`
-	DBValuesScanned      int      `json:"dbValuesScanned"`
-	DBLeaks              int      `json:"dbLeaks"`
-	Problems             []string `json:"problems,omitempty"` // the first violations, for a person
+	EventsTotal          int `json:"eventsTotal"`          // every buyer event the sandbox holds for the tenants
+	EventsExpected       int `json:"eventsExpected"`       // in a look-back window and readable (not after a revocation)
+	EventsStored         int `json:"eventsStored"`         // expected events found as ExternalMessage
+	Lost                 int `json:"lost"`                 // expected, not stored
+	Duplicated           int `json:"duplicated"`           // extra ExternalMessage / TicketMessage / Ticket rows
+	AfterRevocation      int `json:"afterRevocation"`      // stored events or tickets from after the tenant's revocation
+	Phantom              int `json:"phantom"`              // stored events the sandbox never had
+	BeforeWindow         int `json:"beforeWindow"`         // events older than the look-back (not expected; stored when their order changed inside it)
+	UnreachableRevoked   int `json:"unreachableRevoked"`   // before the revocation but after the tenant's last readable window
+	TicketMessageMissing int `json:"ticketMessageMissing"` // ExternalMessage without its TicketMessage
+	Tickets              int `json:"tickets"`
+	TicketsWrong         int `json:"ticketsWrong"` // (tenant, order) with != 1 ticket
+	ConnectionsWrong     int `json:"connectionsWrong"`
+	Revoked              int `json:"revoked"`
+	NeedsReauth          int `json:"needsReauth"`
+	QueueLeft            int `json:"queueLeft"`
+	DLQ                  int `json:"dlq"`
+	DLQUnexplained       int `json:"dlqUnexplained"`
+	SecretsIssued        int `json:"secretsIssued"`
+	// Scans: logs (bytes), database (values), queues (messages), s3 (objects).
+	Scans    map[string]scanReport `json:"scans"`
+	Problems []string              `json:"problems,omitempty"` // the first violations, for a person
 }
 
 func (v *Invariants) problem(format string, args ...any) {
@@ -81,7 +79,16 @@ func (v *Invariants) problem(format string, args ...any) {
 // OK is true when no invariant is violated.
 func (v Invariants) OK() bool {
 	return v.Lost == 0 && v.Duplicated == 0 && v.AfterRevocation == 0 && v.Phantom == 0 && v.TicketMessageMissing == 0 &&
-		v.TicketsWrong == 0 && v.ConnectionsWrong == 0 && v.QueueLeft == 0 && v.DLQUnexplained == 0 && v.LogLeaks == 0 && v.DBLeaks == 0
+		v.TicketsWrong == 0 && v.ConnectionsWrong == 0 && v.QueueLeft == 0 && v.DLQUnexplained == 0 && v.SecretsFound() == 0
+}
+
+// SecretsFound is every secret found by any scanner, in any form.
+func (v Invariants) SecretsFound() int {
+	n := 0
+	for _, r := range v.Scans {
+		n += r.Found
+	}
+	return n
 }
 
 type storedEvent struct {
@@ -276,6 +283,7 @@ func (w *world) drainDLQ(ctx context.Context) ([]string, error) {
 		}
 		for _, m := range r.Messages {
 			body := aws.ToString(m.Body)
+			w.payloads.keep("poll-dlq", aws.ToString(m.MessageId), body)
 			tenant := body
 			if i := strings.Index(body, `"tenantId":"`); i >= 0 {
 				tenant = body[i+12:]
@@ -289,45 +297,6 @@ func (w *world) drainDLQ(ctx context.Context) ([]string, error) {
 	return out, nil
 }
 
-// scanner finds any of a set of secret values inside texts, by hashing a
-// fixed-length prefix window (values are long random tokens).
-type scanner struct {
-	keyLen int
-	byKey  map[string][]string
-	n      int
-}
-
-func newScanner(secrets []string) *scanner {
-	s := &scanner{keyLen: 12, byKey: map[string][]string{}}
-	seen := map[string]bool{}
-	for _, v := range secrets {
-		if len(v) < s.keyLen || seen[v] {
-			continue
-		}
-		seen[v] = true
-		s.byKey[v[:s.keyLen]] = append(s.byKey[v[:s.keyLen]], v)
-		s.n++
-	}
-	return s
-}
-
-// find returns the secrets found in text (each once).
-func (s *scanner) find(text string) []string {
-	var found []string
-	for i := 0; i+s.keyLen <= len(text); i++ {
-		cands, ok := s.byKey[text[i:i+s.keyLen]]
-		if !ok {
-			continue
-		}
-		for _, c := range cands {
-			if strings.HasPrefix(text[i:], c) {
-				found = append(found, c)
-			}
-		}
-	}
-	return found
-}
-
 // secretValues are every token, code and secret issued during the soak.
 func (w *world) secretValues() []string {
 	w.mu.Lock()
@@ -337,55 +306,28 @@ func (w *world) secretValues() []string {
 	return append(vals, "sandbox-client-secret")
 }
 
-// scanLogs looks for every secret in everything the soak printed and logged.
-func (w *world) scanLogs(v *Invariants, sc *scanner) {
-	logs := string(w.out.Bytes())
-	v.LogBytesScanned = len(logs)
-	for _, f := range sc.find(logs) {
-		v.LogLeaks++
-		v.problem("log scan: a secret (%d chars, starts %.5s…) appears in the output", len(f), f)
+// scanAll runs the four scanners: the output (logs), every database value,
+// every queue payload seen and every S3 object.
+func (w *world) scanAll(ctx context.Context, v *Invariants, sc *scanner) error {
+	v.Scans = map[string]scanReport{}
+	db, err := scanDatabase(ctx, w.check, sc)
+	if err != nil {
+		return fmt.Errorf("database scan: %w", err)
 	}
+	v.Scans["database"] = db
+	v.Scans["queues"] = scanQueues(&w.payloads, sc)
+	s3r, err := scanBuckets(ctx, w.s3, sc)
+	if err != nil {
+		return fmt.Errorf("s3 scan: %w", err)
+	}
+	v.Scans["s3"] = s3r
+	return nil
 }
 
-// scanDB looks for every secret in every text column of every table.
-func (w *world) scanDB(ctx context.Context, v *Invariants, sc *scanner) error {
-	rows, err := w.check.Query(ctx, `
-SELECT table_name, column_name FROM information_schema.columns
-WHERE table_schema = 'public' AND data_type IN ('text', 'character varying', 'json', 'jsonb', 'ARRAY', 'character')`)
-	if err != nil {
-		return err
+// scanLogs looks for every secret in everything the soak printed and logged.
+func (w *world) scanLogs(v *Invariants, sc *scanner) {
+	if v.Scans == nil {
+		v.Scans = map[string]scanReport{}
 	}
-	type col struct{ table, column string }
-	var cols []col
-	for rows.Next() {
-		var c col
-		if err := rows.Scan(&c.table, &c.column); err != nil {
-			return err
-		}
-		cols = append(cols, c)
-	}
-	if err := rows.Err(); err != nil {
-		return err
-	}
-	for _, c := range cols {
-		rows, err := w.check.Query(ctx, fmt.Sprintf(`SELECT %q::text FROM %q WHERE %q IS NOT NULL`, c.column, c.table, c.column))
-		if err != nil {
-			return fmt.Errorf("scan %s.%s: %w", c.table, c.column, err)
-		}
-		for rows.Next() {
-			var s string
-			if err := rows.Scan(&s); err != nil {
-				return err
-			}
-			v.DBValuesScanned++
-			for _, f := range sc.find(s) {
-				v.DBLeaks++
-				v.problem("db scan: a secret (%d chars, starts %.5s…) in %s.%s", len(f), f, c.table, c.column)
-			}
-		}
-		if err := rows.Err(); err != nil {
-			return err
-		}
-	}
-	return nil
+	v.Scans["logs"] = scanText(sc, "output", string(w.out.Bytes()))
 }

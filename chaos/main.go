@@ -79,8 +79,8 @@ func Run(ctx context.Context, set Settings) (Result, error) {
 	secrets := w.secretValues()
 	sc := newScanner(secrets)
 	v.SecretsIssued = sc.n
-	if err := w.scanDB(ctx, &v, sc); err != nil {
-		return res, fmt.Errorf("database scan: %w", err)
+	if err := w.scanAll(ctx, &v, sc); err != nil {
+		return res, err
 	}
 	res.Invariants = v
 	res.Faults = w.stats.Faults

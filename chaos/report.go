@@ -76,19 +76,19 @@ func (r Result) Table() string {
 		{"dead letters (all tenants with injected faults; re-polled by the next schedule)", v.DLQ},
 		{"dead letters without an injected cause", v.DLQUnexplained},
 		{"secret values issued (tokens, codes, JWTs, states)", v.SecretsIssued},
-		{"log bytes scanned / secrets found", v.LogBytesScanned},
-		{"secrets found in the output", v.LogLeaks},
-		{"database text values scanned", v.DBValuesScanned},
-		{"secrets found in the database", v.DBLeaks},
 	} {
 		n := fmt.Sprint(row.n)
 		if strings.HasPrefix(row.k, "revoked") {
 			n = fmt.Sprintf("%d / %d", v.Revoked, v.NeedsReauth)
 		}
-		if strings.HasPrefix(row.k, "log bytes") {
-			row.k, n = "log bytes scanned", fmt.Sprint(v.LogBytesScanned)
-		}
 		fmt.Fprintf(&b, "| %s | %s |\n", row.k, n)
+	}
+	b.WriteString("\n| secret scanner (exact, URL-encoded, JSON-escaped, base64 forms) | scanned | secrets found |\n| --- | ---: | ---: |\n")
+	for _, k := range []struct{ key, what string }{
+		{"logs", "output and logs (bytes)"}, {"database", "database values"}, {"queues", "SQS payloads (messages)"}, {"s3", "S3 objects"},
+	} {
+		r := v.Scans[k.key]
+		fmt.Fprintf(&b, "| %s | %d | %d |\n", k.what, r.Scanned, r.Found)
 	}
 	b.WriteString("\n| fault injected | count |\n| --- | ---: |\n")
 	for _, k := range r.faultKinds() {
@@ -103,6 +103,12 @@ func (r Result) Table() string {
 	fmt.Fprintf(&b, "\nSQS: %d receives, %d records, %d batch item failures; fan-out enqueued %d; connect flow for all tenants %.1f s.\n",
 		r.Counters["sqs_receives"], r.Counters["sqs_records"], r.Counters["batch_item_failures"], r.Counters["fanout_enqueued"],
 		float64(r.Counters["connect_ms"])/1000)
+	v.Problems = append([]string(nil), v.Problems...)
+	for _, k := range []string{"logs", "database", "queues", "s3"} {
+		for _, where := range v.Scans[k].Where {
+			v.Problems = append(v.Problems, "secret scan: "+where)
+		}
+	}
 	if len(v.Problems) > 0 {
 		b.WriteString("\nFirst violations:\n\n")
 		for _, p := range v.Problems {

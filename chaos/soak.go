@@ -191,6 +191,7 @@ func (w *world) worker(ctx context.Context) {
 		}
 		ev := events.SQSEvent{}
 		for _, m := range out.Messages {
+			w.payloads.keep("poll", aws.ToString(m.MessageId), aws.ToString(m.Body))
 			ev.Records = append(ev.Records, events.SQSMessage{MessageId: aws.ToString(m.MessageId), ReceiptHandle: aws.ToString(m.ReceiptHandle),
 				Body: aws.ToString(m.Body), EventSource: "aws:sqs", Attributes: m.Attributes})
 		}

@@ -19,6 +19,7 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 	vault "github.com/hashicorp/vault/api"
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -74,6 +75,8 @@ type world struct {
 	vaultDir  *vault.Client // straight to Vault: snapshots and restores
 	secrets   *vaultstore.Store
 	sqs       *sqs.Client
+	s3        *s3.Client
+	payloads  payloads // every queue message body seen, for the payload scanner
 	queueURL  string
 	dlqURL    string
 	log       *slog.Logger
@@ -157,6 +160,12 @@ func newWorld(ctx context.Context, set Settings, out *syncBuffer) (w *world, err
 
 	// Queues of our own: a short visibility timeout, DLQ after 5 receives.
 	w.sqs = sqs.New(sqs.Options{Region: devstack.Region, BaseEndpoint: aws.String(w.stack.Get("AWS_ENDPOINT_URL_SQS")),
+		Credentials: credentials.NewStaticCredentialsProvider(devstack.AccessKeyID, devstack.AccessKeyID, "")})
+	s3Endpoint := w.stack.Get("AWS_ENDPOINT_URL_S3")
+	if s3Endpoint == "" {
+		s3Endpoint = w.stack.Get("AWS_ENDPOINT_URL_SQS") // fauxqs serves S3 on the same port
+	}
+	w.s3 = s3.New(s3.Options{Region: devstack.Region, BaseEndpoint: aws.String(s3Endpoint), UsePathStyle: true,
 		Credentials: credentials.NewStaticCredentialsProvider(devstack.AccessKeyID, devstack.AccessKeyID, "")})
 	if w.queueURL, w.dlqURL, err = w.createQueues(ctx); err != nil {
 		return nil, err
