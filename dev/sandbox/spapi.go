@@ -84,6 +84,10 @@ func (c spCall) fail(w http.ResponseWriter, status int, e apiError) {
 func (s *Server) spapi(op string, h func(http.ResponseWriter, *http.Request, spCall)) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("x-amzn-RequestId", newRequestID())
+		// Every request is checked, whatever it is answered: a violation is
+		// recorded now and answered 400 where Amazon validates, after the
+		// access token, injected faults and the rate limiter.
+		violation := s.checkContract(r, op)
 		sellerID, detail := s.authenticate(r.Header.Get("x-amz-access-token"))
 		if detail != "" {
 			writeAPIError(w, http.StatusForbidden, apiError{"Unauthorized", "Access to requested resource is denied.", detail})
@@ -121,22 +125,33 @@ func (s *Server) spapi(op string, h func(http.ResponseWriter, *http.Request, spC
 			return
 		}
 		c := spCall{seller: seller, rateLimit: strconv.FormatFloat(rate, 'f', -1, 64)}
-		if s.contract != nil {
-			s.mu.Lock()
-			s.checked++
-			s.mu.Unlock()
-			if _, err := s.contract.Check(r); err != nil {
-				var v *openapicheck.Violation
-				if !errors.As(err, &v) {
-					v = &openapicheck.Violation{Operation: op, Method: r.Method, Path: r.URL.EscapedPath(), Problems: []string{err.Error()}}
-				}
-				s.recordViolation(v)
-				c.fail(w, http.StatusBadRequest, *invalidInput("Invalid Input: " + strings.Join(v.Problems, "; ")))
-				return
-			}
+		if violation != nil {
+			c.fail(w, http.StatusBadRequest, *invalidInput("Invalid Input: " + strings.Join(violation.Problems, "; ")))
+			return
 		}
 		h(w, r, c)
 	}
+}
+
+// checkContract checks r against Config.Contract, counts it and records a
+// violation; nil when r is within the contract (or no contract is set).
+func (s *Server) checkContract(r *http.Request, op string) *openapicheck.Violation {
+	if s.contract == nil {
+		return nil
+	}
+	s.mu.Lock()
+	s.checked++
+	s.mu.Unlock()
+	_, err := s.contract.Check(r)
+	if err == nil {
+		return nil
+	}
+	var v *openapicheck.Violation
+	if !errors.As(err, &v) {
+		v = &openapicheck.Violation{Operation: op, Method: r.Method, Path: r.URL.EscapedPath(), Problems: []string{err.Error()}}
+	}
+	s.recordViolation(v)
+	return v
 }
 
 func writeQuotaExceeded(w http.ResponseWriter) {
