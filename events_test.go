@@ -98,9 +98,13 @@ func checkAPIEvent(t *testing.T, id string, ev events.APIGatewayV2HTTPRequest, r
 		if rc.Authorizer != nil || ev.Headers["authorization"] != "" {
 			t.Error("a route without authorizer gets no authorizer context and the browser sends no Bearer token")
 		}
-		for _, p := range []string{"state", "spapi_oauth_code", "selling_partner_id"} {
+		want := []string{"state", "spapi_oauth_code", "selling_partner_id"}
+		if strings.HasSuffix(ev.RawPath, "/oauth/login") {
+			want = []string{"amazon_callback_uri", "amazon_state", "selling_partner_id"}
+		}
+		for _, p := range want {
 			if ev.QueryStringParameters[p] == "" {
-				t.Errorf("callback event lacks %s", p)
+				t.Errorf("%s event lacks %s", ev.RawPath, p)
 			}
 		}
 		return

@@ -15,7 +15,7 @@ define sam_go_build
 	$(SAM_GOENV) go build $(SAM_GOFLAGS) -o "$(ARTIFACTS_DIR)/bootstrap" ./functions/$(1)
 endef
 
-.PHONY: build-OAuthStartFunction build-OAuthCallbackFunction build-StatusFunction \
+.PHONY: build-OAuthStartFunction build-OAuthCallbackFunction build-OAuthLoginFunction build-DisconnectFunction build-StatusFunction \
 	build-PollFanoutFunction build-PollTenantFunction
 
 build-OAuthStartFunction:
@@ -23,6 +23,12 @@ build-OAuthStartFunction:
 
 build-OAuthCallbackFunction:
 	$(call sam_go_build,oauthcallback)
+
+build-OAuthLoginFunction:
+	$(call sam_go_build,oauthlogin)
+
+build-DisconnectFunction:
+	$(call sam_go_build,disconnect)
 
 build-StatusFunction:
 	$(call sam_go_build,status)

@@ -24,8 +24,12 @@ var samFunctions = []samFunction{
 		routes: []apiRoute{{"POST", "/api/v1/marketplaces/amazon/oauth/start", true}}},
 	{id: "OAuthCallbackFunction", dir: "oauthcallback", trigger: "HttpApi",
 		routes: []apiRoute{{"GET", "/api/v1/marketplaces/amazon/oauth/callback", false}}},
+	{id: "OAuthLoginFunction", dir: "oauthlogin", trigger: "HttpApi",
+		routes: []apiRoute{{"GET", "/api/v1/marketplaces/amazon/oauth/login", false}}},
 	{id: "StatusFunction", dir: "status", trigger: "HttpApi",
 		routes: []apiRoute{{"GET", "/api/v1/marketplaces/amazon/status", true}}},
+	{id: "DisconnectFunction", dir: "disconnect", trigger: "HttpApi",
+		routes: []apiRoute{{"POST", "/api/v1/marketplaces/amazon/disconnect", true}}},
 	{id: fanoutID, dir: "pollfanout", trigger: "Schedule", sendsTo: []string{pollQueueID}},
 	{id: pollTenantID, dir: "polltenant", trigger: "SQS", consumes: pollQueueID},
 }

@@ -123,6 +123,13 @@ func (d deadSecrets) App(ctx context.Context) (marketplace.AppCredentials, error
 	return d.s.App(ctx)
 }
 
+func (d deadSecrets) AppFor(ctx context.Context, source marketplace.AppSource) (marketplace.AppCredentials, error) {
+	if d.c.dead.Load() {
+		return marketplace.AppCredentials{}, errKilled
+	}
+	return d.s.AppFor(ctx, source)
+}
+
 func (d deadSecrets) Tenant(ctx context.Context, tenantID string) (marketplace.TenantCredentials, error) {
 	if d.c.dead.Load() {
 		return marketplace.TenantCredentials{}, errKilled

@@ -334,6 +334,7 @@ func (w *world) connect(ctx context.Context, n int) (*tenant, error) {
 	if err := json.Unmarshal(body, &started); err != nil {
 		return nil, err
 	}
+	binding := resp.Cookies() // the browser that started it completes it
 	u, err := url.Parse(started.AuthURL)
 	if err != nil {
 		return nil, err
@@ -354,7 +355,11 @@ func (w *world) connect(ctx context.Context, n int) (*tenant, error) {
 	if err != nil || resp.StatusCode != http.StatusFound {
 		return nil, fmt.Errorf("consent: HTTP %d", resp.StatusCode)
 	}
-	resp, err = noRedirect.Get(w.apiServer.URL + httpapi.CallbackPath + "?" + loc.RawQuery)
+	req, _ = http.NewRequestWithContext(ctx, http.MethodGet, w.apiServer.URL+httpapi.CallbackPath+"?"+loc.RawQuery, nil)
+	for _, c := range binding {
+		req.AddCookie(c)
+	}
+	resp, err = noRedirect.Do(req)
 	if err != nil {
 		return nil, err
 	}

@@ -31,7 +31,7 @@ import (
 	"github.com/keybuzz/keybuzz-amazon/shared/secret"
 )
 
-var functions = []string{"oauthstart", "oauthcallback", "status", "pollfanout", "polltenant"}
+var functions = []string{"oauthstart", "oauthcallback", "status", "pollfanout", "polltenant"} // oauthlogin and disconnect: the same adapter, tested in shared/httpapi
 
 func TestBootstrapsUnderLambdaEmulator(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
@@ -78,12 +78,13 @@ func TestBootstrapsUnderLambdaEmulator(t *testing.T) {
 	}
 	var started struct{ AuthURL string }
 	mustJSON(t, res.Body, &started)
+	binding := bindingCookie(t, res)
 
 	// The seller approves on the sandbox's consent page; the callback Lambda
 	// gets Amazon's redirect.
-	connect := func(tenantID string, seller int, authURL string) {
+	connect := func(tenantID string, seller int, authURL, binding string) {
 		q := consent(t, authURL, seller)
-		evt := apiEvent(t, "oauthcallback.json", "", q.Encode())
+		evt := apiEvent(t, "oauthcallback.json", "", q.Encode(), binding)
 		res := invokeHTTP(ctx, t, inst["oauthcallback"], evt)
 		if res.StatusCode != http.StatusOK || !strings.Contains(res.Body, `"success":true`) {
 			t.Fatalf("oauthcallback %s: %d %s", tenantID, res.StatusCode, res.Body)
@@ -92,10 +93,10 @@ func TestBootstrapsUnderLambdaEmulator(t *testing.T) {
 			t.Errorf("callback headers %v", res.Headers)
 		}
 	}
-	connect(tenant, 2, started.AuthURL)
+	connect(tenant, 2, started.AuthURL, binding)
 	res = invokeHTTP(ctx, t, inst["oauthstart"], apiEvent(t, "oauthstart.json", failing, ""))
 	mustJSON(t, res.Body, &started)
-	connect(failing, 3, started.AuthURL)
+	connect(failing, 3, started.AuthURL, bindingCookie(t, res))
 
 	res = invokeHTTP(ctx, t, inst["status"], apiEvent(t, "status.json", tenant, ""))
 	if res.StatusCode != http.StatusOK || !strings.Contains(res.Body, `"connected":true`) || !strings.Contains(res.Body, `"status":"CONNECTED"`) {
@@ -183,10 +184,33 @@ func readEvent(t *testing.T, name string) []byte {
 
 // apiEvent loads an API Gateway v2 event and points it at tenant (the
 // authorizer's claims and a matching Bearer token) or sets its query.
-func apiEvent(t *testing.T, name, tenant, rawQuery string) []byte {
+// bindingCookie is the browser binding an oauthstart answer sets, as the
+// "name=value" a browser sends back (API Gateway: over https, __Host-).
+func bindingCookie(t *testing.T, res events.APIGatewayV2HTTPResponse) string {
+	t.Helper()
+	all := append([]string{}, res.Cookies...)
+	all = append(all, res.MultiValueHeaders["Set-Cookie"]...)
+	if h := res.Headers["Set-Cookie"]; h != "" {
+		all = append(all, h)
+	}
+	for _, c := range all {
+		if strings.HasPrefix(c, "__Host-kb_amazon_binding=") && strings.Contains(c, "Secure") {
+			return strings.SplitN(c, ";", 2)[0]
+		}
+	}
+	t.Fatalf("oauthstart set no __Host- binding cookie: %v %v", res.Cookies, res.Headers)
+	return ""
+}
+
+// apiEvent is the named event with the tenant's Bearer token and
+// authorizer claims, a query, and the cookies a browser would send.
+func apiEvent(t *testing.T, name, tenant, rawQuery string, cookies ...string) []byte {
 	t.Helper()
 	var e events.APIGatewayV2HTTPRequest
 	mustJSON(t, string(readEvent(t, name)), &e)
+	if len(cookies) > 0 {
+		e.Cookies = cookies
+	}
 	if tenant != "" {
 		tok, err := auth.Issue(secret.Value(testenv.Env(t, "AUTH_JWT_HS256_SECRET")), testenv.Env(t, "AUTH_JWT_ISSUER"),
 			testenv.Env(t, "AUTH_JWT_AUDIENCE"), "tenantId", tenant, time.Hour, time.Now())

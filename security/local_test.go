@@ -146,7 +146,7 @@ func TestLocalServerOversizedInput(t *testing.T) {
 			if !ok || resp.StatusCode >= 500 {
 				t.Fatalf("HTTP %d, want one of %v", resp.StatusCode, c.want)
 			}
-			if loc := resp.Header.Get("Location"); resp.StatusCode == http.StatusSeeOther && !strings.Contains(loc, "status=error") {
+			if loc := resp.Header.Get("Location"); resp.StatusCode == http.StatusSeeOther && !strings.Contains(loc, "amazon_error=") {
 				t.Fatalf("redirect %q is not an error outcome", loc)
 			}
 		})

@@ -23,6 +23,7 @@ import (
 	"github.com/keybuzz/keybuzz-amazon/shared/credcache"
 	"github.com/keybuzz/keybuzz-amazon/shared/httpapi"
 	"github.com/keybuzz/keybuzz-amazon/shared/lwa"
+	"github.com/keybuzz/keybuzz-amazon/shared/marketplace"
 	"github.com/keybuzz/keybuzz-amazon/shared/metrics"
 	"github.com/keybuzz/keybuzz-amazon/shared/poll"
 	"github.com/keybuzz/keybuzz-amazon/shared/pollqueue"
@@ -73,13 +74,18 @@ func run(ctx context.Context, env *boot.Env, addr string, pollOnce bool) error {
 		return nil
 	}
 
-	returnURL := cfg.FrontendReturnURL
+	returnURL, returnHosts, loginURL := cfg.FrontendReturnURL, cfg.FrontendReturnHosts, cfg.FrontendLoginURL
 	if returnURL == "" {
 		returnURL = "http://" + addr + "/" // locally the consent comes back to the page
+		returnHosts = append(returnHosts, addr)
+	}
+	if loginURL == "" {
+		loginURL = returnURL // a seller arriving from the sandbox's Appstore signs in on the page
 	}
 	flow := connect.New(store, secrets, lwaClient, cfg.SellerCentralURL,
-		connect.WithLogger(env.Log), connect.WithParticipations(spapi.New(nil), cfg.SPAPIEndpoint))
-	api := &httpapi.API{Connect: flow, Auth: env.Verifier(ctx), Log: env.Log, ReturnURL: returnURL}
+		connect.WithLogger(env.Log), connect.WithParticipations(spapi.New(nil), cfg.SPAPIEndpoint),
+		connect.WithAppSource(marketplace.AppSource(cfg.AppSource)), connect.WithReturnHosts(returnHosts...))
+	api := &httpapi.API{Connect: flow, Auth: env.Verifier(ctx), Log: env.Log, ReturnURL: returnURL, LoginURL: loginURL}
 	page := &devui.Page{API: api, Tickets: store, Log: env.Log, Token: func(tenant string) (string, error) {
 		return auth.Issue(cfg.JWTHS256Secret, cfg.JWTIssuer, cfg.JWTAudience, cfg.TenantClaim, tenant, time.Hour, time.Now())
 	}}

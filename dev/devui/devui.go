@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"strings"
 
 	"github.com/keybuzz/keybuzz-amazon/shared/httpapi"
 	"github.com/keybuzz/keybuzz-amazon/shared/marketplace"
@@ -32,24 +33,38 @@ type Page struct {
 	Log     *slog.Logger
 }
 
-// Handler serves GET / and POST /dev/connect.
+// Handler serves GET /, POST /dev/connect and POST /dev/disconnect.
 func (p *Page) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /{$}", p.index)
 	mux.HandleFunc("POST /dev/connect", p.connect)
+	mux.HandleFunc("POST /dev/disconnect", p.disconnect)
 	return mux
 }
 
 type view struct {
-	Tenant  string
-	Outcome string
-	Error   string
-	Status  map[string]any
-	Tickets []marketplace.TicketSummary
+	Tenant        string
+	AppstoreLogin string
+	Outcome       string
+	Error         string
+	Status        map[string]any
+	Tickets       []marketplace.TicketSummary
 }
 
 func (p *Page) index(w http.ResponseWriter, r *http.Request) {
-	v := view{Tenant: r.URL.Query().Get("tenant"), Outcome: r.URL.Query().Get("status"), Error: r.URL.Query().Get("error")}
+	q := r.URL.Query()
+	v := view{Tenant: q.Get("tenant_id"), Error: q.Get("amazon_error"), AppstoreLogin: q.Get("amazon_appstore_login")}
+	switch {
+	case q.Get("amazon_connected") == "true":
+		v.Outcome = "connected"
+	case v.Error != "":
+		v.Outcome = "error"
+	case q.Get("disconnected") == "true":
+		v.Outcome = "disconnected"
+	}
+	if v.Tenant == "" {
+		v.Tenant = q.Get("tenant")
+	}
 	if v.Tenant == "" {
 		if c, err := r.Cookie(tenantCookie); err == nil {
 			v.Tenant = c.Value
@@ -81,19 +96,69 @@ func (p *Page) connect(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	http.SetCookie(w, &http.Cookie{Name: tenantCookie, Value: tenant, Path: "/", HttpOnly: true, SameSite: http.SameSiteLaxMode})
-	rec, err := p.call(r.Context(), http.MethodPost, httpapi.StartPath, tenant, p.API.Start())
+	body := ""
+	if login := r.PostFormValue("appstore_login"); login != "" {
+		b, _ := json.Marshal(map[string]string{"appstore_login": login})
+		body = string(b)
+	}
+	rec, err := p.callBody(r, http.MethodPost, httpapi.StartPath, tenant, body, p.API.Start())
 	if err != nil {
 		http.Error(w, err.Error(), http.StatusInternalServerError)
 		return
 	}
 	var out struct {
 		AuthURL string `json:"authUrl"`
+		Error   struct {
+			Code string `json:"code"`
+		} `json:"error"`
 	}
 	if rec.Code != http.StatusOK || json.Unmarshal(rec.Body.Bytes(), &out) != nil || out.AuthURL == "" {
-		http.Redirect(w, r, "/?tenant="+url.QueryEscape(tenant)+"&status=error&error=start_failed", http.StatusSeeOther)
+		code := out.Error.Code
+		if code == "" {
+			code = "start_failed"
+		}
+		http.Redirect(w, r, "/?tenant="+url.QueryEscape(tenant)+"&amazon_error="+url.QueryEscape(code), http.StatusSeeOther)
 		return
 	}
+	// The page and the API share one origin here, so the browser binding
+	// cookie start set goes to this browser, as a frontend's credentialed
+	// fetch would receive it.
+	for _, c := range rec.Result().Cookies() {
+		http.SetCookie(w, c)
+	}
 	http.Redirect(w, r, out.AuthURL, http.StatusSeeOther)
+}
+
+func (p *Page) disconnect(w http.ResponseWriter, r *http.Request) {
+	tenant := r.PostFormValue("tenant")
+	if !marketplace.ValidTenantID(tenant) {
+		http.Error(w, "tenant id: 1-128 letters, digits, '-' or '_'", http.StatusBadRequest)
+		return
+	}
+	rec, err := p.callBody(r, http.MethodPost, httpapi.DisconnectPath, tenant, "", p.API.Disconnect())
+	if err != nil || rec.Code != http.StatusOK {
+		http.Redirect(w, r, "/?tenant="+url.QueryEscape(tenant)+"&amazon_error=disconnect_failed", http.StatusSeeOther)
+		return
+	}
+	http.Redirect(w, r, "/?tenant="+url.QueryEscape(tenant)+"&disconnected=true", http.StatusSeeOther)
+}
+
+// callBody runs one of the real handlers for the browser's request r with a
+// dev token for tenant, a JSON body, and r's cookies and host.
+func (p *Page) callBody(r *http.Request, method, path, tenant, body string, h http.Handler) (*httptest.ResponseRecorder, error) {
+	tok, err := p.Token(tenant)
+	if err != nil {
+		return nil, err
+	}
+	req := httptest.NewRequestWithContext(r.Context(), method, path, strings.NewReader(body))
+	req.Host = r.Host
+	req.Header.Set("Authorization", "Bearer "+tok)
+	if body != "" {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, req)
+	return rec, nil
 }
 
 // call runs one of the real handlers with a dev token for tenant.
@@ -116,11 +181,16 @@ table{border-collapse:collapse;width:100%}td,th{border-bottom:1px solid #ddd;pad
 .ok{color:#070}.err{color:#a00}button{font-size:1rem;padding:.4rem 1rem}</style></head>
 <body><h1>KeyBuzz × Amazon — local</h1>
 <p>Local development page, never deployed. It calls the real <code>oauth/start</code> and <code>status</code> handlers with a dev token.</p>
-{{if eq .Outcome "connected"}}<p class="ok">Amazon account connected.</p>{{end}}
-{{if eq .Outcome "error"}}<p class="err">Connection failed: {{.Error}}</p>{{end}}
+{{if eq .Outcome "connected"}}<p class="ok" id="outcome">Amazon account connected.</p>{{end}}
+{{if eq .Outcome "error"}}<p class="err" id="outcome">Connection failed: <code id="error-code">{{.Error}}</code></p>{{end}}
+{{if eq .Outcome "disconnected"}}<p class="ok" id="outcome">Amazon account disconnected.</p>{{end}}
+{{if .AppstoreLogin}}<p>You arrive from the Amazon Appstore: sign in (type your tenant) and continue to Amazon.</p>{{end}}
 <form method="post" action="/dev/connect">
-<label>Tenant <input name="tenant" value="{{.Tenant}}" pattern="[A-Za-z0-9][A-Za-z0-9_-]{0,127}" required></label>
-<button type="submit">Connect Amazon</button></form>
+<label>Tenant <input id="tenant" name="tenant" value="{{.Tenant}}" pattern="[A-Za-z0-9][A-Za-z0-9_-]{0,127}" required></label>
+{{if .AppstoreLogin}}<input type="hidden" name="appstore_login" value="{{.AppstoreLogin}}">
+<button id="connect" type="submit">Continue to Amazon</button>{{else}}<button id="connect" type="submit">Connect Amazon</button>{{end}}</form>
+<form method="post" action="/dev/disconnect"><input type="hidden" name="tenant" value="{{.Tenant}}">
+<button id="disconnect" type="submit">Disconnect</button></form>
 <h2>Status of {{.Tenant}}</h2>
 {{with .Status}}<table>{{range $k, $v := .}}<tr><th>{{$k}}</th><td>{{$v}}</td></tr>{{end}}</table>{{else}}<p>unknown</p>{{end}}
 <h2>Tickets</h2>

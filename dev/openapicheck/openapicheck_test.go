@@ -77,7 +77,7 @@ func atoi(t *testing.T, s string) int {
 }
 
 func TestValidateResponse(t *testing.T) {
-	nulls := `{"connected":false,"status":null,"displayName":null,"region":null,"lastSyncAt":null,"lastError":null}`
+	nulls := `{"connected":false,"status":"DISCONNECTED","displayName":null,"region":null,"lastSyncAt":null,"lastError":null,"appSource":null,"reauthReason":null,"authorizationExpiresAt":null}`
 	tests := []struct {
 		name        string
 		method      string
@@ -88,7 +88,7 @@ func TestValidateResponse(t *testing.T) {
 		wantFail    string // "" = must pass
 	}{
 		{name: "start 200", method: http.MethodPost, path: startPath, status: 200, contentType: jsonType,
-			body: `{"authUrl":"https://sellercentral-europe.amazon.com/apps/authorize/consent?application_id=a&state=s","expiresAt":"2026-11-27T12:15:00Z","message":"Redirect the seller"}`},
+			body: `{"success":true,"authUrl":"https://sellercentral-europe.amazon.com/apps/authorize/consent?application_id=a&state=s","state":"s","expiresAt":"2026-11-27T12:15:00Z","message":"Redirect the seller"}`},
 		{name: "start 401", method: http.MethodPost, path: startPath, status: 401, contentType: "application/json",
 			body: `{"error":{"code":"unauthorized","message":"Missing or invalid bearer token"}}`},
 		{name: "start 503", method: http.MethodPost, path: startPath, status: 503, contentType: jsonType,
@@ -103,7 +103,7 @@ func TestValidateResponse(t *testing.T) {
 			body: `{"error":{"code":"token_exchange_failed","message":"Token exchange failed"}}`},
 		{name: "status no connection (nulls)", method: http.MethodGet, path: statusPath, status: 200, contentType: jsonType, body: nulls},
 		{name: "status connected", method: http.MethodGet, path: statusPath, status: 200, contentType: jsonType,
-			body: `{"connected":true,"status":"CONNECTED","displayName":"Amazon Seller A1","region":"eu","lastSyncAt":"2026-11-27T12:00:00.123Z","lastError":null}`},
+			body: `{"connected":true,"status":"CONNECTED","displayName":"Amazon Seller A1","region":"EU","lastSyncAt":"2026-11-27T12:00:00.123Z","lastError":null,"appSource":"keybuzz","reauthReason":"renewal_due","authorizationExpiresAt":"2027-11-27T12:00:00Z"}`},
 
 		{name: "start missing authUrl", method: http.MethodPost, path: startPath, status: 200, contentType: jsonType,
 			body: `{"expiresAt":"2026-11-27T12:15:00Z","message":"m"}`, wantFail: "authUrl"},
@@ -125,7 +125,7 @@ func TestValidateResponse(t *testing.T) {
 		{name: "status key missing", method: http.MethodGet, path: statusPath, status: 200, contentType: jsonType,
 			body: `{"connected":false,"status":null,"displayName":null,"region":null,"lastSyncAt":null}`, wantFail: "lastError"},
 		{name: "status unknown value", method: http.MethodGet, path: statusPath, status: 200, contentType: jsonType,
-			body: strings.Replace(nulls, `"status":null`, `"status":"ACTIVE"`, 1), wantFail: "does not match"},
+			body: strings.Replace(nulls, `"status":"DISCONNECTED"`, `"status":"ACTIVE"`, 1), wantFail: "does not match"},
 		{name: "connected null", method: http.MethodGet, path: statusPath, status: 200, contentType: jsonType,
 			body: strings.Replace(nulls, `"connected":false`, `"connected":null`, 1), wantFail: "does not match"},
 		{name: "lastSyncAt not a date", method: http.MethodGet, path: statusPath, status: 200, contentType: jsonType,

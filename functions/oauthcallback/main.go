@@ -13,6 +13,7 @@ import (
 	"github.com/keybuzz/keybuzz-amazon/shared/credcache"
 	"github.com/keybuzz/keybuzz-amazon/shared/httpapi"
 	"github.com/keybuzz/keybuzz-amazon/shared/lwa"
+	"github.com/keybuzz/keybuzz-amazon/shared/marketplace"
 	"github.com/keybuzz/keybuzz-amazon/shared/postgres"
 	"github.com/keybuzz/keybuzz-amazon/shared/spapi"
 )
@@ -24,8 +25,11 @@ func main() {
 
 	store := postgres.New(env.Pool(ctx, boot.LambdaMaxConns), nil)
 	secrets := credcache.New(env.Vault(ctx), credcache.DefaultTTL, nil)
+	// The state names the app its consent used; AMAZON_SPAPI_APP_SOURCE is
+	// the fallback for states started before apps were recorded.
 	flow := connect.New(store, secrets, lwa.New(cfg.LWATokenURL, nil), cfg.SellerCentralURL,
-		connect.WithLogger(env.Log), connect.WithParticipations(spapi.New(nil), cfg.SPAPIEndpoint))
+		connect.WithLogger(env.Log), connect.WithParticipations(spapi.New(nil), cfg.SPAPIEndpoint),
+		connect.WithAppSource(marketplace.AppSource(cfg.AppSource)))
 	api := &httpapi.API{Connect: flow, Auth: env.Verifier(ctx), Log: env.Log, ReturnURL: cfg.FrontendReturnURL}
 
 	lambda.Start(httpadapter.NewV2(api.Callback()).ProxyWithContext)

@@ -12,6 +12,7 @@ import (
 	"github.com/keybuzz/keybuzz-amazon/shared/connect"
 	"github.com/keybuzz/keybuzz-amazon/shared/credcache"
 	"github.com/keybuzz/keybuzz-amazon/shared/httpapi"
+	"github.com/keybuzz/keybuzz-amazon/shared/marketplace"
 	"github.com/keybuzz/keybuzz-amazon/shared/postgres"
 )
 
@@ -23,7 +24,10 @@ func main() {
 	store := postgres.New(env.Pool(ctx, boot.LambdaMaxConns), nil)
 	secrets := credcache.New(env.Vault(ctx), credcache.DefaultTTL, nil)
 	// Start builds the consent URL: the app's credentials, no Amazon call.
-	flow := connect.New(store, secrets, nil, cfg.SellerCentralURL, connect.WithLogger(env.Log))
+	// New consents use AMAZON_SPAPI_APP_SOURCE's app; return_url may name
+	// FRONTEND_RETURN_HOSTS (and FRONTEND_RETURN_URL's host).
+	flow := connect.New(store, secrets, nil, cfg.SellerCentralURL, connect.WithLogger(env.Log),
+		connect.WithAppSource(marketplace.AppSource(cfg.AppSource)), connect.WithReturnHosts(cfg.FrontendReturnHosts...))
 	api := &httpapi.API{Connect: flow, Auth: env.Verifier(ctx), Log: env.Log}
 
 	lambda.Start(httpadapter.NewV2(api.Start()).ProxyWithContext)

@@ -5,6 +5,7 @@ package config
 import (
 	"errors"
 	"fmt"
+	"net"
 	"net/url"
 	"strconv"
 	"strings"
@@ -38,6 +39,12 @@ type Config struct {
 	TenantClaim    string
 
 	FrontendReturnURL string
+	// FrontendReturnHosts are the hosts start's return_url may name
+	// (FRONTEND_RETURN_HOSTS, comma-separated, plus FRONTEND_RETURN_URL's).
+	FrontendReturnHosts []string
+	// FrontendLoginURL is where a seller arriving from the Appstore signs in
+	// (default FRONTEND_RETURN_URL).
+	FrontendLoginURL string
 
 	LWATokenURL      string
 	SPAPIEndpoint    string // empty: by region
@@ -68,6 +75,7 @@ func Load(getenv func(string) string) (Config, error) {
 		JWTHS256Secret:    secret.Value(get("AUTH_JWT_HS256_SECRET", "")),
 		TenantClaim:       get("AUTH_TENANT_CLAIM", "tenantId"),
 		FrontendReturnURL: get("FRONTEND_RETURN_URL", ""),
+		FrontendLoginURL:  get("FRONTEND_LOGIN_URL", get("FRONTEND_RETURN_URL", "")),
 		LWATokenURL:       get("AMAZON_LWA_TOKEN_URL", amazon.DefaultLWATokenURL),
 		SPAPIEndpoint:     get("AMAZON_SPAPI_ENDPOINT", ""),
 		SellerCentralURL:  get("AMAZON_SELLER_CENTRAL_URL", ""),
@@ -102,14 +110,27 @@ func Load(getenv func(string) string) (Config, error) {
 	for k, v := range map[string]string{
 		"AMAZON_LWA_TOKEN_URL": c.LWATokenURL, "AMAZON_SPAPI_ENDPOINT": c.SPAPIEndpoint,
 		"AMAZON_SELLER_CENTRAL_URL": c.SellerCentralURL, "FRONTEND_RETURN_URL": c.FrontendReturnURL,
-		"AUTH_JWKS_URL": c.JWKSURL, "VAULT_ADDR": c.VaultAddr,
+		"FRONTEND_LOGIN_URL": c.FrontendLoginURL, "AUTH_JWKS_URL": c.JWKSURL, "VAULT_ADDR": c.VaultAddr,
 	} {
 		if v == "" {
 			continue
 		}
-		if u, err := url.Parse(v); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-			errs = append(errs, fmt.Errorf("%s: want an http(s) URL, got %q", k, v))
+		if err := checkURL(v, k != "VAULT_ADDR"); err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", k, err))
 		}
+	}
+	for _, h := range strings.Split(get("FRONTEND_RETURN_HOSTS", ""), ",") {
+		if h = strings.ToLower(strings.TrimSpace(h)); h == "" {
+			continue
+		}
+		if strings.ContainsAny(h, "/?#@ ") {
+			errs = append(errs, fmt.Errorf("FRONTEND_RETURN_HOSTS: want host or host:port, got %q", h))
+			continue
+		}
+		c.FrontendReturnHosts = append(c.FrontendReturnHosts, h)
+	}
+	if u, err := url.Parse(c.FrontendReturnURL); c.FrontendReturnURL != "" && err == nil {
+		c.FrontendReturnHosts = append(c.FrontendReturnHosts, strings.ToLower(u.Host))
 	}
 	return c, errors.Join(errs...)
 }
@@ -163,4 +184,26 @@ func (c Config) AppVaultPath() string {
 		return "keybuzz/ai/amazon_spapi_app"
 	}
 	return "keybuzz/ai/amazon_spapi_app_temp"
+}
+
+// checkURL wants an absolute http(s) URL; with httpsOnly, http only on a
+// loopback host (the local stack and tests): a token, a key set, a consent
+// page or a browser's destination never crosses a network in the clear.
+func checkURL(v string, httpsOnly bool) error {
+	u, err := url.Parse(v)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return fmt.Errorf("want an http(s) URL, got %q", v)
+	}
+	if httpsOnly && u.Scheme == "http" && !loopback(u.Hostname()) {
+		return fmt.Errorf("want https outside loopback, got %q", v)
+	}
+	return nil
+}
+
+func loopback(host string) bool {
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }

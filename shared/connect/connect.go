@@ -36,17 +36,23 @@ const stateBytes = 32
 
 // Store is the part of the database the flow needs.
 type Store interface {
-	BeginConnect(ctx context.Context, tenantID, stateHash string, expiresAt time.Time) (marketplace.Connection, error)
-	ConsumeState(ctx context.Context, stateHash string) (marketplace.StateClaim, error)
+	BeginConnect(ctx context.Context, b marketplace.Begin) (marketplace.Connection, error)
+	ConsumeState(ctx context.Context, stateHash, bindingHash string) (marketplace.StateClaim, error)
 	MarkConnected(ctx context.Context, connectionID string, c marketplace.Connected) (marketplace.Connection, error)
 	RecordConnectError(ctx context.Context, connectionID, message string) error
 	ConnectionByTenant(ctx context.Context, tenantID string) (marketplace.Connection, bool, error)
+	SellerTenant(ctx context.Context, sellingPartnerID, region string) (string, bool, error)
+	CreateAppstoreLogin(ctx context.Context, l marketplace.AppstoreLogin) error
+	ConsumeAppstoreLogin(ctx context.Context, loginHash string) (marketplace.AppstoreLogin, error)
+	Disconnect(ctx context.Context, tenantID string) (marketplace.Connection, bool, error)
 }
 
-// Secrets is the part of Vault the flow needs.
+// Secrets is the part of Vault the flow needs: each application's
+// credentials, and the tenants' secrets.
 type Secrets interface {
-	App(ctx context.Context) (marketplace.AppCredentials, error)
+	AppFor(ctx context.Context, source marketplace.AppSource) (marketplace.AppCredentials, error)
 	PutTenant(ctx context.Context, tenantID string, tc marketplace.TenantCredentials) (string, error)
+	DeleteTenant(ctx context.Context, tenantID string) error
 	// ForgetApp drops cached app credentials (LWA answered invalid_client).
 	ForgetApp()
 }
@@ -62,6 +68,14 @@ type Participations interface {
 	MarketplaceParticipations(ctx context.Context, endpoint string, tokens spapi.Tokens) ([]spapi.Participation, error)
 }
 
+// Unsubscriber ends what a connection subscribed to at Amazon (push
+// notifications). Disconnect and a reconnect with another seller call it
+// while the connection's secret is still in Vault; its error is logged and
+// the disconnect goes on (a seller must always be able to leave).
+type Unsubscriber interface {
+	Unsubscribe(ctx context.Context, c marketplace.Connection) error
+}
+
 // Service runs the flow.
 type Service struct {
 	store            Store
@@ -70,6 +84,9 @@ type Service struct {
 	sellerCentralURL string // AMAZON_SELLER_CENTRAL_URL; empty: by marketplace
 	sellers          Participations
 	spapiEndpoint    string // AMAZON_SPAPI_ENDPOINT; empty: by region
+	appSource        marketplace.AppSource
+	returnHosts      []string
+	unsubscriber     Unsubscriber
 	now              func() time.Time
 	random           io.Reader
 	log              *slog.Logger
@@ -94,54 +111,120 @@ func WithParticipations(p Participations, endpointOverride string) Option {
 // WithLogger sets the logger.
 func WithLogger(l *slog.Logger) Option { return func(s *Service) { s.log = l } }
 
+// WithAppSource chooses the application new consents use
+// (AMAZON_SPAPI_APP_SOURCE); existing connections keep theirs.
+func WithAppSource(a marketplace.AppSource) Option { return func(s *Service) { s.appSource = a } }
+
+// WithReturnHosts allows start's return_url on these hosts (host or
+// host:port, FRONTEND_RETURN_HOSTS plus FRONTEND_RETURN_URL's host).
+func WithReturnHosts(hosts ...string) Option {
+	return func(s *Service) { s.returnHosts = append(s.returnHosts, hosts...) }
+}
+
+// WithUnsubscriber sets what ends a connection's Amazon subscriptions.
+func WithUnsubscriber(u Unsubscriber) Option { return func(s *Service) { s.unsubscriber = u } }
+
 // New returns the flow.
 func New(store Store, secrets Secrets, ex Exchanger, sellerCentralURL string, opts ...Option) *Service {
 	s := &Service{store: store, secrets: secrets, lwa: ex, sellerCentralURL: strings.TrimRight(sellerCentralURL, "/"),
-		now: time.Now, random: rand.Reader, log: slog.Default()}
+		appSource: marketplace.AppExternalTest, now: time.Now, random: rand.Reader, log: slog.Default()}
 	for _, o := range opts {
 		o(s)
 	}
 	return s
 }
 
-// StartResult is the answer of start.
+// StartInput is what oauth/start was asked.
+type StartInput struct {
+	TenantID string
+	// ReturnURL is the frontend page to come back to (optional; an absolute
+	// URL on an allowed host).
+	ReturnURL string
+	// AppstoreLogin is the log-in id the Appstore-initiated flow handed the
+	// frontend (optional): the consent then goes through Amazon's
+	// amazon_callback_uri.
+	AppstoreLogin secret.Value
+}
+
+// StartResult is the answer of start. Binding goes to the browser as a
+// cookie; the callback completes only where it comes back.
 type StartResult struct {
 	AuthURL   string
+	State     secret.Value
+	Binding   secret.Value
 	ExpiresAt time.Time
 }
 
-// Start prepares a consent for tenantID.
-func (s *Service) Start(ctx context.Context, tenantID string) (StartResult, error) {
-	if !marketplace.ValidTenantID(tenantID) {
+// Start prepares a consent for the tenant, bound to the browser that will
+// carry StartResult.Binding.
+func (s *Service) Start(ctx context.Context, in StartInput) (StartResult, error) {
+	if !marketplace.ValidTenantID(in.TenantID) {
 		return StartResult{}, fmt.Errorf("tenant id: %w", marketplace.ErrBadRequest)
 	}
-	app, err := s.secrets.App(ctx)
+	returnURL, err := s.checkReturnURL(in.ReturnURL)
+	if err != nil {
+		return StartResult{}, err
+	}
+	app, err := s.secrets.AppFor(ctx, s.appSource)
 	if err != nil {
 		return StartResult{}, fmt.Errorf("start: %w", err)
 	}
-	consentBase, err := s.consentBase(app)
-	if err != nil {
-		return StartResult{}, fmt.Errorf("start: %w", errors.Join(marketplace.ErrAppMisconfigured, err))
+	var login marketplace.AppstoreLogin
+	if !in.AppstoreLogin.IsZero() {
+		if !statePattern.MatchString(in.AppstoreLogin.Reveal()) {
+			return StartResult{}, fmt.Errorf("appstore_login: %w", marketplace.ErrInvalidState)
+		}
+		if login, err = s.store.ConsumeAppstoreLogin(ctx, hashState(in.AppstoreLogin)); err != nil {
+			return StartResult{}, fmt.Errorf("start: %w", err)
+		}
+		if err := s.checkCallbackURI(app, login.AmazonCallbackURI); err != nil {
+			return StartResult{}, fmt.Errorf("start: %w", err)
+		}
 	}
-	raw := make([]byte, stateBytes)
-	if _, err := io.ReadFull(s.random, raw); err != nil {
+	state, err := s.randomValue()
+	if err != nil {
 		return StartResult{}, fmt.Errorf("start: random state: %w", err)
 	}
-	state := secret.Value(base64.RawURLEncoding.EncodeToString(raw))
+	binding, err := s.randomValue()
+	if err != nil {
+		return StartResult{}, fmt.Errorf("start: random binding: %w", err)
+	}
 	expires := s.now().Add(StateTTL).UTC().Truncate(time.Millisecond)
-	if _, err := s.store.BeginConnect(ctx, tenantID, hashState(state), expires); err != nil {
+	var authURL string
+	if login.AmazonCallbackURI != "" {
+		authURL = appstoreConsentURL(app, login, state)
+	} else {
+		consentBase, err := s.consentBase(app)
+		if err != nil {
+			return StartResult{}, fmt.Errorf("start: %w", errors.Join(marketplace.ErrAppMisconfigured, err))
+		}
+		q := url.Values{}
+		q.Set("application_id", app.ApplicationID)
+		q.Set("state", state.Reveal())
+		if app.Draft {
+			q.Set("version", "beta")
+		}
+		if app.RedirectURI != "" {
+			q.Set("redirect_uri", app.RedirectURI)
+		}
+		authURL = consentBase + "/apps/authorize/consent?" + q.Encode()
+	}
+	if _, err := s.store.BeginConnect(ctx, marketplace.Begin{
+		TenantID: in.TenantID, StateHash: hashState(state), BindingHash: hashState(binding), ReturnURL: returnURL,
+		AppSource: s.appSource, SellingPartnerID: login.SellingPartnerID, ExpiresAt: expires,
+	}); err != nil {
 		return StartResult{}, fmt.Errorf("start: %w", err)
 	}
-	q := url.Values{}
-	q.Set("application_id", app.ApplicationID)
-	q.Set("state", state.Reveal())
-	if app.Draft {
-		q.Set("version", "beta")
+	return StartResult{AuthURL: authURL, State: state, Binding: binding, ExpiresAt: expires}, nil
+}
+
+// randomValue is 256 bits of randomness, base64url without padding (43 chars).
+func (s *Service) randomValue() (secret.Value, error) {
+	raw := make([]byte, stateBytes)
+	if _, err := io.ReadFull(s.random, raw); err != nil {
+		return "", err
 	}
-	if app.RedirectURI != "" {
-		q.Set("redirect_uri", app.RedirectURI)
-	}
-	return StartResult{AuthURL: consentBase + "/apps/authorize/consent?" + q.Encode(), ExpiresAt: expires}, nil
+	return secret.Value(base64.RawURLEncoding.EncodeToString(raw)), nil
 }
 
 func (s *Service) consentBase(app marketplace.AppCredentials) (string, error) {
@@ -163,18 +246,25 @@ func (s *Service) consentBase(app marketplace.AppCredentials) (string, error) {
 	return m.SellerCentral, nil
 }
 
-// CallbackInput is what Amazon sends the browser back with.
+// CallbackInput is what Amazon sends the browser back with, and the
+// browser's binding cookie.
 type CallbackInput struct {
 	Code             secret.Value
 	State            secret.Value
 	SellingPartnerID string
+	Binding          secret.Value // empty when the browser has no binding cookie
 }
 
-// CallbackResult tells who got connected.
+// CallbackResult tells who got connected. TenantID and ReturnURL are set as
+// soon as the state is known, also on failure (where to send the browser).
 type CallbackResult struct {
 	TenantID         string
+	ReturnURL        string
 	SellingPartnerID string
-	Connection       marketplace.Connection
+	// ReplacedSellingPartnerID is the seller this consent replaced on the
+	// tenant's connection (its secret destroyed), if another.
+	ReplacedSellingPartnerID string
+	Connection               marketplace.Connection
 }
 
 var (
@@ -182,6 +272,9 @@ var (
 	sellerPattern = regexp.MustCompile(`^[A-Z0-9]{8,32}$`)
 	codePattern   = regexp.MustCompile(`^[!-~]+$`) // printable ASCII, no spaces
 )
+
+// ValidSellerID reports whether id has the shape of a selling partner id.
+func ValidSellerID(id string) bool { return sellerPattern.MatchString(id) }
 
 // Validate checks the shape of the callback's parameters before any I/O.
 func (in CallbackInput) Validate() error {
@@ -207,32 +300,67 @@ func (in CallbackInput) Validate() error {
 	if !sellerPattern.MatchString(in.SellingPartnerID) {
 		return fmt.Errorf("malformed selling_partner_id: %w", marketplace.ErrBadRequest)
 	}
+	if !in.Binding.IsZero() && !statePattern.MatchString(in.Binding.Reveal()) {
+		return fmt.Errorf("malformed binding cookie: %w", marketplace.ErrBrowserMismatch)
+	}
 	return nil
 }
 
-// Callback completes a consent. The state is consumed first and atomically,
-// so a replay fails; the secret reaches Vault before the connection becomes
+// Callback completes a consent, only in the browser that started it: the
+// state is consumed atomically and only with the binding cookie start set,
+// so a replay fails and a consent URL opened anywhere else attaches nothing
+// and leaves the connection as it was. The seller must not belong to
+// another tenant (checked before the code is exchanged, and again by the
+// database); the secret reaches Vault before the connection becomes
 // CONNECTED, so there is never a CONNECTED connection without a secret.
 func (s *Service) Callback(ctx context.Context, in CallbackInput) (CallbackResult, error) {
 	if err := in.Validate(); err != nil {
 		return CallbackResult{}, err
 	}
-	claim, err := s.store.ConsumeState(ctx, hashState(in.State))
+	claim, err := s.store.ConsumeState(ctx, hashState(in.State), hashState(in.Binding))
+	res := CallbackResult{TenantID: claim.TenantID, ReturnURL: claim.ReturnURL, SellingPartnerID: in.SellingPartnerID}
 	if err != nil {
-		return CallbackResult{}, err
+		if errors.Is(err, marketplace.ErrBrowserMismatch) {
+			s.log.WarnContext(ctx, "oauth callback from a browser that did not start the consent: nothing connected",
+				"tenant_id", claim.TenantID, "had_binding_cookie", !in.Binding.IsZero())
+		}
+		return res, err
 	}
-	res := CallbackResult{TenantID: claim.TenantID, SellingPartnerID: in.SellingPartnerID}
-
-	app, err := s.secrets.App(ctx)
+	if claim.SellingPartnerID != "" && claim.SellingPartnerID != in.SellingPartnerID {
+		s.recordError(ctx, claim.ConnectionID, marketplace.ErrSellerMismatch.Message)
+		return res, fmt.Errorf("callback: %w", marketplace.ErrSellerMismatch)
+	}
+	source := claim.AppSource
+	if !source.Valid() {
+		source = s.appSource
+	}
+	app, err := s.secrets.AppFor(ctx, source)
 	if err != nil {
 		s.recordError(ctx, claim.ConnectionID, "App credentials unavailable")
+		return res, fmt.Errorf("callback: %w", err)
+	}
+	region, err := amazon.LookupRegion(app.Region)
+	if err != nil {
+		return res, fmt.Errorf("callback: %w", errors.Join(marketplace.ErrAppMisconfigured, err))
+	}
+	regionName := strings.ToUpper(region.Code) // the seed's "EU", "NA"
+	owner, taken, err := s.store.SellerTenant(ctx, in.SellingPartnerID, regionName)
+	if err != nil {
+		return res, fmt.Errorf("callback: %w", err)
+	}
+	if taken && owner != claim.TenantID {
+		s.recordError(ctx, claim.ConnectionID, marketplace.ErrSellerTaken.Message)
+		return res, fmt.Errorf("callback: seller %s: %w", in.SellingPartnerID, marketplace.ErrSellerTaken)
+	}
+	previous, hadPrevious, err := s.store.ConnectionByTenant(ctx, claim.TenantID)
+	if err != nil {
 		return res, fmt.Errorf("callback: %w", err)
 	}
 	tok, err := s.lwa.Exchange(ctx, lwa.App{ClientID: app.ClientID, ClientSecret: app.ClientSecret}, in.Code)
 	if err != nil {
 		code := lwaCode(err)
 		s.recordError(ctx, claim.ConnectionID, marketplace.ErrTokenExchange.Message+": "+code)
-		if lwa.IsInvalidClient(err) {
+		if code == "invalid_client" {
 			s.secrets.ForgetApp() // the app secret may have been rotated since it was cached
 		}
 		if lwa.IsInvalidGrant(err) {
@@ -240,11 +368,17 @@ func (s *Service) Callback(ctx context.Context, in CallbackInput) (CallbackResul
 		}
 		return res, fmt.Errorf("callback: %w", errors.Join(marketplace.ErrTokenExchange, err))
 	}
-	region, err := amazon.LookupRegion(app.Region)
-	if err != nil {
-		return res, fmt.Errorf("callback: %w", errors.Join(marketplace.ErrAppMisconfigured, err))
-	}
 	marketplaceID := s.marketplaces(ctx, app, region, tok.AccessToken)
+	if hadPrevious && previous.SellingPartnerID != "" && previous.SellingPartnerID != in.SellingPartnerID {
+		// Another seller replaces this one: end its subscriptions and
+		// destroy its secret (every version) before the new one is written.
+		s.unsubscribe(ctx, previous)
+		if err := s.secrets.DeleteTenant(ctx, claim.TenantID); err != nil {
+			s.recordError(ctx, claim.ConnectionID, "Vault unavailable: previous credentials not removed")
+			return res, fmt.Errorf("callback: replace seller: %w", err)
+		}
+		res.ReplacedSellingPartnerID = previous.SellingPartnerID
+	}
 	path, err := s.secrets.PutTenant(ctx, claim.TenantID, marketplace.TenantCredentials{
 		RefreshToken: tok.RefreshToken, SellerID: in.SellingPartnerID, MarketplaceID: marketplaceID,
 		Region: region.Code, CreatedAt: s.now().UTC(),
@@ -254,14 +388,31 @@ func (s *Service) Callback(ctx context.Context, in CallbackInput) (CallbackResul
 		return res, fmt.Errorf("callback: %w", err)
 	}
 	conn, err := s.store.MarkConnected(ctx, claim.ConnectionID, marketplace.Connected{
-		DisplayName: "Amazon Seller " + in.SellingPartnerID, Region: region.Code, MarketplaceID: marketplaceID,
-		SellingPartnerID: in.SellingPartnerID, VaultPath: path,
+		DisplayName: "Amazon Seller " + in.SellingPartnerID, Region: regionName, MarketplaceID: marketplaceID,
+		SellingPartnerID: in.SellingPartnerID, VaultPath: path, AppSource: source,
 	})
+	if errors.Is(err, marketplace.ErrSellerTaken) {
+		// Another tenant connected this seller meanwhile: no secret of it
+		// may stay under this tenant.
+		if derr := s.secrets.DeleteTenant(ctx, claim.TenantID); derr != nil {
+			s.log.ErrorContext(ctx, "remove credentials of a seller taken by another tenant", "error", derr.Error())
+		}
+		s.recordError(ctx, claim.ConnectionID, marketplace.ErrSellerTaken.Message)
+	}
 	if err != nil {
 		return res, fmt.Errorf("callback: %w", err)
 	}
 	res.Connection = conn
 	return res, nil
+}
+
+func (s *Service) unsubscribe(ctx context.Context, c marketplace.Connection) {
+	if s.unsubscriber == nil {
+		return
+	}
+	if err := s.unsubscriber.Unsubscribe(ctx, c); err != nil {
+		s.log.WarnContext(ctx, "end Amazon subscriptions", "connection_id", c.ID, "error", err.Error())
+	}
 }
 
 // marketplaces returns the seller's marketplaces in region, comma-separated,
@@ -324,6 +475,11 @@ func lwaCode(err error) string {
 type Status struct {
 	Connected  bool
 	Connection *marketplace.Connection // nil when the tenant never started
+	// ReauthReason is why the seller must consent again (renewal_due while
+	// still CONNECTED within 30 days of expiry); empty otherwise.
+	ReauthReason marketplace.ReauthReason
+	// AuthorizationExpiresAt is the consent's end (consent + 365 days).
+	AuthorizationExpiresAt *time.Time
 }
 
 // Status returns the tenant's connection state; no connection is not an error.
@@ -335,7 +491,13 @@ func (s *Service) Status(ctx context.Context, tenantID string) (Status, error) {
 	if !ok {
 		return Status{}, nil
 	}
-	return Status{Connected: c.Status == marketplace.StatusConnected, Connection: &c}, nil
+	st := Status{Connected: c.Status == marketplace.StatusConnected, Connection: &c,
+		ReauthReason: marketplace.EffectiveReauthReason(c, s.now())}
+	if c.AuthorizedAt != nil && c.Status != marketplace.StatusDisabled {
+		exp := marketplace.AuthorizationExpiresAt(*c.AuthorizedAt)
+		st.AuthorizationExpiresAt = &exp
+	}
+	return st, nil
 }
 
 // hashState is what the database keeps of a state: SHA-256, hex.

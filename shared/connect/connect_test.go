@@ -44,12 +44,14 @@ func TestCallbackInputValidate(t *testing.T) {
 
 type memStore struct {
 	Store
-	began []string
+	began  []string
+	begins []marketplace.Begin
 }
 
-func (m *memStore) BeginConnect(_ context.Context, tenantID, stateHash string, _ time.Time) (marketplace.Connection, error) {
-	m.began = append(m.began, stateHash)
-	return marketplace.Connection{ID: "c1", TenantID: tenantID}, nil
+func (m *memStore) BeginConnect(_ context.Context, b marketplace.Begin) (marketplace.Connection, error) {
+	m.began = append(m.began, b.StateHash)
+	m.begins = append(m.begins, b)
+	return marketplace.Connection{ID: "c1", TenantID: b.TenantID}, nil
 }
 
 type memSecrets struct {
@@ -57,7 +59,9 @@ type memSecrets struct {
 	app marketplace.AppCredentials
 }
 
-func (m memSecrets) App(context.Context) (marketplace.AppCredentials, error) { return m.app, nil }
+func (m memSecrets) AppFor(context.Context, marketplace.AppSource) (marketplace.AppCredentials, error) {
+	return m.app, nil
+}
 
 type fixedReader byte
 
@@ -96,7 +100,7 @@ func TestStartBuildsConsentURL(t *testing.T) {
 			store := &memStore{}
 			svc := New(store, memSecrets{app: app}, nil, tt.override, WithRandom(fixedReader(7)),
 				WithClock(func() time.Time { return time.Date(2026, 11, 27, 10, 0, 0, 0, time.UTC) }))
-			res, err := svc.Start(context.Background(), "tenant-1")
+			res, err := svc.Start(context.Background(), StartInput{TenantID: "tenant-1"})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -125,7 +129,7 @@ func TestStartBuildsConsentURL(t *testing.T) {
 		})
 	}
 	svc := New(&memStore{}, memSecrets{app: base}, nil, "")
-	if _, err := svc.Start(context.Background(), "../etc"); !errors.Is(err, marketplace.ErrBadRequest) {
+	if _, err := svc.Start(context.Background(), StartInput{TenantID: "../etc"}); !errors.Is(err, marketplace.ErrBadRequest) {
 		t.Errorf("bad tenant: %v", err)
 	}
 }

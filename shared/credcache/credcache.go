@@ -24,6 +24,7 @@ import (
 // Store is the credential store the cache wraps.
 type Store interface {
 	App(ctx context.Context) (marketplace.AppCredentials, error)
+	AppFor(ctx context.Context, source marketplace.AppSource) (marketplace.AppCredentials, error)
 	Tenant(ctx context.Context, tenantID string) (marketplace.TenantCredentials, error)
 	PutTenant(ctx context.Context, tenantID string, tc marketplace.TenantCredentials) (string, error)
 	UpdateRefreshToken(ctx context.Context, tenantID string, tc marketplace.TenantCredentials, token secret.Value) (int, error)
@@ -46,6 +47,7 @@ type Cache struct {
 
 	mu      sync.Mutex
 	app     *entry[marketplace.AppCredentials]
+	apps    map[marketplace.AppSource]entry[marketplace.AppCredentials]
 	tenants map[string]entry[marketplace.TenantCredentials]
 }
 
@@ -62,7 +64,8 @@ func New(store Store, ttl time.Duration, now func() time.Time) *Cache {
 	if now == nil {
 		now = time.Now
 	}
-	return &Cache{store: store, ttl: ttl, now: now, tenants: map[string]entry[marketplace.TenantCredentials]{}}
+	return &Cache{store: store, ttl: ttl, now: now, tenants: map[string]entry[marketplace.TenantCredentials]{},
+		apps: map[marketplace.AppSource]entry[marketplace.AppCredentials]{}}
 }
 
 // App returns the application's credentials, from memory within the TTL.
@@ -79,6 +82,25 @@ func (c *Cache) App(ctx context.Context) (marketplace.AppCredentials, error) {
 	}
 	c.mu.Lock()
 	c.app = &entry[marketplace.AppCredentials]{app, c.now().Add(c.ttl)}
+	c.mu.Unlock()
+	return app, nil
+}
+
+// AppFor returns the credentials of the application source names (the one
+// that authorized a connection), from memory within the TTL.
+func (c *Cache) AppFor(ctx context.Context, source marketplace.AppSource) (marketplace.AppCredentials, error) {
+	c.mu.Lock()
+	if a, ok := c.apps[source]; ok && c.now().Before(a.expires) {
+		c.mu.Unlock()
+		return a.v, nil
+	}
+	c.mu.Unlock()
+	app, err := c.store.AppFor(ctx, source)
+	if err != nil {
+		return marketplace.AppCredentials{}, err
+	}
+	c.mu.Lock()
+	c.apps[source] = entry[marketplace.AppCredentials]{app, c.now().Add(c.ttl)}
 	c.mu.Unlock()
 	return app, nil
 }
@@ -135,6 +157,7 @@ func (c *Cache) DeleteTenant(ctx context.Context, tenantID string) error {
 func (c *Cache) ForgetApp() {
 	c.mu.Lock()
 	c.app = nil
+	clear(c.apps)
 	c.mu.Unlock()
 }
 

@@ -24,6 +24,10 @@ func (m *memStore) App(context.Context) (marketplace.AppCredentials, error) {
 	return m.app, m.appErr
 }
 
+func (m *memStore) AppFor(ctx context.Context, _ marketplace.AppSource) (marketplace.AppCredentials, error) {
+	return m.App(ctx)
+}
+
 func (m *memStore) Tenant(_ context.Context, id string) (marketplace.TenantCredentials, error) {
 	m.tenantRead++
 	tc, ok := m.tenants[id]

@@ -83,7 +83,7 @@ func TestStatusIsPerTenant(t *testing.T) {
 	if st := s.status(a); st["connected"] != true {
 		t.Errorf("A: %v", st)
 	}
-	if st := s.status(b); st["connected"] != false || st["status"] != nil || st["displayName"] != nil {
+	if st := s.status(b); st["connected"] != false || st["status"] != "DISCONNECTED" || st["displayName"] != nil {
 		t.Errorf("B sees %v", st)
 	}
 }

@@ -69,7 +69,9 @@ func TestSeed1StartReturnsConsentURL(t *testing.T) {
 func TestConnectEndToEnd(t *testing.T) {
 	s := newStack(t, stackOption{})
 	tenant := testenv.ID("tenant")
-	if st := s.status(tenant); st["connected"] != false || st["status"] != nil {
+	// KeyBuzz's frontend convention: no connection is 200 DISCONNECTED with nulls.
+	if st := s.status(tenant); st["connected"] != false || st["status"] != "DISCONNECTED" || st["displayName"] != nil ||
+		st["region"] != nil || st["lastSyncAt"] != nil || st["lastError"] != nil {
 		t.Fatalf("status before start: %v", st)
 	}
 	cb := s.consent(s.start(tenant), 2)
@@ -83,14 +85,15 @@ func TestConnectEndToEnd(t *testing.T) {
 		t.Errorf("callback headers %v", a.header)
 	}
 	seller := sandbox.SellerID(2)
-	if b := a.json(t); b["success"] != true || b["sellingPartnerId"] != seller {
+	if b := a.json(t); b["success"] != true || b["sellingPartnerId"] != seller || b["tenantId"] != tenant {
 		t.Errorf("callback body %s", a.body)
 	}
 
 	st := s.status(tenant)
 	sa := s.do(http.MethodGet, httpapi.StatusPath, token(t, tenant))
 	openapicheck.ValidateResponse(t, http.MethodGet, httpapi.StatusPath, sa.status, sa.header.Get("Content-Type"), sa.body)
-	if st["connected"] != true || st["status"] != "CONNECTED" || st["displayName"] != "Amazon Seller "+seller || st["region"] != "eu" || st["lastError"] != nil {
+	if st["connected"] != true || st["status"] != "CONNECTED" || st["displayName"] != "Amazon Seller "+seller || st["region"] != "EU" || st["lastError"] != nil ||
+		st["appSource"] != "external_test" || st["authorizationExpiresAt"] == nil || st["reauthReason"] != nil {
 		t.Errorf("status after connect: %v", st)
 	}
 
@@ -154,7 +157,8 @@ func TestCallbackRedirectsToFrontend(t *testing.T) {
 		t.Fatalf("callback: %d %s", a.status, a.body)
 	}
 	loc, _ := url.Parse(a.header.Get("Location"))
-	if loc.Host != "app.keybuzz.test" || loc.Query().Get("status") != "connected" || loc.Query().Get("tab") != "1" {
+	if loc.Host != "app.keybuzz.test" || loc.Query().Get("amazon_connected") != "true" || loc.Query().Get("tenant_id") != tenant ||
+		loc.Query().Get("tab") != "1" || strings.Count(a.header.Get("Location"), "?") != 1 {
 		t.Errorf("Location %s", loc)
 	}
 	if strings.Contains(loc.RawQuery, cb.Get("spapi_oauth_code")) || strings.Contains(loc.RawQuery, cb.Get("state")) {
@@ -165,7 +169,8 @@ func TestCallbackRedirectsToFrontend(t *testing.T) {
 	}
 	a = s.callback(cb) // replay
 	loc, _ = url.Parse(a.header.Get("Location"))
-	if a.status != http.StatusSeeOther || loc.Query().Get("status") != "error" || loc.Query().Get("error") != "invalid_state" {
+	if a.status != http.StatusSeeOther || loc.Query().Get("amazon_error") != "invalid_state" || loc.Query().Has("amazon_connected") ||
+		strings.Count(a.header.Get("Location"), "?") != 1 {
 		t.Errorf("replay redirect %d %s", a.status, loc)
 	}
 }
@@ -225,8 +230,8 @@ func TestCallbackRejectsBadStates(t *testing.T) {
 	}
 }
 
-// A state is bound to the tenant that started: whoever completes it, it
-// connects that tenant and no other.
+// A state is bound to the tenant that started: completed in its browser,
+// it connects that tenant and no other.
 func TestStateIsBoundToItsTenant(t *testing.T) {
 	s := newStack(t, stackOption{})
 	tenantA, tenantB := testenv.ID("tenant-a"), testenv.ID("tenant-b")

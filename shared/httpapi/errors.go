@@ -28,12 +28,19 @@ var statusOf = map[*marketplace.Error]int{
 	marketplace.ErrTokenExchange:    http.StatusBadGateway,
 	marketplace.ErrAppMisconfigured: http.StatusInternalServerError,
 	marketplace.ErrUnavailable:      http.StatusServiceUnavailable,
+	marketplace.ErrBrowserMismatch:  http.StatusForbidden,
+	marketplace.ErrSellerTaken:      http.StatusConflict,
+	marketplace.ErrBadReturnURL:     http.StatusBadRequest,
+	marketplace.ErrBadCallbackURI:   http.StatusBadRequest,
+	marketplace.ErrSellerMismatch:   http.StatusBadRequest,
 }
 
 // precedence: when an error wraps several support errors (an exchange that
 // failed because LWA was unreachable), the first listed here wins.
 var precedence = []*marketplace.Error{
-	errMethod, marketplace.ErrBadRequest, marketplace.ErrInvalidState, marketplace.ErrUnauthorized,
+	errMethod, marketplace.ErrBrowserMismatch, marketplace.ErrBadReturnURL, marketplace.ErrBadCallbackURI,
+	marketplace.ErrSellerTaken, marketplace.ErrSellerMismatch,
+	marketplace.ErrBadRequest, marketplace.ErrInvalidState, marketplace.ErrUnauthorized,
 	marketplace.ErrCodeRejected, marketplace.ErrTokenExchange, marketplace.ErrUnavailable, marketplace.ErrAppMisconfigured,
 	marketplace.ErrNoCredentials, marketplace.ErrNotConnected, marketplace.ErrNeedsReauth, marketplace.ErrNotFound,
 }

@@ -89,6 +89,25 @@ type stack struct {
 	clock   *clock
 	api     *httpapi.API
 	appPath string
+	// unsubscribed records the connections whose subscriptions were ended.
+	unsubscribed *unsubscribeLog
+
+	// bindings is each started state's browser binding cookie: the
+	// browser that started it (callback sends it; callbackFrom chooses).
+	bindings *jar
+}
+
+// jar maps states to their browser's binding cookie.
+type jar struct {
+	mu sync.Mutex
+	m  map[string]*http.Cookie
+}
+
+func (j *jar) put(state string, c *http.Cookie) { j.mu.Lock(); defer j.mu.Unlock(); j.m[state] = c }
+func (j *jar) get(state string) *http.Cookie {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	return j.m[state]
 }
 
 type clock struct {
@@ -104,10 +123,11 @@ func (c *clock) Advance(d time.Duration) {
 }
 
 type stackOption struct {
-	returnURL  string
-	lwaURL     string // default: the sandbox
-	lwaTimeout time.Duration
-	appSecret  string // default: the sandbox's
+	returnURL   string
+	returnHosts []string
+	lwaURL      string // default: the sandbox
+	lwaTimeout  time.Duration
+	appSecret   string // default: the sandbox's
 }
 
 func newStack(t testing.TB, opt stackOption) *stack {
@@ -134,7 +154,8 @@ func newStack(t testing.TB, opt stackOption) *stack {
 		t.Fatalf("seed app credentials: %v", err)
 	}
 	clk := &clock{t: time.Now()}
-	st := &stack{t: t, pool: pool, secrets: admin, sandbox: sb, sbURL: sbURL, clock: clk, appPath: appPath}
+	st := &stack{t: t, pool: pool, secrets: admin, sandbox: sb, sbURL: sbURL, clock: clk, appPath: appPath,
+		unsubscribed: &unsubscribeLog{}, bindings: &jar{m: map[string]*http.Cookie{}}}
 	st.api = st.buildAPI(admin, opt)
 	st.server = httptest.NewServer(st.api.Routes())
 	t.Cleanup(st.server.Close)
@@ -155,7 +176,8 @@ func (s *stack) buildAPI(secrets *vaultstore.Store, opt stackOption) *httpapi.AP
 		hc.Timeout = opt.lwaTimeout
 	}
 	svc := connect.New(postgres.New(s.pool, s.clock.Now), credcache.New(secrets, 0, s.clock.Now), lwa.New(lwaURL, hc), s.sbURL,
-		connect.WithClock(s.clock.Now), connect.WithLogger(log), connect.WithParticipations(spapi.New(nil), s.sbURL))
+		connect.WithClock(s.clock.Now), connect.WithLogger(log), connect.WithParticipations(spapi.New(nil), s.sbURL),
+		connect.WithReturnHosts(opt.returnHosts...), connect.WithUnsubscriber(s.unsubscribed))
 	verifier, err := auth.NewVerifier(context.Background(), config.Config{
 		JWTHS256Secret: jwtSecret, JWTIssuer: jwtIssuer, JWTAudience: jwtAudience, TenantClaim: "tenantId",
 	})
@@ -229,7 +251,24 @@ func (s *stack) do(method, path, bearer string, header ...string) answer {
 // doWith is do reporting to t (a fuzz iteration's own T).
 func (s *stack) doWith(t testing.TB, method, path, bearer string, header ...string) answer {
 	t.Helper()
-	req, err := http.NewRequest(method, s.server.URL+path, nil)
+	return s.doBodyWith(t, method, path, bearer, "", header...)
+}
+
+func (s *stack) doBody(method, path, bearer, body string, header ...string) answer {
+	s.t.Helper()
+	return s.doBodyWith(s.t, method, path, bearer, body, header...)
+}
+
+func (s *stack) doBodyWith(t testing.TB, method, path, bearer, body string, header ...string) answer {
+	t.Helper()
+	var rd io.Reader
+	if body != "" {
+		rd = strings.NewReader(body)
+	}
+	req, err := http.NewRequest(method, s.server.URL+path, rd)
+	if body != "" {
+		req.Header.Set("Content-Type", "application/json")
+	}
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -244,23 +283,54 @@ func (s *stack) doWith(t testing.TB, method, path, bearer string, header ...stri
 		t.Fatalf("%s %s: %v", method, path, err)
 	}
 	defer resp.Body.Close()
-	body, _ := io.ReadAll(resp.Body)
-	return answer{status: resp.StatusCode, header: resp.Header, body: body}
+	got, _ := io.ReadAll(resp.Body)
+	return answer{status: resp.StatusCode, header: resp.Header, body: got}
 }
 
-// start calls oauth/start for tenant and returns the consent URL.
+// start calls oauth/start for tenant and returns the consent URL; the
+// answer's binding cookie is kept as that state's browser.
 func (s *stack) start(tenant string) *url.URL {
 	s.t.Helper()
-	a := s.do(http.MethodPost, httpapi.StartPath, token(s.t, tenant))
+	u, _ := s.startWith(tenant, "")
+	return u
+}
+
+// startWith is start with a JSON body; it also returns the binding cookie.
+func (s *stack) startWith(tenant, body string) (*url.URL, *http.Cookie) {
+	s.t.Helper()
+	a := s.doBody(http.MethodPost, httpapi.StartPath, token(s.t, tenant), body)
 	if a.status != http.StatusOK {
 		s.t.Fatalf("start: %d %s", a.status, a.body)
 	}
-	u, err := url.Parse(a.json(s.t)["authUrl"].(string))
+	j := a.json(s.t)
+	u, err := url.Parse(j["authUrl"].(string))
 	if err != nil {
 		s.t.Fatal(err)
 	}
-	remember(u.Query().Get("state"))
-	return u
+	state, _ := j["state"].(string)
+	if state == "" || state != u.Query().Get("state") {
+		s.t.Fatalf("start's state %q is not the consent URL's", state)
+	}
+	c := bindingCookie(s.t, a.header)
+	remember(state, c.Value)
+	s.bindings.put(state, c)
+	return u, c
+}
+
+// bindingCookie is the binding cookie an answer sets (the loopback form:
+// the test server is http on 127.0.0.1).
+func bindingCookie(t testing.TB, h http.Header) *http.Cookie {
+	t.Helper()
+	for _, c := range (&http.Response{Header: h}).Cookies() {
+		if c.Name == "kb_amazon_binding" {
+			if !c.HttpOnly || c.SameSite != http.SameSiteLaxMode || c.Path != "/" || len(c.Value) != 43 {
+				t.Fatalf("binding cookie %v: want HttpOnly, SameSite=Lax, Path=/, 256 bits", c)
+			}
+			return c
+		}
+	}
+	t.Fatalf("start set no binding cookie: %v", h.Values("Set-Cookie"))
+	return nil
 }
 
 // consent approves authURL on the sandbox as seller n and returns the
@@ -287,9 +357,22 @@ func (s *stack) consent(authURL *url.URL, seller int) url.Values {
 	return loc.Query()
 }
 
+// callback is Amazon's redirect arriving in the browser that started q's
+// state.
 func (s *stack) callback(q url.Values) answer {
 	s.t.Helper()
-	return s.do(http.MethodGet, httpapi.CallbackPath+"?"+q.Encode(), "")
+	return s.callbackFrom(q, s.bindings.get(q.Get("state")))
+}
+
+// callbackFrom is Amazon's redirect arriving in a browser holding binding
+// (nil: a fresh client with no cookie).
+func (s *stack) callbackFrom(q url.Values, binding *http.Cookie) answer {
+	s.t.Helper()
+	h := []string{}
+	if binding != nil {
+		h = append(h, "Cookie", binding.Name+"="+binding.Value)
+	}
+	return s.do(http.MethodGet, httpapi.CallbackPath+"?"+q.Encode(), "", h...)
 }
 
 func (s *stack) status(tenant string) map[string]any {
@@ -308,4 +391,23 @@ func (s *stack) connectionStatus(tenant string) (status, lastError string) {
 		s.t.Fatalf("read connection: %v", err)
 	}
 	return status, lastError
+}
+
+// unsubscribeLog is a connect.Unsubscriber that records what it was asked.
+type unsubscribeLog struct {
+	mu      sync.Mutex
+	sellers []string
+}
+
+func (u *unsubscribeLog) Unsubscribe(_ context.Context, c marketplace.Connection) error {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	u.sellers = append(u.sellers, c.SellingPartnerID)
+	return nil
+}
+
+func (u *unsubscribeLog) list() []string {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	return append([]string(nil), u.sellers...)
 }

@@ -35,7 +35,7 @@ func FuzzCallbackQuery(f *testing.F) {
 		if a.status < 400 || a.status >= 500 {
 			t.Fatalf("query %q: %d %s", rawQuery, a.status, a.body)
 		}
-		if code := a.errorCode(t); code != "invalid_request" && code != "invalid_state" && code != "token_exchange_failed" {
+		if code := a.errorCode(t); code != "invalid_request" && code != "invalid_state" && code != "token_exchange_failed" && code != "browser_mismatch" {
 			t.Fatalf("query %q: code %q", rawQuery, code)
 		}
 	})

@@ -1,15 +1,19 @@
-// Package httpapi serves the connector's three routes as http.Handlers. The
+// Package httpapi serves the connector's routes as http.Handlers. The
 // Lambda functions wrap them with httpadapter.NewV2; the local server mounts
 // the same handlers on a ServeMux.
 package httpapi
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
 	"net/url"
+	"strings"
 	"time"
 
 	"github.com/keybuzz/keybuzz-amazon/shared/auth"
@@ -21,9 +25,11 @@ import (
 
 // The routes, as API Gateway and the local server see them.
 const (
-	StartPath    = "/api/v1/marketplaces/amazon/oauth/start"
-	CallbackPath = "/api/v1/marketplaces/amazon/oauth/callback"
-	StatusPath   = "/api/v1/marketplaces/amazon/status"
+	StartPath      = "/api/v1/marketplaces/amazon/oauth/start"
+	CallbackPath   = "/api/v1/marketplaces/amazon/oauth/callback"
+	LoginPath      = "/api/v1/marketplaces/amazon/oauth/login"
+	StatusPath     = "/api/v1/marketplaces/amazon/status"
+	DisconnectPath = "/api/v1/marketplaces/amazon/disconnect"
 )
 
 // StartMessage is the seed's message in start's answer.
@@ -36,9 +42,11 @@ type Authenticator interface {
 
 // Connector is the Connect flow (connect.Service).
 type Connector interface {
-	Start(ctx context.Context, tenantID string) (connect.StartResult, error)
+	Start(ctx context.Context, in connect.StartInput) (connect.StartResult, error)
 	Callback(ctx context.Context, in connect.CallbackInput) (connect.CallbackResult, error)
+	Login(ctx context.Context, in connect.LoginInput) (connect.LoginResult, error)
 	Status(ctx context.Context, tenantID string) (connect.Status, error)
+	Disconnect(ctx context.Context, tenantID string) (connect.DisconnectResult, error)
 }
 
 // API holds what the handlers share.
@@ -46,16 +54,29 @@ type API struct {
 	Connect   Connector
 	Auth      Authenticator
 	Log       *slog.Logger
-	ReturnURL string // FRONTEND_RETURN_URL: callback redirects there when set
+	ReturnURL string // FRONTEND_RETURN_URL: callback redirects there when start named no return_url
+	// LoginURL is the frontend page where a seller arriving from the
+	// Appstore signs in (FRONTEND_LOGIN_URL, else FRONTEND_RETURN_URL);
+	// empty: the log-in route answers JSON.
+	LoginURL string
+}
+
+type startRequest struct {
+	ReturnURL     string `json:"return_url"`
+	AppstoreLogin string `json:"appstore_login"`
 }
 
 type startResponse struct {
+	Success   bool      `json:"success"`
 	AuthURL   string    `json:"authUrl"`
+	State     string    `json:"state"`
 	ExpiresAt time.Time `json:"expiresAt"`
 	Message   string    `json:"message"`
 }
 
-// Start serves POST StartPath.
+// Start serves POST StartPath: an optional JSON body {return_url,
+// appstore_login}; the answer sets the browser binding cookie (so the
+// frontend calls it with credentials) and carries the consent URL.
 func (a *API) Start() http.Handler {
 	return a.wrap(http.MethodPost, func(w http.ResponseWriter, r *http.Request) {
 		claims, err := a.Auth.Authenticate(r)
@@ -64,19 +85,44 @@ func (a *API) Start() http.Handler {
 			return
 		}
 		r = r.WithContext(logging.WithTenantID(r.Context(), claims.TenantID))
-		res, err := a.Connect.Start(r.Context(), claims.TenantID)
+		var body startRequest
+		if err := readJSON(r, &body); err != nil {
+			writeError(w, r, a.Log, err)
+			return
+		}
+		res, err := a.Connect.Start(r.Context(), connect.StartInput{
+			TenantID: claims.TenantID, ReturnURL: body.ReturnURL, AppstoreLogin: secret.Value(body.AppstoreLogin),
+		})
 		if err != nil {
 			writeError(w, r, a.Log, err)
 			return
 		}
-		a.Log.InfoContext(r.Context(), "oauth start", "expires_at", res.ExpiresAt)
-		writeJSON(w, http.StatusOK, startResponse{AuthURL: res.AuthURL, ExpiresAt: res.ExpiresAt, Message: StartMessage})
+		setBinding(w, r, res.Binding, res.ExpiresAt)
+		a.Log.InfoContext(r.Context(), "oauth start", "expires_at", res.ExpiresAt, "appstore", body.AppstoreLogin != "")
+		writeJSON(w, http.StatusOK, startResponse{Success: true, AuthURL: res.AuthURL, State: res.State.Reveal(),
+			ExpiresAt: res.ExpiresAt, Message: StartMessage})
 	})
+}
+
+// readJSON decodes an optional JSON body into v (an empty body is none).
+func readJSON(r *http.Request, v any) error {
+	b, err := io.ReadAll(r.Body)
+	if err != nil {
+		return errors.Join(marketplace.ErrBadRequest, fmt.Errorf("read body: %w", err))
+	}
+	if len(bytes.TrimSpace(b)) == 0 {
+		return nil
+	}
+	if err := json.Unmarshal(b, v); err != nil {
+		return errors.Join(marketplace.ErrBadRequest, errors.New("body is not a JSON object"))
+	}
+	return nil
 }
 
 type callbackResponse struct {
 	Success          bool   `json:"success"`
 	Message          string `json:"message"`
+	TenantID         string `json:"tenantId,omitempty"`
 	SellingPartnerID string `json:"sellingPartnerId,omitempty"`
 }
 
@@ -92,66 +138,144 @@ func (a *API) Callback() http.Handler {
 			a.callbackDone(w, r, connect.CallbackResult{}, errors.Join(marketplace.ErrBadRequest, errors.New("malformed query")))
 			return
 		}
-		for _, k := range []string{"state", "spapi_oauth_code", "selling_partner_id"} {
+		for _, k := range []string{"state", "spapi_oauth_code", "code", "selling_partner_id"} {
 			if len(q[k]) > 1 {
 				a.callbackDone(w, r, connect.CallbackResult{}, errors.Join(marketplace.ErrBadRequest, errors.New("repeated "+k)))
 				return
 			}
 		}
-		if e := q.Get("error"); e != "" && q.Get("spapi_oauth_code") == "" {
+		code := q.Get("spapi_oauth_code")
+		if code == "" {
+			code = q.Get("code") // KeyBuzz's backend accepts either name
+		}
+		if e := q.Get("error"); e != "" && code == "" {
 			// The seller declined, or Amazon refused the app.
 			a.callbackDone(w, r, connect.CallbackResult{}, errors.Join(marketplace.ErrBadRequest, errors.New("consent refused")))
 			return
 		}
 		res, err := a.Connect.Callback(r.Context(), connect.CallbackInput{
-			Code:             secret.Value(q.Get("spapi_oauth_code")),
+			Code:             secret.Value(code),
 			State:            secret.Value(q.Get("state")),
 			SellingPartnerID: q.Get("selling_partner_id"),
+			Binding:          readBinding(r),
 		})
 		if res.TenantID != "" {
 			r = r.WithContext(logging.WithTenantID(r.Context(), res.TenantID))
+		}
+		if err == nil || !errors.Is(err, marketplace.ErrBrowserMismatch) {
+			clearBinding(w, r) // the starter's browser is done with it
 		}
 		a.callbackDone(w, r, res, err)
 	})
 }
 
+// callbackDone sends the browser to the start's return URL (or
+// FRONTEND_RETURN_URL) with KeyBuzz's parameters, amazon_connected=true and
+// tenant_id on success, amazon_error=<code> on failure; with neither it
+// answers JSON.
 func (a *API) callbackDone(w http.ResponseWriter, r *http.Request, res connect.CallbackResult, err error) {
-	if a.ReturnURL != "" {
-		u, perr := url.Parse(a.ReturnURL)
-		if perr == nil {
-			q := u.Query()
-			q.Del("status")
-			q.Del("error")
-			if err != nil {
-				e, _ := classify(err)
-				a.Log.InfoContext(r.Context(), "oauth callback failed", "code", e.Code, "error", err.Error())
-				q.Set("status", "error")
-				q.Set("error", e.Code)
-			} else {
-				a.Log.InfoContext(r.Context(), "oauth callback connected", "selling_partner_id", res.SellingPartnerID)
-				q.Set("status", "connected")
-			}
-			u.RawQuery = q.Encode()
-			http.Redirect(w, r, u.String(), http.StatusSeeOther)
-			return
+	if err != nil {
+		e, _ := classify(err)
+		a.Log.InfoContext(r.Context(), "oauth callback failed", "code", e.Code, "error", err.Error())
+	} else {
+		a.Log.InfoContext(r.Context(), "oauth callback connected", "selling_partner_id", res.SellingPartnerID,
+			"replaced_selling_partner_id", res.ReplacedSellingPartnerID)
+	}
+	target := res.ReturnURL
+	if target == "" {
+		target = a.ReturnURL
+	}
+	if u, perr := url.Parse(target); target != "" && perr == nil && u.IsAbs() {
+		q := u.Query()
+		for _, k := range []string{"amazon_connected", "amazon_error", "tenant_id"} {
+			q.Del(k)
 		}
+		if err != nil {
+			e, _ := classify(err)
+			q.Set("amazon_error", e.Code)
+		} else {
+			q.Set("amazon_connected", "true")
+			q.Set("tenant_id", res.TenantID)
+		}
+		u.RawQuery = q.Encode()
+		u.Fragment = ""
+		http.Redirect(w, r, u.String(), http.StatusSeeOther)
+		return
 	}
 	if err != nil {
 		writeError(w, r, a.Log, err)
 		return
 	}
-	a.Log.InfoContext(r.Context(), "oauth callback connected", "selling_partner_id", res.SellingPartnerID)
-	writeJSON(w, http.StatusOK, callbackResponse{Success: true, Message: "Amazon account connected", SellingPartnerID: res.SellingPartnerID})
+	writeJSON(w, http.StatusOK, callbackResponse{Success: true, Message: "Amazon account connected",
+		TenantID: res.TenantID, SellingPartnerID: res.SellingPartnerID})
+}
+
+type loginResponse struct {
+	Success       bool      `json:"success"`
+	AppstoreLogin string    `json:"appstoreLogin"`
+	ExpiresAt     time.Time `json:"expiresAt"`
+	Message       string    `json:"message"`
+}
+
+// LoginMessage tells an API-only caller what to do with the log-in id.
+const LoginMessage = "Sign in to KeyBuzz, then POST oauth/start with {\"appstore_login\": appstoreLogin} and send the browser to authUrl"
+
+// Login serves GET LoginPath, the app's log-in URI for Appstore-initiated
+// authorization: it keeps Amazon's parameters and sends the browser to the
+// frontend's sign-in page with amazon_appstore_login=<id>. It never
+// redirects to amazon_callback_uri itself; a refused one is a JSON error.
+func (a *API) Login() http.Handler {
+	return a.wrap(http.MethodGet, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Referrer-Policy", "no-referrer")
+		w.Header().Set("Cache-Control", "no-store")
+		q, err := url.ParseQuery(r.URL.RawQuery)
+		if err != nil {
+			writeError(w, r, a.Log, errors.Join(marketplace.ErrBadRequest, errors.New("malformed query")))
+			return
+		}
+		for _, k := range []string{"amazon_callback_uri", "amazon_state", "selling_partner_id", "version"} {
+			if len(q[k]) > 1 {
+				writeError(w, r, a.Log, errors.Join(marketplace.ErrBadRequest, errors.New("repeated "+k)))
+				return
+			}
+		}
+		res, err := a.Connect.Login(r.Context(), connect.LoginInput{
+			AmazonCallbackURI: q.Get("amazon_callback_uri"), AmazonState: q.Get("amazon_state"),
+			SellingPartnerID: q.Get("selling_partner_id"), Version: q.Get("version"),
+		})
+		if err != nil {
+			writeError(w, r, a.Log, err)
+			return
+		}
+		a.Log.InfoContext(r.Context(), "appstore log-in", "selling_partner_id", q.Get("selling_partner_id"))
+		if u, perr := url.Parse(a.LoginURL); a.LoginURL != "" && perr == nil && u.IsAbs() {
+			uq := u.Query()
+			uq.Set("amazon_appstore_login", res.LoginID.Reveal())
+			u.RawQuery = uq.Encode()
+			u.Fragment = ""
+			http.Redirect(w, r, u.String(), http.StatusSeeOther)
+			return
+		}
+		writeJSON(w, http.StatusOK, loginResponse{Success: true, AppstoreLogin: res.LoginID.Reveal(), ExpiresAt: res.ExpiresAt, Message: LoginMessage})
+	})
 }
 
 type statusResponse struct {
 	Connected   bool       `json:"connected"`
-	Status      *string    `json:"status"`
+	Status      string     `json:"status"`
 	DisplayName *string    `json:"displayName"`
 	Region      *string    `json:"region"`
 	LastSyncAt  *time.Time `json:"lastSyncAt"`
 	LastError   *string    `json:"lastError"`
+	// Additions to the seed's answer.
+	AppSource              *string    `json:"appSource"`
+	ReauthReason           *string    `json:"reauthReason"`
+	AuthorizationExpiresAt *time.Time `json:"authorizationExpiresAt"`
 }
+
+// NoConnectionStatus is status's status for a tenant that never started
+// Connect (KeyBuzz's frontend convention).
+const NoConnectionStatus = "DISCONNECTED"
 
 // Status serves GET StatusPath.
 func (a *API) Status() http.Handler {
@@ -167,25 +291,63 @@ func (a *API) Status() http.Handler {
 			writeError(w, r, a.Log, err)
 			return
 		}
-		resp := statusResponse{Connected: st.Connected}
-		if c := st.Connection; c != nil {
-			s := string(c.Status)
-			resp.Status = &s
-			resp.DisplayName = nonEmpty(c.DisplayName)
-			resp.Region = nonEmpty(c.Region)
-			resp.LastSyncAt = c.LastSyncAt
-			resp.LastError = nonEmpty(c.LastError)
+		writeJSON(w, http.StatusOK, statusBody(st))
+	})
+}
+
+func statusBody(st connect.Status) statusResponse {
+	resp := statusResponse{Connected: st.Connected, Status: NoConnectionStatus}
+	if c := st.Connection; c != nil {
+		resp.Status = string(c.Status)
+		resp.DisplayName = nonEmpty(c.DisplayName)
+		resp.Region = nonEmpty(strings.ToUpper(c.Region)) // the seed's "EU", "NA"
+		resp.LastSyncAt = c.LastSyncAt
+		resp.LastError = nonEmpty(c.LastError)
+		resp.AppSource = nonEmpty(string(c.AppSource))
+		resp.ReauthReason = nonEmpty(string(st.ReauthReason))
+		resp.AuthorizationExpiresAt = st.AuthorizationExpiresAt
+	}
+	return resp
+}
+
+type disconnectResponse struct {
+	Success   bool    `json:"success"`
+	Connected bool    `json:"connected"`
+	Status    string  `json:"status"`
+	LastError *string `json:"lastError"`
+	Message   string  `json:"message"`
+}
+
+// Disconnect serves POST DisconnectPath: idempotent.
+func (a *API) Disconnect() http.Handler {
+	return a.wrap(http.MethodPost, func(w http.ResponseWriter, r *http.Request) {
+		claims, err := a.Auth.Authenticate(r)
+		if err != nil {
+			writeError(w, r, a.Log, err)
+			return
+		}
+		r = r.WithContext(logging.WithTenantID(r.Context(), claims.TenantID))
+		res, err := a.Connect.Disconnect(r.Context(), claims.TenantID)
+		if err != nil {
+			writeError(w, r, a.Log, err)
+			return
+		}
+		resp := disconnectResponse{Success: true, Status: NoConnectionStatus, Message: "Amazon account disconnected"}
+		if c := res.Connection; c != nil {
+			resp.Status, resp.LastError = string(c.Status), nonEmpty(c.LastError)
 		}
 		writeJSON(w, http.StatusOK, resp)
 	})
 }
 
-// Routes mounts the three routes on one handler (the local server).
+// Routes mounts the routes on one handler (the local server).
 func (a *API) Routes() *http.ServeMux {
 	mux := http.NewServeMux()
 	mux.Handle(StartPath, a.Start())
 	mux.Handle(CallbackPath, a.Callback())
+	mux.Handle(LoginPath, a.Login())
 	mux.Handle(StatusPath, a.Status())
+	mux.Handle(DisconnectPath, a.Disconnect())
 	return mux
 }
 

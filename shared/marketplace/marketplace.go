@@ -36,6 +36,9 @@ type Connection struct {
 	LastSyncAt       *time.Time
 	LastError        string
 	ConnectedAt      *time.Time
+	AppSource        AppSource    // the application that authorized it
+	AuthorizedAt     *time.Time   // the seller's last consent
+	ReauthReason     ReauthReason // why NEEDS_REAUTH, when stored
 	CreatedAt        time.Time
 	UpdatedAt        time.Time
 }
@@ -96,6 +99,10 @@ func AsError(err error) (*Error, bool) {
 type StateClaim struct {
 	TenantID     string
 	ConnectionID string
+	ReturnURL    string    // the frontend page start named, if any
+	AppSource    AppSource // the application whose consent it started
+	// SellingPartnerID is the seller the Appstore log-in named, if any.
+	SellingPartnerID string
 }
 
 // Connected is what a completed consent sets on a connection.
@@ -105,6 +112,7 @@ type Connected struct {
 	MarketplaceID    string
 	SellingPartnerID string
 	VaultPath        string
+	AppSource        AppSource // the application that issued the refresh token
 }
 
 // TicketSummary is a ticket as the local page lists it.

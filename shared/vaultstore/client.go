@@ -36,7 +36,9 @@ func Open(ctx context.Context, cfg config.Config) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("vault client: %w", err)
 	}
-	s := New(client, cfg.VaultKVMount, cfg.AppVaultPath())
+	s := New(client, cfg.VaultKVMount, cfg.AppVaultPath()).WithAppPaths(map[marketplace.AppSource]string{
+		marketplace.AppExternalTest: AppPath(marketplace.AppExternalTest), marketplace.AppKeyBuzz: AppPath(marketplace.AppKeyBuzz),
+	})
 	if cfg.VaultAuthMethod != "aws" {
 		client.SetToken(cfg.VaultToken.Reveal())
 		return s, nil

@@ -23,9 +23,10 @@ import (
 
 // Store reads and writes credentials in one KV v2 mount.
 type Store struct {
-	kv      *api.KVv2
-	appPath string
-	login   *login // nil with a static token
+	kv       *api.KVv2
+	appPath  string
+	appPaths map[marketplace.AppSource]string // AppFor's paths; empty: appPath for every app
+	login    *login                           // nil with a static token
 }
 
 // New returns a Store on client's KV v2 mount; appPath is config.AppVaultPath().
@@ -41,14 +42,53 @@ func TenantPath(tenantID string) (string, error) {
 	return "keybuzz/tenants/" + tenantID + "/amazon", nil
 }
 
-// App reads the application's credentials.
+// App reads the current application's credentials (AMAZON_SPAPI_APP_SOURCE).
 func (s *Store) App(ctx context.Context) (marketplace.AppCredentials, error) {
+	return s.readApp(ctx, s.appPath)
+}
+
+// AppFor reads the credentials of the application source names: a
+// connection is refreshed with the app that authorized it.
+func (s *Store) AppFor(ctx context.Context, source marketplace.AppSource) (marketplace.AppCredentials, error) {
+	return s.readApp(ctx, s.appPathOf(source))
+}
+
+func (s *Store) appPathOf(source marketplace.AppSource) string {
+	if p, ok := s.appPaths[source]; ok {
+		return p
+	}
+	return s.appPath
+}
+
+// WithAppPaths sets where AppFor finds each application (AppPath's in
+// Open; tests use their own); it returns s.
+func (s *Store) WithAppPaths(paths map[marketplace.AppSource]string) *Store {
+	s.appPaths = paths
+	return s
+}
+
+// PutAppFor writes an application's credentials at its AppFor path (local
+// set-up and tests).
+func (s *Store) PutAppFor(ctx context.Context, source marketplace.AppSource, app marketplace.AppCredentials) error {
+	return s.putApp(ctx, s.appPathOf(source), app)
+}
+
+// AppPath is the KV path of an application's LWA credentials (the seed's
+// paths).
+func AppPath(source marketplace.AppSource) string {
+	if source == marketplace.AppKeyBuzz {
+		return "keybuzz/ai/amazon_spapi_app"
+	}
+	return "keybuzz/ai/amazon_spapi_app_temp"
+}
+
+func (s *Store) readApp(ctx context.Context, appPath string) (marketplace.AppCredentials, error) {
 	if err := s.login.ensure(ctx); err != nil {
 		return marketplace.AppCredentials{}, err
 	}
-	sec, err := s.kv.Get(ctx, s.appPath)
+	sec, err := s.kv.Get(ctx, appPath)
 	if err != nil || sec == nil || sec.Data == nil {
-		return marketplace.AppCredentials{}, fmt.Errorf("read app credentials at %s: %w", s.appPath, classify(err, marketplace.ErrAppMisconfigured))
+		return marketplace.AppCredentials{}, fmt.Errorf("read app credentials at %s: %w", appPath, classify(err, marketplace.ErrAppMisconfigured))
 	}
 	d := sec.Data
 	app := marketplace.AppCredentials{
@@ -62,7 +102,7 @@ func (s *Store) App(ctx context.Context) (marketplace.AppCredentials, error) {
 	// role_arn is accepted and ignored: SP-API no longer uses SigV4 or IAM roles.
 	app.Draft, _ = strconv.ParseBool(str(d, "draft"))
 	if app.ClientID == "" || app.ClientSecret.IsZero() || app.ApplicationID == "" {
-		return marketplace.AppCredentials{}, fmt.Errorf("app credentials at %s lack client_id, client_secret or application_id: %w", s.appPath, marketplace.ErrAppMisconfigured)
+		return marketplace.AppCredentials{}, fmt.Errorf("app credentials at %s lack client_id, client_secret or application_id: %w", appPath, marketplace.ErrAppMisconfigured)
 	}
 	if app.Region == "" {
 		app.Region = "eu"
@@ -72,10 +112,14 @@ func (s *Store) App(ctx context.Context) (marketplace.AppCredentials, error) {
 
 // PutApp writes the application's credentials (used by local set-up and tests).
 func (s *Store) PutApp(ctx context.Context, app marketplace.AppCredentials) error {
+	return s.putApp(ctx, s.appPath, app)
+}
+
+func (s *Store) putApp(ctx context.Context, appPath string, app marketplace.AppCredentials) error {
 	if err := s.login.ensure(ctx); err != nil {
 		return err
 	}
-	_, err := s.kv.Put(ctx, s.appPath, map[string]any{
+	_, err := s.kv.Put(ctx, appPath, map[string]any{
 		"client_id": app.ClientID, "client_secret": app.ClientSecret.Reveal(), "redirect_uri": app.RedirectURI,
 		"application_id": app.ApplicationID, "region": app.Region, "marketplace_id": app.MarketplaceID,
 		"draft": strconv.FormatBool(app.Draft),
