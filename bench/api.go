@@ -15,6 +15,7 @@ import (
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/keybuzz/keybuzz-amazon/dev/devrand"
 	"github.com/keybuzz/keybuzz-amazon/shared/auth"
 	"github.com/keybuzz/keybuzz-amazon/shared/config"
 	"github.com/keybuzz/keybuzz-amazon/shared/connect"
@@ -251,7 +252,7 @@ FROM "MarketplaceConnection" WHERE "tenantId" = $1 AND "type" = 'AMAZON'`, r.Hea
 			"displayName": name, "region": region, "lastSyncAt": lastSync, "lastError": lastError})
 	})
 	mux.HandleFunc("POST /bare/start", func(w http.ResponseWriter, r *http.Request) {
-		state := randomHex(32)
+		state := devrand.Hex(32)
 		var expires time.Time
 		err := pool.QueryRow(r.Context(), `
 WITH c AS (

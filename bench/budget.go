@@ -7,6 +7,7 @@ import (
 	"os"
 	"time"
 
+	"github.com/keybuzz/keybuzz-amazon/dev/devrand"
 	"github.com/keybuzz/keybuzz-amazon/dev/sandbox"
 	"github.com/keybuzz/keybuzz-amazon/shared/config"
 	"github.com/keybuzz/keybuzz-amazon/shared/credcache"
@@ -138,7 +139,7 @@ func (e *env) runBudget(ctx context.Context, s budgetScenario, T time.Duration) 
 	if app.ClientID != sbCfg.ClientID {
 		return out, fmt.Errorf("the stack's app credentials (%s) are not the sandbox's default app (%s)", app.ClientID, sbCfg.ClientID)
 	}
-	tenant := "bench-budget-" + randomHex(4)
+	tenant := "bench-budget-" + devrand.Hex(4)
 	if _, err := secrets.PutTenant(ctx, tenant, marketplace.TenantCredentials{
 		RefreshToken: secret.Value(refresh), SellerID: seller.ID, MarketplaceID: seller.MarketplaceIDs[0], Region: seller.Region, CreatedAt: start,
 	}); err != nil {

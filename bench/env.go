@@ -2,12 +2,9 @@ package main
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"fmt"
 	"io"
 	"log/slog"
-	"net/url"
 	"os"
 	"strings"
 	"time"
@@ -18,6 +15,8 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/keybuzz/keybuzz-amazon/dev/devrand"
+	"github.com/keybuzz/keybuzz-amazon/dev/devstack"
 	"github.com/keybuzz/keybuzz-amazon/shared/migrate"
 	"github.com/keybuzz/keybuzz-amazon/shared/pollqueue"
 	"github.com/keybuzz/keybuzz-amazon/shared/postgres"
@@ -69,7 +68,7 @@ func (e *env) close() {
 // freshDB creates and migrates a database of its own on the stack's
 // server, dropped by close, and returns its URL.
 func (e *env) freshDB(ctx context.Context, label string) (string, error) {
-	name := "bench_" + label + "_" + randomHex(4)
+	name := "bench_" + label + "_" + devrand.Hex(4)
 	admin, err := pgx.Connect(ctx, e.baseURL)
 	if err != nil {
 		return "", fmt.Errorf("connect to PostgreSQL: %w", err)
@@ -86,7 +85,7 @@ func (e *env) freshDB(ctx context.Context, label string) (string, error) {
 		defer c.Close(context.Background())
 		_, _ = c.Exec(context.Background(), fmt.Sprintf(`DROP DATABASE IF EXISTS %q WITH (FORCE)`, name))
 	})
-	u := withDatabase(e.baseURL, name)
+	u := devstack.WithDatabase(e.baseURL, name)
 	if _, err := migrate.Apply(ctx, u); err != nil {
 		return "", fmt.Errorf("migrate %s: %w", name, err)
 	}
@@ -128,7 +127,7 @@ func (e *env) pool(ctx context.Context, u string, maxConns int32) (*pgxpool.Pool
 
 // freshQueue creates an SQS queue of its own on the emulator, deleted by close.
 func (e *env) freshQueue(ctx context.Context, label string) (string, error) {
-	out, err := e.sqs.CreateQueue(ctx, &sqs.CreateQueueInput{QueueName: aws.String("bench-" + label + "-" + randomHex(4))})
+	out, err := e.sqs.CreateQueue(ctx, &sqs.CreateQueueInput{QueueName: aws.String("bench-" + label + "-" + devrand.Hex(4))})
 	if err != nil {
 		return "", fmt.Errorf("create queue: %w", err)
 	}
@@ -150,23 +149,6 @@ func (e *env) queueDepth(ctx context.Context, queueURL string) (int, error) {
 	var n int
 	_, err = fmt.Sscan(out.Attributes["ApproximateNumberOfMessages"], &n)
 	return n, err
-}
-
-func withDatabase(base, name string) string {
-	u, err := url.Parse(base)
-	if err != nil {
-		return base
-	}
-	u.Path = "/" + name
-	return u.String()
-}
-
-func randomHex(n int) string {
-	b := make([]byte, n)
-	if _, err := rand.Read(b); err != nil {
-		panic(err)
-	}
-	return hex.EncodeToString(b)
 }
 
 // warnWriter sends the code under test's warnings to stderr, prefixed.

@@ -10,6 +10,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/keybuzz/keybuzz-amazon/dev/devrand"
 	"github.com/keybuzz/keybuzz-amazon/shared/marketplace"
 	"github.com/keybuzz/keybuzz-amazon/shared/postgres"
 )
@@ -395,6 +396,6 @@ func explainFreshPage(ctx context.Context, pool *pgxpool.Pool, s stmtStats) (str
 }
 
 func uuidLike() string {
-	h := randomHex(16)
+	h := devrand.Hex(16)
 	return h[0:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:32]
 }

@@ -14,6 +14,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/sqs/types"
 	vault "github.com/hashicorp/vault/api"
 	"github.com/jackc/pgx/v5"
+	"github.com/keybuzz/keybuzz-amazon/dev/devrand"
 )
 
 // services are the variables `make test` provides; the test fails (not
@@ -127,7 +128,7 @@ func checkServices(t *testing.T, env map[string]string) {
 		}
 		c.SetToken(env["VAULT_TOKEN"])
 		kv := c.KVv2(KVMount)
-		path := "devstack-test/" + randomHex(4)
+		path := "devstack-test/" + devrand.Hex(4)
 		if _, err := kv.Put(ctx, path, map[string]any{"v": "1"}); err != nil {
 			t.Fatal(err)
 		}
@@ -172,7 +173,7 @@ func checkServices(t *testing.T, env map[string]string) {
 		}
 
 		// A private queue keeps this test away from consumers of the poll queue.
-		q, err := c.CreateQueue(ctx, &sqs.CreateQueueInput{QueueName: aws.String("devstack-test-" + randomHex(4))})
+		q, err := c.CreateQueue(ctx, &sqs.CreateQueueInput{QueueName: aws.String("devstack-test-" + devrand.Hex(4))})
 		if err != nil {
 			t.Fatal(err)
 		}

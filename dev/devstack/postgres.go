@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"net/url"
 	"os"
 	"os/exec"
 	"os/user"
@@ -18,6 +19,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/keybuzz/keybuzz-amazon/dev/devrand"
 )
 
 // Database and role the stack creates for the connector.
@@ -107,11 +109,10 @@ func (s *Stack) startPostgres(ctx context.Context, dir string, port int) (string
 	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: cred}
 	cmd.Dir = data
 	// SIGINT is PostgreSQL's "fast shutdown"; SIGTERM would wait for clients.
-	p, err := startProcess(ctx, "postgres", cmd, filepath.Join(s.logDir, "postgres.log"), syscall.SIGINT, nil)
+	p, _, err := s.startService(ctx, "postgres", cmd, syscall.SIGINT, "")
 	if err != nil {
 		return "", err
 	}
-	s.track(p)
 
 	admin := fmt.Sprintf("postgres://postgres@127.0.0.1:%d/postgres?sslmode=disable", port)
 	var conn *pgx.Conn
@@ -184,7 +185,7 @@ func initCluster(ctx context.Context, bin, dir, data string, cred *syscall.Crede
 	}
 	// Save the template (initdb itself cannot write there: as root the
 	// cache is under /root, closed to the postgres user).
-	tmp := template + ".tmp-" + randomHex(4)
+	tmp := template + ".tmp-" + devrand.Hex(4)
 	if err := os.MkdirAll(cache, 0o755); err == nil {
 		if err := exec.CommandContext(ctx, "cp", "-a", data, tmp).Run(); err == nil {
 			if os.Rename(tmp, template) != nil {
@@ -195,4 +196,15 @@ func initCluster(ctx context.Context, bin, dir, data string, cred *syscall.Crede
 		}
 	}
 	return nil
+}
+
+// WithDatabase is the URL of database name on the server of the PostgreSQL
+// URL base (user, host and options kept); base itself when it is no URL.
+func WithDatabase(base, name string) string {
+	u, err := url.Parse(base)
+	if err != nil {
+		return base
+	}
+	u.Path = "/" + name
+	return u.String()
 }

@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"sync"
 	"syscall"
@@ -87,6 +88,28 @@ func startProcess(ctx context.Context, name string, cmd *exec.Cmd, logPath strin
 		p.stop(2 * time.Second)
 		return nil, fmt.Errorf("%s: not ready: %w; last output:\n%s", name, context.Cause(ctx), p.tail())
 	}
+}
+
+// startService starts cmd as the stack's service name, logging to
+// <log dir>/<name>.log, and tracks it so that Close stops it with stopSig.
+// With a readyPrefix it returns once the service prints a line starting with
+// it, and answers the rest of that line (the address it announces).
+func (s *Stack) startService(ctx context.Context, name string, cmd *exec.Cmd, stopSig syscall.Signal, readyPrefix string) (*process, string, error) {
+	var announced string
+	var watch func(line string) bool
+	if readyPrefix != "" {
+		watch = func(line string) bool {
+			rest, ok := strings.CutPrefix(line, readyPrefix)
+			announced = strings.TrimSpace(rest)
+			return ok
+		}
+	}
+	p, err := startProcess(ctx, name, cmd, filepath.Join(s.logDir, name+".log"), stopSig, watch)
+	if err != nil {
+		return nil, "", err
+	}
+	s.track(p)
+	return p, announced, nil
 }
 
 func (p *process) tail() string {

@@ -60,18 +60,10 @@ func (s *Stack) startSandbox(ctx context.Context, port int, app AppCredentials) 
 	)
 	cmd.Dir = s.stateDir
 	cmd.Env = os.Environ()
-	var url string
-	p, err := startProcess(ctx, "amazon-sandbox", cmd, filepath.Join(s.logDir, "amazon-sandbox.log"), syscall.SIGTERM, func(line string) bool {
-		if rest, ok := strings.CutPrefix(line, "listening on "); ok {
-			url = strings.TrimSpace(rest)
-			return true
-		}
-		return false
-	})
+	_, url, err := s.startService(ctx, "amazon-sandbox", cmd, syscall.SIGTERM, "listening on ")
 	if err != nil {
 		return "", err
 	}
-	s.track(p)
 	return url, waitHTTP(ctx, url+"/_sandbox/sellers")
 }
 

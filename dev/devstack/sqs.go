@@ -8,7 +8,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
-	"strings"
 	"syscall"
 	"time"
 
@@ -73,18 +72,10 @@ func (s *Stack) startFauxqs(ctx context.Context, port int) (string, error) {
 		"FAUXQS_LOGGER=false",
 		"FAUXQS_INIT="+initPath,
 	)
-	var endpoint string
-	p, err := startProcess(ctx, "fauxqs", cmd, filepath.Join(s.logDir, "fauxqs.log"), syscall.SIGTERM, func(line string) bool {
-		if rest, ok := strings.CutPrefix(line, "listening on "); ok {
-			endpoint = strings.TrimSpace(rest)
-			return true
-		}
-		return false
-	})
+	_, endpoint, err := s.startService(ctx, "fauxqs", cmd, syscall.SIGTERM, "listening on ")
 	if err != nil {
 		return "", err
 	}
-	s.track(p)
 	return endpoint, nil
 }
 

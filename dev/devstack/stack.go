@@ -10,11 +10,8 @@ package devstack
 import (
 	"bufio"
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -24,6 +21,9 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/keybuzz/keybuzz-amazon/dev/devrand"
+	"github.com/keybuzz/keybuzz-amazon/dev/loopback"
 )
 
 // Constants every profile shares.
@@ -66,7 +66,7 @@ func Dev(repo string) Profile {
 func Test() Profile {
 	return Profile{
 		Name: "test", EnvFile: "test.env", FastDisk: true,
-		VaultToken: "test-" + randomHex(12), JWTSecret: randomHex(32),
+		VaultToken: "test-" + devrand.Hex(12), JWTSecret: devrand.Hex(32),
 	}
 }
 
@@ -241,7 +241,7 @@ func (s *Stack) postgres(ctx context.Context, lookup func(string) (string, bool)
 		port := s.profile.PostgresPort
 		if port == 0 {
 			var err error
-			if port, err = freePort(); err != nil {
+			if port, err = loopback.FreePort(); err != nil {
 				return err
 			}
 		}
@@ -469,21 +469,4 @@ func sweepTempDirs() {
 			os.RemoveAll(dir)
 		}
 	}
-}
-
-func freePort() (int, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port, nil
-}
-
-func randomHex(n int) string {
-	b := make([]byte, n)
-	if _, err := rand.Read(b); err != nil {
-		panic(err)
-	}
-	return hex.EncodeToString(b)
 }

@@ -10,11 +10,12 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
-	"strings"
 	"syscall"
 	"time"
 
 	vault "github.com/hashicorp/vault/api"
+	"github.com/keybuzz/keybuzz-amazon/dev/devrand"
+	"github.com/keybuzz/keybuzz-amazon/dev/loopback"
 )
 
 // AppSecretPath is where the stack seeds the sandbox's SP-API app
@@ -57,7 +58,7 @@ func EnsureVaultDev(ctx context.Context, repo string, progress func(string)) (st
 		return "", err
 	}
 	progress("building Vault dev server (first time ~15 min)... -> " + bin)
-	tmp := bin + ".tmp-" + randomHex(4)
+	tmp := bin + ".tmp-" + devrand.Hex(4)
 	cmd := exec.CommandContext(ctx, "go", "test", "-c", "-vet=off", "-o", tmp, ".")
 	cmd.Dir = filepath.Join(repo, vaultDevDir)
 	done := make(chan struct{})
@@ -90,21 +91,19 @@ func EnsureVaultDev(ctx context.Context, repo string, progress func(string)) (st
 // startVault runs a Vault dev server with KV v2 at secret/ and returns its
 // address. A `vault` binary on PATH is preferred over the cached build.
 func (s *Stack) startVault(ctx context.Context, port int, token string) (string, error) {
-	logPath := filepath.Join(s.logDir, "vault.log")
 	if bin, err := exec.LookPath("vault"); err == nil {
 		if port == 0 {
-			if port, err = freePort(); err != nil {
+			if port, err = loopback.FreePort(); err != nil {
 				return "", err
 			}
 		}
 		addr := "127.0.0.1:" + strconv.Itoa(port)
 		cmd := exec.Command(bin, "server", "-dev", "-dev-root-token-id="+token, "-dev-listen-address="+addr)
 		cmd.Env = append(os.Environ(), "VAULT_DEV_ROOT_TOKEN_ID="+token)
-		p, err := startProcess(ctx, "vault", cmd, logPath, syscall.SIGTERM, nil)
+		p, _, err := s.startService(ctx, "vault", cmd, syscall.SIGTERM, "")
 		if err != nil {
 			return "", err
 		}
-		s.track(p)
 		url := "http://" + addr
 		return url, waitVault(ctx, url, p)
 	}
@@ -113,23 +112,15 @@ func (s *Stack) startVault(ctx context.Context, port int, token string) (string,
 	if err != nil {
 		return "", err
 	}
-	var url string
 	cmd := exec.Command(bin, "-test.run", "TestDevServer", "-test.timeout", "0",
 		"-addr", "127.0.0.1:"+strconv.Itoa(port), "-root-token", token)
 	cmd.Dir = s.stateDir
 	cmd.Env = append(os.Environ(), "VAULTDEV_SERVE=1")
 	// The dev server prints "ready http://ADDR" after KV v2 is mounted.
-	p, err := startProcess(ctx, "vault", cmd, logPath, syscall.SIGTERM, func(line string) bool {
-		if rest, ok := strings.CutPrefix(line, "ready "); ok {
-			url = strings.TrimSpace(rest)
-			return true
-		}
-		return false
-	})
+	p, url, err := s.startService(ctx, "vault", cmd, syscall.SIGTERM, "ready ")
 	if err != nil {
 		return "", err
 	}
-	s.track(p)
 	return url, waitVault(ctx, url, p)
 }
 

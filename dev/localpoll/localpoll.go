@@ -8,8 +8,6 @@ package localpoll
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -22,6 +20,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 	"github.com/aws/aws-sdk-go-v2/service/sqs/types"
 
+	"github.com/keybuzz/keybuzz-amazon/dev/devrand"
 	"github.com/keybuzz/keybuzz-amazon/shared/poll"
 )
 
@@ -217,11 +216,9 @@ func queueARN(region, queueURL string) string {
 
 // scheduledEvent is what EventBridge sends a scheduled rule's target.
 func scheduledEvent(region string) events.EventBridgeEvent {
-	id := make([]byte, 16)
-	_, _ = rand.Read(id)
 	return events.EventBridgeEvent{
 		Version:    "0",
-		ID:         hex.EncodeToString(id),
+		ID:         devrand.Hex(16),
 		DetailType: "Scheduled Event",
 		Source:     "aws.events",
 		AccountID:  "000000000000",

@@ -19,6 +19,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/keybuzz/keybuzz-amazon/dev/loopback"
 )
 
 // Module and Version pin the emulator.
@@ -84,11 +86,11 @@ func Start(ctx context.Context, bootstrap string, env []string) (*Instance, erro
 	}
 	// Two ports: the invoke API and the Runtime API (default 9001, which
 	// would collide between instances).
-	invokePort, err := freePort()
+	invokePort, err := loopback.FreePort()
 	if err != nil {
 		return nil, err
 	}
-	runtimePort, err := freePort()
+	runtimePort, err := loopback.FreePort()
 	if err != nil {
 		return nil, err
 	}
@@ -191,13 +193,4 @@ func (b *syncBuffer) String() string {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.buf.String()
-}
-
-func freePort() (int, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port, nil
 }

@@ -69,26 +69,32 @@ func (s *Server) checkConsent(c consentRequest) (string, *consentError) {
 	return redirect, nil
 }
 
-func (s *Server) consentSeller(id string) (Seller, bool) {
-	if id == "" {
-		return s.sellers[0], true
+// consent checks the request as both the page and its Confirm button do,
+// and returns the redirect URI and the seller (the first when none is
+// picked).
+func (s *Server) consent(c consentRequest) (string, Seller, *consentError) {
+	redirect, cerr := s.checkConsent(c)
+	if cerr != nil {
+		return "", Seller{}, cerr
 	}
-	return s.seller(id)
+	if c.SellerID == "" {
+		return redirect, s.sellers[0], nil
+	}
+	seller, ok := s.seller(c.SellerID)
+	if !ok {
+		return "", Seller{}, &consentError{"UNKNOWN_SELLER", "Account not found",
+			"The sandbox has no seller " + c.SellerID + "."}
+	}
+	return redirect, seller, nil
 }
 
 // handleConsentPage serves GET /apps/authorize/consent.
 func (s *Server) handleConsentPage(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	c := consentParams(q)
-	redirect, cerr := s.checkConsent(c)
+	redirect, seller, cerr := s.consent(c)
 	if cerr != nil {
 		s.renderConsentError(w, cerr)
-		return
-	}
-	seller, ok := s.consentSeller(c.SellerID)
-	if !ok {
-		s.renderConsentError(w, &consentError{"UNKNOWN_SELLER", "Account not found",
-			"The sandbox has no seller " + c.SellerID + "."})
 		return
 	}
 	if s.cfg.AutoApprove || q.Get("sandbox_auto_approve") == "true" {
@@ -116,15 +122,9 @@ func (s *Server) handleConsentApprove(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	c := consentParams(r.PostForm)
-	redirect, cerr := s.checkConsent(c)
+	redirect, seller, cerr := s.consent(c)
 	if cerr != nil {
 		s.renderConsentError(w, cerr)
-		return
-	}
-	seller, ok := s.consentSeller(c.SellerID)
-	if !ok {
-		s.renderConsentError(w, &consentError{"UNKNOWN_SELLER", "Account not found",
-			"The sandbox has no seller " + c.SellerID + "."})
 		return
 	}
 	s.approve(w, r, c, redirect, seller.ID)

@@ -8,6 +8,8 @@ import (
 	"net/http"
 	"strings"
 	"time"
+
+	"github.com/keybuzz/keybuzz-amazon/dev/devrand"
 )
 
 const (
@@ -210,14 +212,14 @@ func tokenBody(access, refresh string) map[string]any {
 }
 
 func (s *Server) issueRefreshLocked(sellerID string) string {
-	t := "Atzr|" + randomToken(48)
+	t := "Atzr|" + devrand.Hex(48)
 	s.refreshTokens[t] = &refreshToken{sellerID: sellerID}
 	s.issued = append(s.issued, t)
 	return t
 }
 
 func (s *Server) issueAccessLocked(sellerID string) string {
-	t := "Atza|" + randomToken(48)
+	t := "Atza|" + devrand.Hex(48)
 	s.accessTokens[t] = &accessToken{sellerID: sellerID, expires: s.now().Add(accessTokenTTL)}
 	s.issued = append(s.issued, t)
 	return t
@@ -226,7 +228,7 @@ func (s *Server) issueAccessLocked(sellerID string) string {
 func (s *Server) issueCode(sellerID string) string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	c := "ANsb" + randomToken(16)
+	c := "ANsb" + devrand.Hex(16)
 	s.codes[c] = &authCode{sellerID: sellerID, expires: s.now().Add(codeTTL)}
 	s.issued = append(s.issued, c)
 	return c

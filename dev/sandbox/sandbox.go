@@ -1,10 +1,8 @@
 package sandbox
 
 import (
-	"crypto/rand"
 	"crypto/sha256"
 	"encoding/binary"
-	"encoding/hex"
 	"fmt"
 	"io"
 	"log/slog"
@@ -233,6 +231,9 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		"duration_ms", time.Since(start).Milliseconds())
 }
 
+// statusRecorder remembers the status for the request log. It is the
+// sandbox's own, like shared/httpapi's: the sandbox plays Amazon and imports
+// nothing of the connector it stands in for.
 type statusRecorder struct {
 	http.ResponseWriter
 	status int
@@ -303,15 +304,6 @@ var shopNames = []string{
 func seedFor(s string) (uint64, uint64) {
 	h := sha256.Sum256([]byte(s))
 	return binary.BigEndian.Uint64(h[:8]), binary.BigEndian.Uint64(h[8:16])
-}
-
-// randomToken returns n random bytes as hex (crypto/rand).
-func randomToken(n int) string {
-	b := make([]byte, n)
-	if _, err := rand.Read(b); err != nil {
-		panic(err) // crypto/rand never fails on supported platforms
-	}
-	return hex.EncodeToString(b)
 }
 
 func (s *Server) now() time.Time { return s.clock.Now().UTC() }

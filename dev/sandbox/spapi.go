@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/keybuzz/keybuzz-amazon/dev/devrand"
 	"github.com/keybuzz/keybuzz-amazon/dev/openapicheck"
 )
 
@@ -451,7 +452,7 @@ func (s *Server) handleSearchOrders(w http.ResponseWriter, r *http.Request, c sp
 	}
 	if more {
 		last := hits[len(hits)-1]
-		tok := randomToken(24)
+		tok := devrand.Hex(24)
 		s.pages[tok] = &pageState{sellerID: c.seller.ID, q: q, filters: filters, hasLast: true, lastKey: q.key(last), lastID: last.id, expires: now.Add(pageTokenTTL)}
 		resp.Pagination = &jsonPagination{NextToken: tok}
 	}

@@ -5,9 +5,7 @@ package testenv
 
 import (
 	"context"
-	"crypto/rand"
 	"crypto/sha256"
-	"encoding/hex"
 	"fmt"
 	"net/url"
 	"os"
@@ -19,6 +17,8 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/keybuzz/keybuzz-amazon/dev/devrand"
+	"github.com/keybuzz/keybuzz-amazon/dev/devstack"
 	"github.com/keybuzz/keybuzz-amazon/migrations"
 	"github.com/keybuzz/keybuzz-amazon/shared/migrate"
 )
@@ -49,7 +49,7 @@ func DatabaseURL(t testing.TB) string {
 	if templateErr != nil {
 		t.Fatalf("prepare template database: %v", templateErr)
 	}
-	name := "t_" + randomHex(8)
+	name := "t_" + devrand.Hex(8)
 	admin, err := pgx.Connect(ctx, base)
 	if err != nil {
 		t.Fatalf("connect %s: %v", redact(base), err)
@@ -66,7 +66,7 @@ func DatabaseURL(t testing.TB) string {
 		defer c.Close(context.Background())
 		c.Exec(context.Background(), fmt.Sprintf(`DROP DATABASE IF EXISTS %q WITH (FORCE)`, name)) //nolint:errcheck
 	})
-	return withDatabase(base, name)
+	return devstack.WithDatabase(base, name)
 }
 
 // Pool opens a pool on a fresh test database.
@@ -96,7 +96,7 @@ func Vault(t testing.TB) *api.Client {
 
 // ID returns a random identifier with a prefix, for tenants and paths that
 // must not collide between tests sharing Vault.
-func ID(prefix string) string { return prefix + "-" + randomHex(6) }
+func ID(prefix string) string { return prefix + "-" + devrand.Hex(6) }
 
 // ensureTemplate creates (once per migration set, across processes) a
 // database holding the migrated schema, from which tests clone theirs.
@@ -127,7 +127,7 @@ func ensureTemplate(ctx context.Context, base string) (string, error) {
 	if _, err := admin.Exec(ctx, fmt.Sprintf(`CREATE DATABASE %q`, building)); err != nil {
 		return "", err
 	}
-	if _, err := migrate.Apply(ctx, withDatabase(base, building)); err != nil {
+	if _, err := migrate.Apply(ctx, devstack.WithDatabase(base, building)); err != nil {
 		return "", err
 	}
 	if _, err := admin.Exec(ctx, fmt.Sprintf(`ALTER DATABASE %q RENAME TO %q`, building, name)); err != nil {
@@ -153,28 +153,11 @@ func migrationsHash() (string, error) {
 	return fmt.Sprintf("%x", sha256Sum(all))[:16], nil
 }
 
-func withDatabase(base, name string) string {
-	u, err := url.Parse(base)
-	if err != nil {
-		return base
-	}
-	u.Path = "/" + name
-	return u.String()
-}
-
 func redact(dsn string) string {
 	if u, err := url.Parse(dsn); err == nil {
 		return u.Redacted()
 	}
 	return strings.SplitN(dsn, "@", 2)[0] + "@…"
-}
-
-func randomHex(n int) string {
-	b := make([]byte, n)
-	if _, err := rand.Read(b); err != nil {
-		panic(err)
-	}
-	return hex.EncodeToString(b)
 }
 
 func sha256Sum(b []byte) [32]byte { return sha256.Sum256(b) }
