@@ -36,6 +36,11 @@ func ApplyConn(ctx context.Context, conn *pgx.Conn, files fs.FS) ([]string, erro
 	}
 	sort.Strings(names)
 
+	// The role's server-side limits (migration 0009) are for the Lambdas'
+	// short statements; a schema change may wait for locks and run longer.
+	if _, err := conn.Exec(ctx, `SET statement_timeout = 0; SET lock_timeout = 0; SET idle_in_transaction_session_timeout = 0`); err != nil {
+		return nil, fmt.Errorf("migrate: session limits: %w", err)
+	}
 	if _, err := conn.Exec(ctx, `SELECT pg_advisory_lock($1)`, lockKey); err != nil {
 		return nil, fmt.Errorf("migrate: lock: %w", err)
 	}

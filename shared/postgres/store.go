@@ -7,6 +7,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -65,11 +66,24 @@ func unavailable(op string, err error) error {
 		return nil
 	}
 	var pgErr *pgconn.PgError
-	if errors.As(err, &pgErr) {
+	if errors.As(err, &pgErr) && !transientSQLState(pgErr.Code) {
 		return fmt.Errorf("%s: %w", op, err)
 	}
 	if errors.Is(err, pgx.ErrNoRows) || errors.Is(err, context.Canceled) {
 		return fmt.Errorf("%s: %w", op, err)
 	}
 	return fmt.Errorf("%s: %w", op, errors.Join(marketplace.ErrUnavailable, err))
+}
+
+// transientSQLState reports whether a server error goes away on a retry:
+// the server-side limits the migrations set (statement_timeout 57014,
+// lock_timeout 55P03, idle_in_transaction_session_timeout 25P03), a
+// serialization failure or deadlock (40001, 40P01), a shutting-down or
+// restarting server (57P01-57P03) and lost connections (class 08).
+func transientSQLState(code string) bool {
+	switch code {
+	case "57014", "55P03", "25P03", "40001", "40P01", "57P01", "57P02", "57P03":
+		return true
+	}
+	return strings.HasPrefix(code, "08")
 }
