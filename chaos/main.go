@@ -1,4 +1,4 @@
-// Command chaos is the soak of issue 7: many sandbox sellers connected
+// Command chaos is the soak: many sandbox sellers connected
 // through the Connect flow, several poll cycles on a driven sandbox clock,
 // faults injected at random (Amazon's 429/500/503/slow/dropped answers,
 // expired access tokens, revoked refresh tokens, polltenant containers killed

@@ -4,7 +4,7 @@
 -- Only additions: no contract column is renamed, retyped or dropped.
 
 -- Disconnect sets KeyBuzz's DISABLED. When "status" is still text with the
--- wave-1 CHECK (migration 0004 makes it KeyBuzz's enum type, which has
+-- CHECK of migration 0001 (migration 0004 makes it KeyBuzz's enum type, which has
 -- DISABLED), widen the CHECK; an enum column is left as it is.
 DO $$
 BEGIN
@@ -27,12 +27,12 @@ ALTER TABLE "MarketplaceConnection"
     -- revoked); NULL otherwise. renewal_due is computed, never stored.
     ADD COLUMN "reauthReason" text;
 
--- Wave-1 connections consented when they connected.
+-- Connections made before this migration consented when they connected.
 UPDATE "MarketplaceConnection" SET "authorizedAt" = "connectedAt"
 WHERE "authorizedAt" IS NULL AND "connectedAt" IS NOT NULL;
 
 -- One seller account (selling partner id and region) belongs to one tenant.
--- Wave 1 did not check it: of duplicates the most recently connected keeps
+-- Nothing checked it before this migration: of duplicates the most recently connected keeps
 -- the seller, the others lose it (ERROR, their seller id cleared) and must
 -- reconnect.
 WITH ranked AS (

@@ -15,7 +15,7 @@ import (
 	"github.com/keybuzz/keybuzz-amazon/shared/secret"
 )
 
-// Config is the whole environment of the connector (ARCHITECTURE.md's table).
+// Config is the whole environment of the connector (README.md, "Configuration").
 type Config struct {
 	DatabaseURL secret.Value // may embed a password
 
