@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"regexp"
 	"sort"
 	"strings"
 	"sync"
@@ -10,6 +11,10 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
+	"github.com/jackc/pgx/v5"
+
+	"github.com/keybuzz/keybuzz-amazon/dev/sandbox"
+	"github.com/keybuzz/keybuzz-amazon/shared/pollqueue"
 )
 
 // stats counts what was injected and done.
@@ -50,11 +55,13 @@ type Invariants struct {
 	EventsExpected       int `json:"eventsExpected"`       // in a look-back window and readable (not after a revocation)
 	EventsStored         int `json:"eventsStored"`         // expected events found as ExternalMessage
 	Lost                 int `json:"lost"`                 // expected, not stored
-	Duplicated           int `json:"duplicated"`           // extra ExternalMessage / TicketMessage / Ticket rows
-	AfterRevocation      int `json:"afterRevocation"`      // stored events or tickets from after the tenant's revocation
+	Duplicated           int `json:"duplicated"`           // extra rows for one buyer event (whatever their externalId), extra TicketMessage / Ticket rows
+	WrongTenant          int `json:"wrongTenant"`          // rows in a tenant other than the one whose seller the event belongs to
+	AfterRevocation      int `json:"afterRevocation"`      // stored events from after the tenant's access ended (revoked, Vault secret deleted)
 	Phantom              int `json:"phantom"`              // stored events the sandbox never had
 	BeforeWindow         int `json:"beforeWindow"`         // events older than the look-back (not expected; stored when their order changed inside it)
-	UnreachableRevoked   int `json:"unreachableRevoked"`   // before the revocation but after the tenant's last readable window
+	UnreachableRevoked   int `json:"unreachableRevoked"`   // before access ended, but never served by Amazon, or served to a poll an injected fault interrupted
+	SecretGone           int `json:"secretGone"`           // tenants whose Vault secret was deleted
 	TicketMessageMissing int `json:"ticketMessageMissing"` // ExternalMessage without its TicketMessage
 	Tickets              int `json:"tickets"`
 	TicketsWrong         int `json:"ticketsWrong"` // (tenant, order) with != 1 ticket
@@ -78,7 +85,7 @@ func (v *Invariants) problem(format string, args ...any) {
 
 // OK is true when no invariant is violated.
 func (v Invariants) OK() bool {
-	return v.Lost == 0 && v.Duplicated == 0 && v.AfterRevocation == 0 && v.Phantom == 0 && v.TicketMessageMissing == 0 &&
+	return v.Lost == 0 && v.Duplicated == 0 && v.WrongTenant == 0 && v.AfterRevocation == 0 && v.Phantom == 0 && v.TicketMessageMissing == 0 &&
 		v.TicketsWrong == 0 && v.ConnectionsWrong == 0 && v.QueueLeft == 0 && v.DLQUnexplained == 0 && v.SecretsFound() == 0
 }
 
@@ -91,164 +98,122 @@ func (v Invariants) SecretsFound() int {
 	return n
 }
 
-type storedEvent struct {
-	count, ticketMessages int
-	orderID               string
-	createdAt             time.Time
+// querier is what the checker reads through: the checker's pool, or a
+// transaction in which a test has broken the system on purpose.
+type querier interface {
+	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
+	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
 }
 
-// checkInvariants compares the sandbox's ground truth with the database.
+// storedMessage is one ExternalMessage row and what hangs off it.
+type storedMessage struct {
+	id, tenant, conn, externalID, order, item string
+	ticketMessages                            []string
+}
+
+type storedTicketMessage struct{ id, ticket, tenant string }
+
+// eventKey names a buyer event by what it is (order and item), never by
+// the externalId the connector chose: the same event stored under two
+// externalIds is two rows with one key.
+var bodyKeyRe = regexp.MustCompile(`order (\S+) \(item ([^,)\s]+)`)
+
+func eventKeyOf(externalID, order, body string) (string, string) {
+	if m := bodyKeyRe.FindStringSubmatch(body); m != nil {
+		return m[1], m[2]
+	}
+	parts := strings.Split(externalID, ":")
+	if len(parts) >= 2 {
+		return parts[0], parts[1]
+	}
+	return order, externalID
+}
+
+// schema reads which shape of KeyBuzz's tables the database has: wave 1
+// (TicketMessage.externalMessageId, Ticket.orderId) or KeyBuzz's contract
+// (ExternalMessage.ticketMessageId, Ticket.externalId).
+func hasColumn(ctx context.Context, q querier, table, column string) (bool, error) {
+	var ok bool
+	err := q.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM information_schema.columns
+WHERE table_schema = 'public' AND table_name = $1 AND column_name = $2)`, table, column).Scan(&ok)
+	return ok, err
+}
+
+// loadStored reads every ExternalMessage, TicketMessage and Ticket.
+func loadStored(ctx context.Context, q querier) (msgs []*storedMessage, tms map[string]storedTicketMessage, tickets map[string][2]string, err error) {
+	contract, err := hasColumn(ctx, q, "ExternalMessage", "ticketMessageId")
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	emTM, tmEM, ticketOrder := `NULL::text`, `tm."externalMessageId"`, `COALESCE("orderId", "externalThreadId", '')`
+	if contract {
+		emTM, tmEM, ticketOrder = `e."ticketMessageId"`, `NULL::text`, `COALESCE("externalId", '')`
+	}
+	rows, err := q.Query(ctx, `SELECT e."id", e."tenantId", e."connectionId", e."externalId", COALESCE(e."orderId", ''), COALESCE(e."body", ''), `+emTM+`
+FROM "ExternalMessage" e`)
+	if err != nil {
+		return nil, nil, nil, fmt.Errorf("read ExternalMessage: %w", err)
+	}
+	byID := map[string]*storedMessage{}
+	for rows.Next() {
+		m := &storedMessage{}
+		var body string
+		var tm *string
+		if err := rows.Scan(&m.id, &m.tenant, &m.conn, &m.externalID, &m.order, &body, &tm); err != nil {
+			return nil, nil, nil, err
+		}
+		m.order, m.item = eventKeyOf(m.externalID, m.order, body)
+		if tm != nil {
+			m.ticketMessages = append(m.ticketMessages, *tm)
+		}
+		msgs = append(msgs, m)
+		byID[m.id] = m
+	}
+	if err := rows.Err(); err != nil {
+		return nil, nil, nil, err
+	}
+	tms = map[string]storedTicketMessage{}
+	rows, err = q.Query(ctx, `SELECT tm."id", tm."ticketId", tm."tenantId", `+tmEM+` FROM "TicketMessage" tm`)
+	if err != nil {
+		return nil, nil, nil, fmt.Errorf("read TicketMessage: %w", err)
+	}
+	for rows.Next() {
+		var tm storedTicketMessage
+		var em *string
+		if err := rows.Scan(&tm.id, &tm.ticket, &tm.tenant, &em); err != nil {
+			return nil, nil, nil, err
+		}
+		tms[tm.id] = tm
+		if em != nil && byID[*em] != nil {
+			byID[*em].ticketMessages = append(byID[*em].ticketMessages, tm.id)
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return nil, nil, nil, err
+	}
+	tickets = map[string][2]string{} // id -> tenant, order
+	rows, err = q.Query(ctx, `SELECT "id", "tenantId", `+ticketOrder+` FROM "Ticket"`)
+	if err != nil {
+		return nil, nil, nil, fmt.Errorf("read Ticket: %w", err)
+	}
+	for rows.Next() {
+		var id, tenant, order string
+		if err := rows.Scan(&id, &tenant, &order); err != nil {
+			return nil, nil, nil, err
+		}
+		tickets[id] = [2]string{tenant, order}
+	}
+	return msgs, tms, tickets, rows.Err()
+}
+
+// checkInvariants compares the sandbox's own record (every buyer event of
+// every seller, and what it served to whom) with the database, for every
+// tenant, revoked or disconnected ones included.
 func (w *world) checkInvariants(ctx context.Context) (Invariants, error) {
-	var v Invariants
-	stored := map[string]map[string]*storedEvent{} // connectionId -> externalId
-	rows, err := w.check.Query(ctx, `
-SELECT e."connectionId", e."externalId", COALESCE(e."orderId", ''), e."createdAt", count(tm."id")
-FROM "ExternalMessage" e LEFT JOIN "TicketMessage" tm ON tm."externalMessageId" = e."id"
-GROUP BY e."id"`)
+	v, err := w.checkWith(ctx, w.check)
 	if err != nil {
 		return v, err
 	}
-	for rows.Next() {
-		var conn, ext, order string
-		var created time.Time
-		var tms int
-		if err := rows.Scan(&conn, &ext, &order, &created, &tms); err != nil {
-			return v, err
-		}
-		if stored[conn] == nil {
-			stored[conn] = map[string]*storedEvent{}
-		}
-		se := stored[conn][ext]
-		if se == nil {
-			se = &storedEvent{orderID: order, createdAt: created}
-			stored[conn][ext] = se
-		}
-		se.count++
-		se.ticketMessages += tms
-	}
-	if err := rows.Err(); err != nil {
-		return v, err
-	}
-	tickets := map[string]int{} // tenant \x00 order
-	ticketCreated := map[string]time.Time{}
-	rows, err = w.check.Query(ctx, `SELECT "tenantId", COALESCE("orderId", "externalThreadId"), "createdAt" FROM "Ticket"`)
-	if err != nil {
-		return v, err
-	}
-	for rows.Next() {
-		var tenant, order string
-		var created time.Time
-		if err := rows.Scan(&tenant, &order, &created); err != nil {
-			return v, err
-		}
-		tickets[tenant+"\x00"+order]++
-		if c, ok := ticketCreated[tenant]; !ok || created.After(c) {
-			ticketCreated[tenant] = created
-		}
-		v.Tickets++
-	}
-	if err := rows.Err(); err != nil {
-		return v, err
-	}
-	for k, n := range tickets {
-		if n != 1 {
-			v.TicketsWrong++
-			v.Duplicated += n - 1
-			v.problem("%d tickets for (tenant, order) %q", n, strings.ReplaceAll(k, "\x00", ", "))
-		}
-	}
-
-	for _, t := range w.tenants {
-		var status, lastError string
-		var cursor *time.Time
-		var token, lease *string
-		if err := w.check.QueryRow(ctx, `
-SELECT c."status", COALESCE(c."lastError", ''), s."cursor", s."paginationToken", s."leaseOwner"
-FROM "MarketplaceConnection" c LEFT JOIN "MarketplaceSyncState" s ON s."connectionId" = c."id" WHERE c."id" = $1`, t.connID).
-			Scan(&status, &lastError, &cursor, &token, &lease); err != nil {
-			return v, fmt.Errorf("connection of %s: %w", t.id, err)
-		}
-		mine := stored[t.connID]
-		seen := map[string]bool{}
-		orders := map[string]bool{}
-		windowStart := t.connectedAt.Add(-lookback)
-		for _, ev := range w.sb.BuyerEvents(t.seller) {
-			v.EventsTotal++
-			id := ev.OrderID + ":" + ev.OrderItemID + ":cancellation"
-			seen[id] = true
-			se := mine[id]
-			switch {
-			case t.revokedAt != nil && !ev.At.Before(t.revokedAt.Truncate(time.Second)):
-				if se != nil {
-					v.AfterRevocation++
-					v.problem("tenant %s: event %s of %s stored although the seller revoked at %s", t.id, id, ev.At, t.revokedAt)
-				}
-				continue
-			case ev.At.Before(windowStart):
-				v.BeforeWindow++
-			case t.revokedAt != nil && se == nil && (cursor == nil || ev.At.After(*cursor)):
-				v.UnreachableRevoked++ // happened before the revocation, after the last window it could read
-			default:
-				v.EventsExpected++
-				if se == nil {
-					v.Lost++
-					v.problem("tenant %s: event %s (%s) lost (faults: %v)", t.id, id, ev.At, t.faults)
-					continue
-				}
-				v.EventsStored++
-			}
-			if se != nil {
-				orders[ev.OrderID] = true
-				if se.count > 1 {
-					v.Duplicated += se.count - 1
-					v.problem("tenant %s: event %s stored %d times", t.id, id, se.count)
-				}
-				switch {
-				case se.ticketMessages > se.count:
-					v.Duplicated += se.ticketMessages - se.count
-					v.problem("tenant %s: event %s has %d ticket messages", t.id, id, se.ticketMessages)
-				case se.ticketMessages < se.count:
-					v.TicketMessageMissing++
-					v.problem("tenant %s: event %s has no ticket message", t.id, id)
-				}
-			}
-		}
-		for id := range mine {
-			if !seen[id] {
-				v.Phantom++
-				v.problem("tenant %s: stored event %s the sandbox never had", t.id, id)
-			}
-		}
-		for o := range orders {
-			if tickets[t.id+"\x00"+o] == 0 {
-				v.TicketsWrong++
-				v.problem("tenant %s: order %s has events but no ticket", t.id, o)
-			}
-		}
-		// The connection's state is what its last fault implies.
-		if t.revokedAt != nil {
-			v.Revoked++
-			if status == "NEEDS_REAUTH" {
-				v.NeedsReauth++
-			} else {
-				v.ConnectionsWrong++
-				v.problem("tenant %s revoked at %s: status %s (%s), want NEEDS_REAUTH", t.id, t.revokedAt, status, lastError)
-			}
-			if c, ok := ticketCreated[t.id]; ok && !c.Before(*t.revokedAt) {
-				v.AfterRevocation++
-				v.problem("tenant %s: a ticket created at %s, after its revocation at %s", t.id, c, t.revokedAt)
-			}
-			continue
-		}
-		want := w.clock.Now().Add(-2 * time.Minute)
-		if status != "CONNECTED" || lastError != "" || token != nil || lease != nil || cursor == nil || cursor.Before(want) {
-			v.ConnectionsWrong++
-			v.problem("tenant %s (faults %v): status %s lastError %q token %v lease %v cursor %v, want CONNECTED, caught up to %s",
-				t.id, t.faults, status, lastError, token != nil, lease != nil, cursor, want)
-		}
-	}
-
-	// The queue is empty; every dead letter belongs to a tenant whose faults explain it.
 	var err2 error
 	if v.QueueLeft, err2 = w.queueDepth(ctx, w.queueURL); err2 != nil {
 		return v, err2
@@ -257,21 +222,232 @@ FROM "MarketplaceConnection" c LEFT JOIN "MarketplaceSyncState" s ON s."connecti
 	if err != nil {
 		return v, err
 	}
-	infra := w.stats.Faults["vault_restarted"] + w.stats.Faults["postgres_restarted"]
-	for _, tenantID := range dlq {
-		v.DLQ++
-		t := w.byTenant[tenantID]
-		if t == nil || (len(t.faults) == 0 && infra == 0 && w.set.CrashRate == 0) {
-			v.DLQUnexplained++
-			v.problem("dead letter for tenant %s without an injected fault", tenantID)
+	w.judgeDeadLetters(&v, dlq)
+	return v, nil
+}
+
+// checkWith is the database part of the checker, reading through q.
+func (w *world) checkWith(ctx context.Context, q querier) (Invariants, error) {
+	var v Invariants
+	msgs, tms, tickets, err := loadStored(ctx, q)
+	if err != nil {
+		return v, err
+	}
+	connTenant := map[string]string{}
+	rows, err := q.Query(ctx, `SELECT "id", "tenantId" FROM "MarketplaceConnection"`)
+	if err != nil {
+		return v, err
+	}
+	for rows.Next() {
+		var id, tenant string
+		if err := rows.Scan(&id, &tenant); err != nil {
+			return v, err
+		}
+		connTenant[id] = tenant
+	}
+	if err := rows.Err(); err != nil {
+		return v, err
+	}
+	// The sandbox's record: whose each order is.
+	orderOwner := map[string]string{}
+	eventsOf := map[string][]sandbox.Event{}
+	for _, t := range w.tenants {
+		evs := w.sb.BuyerEvents(t.seller)
+		eventsOf[t.id] = evs
+		for _, e := range evs {
+			orderOwner[e.OrderID] = t.id
+		}
+	}
+
+	// Every stored row: in its tenant, traceable to a buyer event.
+	byKey := map[string][]*storedMessage{} // tenant \x00 order \x00 item
+	linked := map[string]bool{}
+	for _, m := range msgs {
+		if connTenant[m.conn] != m.tenant {
+			v.WrongTenant++
+			v.problem("ExternalMessage %s of tenant %s hangs off connection %s of tenant %s", m.id, m.tenant, m.conn, connTenant[m.conn])
+		}
+		switch owner := orderOwner[m.order]; {
+		case owner == "":
+			v.Phantom++
+			v.problem("tenant %s: stored event %s (order %s) the sandbox never had", m.tenant, m.externalID, m.order)
+		case owner != m.tenant:
+			v.WrongTenant++
+			v.problem("tenant %s: stored event of order %s, which is tenant %s's", m.tenant, m.order, owner)
+		}
+		for _, id := range m.ticketMessages {
+			linked[id] = true
+			tm := tms[id]
+			if tm.tenant != m.tenant || tickets[tm.ticket][0] != m.tenant {
+				v.WrongTenant++
+				v.problem("tenant %s: event %s's ticket message is tenant %q's, its ticket tenant %q's", m.tenant, m.externalID, tm.tenant, tickets[tm.ticket][0])
+			}
+		}
+		k := m.tenant + "\x00" + m.order + "\x00" + m.item
+		byKey[k] = append(byKey[k], m)
+	}
+	for id, tm := range tms {
+		if !linked[id] {
+			v.Duplicated++
+			v.problem("ticket message %s on ticket %s (tenant %s) has no buyer event behind it", id, tm.ticket, tm.tenant)
+		}
+	}
+	ticketsFor := map[string]int{} // tenant \x00 order -> Ticket rows
+	for _, tk := range tickets {
+		ticketsFor[tk[0]+"\x00"+tk[1]]++
+		v.Tickets++
+	}
+
+	for _, t := range w.tenants {
+		var status, lastError string
+		var cursor *time.Time
+		var token, lease *string
+		if err := q.QueryRow(ctx, `
+SELECT c."status"::text, COALESCE(c."lastError", ''), s."cursor", s."paginationToken", s."leaseOwner"
+FROM "MarketplaceConnection" c LEFT JOIN "MarketplaceSyncState" s ON s."connectionId" = c."id" WHERE c."id" = $1`, t.connID).
+			Scan(&status, &lastError, &cursor, &token, &lease); err != nil {
+			return v, fmt.Errorf("connection of %s: %w", t.id, err)
+		}
+		lost, lostWall := t.accessLost()
+		windowStart := t.connectedAt.Add(-lookback)
+		orderTickets := map[string]map[string]bool{} // order -> ticket ids its messages are on
+		for _, ev := range eventsOf[t.id] {
+			v.EventsTotal++
+			rows := byKey[t.id+"\x00"+ev.OrderID+"\x00"+ev.OrderItemID]
+			switch {
+			case lost != nil && !ev.At.Before(lost.Truncate(time.Second)):
+				if len(rows) > 0 {
+					v.AfterRevocation++
+					v.problem("tenant %s: event %s/%s of %s stored although access ended at %s", t.id, ev.OrderID, ev.OrderItemID, ev.At, lost)
+				}
+				continue
+			case ev.At.Before(windowStart):
+				v.BeforeWindow++
+			case lost != nil && len(rows) == 0:
+				// Expected when Amazon served it before access ended and no
+				// injected fault interfered with the poll that read it.
+				sv, ok := w.front.servedOrder(t.seller, ev.OrderID)
+				switch {
+				case !ok || sv.sandbox.Before(ev.At):
+					v.UnreachableRevoked++
+				case w.trace.interfered(t.id, sv.wall.Add(-time.Minute), lostWall):
+					v.UnreachableRevoked++
+				default:
+					v.EventsExpected++
+					v.Lost++
+					v.problem("tenant %s: event %s/%s (%s) served by Amazon at %s before access ended, never stored (faults: %v)",
+						t.id, ev.OrderID, ev.OrderItemID, ev.At, sv.sandbox, t.faults)
+				}
+				continue
+			default:
+				v.EventsExpected++
+				if len(rows) == 0 {
+					v.Lost++
+					v.problem("tenant %s: event %s/%s (%s) lost (faults: %v)", t.id, ev.OrderID, ev.OrderItemID, ev.At, t.faults)
+					continue
+				}
+				v.EventsStored++
+			}
+			if len(rows) > 1 {
+				v.Duplicated += len(rows) - 1
+				ids := []string{}
+				for _, r := range rows {
+					ids = append(ids, r.externalID)
+				}
+				v.problem("tenant %s: event %s/%s stored %d times (externalIds %v)", t.id, ev.OrderID, ev.OrderItemID, len(rows), ids)
+			}
+			for _, r := range rows {
+				switch n := len(r.ticketMessages); {
+				case n > 1:
+					v.Duplicated += n - 1
+					v.problem("tenant %s: event %s has %d ticket messages", t.id, r.externalID, n)
+				case n == 0:
+					v.TicketMessageMissing++
+					v.problem("tenant %s: event %s has no ticket message", t.id, r.externalID)
+				}
+				for _, id := range r.ticketMessages {
+					if orderTickets[ev.OrderID] == nil {
+						orderTickets[ev.OrderID] = map[string]bool{}
+					}
+					orderTickets[ev.OrderID][tms[id].ticket] = true
+				}
+			}
+		}
+		// One ticket per order thread: the messages of an order all on one
+		// ticket, and one Ticket row for it.
+		for order, ids := range orderTickets {
+			n := ticketsFor[t.id+"\x00"+order]
+			if len(ids) != 1 || n != 1 {
+				v.TicketsWrong++
+				if extra := max(len(ids), n) - 1; extra > 0 {
+					v.Duplicated += extra
+				}
+				v.problem("tenant %s: order %s's messages are on %d tickets; %d Ticket rows for it", t.id, order, len(ids), n)
+			}
+		}
+		// The connection's state is what its last fault implies.
+		switch {
+		case t.revokedAt != nil:
+			v.Revoked++
+			if status == "NEEDS_REAUTH" {
+				v.NeedsReauth++
+			} else {
+				v.ConnectionsWrong++
+				v.problem("tenant %s revoked at %s: status %s (%s), want NEEDS_REAUTH", t.id, t.revokedAt, status, lastError)
+			}
+		case t.emptiedAt != nil:
+			v.SecretGone++
+			if status != "ERROR" && status != "NEEDS_REAUTH" || lastError == "" {
+				v.ConnectionsWrong++
+				v.problem("tenant %s's Vault secret deleted at %s: status %s (%q), want ERROR or NEEDS_REAUTH with a reason", t.id, t.emptiedAt, status, lastError)
+			}
+		default:
+			want := w.clock.Now().Add(-2 * time.Minute)
+			if status != "CONNECTED" || lastError != "" || token != nil || lease != nil || cursor == nil || cursor.Before(want) {
+				v.ConnectionsWrong++
+				v.problem("tenant %s (faults %v): status %s lastError %q token %v lease %v cursor %v, want CONNECTED, caught up to %s",
+					t.id, t.faults, status, lastError, token != nil, lease != nil, cursor, want)
+			}
 		}
 	}
 	return v, nil
 }
 
-// drainDLQ reads (and deletes) every dead letter, returning their tenants.
-func (w *world) drainDLQ(ctx context.Context) ([]string, error) {
-	var out []string
+// deadLetter is one message of the dead-letter queue.
+type deadLetter struct{ id, tenant, body string }
+
+// judgeDeadLetters traces every dead letter to the injected faults its
+// deliveries met; one that a delivery without an injected cause led there
+// is unexplained.
+func (w *world) judgeDeadLetters(v *Invariants, dlq []deadLetter) {
+	for _, d := range dlq {
+		v.DLQ++
+		id := d.id
+		if _, ok := w.trace.explain(id); !ok {
+			// fauxqs may give a moved message a new id: the delivered message
+			// with the same body.
+			for _, cand := range w.payloads.idsWithBody("poll", d.body) {
+				if _, ok := w.trace.explain(cand); ok {
+					id = cand
+					break
+				}
+			}
+		}
+		causes, ok := w.trace.explain(id)
+		if !ok {
+			v.DLQUnexplained++
+			v.problem("dead letter %s for tenant %s: a delivery without an injected cause (causes so far %v)", d.id, d.tenant, causes)
+			continue
+		}
+		for _, c := range causes {
+			w.stats.add("dlq_cause_"+c, 1)
+		}
+	}
+}
+
+// drainDLQ reads (and deletes) every dead letter.
+func (w *world) drainDLQ(ctx context.Context) ([]deadLetter, error) {
+	var out []deadLetter
 	for empty := 0; empty < 2; {
 		r, err := w.sqs.ReceiveMessage(ctx, &sqs.ReceiveMessageInput{QueueUrl: aws.String(w.dlqURL), MaxNumberOfMessages: 10, WaitTimeSeconds: 0})
 		if err != nil {
@@ -284,16 +460,15 @@ func (w *world) drainDLQ(ctx context.Context) ([]string, error) {
 		for _, m := range r.Messages {
 			body := aws.ToString(m.Body)
 			w.payloads.keep("poll-dlq", aws.ToString(m.MessageId), body)
-			tenant := body
-			if i := strings.Index(body, `"tenantId":"`); i >= 0 {
-				tenant = body[i+12:]
-				tenant = tenant[:strings.IndexByte(tenant, '"')]
+			d := deadLetter{id: aws.ToString(m.MessageId), body: body}
+			if msg, err := pollqueue.Decode(body); err == nil {
+				d.tenant = msg.TenantID
 			}
-			out = append(out, tenant)
+			out = append(out, d)
 			_, _ = w.sqs.DeleteMessage(ctx, &sqs.DeleteMessageInput{QueueUrl: aws.String(w.dlqURL), ReceiptHandle: m.ReceiptHandle})
 		}
 	}
-	sort.Strings(out)
+	sort.Slice(out, func(i, j int) bool { return out[i].id < out[j].id })
 	return out, nil
 }
 

@@ -54,12 +54,13 @@ func (r Result) Table() string {
 		{"expected (in the look-back window, readable)", v.EventsExpected},
 		{"stored exactly once (ExternalMessage + TicketMessage)", v.EventsStored},
 		{"**lost**", v.Lost},
-		{"**duplicated** (extra ExternalMessage, TicketMessage or Ticket rows)", v.Duplicated},
-		{"**stored after the seller's revocation**", v.AfterRevocation},
+		{"**duplicated** (one event in several rows whatever their externalId, extra TicketMessage or Ticket rows)", v.Duplicated},
+		{"**in the wrong tenant**", v.WrongTenant},
+		{"**stored after the tenant's access ended** (revoked, Vault secret deleted)", v.AfterRevocation},
 		{"**phantom** (stored, unknown to Amazon)", v.Phantom},
 		{"ExternalMessage without TicketMessage", v.TicketMessageMissing},
 		{"not expected: older than the look-back window", v.BeforeWindow},
-		{"not expected: before a revocation, after the last readable window", v.UnreachableRevoked},
+		{"not expected: before access ended, never served by Amazon or served to an interrupted poll", v.UnreachableRevoked},
 		{"tickets (one per tenant and order; wrong counts)", v.Tickets},
 		{"(tenant, order) with a ticket count other than 1", v.TicketsWrong},
 	} {
@@ -71,10 +72,11 @@ func (r Result) Table() string {
 		n int
 	}{
 		{"revoked tenants / in NEEDS_REAUTH", v.Revoked},
+		{"tenants whose Vault secret was deleted (want ERROR or NEEDS_REAUTH)", v.SecretGone},
 		{"connections not in the state their last fault implies", v.ConnectionsWrong},
 		{"messages left in the poll queue", v.QueueLeft},
-		{"dead letters (all tenants with injected faults; re-polled by the next schedule)", v.DLQ},
-		{"dead letters without an injected cause", v.DLQUnexplained},
+		{"dead letters (re-polled by the next schedule)", v.DLQ},
+		{"**dead letters not traced to an injected fault**", v.DLQUnexplained},
 		{"secret values issued (tokens, codes, JWTs, states)", v.SecretsIssued},
 	} {
 		n := fmt.Sprint(row.n)

@@ -272,6 +272,19 @@ func (p *payloads) keep(queue, id, body string) {
 	p.bodies[queue+"\x00"+id] = body
 }
 
+// idsWithBody returns the ids of the messages of queue with that body.
+func (p *payloads) idsWithBody(queue, body string) []string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	var ids []string
+	for k, b := range p.bodies {
+		if b == body && strings.HasPrefix(k, queue+"\x00") {
+			ids = append(ids, k[len(queue)+1:])
+		}
+	}
+	return ids
+}
+
 // scanQueues scans every message body kept.
 func scanQueues(p *payloads, sc *scanner) scanReport {
 	p.mu.Lock()

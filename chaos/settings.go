@@ -25,9 +25,16 @@ type Settings struct {
 	ExpireRate   float64 `json:"expireRate"`   // per tenant and cycle: its access tokens expire
 	RevokeRate   float64 `json:"revokeRate"`   // per tenant and cycle: the seller revokes the app
 	ActivityRate float64 `json:"activityRate"` // per tenant and cycle: new buyer activity
-	VaultEvery   int     `json:"vaultEvery"`   // Vault restarted during every n-th cycle (0: never)
-	PGEvery      int     `json:"pgEvery"`      // PostgreSQL restarted during every n-th cycle (0: never)
-	Visibility   int32   `json:"visibilitySeconds"`
+	// RevokeTenants: the last n tenants revoke the app before the second cycle.
+	RevokeTenants int     `json:"revokeTenants,omitempty"`
+	LWAFaultRate  float64 `json:"lwaFaultRate"` // per tenant and cycle: LWA token endpoint fault (500/503/slow/drop)
+	EmptyRate     float64 `json:"emptyRate"`    // per tenant and cycle: its Vault secret is deleted
+	Rotation      bool    `json:"rotation"`     // refresh-token rotation on for every seller
+	RotateEvery   int     `json:"rotateEvery"`  // the app's client secret rotated during every n-th cycle (0: never)
+	SealEvery     int     `json:"sealEvery"`    // Vault sealed during every n-th cycle (0: never)
+	VaultEvery    int     `json:"vaultEvery"`   // Vault restarted during every n-th cycle (0: never)
+	PGEvery       int     `json:"pgEvery"`      // PostgreSQL restarted during every n-th cycle (0: never)
+	Visibility    int32   `json:"visibilitySeconds"`
 	// Load run (0: none): API requests after connecting, and Vault's delay meanwhile.
 	LoadRequests    int           `json:"loadRequests"`
 	DrainTimeout    time.Duration `json:"drainTimeout"` // a cycle fails when its queue is not drained by then
@@ -45,6 +52,7 @@ func Short() Settings {
 		Name: "short", Tenants: 200, Cycles: 4, SettleCycles: 4, Workers: 4, Batch: 5, PageSize: 20,
 		CrashRate: 0.25, CrashWindow: 80 * time.Millisecond, DupRate: 0.05, NoDeleteRate: 0.05,
 		FaultRate: 0.15, ExpireRate: 0.05, RevokeRate: 0.01, ActivityRate: 0.5,
+		LWAFaultRate: 0.05, EmptyRate: 0.005, Rotation: true, RotateEvery: 2, SealEvery: 3,
 		VaultEvery: 2, PGEvery: 3, Visibility: 2, DrainTimeout: 10 * time.Minute,
 	}
 }
@@ -63,6 +71,11 @@ func (s *Settings) flags(fs *flag.FlagSet) {
 	fs.Float64Var(&s.ExpireRate, "expire-rate", s.ExpireRate, "per tenant and cycle: access tokens expire")
 	fs.Float64Var(&s.RevokeRate, "revoke-rate", s.RevokeRate, "per tenant and cycle: refresh token revoked")
 	fs.Float64Var(&s.ActivityRate, "activity-rate", s.ActivityRate, "per tenant and cycle: new buyer activity")
+	fs.Float64Var(&s.LWAFaultRate, "lwa-fault-rate", s.LWAFaultRate, "per tenant and cycle: LWA token endpoint fault")
+	fs.Float64Var(&s.EmptyRate, "empty-rate", s.EmptyRate, "per tenant and cycle: its Vault secret is deleted")
+	fs.BoolVar(&s.Rotation, "rotation", s.Rotation, "refresh-token rotation on")
+	fs.IntVar(&s.RotateEvery, "rotate-every", s.RotateEvery, "rotate the app's client secret during every n-th cycle (0: never)")
+	fs.IntVar(&s.SealEvery, "seal-every", s.SealEvery, "seal Vault during every n-th cycle (0: never)")
 	fs.IntVar(&s.VaultEvery, "vault-every", s.VaultEvery, "restart Vault during every n-th cycle (0: never)")
 	fs.IntVar(&s.PGEvery, "pg-every", s.PGEvery, "restart PostgreSQL during every n-th cycle (0: never)")
 	fs.IntVar(&s.LoadRequests, "load-requests", s.LoadRequests, "API load run: requests (0: none)")

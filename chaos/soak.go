@@ -43,6 +43,7 @@ type container struct {
 	inHTTP   atomic.Int32 // LWA or SP-API calls in flight
 	inPage   atomic.Int32 // polls between their first and last page
 	poller   *poll.Poller
+	bug      func(tenantID string) error // a test's deliberate defect in the store (nil: none)
 }
 
 // deadStore is the connector's store as a container sees it.
@@ -61,6 +62,11 @@ func (d deadStore) AcquirePoll(ctx context.Context, tenantID, connectionID, owne
 func (d deadStore) IngestPage(ctx context.Context, p marketplace.InboundPage) (marketplace.PageResult, error) {
 	if d.c.dead.Load() {
 		return marketplace.PageResult{}, errKilled
+	}
+	if bug := d.c.bug; bug != nil {
+		if err := bug(p.TenantID); err != nil {
+			return marketplace.PageResult{}, err
+		}
 	}
 	d.c.inIngest.Add(1)
 	defer d.c.inIngest.Add(-1)
@@ -159,7 +165,7 @@ func (d deadSecrets) DeleteTenant(ctx context.Context, tenantID string) error {
 }
 
 func (w *world) newContainer() *container {
-	c := &container{}
+	c := &container{bug: w.bug}
 	st := deadStore{c: c, s: w.store}
 	hc := &http.Client{Transport: deadTransport{c}, Timeout: 5 * time.Second}
 	src := poll.NewAmazonSource(credcache.New(deadSecrets{c: c, s: w.secrets}, 0, w.clock.Now), lwa.New(w.sbServer.URL+"/auth/o2/token", hc), spapi.New(hc), st,
@@ -187,6 +193,7 @@ func (w *world) worker(ctx context.Context) {
 		w.stats.add("sqs_receives", 1)
 		w.stats.add("sqs_records", len(out.Messages))
 		calm := w.calm.Load()
+		dupID := ""
 		if !calm && w.float() < w.set.DupRate {
 			// Visible again at once: another container gets it while this
 			// one works on it (an at-least-once duplicate).
@@ -194,11 +201,16 @@ func (w *world) worker(ctx context.Context) {
 			if _, err := w.sqs.ChangeMessageVisibility(ctx, &sqs.ChangeMessageVisibilityInput{QueueUrl: aws.String(w.queueURL),
 				ReceiptHandle: m.ReceiptHandle, VisibilityTimeout: 0}); err == nil {
 				w.stats.fault("sqs_duplicate_delivery")
+				dupID = aws.ToString(m.MessageId)
 			}
 		}
 		ev := events.SQSEvent{}
+		tenantOf := map[string]string{}
 		for _, m := range out.Messages {
 			w.payloads.keep("poll", aws.ToString(m.MessageId), aws.ToString(m.Body))
+			if msg, err := pollqueue.Decode(aws.ToString(m.Body)); err == nil {
+				tenantOf[aws.ToString(m.MessageId)] = msg.TenantID
+			}
 			ev.Records = append(ev.Records, events.SQSMessage{MessageId: aws.ToString(m.MessageId), ReceiptHandle: aws.ToString(m.ReceiptHandle),
 				Body: aws.ToString(m.Body), EventSource: "aws:sqs", Attributes: m.Attributes})
 		}
@@ -226,6 +238,7 @@ func (w *world) worker(ctx context.Context) {
 			})
 		}
 		c.inPage.Store(0)
+		t0 := time.Now()
 		resp, _ := c.poller.HandleSQS(ictx, ev)
 		done.Store(true)
 		if timer != nil && !timer.Stop() {
@@ -234,9 +247,19 @@ func (w *world) worker(ctx context.Context) {
 			}
 		}
 		cancel()
+		t1 := time.Now()
+		injected := func(id string) string {
+			if id == dupID {
+				return "duplicate"
+			}
+			return ""
+		}
 		if k, ok := killed.Load().(string); ok {
 			w.stats.fault(k)
 			w.stats.add("crashes", 1)
+			for id, tenant := range tenantOf {
+				w.trace.add(id, attempt{tenant: tenant, start: t0, end: t1, outcome: "killed", injected: injected(id)})
+			}
 			c = w.newContainer() // cold start
 			continue
 		}
@@ -245,7 +268,18 @@ func (w *world) worker(ctx context.Context) {
 			failed[f.ItemIdentifier] = true
 		}
 		w.stats.add("batch_item_failures", len(failed))
-		if !calm && w.float() < w.set.NoDeleteRate {
+		notDeleted := !calm && w.float() < w.set.NoDeleteRate
+		for id, tenant := range tenantOf {
+			a := attempt{tenant: tenant, start: t0, end: t1, outcome: "ok", injected: injected(id)}
+			if failed[id] {
+				a.outcome, a.cause = "failed", w.causeOf(tenant, t0, t1)
+			}
+			if notDeleted {
+				a.injected = "not_deleted"
+			}
+			w.trace.add(id, a)
+		}
+		if notDeleted {
 			w.stats.fault("sqs_visibility_timeout_redelivery")
 			continue // not deleted: redelivered once the visibility timeout expires
 		}
@@ -263,6 +297,21 @@ func (w *world) worker(ctx context.Context) {
 	}
 }
 
+// causeOf names the injected fault that explains a failed delivery for
+// tenant between from and to: an answer of Amazon or LWA to that tenant's
+// seller that was not a success, or an infrastructure outage; "" if none.
+func (w *world) causeOf(tenantID string, from, to time.Time) string {
+	if t := w.byTenant[tenantID]; t != nil {
+		if kind, ok := w.front.troubled(t.seller, from, to); ok {
+			return kind
+		}
+	}
+	if kind, ok := w.trace.outageDuring(from, to); ok {
+		return kind
+	}
+	return ""
+}
+
 // queueDepth is visible plus in-flight messages.
 func (w *world) queueDepth(ctx context.Context, queueURL string) (int, error) {
 	out, err := w.sqs.GetQueueAttributes(ctx, &sqs.GetQueueAttributesInput{QueueUrl: aws.String(queueURL),
@@ -278,8 +327,14 @@ func (w *world) queueDepth(ctx context.Context, queueURL string) (int, error) {
 // betweenCycles is what happens on Amazon between two schedules: some
 // sellers revoke the app, buyers act, faults are armed, time passes.
 func (w *world) betweenCycles(chaos bool) {
+	if chaos && !w.revokedFirst {
+		w.revokedFirst = true
+		for _, t := range w.tenants[len(w.tenants)-min(w.set.RevokeTenants, len(w.tenants)):] {
+			w.revoke(t)
+		}
+	}
 	for _, t := range w.tenants {
-		if t.revokedAt != nil {
+		if t.revokedAt != nil || t.emptiedAt != nil {
 			continue
 		}
 		if chaos && w.float() < w.set.RevokeRate {
@@ -303,6 +358,21 @@ func (w *world) betweenCycles(chaos bool) {
 			w.stats.faultN("sandbox_"+f.Kind, f.Count)
 			t.faults = append(t.faults, "sandbox_"+f.Kind)
 		}
+		if w.float() < w.set.LWAFaultRate {
+			kinds := []string{"500", "503", "slow", "drop"}
+			lf := lwaFault{kind: kinds[w.intN(len(kinds))]}
+			if lf.kind == "slow" {
+				lf.delay = time.Duration(100+w.intN(5900)) * time.Millisecond // some beyond the client's 5 s timeout
+			}
+			n := 1 + w.intN(2)
+			w.front.armLWA(t.seller, lf, n)
+			w.stats.faultN("lwa_"+lf.kind, n)
+			t.faults = append(t.faults, "lwa_"+lf.kind)
+		}
+		if w.float() < w.set.EmptyRate {
+			w.emptyVault(t)
+			continue
+		}
 		if w.float() < w.set.ExpireRate {
 			w.sb.ExpireAccessTokens(t.seller)
 			w.stats.fault("access_token_expired")
@@ -312,10 +382,26 @@ func (w *world) betweenCycles(chaos bool) {
 	w.clock.Advance(cycleStep)
 }
 
+// emptyVault deletes the tenant's secret from Vault (an operator's mistake,
+// a lost Vault volume): its polls must stop with a clear ERROR, never loop.
+func (w *world) emptyVault(t *tenant) {
+	if err := w.vaultDir.KVv2(devstack.KVMount).DeleteMetadata(context.Background(), "keybuzz/tenants/"+t.id+"/amazon"); err != nil {
+		w.print("empty vault for %s: %v", t.id, err)
+		return
+	}
+	at := w.clock.Now()
+	t.emptiedAt, t.lostWall = &at, time.Now()
+	t.faults = append(t.faults, "vault_secret_deleted")
+	w.stats.fault("vault_tenant_secret_deleted")
+	if _, err := w.sb.AddOrder(t.seller, "", true); err == nil {
+		w.stats.add("events_after_secret_deleted", 1)
+	}
+}
+
 func (w *world) revoke(t *tenant) {
 	at := w.clock.Now()
 	w.sb.RevokeSeller(t.seller)
-	t.revokedAt = &at
+	t.revokedAt, t.lostWall = &at, time.Now()
 	t.faults = append(t.faults, "refresh_token_revoked")
 	w.stats.fault("refresh_token_revoked")
 	// The buyer goes on after the seller removed the app: that event must
@@ -358,6 +444,14 @@ func (w *world) cycle(ctx context.Context, n int, chaos bool) error {
 		infra.Add(1)
 		go func() { defer infra.Done(); w.restartVault(ctx) }()
 	}
+	if chaos && w.set.SealEvery > 0 && n%w.set.SealEvery == 0 {
+		infra.Add(1)
+		go func() { defer infra.Done(); w.sealVault(ctx) }()
+	}
+	if chaos && w.set.RotateEvery > 0 && n%w.set.RotateEvery == 0 {
+		infra.Add(1)
+		go func() { defer infra.Done(); w.rotateAppSecret(ctx) }()
+	}
 	if chaos && w.set.PGEvery > 0 && n%w.set.PGEvery == 0 {
 		infra.Add(1)
 		go func() { defer infra.Done(); w.restartPostgres(ctx) }()
@@ -387,36 +481,114 @@ func (w *world) cycle(ctx context.Context, n int, chaos bool) error {
 
 func (w *world) restartVault(ctx context.Context) {
 	time.Sleep(time.Duration(w.intN(800)) * time.Millisecond)
+	w.vaultMu.Lock()
+	defer w.vaultMu.Unlock()
+	defer w.trace.begin("vault_restart")()
 	t0 := time.Now()
 	w.vproxy.Pause()
 	defer w.vproxy.Resume()
-	snap, err := w.snapshotVault(ctx)
+	n, err := w.restartRestore(ctx)
 	if err != nil {
-		w.print("vault restart: snapshot: %v", err)
-		w.stats.add("infra_errors", 1)
-		return
-	}
-	if err := w.stack.RestartService(ctx, devstack.ServiceVault); err != nil {
 		w.print("vault restart: %v", err)
 		w.stats.add("infra_errors", 1)
 		return
 	}
+	w.stats.fault("vault_restarted")
+	w.print("vault restarted (%d secrets restored) in %s", n, time.Since(t0).Round(time.Millisecond))
+}
+
+// restartRestore snapshots Vault, restarts it and writes the snapshot back
+// (the dev server keeps nothing across a restart; a real Vault keeps its
+// storage). The caller holds the connector off (the proxy paused).
+func (w *world) restartRestore(ctx context.Context) (int, error) {
+	snap, err := w.snapshotVault(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("snapshot: %w", err)
+	}
+	if err := w.stack.RestartService(ctx, devstack.ServiceVault); err != nil {
+		return 0, err
+	}
 	if err := w.restoreVault(ctx, snap); err != nil {
-		w.print("vault restore: %v", err)
+		return 0, fmt.Errorf("restore: %w", err)
+	}
+	return len(snap), nil
+}
+
+// sealVault seals the real Vault (sys/seal): for a while the connector
+// gets Vault's own "Vault is sealed" answers; then the operator unseals it
+// (the dev server comes back unsealed from a restart, its data restored).
+func (w *world) sealVault(ctx context.Context) {
+	time.Sleep(time.Duration(w.intN(800)) * time.Millisecond)
+	w.vaultMu.Lock()
+	defer w.vaultMu.Unlock()
+	defer w.trace.begin("vault_sealed")()
+	w.vproxy.Pause()
+	snap, err := w.snapshotVault(ctx)
+	w.vproxy.Resume()
+	if err != nil {
+		w.print("vault seal: snapshot: %v", err)
 		w.stats.add("infra_errors", 1)
 		return
 	}
-	w.stats.fault("vault_restarted")
-	w.print("vault restarted (%d tenant secrets restored) in %s", len(snap), time.Since(t0).Round(time.Millisecond))
+	if _, err := w.vaultDir.Logical().WriteWithContext(ctx, "sys/seal", nil); err != nil {
+		w.print("vault seal: %v", err)
+		w.stats.add("infra_errors", 1)
+		return
+	}
+	w.stats.fault("vault_sealed")
+	time.Sleep(time.Duration(500+w.intN(2000)) * time.Millisecond)
+	w.vproxy.Pause()
+	defer w.vproxy.Resume()
+	if err := w.stack.RestartService(ctx, devstack.ServiceVault); err != nil {
+		w.print("vault unseal (restart): %v", err)
+		w.stats.add("infra_errors", 1)
+		return
+	}
+	if err := w.restoreVault(ctx, snap); err != nil {
+		w.print("vault unseal: restore: %v", err)
+		w.stats.add("infra_errors", 1)
+		return
+	}
+	w.print("vault sealed, then unsealed with %d secrets", len(snap))
 }
 
-// snapshotVault reads every tenant secret: the dev server keeps nothing
-// across a restart, a real Vault keeps its storage.
+// rotateAppSecret rotates the application's client secret: LWA refuses
+// the old one at once (invalid_client) and the new one is written to Vault
+// a moment later; containers that cached the old one must read it again
+// without a redeploy (credcache.ForgetApp).
+func (w *world) rotateAppSecret(ctx context.Context) {
+	time.Sleep(time.Duration(w.intN(800)) * time.Millisecond)
+	w.vaultMu.Lock()
+	defer w.vaultMu.Unlock()
+	end := w.trace.begin("app_secret_rotation")
+	defer end()
+	w.rotations++
+	newSecret := fmt.Sprintf("sandbox-client-secret-rotated-%d-%016x", w.rotations, w.rng64())
+	w.mu.Lock()
+	w.known = append(w.known, newSecret)
+	w.mu.Unlock()
+	w.front.rotate(newSecret)
+	time.Sleep(300 * time.Millisecond)
+	if _, err := w.vaultDir.KVv2(devstack.KVMount).Patch(ctx, devstack.AppSecretPath, map[string]any{"client_secret": newSecret}); err != nil {
+		w.print("rotate app secret: %v", err)
+		w.stats.add("infra_errors", 1)
+		return
+	}
+	w.stats.fault("app_secret_rotated")
+	w.print("app client secret rotated")
+}
+
+// snapshotVault reads every secret still there: the app's and the tenants'.
 func (w *world) snapshotVault(ctx context.Context) (map[string]map[string]any, error) {
 	kv := w.vaultDir.KVv2(devstack.KVMount)
 	snap := map[string]map[string]any{}
+	paths := []string{devstack.AppSecretPath}
 	for _, t := range w.tenants {
-		p := "keybuzz/tenants/" + t.id + "/amazon"
+		if t.emptiedAt == nil {
+			paths = append(paths, "keybuzz/tenants/"+t.id+"/amazon")
+		}
+	}
+	for _, p := range paths {
 		s, err := kv.Get(ctx, p)
 		if err != nil {
 			return nil, fmt.Errorf("read %s: %w", p, err)
@@ -438,6 +610,7 @@ func (w *world) restoreVault(ctx context.Context, snap map[string]map[string]any
 
 func (w *world) restartPostgres(ctx context.Context) {
 	time.Sleep(time.Duration(w.intN(800)) * time.Millisecond)
+	defer w.trace.begin("postgres_restart")()
 	t0 := time.Now()
 	if err := w.stack.RestartService(ctx, devstack.ServicePostgres); err != nil {
 		w.print("postgres restart: %v", err)
@@ -454,20 +627,26 @@ func (w *world) caughtUp(ctx context.Context) (bool, error) {
 	var behind int
 	err := w.check.QueryRow(ctx, `
 SELECT count(*) FROM "MarketplaceConnection" c LEFT JOIN "MarketplaceSyncState" s ON s."connectionId" = c."id"
-WHERE c."status" = 'CONNECTED' AND (c."lastError" IS NOT NULL OR s."paginationToken" IS NOT NULL
+WHERE c."status"::text = 'CONNECTED' AND (c."lastError" IS NOT NULL OR s."paginationToken" IS NOT NULL
       OR s."cursor" IS NULL OR s."cursor" < $1 OR s."leaseOwner" IS NOT NULL)`, w.clock.Now().Add(-2*time.Minute)).Scan(&behind)
 	return behind == 0, err
 }
 
-// soak runs the whole thing.
-func (w *world) soak(ctx context.Context) error {
-	wctx, stop := context.WithCancel(ctx)
+// startWorkers starts the polltenant containers; stop stops them.
+func (w *world) startWorkers(ctx context.Context) (stop func()) {
+	wctx, cancel := context.WithCancel(ctx)
 	var wg sync.WaitGroup
 	for range w.set.Workers {
 		wg.Add(1)
 		go func() { defer wg.Done(); w.worker(wctx) }()
 	}
-	defer func() { stop(); wg.Wait() }()
+	return func() { cancel(); wg.Wait() }
+}
+
+// soak runs the whole thing.
+func (w *world) soak(ctx context.Context) error {
+	stop := w.startWorkers(ctx)
+	defer stop()
 	t0 := time.Now()
 	// The first cycle syncs each new connection's look-back window.
 	w.clock.Advance(3 * time.Minute)
@@ -491,7 +670,6 @@ func (w *world) soak(ctx context.Context) error {
 		}
 	}
 	stop()
-	wg.Wait()
 	w.stats.SoakSeconds = time.Since(t0).Seconds()
 	return nil
 }

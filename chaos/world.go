@@ -48,6 +48,8 @@ const (
 	jwtAudience = "keybuzz-amazon"
 	lookback    = 7 * 24 * time.Hour
 	cycleStep   = 61 * time.Minute // > the fan-out claim (1 h), the lease (5 min) and an access token's life (1 h)
+	// clientTimeout is the containers' HTTP client timeout (Amazon and LWA).
+	clientTimeout = 5 * time.Second
 )
 
 // world is one soak's universe: a private stack (PostgreSQL and Vault that
@@ -61,10 +63,17 @@ type world struct {
 	mu  sync.Mutex
 	rng *rand.Rand
 
+	vaultMu      sync.Mutex // one Vault operation (restart, seal, rotation) at a time
+	revokedFirst bool
+	bug          func(tenantID string) error // a test's deliberate defect in new containers' store
+	rotations    int
+
 	stack     *devstack.Stack
 	clock     *sandbox.ManualClock
 	sb        *sandbox.Server
 	sbServer  *httptest.Server
+	front     *front // between the connector and the sandbox: LWA faults, the served record
+	trace     *trace // every delivery and outage, to explain dead letters
 	apiServer *httptest.Server
 	dbURL     string
 	pool      *pgxpool.Pool // the connector's pool (postgres.Open)
@@ -98,7 +107,18 @@ type tenant struct {
 	connID      string
 	connectedAt time.Time
 	revokedAt   *time.Time
-	faults      []string // what was injected for it, in order
+	emptiedAt   *time.Time // its Vault secret was deleted
+	lostWall    time.Time  // wall time access ended (revocation or deletion)
+	faults      []string   // what was injected for it, in order
+}
+
+// accessLost is when the tenant's access ended (sandbox time) and the wall
+// time it did, or nil.
+func (t *tenant) accessLost() (*time.Time, time.Time) {
+	if t.revokedAt != nil {
+		return t.revokedAt, t.lostWall
+	}
+	return t.emptiedAt, t.lostWall
 }
 
 func newWorld(ctx context.Context, set Settings, out *syncBuffer) (w *world, err error) {
@@ -155,7 +175,14 @@ func newWorld(ctx context.Context, set Settings, out *syncBuffer) (w *world, err
 	sbCfg.Clock = w.clock
 	sbCfg.Sellers = set.Tenants
 	w.sb = sandbox.New(sbCfg)
-	w.sbServer = httptest.NewServer(w.sb)
+	if set.Rotation {
+		for _, sl := range w.sb.Sellers() {
+			w.sb.RotateRefreshTokens(sl.ID, true)
+		}
+	}
+	w.front = newFront(w.sb, w.clock, sbCfg.ClientSecret, clientTimeout)
+	w.trace = newTrace()
+	w.sbServer = httptest.NewServer(w.front)
 	w.store = postgres.New(w.pool, w.clock.Now)
 
 	// Queues of our own: a short visibility timeout, DLQ after 5 receives.
@@ -242,6 +269,12 @@ func (w *world) float() float64 {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	return w.rng.Float64()
+}
+
+func (w *world) rng64() uint64 {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.rng.Uint64()
 }
 
 func (w *world) intN(n int) int {

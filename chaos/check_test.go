@@ -1,0 +1,197 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/keybuzz/keybuzz-amazon/dev/sandbox"
+)
+
+// tiny is a soak small enough to break on purpose: a few tenants, no
+// injected fault, one of them revoked before the second cycle.
+func tiny() Settings {
+	return Settings{Name: "tiny", Tenants: 4, Cycles: 2, SettleCycles: 2, Workers: 2, Batch: 5, PageSize: 20,
+		ActivityRate: 1, RevokeTenants: 1, Visibility: 1, DrainTimeout: 2 * time.Minute, Seed: 7}
+}
+
+// TestCheckerFailsOnBrokenSystem runs the tiny soak, checks that the
+// checker passes it, then breaks the database in one way at a time (inside
+// a transaction the checker reads through, rolled back afterwards) and
+// shows that the check meant to see that break fails; last, a store defect
+// at run time sends a tenant's messages to the dead-letter queue, which the
+// tracer must count as unexplained, while the same dead letters caused by
+// an injected Amazon fault are explained.
+func TestCheckerFailsOnBrokenSystem(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs a small soak")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	out := &syncBuffer{}
+	w, err := newWorld(ctx, tiny(), out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.close()
+	defer func() {
+		if t.Failed() {
+			t.Log(string(out.Bytes()))
+		}
+	}()
+	if err := w.connectAll(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.soak(ctx); err != nil {
+		t.Fatal(err)
+	}
+	base, err := w.checkWith(ctx, w.check)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !base.OK() || base.EventsExpected == 0 || base.Revoked != 1 {
+		t.Fatalf("the unbroken tiny soak does not pass: %+v", base)
+	}
+	live, revoked := w.tenants[0], w.tenants[len(w.tenants)-1]
+	other := w.tenants[1]
+	var afterRevocation sandbox.Event
+	for _, e := range w.sb.BuyerEvents(revoked.seller) {
+		if !e.At.Before(*revoked.revokedAt) {
+			afterRevocation = e
+		}
+	}
+	if afterRevocation.OrderID == "" {
+		t.Fatal("no buyer event after the revocation")
+	}
+
+	// A message of tenant tn (the first one).
+	msgOf := func(tx pgx.Tx, tn *tenant) (id, ext string) {
+		if err := tx.QueryRow(ctx, `SELECT "id", "externalId" FROM "ExternalMessage" WHERE "tenantId" = $1 ORDER BY "externalId" LIMIT 1`, tn.id).Scan(&id, &ext); err != nil {
+			t.Fatal(err)
+		}
+		return id, ext
+	}
+	// copyRow inserts a copy of a row of table with some columns changed,
+	// whatever the table's other columns are.
+	copyRow := func(tx pgx.Tx, table, id string, set map[string]any) {
+		if _, err := tx.Exec(ctx, `INSERT INTO "`+table+`" SELECT (jsonb_populate_record(NULL::"`+table+`", to_jsonb(r) || $2::jsonb)).* FROM "`+table+`" r WHERE r."id" = $1`, id, set); err != nil {
+			t.Fatal(err)
+		}
+	}
+	breaks := []struct {
+		name  string
+		brk   func(tx pgx.Tx)
+		check func(v Invariants) int
+	}{
+		{"an event lost", func(tx pgx.Tx) {
+			id, _ := msgOf(tx, live)
+			mustExec(t, tx, `DELETE FROM "ExternalMessage" WHERE "id" = $1`, id)
+		}, func(v Invariants) int { return v.Lost }},
+		{"an event of the revoked tenant lost (served by Amazon before the revocation)", func(tx pgx.Tx) {
+			id, _ := msgOf(tx, revoked)
+			mustExec(t, tx, `DELETE FROM "ExternalMessage" WHERE "id" = $1`, id)
+		}, func(v Invariants) int { return v.Lost }},
+		{"the same event under a second externalId", func(tx pgx.Tx) {
+			id, ext := msgOf(tx, live)
+			copyRow(tx, "ExternalMessage", id, map[string]any{"id": "dup-" + id, "externalId": ext + ":again", "ticketMessageId": nil})
+		}, func(v Invariants) int { return v.Duplicated }},
+		{"two tickets for one order thread", func(tx pgx.Tx) {
+			id, _ := msgOf(tx, live)
+			var tm, ticket string
+			if err := tx.QueryRow(ctx, `SELECT tm."id", tm."ticketId" FROM "TicketMessage" tm JOIN "ExternalMessage" e ON e."tenantId" = tm."tenantId"
+WHERE e."id" = $1 AND tm."ticketId" = (SELECT t."ticketId" FROM "TicketMessage" t WHERE t."id" = COALESCE(
+  (SELECT to_jsonb(e2)->>'ticketMessageId' FROM "ExternalMessage" e2 WHERE e2."id" = $1),
+  (SELECT t2."id" FROM "TicketMessage" t2 WHERE to_jsonb(t2)->>'externalMessageId' = $1))) LIMIT 1`, id).Scan(&tm, &ticket); err != nil {
+				t.Fatal(err)
+			}
+			copyRow(tx, "Ticket", ticket, map[string]any{"id": "second-" + ticket, "externalThreadId": nil})
+			mustExec(t, tx, `UPDATE "TicketMessage" SET "ticketId" = $2 WHERE "id" = $1`, tm, "second-"+ticket)
+		}, func(v Invariants) int { return v.TicketsWrong }},
+		{"an event in another tenant", func(tx pgx.Tx) {
+			id, _ := msgOf(tx, live)
+			mustExec(t, tx, `UPDATE "ExternalMessage" SET "tenantId" = $2 WHERE "id" = $1`, id, other.id)
+		}, func(v Invariants) int { return v.WrongTenant }},
+		{"an event stored after the seller revoked", func(tx pgx.Tx) {
+			id, _ := msgOf(tx, revoked)
+			copyRow(tx, "ExternalMessage", id, map[string]any{"id": "late-" + id, "orderId": afterRevocation.OrderID, "ticketMessageId": nil,
+				"externalId": afterRevocation.OrderID + ":" + afterRevocation.OrderItemID + ":cancellation",
+				"body":       "Buyer requested cancellation of order " + afterRevocation.OrderID + " (item " + afterRevocation.OrderItemID + "). Reason: x"})
+		}, func(v Invariants) int { return v.AfterRevocation }},
+		{"an event the sandbox never had", func(tx pgx.Tx) {
+			id, _ := msgOf(tx, live)
+			copyRow(tx, "ExternalMessage", id, map[string]any{"id": "phantom-" + id, "orderId": "999-0000000-0000000", "ticketMessageId": nil,
+				"externalId": "999-0000000-0000000:1:cancellation", "body": "Buyer requested cancellation of order 999-0000000-0000000 (item 1). Reason: x"})
+		}, func(v Invariants) int { return v.Phantom }},
+	}
+	for _, b := range breaks {
+		t.Run(b.name, func(t *testing.T) {
+			tx, err := w.check.Begin(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer tx.Rollback(ctx)
+			b.brk(tx)
+			v, err := w.checkWith(ctx, tx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if b.check(v) == 0 || v.OK() {
+				t.Fatalf("the check did not fail: %+v", v)
+			}
+			t.Logf("failed as it should: %v", v.Problems)
+		})
+	}
+
+	// Dead letters: a defect of the store for one tenant (no injected
+	// fault) is unexplained; an injected Amazon fault explains its own.
+	deadLetters := func(t *testing.T, tn *tenant, inject func()) Invariants {
+		t.Helper()
+		w.drainDLQ(ctx)
+		w.activity(tn)
+		inject()
+		stop := w.startWorkers(ctx)
+		w.clock.Advance(cycleStep)
+		err := w.cycle(ctx, 99, false)
+		stop()
+		if err != nil {
+			t.Fatal(err)
+		}
+		var v Invariants
+		dlq, err := w.drainDLQ(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		w.judgeDeadLetters(&v, dlq)
+		return v
+	}
+	t.Run("a dead letter without an injected cause", func(t *testing.T) {
+		w.bug = func(tenantID string) error {
+			if tenantID == live.id {
+				return errors.New("a deliberate defect")
+			}
+			return nil
+		}
+		defer func() { w.bug = nil }()
+		v := deadLetters(t, live, func() {})
+		if v.DLQ == 0 || v.DLQUnexplained == 0 {
+			t.Fatalf("the dead-letter check did not fail: %+v", v)
+		}
+	})
+	t.Run("a dead letter an injected fault explains", func(t *testing.T) {
+		v := deadLetters(t, other, func() { w.sb.InjectFault(other.seller, sandbox.Fault{Kind: "500", Count: 1000}) })
+		w.sb.InjectFault(other.seller, sandbox.Fault{Kind: "500", Count: 0})
+		if v.DLQ == 0 || v.DLQUnexplained != 0 {
+			t.Fatalf("want dead letters, all explained: %+v", v)
+		}
+	})
+}
+
+func mustExec(t *testing.T, tx pgx.Tx, sql string, args ...any) {
+	t.Helper()
+	if _, err := tx.Exec(context.Background(), sql, args...); err != nil {
+		t.Fatal(err)
+	}
+}

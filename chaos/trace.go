@@ -1,0 +1,114 @@
+package main
+
+import (
+	"sync"
+	"time"
+)
+
+// trace is the harness's own record of every delivery of every poll
+// message and of every infrastructure outage it caused, so that each dead
+// letter can be traced to an injected cause (or counted as unexplained).
+type trace struct {
+	mu       sync.Mutex
+	attempts map[string][]attempt // SQS message id -> its deliveries, in order
+	outages  []outage
+}
+
+// attempt is one delivery of one message to one container.
+type attempt struct {
+	tenant     string
+	start, end time.Time
+	outcome    string // ok, failed, killed
+	injected   string // an injected SQS fault on this delivery: duplicate, not_deleted
+	cause      string // for failed: what explains it ("" = nothing)
+}
+
+type outage struct {
+	kind       string
+	start, end time.Time
+}
+
+func newTrace() *trace { return &trace{attempts: map[string][]attempt{}} }
+
+func (t *trace) add(msgID string, a attempt) {
+	t.mu.Lock()
+	t.attempts[msgID] = append(t.attempts[msgID], a)
+	t.mu.Unlock()
+}
+
+// begin records the start of an outage; the returned func its end.
+func (t *trace) begin(kind string) func() {
+	t.mu.Lock()
+	i := len(t.outages)
+	t.outages = append(t.outages, outage{kind: kind, start: time.Now(), end: time.Now().Add(24 * time.Hour)})
+	t.mu.Unlock()
+	return func() {
+		t.mu.Lock()
+		t.outages[i].end = time.Now()
+		t.mu.Unlock()
+	}
+}
+
+// outageDuring returns an outage overlapping [from, to], with a margin for
+// the connections and retries it leaves behind.
+func (t *trace) outageDuring(from, to time.Time) (string, bool) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	const margin = 2 * time.Second
+	for _, o := range t.outages {
+		if !o.end.Add(margin).Before(from) && !o.start.After(to) {
+			return o.kind, true
+		}
+	}
+	return "", false
+}
+
+// explain says why message msgID reached the dead-letter queue: every one
+// of its deliveries must have ended in an injected fault (a kill, an
+// injected SQS fault, or a failure during which the sandbox, LWA or the
+// infrastructure misbehaved for that tenant). It returns "" when one did
+// not, or when the harness never saw the message.
+func (t *trace) explain(msgID string) (causes []string, ok bool) {
+	t.mu.Lock()
+	as := append([]attempt(nil), t.attempts[msgID]...)
+	t.mu.Unlock()
+	if len(as) == 0 {
+		return nil, false
+	}
+	dup := false
+	for _, a := range as {
+		if a.injected == "duplicate" {
+			dup = true
+		}
+	}
+	for _, a := range as {
+		switch {
+		case a.outcome == "killed":
+			causes = append(causes, "killed")
+		case a.injected == "not_deleted":
+			causes = append(causes, "not_deleted")
+		case a.outcome == "failed" && a.cause != "":
+			causes = append(causes, a.cause)
+		case a.outcome == "ok" && dup:
+			causes = append(causes, "duplicate_delivery")
+		default:
+			return causes, false
+		}
+	}
+	return causes, true
+}
+
+// interfered reports whether a delivery for tenant, between from and to,
+// was killed or failed: what can leave an event served but not stored.
+func (t *trace) interfered(tenant string, from, to time.Time) bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for _, as := range t.attempts {
+		for _, a := range as {
+			if a.tenant == tenant && a.outcome != "ok" && !a.end.Before(from) && !a.start.After(to) {
+				return true
+			}
+		}
+	}
+	return false
+}
