@@ -84,7 +84,8 @@ func run(ctx context.Context, env *boot.Env, addr string, pollOnce bool) error {
 	}
 	flow := connect.New(store, secrets, lwaClient, cfg.SellerCentralURL,
 		connect.WithLogger(env.Log), connect.WithParticipations(spapi.New(nil), cfg.SPAPIEndpoint),
-		connect.WithAppSource(marketplace.AppSource(cfg.AppSource)), connect.WithReturnHosts(returnHosts...))
+		connect.WithAppSource(marketplace.AppSource(cfg.AppSource)), connect.WithReturnHosts(returnHosts...),
+		connect.WithAccount(spapi.New(nil), store))
 	api := &httpapi.API{Connect: flow, Auth: env.Verifier(ctx), Log: env.Log, ReturnURL: returnURL, LoginURL: loginURL}
 	page := &devui.Page{API: api, Tickets: store, Log: env.Log, Token: func(tenant string) (string, error) {
 		return auth.Issue(cfg.JWTHS256Secret, cfg.JWTIssuer, cfg.JWTAudience, cfg.TenantClaim, tenant, time.Hour, time.Now())

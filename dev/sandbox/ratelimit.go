@@ -18,6 +18,7 @@ var defaultPlans = map[string]ratePlan{
 	OpSearchOrders:                 {rate: 0.0056, burst: 20},
 	OpGetOrder:                     {rate: 0.5, burst: 30},
 	OpGetMarketplaceParticipations: {rate: 0.016, burst: 15},
+	OpGetAccount:                   {rate: 0.016, burst: 15},
 }
 
 type bucketKey struct{ app, seller, op string }
@@ -32,7 +33,7 @@ type bucket struct {
 const nano = int64(1e9)
 
 // SetRatePlan overrides the usage plan of one operation ("searchOrders",
-// "getOrder" or "getMarketplaceParticipations") for a seller; the bucket
+// "getOrder", "getMarketplaceParticipations" or "getAccount") for a seller; the bucket
 // restarts full.
 func (s *Server) SetRatePlan(sellerID, operation string, rate float64, burst int) {
 	s.mu.Lock()

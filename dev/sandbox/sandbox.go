@@ -27,6 +27,7 @@ const (
 	OpSearchOrders                 = "searchOrders"
 	OpGetOrder                     = "getOrder"
 	OpGetMarketplaceParticipations = "getMarketplaceParticipations"
+	OpGetAccount                   = "getAccount"
 )
 
 // Config describes the single application registered in the sandbox and the
@@ -142,7 +143,7 @@ type Stats struct {
 
 // Server is the sandbox: an http.Handler answering like LWA, Seller Central's
 // consent page, SP-API Orders v2026-01-01 and Sellers v1
-// getMarketplaceParticipations.
+// getMarketplaceParticipations and getAccount.
 type Server struct {
 	cfg    Config
 	clock  Clock
@@ -168,6 +169,7 @@ type Server struct {
 	contract      *openapicheck.Contract
 	violations    []*openapicheck.Violation
 	checked       int
+	accountDenied map[string]bool
 }
 
 // New builds a sandbox server. Zero fields of cfg are not defaulted except
@@ -199,6 +201,7 @@ func New(cfg Config) *Server {
 		stats:         map[string]*Stats{},
 		pages:         map[string]*pageState{},
 		contract:      cfg.Contract,
+		accountDenied: map[string]bool{},
 	}
 	for n := 1; n <= cfg.Sellers; n++ {
 		sl := newSeller(n)
@@ -217,6 +220,7 @@ func (s *Server) routes() {
 	m.HandleFunc("GET /orders/2026-01-01/orders", s.spapi(OpSearchOrders, s.handleSearchOrders))
 	m.HandleFunc("GET /orders/2026-01-01/orders/{orderId}", s.spapi(OpGetOrder, s.handleGetOrder))
 	m.HandleFunc("GET /sellers/v1/marketplaceParticipations", s.spapi(OpGetMarketplaceParticipations, s.handleMarketplaceParticipations))
+	m.HandleFunc("GET /sellers/v1/account", s.spapi(OpGetAccount, s.handleAccount))
 	s.adminRoutes(m)
 	s.mux = m
 }

@@ -26,7 +26,7 @@ var models = []struct {
 	definitions []string
 }{
 	{"orders_2026-01-01.json", []string{"SearchOrdersResponse", "GetOrderResponse", "ErrorList"}},
-	{"sellers.json", []string{"GetMarketplaceParticipationsResponse"}},
+	{"sellers.json", []string{"GetMarketplaceParticipationsResponse", "GetAccountResponse"}},
 }
 
 var (
@@ -386,4 +386,28 @@ func TestMarketplaceParticipationsMatchModel(t *testing.T) {
 			}
 		})
 	}
+}
+
+// getAccount answers per the Sellers v1 model: the account of the seller,
+// or 403 when the seller did not grant the role.
+func TestAccountMatchesModel(t *testing.T) {
+	const path = "/sellers/v1/account"
+	e := start(t)
+	s1 := seller1()
+	_, access := e.authorize(t, s1)
+	a := e.get(t, path, access)
+	if a.status != 200 {
+		t.Fatalf("getAccount: %d %s", a.status, a.body)
+	}
+	validate(t, "GetAccountResponse", a.body)
+	name := a.json(t)["payload"].(map[string]any)["business"].(map[string]any)["name"]
+	if name != e.srv.Sellers()[0].Name {
+		t.Errorf("business.name %v, want the seller's name", name)
+	}
+	e.srv.SetAccountAccess(s1, false)
+	a = e.get(t, path, access)
+	if a.status != 403 || a.json(t)["errors"].([]any)[0].(map[string]any)["code"] != "Unauthorized" {
+		t.Fatalf("denied getAccount: %d %s", a.status, a.body)
+	}
+	validate(t, "GetAccountResponse", a.body)
 }

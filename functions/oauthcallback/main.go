@@ -29,7 +29,7 @@ func main() {
 	// the fallback for states started before apps were recorded.
 	flow := connect.New(store, secrets, lwa.New(cfg.LWATokenURL, nil), cfg.SellerCentralURL,
 		connect.WithLogger(env.Log), connect.WithParticipations(spapi.New(nil), cfg.SPAPIEndpoint),
-		connect.WithAppSource(marketplace.AppSource(cfg.AppSource)))
+		connect.WithAppSource(marketplace.AppSource(cfg.AppSource)), connect.WithAccount(spapi.New(nil), store))
 	api := &httpapi.API{Connect: flow, Auth: env.Verifier(ctx), Log: env.Log, ReturnURL: cfg.FrontendReturnURL}
 
 	lambda.Start(httpadapter.NewV2(api.Callback()).ProxyWithContext)

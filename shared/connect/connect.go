@@ -76,6 +76,18 @@ type Unsubscriber interface {
 	Unsubscribe(ctx context.Context, c marketplace.Connection) error
 }
 
+// Accounts reads the seller's account (Sellers API getAccount;
+// spapi.Client): its business name becomes the connection's displayName.
+type Accounts interface {
+	Account(ctx context.Context, endpoint string, tokens spapi.Tokens) (spapi.Account, error)
+}
+
+// Budget is the persisted SP-API rate budget (postgres.Store).
+type Budget interface {
+	TakeToken(ctx context.Context, connectionID, operation string, plan marketplace.RatePlan) (marketplace.Grant, error)
+	RecordThrottle(ctx context.Context, connectionID, operation string) (time.Time, error)
+}
+
 // Service runs the flow.
 type Service struct {
 	store            Store
@@ -87,6 +99,8 @@ type Service struct {
 	appSource        marketplace.AppSource
 	returnHosts      []string
 	unsubscriber     Unsubscriber
+	accounts         Accounts
+	budget           Budget
 	now              func() time.Time
 	random           io.Reader
 	log              *slog.Logger
@@ -106,6 +120,15 @@ func WithRandom(r io.Reader) Option { return func(s *Service) { s.random = r } }
 // or when the call fails, the app's marketplace is used.
 func WithParticipations(p Participations, endpointOverride string) Option {
 	return func(s *Service) { s.sellers, s.spapiEndpoint = p, endpointOverride }
+}
+
+// WithAccount makes the callback name the connection after the seller's
+// registered business (getAccount's business.name) when the seller grants
+// it, within the connection's own getAccount budget (spapi.AccountRate,
+// spapi.AccountBurst); otherwise, or when the call fails, the connection is
+// "Amazon Seller <id>". The endpoint is WithParticipations'.
+func WithAccount(a Accounts, b Budget) Option {
+	return func(s *Service) { s.accounts, s.budget = a, b }
 }
 
 // WithLogger sets the logger.
@@ -379,6 +402,7 @@ func (s *Service) Callback(ctx context.Context, in CallbackInput) (CallbackResul
 		}
 		res.ReplacedSellingPartnerID = previous.SellingPartnerID
 	}
+	displayName := s.displayName(ctx, claim.ConnectionID, region, tok.AccessToken, in.SellingPartnerID)
 	path, err := s.secrets.PutTenant(ctx, claim.TenantID, marketplace.TenantCredentials{
 		RefreshToken: tok.RefreshToken, SellerID: in.SellingPartnerID, MarketplaceID: marketplaceID,
 		Region: region.Code, CreatedAt: s.now().UTC(),
@@ -388,7 +412,7 @@ func (s *Service) Callback(ctx context.Context, in CallbackInput) (CallbackResul
 		return res, fmt.Errorf("callback: %w", err)
 	}
 	conn, err := s.store.MarkConnected(ctx, claim.ConnectionID, marketplace.Connected{
-		DisplayName: "Amazon Seller " + in.SellingPartnerID, Region: regionName, MarketplaceID: marketplaceID,
+		DisplayName: displayName, Region: regionName, MarketplaceID: marketplaceID,
 		SellingPartnerID: in.SellingPartnerID, VaultPath: path, AppSource: source,
 	})
 	if errors.Is(err, marketplace.ErrSellerTaken) {
@@ -445,6 +469,47 @@ func (s *Service) marketplaces(ctx context.Context, app marketplace.AppCredentia
 		return fallback
 	}
 	return strings.Join(ids, ",")
+}
+
+// maxDisplayName bounds a business name taken from Amazon (runes).
+const maxDisplayName = 200
+
+// displayName is the seller's registered business name when getAccount
+// gives it, else "Amazon Seller <id>".
+func (s *Service) displayName(ctx context.Context, connectionID string, region amazon.Region, access secret.Value, sellerID string) string {
+	fallback := "Amazon Seller " + sellerID
+	if s.accounts == nil {
+		return fallback
+	}
+	endpoint, err := spapi.Endpoint(s.spapiEndpoint, region.Code)
+	if err != nil {
+		return fallback
+	}
+	if s.budget != nil {
+		g, err := s.budget.TakeToken(ctx, connectionID, spapi.OpGetAccount, marketplace.RatePlan{Rate: spapi.AccountRate, Burst: spapi.AccountBurst})
+		if err != nil || !g.OK {
+			s.log.WarnContext(ctx, "getAccount skipped: no rate budget; the connection keeps the seller id as its name", "error", fmt.Sprint(err))
+			return fallback
+		}
+	}
+	a, err := s.accounts.Account(ctx, endpoint, spapi.StaticToken(access))
+	if err != nil {
+		if errors.Is(err, spapi.ErrThrottled) && s.budget != nil {
+			if _, rerr := s.budget.RecordThrottle(context.WithoutCancel(ctx), connectionID, spapi.OpGetAccount); rerr != nil {
+				s.log.WarnContext(ctx, "record getAccount throttle", "error", rerr.Error())
+			}
+		}
+		s.log.InfoContext(ctx, "seller account unavailable (role not granted, or Amazon failed); the connection keeps the seller id as its name", "error", err.Error())
+		return fallback
+	}
+	name := strings.Join(strings.Fields(a.BusinessName), " ")
+	if name == "" {
+		return fallback
+	}
+	if r := []rune(name); len(r) > maxDisplayName {
+		name = string(r[:maxDisplayName])
+	}
+	return name
 }
 
 // recordError keeps the failure on the connection for status; a failure to

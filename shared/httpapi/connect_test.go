@@ -92,7 +92,7 @@ func TestConnectEndToEnd(t *testing.T) {
 	st := s.status(tenant)
 	sa := s.do(http.MethodGet, httpapi.StatusPath, token(t, tenant))
 	openapicheck.ValidateResponse(t, http.MethodGet, httpapi.StatusPath, sa.status, sa.header.Get("Content-Type"), sa.body)
-	if st["connected"] != true || st["status"] != "CONNECTED" || st["displayName"] != "Amazon Seller "+seller || st["region"] != "EU" || st["lastError"] != nil ||
+	if st["connected"] != true || st["status"] != "CONNECTED" || st["displayName"] != s.sandbox.Sellers()[1].Name || st["region"] != "EU" || st["lastError"] != nil ||
 		st["appSource"] != "external_test" || st["authorizationExpiresAt"] == nil || st["reauthReason"] != nil {
 		t.Errorf("status after connect: %v", st)
 	}
@@ -374,5 +374,43 @@ func TestConnectFallsBackWhenParticipationsFail(t *testing.T) {
 	}
 	if st := s.status(tenant); st["connected"] != true {
 		t.Errorf("status %v", st)
+	}
+}
+
+// A seller who does not grant getAccount, or a getAccount that fails, keeps
+// the connection named after the seller id; the account's budget is the
+// connection's own.
+func TestConnectNamesTheSellersBusiness(t *testing.T) {
+	s := newStack(t, stackOption{})
+	for _, c := range []struct {
+		seller int
+		setup  func(id string)
+		want   func(id string) string
+	}{
+		{1, func(string) {}, func(string) string { return s.sandbox.Sellers()[0].Name }},
+		{2, func(id string) { s.sandbox.SetAccountAccess(id, false) }, func(id string) string { return "Amazon Seller " + id }},
+		// getMarketplaceParticipations then getAccount answer 429.
+		{3, func(id string) { s.sandbox.InjectFault(id, sandbox.Fault{Kind: "429", Count: 2}) }, nil},
+	} {
+		id := sandbox.SellerID(c.seller)
+		tenant := testenv.ID("tenant")
+		cb := s.consent(s.start(tenant), c.seller)
+		remember(cb.Get("spapi_oauth_code"))
+		c.setup(id)
+		if a := s.callback(cb); a.status != http.StatusOK {
+			t.Fatalf("seller %d: callback %d %s", c.seller, a.status, a.body)
+		}
+		want := "Amazon Seller " + id
+		if c.want != nil {
+			want = c.want(id)
+		}
+		if st := s.status(tenant); st["connected"] != true || st["displayName"] != want {
+			t.Errorf("seller %d: status %v, want displayName %q", c.seller, st, want)
+		}
+		var calls, throttled int
+		if err := s.pool.QueryRow(context.Background(), `SELECT "callCount", "count429" FROM "MarketplaceRateBudget" b JOIN "MarketplaceConnection" c ON c."id" = b."connectionId"
+WHERE c."tenantId" = $1 AND b."operation" = 'getAccount'`, tenant).Scan(&calls, &throttled); err != nil || calls != 1 || throttled != map[int]int{3: 1}[c.seller] {
+			t.Errorf("seller %d: getAccount budget calls %d, 429s %d (%v)", c.seller, calls, throttled, err)
+		}
 	}
 }

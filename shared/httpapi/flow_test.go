@@ -175,9 +175,10 @@ func (s *stack) buildAPI(secrets *vaultstore.Store, opt stackOption) *httpapi.AP
 	if opt.lwaTimeout > 0 {
 		hc.Timeout = opt.lwaTimeout
 	}
-	svc := connect.New(postgres.New(s.pool, s.clock.Now), credcache.New(secrets, 0, s.clock.Now), lwa.New(lwaURL, hc), s.sbURL,
+	store := postgres.New(s.pool, s.clock.Now)
+	svc := connect.New(store, credcache.New(secrets, 0, s.clock.Now), lwa.New(lwaURL, hc), s.sbURL,
 		connect.WithClock(s.clock.Now), connect.WithLogger(log), connect.WithParticipations(spapi.New(nil), s.sbURL),
-		connect.WithReturnHosts(opt.returnHosts...), connect.WithUnsubscriber(s.unsubscribed))
+		connect.WithReturnHosts(opt.returnHosts...), connect.WithUnsubscriber(s.unsubscribed), connect.WithAccount(spapi.New(nil), store))
 	verifier, err := auth.NewVerifier(context.Background(), config.Config{
 		JWTHS256Secret: jwtSecret, JWTIssuer: jwtIssuer, JWTAudience: jwtAudience, TenantClaim: "tenantId",
 	})

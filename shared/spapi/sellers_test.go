@@ -183,3 +183,28 @@ func faulted(kind string) func(*testing.T, *sandbox.Server, string, sandbox.Conf
 		return tok
 	}
 }
+
+// getAccount against the sandbox: the seller's registered business name;
+// a seller who did not grant the role answers 403.
+func TestAccountAgainstSandbox(t *testing.T) {
+	cfg := sandbox.DefaultConfig()
+	cfg.Clock = sandbox.NewManualClock(t0)
+	sb, base := sandboxtest.Start(t, cfg)
+	seller := sb.Sellers()[0]
+	a, err := spapi.New(nil).Account(context.Background(), base, static(t, sb, base, cfg, seller.ID))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a.BusinessName != seller.Name || a.SellingPlan != "PROFESSIONAL" || a.BusinessType == "" || len(a.Participations) != len(seller.MarketplaceIDs) || len(a.Raw) == 0 {
+		t.Fatalf("account %+v", a)
+	}
+	sb.SetAccountAccess(seller.ID, false)
+	_, err = spapi.New(nil).Account(context.Background(), base, static(t, sb, base, cfg, seller.ID))
+	var e *spapi.Error
+	if !errors.Is(err, spapi.ErrUnauthorized) || !errors.As(err, &e) || e.Expired() || spapi.Transient(err) {
+		t.Fatalf("denied getAccount: %v", err)
+	}
+	if sb.Stats(seller.ID).Calls[spapi.OpGetAccount] != 2 {
+		t.Fatalf("calls %v", sb.Stats(seller.ID).Calls)
+	}
+}

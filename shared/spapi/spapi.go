@@ -1,8 +1,8 @@
 // Package spapi calls Amazon's Selling Partner API: Orders v2026-01-01
-// searchOrders and Sellers v1 getMarketplaceParticipations, with an LWA
-// access token in x-amz-access-token (no SigV4, no IAM role since
-// 2023-10-02), Amazon's error bodies decoded into *Error and the
-// x-amzn-RateLimit-Limit header reported.
+// searchOrders and getOrder, Sellers v1 getMarketplaceParticipations and
+// getAccount, with an LWA access token in x-amz-access-token (no SigV4, no
+// IAM role since 2023-10-02), Amazon's error bodies decoded into *Error and
+// the x-amzn-RateLimit-Limit header reported.
 package spapi
 
 import (
