@@ -113,7 +113,7 @@ func TestForeignCallbackKeepsAConnectedTenantAsItWas(t *testing.T) {
 	if err != nil || after.SellerID != sandbox.SellerID(1) || after.Version != before.Version {
 		t.Errorf("secret changed: seller %s v%d -> v%d (%v)", after.SellerID, before.Version, after.Version, err)
 	}
-	if st := s.status(tenant); st["status"] != "CONNECTED" || st["displayName"] != "Amazon Seller "+sandbox.SellerID(1) {
+	if st := s.status(tenant); st["status"] != "CONNECTED" || st["displayName"] != s.sandbox.Sellers()[0].Name {
 		t.Errorf("status %v", st)
 	}
 }
@@ -195,7 +195,7 @@ func TestReconnectWithAnotherSellerReplacesIt(t *testing.T) {
 	if len(meta.Versions) != 1 {
 		t.Errorf("%d versions kept: the old seller's refresh token survives", len(meta.Versions))
 	}
-	if st := s.status(tenant); st["displayName"] != "Amazon Seller "+sandbox.SellerID(2) {
+	if st := s.status(tenant); st["displayName"] != s.sandbox.Sellers()[1].Name {
 		t.Errorf("status %v", st)
 	}
 }
