@@ -21,7 +21,8 @@ type Budget interface {
 }
 
 // AmazonSource reads buyer events from SP-API Orders v2026-01-01
-// searchOrders, within the connection's persisted rate budget.
+// searchOrders, and single orders with getOrder, each within the
+// connection's persisted rate budget of its operation.
 type AmazonSource struct {
 	secrets  SecretStore
 	tokens   *tokenSources
@@ -30,15 +31,18 @@ type AmazonSource struct {
 	budget   Budget
 	endpoint string // AMAZON_SPAPI_ENDPOINT; "" = by region
 	plan     marketplace.RatePlan
-	pageSize int
+	// orderPlan is getOrder's usage plan, a budget of its own.
+	orderPlan marketplace.RatePlan
+	pageSize  int
 }
 
 // AmazonConfig tunes an AmazonSource; zero fields take the defaults.
 type AmazonConfig struct {
-	Endpoint    string        // AMAZON_SPAPI_ENDPOINT; "" = by region
-	EarlyExpiry time.Duration // refresh access tokens this early (lwa.DefaultEarlyExpiry, 300 s)
-	Plan        marketplace.RatePlan
-	PageSize    int // maxResultsPerPage (100)
+	Endpoint    string               // AMAZON_SPAPI_ENDPOINT; "" = by region
+	EarlyExpiry time.Duration        // refresh access tokens this early (lwa.DefaultEarlyExpiry, 300 s)
+	Plan        marketplace.RatePlan // searchOrders (spapi.SearchOrdersRate, spapi.SearchOrdersBurst)
+	OrderPlan   marketplace.RatePlan // getOrder (spapi.GetOrderRate, spapi.GetOrderBurst)
+	PageSize    int                  // maxResultsPerPage (100)
 }
 
 // NewAmazonSource builds the real source on a credential store (in a
@@ -46,6 +50,9 @@ type AmazonConfig struct {
 func NewAmazonSource(secrets SecretStore, lwaClient *lwa.Client, api *spapi.Client, budget Budget, cfg AmazonConfig, now func() time.Time, log *slog.Logger) *AmazonSource {
 	if cfg.Plan.Rate <= 0 {
 		cfg.Plan = marketplace.RatePlan{Rate: spapi.SearchOrdersRate, Burst: spapi.SearchOrdersBurst}
+	}
+	if cfg.OrderPlan.Rate <= 0 {
+		cfg.OrderPlan = marketplace.RatePlan{Rate: spapi.GetOrderRate, Burst: spapi.GetOrderBurst}
 	}
 	if cfg.PageSize <= 0 || cfg.PageSize > 100 {
 		cfg.PageSize = 100
@@ -57,47 +64,32 @@ func NewAmazonSource(secrets SecretStore, lwaClient *lwa.Client, api *spapi.Clie
 		log = slog.Default()
 	}
 	return &AmazonSource{
-		secrets:  secrets,
-		tokens:   newTokenSources(secrets, lwaClient, cfg.EarlyExpiry, log),
-		now:      now,
-		api:      api,
-		budget:   budget,
-		endpoint: cfg.Endpoint,
-		plan:     cfg.Plan,
-		pageSize: cfg.PageSize,
+		secrets:   secrets,
+		tokens:    newTokenSources(secrets, lwaClient, cfg.EarlyExpiry, log),
+		now:       now,
+		api:       api,
+		budget:    budget,
+		endpoint:  cfg.Endpoint,
+		plan:      cfg.Plan,
+		orderPlan: cfg.OrderPlan,
+		pageSize:  cfg.PageSize,
 	}
 }
 
 // Fetch implements Source: credentials (cached), one rate token, one
 // searchOrders call, the buyer events of its orders.
 func (a *AmazonSource) Fetch(ctx context.Context, t Target, req PageRequest) (Page, error) {
-	app, err := a.secrets.App(ctx)
-	if err != nil {
-		return Page{}, fmt.Errorf("app credentials: %w", err)
-	}
-	tc, err := a.secrets.Tenant(ctx, t.TenantID)
-	if err != nil {
-		return Page{}, fmt.Errorf("tenant credentials: %w", err)
-	}
-	region := firstNonEmpty(tc.Region, t.Region, app.Region)
-	endpoint, err := spapi.Endpoint(a.endpoint, region)
+	c, err := a.open(ctx, t)
 	if err != nil {
 		return Page{}, err
 	}
+	app, tc, endpoint, tokens := c.app, c.tenant, c.endpoint, c.tokens
 	marketplaces := splitIDs(firstNonEmpty(tc.MarketplaceID, t.MarketplaceID))
 	if req.MarketplaceIDs != nil {
 		marketplaces = req.MarketplaceIDs // the window's, kept with its token
 	}
 	if len(marketplaces) == 0 {
 		return Page{}, errors.New("connection has no marketplace id")
-	}
-	tokens := a.tokens.get(t.TenantID, app, tc)
-	// An access token first (cached in a warm container), so that a refused
-	// refresh token costs no rate token.
-	if _, err := tokens.Token(); err != nil {
-		if tokens, err = a.retryReauth(ctx, t.TenantID, app, tc, err); err != nil {
-			return Page{}, fmt.Errorf("access token: %w", err)
-		}
 	}
 
 	g, err := a.budget.TakeToken(ctx, t.ConnectionID, spapi.OpSearchOrders, a.plan)
@@ -137,6 +129,84 @@ func (a *AmazonSource) Fetch(ctx context.Context, t Target, req PageRequest) (Pa
 		end = a.now().Add(-2 * time.Minute)
 	}
 	return Page{Messages: BuyerEvents(res.Orders), NextToken: res.NextToken, WindowEnd: end, Orders: len(res.Orders), MarketplaceIDs: marketplaces}, nil
+}
+
+// conn is what an SP-API call of a connection needs.
+type conn struct {
+	app      marketplace.AppCredentials
+	tenant   marketplace.TenantCredentials
+	endpoint string
+	tokens   *tenantSource
+}
+
+// open reads the connection's credentials (cached) and gets an access token
+// first (cached in a warm container), so that a refused refresh token costs
+// no rate token.
+func (a *AmazonSource) open(ctx context.Context, t Target) (conn, error) {
+	app, err := a.secrets.App(ctx)
+	if err != nil {
+		return conn{}, fmt.Errorf("app credentials: %w", err)
+	}
+	tc, err := a.secrets.Tenant(ctx, t.TenantID)
+	if err != nil {
+		return conn{}, fmt.Errorf("tenant credentials: %w", err)
+	}
+	region := firstNonEmpty(tc.Region, t.Region, app.Region)
+	endpoint, err := spapi.Endpoint(a.endpoint, region)
+	if err != nil {
+		return conn{}, err
+	}
+	tokens := a.tokens.get(t.TenantID, app, tc)
+	if _, err := tokens.Token(); err != nil {
+		if tokens, err = a.retryReauth(ctx, t.TenantID, app, tc, err); err != nil {
+			return conn{}, fmt.Errorf("access token: %w", err)
+		}
+	}
+	return conn{app: app, tenant: tc, endpoint: endpoint, tokens: tokens}, nil
+}
+
+// GetOrder reads one order of the connection with getOrder (the
+// spapi.IncludedData datasets, as searchOrders), within the connection's
+// own persisted getOrder budget (AmazonConfig.OrderPlan; 0.5/s, burst 30):
+// how an intake that knows only an order id (a notification, a relayed
+// mail) gives its ticket the order's context. An empty budget is a
+// *NoBudgetError, a 429 a *ThrottledError (the budget is emptied); an
+// unknown order matches spapi.ErrNotFound; a refused refresh token,
+// IsReauth.
+func (a *AmazonSource) GetOrder(ctx context.Context, t Target, orderID string) (spapi.Order, error) {
+	c, err := a.open(ctx, t)
+	if err != nil {
+		return spapi.Order{}, err
+	}
+	g, err := a.budget.TakeToken(ctx, t.ConnectionID, spapi.OpGetOrder, a.orderPlan)
+	if err != nil {
+		return spapi.Order{}, err
+	}
+	if !g.OK {
+		return spapi.Order{}, &NoBudgetError{RetryAt: g.RetryAt}
+	}
+	o, err := a.api.GetOrder(ctx, c.endpoint, c.tokens, orderID, nil)
+	if IsReauth(err) { // a cached token expired and its refresh was refused
+		if tokens, rerr := a.retryReauth(ctx, t.TenantID, c.app, c.tenant, err); rerr == nil {
+			o, err = a.api.GetOrder(ctx, c.endpoint, tokens, orderID, nil)
+		}
+	}
+	if errors.Is(err, spapi.ErrThrottled) {
+		until, rerr := a.budget.RecordThrottle(context.WithoutCancel(ctx), t.ConnectionID, spapi.OpGetOrder)
+		if rerr != nil {
+			return spapi.Order{}, errors.Join(err, rerr)
+		}
+		return spapi.Order{}, &ThrottledError{RetryAt: until, Err: err}
+	}
+	if err != nil {
+		return spapi.Order{}, err
+	}
+	if g.Throttled {
+		if err := a.budget.RecordSuccess(ctx, t.ConnectionID, spapi.OpGetOrder, 0); err != nil {
+			return spapi.Order{}, err
+		}
+	}
+	return o, nil
 }
 
 // retryReauth handles LWA's invalid_grant: the cached secret may be stale

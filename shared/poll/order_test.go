@@ -1,0 +1,68 @@
+package poll_test
+
+import (
+	"context"
+	"errors"
+	"testing"
+
+	"github.com/keybuzz/keybuzz-amazon/dev/sandbox"
+	"github.com/keybuzz/keybuzz-amazon/shared/poll"
+	"github.com/keybuzz/keybuzz-amazon/shared/spapi"
+)
+
+// GetOrder reads one order with the connection's credentials, within its
+// own getOrder budget (not searchOrders'); a 429 empties that budget.
+func TestGetOrderHasItsOwnBudget(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	s := e.connect(1)
+	id, err := e.sb.AddOrder(s.id, "", true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	src := e.source(nil)
+	target := poll.Target{TenantID: s.tenantID, ConnectionID: s.connectionID, Region: "eu", SellingPartnerID: s.id}
+	ctx := context.Background()
+
+	o, err := src.GetOrder(ctx, target, id)
+	if err != nil || o.OrderID != id || o.Buyer == nil || o.Buyer.BuyerEmail == "" || len(poll.BuyerEvents([]spapi.Order{o})) != 1 {
+		t.Fatalf("order %+v, %v", o, err)
+	}
+	if _, err := src.GetOrder(ctx, target, "402-0000000-0000000"); !errors.Is(err, spapi.ErrNotFound) {
+		t.Fatalf("unknown order: %v", err)
+	}
+	e.sb.InjectFault(s.id, sandbox.Fault{Kind: "429", Count: 1})
+	var throttled *poll.ThrottledError
+	if _, err := src.GetOrder(ctx, target, id); !errors.As(err, &throttled) {
+		t.Fatalf("429: %v", err)
+	}
+	var nb *poll.NoBudgetError
+	if _, err := src.GetOrder(ctx, target, id); !errors.As(err, &nb) || !nb.RetryAt.After(e.clock.Now()) {
+		t.Fatalf("after a 429 the getOrder budget waits: %v", err)
+	}
+	type budget struct {
+		calls, throttled int
+		rate             float64
+		burst            int
+	}
+	got := map[string]budget{}
+	rows, err := e.pool.Query(ctx, `SELECT "operation", "callCount", "count429", "rate", "burst" FROM "MarketplaceRateBudget" WHERE "connectionId" = $1`, s.connectionID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for rows.Next() {
+		var op string
+		var b budget
+		if err := rows.Scan(&op, &b.calls, &b.throttled, &b.rate, &b.burst); err != nil {
+			t.Fatal(err)
+		}
+		got[op] = b
+	}
+	if want := (budget{calls: 3, throttled: 1, rate: spapi.GetOrderRate, burst: spapi.GetOrderBurst}); len(got) != 1 || got[spapi.OpGetOrder] != want {
+		t.Fatalf("budgets %+v, want only getOrder's %+v", got, want)
+	}
+	// Polling still has its whole searchOrders budget.
+	if res, err := e.poller(src).PollResult(ctx, s.message()); err != nil || res.Cursor == nil {
+		t.Fatalf("poll after getOrder's 429: %+v, %v", res, err)
+	}
+}
