@@ -101,6 +101,11 @@ func (s *Server) handleConsentPage(w http.ResponseWriter, r *http.Request) {
 		s.approve(w, r, c, redirect, seller.ID)
 		return
 	}
+	s.renderConsent(w, c, seller)
+}
+
+// renderConsent shows the consent page for c, seller preselected.
+func (s *Server) renderConsent(w http.ResponseWriter, c consentRequest, seller Seller) {
 	data := struct {
 		AppName, AppID string
 		Req            consentRequest

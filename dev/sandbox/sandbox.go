@@ -47,6 +47,9 @@ type Config struct {
 	Sellers int
 	// Logger receives request logs; tokens, codes and secrets are never logged.
 	Logger *slog.Logger
+	// LoginURI is the app's registered log-in URI: the Appstore's start page
+	// (GET /_sandbox/appstore/authorize) sends the browser there.
+	LoginURI string
 	// Contract, when set, checks every SP-API request against Amazon's
 	// models (openapicheck.LoadContract on testdata/amazon-models): a
 	// request outside it is answered 400 InvalidInput, as Amazon does, and
@@ -66,8 +69,9 @@ func DefaultConfig() Config {
 			"http://127.0.0.1:3000/api/v1/marketplaces/amazon/oauth/callback",
 			"http://localhost:3000/api/v1/marketplaces/amazon/oauth/callback",
 		},
-		Draft:   true,
-		Sellers: 3,
+		Draft:    true,
+		Sellers:  3,
+		LoginURI: "http://127.0.0.1:3000/api/v1/marketplaces/amazon/oauth/login",
 	}
 }
 
@@ -156,6 +160,7 @@ type Server struct {
 
 	mu            sync.Mutex
 	codes         map[string]*authCode
+	amazonStates  map[string]*amazonState
 	refreshTokens map[string]*refreshToken
 	accessTokens  map[string]*accessToken
 	rotate        map[string]bool
@@ -191,6 +196,7 @@ func New(cfg Config) *Server {
 		anchor:        cfg.Clock.Now().UTC(),
 		sellerBy:      map[string]int{},
 		codes:         map[string]*authCode{},
+		amazonStates:  map[string]*amazonState{},
 		refreshTokens: map[string]*refreshToken{},
 		accessTokens:  map[string]*accessToken{},
 		rotate:        map[string]bool{},
@@ -217,6 +223,8 @@ func (s *Server) routes() {
 	m.HandleFunc("POST /auth/o2/token", s.handleToken)
 	m.HandleFunc("GET /apps/authorize/consent", s.handleConsentPage)
 	m.HandleFunc("POST /apps/authorize/consent", s.handleConsentApprove)
+	m.HandleFunc("GET /_sandbox/appstore/authorize", s.handleAppstoreStart)
+	m.HandleFunc("GET /apps/authorize/confirm", s.handleAppstoreConfirm)
 	m.HandleFunc("GET /orders/2026-01-01/orders", s.spapi(OpSearchOrders, s.handleSearchOrders))
 	m.HandleFunc("GET /orders/2026-01-01/orders/{orderId}", s.spapi(OpGetOrder, s.handleGetOrder))
 	m.HandleFunc("GET /sellers/v1/marketplaceParticipations", s.spapi(OpGetMarketplaceParticipations, s.handleMarketplaceParticipations))

@@ -125,6 +125,7 @@ func (c *clock) Advance(d time.Duration) {
 type stackOption struct {
 	returnURL   string
 	returnHosts []string
+	loginURL    string // the frontend's sign-in page for Appstore log-ins
 	lwaURL      string // default: the sandbox
 	lwaTimeout  time.Duration
 	appSecret   string // default: the sandbox's
@@ -185,7 +186,7 @@ func (s *stack) buildAPI(secrets *vaultstore.Store, opt stackOption) *httpapi.AP
 	if err != nil {
 		t.Fatalf("verifier: %v", err)
 	}
-	return &httpapi.API{Connect: svc, Auth: verifier, Log: log, ReturnURL: opt.returnURL}
+	return &httpapi.API{Connect: svc, Auth: verifier, Log: log, ReturnURL: opt.returnURL, LoginURL: opt.loginURL}
 }
 
 // withVaultAt serves the same connector but with Vault at addr.
