@@ -23,6 +23,7 @@ func Setup(ctx context.Context, repo string, progress func(string), extra ...fun
 		{"go modules", func(ctx context.Context) error { return runIn(ctx, repo, progress, "go", "mod", "download") }},
 		{"PostgreSQL", func(ctx context.Context) error { return ensurePostgres(ctx, progress) }},
 		{"fauxqs", func(ctx context.Context) error { return ensureFauxqs(ctx, repo, progress) }},
+		{"Chromium", func(ctx context.Context) error { return ensureChromium(ctx, progress) }},
 		{"Vault dev server", func(ctx context.Context) error {
 			if p, err := exec.LookPath("vault"); err == nil {
 				progress("vault: using " + p)
@@ -70,6 +71,43 @@ func ensurePostgres(ctx context.Context, progress func(string)) error {
 		return fmt.Errorf("apt-get install postgresql: %w\n%s", err, out)
 	}
 	_, err := postgresBinDir()
+	return err
+}
+
+// ChromiumNames are the executables a headless-browser test may run
+// (Debian's package installs /usr/bin/chromium).
+var ChromiumNames = []string{"chromium", "chromium-browser", "google-chrome"}
+
+// Chromium returns the path of a Chromium on PATH.
+func Chromium() (string, error) {
+	for _, n := range ChromiumNames {
+		if p, err := exec.LookPath(n); err == nil {
+			return p, nil
+		}
+	}
+	return "", fmt.Errorf("chromium is not on PATH: run make setup (it installs Debian's chromium as root)")
+}
+
+// ensureChromium installs Debian's chromium when none is on PATH: the
+// headless-browser tests drive it (chromedp).
+func ensureChromium(ctx context.Context, progress func(string)) error {
+	if p, err := Chromium(); err == nil {
+		progress("chromium: " + p)
+		return nil
+	}
+	if os.Geteuid() != 0 {
+		return fmt.Errorf("chromium is missing: install it (sudo apt-get install -y chromium)")
+	}
+	progress("chromium: apt-get install -y chromium (first time: a few minutes)")
+	if err := runIn(ctx, "", progress, "apt-get", "-o", "DPkg::Lock::Timeout=600", "update"); err != nil {
+		return err
+	}
+	cmd := exec.CommandContext(ctx, "apt-get", "-o", "DPkg::Lock::Timeout=600", "install", "-y", "--no-install-recommends", "chromium")
+	cmd.Env = append(os.Environ(), "DEBIAN_FRONTEND=noninteractive")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return fmt.Errorf("apt-get install chromium: %w\n%s", err, out)
+	}
+	_, err := Chromium()
 	return err
 }
 

@@ -1,0 +1,190 @@
+package devui_test
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+
+	"github.com/keybuzz/keybuzz-amazon/dev/devstack"
+	"github.com/keybuzz/keybuzz-amazon/dev/devui"
+	"github.com/keybuzz/keybuzz-amazon/dev/sandbox"
+	"github.com/keybuzz/keybuzz-amazon/dev/sandbox/sandboxtest"
+	"github.com/keybuzz/keybuzz-amazon/dev/testenv"
+	"github.com/keybuzz/keybuzz-amazon/shared/auth"
+	"github.com/keybuzz/keybuzz-amazon/shared/config"
+	"github.com/keybuzz/keybuzz-amazon/shared/connect"
+	"github.com/keybuzz/keybuzz-amazon/shared/credcache"
+	"github.com/keybuzz/keybuzz-amazon/shared/httpapi"
+	"github.com/keybuzz/keybuzz-amazon/shared/lwa"
+	"github.com/keybuzz/keybuzz-amazon/shared/marketplace"
+	"github.com/keybuzz/keybuzz-amazon/shared/postgres"
+	"github.com/keybuzz/keybuzz-amazon/shared/secret"
+	"github.com/keybuzz/keybuzz-amazon/shared/spapi"
+	"github.com/keybuzz/keybuzz-amazon/shared/vaultstore"
+)
+
+const jwtSecret = secret.Value("browser-test-jwt-secret-0123456789abcdef")
+
+// local is the local server of cmd/local in miniature: the API routes and
+// the local page on one loopback origin, against the test stack's
+// PostgreSQL, Vault and an Amazon sandbox.
+type local struct {
+	url     string
+	pool    interface{ Close() }
+	store   *postgres.Store
+	secrets *vaultstore.Store
+}
+
+func startLocal(t *testing.T) *local {
+	t.Helper()
+	ctx := context.Background()
+	pool, _ := testenv.Pool(t)
+	mux := http.NewServeMux()
+	srv := httptest.NewServer(mux)
+	t.Cleanup(srv.Close)
+
+	cfg := sandbox.DefaultConfig()
+	cfg.RedirectURIs = []string{srv.URL + httpapi.CallbackPath}
+	_, sbURL := sandboxtest.Start(t, cfg)
+
+	appPath := "keybuzz/ai/" + testenv.ID("browser-app")
+	secrets := vaultstore.New(testenv.Vault(t), "secret", appPath)
+	if err := secrets.PutApp(ctx, marketplace.AppCredentials{ClientID: cfg.ClientID, ClientSecret: secret.Value(cfg.ClientSecret),
+		RedirectURI: cfg.RedirectURIs[0], ApplicationID: cfg.ApplicationID, Region: "eu", Draft: true}); err != nil {
+		t.Fatal(err)
+	}
+	log := slog.New(slog.NewJSONHandler(io.Discard, nil))
+	store := postgres.New(pool, nil)
+	flow := connect.New(store, credcache.New(secrets, 0, nil), lwa.New(sbURL+"/auth/o2/token", nil), sbURL,
+		connect.WithLogger(log), connect.WithParticipations(spapi.New(nil), sbURL))
+	verifier, err := auth.NewVerifier(ctx, config.Config{JWTHS256Secret: jwtSecret, JWTIssuer: "kb", JWTAudience: "kb-amazon", TenantClaim: "tenantId"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	api := &httpapi.API{Connect: flow, Auth: verifier, Log: log, ReturnURL: srv.URL + "/"}
+	page := &devui.Page{API: api, Tickets: store, Log: log, Token: func(tenant string) (string, error) {
+		return auth.Issue(jwtSecret, "kb", "kb-amazon", "tenantId", tenant, time.Hour, time.Now())
+	}}
+	for p, h := range map[string]http.Handler{httpapi.StartPath: api.Start(), httpapi.CallbackPath: api.Callback(),
+		httpapi.StatusPath: api.Status(), httpapi.DisconnectPath: api.Disconnect(), "/": page.Handler()} {
+		mux.Handle(p, h)
+	}
+	return &local{url: srv.URL, store: store, secrets: secrets}
+}
+
+// browser starts a headless Chromium with its own profile (its own cookies).
+func browser(t *testing.T) context.Context {
+	t.Helper()
+	path, err := devstack.Chromium()
+	if err != nil {
+		t.Fatal(err)
+	}
+	opts := append(chromedp.DefaultExecAllocatorOptions[:], chromedp.ExecPath(path), chromedp.NoSandbox, chromedp.DisableGPU)
+	alloc, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
+	ctx, cancel := chromedp.NewContext(alloc)
+	ctx, cancelTimeout := context.WithTimeout(ctx, 60*time.Second)
+	t.Cleanup(func() { cancelTimeout(); cancel(); cancelAlloc() })
+	if err := chromedp.Do(ctx, chromedp.Navigate("about:blank")); err != nil {
+		t.Fatalf("start chromium: %v", err)
+	}
+	return ctx
+}
+
+func (l *local) status(t *testing.T, tenant string) marketplace.Status {
+	t.Helper()
+	c, ok, err := l.store.ConnectionByTenant(context.Background(), tenant)
+	if err != nil || !ok {
+		t.Fatalf("connection of %s: %v %v", tenant, ok, err)
+	}
+	return c.Status
+}
+
+func (l *local) hasSecret(t *testing.T, tenant string) bool {
+	t.Helper()
+	_, err := l.secrets.Tenant(context.Background(), tenant)
+	if err != nil && !errors.Is(err, marketplace.ErrNoCredentials) {
+		t.Fatal(err)
+	}
+	return err == nil
+}
+
+// at is where the browser is and the text of the selector there.
+func at(t *testing.T, ctx context.Context, sel string) (loc, text string) {
+	t.Helper()
+	loc, err := chromedp.Run(ctx, chromedp.Location())
+	if err != nil {
+		t.Fatal(err)
+	}
+	text, err = chromedp.Run(ctx, chromedp.Text(chromedp.CSS(sel)))
+	if err != nil {
+		t.Fatalf("%s at %s: %v", sel, loc, err)
+	}
+	return loc, text
+}
+
+// The same browser that started Connect completes it; a fresh browser (no
+// cookie of the starter) that approves the same consent URL attaches
+// nothing and says so, and the starter's browser can still finish.
+func TestBrowserConsent(t *testing.T) {
+	l := startLocal(t)
+	tenant := testenv.ID("tenant-browser")
+	a := browser(t)
+	approve := chromedp.CSS(`button[name="approve"]`)
+
+	// Browser A: the local page, Connect Amazon, the sandbox's consent page.
+	if err := chromedp.Do(a,
+		chromedp.Navigate(l.url+"/?tenant="+url.QueryEscape(tenant)),
+		chromedp.Click(chromedp.CSS("#connect")),
+		chromedp.WaitVisible(approve),
+	); err != nil {
+		t.Fatalf("browser A to the consent page: %v", err)
+	}
+	consentURL, err := chromedp.Run(a, chromedp.Location())
+	if err != nil || !strings.Contains(consentURL, "/apps/authorize/consent?") {
+		t.Fatalf("browser A is at %s (%v)", consentURL, err)
+	}
+
+	// Browser B, a fresh profile, approves A's consent URL.
+	b := browser(t)
+	if err := chromedp.Do(b, chromedp.Navigate(consentURL), chromedp.Click(approve), chromedp.WaitVisible(chromedp.CSS("#outcome"))); err != nil {
+		t.Fatalf("browser B: %v", err)
+	}
+	if loc, code := at(t, b, "#error-code"); code != "browser_mismatch" || !strings.Contains(loc, "amazon_error=browser_mismatch") {
+		t.Errorf("browser B sees %q at %s", code, loc)
+	}
+	if st := l.status(t, tenant); st != marketplace.StatusPending || l.hasSecret(t, tenant) {
+		t.Fatalf("after browser B: %s, secret %v; want PENDING and none", st, l.hasSecret(t, tenant))
+	}
+
+	// Browser A approves on its own consent page: connected.
+	if err := chromedp.Do(a, chromedp.Click(approve), chromedp.WaitVisible(chromedp.CSS("#outcome"))); err != nil {
+		t.Fatalf("browser A approves: %v", err)
+	}
+	if loc, outcome := at(t, a, "#outcome"); !strings.Contains(outcome, "connected") || !strings.Contains(loc, "amazon_connected=true") ||
+		!strings.Contains(loc, "tenant_id="+tenant) {
+		t.Errorf("browser A sees %q at %s", outcome, loc)
+	}
+	if st := l.status(t, tenant); st != marketplace.StatusConnected || !l.hasSecret(t, tenant) {
+		t.Fatalf("after browser A: %s, secret %v", st, l.hasSecret(t, tenant))
+	}
+
+	// Disconnect from the page: DISABLED, secret gone.
+	if err := chromedp.Do(a, chromedp.Click(chromedp.CSS("#disconnect")), chromedp.WaitVisible(chromedp.CSS("#outcome"))); err != nil {
+		t.Fatalf("disconnect: %v", err)
+	}
+	if _, outcome := at(t, a, "#outcome"); !strings.Contains(outcome, "disconnected") {
+		t.Errorf("page after disconnect: %q", outcome)
+	}
+	if st := l.status(t, tenant); st != marketplace.StatusDisabled || l.hasSecret(t, tenant) {
+		t.Errorf("after disconnect: %s, secret %v", st, l.hasSecret(t, tenant))
+	}
+}
