@@ -4,6 +4,8 @@ import (
 	"net/http"
 	"net/url"
 	"time"
+
+	"github.com/keybuzz/keybuzz-amazon/dev/devrand"
 )
 
 // The Appstore-initiated authorization: the seller presses "Authorize now"
@@ -28,7 +30,10 @@ type amazonState struct {
 // listens on a random port).
 func (s *Server) handleAppstoreStart(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
-	seller, ok := s.consentSeller(q.Get("seller"))
+	seller, ok := s.sellers[0], true
+	if id := q.Get("seller"); id != "" {
+		seller, ok = s.seller(id)
+	}
 	if !ok {
 		s.renderConsentError(w, &consentError{"UNKNOWN_SELLER", "Account not found", "The sandbox has no seller " + q.Get("seller") + "."})
 		return
@@ -42,7 +47,7 @@ func (s *Server) handleAppstoreStart(w http.ResponseWriter, r *http.Request) {
 		s.renderConsentError(w, &consentError{"NO_LOGIN_URI", "Authorization error", "The application has no valid log-in URI."})
 		return
 	}
-	st := "amzn1.state." + randomToken(16)
+	st := "amzn1.state." + devrand.Hex(16)
 	s.mu.Lock()
 	s.amazonStates[st] = &amazonState{sellerID: seller.ID, expires: s.now().Add(amazonStateTTL)}
 	s.mu.Unlock()
