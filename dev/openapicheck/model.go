@@ -34,6 +34,7 @@ import (
 type Model struct {
 	// Name is the file's base name (orders_2026-01-01.json).
 	Name     string
+	doc      map[string]any
 	ops      []*Operation
 	compiler *jsonschema.Compiler
 	loc      string
@@ -92,7 +93,7 @@ func ParseModel(name string, raw []byte) (*Model, error) {
 	if !ok {
 		return nil, errors.New("no paths")
 	}
-	m := &Model{Name: name, loc: "file:///amazon-models/" + name, schemas: map[string]*jsonschema.Schema{}}
+	m := &Model{Name: name, doc: doc, loc: "file:///amazon-models/" + name, schemas: map[string]*jsonschema.Schema{}}
 	m.compiler = jsonschema.NewCompiler()
 	m.compiler.DefaultDraft(jsonschema.Draft4)
 	m.compiler.AssertFormat()
@@ -582,4 +583,75 @@ func num(m map[string]any, k string) (float64, bool) {
 		return float64(v), true
 	}
 	return 0, false
+}
+
+// Example is a response body a model gives as an example of an operation:
+// under a response's "examples" (by media type, or the body itself as some
+// SP-API models write it) or each x-amzn-api-sandbox static and dynamic
+// entry's "response".
+type Example struct {
+	Operation string // operationId
+	Status    int
+	Source    string // "examples" or "x-amzn-api-sandbox static #2"
+	Body      []byte // JSON
+}
+
+// Examples lists the model's example responses, by operation, status and
+// source.
+func (m *Model) Examples() ([]Example, error) {
+	var out []Example
+	for _, o := range m.ops {
+		op, ok := resolvePointer(m.doc, "#/paths/"+jsonPointerToken(o.Path)+"/"+strings.ToLower(o.Method))
+		if !ok {
+			return nil, fmt.Errorf("%s: operation vanished", o.ID)
+		}
+		responses, _ := op["responses"].(map[string]any)
+		codes := make([]string, 0, len(responses))
+		for c := range responses {
+			codes = append(codes, c)
+		}
+		sort.Strings(codes)
+		for _, code := range codes {
+			status, err := strconv.Atoi(code)
+			if err != nil {
+				continue // "default"
+			}
+			r, _ := responses[code].(map[string]any)
+			add := func(src string, v any) error {
+				b, err := json.Marshal(v)
+				if err != nil {
+					return fmt.Errorf("%s %d %s: %w", o.ID, status, src, err)
+				}
+				out = append(out, Example{Operation: o.ID, Status: status, Source: src, Body: b})
+				return nil
+			}
+			if ex, ok := r["examples"].(map[string]any); ok {
+				body := any(ex)
+				if j, ok := ex["application/json"]; ok {
+					body = j
+				}
+				if err := add("examples", body); err != nil {
+					return nil, err
+				}
+			}
+			sb, _ := r["x-amzn-api-sandbox"].(map[string]any)
+			for _, kind := range []string{"static", "dynamic"} {
+				entries, _ := sb[kind].([]any)
+				for i, e := range entries {
+					e, _ := e.(map[string]any)
+					if resp, ok := e["response"]; ok {
+						if err := add(fmt.Sprintf("x-amzn-api-sandbox %s #%d", kind, i+1), resp); err != nil {
+							return nil, err
+						}
+					}
+				}
+			}
+		}
+	}
+	return out, nil
+}
+
+// jsonPointerToken escapes one JSON pointer token (RFC 6901), unencoded.
+func jsonPointerToken(tok string) string {
+	return strings.ReplaceAll(strings.ReplaceAll(tok, "~", "~0"), "/", "~1")
 }

@@ -131,3 +131,26 @@ func TestContractBody(t *testing.T) {
 		}
 	}
 }
+
+// Every example response of the two models is found, with its status.
+func TestExamples(t *testing.T) {
+	want := map[string]int{"orders_2026-01-01.json": 10, "sellers.json": 5}
+	for file, n := range want {
+		m, err := LoadModel(amazonModels + "/" + file)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ex, err := m.Examples()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(ex) != n {
+			t.Errorf("%s: %d examples, want %d", file, len(ex), n)
+		}
+		for _, e := range ex {
+			if e.Operation == "" || e.Status == 0 || len(e.Body) < 2 || e.Body[0] != '{' {
+				t.Errorf("%s: example %+v", file, e)
+			}
+		}
+	}
+}
