@@ -3,6 +3,7 @@ package devui_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -117,18 +118,25 @@ func (l *local) hasSecret(t *testing.T, tenant string) bool {
 	return err == nil
 }
 
-// at is where the browser is and the text of the selector there.
-func at(t *testing.T, ctx context.Context, sel string) (loc, text string) {
+// after is where the browser is, once it has left the page at prev, and
+// the text of the selector there, once the page that has it is loaded (read by script, so a navigation that just
+// replaced the document cannot leave a stale node behind).
+func after(t *testing.T, ctx context.Context, prev, sel string) (loc, text string) {
 	t.Helper()
-	loc, err := chromedp.Run(ctx, chromedp.Location())
-	if err != nil {
-		t.Fatal(err)
+	js := fmt.Sprintf(`document.readyState === "complete" && document.querySelector(%q) ? location.href + "\n" + document.querySelector(%q).textContent : ""`, sel, sel)
+	for {
+		v, err := chromedp.Run(ctx, chromedp.Evaluate[string](js))
+		if err == nil && v != "" {
+			loc, text, _ = strings.Cut(v, "\n")
+			if loc != prev {
+				return loc, strings.TrimSpace(text)
+			}
+		}
+		if ctx.Err() != nil {
+			t.Fatalf("%s never appeared: %v", sel, err)
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
-	text, err = chromedp.Run(ctx, chromedp.Text(chromedp.CSS(sel)))
-	if err != nil {
-		t.Fatalf("%s at %s: %v", sel, loc, err)
-	}
-	return loc, text
 }
 
 // The same browser that started Connect completes it; a fresh browser (no
@@ -155,10 +163,10 @@ func TestBrowserConsent(t *testing.T) {
 
 	// Browser B, a fresh profile, approves A's consent URL.
 	b := browser(t)
-	if err := chromedp.Do(b, chromedp.Navigate(consentURL), chromedp.Click(approve), chromedp.WaitVisible(chromedp.CSS("#outcome"))); err != nil {
+	if err := chromedp.Do(b, chromedp.Navigate(consentURL), chromedp.Click(approve)); err != nil {
 		t.Fatalf("browser B: %v", err)
 	}
-	if loc, code := at(t, b, "#error-code"); code != "browser_mismatch" || !strings.Contains(loc, "amazon_error=browser_mismatch") {
+	if loc, code := after(t, b, consentURL, "#error-code"); code != "browser_mismatch" || !strings.Contains(loc, "amazon_error=browser_mismatch") {
 		t.Errorf("browser B sees %q at %s", code, loc)
 	}
 	if st := l.status(t, tenant); st != marketplace.StatusPending || l.hasSecret(t, tenant) {
@@ -166,10 +174,11 @@ func TestBrowserConsent(t *testing.T) {
 	}
 
 	// Browser A approves on its own consent page: connected.
-	if err := chromedp.Do(a, chromedp.Click(approve), chromedp.WaitVisible(chromedp.CSS("#outcome"))); err != nil {
+	if err := chromedp.Do(a, chromedp.Click(approve)); err != nil {
 		t.Fatalf("browser A approves: %v", err)
 	}
-	if loc, outcome := at(t, a, "#outcome"); !strings.Contains(outcome, "connected") || !strings.Contains(loc, "amazon_connected=true") ||
+	connected, outcome := after(t, a, consentURL, "#outcome")
+	if loc := connected; !strings.Contains(outcome, "connected") || !strings.Contains(loc, "amazon_connected=true") ||
 		!strings.Contains(loc, "tenant_id="+tenant) {
 		t.Errorf("browser A sees %q at %s", outcome, loc)
 	}
@@ -178,10 +187,10 @@ func TestBrowserConsent(t *testing.T) {
 	}
 
 	// Disconnect from the page: DISABLED, secret gone.
-	if err := chromedp.Do(a, chromedp.Click(chromedp.CSS("#disconnect")), chromedp.WaitVisible(chromedp.CSS("#outcome"))); err != nil {
+	if err := chromedp.Do(a, chromedp.Click(chromedp.CSS("#disconnect"))); err != nil {
 		t.Fatalf("disconnect: %v", err)
 	}
-	if _, outcome := at(t, a, "#outcome"); !strings.Contains(outcome, "disconnected") {
+	if _, outcome := after(t, a, connected, "#outcome"); !strings.Contains(outcome, "disconnected") {
 		t.Errorf("page after disconnect: %q", outcome)
 	}
 	if st := l.status(t, tenant); st != marketplace.StatusDisabled || l.hasSecret(t, tenant) {
