@@ -16,6 +16,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/keybuzz/keybuzz-amazon/dev/openapicheck"
 	"github.com/keybuzz/keybuzz-amazon/dev/sandbox"
 )
 
@@ -43,6 +44,7 @@ func run(args []string) error {
 	fs.BoolVar(&cfg.Draft, "draft", cfg.Draft, "the app is in Draft: consent needs version=beta")
 	fs.BoolVar(&cfg.AutoApprove, "auto-approve", cfg.AutoApprove, "skip the consent page")
 	fs.IntVar(&cfg.Sellers, "sellers", cfg.Sellers, "number of sellers")
+	models := fs.String("models", "", "directory of Amazon's SP-API models (testdata/amazon-models): every SP-API request is checked against them, one outside them answered 400 and logged")
 	manual := fs.Bool("manual-clock", false, "start a manual clock at the current time, driven by POST /_sandbox/clock/advance")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -55,6 +57,13 @@ func run(args []string) error {
 	}
 	logger := slog.New(slog.NewJSONHandler(os.Stderr, nil))
 	cfg.Logger = logger
+	if *models != "" {
+		c, err := openapicheck.LoadContract(*models, openapicheck.AmazonRules)
+		if err != nil {
+			return fmt.Errorf("models: %w", err)
+		}
+		cfg.Contract = c
+	}
 
 	ln, err := net.Listen("tcp", *addr)
 	if err != nil {

@@ -57,6 +57,7 @@ func (s *Stack) startSandbox(ctx context.Context, port int, app AppCredentials) 
 		"--redirect-uri", app.RedirectURI,
 		"--redirect-uri", strings.Replace(app.RedirectURI, "127.0.0.1", "localhost", 1),
 		"--draft="+strconv.FormatBool(app.Draft),
+		"--models", filepath.Join(s.repo, "testdata", "amazon-models"),
 	)
 	cmd.Dir = s.stateDir
 	cmd.Env = os.Environ()

@@ -353,9 +353,16 @@ func (s *Server) IssuedSecrets() []string {
 // searchOrdersPath is searchOrders' path in the Orders v2026-01-01 model.
 const searchOrdersPath = "/orders/2026-01-01/orders"
 
+// maxViolations bounds the violations kept for TakeViolations (a sandbox
+// run alone keeps serving; the log has them all).
+const maxViolations = 1000
+
 func (s *Server) recordViolation(v *openapicheck.Violation) {
+	s.log.Warn("request outside Amazon's contract", "operation", v.Operation, "method", v.Method, "path", v.Path, "problems", v.Problems)
 	s.mu.Lock()
-	s.violations = append(s.violations, v)
+	if len(s.violations) < maxViolations {
+		s.violations = append(s.violations, v)
+	}
 	s.mu.Unlock()
 }
 
