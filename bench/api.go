@@ -77,7 +77,7 @@ func benchAPI(ctx context.Context, e *env) (section, error) {
 	// Tenants, half of them connected (status reads a row either way).
 	if _, err := pool.Exec(ctx, `
 INSERT INTO "MarketplaceConnection" ("tenantId", "type", "status", "displayName", "region", "marketplaceId", "sellingPartnerId", "vaultPath", "connectedAt")
-SELECT 'bench-api-' || g, 'AMAZON', CASE WHEN g % 2 = 0 THEN 'CONNECTED' ELSE 'PENDING' END, 'Shop ' || g, 'eu', 'A13V1IB3VIYZZH',
+SELECT 'bench-api-' || g, 'AMAZON', (CASE WHEN g % 2 = 0 THEN 'CONNECTED' ELSE 'PENDING' END)::"MarketplaceConnectionStatus", 'Shop ' || g, 'EU', 'A13V1IB3VIYZZH',
        'ASELLER' || g, 'keybuzz/tenants/bench-api-' || g || '/amazon', now()
 FROM generate_series(1, $1) g`, sc.APITenants); err != nil {
 		return sec, fmt.Errorf("seed tenants: %w", err)
@@ -241,7 +241,7 @@ func bareHandler(pool *pgxpool.Pool) http.Handler {
 			lastSync             *time.Time
 			lastError            string
 		)
-		err := pool.QueryRow(r.Context(), `SELECT "status", COALESCE("displayName", ''), COALESCE("region", ''), "lastSyncAt", COALESCE("lastError", '')
+		err := pool.QueryRow(r.Context(), `SELECT "status"::text, COALESCE("displayName", ''), COALESCE("region", ''), "lastSyncAt", COALESCE("lastError", '')
 FROM "MarketplaceConnection" WHERE "tenantId" = $1 AND "type" = 'AMAZON'`, r.Header.Get("X-Bench-Tenant")).Scan(&status, &name, &region, &lastSync, &lastError)
 		if err != nil {
 			http.Error(w, err.Error(), http.StatusInternalServerError)
@@ -258,8 +258,8 @@ FROM "MarketplaceConnection" WHERE "tenantId" = $1 AND "type" = 'AMAZON'`, r.Hea
 WITH c AS (
     INSERT INTO "MarketplaceConnection" ("tenantId", "type", "status") VALUES ($1, 'AMAZON', 'PENDING')
     ON CONFLICT ("tenantId", "type") DO UPDATE SET
-        "status" = CASE WHEN "MarketplaceConnection"."status" = 'CONNECTED' THEN 'CONNECTED' ELSE 'PENDING' END,
-        "updatedAt" = now()
+        "status" = CASE WHEN "MarketplaceConnection"."status" = 'CONNECTED' THEN 'CONNECTED' ELSE 'PENDING' END::"MarketplaceConnectionStatus",
+        "updatedAt" = now() AT TIME ZONE 'UTC'
     RETURNING "id"
 )
 INSERT INTO "MarketplaceOAuthState" ("stateHash", "tenantId", "connectionId", "expiresAt")

@@ -39,7 +39,7 @@ func benchFanout(ctx context.Context, e *env) (section, error) {
 	t0 := time.Now()
 	if _, err := pool.Exec(ctx, `
 INSERT INTO "MarketplaceConnection" ("tenantId", "type", "status", "region", "marketplaceId", "sellingPartnerId", "connectedAt", "nextPollAt")
-SELECT 'bench-fanout-' || g, 'AMAZON', 'CONNECTED', 'eu', 'A13V1IB3VIYZZH', 'ASELLER' || g, now() - interval '1 day',
+SELECT 'bench-fanout-' || g, 'AMAZON', 'CONNECTED', 'EU', 'A13V1IB3VIYZZH', 'ASELLER' || g, now() - interval '1 day',
        now() - interval '1 minute' - g * interval '1 millisecond'
 FROM generate_series(1, $1) g`, sc.Tenants); err != nil {
 		return sec, fmt.Errorf("seed connections: %w", err)

@@ -191,11 +191,12 @@ func makeEvents(n int) []marketplace.InboundMessage {
 			itemID := fmt.Sprintf("%014d", o*10+it)
 			out = append(out, marketplace.InboundMessage{
 				ExternalID:    orderID + ":" + itemID + ":cancellation",
-				ThreadID:      orderID,
+				ThreadKey:     orderID,
 				OrderID:       orderID,
 				MarketplaceID: "A13V1IB3VIYZZH",
-				AuthorName:    fmt.Sprintf("Buyer %d", o),
-				AuthorEmail:   fmt.Sprintf("b%d@marketplace.amazon.fr", o),
+				BuyerName:     fmt.Sprintf("Buyer %d", o),
+				BuyerEmail:    fmt.Sprintf("b%d@marketplace.amazon.fr", o),
+				Language:      "fr",
 				Subject:       "Cancellation request - order " + orderID,
 				Body:          fmt.Sprintf("Buyer requested cancellation of order %s (item %s, \"Lampe de bureau LED\"). Reason: %s", orderID, itemID, "ORDERED_BY_MISTAKE"),
 				ReceivedAt:    at,
@@ -217,7 +218,7 @@ func paginate(events []marketplace.InboundMessage, size int) [][]marketplace.Inb
 func countThreads(events []marketplace.InboundMessage) int {
 	seen := map[string]bool{}
 	for _, m := range events {
-		seen[m.ThreadID] = true
+		seen[m.ThreadKey] = true
 	}
 	return len(seen)
 }
@@ -228,7 +229,7 @@ func seedLeasedConnection(ctx context.Context, store *postgres.Store) (string, e
 	var id string
 	if err := store.Pool().QueryRow(ctx, `
 INSERT INTO "MarketplaceConnection" ("tenantId", "type", "status", "region", "marketplaceId", "sellingPartnerId", "connectedAt")
-VALUES ($1, 'AMAZON', 'CONNECTED', 'eu', 'A13V1IB3VIYZZH', 'ASELLERBENCH', now()) RETURNING "id"`, ingestTenant).Scan(&id); err != nil {
+VALUES ($1, 'AMAZON', 'CONNECTED', 'EU', 'A13V1IB3VIYZZH', 'ASELLERBENCH', now()) RETURNING "id"`, ingestTenant).Scan(&id); err != nil {
 		return "", fmt.Errorf("seed connection: %w", err)
 	}
 	st, err := store.AcquirePoll(ctx, ingestTenant, id, ingestOwner, time.Hour)
@@ -304,29 +305,33 @@ func (e *env) ingestCopy(ctx context.Context, events []marketplace.InboundMessag
 	now := time.Now().UTC()
 	// Rows built before the clock starts: the ceiling is the database's.
 	ticketOf := map[string]string{}
-	var tickets, ems, tms [][]any
+	var tickets, threads, ems, tms [][]any
 	for _, m := range events {
-		tid, ok := ticketOf[m.ThreadID]
+		tid, ok := ticketOf[m.ThreadKey]
 		if !ok {
 			tid = uuidLike()
-			ticketOf[m.ThreadID] = tid
-			tickets = append(tickets, []any{tid, ingestTenant, "AMAZON", m.ThreadID, m.OrderID, m.Subject, m.AuthorName, m.AuthorEmail, m.ReceivedAt, now, now})
+			ticketOf[m.ThreadKey] = tid
+			tickets = append(tickets, []any{tid, ingestTenant, m.BuyerName, m.BuyerEmail, m.OrderID, "AMAZON", "OPEN", "NORMAL", m.Subject, now, now})
+			threads = append(threads, []any{ingestTenant, m.ThreadKey, tid, m.OrderID, m.ReceivedAt, now, now})
 		}
-		emID := uuidLike()
-		ems = append(ems, []any{emID, ingestTenant, connID, "AMAZON", m.ExternalID, m.ThreadID, m.OrderID, m.MarketplaceID, "INBOUND",
-			m.AuthorName, m.AuthorEmail, m.Subject, m.Body, m.ReceivedAt, string(m.Raw), tid, now})
-		tms = append(tms, []any{uuidLike(), tid, ingestTenant, emID, "INBOUND", m.AuthorName, m.AuthorEmail, m.Body, m.ReceivedAt, now})
+		tmID := uuidLike()
+		ems = append(ems, []any{uuidLike(), ingestTenant, connID, "AMAZON", m.ExternalID, m.ThreadKey, m.OrderID, m.MarketplaceID, "INBOUND",
+			m.BuyerName, m.BuyerEmail, m.Language, m.Subject, m.Body, m.ReceivedAt, string(m.Raw), tid, tmID, now})
+		tms = append(tms, []any{tmID, tid, ingestTenant, "CUSTOMER", m.BuyerName, m.ReceivedAt, m.Body, false, "MARKETPLACE"})
 	}
 	start := time.Now()
 	err = pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
-		if _, err := tx.CopyFrom(ctx, pgx.Identifier{"Ticket"}, []string{"id", "tenantId", "channel", "externalThreadId", "orderId", "subject", "customerName", "customerEmail", "lastMessageAt", "createdAt", "updatedAt"}, pgx.CopyFromRows(tickets)); err != nil {
+		if _, err := tx.CopyFrom(ctx, pgx.Identifier{"Ticket"}, []string{"id", "tenantId", "customerName", "customerEmail", "externalId", "channel", "status", "priority", "subject", "createdAt", "updatedAt"}, pgx.CopyFromRows(tickets)); err != nil {
 			return fmt.Errorf("copy Ticket: %w", err)
 		}
-		if _, err := tx.CopyFrom(ctx, pgx.Identifier{"ExternalMessage"}, []string{"id", "tenantId", "connectionId", "type", "externalId", "threadId", "orderId", "marketplaceId", "direction", "authorName", "authorEmail", "subject", "body", "receivedAt", "raw", "ticketId", "createdAt"}, pgx.CopyFromRows(ems)); err != nil {
-			return fmt.Errorf("copy ExternalMessage: %w", err)
+		if _, err := tx.CopyFrom(ctx, pgx.Identifier{"TicketThread"}, []string{"tenantId", "threadKey", "ticketId", "orderId", "lastMessageAt", "createdAt", "updatedAt"}, pgx.CopyFromRows(threads)); err != nil {
+			return fmt.Errorf("copy TicketThread: %w", err)
 		}
-		if _, err := tx.CopyFrom(ctx, pgx.Identifier{"TicketMessage"}, []string{"id", "ticketId", "tenantId", "externalMessageId", "direction", "authorName", "authorEmail", "body", "receivedAt", "createdAt"}, pgx.CopyFromRows(tms)); err != nil {
+		if _, err := tx.CopyFrom(ctx, pgx.Identifier{"TicketMessage"}, []string{"id", "ticketId", "tenantId", "senderType", "senderName", "sentAt", "body", "isInternal", "source"}, pgx.CopyFromRows(tms)); err != nil {
 			return fmt.Errorf("copy TicketMessage: %w", err)
+		}
+		if _, err := tx.CopyFrom(ctx, pgx.Identifier{"ExternalMessage"}, []string{"id", "tenantId", "connectionId", "type", "externalId", "threadId", "orderId", "marketplaceId", "direction", "buyerName", "buyerEmail", "language", "subject", "body", "receivedAt", "raw", "ticketId", "ticketMessageId", "createdAt"}, pgx.CopyFromRows(ems)); err != nil {
+			return fmt.Errorf("copy ExternalMessage: %w", err)
 		}
 		return nil
 	})
@@ -337,7 +342,8 @@ func (e *env) ingestCopy(ctx context.Context, events []marketplace.InboundMessag
 	return d, checkCounts(ctx, pool, len(events), len(tickets))
 }
 
-// ingestRowByRow stores events with one autocommitted INSERT per row.
+// ingestRowByRow stores events with one autocommitted statement per row and
+// table: the thread and its ticket, the TicketMessage, the ExternalMessage.
 func (e *env) ingestRowByRow(ctx context.Context, events []marketplace.InboundMessage) (time.Duration, error) {
 	pool, connID, err := e.baselineDB(ctx, "ingestrow")
 	if err != nil {
@@ -346,23 +352,29 @@ func (e *env) ingestRowByRow(ctx context.Context, events []marketplace.InboundMe
 	defer pool.Close()
 	start := time.Now()
 	for _, m := range events {
-		var tid, emID string
+		var tid, tmID string
 		if err := pool.QueryRow(ctx, `
-INSERT INTO "Ticket" ("tenantId", "channel", "externalThreadId", "orderId", "subject", "customerName", "customerEmail", "lastMessageAt")
-VALUES ($1, 'AMAZON', $2, $3, $4, $5, $6, $7)
-ON CONFLICT ("tenantId", "channel", "externalThreadId") DO UPDATE SET "lastMessageAt" = GREATEST("Ticket"."lastMessageAt", EXCLUDED."lastMessageAt")
-RETURNING "id"`, ingestTenant, m.ThreadID, m.OrderID, m.Subject, m.AuthorName, m.AuthorEmail, m.ReceivedAt).Scan(&tid); err != nil {
+WITH t AS (
+    INSERT INTO "TicketThread" ("tenantId", "threadKey", "ticketId", "orderId", "lastMessageAt")
+    VALUES ($1, $2, gen_random_uuid()::text, $3, $7)
+    ON CONFLICT ("tenantId", "threadKey") DO UPDATE SET "lastMessageAt" = GREATEST("TicketThread"."lastMessageAt", EXCLUDED."lastMessageAt")
+    RETURNING "ticketId", (xmax = 0) AS "created"
+), k AS (
+    INSERT INTO "Ticket" ("id", "tenantId", "customerName", "customerEmail", "externalId", "channel", "subject")
+    SELECT t."ticketId", $1, $5, $6, $3, 'AMAZON', $4 FROM t WHERE t."created"
+)
+SELECT "ticketId" FROM t`, ingestTenant, m.ThreadKey, m.OrderID, m.Subject, m.BuyerName, m.BuyerEmail, m.ReceivedAt).Scan(&tid); err != nil {
 			return 0, err
 		}
 		if err := pool.QueryRow(ctx, `
-INSERT INTO "ExternalMessage" ("tenantId", "connectionId", "type", "externalId", "threadId", "orderId", "marketplaceId", "direction", "authorName", "authorEmail", "subject", "body", "receivedAt", "raw", "ticketId")
-VALUES ($1, $2, 'AMAZON', $3, $4, $5, $6, 'INBOUND', $7, $8, $9, $10, $11, $12::jsonb, $13) RETURNING "id"`,
-			ingestTenant, connID, m.ExternalID, m.ThreadID, m.OrderID, m.MarketplaceID, m.AuthorName, m.AuthorEmail, m.Subject, m.Body, m.ReceivedAt, string(m.Raw), tid).Scan(&emID); err != nil {
+INSERT INTO "TicketMessage" ("ticketId", "tenantId", "senderType", "senderName", "sentAt", "body", "source")
+VALUES ($1, $2, 'CUSTOMER', $3, $4, $5, 'MARKETPLACE') RETURNING "id"`, tid, ingestTenant, m.BuyerName, m.ReceivedAt, m.Body).Scan(&tmID); err != nil {
 			return 0, err
 		}
 		if _, err := pool.Exec(ctx, `
-INSERT INTO "TicketMessage" ("ticketId", "tenantId", "externalMessageId", "direction", "authorName", "authorEmail", "body", "receivedAt")
-VALUES ($1, $2, $3, 'INBOUND', $4, $5, $6, $7)`, tid, ingestTenant, emID, m.AuthorName, m.AuthorEmail, m.Body, m.ReceivedAt); err != nil {
+INSERT INTO "ExternalMessage" ("tenantId", "connectionId", "type", "externalId", "threadId", "orderId", "marketplaceId", "direction", "buyerName", "buyerEmail", "language", "subject", "body", "receivedAt", "raw", "ticketId", "ticketMessageId")
+VALUES ($1, $2, 'AMAZON', $3, $4, $5, $6, 'INBOUND', $7, $8, $9, $10, $11, $12, $13::jsonb, $14, $15)`,
+			ingestTenant, connID, m.ExternalID, m.ThreadKey, m.OrderID, m.MarketplaceID, m.BuyerName, m.BuyerEmail, m.Language, m.Subject, m.Body, m.ReceivedAt, string(m.Raw), tid, tmID); err != nil {
 			return 0, err
 		}
 	}
@@ -377,11 +389,10 @@ func explainFreshPage(ctx context.Context, pool *pgxpool.Pool, s stmtStats) (str
 		return "", err
 	}
 	defer tx.Rollback(ctx) //nolint:errcheck
-	// $3 is the page's externalIds, $2 the connection.
-	if _, err := tx.Exec(ctx, `DELETE FROM "TicketMessage" WHERE "externalMessageId" IN (SELECT "id" FROM "ExternalMessage" WHERE "connectionId" = $1 AND "externalId" = ANY($2))`, s.Args[1], s.Args[2]); err != nil {
-		return "", err
-	}
-	if _, err := tx.Exec(ctx, `DELETE FROM "ExternalMessage" WHERE "connectionId" = $1 AND "externalId" = ANY($2)`, s.Args[1], s.Args[2]); err != nil {
+	// $2 is the connection, $5 the page's externalIds.
+	if _, err := tx.Exec(ctx, `
+WITH e AS (DELETE FROM "ExternalMessage" WHERE "connectionId" = $1 AND "externalId" = ANY($2) RETURNING "ticketMessageId")
+DELETE FROM "TicketMessage" WHERE "id" IN (SELECT "ticketMessageId" FROM e)`, s.Args[1], s.Args[4]); err != nil {
 		return "", err
 	}
 	rows, err := tx.Query(ctx, "EXPLAIN (ANALYZE, BUFFERS, COSTS OFF) "+s.SQL, s.Args...)

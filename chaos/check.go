@@ -303,7 +303,7 @@ func (w *world) checkWith(ctx context.Context, q querier) (Invariants, error) {
 		var cursor *time.Time
 		var token, lease *string
 		if err := q.QueryRow(ctx, `
-SELECT c."status"::text, COALESCE(c."lastError", ''), s."cursor", s."paginationToken", s."leaseOwner"
+SELECT c."status"::text, COALESCE(c."lastError", ''), s."cursorAt", s."paginationToken", s."leaseOwner"
 FROM "MarketplaceConnection" c LEFT JOIN "MarketplaceSyncState" s ON s."connectionId" = c."id" WHERE c."id" = $1`, t.connID).
 			Scan(&status, &lastError, &cursor, &token, &lease); err != nil {
 			return v, fmt.Errorf("connection of %s: %w", t.id, err)

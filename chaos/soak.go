@@ -628,7 +628,7 @@ func (w *world) caughtUp(ctx context.Context) (bool, error) {
 	err := w.check.QueryRow(ctx, `
 SELECT count(*) FROM "MarketplaceConnection" c LEFT JOIN "MarketplaceSyncState" s ON s."connectionId" = c."id"
 WHERE c."status"::text = 'CONNECTED' AND (c."lastError" IS NOT NULL OR s."paginationToken" IS NOT NULL
-      OR s."cursor" IS NULL OR s."cursor" < $1 OR s."leaseOwner" IS NOT NULL)`, w.clock.Now().Add(-2*time.Minute)).Scan(&behind)
+      OR s."cursorAt" IS NULL OR s."cursorAt" < $1 OR s."leaseOwner" IS NOT NULL)`, w.clock.Now().Add(-2*time.Minute)).Scan(&behind)
 	return behind == 0, err
 }
 

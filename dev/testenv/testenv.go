@@ -49,13 +49,27 @@ func DatabaseURL(t testing.TB) string {
 	if templateErr != nil {
 		t.Fatalf("prepare template database: %v", templateErr)
 	}
+	return createDatabase(t, base, fmt.Sprintf(`TEMPLATE %q`, templateName))
+}
+
+// EmptyDatabaseURL creates an empty database for this test (no migration
+// applied), dropped at the end, and returns its URL: for tests that migrate
+// step by step.
+func EmptyDatabaseURL(t testing.TB) string {
+	t.Helper()
+	return createDatabase(t, Env(t, "DATABASE_URL"), "")
+}
+
+func createDatabase(t testing.TB, base, options string) string {
+	t.Helper()
+	ctx := context.Background()
 	name := "t_" + devrand.Hex(8)
 	admin, err := pgx.Connect(ctx, base)
 	if err != nil {
 		t.Fatalf("connect %s: %v", redact(base), err)
 	}
 	defer admin.Close(ctx)
-	if _, err := admin.Exec(ctx, fmt.Sprintf(`CREATE DATABASE %q TEMPLATE %q`, name, templateName)); err != nil {
+	if _, err := admin.Exec(ctx, fmt.Sprintf(`CREATE DATABASE %q %s`, name, options)); err != nil {
 		t.Fatalf("create test database: %v", err)
 	}
 	t.Cleanup(func() {

@@ -27,6 +27,7 @@ type Marketplace struct {
 	Name          string
 	Region        string // Region.Code
 	SellerCentral string // consent host for this marketplace
+	Language      string // the store's main language, ISO 639-1 (ExternalMessage.language)
 }
 
 var regions = map[string]Region{
@@ -41,29 +42,29 @@ var marketplaces = map[string]Marketplace{}
 
 func init() {
 	for _, m := range []Marketplace{
-		{"ATVPDKIKX0DER", "US", "Amazon.com", "na", "https://sellercentral.amazon.com"},
-		{"A2EUQ1WTGCTBG2", "CA", "Amazon.ca", "na", "https://sellercentral.amazon.ca"},
-		{"A1AM78C64UM0Y8", "MX", "Amazon.com.mx", "na", "https://sellercentral.amazon.com.mx"},
-		{"A2Q3Y263D00KWC", "BR", "Amazon.com.br", "na", "https://sellercentral.amazon.com.br"},
-		{"A13V1IB3VIYZZH", "FR", "Amazon.fr", "eu", "https://sellercentral-europe.amazon.com"},
-		{"A1PA6795UKMFR9", "DE", "Amazon.de", "eu", "https://sellercentral-europe.amazon.com"},
-		{"A1F83G8C2ARO7P", "GB", "Amazon.co.uk", "eu", "https://sellercentral-europe.amazon.com"},
-		{"APJ6JRA9NG5V4", "IT", "Amazon.it", "eu", "https://sellercentral-europe.amazon.com"},
-		{"A1RKKUPIHCS9HS", "ES", "Amazon.es", "eu", "https://sellercentral-europe.amazon.com"},
-		{"A1805IZSGTT6HS", "NL", "Amazon.nl", "eu", "https://sellercentral.amazon.nl"},
-		{"AMEN7PMS3EDWL", "BE", "Amazon.com.be", "eu", "https://sellercentral.amazon.com.be"},
-		{"A2NODRKZP88ZB9", "SE", "Amazon.se", "eu", "https://sellercentral.amazon.se"},
-		{"A1C3SOZRARQ6R3", "PL", "Amazon.pl", "eu", "https://sellercentral.amazon.pl"},
-		{"A28R8C7NBKEWEA", "IE", "Amazon.ie", "eu", "https://sellercentral.amazon.ie"},
-		{"A33AVAJ2PDY3EV", "TR", "Amazon.com.tr", "eu", "https://sellercentral.amazon.com.tr"},
-		{"ARBP9OOSHTCHU", "EG", "Amazon.eg", "eu", "https://sellercentral.amazon.eg"},
-		{"A17E79C6D8DWNP", "SA", "Amazon.sa", "eu", "https://sellercentral.amazon.sa"},
-		{"A2VIGQ35RCS4UG", "AE", "Amazon.ae", "eu", "https://sellercentral.amazon.ae"},
-		{"A21TJRUUN4KGV", "IN", "Amazon.in", "eu", "https://sellercentral.amazon.in"},
-		{"AE08WJ6YKNBMC", "ZA", "Amazon.co.za", "eu", "https://sellercentral.amazon.co.za"},
-		{"A1VC38T7YXB528", "JP", "Amazon.co.jp", "fe", "https://sellercentral.amazon.co.jp"},
-		{"A39IBJ37TRP1C6", "AU", "Amazon.com.au", "fe", "https://sellercentral.amazon.com.au"},
-		{"A19VAU5U5O7RUS", "SG", "Amazon.sg", "fe", "https://sellercentral.amazon.sg"},
+		{"ATVPDKIKX0DER", "US", "Amazon.com", "na", "https://sellercentral.amazon.com", "en"},
+		{"A2EUQ1WTGCTBG2", "CA", "Amazon.ca", "na", "https://sellercentral.amazon.ca", "en"},
+		{"A1AM78C64UM0Y8", "MX", "Amazon.com.mx", "na", "https://sellercentral.amazon.com.mx", "es"},
+		{"A2Q3Y263D00KWC", "BR", "Amazon.com.br", "na", "https://sellercentral.amazon.com.br", "pt"},
+		{"A13V1IB3VIYZZH", "FR", "Amazon.fr", "eu", "https://sellercentral-europe.amazon.com", "fr"},
+		{"A1PA6795UKMFR9", "DE", "Amazon.de", "eu", "https://sellercentral-europe.amazon.com", "de"},
+		{"A1F83G8C2ARO7P", "GB", "Amazon.co.uk", "eu", "https://sellercentral-europe.amazon.com", "en"},
+		{"APJ6JRA9NG5V4", "IT", "Amazon.it", "eu", "https://sellercentral-europe.amazon.com", "it"},
+		{"A1RKKUPIHCS9HS", "ES", "Amazon.es", "eu", "https://sellercentral-europe.amazon.com", "es"},
+		{"A1805IZSGTT6HS", "NL", "Amazon.nl", "eu", "https://sellercentral.amazon.nl", "nl"},
+		{"AMEN7PMS3EDWL", "BE", "Amazon.com.be", "eu", "https://sellercentral.amazon.com.be", "fr"},
+		{"A2NODRKZP88ZB9", "SE", "Amazon.se", "eu", "https://sellercentral.amazon.se", "sv"},
+		{"A1C3SOZRARQ6R3", "PL", "Amazon.pl", "eu", "https://sellercentral.amazon.pl", "pl"},
+		{"A28R8C7NBKEWEA", "IE", "Amazon.ie", "eu", "https://sellercentral.amazon.ie", "en"},
+		{"A33AVAJ2PDY3EV", "TR", "Amazon.com.tr", "eu", "https://sellercentral.amazon.com.tr", "tr"},
+		{"ARBP9OOSHTCHU", "EG", "Amazon.eg", "eu", "https://sellercentral.amazon.eg", "ar"},
+		{"A17E79C6D8DWNP", "SA", "Amazon.sa", "eu", "https://sellercentral.amazon.sa", "ar"},
+		{"A2VIGQ35RCS4UG", "AE", "Amazon.ae", "eu", "https://sellercentral.amazon.ae", "ar"},
+		{"A21TJRUUN4KGV", "IN", "Amazon.in", "eu", "https://sellercentral.amazon.in", "en"},
+		{"AE08WJ6YKNBMC", "ZA", "Amazon.co.za", "eu", "https://sellercentral.amazon.co.za", "en"},
+		{"A1VC38T7YXB528", "JP", "Amazon.co.jp", "fe", "https://sellercentral.amazon.co.jp", "ja"},
+		{"A39IBJ37TRP1C6", "AU", "Amazon.com.au", "fe", "https://sellercentral.amazon.com.au", "en"},
+		{"A19VAU5U5O7RUS", "SG", "Amazon.sg", "fe", "https://sellercentral.amazon.sg", "en"},
 	} {
 		marketplaces[m.ID] = m
 	}
@@ -90,6 +91,10 @@ func LookupMarketplace(id string) (Marketplace, error) {
 	}
 	return Marketplace{}, fmt.Errorf("unknown Amazon marketplace %q", id)
 }
+
+// LanguageOf returns the main language of a marketplace ("fr" for
+// A13V1IB3VIYZZH), or "" for an unknown id.
+func LanguageOf(marketplaceID string) string { return marketplaces[marketplaceID].Language }
 
 // MarketplacesIn lists a region's marketplace ids, sorted.
 func MarketplacesIn(region string) []string {

@@ -16,10 +16,14 @@ const Type = "AMAZON"
 type Status string
 
 const (
-	StatusPending      Status = "PENDING"      // start called, consent not completed
-	StatusConnected    Status = "CONNECTED"    // refresh token in Vault, polled
-	StatusNeedsReauth  Status = "NEEDS_REAUTH" // Amazon answered invalid_grant: the seller must reconnect
-	StatusError        Status = "ERROR"        // a permanent failure other than revocation (no credentials)
+	StatusPending   Status = "PENDING"   // start called, consent not completed
+	StatusConnected Status = "CONNECTED" // refresh token in Vault, polled
+	// StatusNeedsReauth: Amazon answered invalid_grant, the seller must
+	// reconnect. The connector's addition to KeyBuzz's enum.
+	StatusNeedsReauth Status = "NEEDS_REAUTH"
+	StatusError       Status = "ERROR" // a permanent failure other than revocation (no credentials)
+	// StatusDisconnected is no stored status: the status route's answer
+	// for a tenant with no connection (KeyBuzz's "DISCONNECTED").
 	StatusDisconnected Status = "DISCONNECTED"
 )
 
@@ -43,21 +47,40 @@ type Connection struct {
 	UpdatedAt        time.Time
 }
 
-// InboundMessage is one buyer-initiated event normalised for the helpdesk:
-// it becomes an ExternalMessage and a TicketMessage on the ticket of its
-// thread.
+// InboundMessage is one thing a buyer did on Amazon, whatever channel
+// brought it (polling, an ORDER_CHANGE notification, a relay mail),
+// normalised for the helpdesk. The one ingestion path (postgres.Store's
+// Ingest and IngestPage) stores it once as an ExternalMessage and a
+// TicketMessage, on the ticket of its thread.
 type InboundMessage struct {
-	ExternalID    string // deterministic: <orderId>:<orderItemId>:cancellation
-	ThreadID      string // the order id: one ticket per tenant and order
+	// ExternalID is the event's own id, the same whichever channel brings
+	// it ("<orderId>:<orderItemId>:cancellation"; a mail's Message-ID): with
+	// Type and the connection it stores the event once.
+	ExternalID string
+	// Type is the marketplace (ExternalMessage.type); "" is Type (AMAZON).
+	Type string
+	// ThreadKey makes one ticket per tenant and thread: the order id, or the
+	// buyer's relay alias for a mail that names no order.
+	ThreadKey string
+	// OrderID is the Amazon order the event is about ("" when none); it
+	// becomes the ticket's externalId (the thread key when empty).
 	OrderID       string
-	MarketplaceID string
-	AuthorName    string
-	AuthorEmail   string // Amazon's anonymised relay address
-	Subject       string
-	Body          string
-	ReceivedAt    time.Time
-	Raw           json.RawMessage // the order as Amazon sent it
+	MarketplaceID string // where the order was placed ("" when unknown)
+	BuyerName     string // "" when Amazon does not share it: the ticket says "Amazon Buyer"
+	BuyerEmail    string // Amazon's anonymised relay address of the buyer
+	// Language is the buyer's language, ISO 639-1 ("fr"): the marketplace's
+	// for order events, the mail's for relay messages; "" when unknown.
+	Language   string
+	Subject    string
+	Body       string
+	ReceivedAt time.Time
+	// Raw is the event as received (the order, the notification, the parsed
+	// mail's headers); stored as "{}" when empty.
+	Raw json.RawMessage
 }
+
+// DefaultBuyerName names a buyer Amazon does not name, as KeyBuzz does.
+const DefaultBuyerName = "Amazon Buyer"
 
 // Error is a support error with a stable code; httpapi maps each to an HTTP
 // status in one table.

@@ -16,13 +16,13 @@ import (
 // Messages are the seed's three mock buyer messages for a marketplace.
 func Messages(marketplaceID string) []marketplace.InboundMessage {
 	base := time.Date(2026, 1, 15, 9, 0, 0, 0, time.UTC)
-	type seed struct{ order, name, email, subject, body string }
+	type seed struct{ order, name, email, lang, subject, body string }
 	seeds := []seed{
-		{"MOCK-171-0000001-0000001", "Camille Martin", "mock-buyer-1@marketplace.amazon.fr",
+		{"MOCK-171-0000001-0000001", "Camille Martin", "mock-buyer-1@marketplace.amazon.fr", "fr",
 			"Where is my order?", "Bonjour, ma commande n'est toujours pas arrivée. Pouvez-vous vérifier le suivi ? Merci."},
-		{"MOCK-171-0000002-0000002", "Lukas Müller", "mock-buyer-2@marketplace.amazon.de",
+		{"MOCK-171-0000002-0000002", "Lukas Müller", "mock-buyer-2@marketplace.amazon.de", "en",
 			"Damaged item", "Hello, the item arrived damaged. Could you send a replacement or refund?"},
-		{"MOCK-171-0000003-0000003", "Giulia Rossi", "mock-buyer-3@marketplace.amazon.it",
+		{"MOCK-171-0000003-0000003", "Giulia Rossi", "mock-buyer-3@marketplace.amazon.it", "en",
 			"Cancellation request", "Buyer requested cancellation of order MOCK-171-0000003-0000003. Reason: Ordered by mistake"},
 	}
 	out := make([]marketplace.InboundMessage, len(seeds))
@@ -30,11 +30,12 @@ func Messages(marketplaceID string) []marketplace.InboundMessage {
 		raw, _ := json.Marshal(map[string]any{"orderId": s.order, "mock": true})
 		out[i] = marketplace.InboundMessage{
 			ExternalID:    "mock-message-" + strconv.Itoa(i+1),
-			ThreadID:      s.order,
+			ThreadKey:     s.order,
 			OrderID:       s.order,
 			MarketplaceID: marketplaceID,
-			AuthorName:    s.name,
-			AuthorEmail:   s.email,
+			BuyerName:     s.name,
+			BuyerEmail:    s.email,
+			Language:      s.lang,
 			Subject:       s.subject,
 			Body:          s.body,
 			ReceivedAt:    base.Add(time.Duration(i) * time.Hour),

@@ -231,7 +231,7 @@ func (e *env) state(s seller) state {
 		st.LastError = *lastErr
 	}
 	st.Claimed = claimed != nil
-	_ = e.pool.QueryRow(ctx, `SELECT "cursor", "paginationToken" FROM "MarketplaceSyncState" WHERE "connectionId" = $1`, s.connectionID).Scan(&st.Cursor, &st.Token)
+	_ = e.pool.QueryRow(ctx, `SELECT "cursorAt", "paginationToken" FROM "MarketplaceSyncState" WHERE "connectionId" = $1`, s.connectionID).Scan(&st.Cursor, &st.Token)
 	rows, err := e.pool.Query(ctx, `SELECT "externalId" FROM "ExternalMessage" WHERE "connectionId" = $1`, s.connectionID)
 	if err != nil {
 		e.t.Fatal(err)

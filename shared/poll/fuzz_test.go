@@ -61,8 +61,8 @@ func FuzzBuyerEvents(f *testing.F) {
 		}
 		for _, m := range msgs {
 			parts := strings.Split(strings.TrimSuffix(m.ExternalID, ":cancellation"), ":")
-			if m.OrderID == "" || parts[len(parts)-1] == "" || m.ThreadID != m.OrderID || m.Body == "" || len(m.Raw) == 0 {
-				t.Fatalf("half-formed message: externalId %q order %q thread %q body %q", m.ExternalID, m.OrderID, m.ThreadID, m.Body)
+			if m.OrderID == "" || parts[len(parts)-1] == "" || m.ThreadKey != m.OrderID || m.Body == "" || len(m.Raw) == 0 {
+				t.Fatalf("half-formed message: externalId %q order %q thread %q body %q", m.ExternalID, m.OrderID, m.ThreadKey, m.Body)
 			}
 			if !strings.Contains(m.Body, m.OrderID) {
 				t.Fatalf("body %q does not name order %q", m.Body, m.OrderID)
@@ -90,7 +90,7 @@ func TestBuyerEventsWithoutIDs(t *testing.T) {
 		}
 		o.Raw = json.RawMessage(body)
 		for _, m := range poll.BuyerEvents([]spapi.Order{o}) {
-			t.Errorf("half-formed message from %s: externalId %q, thread %q", body, m.ExternalID, m.ThreadID)
+			t.Errorf("half-formed message from %s: externalId %q, thread %q", body, m.ExternalID, m.ThreadKey)
 		}
 	}
 }

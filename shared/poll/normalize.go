@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/keybuzz/keybuzz-amazon/shared/amazon"
 	"github.com/keybuzz/keybuzz-amazon/shared/marketplace"
 	"github.com/keybuzz/keybuzz-amazon/shared/spapi"
 )
@@ -11,7 +12,8 @@ import (
 // BuyerEvents turns the buyer-initiated events of a page of orders into
 // inbound messages. Today that is every order item's cancellation request
 // made by the buyer: one message per item, with the deterministic external
-// id "<orderId>:<orderItemId>:cancellation", on the order's thread. An
+// id "<orderId>:<orderItemId>:cancellation", on the order's thread, in
+// the marketplace's language. An
 // order or item without a usable id (empty, or holding the ':' separator,
 // which Amazon's ids never do) cannot be stored exactly once and is skipped.
 func BuyerEvents(orders []spapi.Order) []marketplace.InboundMessage {
@@ -30,9 +32,10 @@ func BuyerEvents(orders []spapi.Order) []marketplace.InboundMessage {
 			}
 			m := marketplace.InboundMessage{
 				ExternalID:    o.OrderID + ":" + it.OrderItemID + ":cancellation",
-				ThreadID:      o.OrderID,
+				ThreadKey:     o.OrderID,
 				OrderID:       o.OrderID,
 				MarketplaceID: o.SalesChannel.MarketplaceID,
+				Language:      amazon.LanguageOf(o.SalesChannel.MarketplaceID),
 				Subject:       "Cancellation request - order " + o.OrderID,
 				Body:          cancellationBody(o.OrderID, it, cr.CancelReason),
 				ReceivedAt:    o.LastUpdatedTime,
@@ -42,7 +45,7 @@ func BuyerEvents(orders []spapi.Order) []marketplace.InboundMessage {
 				m.ReceivedAt = o.CreatedTime
 			}
 			if o.Buyer != nil {
-				m.AuthorName, m.AuthorEmail = o.Buyer.BuyerName, o.Buyer.BuyerEmail
+				m.BuyerName, m.BuyerEmail = o.Buyer.BuyerName, o.Buyer.BuyerEmail
 			}
 			out = append(out, m)
 		}

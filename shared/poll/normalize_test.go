@@ -37,13 +37,13 @@ func TestBuyerEvents(t *testing.T) {
 	}
 	for i, w := range want {
 		g := got[i]
-		if g.ExternalID != w.ext || g.Body != w.body || g.AuthorName != w.author {
-			t.Errorf("event %d = %q %q %q, want %q %q %q", i, g.ExternalID, g.Body, g.AuthorName, w.ext, w.body, w.author)
+		if g.ExternalID != w.ext || g.Body != w.body || g.BuyerName != w.author {
+			t.Errorf("event %d = %q %q %q, want %q %q %q", i, g.ExternalID, g.Body, g.BuyerName, w.ext, w.body, w.author)
 		}
 	}
 	first := got[0]
-	if first.ThreadID != "402-1" || first.OrderID != "402-1" || first.MarketplaceID != "A13V1IB3VIYZZH" ||
-		first.AuthorEmail != "abc@marketplace.amazon.fr" || !first.ReceivedAt.Equal(time.Date(2026, 11, 2, 11, 0, 0, 0, time.UTC)) || string(first.Raw) != raw {
+	if first.ThreadKey != "402-1" || first.Language != "fr" || first.OrderID != "402-1" || first.MarketplaceID != "A13V1IB3VIYZZH" ||
+		first.BuyerEmail != "abc@marketplace.amazon.fr" || !first.ReceivedAt.Equal(time.Date(2026, 11, 2, 11, 0, 0, 0, time.UTC)) || string(first.Raw) != raw {
 		t.Errorf("first event %+v", first)
 	}
 	if !got[2].ReceivedAt.Equal(noBuyer.CreatedTime) {

@@ -12,7 +12,7 @@ import (
 	"github.com/keybuzz/keybuzz-amazon/shared/marketplace"
 )
 
-const connectionColumns = `"id", "tenantId", "status", COALESCE("displayName", ''), COALESCE("region", ''),
+const connectionColumns = `"id", "tenantId", "status"::text, COALESCE("displayName", ''), COALESCE("region", ''),
 	COALESCE("marketplaceId", ''), COALESCE("sellingPartnerId", ''), COALESCE("vaultPath", ''),
 	"lastSyncAt", COALESCE("lastError", ''), "connectedAt", "appSource", "authorizedAt", COALESCE("reauthReason", ''),
 	"createdAt", "updatedAt"`
@@ -35,14 +35,14 @@ func (s *Store) BeginConnect(ctx context.Context, b marketplace.Begin) (marketpl
 		WITH conn AS (
 			INSERT INTO "MarketplaceConnection" ("tenantId", "type", "status", "displayName", "region", "appSource")
 			VALUES ($1, $2, 'PENDING', 'Amazon (pending)', 'EU', $8)
-			ON CONFLICT ("tenantId", "type") DO UPDATE SET "updatedAt" = $5
+			ON CONFLICT ("tenantId", "type") DO UPDATE SET "updatedAt" = $5::timestamptz AT TIME ZONE 'UTC'
 			RETURNING *
 		), state AS (
 			INSERT INTO "MarketplaceOAuthState" ("stateHash", "tenantId", "connectionId", "expiresAt",
 				"bindingHash", "returnUrl", "appSource", "sellingPartnerId")
-			SELECT $3, $1, conn."id", $4, $6, NULLIF($7, ''), $8, NULLIF($9, '') FROM conn
+			SELECT $3, $1, conn."id", $4::timestamptz, $6, NULLIF($7, ''), $8, NULLIF($9, '') FROM conn
 		), expired AS (
-			DELETE FROM "MarketplaceOAuthState" WHERE "tenantId" = $1 AND "expiresAt" < $5
+			DELETE FROM "MarketplaceOAuthState" WHERE "tenantId" = $1 AND "expiresAt" < $5::timestamptz
 		)
 		SELECT `+connectionColumns+` FROM conn`,
 		b.TenantID, marketplace.Type, b.StateHash, b.ExpiresAt, s.now(), b.BindingHash, b.ReturnURL,
@@ -106,10 +106,11 @@ func (s *Store) MarkConnected(ctx context.Context, connectionID string, c market
 		var err error
 		conn, err = scanConnection(tx.QueryRow(ctx, `
 			UPDATE "MarketplaceConnection" SET
-				"status" = 'CONNECTED', "displayName" = $2, "region" = $3, "marketplaceId" = $4,
+				"status" = 'CONNECTED', "displayName" = $2, "region" = upper($3), "marketplaceId" = $4,
 				"sellingPartnerId" = $5, "vaultPath" = $6, "lastError" = NULL, "reauthReason" = NULL,
-				"appSource" = $8, "authorizedAt" = $7,
-				"connectedAt" = $7, "nextPollAt" = $7, "pollClaimedUntil" = NULL, "updatedAt" = $7
+				"appSource" = $8, "authorizedAt" = $7::timestamptz,
+				"connectedAt" = $7::timestamptz, "nextPollAt" = $7::timestamptz, "pollClaimedUntil" = NULL,
+				"updatedAt" = $7::timestamptz AT TIME ZONE 'UTC'
 			WHERE "id" = $1
 			RETURNING `+connectionColumns,
 			connectionID, c.DisplayName, c.Region, c.MarketplaceID, c.SellingPartnerID, c.VaultPath, now, string(c.AppSource)))
@@ -146,7 +147,7 @@ func (s *Store) SellerTenant(ctx context.Context, sellingPartnerID, region strin
 // RecordConnectError stores a failure of the Connect flow on the connection
 // (a code such as "Token exchange failed: invalid_grant", never a secret).
 func (s *Store) RecordConnectError(ctx context.Context, connectionID, message string) error {
-	_, err := s.pool.Exec(ctx, `UPDATE "MarketplaceConnection" SET "lastError" = $2, "updatedAt" = $3 WHERE "id" = $1`,
+	_, err := s.pool.Exec(ctx, `UPDATE "MarketplaceConnection" SET "lastError" = $2, "updatedAt" = $3::timestamptz AT TIME ZONE 'UTC' WHERE "id" = $1`,
 		connectionID, message, s.now())
 	return unavailable("record connect error", err)
 }
@@ -179,7 +180,7 @@ func (s *Store) Disconnect(ctx context.Context, tenantID string) (marketplace.Co
 		conn, err = scanConnection(tx.QueryRow(ctx, `
 			UPDATE "MarketplaceConnection" SET
 				"status" = 'DISABLED', "lastError" = $3, "sellingPartnerId" = NULL, "vaultPath" = NULL,
-				"reauthReason" = NULL, "pollClaimedUntil" = NULL, "updatedAt" = $4
+				"reauthReason" = NULL, "pollClaimedUntil" = NULL, "updatedAt" = $4::timestamptz AT TIME ZONE 'UTC'
 			WHERE "tenantId" = $1 AND "type" = $2
 			RETURNING `+connectionColumns, tenantID, marketplace.Type, marketplace.DisconnectedMessage, now))
 		if err != nil {
@@ -206,11 +207,14 @@ func stopInboundAddresses(ctx context.Context, tx pgx.Tx, tenantID string, now t
 	if err := tx.QueryRow(ctx, `SELECT to_regclass('inbound_addresses') IS NOT NULL`).Scan(&exists); err != nil || !exists {
 		return err
 	}
-	_, err := tx.Exec(ctx, inboundStopSQL, tenantID, now)
+	_, err := tx.Exec(ctx, inboundStopSQL, tenantID, now, marketplace.DisconnectedMessage)
 	return err
 }
 
 // inboundStopSQL sets the disconnected tenant's Amazon addresses' pipeline
-// status to DISABLED (inbound mail accepts only addresses that are not).
-const inboundStopSQL = `UPDATE "inbound_addresses" SET "pipelineStatus" = 'DISABLED', "updatedAt" = $2
+// status to FAILED with lastError "Disconnected by user": KeyBuzz's
+// InboundValidationStatus has no DISABLED (PENDING, VALIDATED, FAILED), and
+// a value its Prisma client does not know would break its reads.
+const inboundStopSQL = `UPDATE "inbound_addresses" SET "pipelineStatus" = 'FAILED', "lastError" = $3,
+	"updatedAt" = $2::timestamptz AT TIME ZONE 'UTC'
 	WHERE "tenantId" = $1 AND upper("marketplace"::text) = 'AMAZON'`

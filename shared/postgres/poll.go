@@ -82,19 +82,19 @@ func (s *Store) ReleaseClaims(ctx context.Context, connectionIDs []string) error
 // pollers exactly one wins).
 const acquireSQL = `
 WITH c AS (
-    SELECT "id", "tenantId", "status", "region", "marketplaceId", "sellingPartnerId", "connectedAt"
+    SELECT "id", "tenantId", "status"::text AS "status", "region", "marketplaceId", "sellingPartnerId", "connectedAt"
     FROM "MarketplaceConnection" WHERE "id" = $1 AND "tenantId" = $5
 ), l AS (
     INSERT INTO "MarketplaceSyncState" ("connectionId", "tenantId", "leaseOwner", "leaseUntil", "updatedAt")
-    SELECT c."id", c."tenantId", $2, $4, $3 FROM c WHERE c."status" = 'CONNECTED'
+    SELECT c."id", c."tenantId", $2, $4::timestamptz, $3::timestamptz AT TIME ZONE 'UTC' FROM c WHERE c."status" = 'CONNECTED'
     ON CONFLICT ("connectionId") DO UPDATE
         SET "leaseOwner" = EXCLUDED."leaseOwner", "leaseUntil" = EXCLUDED."leaseUntil", "updatedAt" = EXCLUDED."updatedAt"
-        WHERE "MarketplaceSyncState"."leaseUntil" IS NULL OR "MarketplaceSyncState"."leaseUntil" < $3
-    RETURNING true AS "won", "cursor", "paginationToken", "pageWindowStart", "pageMarketplaceIds"
+        WHERE "MarketplaceSyncState"."leaseUntil" IS NULL OR "MarketplaceSyncState"."leaseUntil" < $3::timestamptz
+    RETURNING true AS "won", "cursorAt", "paginationToken", "pageWindowStart", "pageMarketplaceIds"
 )
 SELECT c."id", c."tenantId", c."status", COALESCE(c."region", ''), COALESCE(c."marketplaceId", ''),
        COALESCE(c."sellingPartnerId", ''), c."connectedAt",
-       COALESCE(l."won", false), l."cursor", COALESCE(l."paginationToken", ''),
+       COALESCE(l."won", false), l."cursorAt", COALESCE(l."paginationToken", ''),
        l."pageWindowStart", l."pageMarketplaceIds"
 FROM c LEFT JOIN l ON true`
 
@@ -122,22 +122,22 @@ WITH st AS (
     UPDATE "MarketplaceSyncState" SET
         "leaseOwner" = NULL, "leaseUntil" = NULL,
         "pollCount" = "pollCount" + 1,
-        "lastSyncAt" = $3,
+        "lastPolledAt" = $3::timestamptz AT TIME ZONE 'UTC',
         "lastError" = NULLIF($4, ''),
-        "lastErrorAt" = CASE WHEN $4 = '' THEN "lastErrorAt" ELSE $3 END,
+        "lastErrorAt" = CASE WHEN $4 = '' THEN "lastErrorAt" ELSE $3::timestamptz END,
         "errorCount" = "errorCount" + CASE WHEN $4 = '' THEN 0 ELSE 1 END,
         "consecutiveFailures" = CASE WHEN $4 = '' THEN 0 ELSE "consecutiveFailures" + 1 END,
-        "updatedAt" = $3
+        "updatedAt" = $3::timestamptz AT TIME ZONE 'UTC'
     WHERE "connectionId" = $1 AND "leaseOwner" = $2
     RETURNING 1
 )
 UPDATE "MarketplaceConnection" SET
     "pollClaimedUntil" = CASE WHEN $5::timestamptz IS NULL THEN "pollClaimedUntil" ELSE NULL END,
     "nextPollAt" = COALESCE($5::timestamptz, "nextPollAt"),
-    "lastSyncAt" = $3,
+    "lastSyncAt" = $3::timestamptz AT TIME ZONE 'UTC',
     "lastError" = NULLIF($4, ''),
-    "status" = CASE WHEN $6 <> '' AND "status" = 'CONNECTED' THEN $6 ELSE "status" END,
-    "updatedAt" = $3
+    "status" = CASE WHEN $6::text <> '' AND "status" = 'CONNECTED' THEN $6::text::"MarketplaceConnectionStatus" ELSE "status" END,
+    "updatedAt" = $3::timestamptz AT TIME ZONE 'UTC'
 WHERE "id" = $1 AND EXISTS (SELECT 1 FROM st)`
 
 // FinishPoll records the outcome, releases the lease and, when NextPollAt is

@@ -35,7 +35,7 @@ func (s *Store) SyncStatus(ctx context.Context, connectionID string) (SyncStatus
 	var lastErr *string
 	var pollCount, eventCount, errorCount, count429 *int64
 	err := s.pool.QueryRow(ctx, `
-SELECT c."nextPollAt", ss."cursor", ss."paginationToken" IS NOT NULL, ss."lastSyncAt", ss."lastSuccessAt",
+SELECT c."nextPollAt", ss."cursorAt", ss."paginationToken" IS NOT NULL, ss."lastPolledAt", ss."lastSuccessAt",
        COALESCE(ss."lastError", c."lastError"), ss."pollCount", ss."eventCount", ss."errorCount",
        b."count429", b."throttledUntil", b."tokens"
 FROM "MarketplaceConnection" c

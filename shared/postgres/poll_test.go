@@ -248,8 +248,8 @@ func TestIngestPageIsIdempotent(t *testing.T) {
 		t.Fatal(err)
 	}
 	msg := func(order, item string) marketplace.InboundMessage {
-		return marketplace.InboundMessage{ExternalID: order + ":" + item + ":cancellation", ThreadID: order, OrderID: order,
-			AuthorName: "Buyer", AuthorEmail: "b@marketplace.amazon.fr", Subject: "s", Body: "b", ReceivedAt: clock.Now(), Raw: []byte(`{"orderId":"` + order + `"}`)}
+		return marketplace.InboundMessage{ExternalID: order + ":" + item + ":cancellation", ThreadKey: order, OrderID: order,
+			BuyerName: "Buyer", BuyerEmail: "b@marketplace.amazon.fr", Language: "fr", Subject: "s", Body: "b", ReceivedAt: clock.Now(), Raw: []byte(`{"orderId":"` + order + `"}`)}
 	}
 	page1 := []marketplace.InboundMessage{msg("o1", "a"), msg("o1", "b"), msg("o2", "a"), msg("o2", "a")} // a repeat inside the page
 	cases := []struct {
@@ -283,15 +283,18 @@ func TestIngestPageIsIdempotent(t *testing.T) {
 	var ext, linked, tickets, tms int
 	pool.QueryRow(ctx, `SELECT count(*), count("ticketId") FROM "ExternalMessage"`).Scan(&ext, &linked)
 	pool.QueryRow(ctx, `SELECT count(*) FROM "Ticket" WHERE "tenantId" = $1`, tenant).Scan(&tickets)
-	pool.QueryRow(ctx, `SELECT count(*) FROM "TicketMessage" tm JOIN "ExternalMessage" e ON e."id" = tm."externalMessageId" AND e."ticketId" = tm."ticketId"`).Scan(&tms)
+	pool.QueryRow(ctx, `SELECT count(*) FROM "TicketMessage" tm JOIN "ExternalMessage" e ON tm."id" = e."ticketMessageId" AND e."ticketId" = tm."ticketId"`).Scan(&tms)
 	if ext != 5 || linked != 5 || tickets != 3 || tms != 5 {
 		t.Fatalf("ExternalMessage=%d linked=%d Ticket=%d TicketMessage=%d, want 5 5 3 5", ext, linked, tickets, tms)
 	}
-	var token *string
+	var token, seedCursor *string
 	var cursor *time.Time
-	pool.QueryRow(ctx, `SELECT "paginationToken", "cursor" FROM "MarketplaceSyncState" WHERE "connectionId" = $1`, id).Scan(&token, &cursor)
+	pool.QueryRow(ctx, `SELECT "paginationToken", "cursorAt", "cursor" FROM "MarketplaceSyncState" WHERE "connectionId" = $1`, id).Scan(&token, &cursor, &seedCursor)
 	if token != nil || cursor == nil || !cursor.Equal(clock.Now()) {
 		t.Fatalf("sync state token=%v cursor=%v", token, cursor)
+	}
+	if want := clock.Now().UTC().Format("2006-01-02T15:04:05.000Z"); seedCursor == nil || *seedCursor != want {
+		t.Fatalf("seed cursor = %v, want %s", seedCursor, want)
 	}
 }
 
@@ -311,8 +314,8 @@ func TestSyncStatus(t *testing.T) {
 	store.TakeToken(ctx, id, "searchOrders", marketplace.RatePlan{Rate: 1, Burst: 5})
 	end := clock.Now()
 	msgs := []marketplace.InboundMessage{
-		{ExternalID: "o1:a:cancellation", ThreadID: "o1", OrderID: "o1", Subject: "first", Body: "b1", ReceivedAt: clock.Now()},
-		{ExternalID: "o2:a:cancellation", ThreadID: "o2", OrderID: "o2", Subject: "second", Body: "b2", ReceivedAt: clock.Now().Add(time.Minute)},
+		{ExternalID: "o1:a:cancellation", ThreadKey: "o1", OrderID: "o1", Subject: "first", Body: "b1", ReceivedAt: clock.Now()},
+		{ExternalID: "o2:a:cancellation", ThreadKey: "o2", OrderID: "o2", Subject: "second", Body: "b2", ReceivedAt: clock.Now().Add(time.Minute)},
 	}
 	if _, err := store.IngestPage(ctx, marketplace.InboundPage{ConnectionID: id, TenantID: tenant, LeaseOwner: "me", Messages: msgs, Cursor: &end}); err != nil {
 		t.Fatal(err)

@@ -23,12 +23,13 @@ type Store struct {
 	now  func() time.Time
 }
 
-// New returns a Store; now is the clock for TTLs (nil: time.Now).
+// New returns a Store; now is the clock for TTLs (nil: time.Now). Its times
+// are UTC: KeyBuzz's columns are timestamp(3) holding UTC.
 func New(pool *pgxpool.Pool, now func() time.Time) *Store {
 	if now == nil {
 		now = time.Now
 	}
-	return &Store{pool: pool, now: now}
+	return &Store{pool: pool, now: func() time.Time { return now().UTC() }}
 }
 
 // Pool exposes the pool to tests and benchmarks.

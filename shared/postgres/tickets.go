@@ -11,11 +11,12 @@ import (
 // ListTickets returns a tenant's newest tickets with their message counts.
 func (s *Store) ListTickets(ctx context.Context, tenantID string, limit int) ([]marketplace.TicketSummary, error) {
 	rows, err := s.pool.Query(ctx, `
-		SELECT t."id", t."subject", t."status", COALESCE(t."orderId", ''), COALESCE(t."customerName", ''),
+		SELECT t."id", t."subject", t."status"::text, COALESCE(th."orderId", t."externalId", ''), t."customerName",
 		       (SELECT count(*) FROM "TicketMessage" m WHERE m."ticketId" = t."id")::int,
-		       t."lastMessageAt", t."createdAt"
-		FROM "Ticket" t WHERE t."tenantId" = $1
-		ORDER BY t."lastMessageAt" DESC NULLS LAST, t."createdAt" DESC LIMIT $2`, tenantID, limit)
+		       th."lastMessageAt", t."createdAt"
+		FROM "Ticket" t LEFT JOIN "TicketThread" th ON th."ticketId" = t."id"
+		WHERE t."tenantId" = $1
+		ORDER BY th."lastMessageAt" DESC NULLS LAST, t."createdAt" DESC LIMIT $2`, tenantID, limit)
 	if err != nil {
 		return nil, unavailable("list tickets", err)
 	}

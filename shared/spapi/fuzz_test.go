@@ -99,7 +99,7 @@ func checkBuyerEvents(t *testing.T, orders []spapi.Order) {
 		t.Fatalf("%d messages for %d buyer cancellation requests", len(msgs), want)
 	}
 	for _, m := range msgs {
-		if m.ThreadID != m.OrderID || !strings.HasSuffix(m.ExternalID, ":cancellation") || m.Body == "" || m.ReceivedAt.IsZero() && m.Raw == nil {
+		if m.ThreadKey != m.OrderID || !strings.HasSuffix(m.ExternalID, ":cancellation") || m.Body == "" || m.ReceivedAt.IsZero() && m.Raw == nil {
 			t.Fatalf("half-formed message %+v", m)
 		}
 	}
