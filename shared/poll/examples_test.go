@@ -57,8 +57,8 @@ func TestBuyerEventsOnModelExamples(t *testing.T) {
 		t.Fatalf("%d messages, want the one buyer cancellation request: %+v", len(msgs), msgs)
 	}
 	got := msgs[0]
-	if got.ExternalID != "123-4567890-1234567:12345678901234:cancellation" || got.ThreadID != "123-4567890-1234567" ||
-		got.AuthorEmail == "" || got.AuthorName == "" || got.MarketplaceID == "" || got.ReceivedAt.IsZero() ||
+	if got.ExternalID != "123-4567890-1234567:12345678901234:cancellation" || got.ThreadKey != "123-4567890-1234567" ||
+		got.BuyerEmail == "" || got.BuyerName == "" || got.MarketplaceID == "" || got.ReceivedAt.IsZero() ||
 		!strings.Contains(got.Body, "Changed mind about purchase") || len(got.Raw) == 0 {
 		t.Fatalf("message %+v", got)
 	}
