@@ -48,7 +48,7 @@ func TestSmallScale(t *testing.T) {
 	// Every benchmark reported, with its measures.
 	want := map[string][]string{
 		"fanout":    {"fanout_throughput", "fanout_run_time"},
-		"ingest":    {"ingest_throughput", "reingest_throughput"},
+		"ingest":    {"ingest_throughput", "ingest_vs_row_by_row", "reingest_throughput"},
 		"api":       {"api_status_throughput", "api_status_p50", "api_status_p99", "api_oauthstart_throughput", "api_oauthstart_p50", "api_oauthstart_p99"},
 		"budget":    {"budget_use_known_plan", "budget_429_after_plan_change"},
 		"coldstart": {"coldstart_status", "size_status"},
@@ -62,21 +62,32 @@ func TestSmallScale(t *testing.T) {
 		t.Fatal(err)
 	}
 	// The JSON's shape, field by field.
-	var raw []map[string]json.RawMessage
-	if err := json.Unmarshal(b, &raw); err != nil {
+	var doc struct {
+		Commit  string                       `json:"commit"`
+		Date    string                       `json:"date"`
+		Runs    int                          `json:"runs"`
+		Results []map[string]json.RawMessage `json:"results"`
+	}
+	if err := json.Unmarshal(b, &doc); err != nil {
 		t.Fatalf("results.json: %v", err)
 	}
-	for i, r := range raw {
-		for _, f := range []string{"name", "value", "unit", "baselines", "ratios", "goal", "met"} {
+	if doc.Commit == "" || doc.Date == "" || doc.Runs != 1 {
+		t.Errorf("results.json: commit %q, date %q, runs %d", doc.Commit, doc.Date, doc.Runs)
+	}
+	for i, r := range doc.Results {
+		for _, f := range []string{"name", "value", "unit", "baselines", "ratios", "goal", "met", "runs", "value_spread", "ratio_spread"} {
 			if _, ok := r[f]; !ok {
-				t.Errorf("results.json[%d] has no %q", i, f)
+				t.Errorf("results.json results[%d] has no %q", i, f)
 			}
 		}
 	}
-	var results []Result
-	if err := json.Unmarshal(b, &results); err != nil {
+	var parsed struct {
+		Results []Result `json:"results"`
+	}
+	if err := json.Unmarshal(b, &parsed); err != nil {
 		t.Fatal(err)
 	}
+	results := parsed.Results
 	byName := map[string]Result{}
 	for _, r := range results {
 		if _, dup := byName[r.Name]; dup {
@@ -99,7 +110,8 @@ func TestSmallScale(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, s := range []string{"| measure | value | unit | baselines | ratios | goal | met |", "cores (runtime.NumCPU)", "`go test ./bench`", "Go |"} {
+	for _, s := range []string{"| measure | median | spread | unit | baselines (median) | ratios (median, min–max) | goal | met |",
+		"## Goals", "| commit | `", "cores (runtime.NumCPU)", "`go test ./bench`", "Go |"} {
 		if !strings.Contains(string(md), s) {
 			t.Errorf("BENCHMARKS.md lacks %q", s)
 		}

@@ -25,12 +25,21 @@ import (
 // env is the stack the benchmarks run against (the variables `stack run`
 // exports), plus what they created, removed by close.
 type env struct {
-	sc      scale
-	logf    func(string, ...any)
-	baseURL string // DATABASE_URL: the server's maintenance database
-	sqs     *sqs.Client
-	quiet   *slog.Logger // the code under test logs warnings and errors only
-	cleanup []func()
+	sc       scale
+	logf     func(string, ...any)
+	baseURL  string // DATABASE_URL: the server's maintenance database
+	sqs      *sqs.Client
+	quiet    *slog.Logger     // the code under test logs warnings and errors only
+	cleanup  []func()         // what one run created (close)
+	finally  []func()         // what the runs share (closeAll)
+	builds   map[string]built // cold start's binaries, built once
+	buildDir string
+}
+
+// built is one bootstrap binary and its size in MB.
+type built struct {
+	path string
+	mb   float64
 }
 
 // required lists the variables the benchmarks read; a missing one means
@@ -54,15 +63,26 @@ func newEnv(ctx context.Context, sc scale, logf func(string, ...any)) (*env, err
 	}
 	return &env{
 		sc: sc, logf: logf, baseURL: os.Getenv("DATABASE_URL"), sqs: client,
-		quiet: slog.New(slog.NewTextHandler(warnWriter{}, &slog.HandlerOptions{Level: slog.LevelWarn})),
+		builds: map[string]built{},
+		quiet:  slog.New(slog.NewTextHandler(warnWriter{}, &slog.HandlerOptions{Level: slog.LevelWarn})),
 	}, nil
 }
 
+// close removes what the current run created.
 func (e *env) close() {
 	for i := len(e.cleanup) - 1; i >= 0; i-- {
 		e.cleanup[i]()
 	}
 	e.cleanup = nil
+}
+
+// closeAll removes everything, the runs' shared things too.
+func (e *env) closeAll() {
+	e.close()
+	for i := len(e.finally) - 1; i >= 0; i-- {
+		e.finally[i]()
+	}
+	e.finally = nil
 }
 
 // freshDB creates and migrates a database of its own on the stack's

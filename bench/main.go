@@ -2,14 +2,15 @@
 // of the local stack (`make bench` runs it inside `stack run --profile
 // test`): fan-out, ingestion, API, rate-budget use and cold start. Every
 // figure is a ratio against baselines measured in the same run on the same
-// machine, because the machines here are shared and noisy.
+// machine, because the machines here are shared and noisy; each benchmark
+// runs several times (-runs) and the medians count.
 //
-//	go run ./bench [-scale full|small] [-only fanout,ingest,api,budget,coldstart]
+//	go run ./bench [-scale full|small] [-runs 3] [-only api,coldstart,fanout,ingest,budget]
 //	               [-out BENCHMARKS.md] [-json bench/results.json]
 //
 // It prints a table and writes BENCHMARKS.md and bench/results.json. Each
-// benchmark works in its own freshly created and migrated database and its
-// own SQS queue, dropped at the end, so it disturbs nobody.
+// run of a benchmark works in its own freshly created and migrated database
+// and its own SQS queue, dropped when the run ends, so it disturbs nobody.
 package main
 
 import (
@@ -28,6 +29,7 @@ func main() {
 	flag.StringVar(&o.only, "only", "", "comma-separated benchmarks to run (fanout, ingest, api, budget, coldstart); empty: all")
 	flag.StringVar(&o.out, "out", "BENCHMARKS.md", "markdown report to write; empty: none")
 	flag.StringVar(&o.jsonOut, "json", "bench/results.json", "JSON results to write; empty: none")
+	flag.IntVar(&o.runs, "runs", 0, "runs of each benchmark, medians reported (0: the scale's: full 3, small 1)")
 	flag.StringVar(&o.profileDir, "profile-dir", "", "write a CPU profile of each benchmark into this folder")
 	flag.Parse()
 

@@ -1,10 +1,12 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"runtime"
 	"runtime/pprof"
@@ -21,6 +23,8 @@ type options struct {
 	jsonOut    string
 	profileDir string
 	command    string
+	// runs is how many times each benchmark runs (0: the scale's).
+	runs int
 	// log receives progress lines (nil: stderr).
 	log func(format string, args ...any)
 }
@@ -42,8 +46,10 @@ type scale struct {
 	// Rate budget.
 	SandboxTime time.Duration
 	// Cold start.
-	Functions []string
-	ColdRuns  int // cold starts per binary; the median counts
+	Functions []string // nil: the Makefile's FUNCTIONS
+	ColdRuns  int      // cold starts per binary and run; the median counts
+	// Runs is how many times each benchmark runs; medians count.
+	Runs int
 }
 
 var scales = map[string]scale{
@@ -52,8 +58,8 @@ var scales = map[string]scale{
 		Events: 100_000, PageSize: 100, RowByRowSample: 10_000,
 		APIRequests: 4_000, APIConcurrency: 8, APITenants: 1_000,
 		SandboxTime: 30 * time.Minute,
-		Functions:   []string{"oauthstart", "oauthcallback", "status", "pollfanout", "polltenant"},
-		ColdRuns:    5,
+		ColdRuns:    3,
+		Runs:        3,
 	},
 	"small": {
 		Name: "small", Tenants: 1_000, NaiveSample: 200,
@@ -62,17 +68,18 @@ var scales = map[string]scale{
 		SandboxTime: 5 * time.Minute,
 		Functions:   []string{"status"},
 		ColdRuns:    1,
+		Runs:        1,
 	},
 }
 
-// benchmark is one of the five.
+// benchmark is one of them.
 type benchmark struct {
 	name string
 	run  func(ctx context.Context, e *env) (section, error)
 }
 
-// section is what a benchmark reports: its rows, and markdown that explains
-// them (what bounds a figure, the evidence).
+// section is what one run of a benchmark reports: its rows, and markdown
+// that explains them (the evidence, from that run's measurements).
 type section struct {
 	Title   string
 	Results []Result
@@ -92,6 +99,9 @@ func run(ctx context.Context, o options) (*report, error) {
 	if !ok {
 		return nil, fmt.Errorf("-scale %q: want full or small", o.scale)
 	}
+	if o.runs > 0 {
+		sc.Runs = o.runs
+	}
 	var only []string
 	for _, n := range strings.Split(o.only, ",") {
 		if n = strings.TrimSpace(n); n != "" {
@@ -109,30 +119,54 @@ func run(ctx context.Context, o options) (*report, error) {
 	if err != nil {
 		return nil, err
 	}
-	defer e.close()
+	defer e.closeAll()
 
 	rep := &report{
-		Scale: sc.Name, Command: o.command, Cores: runtime.NumCPU(), GoVersion: runtime.Version(),
+		Scale: sc.Name, Runs: sc.Runs, Command: o.command, Cores: runtime.NumCPU(), GoVersion: runtime.Version(),
 		GOOS: runtime.GOOS, GOARCH: runtime.GOARCH, Date: time.Now().UTC(),
 	}
+	rep.Commit, rep.Dirty = gitCommit(ctx)
 	var errs []error
 	for _, b := range benchmarks {
 		if len(only) > 0 && !slices.Contains(only, b.name) {
 			continue
 		}
-		logf("== %s (%s scale)", b.name, sc.Name)
-		start := time.Now()
-		stopProfile := startProfile(o.profileDir, b.name, logf)
-		sec, err := b.run(ctx, e)
-		stopProfile()
-		if err != nil {
-			errs = append(errs, fmt.Errorf("%s: %w", b.name, err))
-			logf("%s failed after %s: %v", b.name, time.Since(start).Round(time.Millisecond), err)
-			sec.Notes = append(sec.Notes, fmt.Sprintf("**This benchmark failed:** `%v`", oneLine(err)))
-		} else {
-			logf("%s done in %s", b.name, time.Since(start).Round(time.Millisecond))
+		var (
+			runs    [][]Result
+			last    section
+			lastRun int
+			failed  []string
+		)
+		for i := 1; i <= sc.Runs && ctx.Err() == nil; i++ {
+			logf("== %s (%s scale), run %d of %d", b.name, sc.Name, i, sc.Runs)
+			start := time.Now()
+			stopProfile := startProfile(o.profileDir, fmt.Sprintf("%s-%d", b.name, i), logf)
+			sec, err := b.run(ctx, e)
+			stopProfile()
+			e.close() // each run's databases and queues go at once
+			if last.Title == "" {
+				last.Title = sec.Title
+			}
+			if err != nil {
+				errs = append(errs, fmt.Errorf("%s run %d: %w", b.name, i, err))
+				logf("%s run %d failed after %s: %v", b.name, i, time.Since(start).Round(time.Millisecond), err)
+				failed = append(failed, fmt.Sprintf("**Run %d of this benchmark failed:** `%v`", i, oneLine(err)))
+				continue
+			}
+			logf("%s run %d done in %s", b.name, i, time.Since(start).Round(time.Millisecond))
+			for j := range sec.Results {
+				sec.Results[j] = sec.Results[j].judge()
+			}
+			runs = append(runs, sec.Results)
+			last, lastRun = sec, i
 		}
-		rep.Sections = append(rep.Sections, sec)
+		merged := section{Title: last.Title, Results: mergeRuns(runs)}
+		merged.Notes = append(merged.Notes, failed...)
+		if lastRun > 0 {
+			merged.Notes = append(merged.Notes, fmt.Sprintf("_The evidence below is from run %d of %d; the figures above are medians over %d run(s)._", lastRun, sc.Runs, len(runs)))
+			merged.Notes = append(merged.Notes, last.Notes...)
+		}
+		rep.Sections = append(rep.Sections, merged)
 		if ctx.Err() != nil {
 			break
 		}
@@ -152,6 +186,17 @@ func run(ctx context.Context, o options) (*report, error) {
 		}
 	}
 	return rep, errors.Join(errs...)
+}
+
+// gitCommit is HEAD's commit and whether the work tree has uncommitted
+// changes ("" when git or the repository is missing).
+func gitCommit(ctx context.Context) (string, bool) {
+	out, err := exec.CommandContext(ctx, "git", "rev-parse", "HEAD").Output()
+	if err != nil {
+		return "", false
+	}
+	st, err := exec.CommandContext(ctx, "git", "status", "--porcelain", "--untracked-files=no").Output()
+	return strings.TrimSpace(string(out)), err != nil || len(bytes.TrimSpace(st)) > 0
 }
 
 func startProfile(dir, name string, logf func(string, ...any)) func() {

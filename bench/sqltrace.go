@@ -64,6 +64,15 @@ func (t *sqlTrace) TraceQueryEnd(ctx context.Context, _ *pgx.Conn, _ pgx.TraceQu
 	t.mu.Unlock()
 }
 
+// TraceCopyFromStart records a COPY as the statement "COPY <table>".
+func (t *sqlTrace) TraceCopyFromStart(ctx context.Context, c *pgx.Conn, d pgx.TraceCopyFromStartData) context.Context {
+	return t.TraceQueryStart(ctx, c, pgx.TraceQueryStartData{SQL: "COPY " + d.TableName.Sanitize() + " FROM STDIN"})
+}
+
+func (t *sqlTrace) TraceCopyFromEnd(ctx context.Context, c *pgx.Conn, _ pgx.TraceCopyFromEndData) {
+	t.TraceQueryEnd(ctx, c, pgx.TraceQueryEndData{})
+}
+
 // reset forgets what was recorded.
 func (t *sqlTrace) reset() {
 	t.mu.Lock()
@@ -85,6 +94,51 @@ func (t *sqlTrace) find(fragments ...string) (stmtStats, bool) {
 		}
 	}
 	return stmtStats{}, false
+}
+
+// calls is how many statements were recorded.
+func (t *sqlTrace) calls() int {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	n := 0
+	for _, s := range t.stats {
+		n += s.Calls
+	}
+	return n
+}
+
+// meanMS is the mean time of the recorded statements, in ms.
+func (t *sqlTrace) meanMS() float64 {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	var n int
+	var total time.Duration
+	for _, s := range t.stats {
+		n += s.Calls
+		total += s.Total
+	}
+	if n == 0 {
+		return 0
+	}
+	return ms(total / time.Duration(n))
+}
+
+// list names the recorded statements, each by its first words, with its
+// count when above one.
+func (t *sqlTrace) list() string {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	var parts []string
+	for _, s := range t.stats {
+		w := strings.Fields(s.SQL)
+		name := strings.Join(w[:min(len(w), 4)], " ")
+		if s.Calls > 1 {
+			name = fmt.Sprintf("%s ×%d", name, s.Calls)
+		}
+		parts = append(parts, "`"+strings.ReplaceAll(name, "`", "'")+"`")
+	}
+	slices.Sort(parts)
+	return strings.Join(parts, ", ")
 }
 
 // table renders the statements by total time, for the report.

@@ -1,5 +1,0 @@
-package main
-
-import "runtime"
-
-func goarch() string { return runtime.GOARCH }
