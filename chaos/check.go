@@ -72,6 +72,10 @@ type Invariants struct {
 	DLQ                  int `json:"dlq"`
 	DLQUnexplained       int `json:"dlqUnexplained"`
 	SecretsIssued        int `json:"secretsIssued"`
+	// RequestsChecked counts the SP-API requests the sandbox checked against
+	// Amazon's models; OutsideContract those outside them (openapicheck).
+	RequestsChecked int `json:"requestsChecked"`
+	OutsideContract int `json:"outsideContract"`
 	// Scans: logs (bytes), database (values), queues (messages), s3 (objects).
 	Scans    map[string]scanReport `json:"scans"`
 	Problems []string              `json:"problems,omitempty"` // the first violations, for a person
@@ -86,7 +90,8 @@ func (v *Invariants) problem(format string, args ...any) {
 // OK is true when no invariant is violated.
 func (v Invariants) OK() bool {
 	return v.Lost == 0 && v.Duplicated == 0 && v.WrongTenant == 0 && v.AfterRevocation == 0 && v.Phantom == 0 && v.TicketMessageMissing == 0 &&
-		v.TicketsWrong == 0 && v.ConnectionsWrong == 0 && v.QueueLeft == 0 && v.DLQUnexplained == 0 && v.SecretsFound() == 0
+		v.TicketsWrong == 0 && v.ConnectionsWrong == 0 && v.QueueLeft == 0 && v.DLQUnexplained == 0 && v.SecretsFound() == 0 &&
+		v.OutsideContract == 0
 }
 
 // SecretsFound is every secret found by any scanner, in any form.
@@ -229,6 +234,11 @@ func (w *world) checkInvariants(ctx context.Context) (Invariants, error) {
 // checkWith is the database part of the checker, reading through q.
 func (w *world) checkWith(ctx context.Context, q querier) (Invariants, error) {
 	var v Invariants
+	w.violations = append(w.violations, w.sb.TakeViolations()...)
+	v.RequestsChecked, v.OutsideContract = w.sb.Checked(), len(w.violations)
+	for _, viol := range w.violations {
+		v.problem("a request outside Amazon's contract: %v", viol)
+	}
 	msgs, tms, tickets, err := loadStored(ctx, q)
 	if err != nil {
 		return v, err

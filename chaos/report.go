@@ -6,6 +6,7 @@ import (
 	"os"
 	"runtime"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -57,6 +58,7 @@ func (r Result) Table() string {
 		{"**duplicated** (one event in several rows whatever their externalId, extra TicketMessage or Ticket rows)", v.Duplicated},
 		{"**in the wrong tenant**", v.WrongTenant},
 		{"**stored after the tenant's access ended** (revoked, Vault secret deleted)", v.AfterRevocation},
+		{"**SP-API requests outside Amazon's contract** (of " + strconv.Itoa(v.RequestsChecked) + " checked against the models)", v.OutsideContract},
 		{"**phantom** (stored, unknown to Amazon)", v.Phantom},
 		{"ExternalMessage without TicketMessage", v.TicketMessageMissing},
 		{"not expected: older than the look-back window", v.BeforeWindow},

@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -25,6 +26,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/keybuzz/keybuzz-amazon/dev/devstack"
+	"github.com/keybuzz/keybuzz-amazon/dev/openapicheck"
 	"github.com/keybuzz/keybuzz-amazon/dev/sandbox"
 	"github.com/keybuzz/keybuzz-amazon/shared/auth"
 	"github.com/keybuzz/keybuzz-amazon/shared/config"
@@ -97,6 +99,9 @@ type world struct {
 	byTenant map[string]*tenant
 	stats    *stats
 	known    []string // secret values seen outside the sandbox (JWTs, states, tokens of the stack)
+
+	// violations are the SP-API requests outside Amazon's contract so far.
+	violations []*openapicheck.Violation
 }
 
 // tenant is one KeyBuzz tenant connected to sandbox seller n.
@@ -174,6 +179,14 @@ func newWorld(ctx context.Context, set Settings, out *syncBuffer) (w *world, err
 	sbCfg := sandbox.DefaultConfig()
 	sbCfg.Clock = w.clock
 	sbCfg.Sellers = set.Tenants
+	// Every SP-API request is checked against Amazon's models.
+	root, err := openapicheck.RepoRoot()
+	if err != nil {
+		return nil, err
+	}
+	if sbCfg.Contract, err = openapicheck.LoadContract(filepath.Join(root, "testdata", "amazon-models"), openapicheck.AmazonRules); err != nil {
+		return nil, fmt.Errorf("Amazon's models: %w", err)
+	}
 	w.sb = sandbox.New(sbCfg)
 	if set.Rotation {
 		for _, sl := range w.sb.Sellers() {
