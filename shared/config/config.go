@@ -31,6 +31,13 @@ type Config struct {
 	PollInterval time.Duration
 	PollLookback time.Duration
 	PollQueueURL string
+	// PollFallbackInterval is the poll period of a connection push serves
+	// (POLL_FALLBACK_INTERVAL_SECONDS, 900).
+	PollFallbackInterval time.Duration
+	// NotificationsQueueARN is the SQS queue Amazon delivers ORDER_CHANGE
+	// notifications to (NOTIFICATIONS_QUEUE_ARN); "" turns push off: every
+	// connection is polled at PollInterval.
+	NotificationsQueueARN string
 
 	JWTIssuer      string
 	JWTAudience    string
@@ -61,25 +68,26 @@ func Load(getenv func(string) string) (Config, error) {
 		return def
 	}
 	c := Config{
-		DatabaseURL:       secret.Value(get("DATABASE_URL", "")),
-		VaultAddr:         get("VAULT_ADDR", ""),
-		VaultToken:        secret.Value(get("VAULT_TOKEN", "")),
-		VaultAuthMethod:   get("VAULT_AUTH_METHOD", "token"),
-		VaultAWSRole:      get("VAULT_AWS_ROLE", ""),
-		VaultKVMount:      get("VAULT_KV_MOUNT", "secret"),
-		AppSource:         get("AMAZON_SPAPI_APP_SOURCE", "external_test"),
-		PollQueueURL:      get("POLL_QUEUE_URL", ""),
-		JWTIssuer:         get("AUTH_JWT_ISSUER", ""),
-		JWTAudience:       get("AUTH_JWT_AUDIENCE", ""),
-		JWKSURL:           get("AUTH_JWKS_URL", ""),
-		JWTHS256Secret:    secret.Value(get("AUTH_JWT_HS256_SECRET", "")),
-		TenantClaim:       get("AUTH_TENANT_CLAIM", "tenantId"),
-		FrontendReturnURL: get("FRONTEND_RETURN_URL", ""),
-		FrontendLoginURL:  get("FRONTEND_LOGIN_URL", get("FRONTEND_RETURN_URL", "")),
-		LWATokenURL:       get("AMAZON_LWA_TOKEN_URL", amazon.DefaultLWATokenURL),
-		SPAPIEndpoint:     get("AMAZON_SPAPI_ENDPOINT", ""),
-		SellerCentralURL:  get("AMAZON_SELLER_CENTRAL_URL", ""),
-		LogLevel:          get("LOG_LEVEL", "info"),
+		DatabaseURL:           secret.Value(get("DATABASE_URL", "")),
+		VaultAddr:             get("VAULT_ADDR", ""),
+		VaultToken:            secret.Value(get("VAULT_TOKEN", "")),
+		VaultAuthMethod:       get("VAULT_AUTH_METHOD", "token"),
+		VaultAWSRole:          get("VAULT_AWS_ROLE", ""),
+		VaultKVMount:          get("VAULT_KV_MOUNT", "secret"),
+		AppSource:             get("AMAZON_SPAPI_APP_SOURCE", "external_test"),
+		PollQueueURL:          get("POLL_QUEUE_URL", ""),
+		NotificationsQueueARN: get("NOTIFICATIONS_QUEUE_ARN", ""),
+		JWTIssuer:             get("AUTH_JWT_ISSUER", ""),
+		JWTAudience:           get("AUTH_JWT_AUDIENCE", ""),
+		JWKSURL:               get("AUTH_JWKS_URL", ""),
+		JWTHS256Secret:        secret.Value(get("AUTH_JWT_HS256_SECRET", "")),
+		TenantClaim:           get("AUTH_TENANT_CLAIM", "tenantId"),
+		FrontendReturnURL:     get("FRONTEND_RETURN_URL", ""),
+		FrontendLoginURL:      get("FRONTEND_LOGIN_URL", get("FRONTEND_RETURN_URL", "")),
+		LWATokenURL:           get("AMAZON_LWA_TOKEN_URL", amazon.DefaultLWATokenURL),
+		SPAPIEndpoint:         get("AMAZON_SPAPI_ENDPOINT", ""),
+		SellerCentralURL:      get("AMAZON_SELLER_CENTRAL_URL", ""),
+		LogLevel:              get("LOG_LEVEL", "info"),
 	}
 	var errs []error
 	var err error
@@ -91,6 +99,14 @@ func Load(getenv func(string) string) (Config, error) {
 		errs = append(errs, fmt.Errorf("MARKETPLACE_POLL_INTERVAL_SECONDS: want a positive number of seconds, got %q", getenv("MARKETPLACE_POLL_INTERVAL_SECONDS")))
 	}
 	c.PollInterval = time.Duration(secs) * time.Second
+	fallback, err := strconv.Atoi(get("POLL_FALLBACK_INTERVAL_SECONDS", "900"))
+	if err != nil || fallback < 1 {
+		errs = append(errs, fmt.Errorf("POLL_FALLBACK_INTERVAL_SECONDS: want a positive number of seconds, got %q", getenv("POLL_FALLBACK_INTERVAL_SECONDS")))
+	}
+	c.PollFallbackInterval = time.Duration(fallback) * time.Second
+	if c.NotificationsQueueARN != "" && !validQueueARN(c.NotificationsQueueARN) {
+		errs = append(errs, fmt.Errorf("NOTIFICATIONS_QUEUE_ARN: want arn:aws:sqs:<region>:<account>:<name>, got %q", c.NotificationsQueueARN))
+	}
 	days, err := strconv.Atoi(get("POLL_LOOKBACK_DAYS", "7"))
 	if err != nil || days < 0 || days > 730 {
 		errs = append(errs, fmt.Errorf("POLL_LOOKBACK_DAYS: want 0..730, got %q", getenv("POLL_LOOKBACK_DAYS")))
@@ -176,6 +192,25 @@ func (c Config) RequireQueue() error {
 		return errors.New("POLL_QUEUE_URL is required for fan-out")
 	}
 	return nil
+}
+
+// PushEnabled reports whether connections are subscribed to ORDER_CHANGE
+// notifications (NOTIFICATIONS_QUEUE_ARN is set).
+func (c Config) PushEnabled() bool { return c.NotificationsQueueARN != "" }
+
+// validQueueARN checks the shape Amazon's SqsResource pattern asks for
+// (^arn:aws:sqs:\S+:\S+:\S+).
+func validQueueARN(arn string) bool {
+	parts := strings.Split(arn, ":")
+	if len(parts) != 6 || parts[0] != "arn" || parts[1] != "aws" || parts[2] != "sqs" {
+		return false
+	}
+	for _, p := range parts[3:] {
+		if p == "" || strings.ContainsAny(p, " \t\n") {
+			return false
+		}
+	}
+	return true
 }
 
 // AppVaultPath is the KV path of the app's LWA credentials for AppSource.

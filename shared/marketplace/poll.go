@@ -23,6 +23,9 @@ type PollState struct {
 	MarketplaceID    string
 	SellingPartnerID string
 	ConnectedAt      *time.Time
+	// Pushed is true when the connection has an ORDER_CHANGE subscription:
+	// push brings its events and polling is the fallback.
+	Pushed bool
 	// Cursor is the end of the last completed window (nil before the first
 	// sync completes); PaginationToken the next page of an unfinished one.
 	Cursor          *time.Time

@@ -40,11 +40,14 @@ type Store interface {
 // Config tunes a Poller; zero fields take the defaults.
 type Config struct {
 	Interval time.Duration // next poll after a complete sync (MARKETPLACE_POLL_INTERVAL_SECONDS; 60 s)
-	Lookback time.Duration // a new connection starts this long before it connected (POLL_LOOKBACK_DAYS; 7 d)
-	Overlap  time.Duration // each window starts this long before the cursor (2 min)
-	LeaseFor time.Duration // lease per page, longer than a page takes (5 min)
-	MaxPages int           // pages per poll before yielding (50)
-	Parallel int           // SQS records polled at once (4)
+	// FallbackInterval replaces Interval for a connection that push serves
+	// (an ORDER_CHANGE subscription): POLL_FALLBACK_INTERVAL_SECONDS; 900 s.
+	FallbackInterval time.Duration
+	Lookback         time.Duration // a new connection starts this long before it connected (POLL_LOOKBACK_DAYS; 7 d)
+	Overlap          time.Duration // each window starts this long before the cursor (2 min)
+	LeaseFor         time.Duration // lease per page, longer than a page takes (5 min)
+	MaxPages         int           // pages per poll before yielding (50)
+	Parallel         int           // SQS records polled at once (4)
 	// DeadlineMargin: no new page is started when the invocation's deadline
 	// is closer than this (15 s).
 	DeadlineMargin time.Duration
@@ -53,6 +56,9 @@ type Config struct {
 func (c Config) withDefaults() Config {
 	if c.Interval <= 0 {
 		c.Interval = 60 * time.Second
+	}
+	if c.FallbackInterval <= 0 {
+		c.FallbackInterval = 15 * time.Minute
 	}
 	if c.Lookback <= 0 {
 		c.Lookback = 7 * 24 * time.Hour
@@ -75,14 +81,30 @@ func (c Config) withDefaults() Config {
 	return c
 }
 
+// Subscriber subscribes a connection to push (push.Subscriber). Subscribe
+// reports whether the connection has a subscription afterwards; it spaces
+// its own retries, so calling it on every poll is cheap.
+type Subscriber interface {
+	Subscribe(ctx context.Context, tenantID, connectionID string) (bool, error)
+}
+
 // Poller syncs connections, one SQS message each.
 type Poller struct {
-	store   Store
-	source  Source
-	cfg     Config
-	now     func() time.Time
-	log     *slog.Logger
-	metrics *metrics.Writer
+	store      Store
+	source     Source
+	cfg        Config
+	now        func() time.Time
+	log        *slog.Logger
+	metrics    *metrics.Writer
+	subscriber Subscriber
+}
+
+// WithSubscriber makes the poller subscribe, after a successful poll, a
+// connection that has no push subscription yet (Connect's own attempt
+// failed, or the connection predates push). Its failures never fail a poll.
+func (p *Poller) WithSubscriber(s Subscriber) *Poller {
+	p.subscriber = s
+	return p
 }
 
 // NewPoller returns a Poller; now nil is time.Now, log nil slog.Default(),
@@ -187,6 +209,13 @@ func (p *Poller) PollResult(ctx context.Context, msg pollqueue.Message) (Result,
 	}
 	res, syncErr := p.sync(syncCtx, st, owner)
 	cancelSync()
+	if syncErr == nil && !st.Pushed && p.subscriber != nil {
+		if ok, err := p.subscriber.Subscribe(ctx, st.TenantID, st.ConnectionID); err != nil {
+			p.log.WarnContext(ctx, "push subscription failed; polling at the normal interval", "connection_id", st.ConnectionID, "err", safeError(err))
+		} else if ok && res.Cursor != nil { // a complete sync: next at the fallback interval
+			res.NextPollAt = p.now().Add(p.cfg.FallbackInterval)
+		}
+	}
 	out := marketplace.PollOutcome{ConnectionID: st.ConnectionID, LeaseOwner: owner, NextPollAt: res.NextPollAt}
 	kind := ""
 	var retErr error
@@ -291,11 +320,20 @@ func (p *Poller) sync(ctx context.Context, st marketplace.PollState, owner strin
 		res.TicketsCreated += pr.TicketsCreated
 		if page.NextToken == "" {
 			res.Cursor = in.Cursor
-			res.NextPollAt = p.now().Add(p.cfg.Interval)
+			res.NextPollAt = p.now().Add(p.interval(st))
 			return res, nil
 		}
 		req = PageRequest{After: req.After, Token: page.NextToken, MarketplaceIDs: page.MarketplaceIDs}
 	}
+}
+
+// interval is the time to the next poll after a complete sync: the
+// fallback interval when push serves the connection.
+func (p *Poller) interval(st marketplace.PollState) time.Duration {
+	if st.Pushed {
+		return p.cfg.FallbackInterval
+	}
+	return p.cfg.Interval
 }
 
 // windowStart is where searchOrders starts when no page token is stored:

@@ -82,7 +82,8 @@ func (s *Store) ReleaseClaims(ctx context.Context, connectionIDs []string) error
 // pollers exactly one wins).
 const acquireSQL = `
 WITH c AS (
-    SELECT "id", "tenantId", "status"::text AS "status", "region", "marketplaceId", "sellingPartnerId", "connectedAt"
+    SELECT "id", "tenantId", "status"::text AS "status", "region", "marketplaceId", "sellingPartnerId", "connectedAt",
+           "pushSubscriptionId" IS NOT NULL AS "pushed"
     FROM "MarketplaceConnection" WHERE "id" = $1 AND "tenantId" = $5
 ), l AS (
     INSERT INTO "MarketplaceSyncState" ("connectionId", "tenantId", "leaseOwner", "leaseUntil", "updatedAt")
@@ -93,7 +94,7 @@ WITH c AS (
     RETURNING true AS "won", "cursorAt", "paginationToken", "pageWindowStart", "pageMarketplaceIds"
 )
 SELECT c."id", c."tenantId", c."status", COALESCE(c."region", ''), COALESCE(c."marketplaceId", ''),
-       COALESCE(c."sellingPartnerId", ''), c."connectedAt",
+       COALESCE(c."sellingPartnerId", ''), c."connectedAt", c."pushed",
        COALESCE(l."won", false), l."cursorAt", COALESCE(l."paginationToken", ''),
        l."pageWindowStart", l."pageMarketplaceIds"
 FROM c LEFT JOIN l ON true`
@@ -106,7 +107,7 @@ func (s *Store) AcquirePoll(ctx context.Context, tenantID, connectionID, owner s
 	var status string
 	err := s.pool.QueryRow(ctx, acquireSQL, connectionID, owner, now, now.Add(leaseFor), tenantID).Scan(
 		&st.ConnectionID, &st.TenantID, &status, &st.Region, &st.MarketplaceID, &st.SellingPartnerID,
-		&st.ConnectedAt, &st.Leased, &st.Cursor, &st.PaginationToken, &st.PageWindowStart, &st.PageMarketplaceIDs)
+		&st.ConnectedAt, &st.Pushed, &st.Leased, &st.Cursor, &st.PaginationToken, &st.PageWindowStart, &st.PageMarketplaceIDs)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return marketplace.PollState{}, fmt.Errorf("connection %s: %w", connectionID, marketplace.ErrNotFound)
 	}

@@ -6,6 +6,7 @@
 package spapi
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -202,18 +203,33 @@ func (c *Client) SearchOrders(ctx context.Context, endpoint string, tokens Token
 
 // get sends an authenticated GET and decodes a 200 answer into out.
 func (c *Client) get(ctx context.Context, u string, tokens Tokens, out any) (http.Header, error) {
+	return c.do(ctx, http.MethodGet, u, nil, tokens, out)
+}
+
+// do sends an authenticated request (body, when not nil, as JSON) and
+// decodes a 200 answer into out (nil: the body is not read as JSON). A 403
+// whose details say the access token expired invalidates the token and
+// retries once, unless tokens is a StaticToken.
+func (c *Client) do(ctx context.Context, method, u string, body []byte, tokens Tokens, out any) (http.Header, error) {
 	for attempt := 0; ; attempt++ {
 		tok, err := tokens.Token()
 		if err != nil {
 			return nil, fmt.Errorf("access token: %w", err)
 		}
-		req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+		var rd io.Reader
+		if body != nil {
+			rd = bytes.NewReader(body)
+		}
+		req, err := http.NewRequestWithContext(ctx, method, u, rd)
 		if err != nil {
 			return nil, err
 		}
 		req.Header.Set("x-amz-access-token", tok.AccessToken)
 		req.Header.Set("user-agent", UserAgent)
 		req.Header.Set("accept", "application/json")
+		if body != nil {
+			req.Header.Set("content-type", "application/json")
+		}
 		resp, err := c.http.Do(req)
 		if err != nil {
 			return nil, networkError(req, err)
@@ -224,8 +240,10 @@ func (c *Client) get(ctx context.Context, u string, tokens Tokens, out any) (htt
 			return nil, networkError(req, err)
 		}
 		if resp.StatusCode == http.StatusOK {
-			if err := json.Unmarshal(b, out); err != nil {
-				return nil, fmt.Errorf("decode answer: %w", err)
+			if out != nil {
+				if err := json.Unmarshal(b, out); err != nil {
+					return nil, fmt.Errorf("decode answer: %w", err)
+				}
 			}
 			return resp.Header, nil
 		}
@@ -264,6 +282,7 @@ var (
 	ErrServer       = errors.New("sp-api: server error (5xx)")
 	ErrInvalidInput = errors.New("sp-api: invalid input (400)")
 	ErrNotFound     = errors.New("sp-api: not found (404)")
+	ErrConflict     = errors.New("sp-api: conflict (409)")
 )
 
 // ErrorDetail is one entry of Amazon's {"errors":[…]}.
@@ -320,6 +339,8 @@ func (e *Error) Is(target error) bool {
 		return e.Status == http.StatusBadRequest
 	case ErrNotFound:
 		return e.Status == http.StatusNotFound
+	case ErrConflict:
+		return e.Status == http.StatusConflict
 	}
 	return false
 }

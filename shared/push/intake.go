@@ -1,0 +1,234 @@
+package push
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/aws/aws-lambda-go/events"
+	"github.com/aws/aws-lambda-go/lambdacontext"
+
+	"github.com/keybuzz/keybuzz-amazon/shared/logging"
+	"github.com/keybuzz/keybuzz-amazon/shared/lwa"
+	"github.com/keybuzz/keybuzz-amazon/shared/marketplace"
+	"github.com/keybuzz/keybuzz-amazon/shared/metrics"
+	"github.com/keybuzz/keybuzz-amazon/shared/poll"
+	"github.com/keybuzz/keybuzz-amazon/shared/spapi"
+)
+
+// IntakeStore is the part of postgres.Store the intake uses.
+type IntakeStore interface {
+	ConnectionBySubscription(ctx context.Context, subscriptionID string) (marketplace.PushTarget, bool, error)
+	IngestEvents(ctx context.Context, tenantID, connectionID string, msgs []marketplace.InboundMessage) (marketplace.PageResult, error)
+	RecordNotification(ctx context.Context, r marketplace.NotificationRecord) error
+}
+
+// Orders reads one order of a connection with getOrder within the
+// connection's getOrder budget (poll.AmazonSource).
+type Orders interface {
+	GetOrder(ctx context.Context, t poll.Target, orderID string) (spapi.Order, error)
+}
+
+// notFoundRetries is how many deliveries a notification whose order getOrder
+// does not find yet is retried before it is recorded and dropped (Amazon
+// may publish before the order reads back; the fallback poll still sees it).
+const notFoundRetries = 3
+
+// Intake consumes the notifications queue.
+type Intake struct {
+	store    IntakeStore
+	orders   Orders
+	now      func() time.Time
+	log      *slog.Logger
+	metrics  *metrics.Writer
+	parallel int
+}
+
+// NewIntake returns the ordernotify handler's Intake; now nil is time.Now,
+// log nil slog.Default(), m nil emits no metrics.
+func NewIntake(store IntakeStore, orders Orders, now func() time.Time, log *slog.Logger, m *metrics.Writer) *Intake {
+	if now == nil {
+		now = time.Now
+	}
+	if log == nil {
+		log = slog.Default()
+	}
+	return &Intake{store: store, orders: orders, now: now, log: log, metrics: m, parallel: 4}
+}
+
+// HandleSQS is the ordernotify Lambda handler (ReportBatchItemFailures):
+// records are handled up to four at once and only those that failed
+// transiently are reported, so SQS retries them alone (and, after the
+// queue's maxReceiveCount, moves them to the DLQ).
+func (in *Intake) HandleSQS(ctx context.Context, ev events.SQSEvent) (events.SQSEventResponse, error) {
+	if lc, ok := lambdacontext.FromContext(ctx); ok && logging.RequestID(ctx) == "" {
+		ctx = logging.WithRequestID(ctx, lc.AwsRequestID)
+	}
+	var (
+		mu       sync.Mutex
+		failures = []events.SQSBatchItemFailure{}
+		wg       sync.WaitGroup
+		sem      = make(chan struct{}, in.parallel)
+	)
+	for _, r := range ev.Records {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			rctx := logging.WithRequestID(ctx, r.MessageId)
+			receives, _ := strconv.Atoi(r.Attributes["ApproximateReceiveCount"])
+			if _, err := in.Handle(rctx, r.MessageId, r.Body, receives); err != nil {
+				mu.Lock()
+				failures = append(failures, events.SQSBatchItemFailure{ItemIdentifier: r.MessageId})
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	return events.SQSEventResponse{BatchItemFailures: failures}, nil
+}
+
+// Result is what one notification came to.
+type Result struct {
+	Outcome         marketplace.Outcome
+	ConnectionID    string
+	MessagesCreated int
+	TicketsCreated  int
+}
+
+// Handle processes one SQS body. It returns an error only when SQS should
+// deliver it again (database, Vault, LWA or SP-API unavailable, budget
+// empty, throttled); every other body is recorded with its outcome and
+// acknowledged. receives is the message's ApproximateReceiveCount (0 when
+// unknown).
+func (in *Intake) Handle(ctx context.Context, messageID, body string, receives int) (Result, error) {
+	start := in.now()
+	n, err := Decode(body)
+	if err != nil {
+		m, _ := asMalformed(err)
+		rec := marketplace.NotificationRecord{NotificationID: firstNonEmpty(m.NotificationID, "sqs:"+messageID),
+			NotificationType: n.NotificationType, SubscriptionID: n.SubscriptionID, Outcome: marketplace.OutcomeMalformed, Detail: m.Reason}
+		in.log.WarnContext(ctx, "notification dropped: malformed body", "reason", m.Reason, "receive_count", receives)
+		return in.finish(ctx, rec, Result{Outcome: marketplace.OutcomeMalformed}, start)
+	}
+	rec := marketplace.NotificationRecord{
+		NotificationID: n.NotificationID, NotificationType: n.NotificationType, SubscriptionID: n.SubscriptionID,
+		OrderID: n.AmazonOrderID, ChangeType: n.OrderChangeType, EventTime: n.EventTime,
+	}
+	drop := func(o marketplace.Outcome, detail string) (Result, error) {
+		rec.Outcome, rec.Detail = o, detail
+		return in.finish(ctx, rec, Result{Outcome: o, ConnectionID: rec.ConnectionID}, start)
+	}
+	if n.NotificationType != spapi.NotificationTypeOrderChange {
+		return drop(marketplace.OutcomeIgnored, "notification type "+n.NotificationType)
+	}
+	t, ok, err := in.store.ConnectionBySubscription(ctx, n.SubscriptionID)
+	if err != nil {
+		return in.retry(ctx, rec, err)
+	}
+	if !ok {
+		in.log.WarnContext(ctx, "notification dropped: unknown subscription", "subscription_id", n.SubscriptionID)
+		return drop(marketplace.OutcomeUnknownSubscription, "")
+	}
+	rec.ConnectionID, rec.TenantID = t.ConnectionID, t.TenantID
+	ctx = logging.WithTenantID(ctx, t.TenantID)
+	// The SellerId of the body is not signed: the subscription, created with
+	// the tenant's own token, routes; the seller id must agree with it.
+	if n.SellerID != t.SellingPartnerID {
+		in.log.WarnContext(ctx, "notification dropped: seller id does not match the subscription's connection",
+			"connection_id", t.ConnectionID, "subscription_id", n.SubscriptionID)
+		return drop(marketplace.OutcomeSellerMismatch, "SellerId "+n.SellerID)
+	}
+	rec.Routed = true
+	if t.Status != marketplace.StatusConnected {
+		return drop(marketplace.OutcomeNotConnected, string(t.Status))
+	}
+	if !n.BuyerRequestedCancel() {
+		return drop(marketplace.OutcomeIgnored, "change type "+n.OrderChangeType)
+	}
+
+	target := poll.Target{TenantID: t.TenantID, ConnectionID: t.ConnectionID, Region: t.Region, MarketplaceID: t.MarketplaceID, SellingPartnerID: t.SellingPartnerID}
+	order, err := in.orders.GetOrder(ctx, target, n.AmazonOrderID)
+	switch {
+	case err == nil && order.OrderID != n.AmazonOrderID:
+		return drop(marketplace.OutcomeOrderNotFound, "getOrder answered another order")
+	case errors.Is(err, spapi.ErrNotFound) && receives < notFoundRetries:
+		return in.retry(ctx, rec, err)
+	case errors.Is(err, spapi.ErrNotFound):
+		return drop(marketplace.OutcomeOrderNotFound, "")
+	case lwa.IsInvalidGrant(err), errors.Is(err, marketplace.ErrNoCredentials):
+		// The poller marks the connection; nothing to retry here.
+		return drop(marketplace.OutcomeNotConnected, safeError(err))
+	case err != nil && permanent(err):
+		return drop(marketplace.OutcomeOrderNotFound, safeError(err))
+	case err != nil:
+		return in.retry(ctx, rec, err)
+	}
+	msgs := poll.BuyerEvents([]spapi.Order{order})
+	if len(msgs) == 0 {
+		return drop(marketplace.OutcomeNoEvent, "")
+	}
+	res, err := in.store.IngestEvents(ctx, t.TenantID, t.ConnectionID, msgs)
+	if errors.Is(err, marketplace.ErrNotConnected) {
+		return drop(marketplace.OutcomeNotConnected, "disconnected meanwhile")
+	}
+	if err != nil {
+		return in.retry(ctx, rec, err)
+	}
+	rec.Outcome, rec.MessagesCreated = marketplace.OutcomeStored, res.MessagesCreated
+	if res.MessagesCreated == 0 {
+		rec.Outcome = marketplace.OutcomeDuplicate
+	}
+	return in.finish(ctx, rec, Result{Outcome: rec.Outcome, ConnectionID: t.ConnectionID, MessagesCreated: res.MessagesCreated, TicketsCreated: res.TicketsCreated}, start)
+}
+
+// permanent reports SP-API answers a redelivery cannot change (400, 403
+// other than an expired token, which the client already refreshed). The
+// fallback poll still reads the order.
+func permanent(err error) bool {
+	return errors.Is(err, spapi.ErrInvalidInput) || errors.Is(err, spapi.ErrUnauthorized)
+}
+
+// retry logs a transient failure and hands the record back to SQS.
+func (in *Intake) retry(ctx context.Context, rec marketplace.NotificationRecord, err error) (Result, error) {
+	var nb *poll.NoBudgetError
+	kind := "transient"
+	if errors.As(err, &nb) {
+		kind = "no_budget"
+	}
+	var th *poll.ThrottledError
+	if errors.As(err, &th) {
+		kind = "throttled"
+	}
+	in.log.WarnContext(ctx, "notification failed; SQS will deliver it again", "notification_id", rec.NotificationID,
+		"connection_id", rec.ConnectionID, "error_kind", kind, "err", safeError(err))
+	in.metrics.Emit("ordernotify", map[string]float64{"notifications": 1, metrics.Errors: 1},
+		map[string]string{"tenant_id": rec.TenantID, "connection_id": rec.ConnectionID, "error_kind": kind, "request_id": logging.RequestID(ctx)})
+	return Result{ConnectionID: rec.ConnectionID}, fmt.Errorf("notification %s: %w", rec.NotificationID, err)
+}
+
+// finish records the outcome; a record that cannot be written makes SQS
+// deliver the notification again (ingestion is idempotent).
+func (in *Intake) finish(ctx context.Context, rec marketplace.NotificationRecord, res Result, start time.Time) (Result, error) {
+	if err := in.store.RecordNotification(ctx, rec); err != nil {
+		return in.retry(ctx, rec, err)
+	}
+	attrs := []any{"notification_id", rec.NotificationID, "outcome", string(rec.Outcome), "connection_id", rec.ConnectionID,
+		"order_id", rec.OrderID, "change_type", rec.ChangeType, "messages_created", res.MessagesCreated,
+		"duration_ms", in.now().Sub(start).Milliseconds()}
+	if rec.EventTime != nil {
+		attrs = append(attrs, "event_to_stored_ms", in.now().Sub(*rec.EventTime).Milliseconds())
+	}
+	if rec.Detail != "" {
+		attrs = append(attrs, "detail", rec.Detail)
+	}
+	in.log.InfoContext(ctx, "notification handled", attrs...)
+	in.metrics.Emit("ordernotify", map[string]float64{"notifications": 1, metrics.EventsIngested: float64(res.MessagesCreated),
+		metrics.TicketsCreated: float64(res.TicketsCreated), metrics.Errors: 0},
+		map[string]string{"tenant_id": rec.TenantID, "connection_id": rec.ConnectionID, "outcome": string(rec.Outcome), "request_id": logging.RequestID(ctx)})
+	return res, nil
+}

@@ -1,0 +1,373 @@
+// Package push is the connector's push intake: the application's
+// notifications destination (Destinations), each connection's ORDER_CHANGE
+// subscription (Subscriber), and the consumer of the notifications queue
+// (Intake) that turns a buyer's cancellation request into a ticket through
+// the same ingestion as polling. Polling stays as the fallback
+// (docs/push.md).
+//
+// Follow one notification: Amazon -> SQS -> Intake.HandleSQS -> Decode ->
+// postgres.ConnectionBySubscription (route by SubscriptionId, check
+// SellerId) -> getOrder (poll.AmazonSource.GetOrder, within its budget) ->
+// poll.BuyerEvents (the externalIds polling gives) -> postgres.IngestEvents
+// -> postgres.RecordNotification.
+package push
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+	"time"
+
+	"golang.org/x/oauth2"
+
+	"github.com/keybuzz/keybuzz-amazon/shared/lwa"
+	"github.com/keybuzz/keybuzz-amazon/shared/marketplace"
+	"github.com/keybuzz/keybuzz-amazon/shared/poll"
+	"github.com/keybuzz/keybuzz-amazon/shared/spapi"
+)
+
+// PayloadVersion is the ORDER_CHANGE payload version subscribed to.
+const PayloadVersion = "1.0"
+
+// OrderChangeTypes is the ORDER_CHANGE event filter: the change types the
+// connector turns into tickets (a buyer's cancellation request).
+var OrderChangeTypes = []string{spapi.OrderChangeBuyerRequested}
+
+// NotificationsPlan is the usage plan of every Notifications API operation.
+var NotificationsPlan = marketplace.RatePlan{Rate: spapi.NotificationsRate, Burst: spapi.NotificationsBurst}
+
+// API is the Notifications API (spapi.Client).
+type API interface {
+	CreateDestination(ctx context.Context, endpoint string, tokens spapi.Tokens, name, queueARN string) (spapi.Destination, error)
+	GetDestinations(ctx context.Context, endpoint string, tokens spapi.Tokens) ([]spapi.Destination, error)
+	CreateSubscription(ctx context.Context, endpoint string, tokens spapi.Tokens, notificationType string, r spapi.SubscriptionRequest) (spapi.Subscription, error)
+	GetSubscription(ctx context.Context, endpoint string, tokens spapi.Tokens, notificationType, payloadVersion string) (spapi.Subscription, error)
+	DeleteSubscriptionByID(ctx context.Context, endpoint string, tokens spapi.Tokens, notificationType, subscriptionID string) error
+}
+
+// Apps reads the application's credentials (vaultstore.AppCache).
+type Apps interface {
+	App(ctx context.Context) (marketplace.AppCredentials, error)
+}
+
+// Seller runs SP-API calls with a connection's own token within the
+// connection's persisted budget for the operation (poll.AmazonSource): an
+// empty budget is a *poll.NoBudgetError, a 429 a *poll.ThrottledError.
+type Seller interface {
+	Call(ctx context.Context, t poll.Target, operation string, plan marketplace.RatePlan, f func(endpoint string, tokens spapi.Tokens) (rate float64, err error)) error
+}
+
+// DestinationStore records the destination id (postgres.Store).
+type DestinationStore interface {
+	Destination(ctx context.Context, applicationID, region, queueARN string) (string, bool, error)
+	SaveDestination(ctx context.Context, applicationID, region, queueARN, destinationID string) (string, error)
+}
+
+// Destinations finds or creates the application's destination for the
+// notifications queue, once per application and region: the id recorded
+// in the database, else createDestination with a grantless token, else (a
+// 409: it exists) the one getDestinations lists for the queue's ARN. Every
+// container may do so at once: Amazon keeps one destination per ARN and the
+// database keeps the first id recorded. Ids are cached per container.
+type Destinations struct {
+	store    DestinationStore
+	apps     Apps
+	api      API
+	lwa      *lwa.Client
+	queueARN string
+	endpoint string // AMAZON_SPAPI_ENDPOINT; "" = by region
+
+	mu      sync.Mutex
+	ids     map[string]string // app+region -> destination id
+	tokens  map[string]*lwa.CachedSource
+	appKeys map[string]string
+}
+
+// NewDestinations returns the destination finder for queueARN
+// (NOTIFICATIONS_QUEUE_ARN).
+func NewDestinations(store DestinationStore, apps Apps, api API, lwaClient *lwa.Client, queueARN, endpointOverride string) *Destinations {
+	return &Destinations{store: store, apps: apps, api: api, lwa: lwaClient, queueARN: queueARN, endpoint: endpointOverride,
+		ids: map[string]string{}, tokens: map[string]*lwa.CachedSource{}, appKeys: map[string]string{}}
+}
+
+// QueueARN is the notifications queue the destination points at.
+func (d *Destinations) QueueARN() string { return d.queueARN }
+
+// ID returns the destination id for the application in region ("" = the
+// app's region).
+func (d *Destinations) ID(ctx context.Context, region string) (string, error) {
+	app, err := d.apps.App(ctx)
+	if err != nil {
+		return "", fmt.Errorf("destination: app credentials: %w", err)
+	}
+	region = firstNonEmpty(region, app.Region)
+	appID := firstNonEmpty(app.ApplicationID, app.ClientID)
+	key := appID + "\x00" + region
+	d.mu.Lock()
+	id := d.ids[key]
+	d.mu.Unlock()
+	if id != "" {
+		return id, nil
+	}
+	id, ok, err := d.store.Destination(ctx, appID, region, d.queueARN)
+	if err != nil {
+		return "", fmt.Errorf("destination: %w", err)
+	}
+	if !ok {
+		if id, err = d.create(ctx, app, region); err != nil {
+			return "", fmt.Errorf("destination: %w", err)
+		}
+		if id, err = d.store.SaveDestination(ctx, appID, region, d.queueARN, id); err != nil {
+			return "", fmt.Errorf("destination: %w", err)
+		}
+	}
+	d.mu.Lock()
+	d.ids[key] = id
+	d.mu.Unlock()
+	return id, nil
+}
+
+func (d *Destinations) create(ctx context.Context, app marketplace.AppCredentials, region string) (string, error) {
+	endpoint, err := spapi.Endpoint(d.endpoint, region)
+	if err != nil {
+		return "", err
+	}
+	tokens := d.Grantless(app, region)
+	dest, err := d.api.CreateDestination(ctx, endpoint, tokens, destinationName(d.queueARN), d.queueARN)
+	if err == nil {
+		return dest.ID, nil
+	}
+	if !errors.Is(err, spapi.ErrConflict) {
+		return "", err
+	}
+	list, lerr := d.api.GetDestinations(ctx, endpoint, tokens)
+	if lerr != nil {
+		return "", errors.Join(err, lerr)
+	}
+	for _, x := range list {
+		if x.QueueARN == d.queueARN {
+			return x.ID, nil
+		}
+	}
+	return "", fmt.Errorf("%w; and getDestinations lists none for %s", err, d.queueARN)
+}
+
+// Grantless returns the application's cached grantless token source for
+// the notifications scope (one per app secret and region, refreshed 5
+// minutes before expiry).
+func (d *Destinations) Grantless(app marketplace.AppCredentials, region string) spapi.Tokens {
+	appKey := app.ClientID + "\x00" + app.ClientSecret.Reveal()
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if s := d.tokens[region]; s != nil && d.appKeys[region] == appKey {
+		return s
+	}
+	src := lwa.NewCachedSource(d.lwa.GrantlessSource(context.Background(), lwa.App{ClientID: app.ClientID, ClientSecret: app.ClientSecret}, spapi.NotificationsScope), 0)
+	d.tokens[region], d.appKeys[region] = src, appKey
+	return src
+}
+
+// destinationName names the destination after the queue.
+func destinationName(queueARN string) string {
+	name := queueARN[strings.LastIndex(queueARN, ":")+1:]
+	return "keybuzz-amazon-" + name
+}
+
+// SubscriptionStore is the part of postgres.Store the Subscriber uses.
+type SubscriptionStore interface {
+	ClaimSubscribe(ctx context.Context, tenantID, connectionID string, retryAfter time.Duration, force bool) (marketplace.PushTarget, bool, error)
+	SaveSubscription(ctx context.Context, connectionID, subscriptionID, destinationID string) error
+	RecordSubscribeError(ctx context.Context, connectionID, message string) error
+	PushTarget(ctx context.Context, tenantID, connectionID string) (marketplace.PushTarget, error)
+	ClearSubscription(ctx context.Context, connectionID, subscriptionID string) error
+	TakeToken(ctx context.Context, connectionID, operation string, plan marketplace.RatePlan) (marketplace.Grant, error)
+}
+
+// Subscriber subscribes connections to ORDER_CHANGE with the seller's
+// token and removes subscriptions on disconnect.
+type Subscriber struct {
+	store        SubscriptionStore
+	destinations *Destinations
+	seller       Seller
+	apps         Apps
+	api          API
+	endpoint     string
+	retryAfter   time.Duration
+	log          *slog.Logger
+}
+
+// NewSubscriber returns a Subscriber; retryAfter spaces the attempts of one
+// connection (0: 10 minutes); log nil is slog.Default().
+func NewSubscriber(store SubscriptionStore, destinations *Destinations, seller Seller, apps Apps, api API, endpointOverride string, retryAfter time.Duration, log *slog.Logger) *Subscriber {
+	if retryAfter <= 0 {
+		retryAfter = 10 * time.Minute
+	}
+	if log == nil {
+		log = slog.Default()
+	}
+	return &Subscriber{store: store, destinations: destinations, seller: seller, apps: apps, api: api,
+		endpoint: endpointOverride, retryAfter: retryAfter, log: log}
+}
+
+// Subscribe makes sure the connection has an ORDER_CHANGE subscription when
+// it is CONNECTED and none is recorded, at most once per retryAfter (from
+// any container): createSubscription, or on a 409 the seller's existing
+// one (getSubscription), replaced when it points at another destination.
+// It reports whether the connection has a subscription afterwards. A
+// failure is recorded on the connection (pushError) and returned; the
+// connection stays polled at the normal interval.
+func (s *Subscriber) Subscribe(ctx context.Context, tenantID, connectionID string) (bool, error) {
+	return s.subscribe(ctx, tenantID, connectionID, false)
+}
+
+// OnConnected subscribes a connection that has just become CONNECTED, even
+// when a subscription is recorded (a reconnect after a revocation, which
+// drops Amazon's subscriptions): Amazon's answer wins. It never fails the
+// caller: failures are logged and recorded, and the poller retries.
+func (s *Subscriber) OnConnected(ctx context.Context, conn marketplace.Connection) {
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if _, err := s.subscribe(ctx, conn.TenantID, conn.ID, true); err != nil {
+		s.log.WarnContext(ctx, "push subscription on connect failed; polling at the normal interval until a retry succeeds",
+			"connection_id", conn.ID, "err", err.Error())
+	}
+}
+
+func (s *Subscriber) subscribe(ctx context.Context, tenantID, connectionID string, force bool) (bool, error) {
+	t, ok, err := s.store.ClaimSubscribe(ctx, tenantID, connectionID, s.retryAfter, force)
+	if err != nil {
+		return false, err
+	}
+	if !ok {
+		cur, err := s.store.PushTarget(ctx, tenantID, connectionID)
+		if err != nil {
+			return false, err
+		}
+		return cur.SubscriptionID != "", nil
+	}
+	sub, destID, err := s.create(ctx, t)
+	if err == nil {
+		err = s.store.SaveSubscription(ctx, t.ConnectionID, sub.ID, destID)
+	}
+	if err != nil {
+		if rerr := s.store.RecordSubscribeError(context.WithoutCancel(ctx), t.ConnectionID, safeError(err)); rerr != nil {
+			s.log.WarnContext(ctx, "push subscription error not recorded", "connection_id", t.ConnectionID, "err", rerr.Error())
+		}
+		return false, fmt.Errorf("subscribe %s: %w", t.ConnectionID, err)
+	}
+	s.log.InfoContext(ctx, "push subscription live", "connection_id", t.ConnectionID, "subscription_id", sub.ID, "destination_id", destID)
+	return true, nil
+}
+
+func (s *Subscriber) create(ctx context.Context, t marketplace.PushTarget) (spapi.Subscription, string, error) {
+	destID, err := s.destinations.ID(ctx, t.Region)
+	if err != nil {
+		return spapi.Subscription{}, "", err
+	}
+	target := poll.Target{TenantID: t.TenantID, ConnectionID: t.ConnectionID, Region: t.Region, MarketplaceID: t.MarketplaceID, SellingPartnerID: t.SellingPartnerID}
+	req := spapi.SubscriptionRequest{PayloadVersion: PayloadVersion, DestinationID: destID, OrderChangeTypes: OrderChangeTypes}
+	var sub spapi.Subscription
+	err = s.seller.Call(ctx, target, spapi.OpCreateSubscription, NotificationsPlan, func(endpoint string, tokens spapi.Tokens) (float64, error) {
+		var err error
+		sub, err = s.api.CreateSubscription(ctx, endpoint, tokens, spapi.NotificationTypeOrderChange, req)
+		return 0, err
+	})
+	if !errors.Is(err, spapi.ErrConflict) {
+		return sub, destID, err
+	}
+	// The seller has one already (ours from an earlier attempt, or one made
+	// before the destination changed).
+	err = s.seller.Call(ctx, target, spapi.OpGetSubscription, NotificationsPlan, func(endpoint string, tokens spapi.Tokens) (float64, error) {
+		var err error
+		sub, err = s.api.GetSubscription(ctx, endpoint, tokens, spapi.NotificationTypeOrderChange, PayloadVersion)
+		return 0, err
+	})
+	if err != nil || sub.DestinationID == destID {
+		return sub, destID, err
+	}
+	if err := s.deleteAtAmazon(ctx, t, sub.ID); err != nil {
+		return spapi.Subscription{}, destID, fmt.Errorf("replace subscription to another destination: %w", err)
+	}
+	err = s.seller.Call(ctx, target, spapi.OpCreateSubscription, NotificationsPlan, func(endpoint string, tokens spapi.Tokens) (float64, error) {
+		var err error
+		sub, err = s.api.CreateSubscription(ctx, endpoint, tokens, spapi.NotificationTypeOrderChange, req)
+		return 0, err
+	})
+	return sub, destID, err
+}
+
+// Unsubscribe deletes the connection's subscription at Amazon
+// (deleteSubscriptionById, grantless: it works after the seller revoked the
+// app) and forgets it; a subscription Amazon no longer knows is forgotten
+// too. Nothing to do is not an error. The Connect flow's disconnect calls
+// it before the connection is dropped.
+func (s *Subscriber) Unsubscribe(ctx context.Context, tenantID, connectionID string) error {
+	t, err := s.store.PushTarget(ctx, tenantID, connectionID)
+	if errors.Is(err, marketplace.ErrNotFound) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("unsubscribe: %w", err)
+	}
+	if t.SubscriptionID == "" {
+		return nil
+	}
+	if err := s.deleteAtAmazon(ctx, t, t.SubscriptionID); err != nil && !errors.Is(err, spapi.ErrNotFound) {
+		return fmt.Errorf("unsubscribe %s: %w", connectionID, err)
+	}
+	if err := s.store.ClearSubscription(ctx, t.ConnectionID, t.SubscriptionID); err != nil {
+		return fmt.Errorf("unsubscribe: %w", err)
+	}
+	s.log.InfoContext(ctx, "push subscription deleted", "connection_id", t.ConnectionID, "subscription_id", t.SubscriptionID)
+	return nil
+}
+
+// deleteAtAmazon calls deleteSubscriptionById with the grantless token,
+// within the connection's budget for it.
+func (s *Subscriber) deleteAtAmazon(ctx context.Context, t marketplace.PushTarget, subscriptionID string) error {
+	app, err := s.apps.App(ctx)
+	if err != nil {
+		return fmt.Errorf("app credentials: %w", err)
+	}
+	region := firstNonEmpty(t.Region, app.Region)
+	endpoint, err := spapi.Endpoint(s.endpoint, region)
+	if err != nil {
+		return err
+	}
+	g, err := s.store.TakeToken(ctx, t.ConnectionID, spapi.OpDeleteSubscriptionByID, NotificationsPlan)
+	if err != nil {
+		return err
+	}
+	if !g.OK {
+		return &poll.NoBudgetError{RetryAt: g.RetryAt}
+	}
+	return s.api.DeleteSubscriptionByID(ctx, endpoint, s.destinations.Grantless(app, region), spapi.NotificationTypeOrderChange, subscriptionID)
+}
+
+// safeError is err for pushError and logs: Amazon's codes and messages,
+// never a token (LWA and SP-API errors carry none).
+func safeError(err error) string {
+	var le *lwa.Error
+	if errors.As(err, &le) {
+		return le.Error()
+	}
+	s := err.Error()
+	if len(s) > 500 {
+		s = s[:500]
+	}
+	return s
+}
+
+func firstNonEmpty(v ...string) string {
+	for _, s := range v {
+		if s != "" {
+			return s
+		}
+	}
+	return ""
+}
+
+var _ oauth2.TokenSource = (*lwa.CachedSource)(nil)
