@@ -201,6 +201,9 @@ func (s *Server) AddOrder(sellerID, marketplaceID string, withCancellation bool)
 		o.status = "UNSHIPPED"
 	}
 	st.add(o)
+	if withCancellation {
+		s.publishLocked(seller, o, "BuyerRequestedChange", now)
+	}
 	return o.id, nil
 }
 
@@ -229,6 +232,7 @@ func (s *Server) AddCancellationRequest(sellerID, orderID, reason string) (Event
 			if o.updated.Before(now) {
 				o.updated = now
 			}
+			s.publishLocked(seller, o, "BuyerRequestedChange", now)
 			return Event{SellerID: sellerID, OrderID: o.id, OrderItemID: it.id, Reason: reason, At: now}, nil
 		}
 	}

@@ -19,6 +19,11 @@ var defaultPlans = map[string]ratePlan{
 	OpGetOrder:                     {rate: 0.5, burst: 30},
 	OpGetMarketplaceParticipations: {rate: 0.016, burst: 15},
 	OpGetAccount:                   {rate: 0.016, burst: 15},
+	OpCreateDestination:            {rate: 1, burst: 5},
+	OpGetDestinations:              {rate: 1, burst: 5},
+	OpCreateSubscription:           {rate: 1, burst: 5},
+	OpGetSubscription:              {rate: 1, burst: 5},
+	OpDeleteSubscriptionByID:       {rate: 1, burst: 5},
 }
 
 type bucketKey struct{ app, seller, op string }

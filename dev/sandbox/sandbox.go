@@ -56,6 +56,9 @@ type Config struct {
 	// recorded (Violations). sandboxtest sets it, and fails a test that
 	// leaves a violation behind.
 	Contract *openapicheck.Contract
+	// Deliver sends ORDER_CHANGE notifications to subscribed SQS queues
+	// (SQSDelivery); nil counts them as failed deliveries.
+	Deliver Deliver
 }
 
 // DefaultConfig is the configuration `make dev` runs with.
@@ -175,6 +178,7 @@ type Server struct {
 	violations    []*openapicheck.Violation
 	checked       int
 	accountDenied map[string]bool
+	notes         *notifier
 }
 
 // New builds a sandbox server. Zero fields of cfg are not defaulted except
@@ -229,6 +233,7 @@ func (s *Server) routes() {
 	m.HandleFunc("GET /orders/2026-01-01/orders/{orderId}", s.spapi(OpGetOrder, s.handleGetOrder))
 	m.HandleFunc("GET /sellers/v1/marketplaceParticipations", s.spapi(OpGetMarketplaceParticipations, s.handleMarketplaceParticipations))
 	m.HandleFunc("GET /sellers/v1/account", s.spapi(OpGetAccount, s.handleAccount))
+	s.notificationRoutes(m)
 	s.adminRoutes(m)
 	s.mux = m
 }

@@ -1,0 +1,607 @@
+package sandbox
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"regexp"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/aws/aws-sdk-go-v2/service/sqs"
+)
+
+// Notifications API v1: destinations (grantless), subscriptions (the
+// seller's token to create and read, grantless to delete), with Amazon's
+// 409s, error bodies and usage plan (1/s, burst 5 per operation), and the
+// delivery of ORDER_CHANGE notifications to the subscribed SQS queue
+// whenever a buyer asks to cancel (AddCancellationRequest, AddOrder with a
+// cancellation) or an order's status changes (SetOrderStatus).
+
+// Operation names of the Notifications API (SetRatePlan, Stats).
+const (
+	OpCreateDestination      = "createDestination"
+	OpGetDestinations        = "getDestinations"
+	OpCreateSubscription     = "createSubscription"
+	OpGetSubscription        = "getSubscription"
+	OpDeleteSubscriptionByID = "deleteSubscriptionById"
+)
+
+// Deliver sends one notification body to the SQS queue queueARN.
+type Deliver func(ctx context.Context, queueARN, body string) error
+
+// SQSDelivery delivers to the SQS API at endpoint (fauxqs locally): the
+// queue is looked up by the ARN's name and account.
+func SQSDelivery(endpoint string) Deliver {
+	var mu sync.Mutex
+	urls := map[string]string{}
+	clients := map[string]*sqs.Client{}
+	return func(ctx context.Context, queueARN, body string) error {
+		parts := strings.Split(queueARN, ":")
+		if len(parts) != 6 {
+			return fmt.Errorf("not an SQS ARN: %q", queueARN)
+		}
+		region, account, name := parts[3], parts[4], parts[5]
+		mu.Lock()
+		c := clients[region]
+		if c == nil {
+			c = sqs.New(sqs.Options{Region: region, BaseEndpoint: aws.String(endpoint),
+				Credentials: credentials.NewStaticCredentialsProvider("sandbox", "sandbox", "")})
+			clients[region] = c
+		}
+		u := urls[queueARN]
+		mu.Unlock()
+		if u == "" {
+			out, err := c.GetQueueUrl(ctx, &sqs.GetQueueUrlInput{QueueName: aws.String(name), QueueOwnerAWSAccountId: aws.String(account)})
+			if err != nil {
+				return fmt.Errorf("queue %s: %w", queueARN, err)
+			}
+			u = aws.ToString(out.QueueUrl)
+			mu.Lock()
+			urls[queueARN] = u
+			mu.Unlock()
+		}
+		_, err := c.SendMessage(ctx, &sqs.SendMessageInput{QueueUrl: aws.String(u), MessageBody: aws.String(body)})
+		return err
+	}
+}
+
+// DeliveryFaults make the sandbox misdeliver notifications, counting every
+// notification it publishes (1, 2, 3, …): every DropEvery-th is never
+// sent, every DuplicateEvery-th is sent twice, every DelayEvery-th is sent
+// after Delay (real time), every ReorderEvery-th is held back and sent
+// after the next one. Zero turns a fault off.
+type DeliveryFaults struct {
+	DropEvery      int           `json:"dropEvery"`
+	DuplicateEvery int           `json:"duplicateEvery"`
+	DelayEvery     int           `json:"delayEvery"`
+	Delay          time.Duration `json:"-"`
+	ReorderEvery   int           `json:"reorderEvery"`
+}
+
+// NotificationStats counts what the sandbox published and delivered.
+type NotificationStats struct {
+	Published  int `json:"published"`  // notifications due to a subscriber
+	Sent       int `json:"sent"`       // SendMessage calls that succeeded (a duplicate counts twice)
+	Dropped    int `json:"dropped"`    // dropped by DeliveryFaults
+	Duplicated int `json:"duplicated"` // sent twice by DeliveryFaults
+	Delayed    int `json:"delayed"`
+	Reordered  int `json:"reordered"`
+	Failed     int `json:"failed"` // SendMessage errors (no queue, emulator down)
+}
+
+type destination struct {
+	id, name, arn string
+}
+
+type subscription struct {
+	id, sellerID, notificationType, payloadVersion, destinationID string
+	changeTypes                                                   []string // nil: every change type
+}
+
+// notifier is the sandbox's Notifications state; guarded by Server.mu
+// except where noted.
+type notifier struct {
+	destinations map[string]*destination  // by id
+	subs         map[string]*subscription // by id
+	faults       DeliveryFaults
+	seq          int
+	held         *outgoing
+	stats        NotificationStats
+	outbox       chan outgoing // delivery order, drained by one goroutine
+	start        sync.Once
+}
+
+type outgoing struct {
+	arn, body string
+	delay     time.Duration
+	copies    int
+}
+
+var notificationTypes = map[string]bool{"ORDER_CHANGE": true, "ANY_OFFER_CHANGED": true, "FEED_PROCESSING_FINISHED": true, "REPORT_PROCESSING_FINISHED": true}
+
+var orderChangeTypes = map[string]bool{"BuyerRequestedChange": true, "DeliveryTipChange": true, "OrderStatusChange": true}
+
+var sqsARN = regexp.MustCompile(`^arn:aws:sqs:\S+:\S+:\S+`)
+
+func (s *Server) notifierLocked() *notifier {
+	if s.notes == nil {
+		s.notes = &notifier{destinations: map[string]*destination{}, subs: map[string]*subscription{}, outbox: make(chan outgoing, 4096)}
+	}
+	return s.notes
+}
+
+func (s *Server) notificationRoutes(m *http.ServeMux) {
+	m.HandleFunc("POST /notifications/v1/destinations", s.notificationsAPI(OpCreateDestination, true, s.handleCreateDestination))
+	m.HandleFunc("GET /notifications/v1/destinations", s.notificationsAPI(OpGetDestinations, true, s.handleGetDestinations))
+	m.HandleFunc("POST /notifications/v1/subscriptions/{notificationType}", s.notificationsAPI(OpCreateSubscription, false, s.handleCreateSubscription))
+	m.HandleFunc("GET /notifications/v1/subscriptions/{notificationType}", s.notificationsAPI(OpGetSubscription, false, s.handleGetSubscription))
+	m.HandleFunc("DELETE /notifications/v1/subscriptions/{notificationType}/{subscriptionId}", s.notificationsAPI(OpDeleteSubscriptionByID, true, s.handleDeleteSubscription))
+
+	m.HandleFunc("PUT /_sandbox/notifications/faults", func(w http.ResponseWriter, r *http.Request) {
+		var in struct {
+			DeliveryFaults
+			DelayMs int64 `json:"delayMs"`
+		}
+		if !decode(w, r, &in) {
+			return
+		}
+		f := in.DeliveryFaults
+		f.Delay = time.Duration(in.DelayMs) * time.Millisecond
+		if f.DropEvery < 0 || f.DuplicateEvery < 0 || f.DelayEvery < 0 || f.ReorderEvery < 0 || f.Delay < 0 {
+			adminError(w, http.StatusBadRequest, "every field must be >= 0")
+			return
+		}
+		s.SetDeliveryFaults(f)
+		writeJSON(w, http.StatusOK, jsonType, in)
+	})
+	m.HandleFunc("GET /_sandbox/notifications/stats", func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, http.StatusOK, jsonType, s.NotificationStats())
+	})
+	m.HandleFunc("PUT /_sandbox/sellers/{id}/orders/{orderId}/status", s.withSeller(func(w http.ResponseWriter, r *http.Request, id string) {
+		var in struct {
+			Status string `json:"status"`
+		}
+		if !decode(w, r, &in) {
+			return
+		}
+		if err := s.SetOrderStatus(id, r.PathValue("orderId"), in.Status); err != nil {
+			adminError(w, http.StatusBadRequest, err.Error())
+			return
+		}
+		writeJSON(w, http.StatusOK, jsonType, map[string]any{"orderId": r.PathValue("orderId"), "status": in.Status})
+	}))
+}
+
+// notificationsAPI wraps a Notifications operation: request id, token
+// (grantless or the seller's, as the operation requires), rate limit.
+func (s *Server) notificationsAPI(op string, grantless bool, h func(http.ResponseWriter, *http.Request, string)) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("x-amzn-RequestId", newRequestID())
+		sellerID, isGrantless, detail := s.authenticateAny(r.Header.Get("x-amz-access-token"))
+		if detail == "" && isGrantless != grantless { // a valid token of the wrong kind
+			writeAPIError(w, http.StatusForbidden, apiError{"Unauthorized", "Access to requested resource is denied.", ""})
+			return
+		}
+		if detail != "" {
+			writeAPIError(w, http.StatusForbidden, apiError{"Unauthorized", "Access to requested resource is denied.", detail})
+			return
+		}
+		// Calls are counted per seller (grantless ones under ""); the
+		// injectable SP-API faults stay with the Orders and Sellers calls.
+		s.mu.Lock()
+		s.statsLocked(sellerID).Calls[op]++
+		s.mu.Unlock()
+		rate, ok := s.take(sellerID, op)
+		if !ok {
+			writeQuotaExceeded(w)
+			return
+		}
+		w.Header().Set("x-amzn-RateLimit-Limit", fmt.Sprint(rate))
+		h(w, r, sellerID)
+	}
+}
+
+// authenticateAny maps an access token to its seller ("" and grantless for
+// a client_credentials token), or returns Amazon's 403 details string.
+func (s *Server) authenticateAny(token string) (sellerID string, grantless bool, detail string) {
+	if token == "" {
+		return "", false, detailMissing
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	at := s.accessTokens[token]
+	switch {
+	case at == nil:
+		return "", false, detailInvalid
+	case at.expired || !s.now().Before(at.expires):
+		return "", false, detailExpired
+	}
+	return at.sellerID, at.sellerID == "", ""
+}
+
+func readJSON(r *http.Request, v any) *apiError {
+	b, err := io.ReadAll(io.LimitReader(r.Body, 1<<16))
+	if err != nil || json.Unmarshal(b, v) != nil {
+		return invalidInput("The request body is not valid JSON.")
+	}
+	return nil
+}
+
+func (s *Server) handleCreateDestination(w http.ResponseWriter, r *http.Request, _ string) {
+	var in struct {
+		Name                  string `json:"name"`
+		ResourceSpecification *struct {
+			SQS *struct {
+				ARN string `json:"arn"`
+			} `json:"sqs"`
+		} `json:"resourceSpecification"`
+	}
+	if e := readJSON(r, &in); e != nil {
+		writeAPIError(w, http.StatusBadRequest, *e)
+		return
+	}
+	if in.Name == "" || in.ResourceSpecification == nil || in.ResourceSpecification.SQS == nil {
+		writeAPIError(w, http.StatusBadRequest, *invalidInput("name and resourceSpecification.sqs.arn are required."))
+		return
+	}
+	arn := in.ResourceSpecification.SQS.ARN
+	if !sqsARN.MatchString(arn) || len(arn) > 1000 {
+		writeAPIError(w, http.StatusBadRequest, *invalidInput("Invalid SQS ARN."))
+		return
+	}
+	s.mu.Lock()
+	n := s.notifierLocked()
+	for _, d := range n.destinations {
+		if d.arn == arn {
+			s.mu.Unlock()
+			writeAPIError(w, http.StatusConflict, apiError{"Conflict", "A destination with the same resource already exists.", ""})
+			return
+		}
+	}
+	d := &destination{id: newRequestID(), name: in.Name, arn: arn}
+	n.destinations[d.id] = d
+	s.mu.Unlock()
+	writeJSON(w, http.StatusOK, jsonType, map[string]any{"payload": destinationJSON(d)})
+}
+
+func destinationJSON(d *destination) map[string]any {
+	return map[string]any{"name": d.name, "destinationId": d.id, "resource": map[string]any{"sqs": map[string]string{"arn": d.arn}}}
+}
+
+func (s *Server) handleGetDestinations(w http.ResponseWriter, r *http.Request, _ string) {
+	s.mu.Lock()
+	list := []map[string]any{}
+	for _, d := range s.notifierLocked().destinations {
+		list = append(list, destinationJSON(d))
+	}
+	s.mu.Unlock()
+	slices.SortFunc(list, func(a, b map[string]any) int { return strings.Compare(a["destinationId"].(string), b["destinationId"].(string)) })
+	writeJSON(w, http.StatusOK, jsonType, map[string]any{"payload": list})
+}
+
+func subscriptionJSON(sub *subscription) map[string]any {
+	out := map[string]any{"subscriptionId": sub.id, "payloadVersion": sub.payloadVersion, "destinationId": sub.destinationID}
+	if sub.changeTypes != nil {
+		out["processingDirective"] = map[string]any{"eventFilter": map[string]any{"eventFilterType": "ORDER_CHANGE", "orderChangeTypes": sub.changeTypes}}
+	}
+	return out
+}
+
+func (s *Server) handleCreateSubscription(w http.ResponseWriter, r *http.Request, sellerID string) {
+	typ := r.PathValue("notificationType")
+	if !notificationTypes[typ] {
+		writeAPIError(w, http.StatusBadRequest, *invalidInput("Invalid notification type: "+typ))
+		return
+	}
+	var in struct {
+		PayloadVersion      string `json:"payloadVersion"`
+		DestinationID       string `json:"destinationId"`
+		ProcessingDirective *struct {
+			EventFilter *struct {
+				EventFilterType  string   `json:"eventFilterType"`
+				OrderChangeTypes []string `json:"orderChangeTypes"`
+			} `json:"eventFilter"`
+		} `json:"processingDirective"`
+	}
+	if e := readJSON(r, &in); e != nil {
+		writeAPIError(w, http.StatusBadRequest, *e)
+		return
+	}
+	if in.PayloadVersion == "" || in.DestinationID == "" {
+		writeAPIError(w, http.StatusBadRequest, *invalidInput("payloadVersion and destinationId are required."))
+		return
+	}
+	if typ == "ORDER_CHANGE" && in.PayloadVersion != "1.0" {
+		writeAPIError(w, http.StatusBadRequest, *invalidInput("Invalid payloadVersion for ORDER_CHANGE: "+in.PayloadVersion))
+		return
+	}
+	var changeTypes []string
+	if pd := in.ProcessingDirective; pd != nil && pd.EventFilter != nil {
+		if pd.EventFilter.EventFilterType != typ {
+			writeAPIError(w, http.StatusBadRequest, *invalidInput("eventFilterType must be "+typ+"."))
+			return
+		}
+		for _, c := range pd.EventFilter.OrderChangeTypes {
+			if !orderChangeTypes[c] {
+				writeAPIError(w, http.StatusBadRequest, *invalidInput("Invalid orderChangeTypes value: "+c))
+				return
+			}
+		}
+		if len(pd.EventFilter.OrderChangeTypes) > 0 {
+			changeTypes = slices.Clone(pd.EventFilter.OrderChangeTypes)
+		}
+	}
+	s.mu.Lock()
+	n := s.notifierLocked()
+	if n.destinations[in.DestinationID] == nil {
+		s.mu.Unlock()
+		writeAPIError(w, http.StatusBadRequest, *invalidInput("Invalid destinationId."))
+		return
+	}
+	for _, sub := range n.subs {
+		if sub.sellerID == sellerID && sub.notificationType == typ && sub.payloadVersion == in.PayloadVersion {
+			s.mu.Unlock()
+			writeAPIError(w, http.StatusConflict, apiError{"Conflict", "Subscription already exists for this notification type.", ""})
+			return
+		}
+	}
+	sub := &subscription{id: newRequestID(), sellerID: sellerID, notificationType: typ, payloadVersion: in.PayloadVersion,
+		destinationID: in.DestinationID, changeTypes: changeTypes}
+	n.subs[sub.id] = sub
+	s.mu.Unlock()
+	writeJSON(w, http.StatusOK, jsonType, map[string]any{"payload": subscriptionJSON(sub)})
+}
+
+func (s *Server) handleGetSubscription(w http.ResponseWriter, r *http.Request, sellerID string) {
+	typ := r.PathValue("notificationType")
+	version := r.URL.Query().Get("payloadVersion")
+	s.mu.Lock()
+	var found *subscription
+	for _, sub := range s.notifierLocked().subs {
+		if sub.sellerID == sellerID && sub.notificationType == typ && (version == "" || sub.payloadVersion == version) {
+			found = sub
+		}
+	}
+	s.mu.Unlock()
+	if found == nil {
+		writeAPIError(w, http.StatusNotFound, apiError{"NotFound", "The subscription was not found.", ""})
+		return
+	}
+	writeJSON(w, http.StatusOK, jsonType, map[string]any{"payload": subscriptionJSON(found)})
+}
+
+func (s *Server) handleDeleteSubscription(w http.ResponseWriter, r *http.Request, _ string) {
+	id := r.PathValue("subscriptionId")
+	s.mu.Lock()
+	n := s.notifierLocked()
+	sub := n.subs[id]
+	if sub != nil && sub.notificationType == r.PathValue("notificationType") {
+		delete(n.subs, id)
+	} else {
+		sub = nil
+	}
+	s.mu.Unlock()
+	if sub == nil {
+		writeAPIError(w, http.StatusNotFound, apiError{"NotFound", "The subscription was not found.", ""})
+		return
+	}
+	writeJSON(w, http.StatusOK, jsonType, map[string]any{})
+}
+
+// SetDeliveryFaults replaces the delivery faults; the count restarts at 1.
+func (s *Server) SetDeliveryFaults(f DeliveryFaults) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n := s.notifierLocked()
+	n.faults, n.seq = f, 0
+}
+
+// NotificationStats returns a copy of the delivery counters.
+func (s *Server) NotificationStats() NotificationStats {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.notifierLocked().stats
+}
+
+// Subscriptions lists the seller's subscription ids by notification type.
+func (s *Server) Subscriptions(sellerID string) map[string]string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := map[string]string{}
+	for _, sub := range s.notifierLocked().subs {
+		if sub.sellerID == sellerID {
+			out[sub.notificationType] = sub.id
+		}
+	}
+	return out
+}
+
+// SetOrderStatus changes an order's fulfillment status (PENDING, UNSHIPPED,
+// PARTIALLY_SHIPPED, SHIPPED, CANCELLED, UNFULFILLABLE) and publishes an
+// OrderStatusChange notification.
+func (s *Server) SetOrderStatus(sellerID, orderID, status string) error {
+	seller, ok := s.seller(sellerID)
+	if !ok {
+		return fmt.Errorf("set order status: unknown seller %q", sellerID)
+	}
+	if !fulfillmentStatusValues[status] {
+		return fmt.Errorf("set order status: unknown status %q", status)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	o := s.storeLocked(seller).byID[orderID]
+	if o == nil {
+		return fmt.Errorf("set order status: seller %s has no order %q", sellerID, orderID)
+	}
+	now := s.now().Truncate(time.Second)
+	o.status = status
+	if o.updated.Before(now) {
+		o.updated = now
+	}
+	s.publishLocked(seller, o, "OrderStatusChange", now)
+	return nil
+}
+
+// notificationStatus maps a fulfillment status to the model's OrderStatus.
+var notificationStatus = map[string]string{
+	"PENDING_AVAILABILITY": "PendingAvailability", "PENDING": "Pending", "UNSHIPPED": "Unshipped",
+	"PARTIALLY_SHIPPED": "PartiallyShipped", "SHIPPED": "Shipped", "CANCELLED": "Canceled", "UNFULFILLABLE": "Unfulfillable",
+}
+
+// publishLocked queues an ORDER_CHANGE notification of the order for the
+// seller's subscription, if any and if its filter takes changeType.
+// Caller holds s.mu.
+func (s *Server) publishLocked(seller Seller, o *order, changeType string, at time.Time) {
+	n := s.notifierLocked()
+	var sub *subscription
+	for _, x := range n.subs {
+		if x.sellerID == seller.ID && x.notificationType == "ORDER_CHANGE" {
+			sub = x
+		}
+	}
+	if sub == nil || (sub.changeTypes != nil && !slices.Contains(sub.changeTypes, changeType)) {
+		return
+	}
+	dest := n.destinations[sub.destinationID]
+	if dest == nil {
+		return
+	}
+	body := notificationBody(s.cfg.ApplicationID, sub.id, seller.ID, o, changeType, at, s.now())
+	n.stats.Published++
+	n.seq++
+	f := n.faults
+	every := func(k int) bool { return k > 0 && n.seq%k == 0 }
+	out := outgoing{arn: dest.arn, body: body, copies: 1}
+	switch {
+	case every(f.DropEvery):
+		n.stats.Dropped++
+		return
+	case every(f.DuplicateEvery):
+		out.copies = 2
+		n.stats.Duplicated++
+	case every(f.DelayEvery):
+		out.delay = f.Delay
+		n.stats.Delayed++
+	}
+	if every(f.ReorderEvery) && n.held == nil {
+		n.stats.Reordered++
+		n.held = &out
+		return
+	}
+	n.start.Do(func() { go s.deliverLoop(n) })
+	n.outbox <- out
+	if n.held != nil {
+		n.outbox <- *n.held
+		n.held = nil
+	}
+}
+
+// deliverLoop sends queued notifications in order (delayed ones on their
+// own timer). It runs for the server's life.
+func (s *Server) deliverLoop(n *notifier) {
+	for out := range n.outbox {
+		if out.delay > 0 {
+			time.AfterFunc(out.delay, func() { s.send(n, out) })
+			continue
+		}
+		s.send(n, out)
+	}
+}
+
+func (s *Server) send(n *notifier, out outgoing) {
+	for i := 0; i < out.copies; i++ {
+		err := errNoDelivery
+		if s.cfg.Deliver != nil {
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			err = s.cfg.Deliver(ctx, out.arn, out.body)
+			cancel()
+		}
+		s.mu.Lock()
+		if err != nil {
+			n.stats.Failed++
+		} else {
+			n.stats.Sent++
+		}
+		s.mu.Unlock()
+		if err != nil {
+			s.log.Warn("notification not delivered", "queue_arn", out.arn, "err", err.Error())
+		}
+	}
+}
+
+var errNoDelivery = fmt.Errorf("no Deliver configured (start the sandbox with --sqs-endpoint)")
+
+// notificationBody renders an ORDER_CHANGE notification as Amazon sends it
+// to SQS (OrderChangeNotification.json).
+func notificationBody(appID, subID, sellerID string, o *order, changeType string, at, now time.Time) string {
+	fulfillment := "MFN"
+	if o.fulfilledBy == "AMAZON" {
+		fulfillment = "AFN"
+	}
+	status := notificationStatus[o.status]
+	if status == "" {
+		status = "Unshipped"
+	}
+	shipped, unshipped := 0, 0
+	items := []map[string]any{}
+	for _, it := range o.items {
+		item := map[string]any{"OrderItemId": it.id, "SellerSKU": it.sku, "SupplySourceId": nil, "Quantity": it.qty}
+		if o.status == "SHIPPED" {
+			item["OrderItemStatus"], item["QuantityShipped"] = "Shipped", it.qty
+			shipped += it.qty
+		} else {
+			item["OrderItemStatus"], item["QuantityShipped"] = "Unshipped", 0
+			unshipped += it.qty
+		}
+		if it.cancel != nil && !it.cancel.at.After(now) {
+			item["IsBuyerRequestedCancel"] = true
+		}
+		items = append(items, item)
+	}
+	reason := "Buyer Requested Cancel"
+	if changeType == "OrderStatusChange" {
+		reason = "Order status changed to " + status
+	}
+	body := map[string]any{
+		"NotificationVersion": "1.0",
+		"NotificationType":    "ORDER_CHANGE",
+		"PayloadVersion":      "1.0",
+		"EventTime":           at.UTC().Format(time.RFC3339Nano),
+		"Payload": map[string]any{"OrderChangeNotification": map[string]any{
+			"NotificationLevel": "OrderLevel",
+			"SellerId":          sellerID,
+			"AmazonOrderId":     o.id,
+			"OrderChangeType":   changeType,
+			"OrderChangeTrigger": map[string]any{
+				"TimeOfOrderChange": at.UTC().Format(time.RFC3339Nano),
+				"ChangeReason":      reason,
+			},
+			"Summary": map[string]any{
+				"MarketplaceId":          o.marketplaceID,
+				"OrderStatus":            status,
+				"PurchaseDate":           o.created.UTC().Format(time.RFC3339),
+				"DestinationPostalCode":  nil,
+				"FulfillmentType":        fulfillment,
+				"OrderType":              "StandardOrder",
+				"NumberOfItemsShipped":   shipped,
+				"NumberOfItemsUnshipped": unshipped,
+				"OrderItems":             items,
+			},
+		}},
+		"NotificationMetadata": map[string]any{
+			"ApplicationId":  appID,
+			"SubscriptionId": subID,
+			"PublishTime":    now.UTC().Format(time.RFC3339Nano),
+			"NotificationId": newRequestID(),
+		},
+	}
+	b, _ := json.Marshal(body)
+	return string(b)
+}
