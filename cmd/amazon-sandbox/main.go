@@ -45,6 +45,7 @@ func run(args []string) error {
 	fs.BoolVar(&cfg.AutoApprove, "auto-approve", cfg.AutoApprove, "skip the consent page")
 	fs.IntVar(&cfg.Sellers, "sellers", cfg.Sellers, "number of sellers")
 	models := fs.String("models", "", "directory of Amazon's SP-API models (testdata/amazon-models): every SP-API request is checked against them, one outside them answered 400 and logged")
+	sqsEndpoint := fs.String("sqs-endpoint", "", "SQS endpoint (fauxqs) to deliver ORDER_CHANGE notifications to; empty: not delivered")
 	manual := fs.Bool("manual-clock", false, "start a manual clock at the current time, driven by POST /_sandbox/clock/advance")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -64,6 +65,9 @@ func run(args []string) error {
 		}
 		cfg.Contract = c
 	}
+	if *sqsEndpoint != "" {
+		cfg.Deliver = sandbox.SQSDelivery(*sqsEndpoint)
+	}
 
 	ln, err := net.Listen("tcp", *addr)
 	if err != nil {
@@ -77,7 +81,7 @@ func run(args []string) error {
 	go func() { errc <- srv.Serve(ln) }()
 	fmt.Printf("listening on http://%s\n", ln.Addr())
 	logger.Info("sandbox started", "addr", ln.Addr().String(), "sellers", cfg.Sellers,
-		"draft", cfg.Draft, "auto_approve", cfg.AutoApprove, "manual_clock", *manual)
+		"draft", cfg.Draft, "auto_approve", cfg.AutoApprove, "manual_clock", *manual, "sqs_endpoint", *sqsEndpoint)
 
 	select {
 	case err := <-errc:

@@ -44,7 +44,8 @@ func buildSandbox(ctx context.Context, repo string) (string, error) {
 }
 
 // startSandbox runs the Amazon sandbox and returns its base URL.
-func (s *Stack) startSandbox(ctx context.Context, port int, app AppCredentials) (string, error) {
+// Notifications go to the SQS endpoint sqsEndpoint ("" = not delivered).
+func (s *Stack) startSandbox(ctx context.Context, port int, app AppCredentials, sqsEndpoint string) (string, error) {
 	bin, err := buildSandbox(ctx, s.repo)
 	if err != nil {
 		return "", err
@@ -58,6 +59,7 @@ func (s *Stack) startSandbox(ctx context.Context, port int, app AppCredentials) 
 		"--redirect-uri", strings.Replace(app.RedirectURI, "127.0.0.1", "localhost", 1),
 		"--draft="+strconv.FormatBool(app.Draft),
 		"--models", filepath.Join(s.repo, "testdata", "amazon-models"),
+		"--sqs-endpoint", sqsEndpoint,
 	)
 	cmd.Dir = s.stateDir
 	cmd.Env = os.Environ()

@@ -27,6 +27,46 @@ const (
 	localAccountID      = "000000000000" // fauxqs's account
 )
 
+// The notifications queue Amazon (the sandbox) delivers ORDER_CHANGE
+// notifications to, and its DLQ.
+const (
+	NotificationsQueueName = "keybuzz-amazon-notifications"
+	NotificationsDLQName   = "keybuzz-amazon-notifications-dlq"
+	// NotificationsQueueARN is the queue's ARN in the emulator.
+	NotificationsQueueARN   = "arn:aws:sqs:" + Region + ":" + localAccountID + ":" + NotificationsQueueName
+	notificationsVisibility = "30"
+)
+
+// NotificationQueues are the notifications queue and its DLQ.
+type NotificationQueues struct {
+	URL, ARN, DLQURL string
+}
+
+// ensureNotificationQueues creates the notifications queue and its DLQ
+// (standard queues, as Amazon requires) when missing.
+func ensureNotificationQueues(ctx context.Context, endpoint string) (NotificationQueues, error) {
+	c := sqsClient(endpoint)
+	dlq, err := c.CreateQueue(ctx, &sqs.CreateQueueInput{QueueName: aws.String(NotificationsDLQName)})
+	if err != nil {
+		return NotificationQueues{}, fmt.Errorf("create queue %s: %w", NotificationsDLQName, err)
+	}
+	attrs, err := c.GetQueueAttributes(ctx, &sqs.GetQueueAttributesInput{QueueUrl: dlq.QueueUrl, AttributeNames: []types.QueueAttributeName{"QueueArn"}})
+	if err != nil {
+		return NotificationQueues{}, fmt.Errorf("get %s arn: %w", NotificationsDLQName, err)
+	}
+	redrive, _ := json.Marshal(map[string]string{"deadLetterTargetArn": attrs.Attributes["QueueArn"], "maxReceiveCount": strconv.Itoa(pollMaxReceiveCount)})
+	q, err := c.CreateQueue(ctx, &sqs.CreateQueueInput{QueueName: aws.String(NotificationsQueueName),
+		Attributes: map[string]string{"VisibilityTimeout": notificationsVisibility, "RedrivePolicy": string(redrive)}})
+	if err != nil {
+		return NotificationQueues{}, fmt.Errorf("create queue %s: %w", NotificationsQueueName, err)
+	}
+	qa, err := c.GetQueueAttributes(ctx, &sqs.GetQueueAttributesInput{QueueUrl: q.QueueUrl, AttributeNames: []types.QueueAttributeName{"QueueArn"}})
+	if err != nil {
+		return NotificationQueues{}, fmt.Errorf("get %s arn: %w", NotificationsQueueName, err)
+	}
+	return NotificationQueues{URL: aws.ToString(q.QueueUrl), ARN: qa.Attributes["QueueArn"], DLQURL: aws.ToString(dlq.QueueUrl)}, nil
+}
+
 // fauxqsDir holds package.json and the package-lock.json that pin fauxqs.
 const fauxqsDir = "tools/fauxqs"
 

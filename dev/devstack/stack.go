@@ -49,6 +49,10 @@ type Profile struct {
 	VaultToken, JWTSecret string
 	// Extra variables for the connector.
 	Extra map[string]string
+	// Push sets NOTIFICATIONS_QUEUE_ARN, which turns ORDER_CHANGE
+	// subscriptions on (the queue exists in every profile: tests that want
+	// push pass NotificationsQueueARN themselves).
+	Push bool
 }
 
 // Dev is the profile of `make dev`: fixed ports, state kept in .local/.
@@ -58,6 +62,7 @@ func Dev(repo string) Profile {
 		StateDir: filepath.Join(repo, ".local"), EnvFile: "dev.env",
 		VaultToken: "dev-root", JWTSecret: "local-dev-jwt-secret-not-for-production",
 		Extra: map[string]string{"MARKETPLACE_POLL_INTERVAL_SECONDS": "60"},
+		Push:  true,
 	}
 }
 
@@ -184,15 +189,21 @@ func Start(ctx context.Context, profile Profile, opts Options) (_ *Stack, err er
 	defer cancel()
 
 	var wg sync.WaitGroup
-	errs := make([]error, 4)
+	errs := make([]error, 3)
 	run := func(i int, f func() error) {
 		wg.Add(1)
 		go func() { defer wg.Done(); errs[i] = f() }()
 	}
 	run(0, func() error { return s.postgres(sctx, lookup, opts.Migrate) })
 	run(1, func() error { return s.vault(sctx, lookup) })
-	run(2, func() error { return s.sqs(sctx, lookup) })
-	run(3, func() error { return s.sandbox(sctx, lookup) })
+	// The sandbox delivers notifications to the SQS emulator: it starts
+	// once the emulator answers.
+	run(2, func() error {
+		if err := s.sqs(sctx, lookup); err != nil {
+			return err
+		}
+		return s.sandbox(sctx, lookup)
+	})
 	wg.Wait()
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
@@ -310,6 +321,14 @@ func (s *Stack) sqs(ctx context.Context, lookup func(string) (string, bool)) err
 		s.progress(fmt.Sprintf("sqs        %s (%s)", endpoint, time.Since(start).Round(time.Millisecond)))
 	}
 	s.set("AWS_ENDPOINT_URL_SQS", endpoint, "POLL_QUEUE_URL", pollURL, "POLL_DLQ_URL", dlqURL)
+	q, err := ensureNotificationQueues(ctx, endpoint)
+	if err != nil {
+		return err
+	}
+	s.set("NOTIFICATIONS_QUEUE_URL", q.URL, "NOTIFICATIONS_DLQ_URL", q.DLQURL)
+	if s.profile.Push {
+		s.set("NOTIFICATIONS_QUEUE_ARN", q.ARN)
+	}
 	return nil
 }
 
@@ -320,7 +339,7 @@ func (s *Stack) sandbox(ctx context.Context, lookup func(string) (string, bool))
 		s.progress("amazon-sandbox: using AMAZON_SANDBOX_URL from the environment")
 	} else {
 		var err error
-		if url, err = s.startSandbox(ctx, s.profile.SandboxPort, SandboxApp); err != nil {
+		if url, err = s.startSandbox(ctx, s.profile.SandboxPort, SandboxApp, s.Get("AWS_ENDPOINT_URL_SQS")); err != nil {
 			return err
 		}
 		s.progress(fmt.Sprintf("sandbox    %s (%s)", url, time.Since(start).Round(time.Millisecond)))
