@@ -15,6 +15,7 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 
 	"github.com/keybuzz/keybuzz-amazon/dev/cfn"
+	"github.com/keybuzz/keybuzz-amazon/shared/push"
 )
 
 // events/: one event per function, as AWS would deliver it, that decodes
@@ -145,6 +146,12 @@ var sqsBodies = map[string]func(t *testing.T, i int, body string){
 		job := decodeStrict[pollJob](t, []byte(body))
 		if job.TenantID == "" || job.ConnectionID == "" || job.EnqueuedAt.IsZero() {
 			t.Errorf("record %d: body %s lacks tenantId, connectionId or enqueuedAt", i, body)
+		}
+	},
+	// Amazon's ORDER_CHANGE notification, as the intake decodes it.
+	notificationsQueueID: func(t *testing.T, i int, body string) {
+		if _, err := push.Decode(body); err != nil {
+			t.Errorf("record %d: %v", i, err)
 		}
 	},
 }

@@ -16,7 +16,7 @@ define sam_go_build
 endef
 
 .PHONY: build-OAuthStartFunction build-OAuthCallbackFunction build-OAuthLoginFunction build-DisconnectFunction build-StatusFunction \
-	build-PollFanoutFunction build-PollTenantFunction
+	build-PollFanoutFunction build-PollTenantFunction build-OrderNotifyFunction
 
 build-OAuthStartFunction:
 	$(call sam_go_build,oauthstart)
@@ -38,3 +38,6 @@ build-PollFanoutFunction:
 
 build-PollTenantFunction:
 	$(call sam_go_build,polltenant)
+
+build-OrderNotifyFunction:
+	$(call sam_go_build,ordernotify)

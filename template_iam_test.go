@@ -45,8 +45,12 @@ func TestTemplateOnlyFanoutSendsToPollQueue(t *testing.T) {
 			t.Errorf("%s may send to queues %v, want %v (samFunctions)", f.id, got, want)
 		}
 	}
-	// Nothing else grants SQS rights behind the functions' back.
+	// Nothing else grants SQS rights behind the functions' back (the
+	// notifications queue's policy lets only Amazon in: its own test).
 	for id, r := range tmpl.Resources {
+		if id == notificationsQueuePolicyID {
+			continue
+		}
 		switch r.Type {
 		case "AWS::SQS::QueuePolicy", "AWS::IAM::Policy", "AWS::IAM::ManagedPolicy", "AWS::IAM::Role", "AWS::Serverless::Connector":
 			t.Errorf("resource %s (%s): grant SQS access through the function's Policies only", id, r.Type)
@@ -186,6 +190,83 @@ func TestPoliciesSendTo(t *testing.T) {
 		policiesSendTo(func(format string, args ...any) { reported = append(reported, fmt.Sprintf(format, args...)) }, "Fn", p)
 		if len(reported) == 0 {
 			t.Errorf("%s: policiesSendTo reported nothing", name)
+		}
+	}
+}
+
+const notificationsQueuePolicyID = "NotificationsQueuePolicy"
+
+// TestTemplateNotificationsQueuePolicy: Amazon's notifications principal,
+// and only it, may send to the notifications queue and read its attributes;
+// the policy grants nothing else and no other queue.
+func TestTemplateNotificationsQueuePolicy(t *testing.T) {
+	tmpl := loadTemplate(t)
+	if got := tmpl.ResourcesOfType("AWS::SQS::QueuePolicy"); !slices.Equal(got, []string{notificationsQueuePolicyID}) {
+		t.Fatalf("queue policies = %v, want only %s", got, notificationsQueuePolicyID)
+	}
+	p := decodeInto[struct {
+		Queues         []any
+		PolicyDocument struct {
+			Version   string
+			Statement []struct {
+				Effect    string
+				Principal map[string]any
+				Action    any
+				Resource  any
+				Condition any
+			}
+		}
+	}](t, tmpl.Resources[notificationsQueuePolicyID].Properties)
+	if len(p.Queues) != 1 || !cfn.IsRefTo(p.Queues[0], notificationsQueueID) {
+		t.Errorf("Queues = %v, want [!Ref %s]", p.Queues, notificationsQueueID)
+	}
+	if len(p.PolicyDocument.Statement) != 1 {
+		t.Fatalf("%d statements, want 1", len(p.PolicyDocument.Statement))
+	}
+	st := p.PolicyDocument.Statement[0]
+	if st.Effect != "Allow" || len(st.Principal) != 1 || st.Principal["AWS"] != amazonNotificationsPrincipal {
+		t.Errorf("Effect %s, Principal %v: want Allow for AWS %s only", st.Effect, st.Principal, amazonNotificationsPrincipal)
+	}
+	actions, _ := st.Action.([]any)
+	got := []string{}
+	for _, a := range actions {
+		got = append(got, fmt.Sprint(a))
+	}
+	slices.Sort(got)
+	if !slices.Equal(got, []string{"sqs:GetQueueAttributes", "sqs:SendMessage"}) {
+		t.Errorf("Action = %v, want exactly sqs:SendMessage and sqs:GetQueueAttributes", st.Action)
+	}
+	if att := cfn.AsGetAtt(st.Resource); !slices.Equal(att, []string{notificationsQueueID, "Arn"}) {
+		t.Errorf("Resource = %v, want !GetAtt %s.Arn", st.Resource, notificationsQueueID)
+	}
+	// The queue is standard (Amazon does not deliver to FIFO queues) and
+	// dead-letters into an alarmed queue.
+	q := decodeInto[cfn.Queue](t, resource(t, tmpl, notificationsQueueID, "AWS::SQS::Queue").Properties)
+	if q.RedrivePolicy == nil || !slices.Equal(cfn.AsGetAtt(q.RedrivePolicy.DeadLetterTargetArn), []string{notificationsDLQID, "Arn"}) {
+		t.Errorf("%s RedrivePolicy = %+v, want the dead-letter queue %s", notificationsQueueID, q.RedrivePolicy, notificationsDLQID)
+	}
+	fifo := decodeInto[struct{ FifoQueue any }](t, tmpl.Resources[notificationsQueueID].Properties)
+	if fifo.FifoQueue != nil {
+		t.Errorf("%s FifoQueue = %v: Amazon delivers to standard queues only", notificationsQueueID, fifo.FifoQueue)
+	}
+	var alarmed bool
+	for _, id := range tmpl.ResourcesOfType("AWS::CloudWatch::Alarm") {
+		a := decodeInto[cfn.Alarm](t, tmpl.Resources[id].Properties)
+		for _, d := range a.Dimensions {
+			if d.Name == "QueueName" && slices.Equal(cfn.AsGetAtt(d.Value), []string{notificationsDLQID, "QueueName"}) &&
+				a.MetricName == "ApproximateNumberOfMessagesVisible" && a.ComparisonOperator == "GreaterThanThreshold" {
+				alarmed = true
+			}
+		}
+	}
+	if !alarmed {
+		t.Errorf("no alarm on %s's depth", notificationsDLQID)
+	}
+	// Every function knows the queue's ARN (the destination it subscribes
+	// connections to).
+	for id, env := range allEffectiveEnv(t, tmpl) {
+		if !slices.Equal(cfn.AsGetAtt(env["NOTIFICATIONS_QUEUE_ARN"]), []string{notificationsQueueID, "Arn"}) {
+			t.Errorf("%s NOTIFICATIONS_QUEUE_ARN = %v, want !GetAtt %s.Arn", id, env["NOTIFICATIONS_QUEUE_ARN"], notificationsQueueID)
 		}
 	}
 }

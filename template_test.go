@@ -32,6 +32,7 @@ var samFunctions = []samFunction{
 		routes: []apiRoute{{"POST", "/api/v1/marketplaces/amazon/disconnect", true}}},
 	{id: fanoutID, dir: "pollfanout", trigger: "Schedule", sendsTo: []string{pollQueueID}},
 	{id: pollTenantID, dir: "polltenant", trigger: "SQS", consumes: pollQueueID},
+	{id: orderNotifyID, dir: "ordernotify", trigger: "SQS", consumes: notificationsQueueID},
 }
 
 type samFunction struct {
@@ -61,6 +62,14 @@ const (
 	fanoutID      = "PollFanoutFunction"
 	pollTenantID  = "PollTenantFunction"
 	httpAPIID     = "HttpApi"
+
+	orderNotifyID        = "OrderNotifyFunction"
+	notificationsQueueID = "NotificationsQueue"
+	notificationsDLQID   = "NotificationsDeadLetterQueue"
+	// amazonNotificationsPrincipal is the AWS account the Notifications API
+	// sends from (Amazon's Notifications API guide, "Grant Selling Partner
+	// API permission to write to your SQS queue").
+	amazonNotificationsPrincipal = "arn:aws:iam::437568002678:root"
 )
 
 // ------------------------------------------------ template.yaml, for a test

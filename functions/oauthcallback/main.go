@@ -14,7 +14,9 @@ import (
 	"github.com/keybuzz/keybuzz-amazon/shared/httpapi"
 	"github.com/keybuzz/keybuzz-amazon/shared/lwa"
 	"github.com/keybuzz/keybuzz-amazon/shared/marketplace"
+	"github.com/keybuzz/keybuzz-amazon/shared/poll"
 	"github.com/keybuzz/keybuzz-amazon/shared/postgres"
+	"github.com/keybuzz/keybuzz-amazon/shared/push"
 	"github.com/keybuzz/keybuzz-amazon/shared/spapi"
 )
 
@@ -25,11 +27,17 @@ func main() {
 
 	store := postgres.New(env.Pool(ctx, boot.LambdaMaxConns), nil)
 	secrets := credcache.New(env.Vault(ctx), credcache.DefaultTTL, nil)
+	lwaClient, sp := lwa.New(cfg.LWATokenURL, nil), spapi.New(nil)
 	// The state names the app its consent used; AMAZON_SPAPI_APP_SOURCE is
 	// the fallback for states started before apps were recorded.
-	flow := connect.New(store, secrets, lwa.New(cfg.LWATokenURL, nil), cfg.SellerCentralURL,
-		connect.WithLogger(env.Log), connect.WithParticipations(spapi.New(nil), cfg.SPAPIEndpoint),
-		connect.WithAppSource(marketplace.AppSource(cfg.AppSource)), connect.WithAccount(spapi.New(nil), store))
+	opts := []connect.Option{connect.WithLogger(env.Log), connect.WithParticipations(sp, cfg.SPAPIEndpoint),
+		connect.WithAppSource(marketplace.AppSource(cfg.AppSource)), connect.WithAccount(sp, store)}
+	if cfg.PushEnabled() { // subscribe the new connection to ORDER_CHANGE (docs/push.md)
+		seller := poll.NewAmazonSource(secrets, lwaClient, sp, store, poll.AmazonConfig{Endpoint: cfg.SPAPIEndpoint}, nil, env.Log)
+		dest := push.NewDestinations(store, secrets, sp, lwaClient, cfg.NotificationsQueueARN, cfg.SPAPIEndpoint)
+		opts = append(opts, connect.WithOnConnected(push.NewSubscriber(store, dest, seller, secrets, sp, cfg.SPAPIEndpoint, 0, env.Log).OnConnected))
+	}
+	flow := connect.New(store, secrets, lwaClient, cfg.SellerCentralURL, opts...)
 	api := &httpapi.API{Connect: flow, Auth: env.Verifier(ctx), Log: env.Log, ReturnURL: cfg.FrontendReturnURL}
 
 	lambda.Start(httpadapter.NewV2(api.Callback()).ProxyWithContext)

@@ -1,6 +1,9 @@
 // Command polltenant is the Lambda function behind the SQS poll queue
 // (ReportBatchItemFailures): it syncs one connection per record
-// (shared/poll.Poller; docs/polling.md).
+// (shared/poll.Poller; docs/polling.md). With push on
+// (NOTIFICATIONS_QUEUE_ARN) it subscribes connections that have no
+// ORDER_CHANGE subscription yet, and polls subscribed ones at the fallback
+// interval (docs/push.md).
 package main
 
 import (
@@ -15,6 +18,7 @@ import (
 	"github.com/keybuzz/keybuzz-amazon/shared/metrics"
 	"github.com/keybuzz/keybuzz-amazon/shared/poll"
 	"github.com/keybuzz/keybuzz-amazon/shared/postgres"
+	"github.com/keybuzz/keybuzz-amazon/shared/push"
 	"github.com/keybuzz/keybuzz-amazon/shared/spapi"
 )
 
@@ -24,14 +28,19 @@ func main() {
 	cfg := env.Config
 
 	store := postgres.New(env.Pool(ctx, boot.LambdaMaxConns), nil)
-	var source poll.Source = poll.MockSource{} // AMAZON_USE_MOCK=true
-	if !cfg.UseMock {
-		secrets := credcache.New(env.Vault(ctx), credcache.DefaultTTL, nil)
-		source = poll.NewAmazonSource(secrets, lwa.New(cfg.LWATokenURL, nil), spapi.New(nil), store,
-			poll.AmazonConfig{Endpoint: cfg.SPAPIEndpoint}, nil, env.Log)
+	pollCfg := poll.Config{Interval: cfg.PollInterval, FallbackInterval: cfg.PollFallbackInterval, Lookback: cfg.PollLookback}
+	if cfg.UseMock { // AMAZON_USE_MOCK=true
+		lambda.Start(poll.NewPoller(store, poll.MockSource{}, pollCfg, nil, env.Log, metrics.New(os.Stdout, nil)).HandleSQS)
+		return
 	}
-	poller := poll.NewPoller(store, source, poll.Config{Interval: cfg.PollInterval, Lookback: cfg.PollLookback},
-		nil, env.Log, metrics.New(os.Stdout, nil))
+	secrets := credcache.New(env.Vault(ctx), credcache.DefaultTTL, nil)
+	lwaClient, api := lwa.New(cfg.LWATokenURL, nil), spapi.New(nil)
+	amazon := poll.NewAmazonSource(secrets, lwaClient, api, store, poll.AmazonConfig{Endpoint: cfg.SPAPIEndpoint}, nil, env.Log)
+	poller := poll.NewPoller(store, amazon, pollCfg, nil, env.Log, metrics.New(os.Stdout, nil))
+	if cfg.PushEnabled() {
+		dest := push.NewDestinations(store, secrets, api, lwaClient, cfg.NotificationsQueueARN, cfg.SPAPIEndpoint)
+		poller.WithSubscriber(push.NewSubscriber(store, dest, amazon, secrets, api, cfg.SPAPIEndpoint, 0, env.Log))
+	}
 
 	lambda.Start(poller.HandleSQS)
 }

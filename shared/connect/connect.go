@@ -104,7 +104,16 @@ type Service struct {
 	now              func() time.Time
 	random           io.Reader
 	log              *slog.Logger
+	onConnected      OnConnected
 }
+
+// OnConnected is told of every connection that has just become CONNECTED
+// (push.Subscriber.OnConnected subscribes it to ORDER_CHANGE). It must not
+// fail the callback: it handles and logs its own errors.
+type OnConnected func(ctx context.Context, conn marketplace.Connection)
+
+// WithOnConnected calls f once a consent has made a connection CONNECTED.
+func WithOnConnected(f OnConnected) Option { return func(s *Service) { s.onConnected = f } }
 
 // Option configures a Service.
 type Option func(*Service)
@@ -427,6 +436,9 @@ func (s *Service) Callback(ctx context.Context, in CallbackInput) (CallbackResul
 		return res, fmt.Errorf("callback: %w", err)
 	}
 	res.Connection = conn
+	if s.onConnected != nil {
+		s.onConnected(ctx, conn)
+	}
 	return res, nil
 }
 

@@ -232,3 +232,22 @@ func (in *Intake) finish(ctx context.Context, rec marketplace.NotificationRecord
 		map[string]string{"tenant_id": rec.TenantID, "connection_id": rec.ConnectionID, "outcome": string(rec.Outcome), "request_id": logging.RequestID(ctx)})
 	return res, nil
 }
+
+// SellerOrders reads orders with getOrder (spapi.IncludedData) through a
+// Seller, within the connection's getOrder budget (0.5/s, burst 30).
+type SellerOrders struct {
+	Seller Seller
+	API    *spapi.Client
+}
+
+// GetOrder implements Orders.
+func (o SellerOrders) GetOrder(ctx context.Context, t poll.Target, orderID string) (spapi.Order, error) {
+	var order spapi.Order
+	err := o.Seller.Call(ctx, t, spapi.OpGetOrder, marketplace.RatePlan{Rate: spapi.GetOrderRate, Burst: spapi.GetOrderBurst},
+		func(endpoint string, tokens spapi.Tokens) (float64, error) {
+			var err error
+			order, err = o.API.GetOrder(ctx, endpoint, tokens, orderID, nil)
+			return 0, err
+		})
+	return order, err
+}

@@ -1,0 +1,38 @@
+// Command ordernotify is the Lambda function behind the SQS notifications
+// queue Amazon delivers ORDER_CHANGE notifications to
+// (ReportBatchItemFailures, DLQ): each notification is routed by its
+// SubscriptionId to its connection, its order read with getOrder (the
+// seller's token, the connection's getOrder budget) and its buyer's
+// cancellation request stored as polling stores it (shared/push.Intake;
+// docs/push.md).
+package main
+
+import (
+	"context"
+	"os"
+
+	"github.com/aws/aws-lambda-go/lambda"
+
+	"github.com/keybuzz/keybuzz-amazon/shared/boot"
+	"github.com/keybuzz/keybuzz-amazon/shared/credcache"
+	"github.com/keybuzz/keybuzz-amazon/shared/lwa"
+	"github.com/keybuzz/keybuzz-amazon/shared/metrics"
+	"github.com/keybuzz/keybuzz-amazon/shared/poll"
+	"github.com/keybuzz/keybuzz-amazon/shared/postgres"
+	"github.com/keybuzz/keybuzz-amazon/shared/push"
+	"github.com/keybuzz/keybuzz-amazon/shared/spapi"
+)
+
+func main() {
+	ctx := context.Background()
+	env := boot.Load("ordernotify")
+	cfg := env.Config
+
+	store := postgres.New(env.Pool(ctx, boot.LambdaMaxConns), nil)
+	secrets := credcache.New(env.Vault(ctx), credcache.DefaultTTL, nil)
+	api := spapi.New(nil)
+	seller := poll.NewAmazonSource(secrets, lwa.New(cfg.LWATokenURL, nil), api, store, poll.AmazonConfig{Endpoint: cfg.SPAPIEndpoint}, nil, env.Log)
+	intake := push.NewIntake(store, push.SellerOrders{Seller: seller, API: api}, nil, env.Log, metrics.New(os.Stdout, nil))
+
+	lambda.Start(intake.HandleSQS)
+}
