@@ -127,13 +127,46 @@ func fanout(ctx context.Context, cfg Config) {
 }
 
 func consume(ctx context.Context, cfg Config) {
+	Consumer{SQS: cfg.SQS, QueueURL: cfg.QueueURL, Handler: cfg.Tenant, Region: cfg.Region, Log: cfg.Log, BatchSize: cfg.BatchSize, Name: "polltenant"}.Run(ctx)
+}
+
+// Consumer stands for one Lambda SQS event source mapping: it long-polls
+// QueueURL and hands real events.SQSEvent batches to Handler, deleting the
+// records that did not come back as batch item failures (the others become
+// visible again after the queue's visibility timeout, as in AWS).
+type Consumer struct {
+	SQS       SQSAPI
+	QueueURL  string
+	Handler   func(context.Context, events.SQSEvent) (events.SQSEventResponse, error)
+	Region    string       // "" = eu-west-1
+	Log       *slog.Logger // nil: slog.Default()
+	BatchSize int32        // 1..10; 0 = 10
+	Name      string       // the function's name, for logs
+}
+
+// Run consumes until ctx ends.
+func (c Consumer) Run(ctx context.Context) {
+	cfg := Config{SQS: c.SQS, QueueURL: c.QueueURL, Tenant: c.Handler, Region: c.Region, Log: c.Log, BatchSize: c.BatchSize}.withDefaults()
 	for ctx.Err() == nil {
 		if _, _, err := receiveBatch(ctx, cfg, 20); err != nil && ctx.Err() == nil {
-			cfg.Log.ErrorContext(ctx, "local SQS consumer: receive failed; retrying", "err", err)
+			cfg.Log.ErrorContext(ctx, "local SQS consumer: receive failed; retrying", "consumer", c.Name, "err", err)
 			select {
 			case <-ctx.Done():
 			case <-time.After(time.Second):
 			}
+		}
+	}
+}
+
+// Drain hands batches to the handler until a receive (waiting wait
+// seconds) comes back empty, and returns the records handed and failed.
+func (c Consumer) Drain(ctx context.Context, wait int32) (records, failed int, err error) {
+	cfg := Config{SQS: c.SQS, QueueURL: c.QueueURL, Tenant: c.Handler, Region: c.Region, Log: c.Log, BatchSize: c.BatchSize}.withDefaults()
+	for {
+		n, f, err := receiveBatch(ctx, cfg, wait)
+		records, failed = records+n, failed+f
+		if err != nil || n == 0 {
+			return records, failed, err
 		}
 	}
 }

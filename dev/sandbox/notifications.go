@@ -94,6 +94,7 @@ type NotificationStats struct {
 	Delayed    int `json:"delayed"`
 	Reordered  int `json:"reordered"`
 	Failed     int `json:"failed"` // SendMessage errors (no queue, emulator down)
+	Held       int `json:"held"`   // held back for reordering, not sent yet (0 or 1)
 }
 
 type destination struct {
@@ -407,8 +408,17 @@ func (s *Server) SetDeliveryFaults(f DeliveryFaults) {
 func (s *Server) NotificationStats() NotificationStats {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.notifierLocked().stats
+	n := s.notifierLocked()
+	st := n.stats
+	if n.held != nil {
+		st.Held = 1
+	}
+	return st
 }
+
+// Due is how many SendMessage calls the published notifications make once
+// the delayed ones are sent (the held one excluded).
+func (st NotificationStats) Due() int { return st.Published - st.Dropped + st.Duplicated - st.Held }
 
 // Subscriptions lists the seller's subscription ids by notification type.
 func (s *Server) Subscriptions(sellerID string) map[string]string {

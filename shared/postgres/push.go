@@ -153,7 +153,8 @@ FROM "MarketplaceConnection" WHERE "pushSubscriptionId" = $1`, subscriptionID))
 }
 
 // RecordNotification keeps what was done with a notification, once per
-// NotificationId (a redelivery counts up and keeps the latest outcome), and
+// NotificationId (a redelivery counts up; the outcome is the latest, except
+// that a notification once STORED stays so), and
 // moves the connection's lastNotificationAt when it was routed.
 func (s *Store) RecordNotification(ctx context.Context, r marketplace.NotificationRecord) error {
 	now := s.now()
@@ -168,7 +169,9 @@ WITH rec AS (
     VALUES ($1, NULLIF($2, ''), NULLIF($3, ''), NULLIF($4, ''), NULLIF($5, ''), NULLIF($6, ''), NULLIF($7, ''), $8, NULLIF($9, ''), $10, $11, $12, $12)
     ON CONFLICT ("notificationId") DO UPDATE SET
         "receivedCount" = "MarketplaceNotification"."receivedCount" + 1,
-        "outcome" = EXCLUDED."outcome", "detail" = EXCLUDED."detail",
+        -- A notification stored once stays STORED; otherwise the latest outcome.
+        "outcome" = CASE WHEN "MarketplaceNotification"."outcome" = 'STORED' THEN 'STORED' ELSE EXCLUDED."outcome" END,
+        "detail" = CASE WHEN "MarketplaceNotification"."outcome" = 'STORED' THEN "MarketplaceNotification"."detail" ELSE EXCLUDED."detail" END,
         "messagesCreated" = "MarketplaceNotification"."messagesCreated" + EXCLUDED."messagesCreated",
         "updatedAt" = EXCLUDED."updatedAt"
     RETURNING 1

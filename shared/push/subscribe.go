@@ -117,10 +117,7 @@ func (d *Destinations) ID(ctx context.Context, region string) (string, error) {
 		return "", fmt.Errorf("destination: %w", err)
 	}
 	if !ok {
-		if id, err = d.create(ctx, app, region); err != nil {
-			return "", fmt.Errorf("destination: %w", err)
-		}
-		if id, err = d.store.SaveDestination(ctx, appID, region, d.queueARN, id); err != nil {
+		if id, err = d.createOrWait(ctx, app, appID, region); err != nil {
 			return "", fmt.Errorf("destination: %w", err)
 		}
 	}
@@ -128,6 +125,31 @@ func (d *Destinations) ID(ctx context.Context, region string) (string, error) {
 	d.ids[key] = id
 	d.mu.Unlock()
 	return id, nil
+}
+
+// createOrWait creates (or finds) the destination at Amazon and records it.
+// When Amazon refuses for now (several containers at once exceed the
+// grantless budget of 1/s, burst 5), it reads the database again for a
+// while: another container's id, recorded meanwhile, is as good.
+func (d *Destinations) createOrWait(ctx context.Context, app marketplace.AppCredentials, appID, region string) (string, error) {
+	id, err := d.create(ctx, app, region)
+	if err == nil {
+		return d.store.SaveDestination(ctx, appID, region, d.queueARN, id)
+	}
+	if !spapi.Transient(err) {
+		return "", err
+	}
+	for wait := 100 * time.Millisecond; wait <= 1600*time.Millisecond; wait *= 2 {
+		select {
+		case <-ctx.Done():
+			return "", errors.Join(err, ctx.Err())
+		case <-time.After(wait):
+		}
+		if id, ok, rerr := d.store.Destination(ctx, appID, region, d.queueARN); rerr == nil && ok {
+			return id, nil
+		}
+	}
+	return "", err
 }
 
 func (d *Destinations) create(ctx context.Context, app marketplace.AppCredentials, region string) (string, error) {

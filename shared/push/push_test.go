@@ -1,0 +1,212 @@
+package push_test
+
+import (
+	"context"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/keybuzz/keybuzz-amazon/dev/sandbox"
+	"github.com/keybuzz/keybuzz-amazon/shared/marketplace"
+	"github.com/keybuzz/keybuzz-amazon/shared/push"
+)
+
+// The issue's first check, on the real stack: a connected tenant is
+// subscribed; a buyer's cancellation request reaches SQS, the intake reads
+// the order and stores the ticket with getOrder's cancel reason; the same
+// event found later by the fallback poll creates nothing new; a duplicate
+// delivery creates nothing either.
+func TestPushThenPollStoresOnce(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	ctx := context.Background()
+	s := e.connect(1)
+	e.onConnected(s)
+
+	pt, err := e.store.PushTarget(ctx, s.tenantID, s.connectionID)
+	if err != nil || pt.SubscriptionID == "" {
+		t.Fatalf("after connect: %+v %v, want a subscription", pt, err)
+	}
+	if got := e.sb.Subscriptions(s.id)["ORDER_CHANGE"]; got != pt.SubscriptionID {
+		t.Fatalf("sandbox subscription %q, stored %q", got, pt.SubscriptionID)
+	}
+	// The first poll syncs the look-back window and, push being live,
+	// schedules the next poll at the fallback interval.
+	e.poll(s)
+	var next time.Time
+	e.pool.QueryRow(ctx, `SELECT "nextPollAt" FROM "MarketplaceConnection" WHERE "id" = $1`, s.connectionID).Scan(&next)
+	if want := e.clock.Now().Add(15 * time.Minute); !next.Equal(want) {
+		t.Errorf("nextPollAt %v, want the fallback interval (%v)", next, want)
+	}
+	before := e.stored(s)
+
+	orderID, err := e.sb.AddOrder(s.id, "", false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ev, err := e.sb.AddCancellationRequest(s.id, orderID, "Delivery date is too late")
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.waitDelivered(1)
+	if n, failed := e.drain(1); n != 1 || failed != 0 {
+		t.Fatalf("drained %d records, %d failed; want 1, 0", n, failed)
+	}
+	ext := ev.OrderID + ":" + ev.OrderItemID + ":cancellation"
+	after := e.stored(s)
+	body, ok := after.bodies[ext]
+	if !ok {
+		t.Fatalf("no ExternalMessage %s after the notification", ext)
+	}
+	if !strings.Contains(body, "Reason: Delivery date is too late") {
+		t.Errorf("body %q lacks getOrder's cancel reason", body)
+	}
+	if after.messages != before.messages+1 || after.tickets != before.tickets+1 {
+		t.Errorf("push created %d messages, %d tickets; want 1, 1", after.messages-before.messages, after.tickets-before.tickets)
+	}
+	var name, email string
+	e.pool.QueryRow(ctx, `SELECT "customerName", "customerEmail" FROM "Ticket" WHERE "tenantId" = $1 AND "orderId" = $2`, s.tenantID, orderID).Scan(&name, &email)
+	if name == "" || !strings.Contains(email, "@marketplace.amazon.") {
+		t.Errorf("ticket customer %q <%s>: want getOrder's buyer", name, email)
+	}
+
+	// Polling finds the same event (once searchOrders' window covers it).
+	e.clock.Advance(16 * time.Minute)
+	if res := e.poll(s); res.EventsSeen == 0 || res.MessagesCreated != 0 {
+		t.Errorf("fallback poll: %+v, want the event seen and nothing created", res)
+	}
+	e.checkExactlyOnce(s, t0.Add(-2*24*time.Hour))
+
+	// Amazon delivers at least once: a duplicate changes nothing.
+	e.sb.SetDeliveryFaults(sandbox.DeliveryFaults{DuplicateEvery: 1})
+	if _, err := e.sb.AddCancellationRequest(s.id, orderID, "Changed mind about purchase"); err != nil {
+		// every item of a one-item order has its request already: add another order
+		orderID, _ = e.sb.AddOrder(s.id, "", true)
+	}
+	e.waitDelivered(3)
+	e.drain(1)
+	e.checkExactlyOnce(s, t0.Add(-2*24*time.Hour))
+	if o := e.outcomes(); o[string(marketplace.OutcomeStored)] != 2 {
+		t.Errorf("outcomes %v, want 2 STORED", o)
+	}
+	var received int
+	e.pool.QueryRow(ctx, `SELECT max("receivedCount") FROM "MarketplaceNotification"`).Scan(&received)
+	if received != 2 {
+		t.Errorf("max receivedCount %d, want 2 (the duplicate is counted on its notification)", received)
+	}
+	st, err := e.store.PushStatus(ctx, s.connectionID)
+	if err != nil || !st.Live || st.LastNotificationAt == nil {
+		t.Errorf("push status %+v %v: want live with a last notification", st, err)
+	}
+}
+
+// With every fourth notification dropped (and others duplicated, delayed
+// and out of order), many events end stored exactly once: the fallback
+// poll catches the dropped ones.
+func TestPushSoakWithDroppedNotifications(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	s := e.connect(2)
+	e.onConnected(s)
+	e.poll(s)
+
+	e.sb.SetDeliveryFaults(sandbox.DeliveryFaults{DropEvery: 4, DuplicateEvery: 5, ReorderEvery: 7, DelayEvery: 9, Delay: 50 * time.Millisecond})
+	// Buyers ask every 2 s (getOrder's budget refills at 0.5/s); the
+	// consumer drains every ten requests.
+	const events = 60
+	for i := 1; i <= events; i++ {
+		if _, err := e.sb.AddOrder(s.id, "", true); err != nil {
+			t.Fatal(err)
+		}
+		e.clock.Advance(2 * time.Second)
+		if i%10 == 0 {
+			st := e.sb.NotificationStats()
+			e.waitDelivered(st.Due())
+			if _, failed := e.drain(1); failed != 0 {
+				t.Fatalf("after %d requests: %d records failed", i, failed)
+			}
+		}
+	}
+	st := e.sb.NotificationStats()
+	if st.Published != events || st.Dropped != events/4 {
+		t.Fatalf("sandbox %+v, want %d published, %d dropped", st, events, events/4)
+	}
+	pushed := e.stored(s)
+
+	e.clock.Advance(16 * time.Minute)
+	res := e.poll(s)
+	e.checkExactlyOnce(s, t0.Add(-2*24*time.Hour))
+	if got := e.stored(s).messages - pushed.messages; got != events/4 || res.MessagesCreated != events/4 {
+		t.Errorf("the fallback poll created %d (%d reported), want the %d dropped", got, res.MessagesCreated, events/4)
+	}
+	if o := e.outcomes(); o[string(marketplace.OutcomeStored)] != events-events/4 {
+		t.Errorf("outcomes %v, want %d STORED", o, events-events/4)
+	}
+}
+
+// Several containers at once find or create one destination: Amazon keeps
+// one per queue, the database the first id, and every caller gets it.
+func TestDestinationOnceAcrossContainers(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	ids := make([]string, 8)
+	errs := make([]error, 8)
+	var wg sync.WaitGroup
+	for i := range ids {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			d := push.NewDestinations(e.store, e.secrets, e.api, e.lwa, e.queueARN, e.sbURL)
+			ids[i], errs[i] = d.ID(context.Background(), "")
+		}()
+	}
+	wg.Wait()
+	for i := range ids {
+		if errs[i] != nil || ids[i] == "" || ids[i] != ids[0] {
+			t.Fatalf("container %d: %q %v (container 0: %q)", i, ids[i], errs[i], ids[0])
+		}
+	}
+	var rows int
+	e.pool.QueryRow(context.Background(), `SELECT count(*) FROM "MarketplaceNotificationDestination"`).Scan(&rows)
+	if rows != 1 {
+		t.Errorf("%d destination rows, want 1", rows)
+	}
+	if c := e.sb.Stats("").Calls; c["createDestination"] < 1 || c["createDestination"] > 8 {
+		t.Errorf("grantless calls %v", c)
+	}
+}
+
+// A subscription failure never fails Connect: the connection stays polled
+// at the normal interval, the failure is on the connection, and a poll
+// after retryAfter subscribes it; disconnecting deletes it at Amazon.
+func TestSubscriptionFailureIsRetriedByThePoller(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	ctx := context.Background()
+	s := e.connect(3)
+	e.sb.SetRatePlan(s.id, "createSubscription", 0, 1) // one call, then 429s
+	e.onConnected(s)
+	if err := e.subscriber.Unsubscribe(ctx, s.tenantID, s.connectionID); err != nil {
+		t.Fatalf("unsubscribe: %v", err)
+	}
+	if subs := e.sb.Subscriptions(s.id); len(subs) != 0 {
+		t.Fatalf("sandbox still has %v after unsubscribe", subs)
+	}
+	e.onConnected(s) // Amazon answers 429
+	st, _ := e.store.PushStatus(ctx, s.connectionID)
+	if st.Live || st.Error == "" {
+		t.Fatalf("push status %+v: want not live, with the failure", st)
+	}
+	if res := e.poll(s); !res.NextPollAt.Equal(e.clock.Now().Add(time.Minute)) {
+		t.Errorf("next poll %v, want the normal interval", res.NextPollAt)
+	}
+	e.sb.SetRatePlan(s.id, "createSubscription", 1, 5)
+	e.clock.Advance(11 * time.Minute)
+	if res := e.poll(s); !res.NextPollAt.Equal(e.clock.Now().Add(15 * time.Minute)) {
+		t.Errorf("next poll %v, want the fallback interval once subscribed", res.NextPollAt)
+	}
+	if st, _ := e.store.PushStatus(ctx, s.connectionID); !st.Live || st.Error != "" {
+		t.Errorf("push status %+v: want live, error cleared", st)
+	}
+}
