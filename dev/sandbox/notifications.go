@@ -283,7 +283,9 @@ func (s *Server) handleGetDestinations(w http.ResponseWriter, r *http.Request, _
 		list = append(list, destinationJSON(d))
 	}
 	s.mu.Unlock()
-	slices.SortFunc(list, func(a, b map[string]any) int { return strings.Compare(a["destinationId"].(string), b["destinationId"].(string)) })
+	slices.SortFunc(list, func(a, b map[string]any) int {
+		return strings.Compare(a["destinationId"].(string), b["destinationId"].(string))
+	})
 	writeJSON(w, http.StatusOK, jsonType, map[string]any{"payload": list})
 }
 
@@ -298,7 +300,7 @@ func subscriptionJSON(sub *subscription) map[string]any {
 func (s *Server) handleCreateSubscription(w http.ResponseWriter, r *http.Request, sellerID string) {
 	typ := r.PathValue("notificationType")
 	if !notificationTypes[typ] {
-		writeAPIError(w, http.StatusBadRequest, *invalidInput("Invalid notification type: "+typ))
+		writeAPIError(w, http.StatusBadRequest, *invalidInput("Invalid notification type: " + typ))
 		return
 	}
 	var in struct {
@@ -320,18 +322,18 @@ func (s *Server) handleCreateSubscription(w http.ResponseWriter, r *http.Request
 		return
 	}
 	if typ == "ORDER_CHANGE" && in.PayloadVersion != "1.0" {
-		writeAPIError(w, http.StatusBadRequest, *invalidInput("Invalid payloadVersion for ORDER_CHANGE: "+in.PayloadVersion))
+		writeAPIError(w, http.StatusBadRequest, *invalidInput("Invalid payloadVersion for ORDER_CHANGE: " + in.PayloadVersion))
 		return
 	}
 	var changeTypes []string
 	if pd := in.ProcessingDirective; pd != nil && pd.EventFilter != nil {
 		if pd.EventFilter.EventFilterType != typ {
-			writeAPIError(w, http.StatusBadRequest, *invalidInput("eventFilterType must be "+typ+"."))
+			writeAPIError(w, http.StatusBadRequest, *invalidInput("eventFilterType must be " + typ + "."))
 			return
 		}
 		for _, c := range pd.EventFilter.OrderChangeTypes {
 			if !orderChangeTypes[c] {
-				writeAPIError(w, http.StatusBadRequest, *invalidInput("Invalid orderChangeTypes value: "+c))
+				writeAPIError(w, http.StatusBadRequest, *invalidInput("Invalid orderChangeTypes value: " + c))
 				return
 			}
 		}
