@@ -20,6 +20,7 @@ import (
 	"github.com/keybuzz/keybuzz-amazon/dev/sandbox"
 	"github.com/keybuzz/keybuzz-amazon/dev/sandbox/sandboxtest"
 	"github.com/keybuzz/keybuzz-amazon/dev/testenv"
+	"github.com/keybuzz/keybuzz-amazon/shared/credcache"
 	"github.com/keybuzz/keybuzz-amazon/shared/lwa"
 	"github.com/keybuzz/keybuzz-amazon/shared/marketplace"
 	"github.com/keybuzz/keybuzz-amazon/shared/poll"
@@ -45,7 +46,8 @@ type env struct {
 	sbURL    string
 	pool     *pgxpool.Pool
 	store    *postgres.Store
-	secrets  *vaultstore.Store
+	vault    *vaultstore.Store
+	secrets  *credcache.Cache
 	lwa      *lwa.Client
 	api      *spapi.Client
 	queueURL string
@@ -74,8 +76,9 @@ func newEnv(t *testing.T) *env {
 	e.sb, e.sbURL = sandboxtest.Start(t, cfg)
 	e.pool, _ = testenv.Pool(t)
 	e.store = postgres.New(e.pool, e.clock.Now)
-	e.secrets = vaultstore.New(testenv.Vault(t), "secret", "keybuzz/test/"+testenv.ID("app"))
-	if err := e.secrets.PutApp(context.Background(), marketplace.AppCredentials{
+	e.vault = vaultstore.New(testenv.Vault(t), "secret", "keybuzz/test/"+testenv.ID("app"))
+	e.secrets = credcache.New(e.vault, time.Minute, e.clock.Now)
+	if err := e.vault.PutApp(context.Background(), marketplace.AppCredentials{
 		ClientID: cfg.ClientID, ClientSecret: secret.Value(cfg.ClientSecret), ApplicationID: cfg.ApplicationID, Region: "eu", Draft: true,
 	}); err != nil {
 		t.Fatalf("put app credentials: %v", err)
@@ -89,9 +92,8 @@ func newEnv(t *testing.T) *env {
 // wire builds the push flow and the poller for queueARN, as app.Deps does.
 func (e *env) wire(queueARN string) {
 	source := poll.NewAmazonSource(e.secrets, e.lwa, e.api, e.store, poll.AmazonConfig{Endpoint: e.sbURL}, e.clock.Now, quiet())
-	apps := vaultstore.NewAppCache(e.secrets, time.Minute, e.clock.Now)
-	e.dest = push.NewDestinations(e.store, apps, e.api, e.lwa, queueARN, e.sbURL)
-	e.subscriber = push.NewSubscriber(e.store, e.dest, source, apps, e.api, e.sbURL, 10*time.Minute, quiet())
+	e.dest = push.NewDestinations(e.store, e.secrets, e.api, e.lwa, queueARN, e.sbURL)
+	e.subscriber = push.NewSubscriber(e.store, e.dest, source, e.secrets, e.api, e.sbURL, 10*time.Minute, quiet())
 	e.intake = push.NewIntake(e.store, push.SellerOrders{Seller: source, API: e.api}, e.clock.Now, quiet(), nil)
 	e.poller = poll.NewPoller(e.store, source, poll.Config{Interval: time.Minute, FallbackInterval: 15 * time.Minute, Lookback: 2 * 24 * time.Hour},
 		e.clock.Now, quiet(), nil).WithSubscriber(e.subscriber)
