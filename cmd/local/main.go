@@ -1,6 +1,7 @@
 // Command local runs the connector on one machine: the three API routes on
 // http://127.0.0.1:3000 (sam local start-api's port), the local page at "/",
-// the poll schedule as a timer and an SQS consumer feeding polltenant. It
+// the poll schedule as a timer and SQS consumers feeding polltenant and
+// (with push) ordernotify. It
 // reads the environment `make dev` prepares (.local/dev.env).
 package main
 
@@ -28,6 +29,7 @@ import (
 	"github.com/keybuzz/keybuzz-amazon/shared/poll"
 	"github.com/keybuzz/keybuzz-amazon/shared/pollqueue"
 	"github.com/keybuzz/keybuzz-amazon/shared/postgres"
+	"github.com/keybuzz/keybuzz-amazon/shared/push"
 	"github.com/keybuzz/keybuzz-amazon/shared/spapi"
 )
 
@@ -56,11 +58,29 @@ func run(ctx context.Context, env *boot.Env, addr string, pollOnce bool) error {
 	sqsClient := env.SQS(ctx)
 	m := metrics.New(os.Stdout, nil)
 
-	var source poll.Source = poll.MockSource{}
-	if !cfg.UseMock {
-		source = poll.NewAmazonSource(secrets, lwaClient, spapi.New(nil), store, poll.AmazonConfig{Endpoint: cfg.SPAPIEndpoint}, nil, env.Log)
+	sp := spapi.New(nil)
+	amazon := poll.NewAmazonSource(secrets, lwaClient, sp, store, poll.AmazonConfig{Endpoint: cfg.SPAPIEndpoint}, nil, env.Log)
+	var source poll.Source = amazon
+	if cfg.UseMock {
+		source = poll.MockSource{}
 	}
-	poller := poll.NewPoller(store, source, poll.Config{Interval: cfg.PollInterval, Lookback: cfg.PollLookback}, nil, env.Log, m)
+	poller := poll.NewPoller(store, source, poll.Config{Interval: cfg.PollInterval, FallbackInterval: cfg.PollFallbackInterval, Lookback: cfg.PollLookback}, nil, env.Log, m)
+	// Push (NOTIFICATIONS_QUEUE_ARN, set by `make dev`): connections are
+	// subscribed on connect and by the poller, and a consumer of the
+	// notifications queue feeds ordernotify's handler.
+	var subscriber *push.Subscriber
+	var notifications *localpoll.Consumer
+	if cfg.PushEnabled() && !cfg.UseMock {
+		dest := push.NewDestinations(store, secrets, sp, lwaClient, cfg.NotificationsQueueARN, cfg.SPAPIEndpoint)
+		subscriber = push.NewSubscriber(store, dest, amazon, secrets, sp, cfg.SPAPIEndpoint, 0, env.Log)
+		poller.WithSubscriber(subscriber)
+		intake := push.NewIntake(store, push.SellerOrders{Seller: amazon, API: sp}, nil, env.Log, m)
+		queueURL, err := localpoll.QueueURL(ctx, sqsClient, cfg.NotificationsQueueARN)
+		if err != nil {
+			return err
+		}
+		notifications = &localpoll.Consumer{SQS: sqsClient, QueueURL: queueURL, Handler: intake.HandleSQS, Log: env.Log, Name: "ordernotify"}
+	}
 	fanout := poll.NewFanout(store, pollqueue.NewSender(sqsClient, cfg.PollQueueURL, 0), poll.FanoutConfig{}, nil, env.Log, m)
 	schedule := localpoll.Config{Fanout: fanout.Handle, Tenant: poller.HandleSQS, SQS: sqsClient,
 		QueueURL: cfg.PollQueueURL, Interval: cfg.PollInterval, Log: env.Log}
@@ -82,10 +102,13 @@ func run(ctx context.Context, env *boot.Env, addr string, pollOnce bool) error {
 	if loginURL == "" {
 		loginURL = returnURL // a seller arriving from the sandbox's Appstore signs in on the page
 	}
-	flow := connect.New(store, secrets, lwaClient, cfg.SellerCentralURL,
-		connect.WithLogger(env.Log), connect.WithParticipations(spapi.New(nil), cfg.SPAPIEndpoint),
+	opts := []connect.Option{connect.WithLogger(env.Log), connect.WithParticipations(sp, cfg.SPAPIEndpoint),
 		connect.WithAppSource(marketplace.AppSource(cfg.AppSource)), connect.WithReturnHosts(returnHosts...),
-		connect.WithAccount(spapi.New(nil), store))
+		connect.WithAccount(sp, store)}
+	if subscriber != nil {
+		opts = append(opts, connect.WithOnConnected(subscriber.OnConnected))
+	}
+	flow := connect.New(store, secrets, lwaClient, cfg.SellerCentralURL, opts...)
 	api := &httpapi.API{Connect: flow, Auth: env.Verifier(ctx), Log: env.Log, ReturnURL: returnURL, LoginURL: loginURL}
 	page := &devui.Page{API: api, Tickets: store, Log: env.Log, Token: func(tenant string) (string, error) {
 		return auth.Issue(cfg.JWTHS256Secret, cfg.JWTIssuer, cfg.JWTAudience, cfg.TenantClaim, tenant, time.Hour, time.Now())
@@ -103,7 +126,11 @@ func run(ctx context.Context, env *boot.Env, addr string, pollOnce bool) error {
 			errc <- fmt.Errorf("local poll: %w", err)
 		}
 	}()
-	env.Log.Info("listening", "url", "http://"+addr, "poll_interval", cfg.PollInterval.String())
+	if notifications != nil {
+		go notifications.Run(ctx)
+	}
+	env.Log.Info("listening", "url", "http://"+addr, "poll_interval", cfg.PollInterval.String(),
+		"push", notifications != nil, "poll_fallback_interval", cfg.PollFallbackInterval.String())
 
 	select {
 	case err := <-errc:

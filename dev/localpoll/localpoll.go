@@ -247,6 +247,19 @@ func queueARN(region, queueURL string) string {
 	return fmt.Sprintf("arn:aws:sqs:%s:%s:%s", region, parts[len(parts)-2], parts[len(parts)-1])
 }
 
+// QueueURL looks a queue up by its ARN (arn:aws:sqs:<region>:<account>:<name>).
+func QueueURL(ctx context.Context, client *sqs.Client, arn string) (string, error) {
+	parts := strings.Split(arn, ":")
+	if len(parts) != 6 {
+		return "", fmt.Errorf("not an SQS queue ARN: %q", arn)
+	}
+	out, err := client.GetQueueUrl(ctx, &sqs.GetQueueUrlInput{QueueName: aws.String(parts[5]), QueueOwnerAWSAccountId: aws.String(parts[4])})
+	if err != nil {
+		return "", fmt.Errorf("queue %s: %w", arn, err)
+	}
+	return aws.ToString(out.QueueUrl), nil
+}
+
 // scheduledEvent is what EventBridge sends a scheduled rule's target.
 func scheduledEvent(region string) events.EventBridgeEvent {
 	return events.EventBridgeEvent{
