@@ -106,7 +106,7 @@ func run(ctx context.Context, env *boot.Env, addr string, pollOnce bool) error {
 		connect.WithAppSource(marketplace.AppSource(cfg.AppSource)), connect.WithReturnHosts(returnHosts...),
 		connect.WithAccount(sp, store)}
 	if subscriber != nil {
-		opts = append(opts, connect.WithOnConnected(subscriber.OnConnected))
+		opts = append(opts, connect.WithOnConnected(subscriber.OnConnected), connect.WithUnsubscriber(subscriber))
 	}
 	flow := connect.New(store, secrets, lwaClient, cfg.SellerCentralURL, opts...)
 	api := &httpapi.API{Connect: flow, Auth: env.Verifier(ctx), Log: env.Log, ReturnURL: returnURL, LoginURL: loginURL}

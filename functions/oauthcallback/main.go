@@ -35,7 +35,8 @@ func main() {
 	if cfg.PushEnabled() { // subscribe the new connection to ORDER_CHANGE (docs/push.md)
 		seller := poll.NewAmazonSource(secrets, lwaClient, sp, store, poll.AmazonConfig{Endpoint: cfg.SPAPIEndpoint}, nil, env.Log)
 		dest := push.NewDestinations(store, secrets, sp, lwaClient, cfg.NotificationsQueueARN, cfg.SPAPIEndpoint)
-		opts = append(opts, connect.WithOnConnected(push.NewSubscriber(store, dest, seller, secrets, sp, cfg.SPAPIEndpoint, 0, env.Log).OnConnected))
+		subscriber := push.NewSubscriber(store, dest, seller, secrets, sp, cfg.SPAPIEndpoint, 0, env.Log)
+		opts = append(opts, connect.WithOnConnected(subscriber.OnConnected), connect.WithUnsubscriber(subscriber))
 	}
 	flow := connect.New(store, secrets, lwaClient, cfg.SellerCentralURL, opts...)
 	api := &httpapi.API{Connect: flow, Auth: env.Verifier(ctx), Log: env.Log, ReturnURL: cfg.FrontendReturnURL}

@@ -187,7 +187,7 @@ func TestSubscriptionFailureIsRetriedByThePoller(t *testing.T) {
 	s := e.connect(3)
 	e.sb.SetRatePlan(s.id, "createSubscription", 0, 1) // one call, then 429s
 	e.onConnected(s)
-	if err := e.subscriber.Unsubscribe(ctx, s.tenantID, s.connectionID); err != nil {
+	if err := e.subscriber.Unsubscribe(ctx, marketplace.Connection{ID: s.connectionID, TenantID: s.tenantID}); err != nil {
 		t.Fatalf("unsubscribe: %v", err)
 	}
 	if subs := e.sb.Subscriptions(s.id); len(subs) != 0 {

@@ -324,10 +324,12 @@ func (s *Subscriber) create(ctx context.Context, t marketplace.PushTarget) (spap
 // Unsubscribe deletes the connection's subscription at Amazon
 // (deleteSubscriptionById, grantless: it works after the seller revoked the
 // app) and forgets it; a subscription Amazon no longer knows is forgotten
-// too. Nothing to do is not an error. The Connect flow's disconnect calls
-// it before the connection is dropped.
-func (s *Subscriber) Unsubscribe(ctx context.Context, tenantID, connectionID string) error {
-	t, err := s.store.PushTarget(ctx, tenantID, connectionID)
+// too. Nothing to do is not an error. It is the Connect flow's
+// connect.Unsubscriber: disconnect (and a reconnect with another seller)
+// call it while the connection's secret still exists.
+func (s *Subscriber) Unsubscribe(ctx context.Context, c marketplace.Connection) error {
+	connectionID := c.ID
+	t, err := s.store.PushTarget(ctx, c.TenantID, connectionID)
 	if errors.Is(err, marketplace.ErrNotFound) {
 		return nil
 	}
