@@ -50,6 +50,14 @@ UNION ALL
 SELECT "destinationId" FROM "MarketplaceNotificationDestination"
 WHERE "applicationId" = $1 AND "region" = $2 AND "queueArn" = $3 AND NOT EXISTS (SELECT 1 FROM ins)`,
 		applicationID, region, queueARN, destinationID, s.now()).Scan(&id)
+	if errors.Is(err, pgx.ErrNoRows) {
+		// A concurrent insert won the conflict after this statement's
+		// snapshot was taken: a new statement sees the winner's row.
+		var ok bool
+		if id, ok, err = s.Destination(ctx, applicationID, region, queueARN); err == nil && !ok {
+			err = errors.New("destination row vanished")
+		}
+	}
 	if err != nil {
 		return "", unavailable("save notification destination", err)
 	}
