@@ -66,7 +66,7 @@ func TestPushThenPollStoresOnce(t *testing.T) {
 		t.Errorf("push created %d messages, %d tickets; want 1, 1", after.messages-before.messages, after.tickets-before.tickets)
 	}
 	var name, email string
-	e.pool.QueryRow(ctx, `SELECT "customerName", "customerEmail" FROM "Ticket" WHERE "tenantId" = $1 AND "orderId" = $2`, s.tenantID, orderID).Scan(&name, &email)
+	e.pool.QueryRow(ctx, `SELECT "customerName", COALESCE("customerEmail", '') FROM "Ticket" WHERE "tenantId" = $1 AND "externalId" = $2`, s.tenantID, orderID).Scan(&name, &email)
 	if name == "" || !strings.Contains(email, "@marketplace.amazon.") {
 		t.Errorf("ticket customer %q <%s>: want getOrder's buyer", name, email)
 	}
