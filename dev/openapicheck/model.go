@@ -655,3 +655,74 @@ func (m *Model) Examples() ([]Example, error) {
 func jsonPointerToken(tok string) string {
 	return strings.ReplaceAll(strings.ReplaceAll(tok, "~", "~0"), "/", "~1")
 }
+
+// SandboxRequest is a request a model's x-amzn-api-sandbox entry answers:
+// its operation, the status of the answer and the request's URL (path and
+// query, arrays comma-separated as the model's csv says).
+type SandboxRequest struct {
+	Operation string
+	Method    string
+	Status    int
+	URL       *url.URL
+}
+
+// SandboxRequests lists the requests of the model's x-amzn-api-sandbox
+// static entries.
+func (m *Model) SandboxRequests() ([]SandboxRequest, error) {
+	var out []SandboxRequest
+	for _, o := range m.ops {
+		op, _ := resolvePointer(m.doc, "#/paths/"+jsonPointerToken(o.Path)+"/"+strings.ToLower(o.Method))
+		responses, _ := op["responses"].(map[string]any)
+		for code, r := range responses {
+			status, err := strconv.Atoi(code)
+			if err != nil {
+				continue
+			}
+			r, _ := r.(map[string]any)
+			sb, _ := r["x-amzn-api-sandbox"].(map[string]any)
+			entries, _ := sb["static"].([]any)
+			for _, e := range entries {
+				e, _ := e.(map[string]any)
+				req, _ := e["request"].(map[string]any)
+				params, _ := req["parameters"].(map[string]any)
+				path := o.Path
+				q := url.Values{}
+				for _, p := range o.params {
+					v, ok := params[p.name()].(map[string]any)
+					if !ok {
+						continue
+					}
+					var s string
+					switch val := v["value"].(type) {
+					case []any:
+						parts := make([]string, len(val))
+						for i, x := range val {
+							parts[i] = fmt.Sprint(x)
+						}
+						s = strings.Join(parts, ",")
+					default:
+						s = fmt.Sprint(val)
+					}
+					switch p.in() {
+					case "path":
+						path = strings.ReplaceAll(path, "{"+p.name()+"}", url.PathEscape(s))
+					case "query":
+						q.Set(p.name(), s)
+					}
+				}
+				u := &url.URL{Path: path, RawQuery: q.Encode()}
+				if esc, err := url.PathUnescape(path); err == nil {
+					u.Path, u.RawPath = esc, path
+				}
+				out = append(out, SandboxRequest{Operation: o.ID, Method: o.Method, Status: status, URL: u})
+			}
+		}
+	}
+	sort.Slice(out, func(i, j int) bool {
+		if out[i].Operation != out[j].Operation {
+			return out[i].Operation < out[j].Operation
+		}
+		return out[i].Status < out[j].Status
+	})
+	return out, nil
+}
