@@ -16,8 +16,6 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
-
-	"github.com/keybuzz/keybuzz-amazon/dev/openapicheck"
 )
 
 // Notifications API v1: destinations (grantless), subscriptions (the
@@ -208,19 +206,9 @@ func (s *Server) notificationsAPI(op string, grantless bool, h func(http.Respons
 			return
 		}
 		w.Header().Set("x-amzn-RateLimit-Limit", fmt.Sprint(rate))
-		if s.contract != nil { // notifications.json, as for the other SP-API calls
-			s.mu.Lock()
-			s.checked++
-			s.mu.Unlock()
-			if _, err := s.contract.Check(r); err != nil {
-				var v *openapicheck.Violation
-				if !errors.As(err, &v) {
-					v = &openapicheck.Violation{Operation: op, Method: r.Method, Path: r.URL.EscapedPath(), Problems: []string{err.Error()}}
-				}
-				s.recordViolation(v)
-				writeAPIError(w, http.StatusBadRequest, *invalidInput("Invalid Input: " + strings.Join(v.Problems, "; ")))
-				return
-			}
+		if v := s.checkContract(r, op); v != nil { // notifications.json, as for the other SP-API calls
+			writeAPIError(w, http.StatusBadRequest, *invalidInput("Invalid Input: " + strings.Join(v.Problems, "; ")))
+			return
 		}
 		h(w, r, sellerID)
 	}
