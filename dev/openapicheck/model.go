@@ -664,6 +664,7 @@ type SandboxRequest struct {
 	Method    string
 	Status    int
 	URL       *url.URL
+	Body      []byte // the body parameter's value, as JSON; nil for none
 }
 
 // SandboxRequests lists the requests of the model's x-amzn-api-sandbox
@@ -687,9 +688,16 @@ func (m *Model) SandboxRequests() ([]SandboxRequest, error) {
 				params, _ := req["parameters"].(map[string]any)
 				path := o.Path
 				q := url.Values{}
+				var body []byte
 				for _, p := range o.params {
 					v, ok := params[p.name()].(map[string]any)
 					if !ok {
+						continue
+					}
+					if p.in() == "body" {
+						if body, err = json.Marshal(v["value"]); err != nil {
+							return nil, fmt.Errorf("%s: body: %w", o.ID, err)
+						}
 						continue
 					}
 					var s string
@@ -714,7 +722,7 @@ func (m *Model) SandboxRequests() ([]SandboxRequest, error) {
 				if esc, err := url.PathUnescape(path); err == nil {
 					u.Path, u.RawPath = esc, path
 				}
-				out = append(out, SandboxRequest{Operation: o.ID, Method: o.Method, Status: status, URL: u})
+				out = append(out, SandboxRequest{Operation: o.ID, Method: o.Method, Status: status, URL: u, Body: body})
 			}
 		}
 	}

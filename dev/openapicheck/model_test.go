@@ -155,21 +155,24 @@ func TestExamples(t *testing.T) {
 	}
 }
 
-// The checker agrees with the models' own sandbox: every request Amazon's
-// static sandbox answers 200 is within the contract, and the Orders
-// requests it answers 400 (TEST_CASE_400 for a date-time, for an order
-// id) are not, except getOrder's, whose order id is any string. The
+// The checker agrees with the Orders and Sellers models' own sandbox: every
+// request Amazon's static sandbox answers 200 is within the contract, and
+// the Orders requests it answers 400 (TEST_CASE_400 for a date-time, for an
+// order id) are not, except getOrder's, whose order id is any string. The
 // Sellers model's 400 entry has no parameters: nothing to refuse.
 func TestModelSandboxRequests(t *testing.T) {
 	c := amazonContract(t)
 	ok, refused := 0, 0
 	for _, m := range c.Models() {
+		if m.Name != "orders_2026-01-01.json" && m.Name != "sellers.json" {
+			continue
+		}
 		reqs, err := m.SandboxRequests()
 		if err != nil {
 			t.Fatal(err)
 		}
 		for _, r := range reqs {
-			_, err := c.CheckParts(r.Method, r.URL, http.Header{}, nil)
+			_, err := c.CheckParts(r.Method, r.URL, http.Header{}, r.Body)
 			switch {
 			case r.Status == 200 && err != nil:
 				t.Errorf("%s (200 in the model's sandbox) refused: %v", r.URL, err)
