@@ -227,6 +227,18 @@ func (w *world) checkInvariants(ctx context.Context) (Invariants, error) {
 	if err != nil {
 		return v, err
 	}
+	if k := w.killer; k != nil {
+		d, err := w.queueDepth(ctx, k.queueURL)
+		if err != nil {
+			return v, err
+		}
+		v.QueueLeft += d
+		more, err := k.deadLetters(ctx)
+		if err != nil {
+			return v, err
+		}
+		dlq = append(dlq, more...)
+	}
 	w.judgeDeadLetters(&v, dlq)
 	return v, nil
 }
@@ -261,8 +273,8 @@ func (w *world) checkWith(ctx context.Context, q querier) (Invariants, error) {
 	// The sandbox's record: whose each order is.
 	orderOwner := map[string]string{}
 	eventsOf := map[string][]sandbox.Event{}
-	for _, t := range w.tenants {
-		evs := w.sb.BuyerEvents(t.seller)
+	for _, t := range w.allTenants() {
+		evs := t.sb.BuyerEvents(t.seller)
 		eventsOf[t.id] = evs
 		for _, e := range evs {
 			orderOwner[e.OrderID] = t.id
@@ -308,7 +320,7 @@ func (w *world) checkWith(ctx context.Context, q querier) (Invariants, error) {
 		v.Tickets++
 	}
 
-	for _, t := range w.tenants {
+	for _, t := range w.allTenants() {
 		var status, lastError string
 		var cursor *time.Time
 		var token, lease *string
@@ -336,7 +348,7 @@ FROM "MarketplaceConnection" c LEFT JOIN "MarketplaceSyncState" s ON s."connecti
 			case lost != nil && len(rows) == 0:
 				// Expected when Amazon served it before access ended and no
 				// injected fault interfered with the poll that read it.
-				sv, ok := w.front.servedOrder(t.seller, ev.OrderID)
+				sv, ok := t.front.servedOrder(t.seller, ev.OrderID)
 				switch {
 				case !ok || sv.sandbox.Before(ev.At):
 					v.UnreachableRevoked++
@@ -413,6 +425,9 @@ FROM "MarketplaceConnection" c LEFT JOIN "MarketplaceSyncState" s ON s."connecti
 			}
 		default:
 			want := w.clock.Now().Add(-2 * time.Minute)
+			if !t.wantCursor.IsZero() {
+				want = t.wantCursor
+			}
 			if status != "CONNECTED" || lastError != "" || token != nil || lease != nil || cursor == nil || cursor.Before(want) {
 				v.ConnectionsWrong++
 				v.problem("tenant %s (faults %v): status %s lastError %q token %v lease %v cursor %v, want CONNECTED, caught up to %s",
@@ -421,6 +436,11 @@ FROM "MarketplaceConnection" c LEFT JOIN "MarketplaceSyncState" s ON s."connecti
 		}
 	}
 	return v, nil
+}
+
+// allTenants is the soak's tenants and the real-kill phase's.
+func (w *world) allTenants() []*tenant {
+	return append(append([]*tenant(nil), w.tenants...), w.killTenants...)
 }
 
 // deadLetter is one message of the dead-letter queue.
@@ -436,7 +456,7 @@ func (w *world) judgeDeadLetters(v *Invariants, dlq []deadLetter) {
 		if _, ok := w.trace.explain(id); !ok {
 			// fauxqs may give a moved message a new id: the delivered message
 			// with the same body.
-			for _, cand := range w.payloads.idsWithBody("poll", d.body) {
+			for _, cand := range append(w.payloads.idsWithBody("poll", d.body), w.payloads.idsWithBody("kill", d.body)...) {
 				if _, ok := w.trace.explain(cand); ok {
 					id = cand
 					break

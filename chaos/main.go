@@ -68,8 +68,42 @@ func Run(ctx context.Context, set Settings) (Result, error) {
 		w.print("load: %d requests, %d in flight, Vault +%s: %.0f req/s, p50 %.1f ms p95 %.1f ms p99 %.1f ms max %.1f ms; %v",
 			lr.Requests, lr.Concurrency, lr.VaultDelay, lr.PerSecond, lr.P50, lr.P95, lr.P99, lr.Max, lr.Status)
 	}
+	type built struct {
+		bin string
+		err error
+	}
+	var bootstrap chan built
+	if set.Kills > 0 || set.Freezes > 0 {
+		// Built while the soak runs: the real-kill phase runs the bootstrap.
+		dir, err := os.MkdirTemp("", "chaos-bootstrap-")
+		if err != nil {
+			return res, err
+		}
+		defer os.RemoveAll(dir)
+		bootstrap = make(chan built, 1)
+		go func() { bin, err := buildBootstrap(ctx, dir); bootstrap <- built{bin, err} }()
+	}
 	if err := w.soak(ctx); err != nil {
 		return res, err
+	}
+	if bootstrap != nil {
+		b := <-bootstrap
+		if b.err != nil {
+			return res, fmt.Errorf("build the polltenant bootstrap: %w", b.err)
+		}
+		k, err := newKiller(ctx, w, b.bin)
+		if err != nil {
+			return res, fmt.Errorf("real-kill phase: %w", err)
+		}
+		w.killer = k
+		defer k.close()
+		if err := k.run(ctx); err != nil {
+			return res, fmt.Errorf("real-kill phase: %w", err)
+		}
+		res.RealKills = k.landed
+		res.RealKillsMissed = k.missed
+		res.TakeoverSeconds = k.seconds
+		res.KillTenants = len(w.killTenants)
 	}
 	w.stats.add("settle_cycles", w.stats.Settle)
 	v, err := w.checkInvariants(ctx)

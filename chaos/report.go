@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"os/exec"
 	"runtime"
 	"sort"
 	"strconv"
@@ -24,7 +25,15 @@ type Result struct {
 	Invariants Invariants     `json:"invariants"`
 	Passed     bool           `json:"passed"`
 	Load       *LoadResult    `json:"load,omitempty"`
-	Command    string         `json:"command"`
+	// The real-kill phase: where each SIGKILL of the bootstrap landed, the
+	// attempts whose invocation never reached the point, and for each
+	// freeze the seconds until a second container completed the poll.
+	RealKills       map[string]int `json:"realKills,omitempty"`
+	RealKillsMissed map[string]int `json:"realKillsMissed,omitempty"`
+	TakeoverSeconds []float64      `json:"takeoverSeconds,omitempty"`
+	KillTenants     int            `json:"killTenants,omitempty"`
+	Commit          string         `json:"commit"`
+	Command         string         `json:"command"`
 }
 
 func (r Result) faultKinds() []string {
@@ -98,7 +107,21 @@ func (r Result) Table() string {
 	for _, k := range r.faultKinds() {
 		fmt.Fprintf(&b, "| %s | %d |\n", k, r.Faults[k])
 	}
-	fmt.Fprintf(&b, "| **crashes (killed invocations), total** | **%d** |\n", r.Crashes)
+	fmt.Fprintf(&b, "| **crashes (killed invocations, simulated inside one process), total** | **%d** |\n", r.Crashes)
+	if len(r.RealKills) > 0 {
+		fmt.Fprintf(&b, "\n| real kills: polltenant bootstrap under aws-lambda-rie, %d tenants on real time | SIGKILL / SIGSTOP landed | attempts that missed the point |\n| --- | ---: | ---: |\n", r.KillTenants)
+		total := 0
+		for _, c := range append(append([]string(nil), killCategories...), "frozen_takeover") {
+			fmt.Fprintf(&b, "| %s | %d | %d |\n", c, r.RealKills[c], r.RealKillsMissed[c])
+			if c != "frozen_takeover" {
+				total += r.RealKills[c]
+			}
+		}
+		fmt.Fprintf(&b, "| **real SIGKILLs, total** | **%d** | |\n", total)
+		if len(r.TakeoverSeconds) > 0 {
+			fmt.Fprintf(&b, "\nFrozen inside the page transaction (SIGSTOP), a second container completed the poll after %v s (PostgreSQL's idle_in_transaction_session_timeout ends the frozen transaction and frees its locks).\n", r.TakeoverSeconds)
+		}
+	}
 	if l := r.Load; l != nil {
 		fmt.Fprintf(&b, "\nAPI load (before the soak): %d requests (status and start alternately), %d in flight, Vault delayed %s: %.0f req/s; "+
 			"latency p50 %.1f ms, p95 %.1f ms, p99 %.1f ms, max %.1f ms; answers %v.\n", l.Requests, l.Concurrency, l.VaultDelay, l.PerSecond,
@@ -127,7 +150,7 @@ func (r Result) Table() string {
 func (r Result) writeMarkdown(path string) error {
 	begin := fmt.Sprintf("<!-- chaos:%s:begin -->", r.Setting.Name)
 	end := fmt.Sprintf("<!-- chaos:%s:end -->", r.Setting.Name)
-	block := fmt.Sprintf("%s\n_Written by `%s` on %s._\n\n%s%s", begin, r.Command, r.Date.Format("2006-01-02 15:04 MST"), r.Table(), end)
+	block := fmt.Sprintf("%s\n_Written by `%s` on %s at commit %s._\n\n%s%s", begin, r.Command, r.Date.Format("2006-01-02 15:04 MST"), r.Commit, r.Table(), end)
 	old, err := os.ReadFile(path)
 	if err != nil && !os.IsNotExist(err) {
 		return err
@@ -154,6 +177,19 @@ func (r Result) writeJSON(path string) error {
 }
 
 func newResult(set Settings) Result {
-	return Result{Setting: set, Date: time.Now().UTC(), Cores: runtime.NumCPU(), GoVersion: runtime.Version(),
+	return Result{Setting: set, Date: time.Now().UTC(), Cores: runtime.NumCPU(), GoVersion: runtime.Version(), Commit: gitCommit(),
 		Command: "go run ./chaos " + strings.Join(os.Args[1:], " ")}
+}
+
+// gitCommit is the commit the run ran on ("+dirty" with uncommitted changes).
+func gitCommit() string {
+	out, err := exec.Command("git", "rev-parse", "--short=12", "HEAD").Output()
+	if err != nil {
+		return "unknown"
+	}
+	c := strings.TrimSpace(string(out))
+	if st, err := exec.Command("git", "status", "--porcelain", "--untracked-files=no").Output(); err == nil && len(strings.TrimSpace(string(st))) > 0 {
+		c += "+dirty"
+	}
+	return c
 }

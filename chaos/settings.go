@@ -35,6 +35,13 @@ type Settings struct {
 	VaultEvery    int     `json:"vaultEvery"`   // Vault restarted during every n-th cycle (0: never)
 	PGEvery       int     `json:"pgEvery"`      // PostgreSQL restarted during every n-th cycle (0: never)
 	Visibility    int32   `json:"visibilitySeconds"`
+	// Real kills: the polltenant bootstrap under aws-lambda-rie, SIGKILLed
+	// Kills times at chosen points, frozen (SIGSTOP) Freezes times while
+	// another container takes over; KillTenants tenants on a sandbox of
+	// their own on real time.
+	Kills       int `json:"kills"`
+	Freezes     int `json:"freezes"`
+	KillTenants int `json:"killTenants"`
 	// Load run (0: none): API requests after connecting, and Vault's delay meanwhile.
 	LoadRequests    int           `json:"loadRequests"`
 	DrainTimeout    time.Duration `json:"drainTimeout"` // a cycle fails when its queue is not drained by then
@@ -54,6 +61,7 @@ func Short() Settings {
 		FaultRate: 0.15, ExpireRate: 0.05, RevokeRate: 0.01, ActivityRate: 0.5,
 		LWAFaultRate: 0.05, EmptyRate: 0.005, Rotation: true, RotateEvery: 2, SealEvery: 3,
 		VaultEvery: 2, PGEvery: 3, Visibility: 2, DrainTimeout: 10 * time.Minute,
+		Kills: 8, Freezes: 1, KillTenants: 4,
 	}
 }
 
@@ -82,6 +90,9 @@ func (s *Settings) flags(fs *flag.FlagSet) {
 	fs.DurationVar(&s.DrainTimeout, "drain-timeout", s.DrainTimeout, "a cycle fails when its queue is not drained by then")
 	fs.IntVar(&s.LoadConcurrency, "load-concurrency", 16, "API load run: requests in flight")
 	fs.DurationVar(&s.LoadVaultDelay, "load-vault-delay", 20*time.Millisecond, "API load run: Vault answers this much later")
+	fs.IntVar(&s.Kills, "kills", s.Kills, "real kills (SIGKILL) of the polltenant bootstrap under aws-lambda-rie")
+	fs.IntVar(&s.Freezes, "freezes", s.Freezes, "real freezes (SIGSTOP past the timeout, another container takes over)")
+	fs.IntVar(&s.KillTenants, "kill-tenants", s.KillTenants, "tenants of the real-kill phase")
 	fs.StringVar(&s.MarkdownPath, "md", s.MarkdownPath, "RELIABILITY.md to update (this setting's block)")
 	fs.StringVar(&s.JSONPath, "json", s.JSONPath, "results JSON to write")
 }

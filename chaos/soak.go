@@ -302,7 +302,7 @@ func (w *world) worker(ctx context.Context) {
 // seller that was not a success, or an infrastructure outage; "" if none.
 func (w *world) causeOf(tenantID string, from, to time.Time) string {
 	if t := w.byTenant[tenantID]; t != nil {
-		if kind, ok := w.front.troubled(t.seller, from, to); ok {
+		if kind, ok := t.front.troubled(t.seller, from, to); ok {
 			return kind
 		}
 	}
@@ -574,6 +574,7 @@ func (w *world) rotateAppSecret(ctx context.Context) {
 		w.stats.add("infra_errors", 1)
 		return
 	}
+	w.appSecret = newSecret
 	w.stats.fault("app_secret_rotated")
 	w.print("app client secret rotated")
 }

@@ -69,6 +69,7 @@ type world struct {
 	revokedFirst bool
 	bug          func(tenantID string) error // a test's deliberate defect in new containers' store
 	rotations    int
+	appSecret    string // the app's client secret since the last rotation ("" = the sandbox's)
 
 	stack     *devstack.Stack
 	clock     *sandbox.ManualClock
@@ -92,13 +93,16 @@ type world struct {
 	dlqURL    string
 	log       *slog.Logger
 	jwtKey    secret.Value
+	verifier  *auth.Verifier
+	killer    *killer // the real-kill phase (nil: none)
 
-	calm     atomic.Bool // settle cycles: containers are no longer killed
-	tenants  []*tenant
-	bySeller map[string]*tenant
-	byTenant map[string]*tenant
-	stats    *stats
-	known    []string // secret values seen outside the sandbox (JWTs, states, tokens of the stack)
+	calm        atomic.Bool // settle cycles: containers are no longer killed
+	tenants     []*tenant
+	killTenants []*tenant // connected to the real-kill phase's sandbox
+	bySeller    map[string]*tenant
+	byTenant    map[string]*tenant
+	stats       *stats
+	known       []string // secret values seen outside the sandbox (JWTs, states, tokens of the stack)
 
 	// violations are the SP-API requests outside Amazon's contract so far.
 	violations []*openapicheck.Violation
@@ -115,6 +119,9 @@ type tenant struct {
 	emptiedAt   *time.Time // its Vault secret was deleted
 	lostWall    time.Time  // wall time access ended (revocation or deletion)
 	faults      []string   // what was injected for it, in order
+	sb          *sandbox.Server
+	front       *front
+	wantCursor  time.Time // the cursor it must have reached (zero: the soak's clock less 2 minutes)
 }
 
 // accessLost is when the tenant's access ended (sandbox time) and the wall
@@ -221,6 +228,7 @@ func newWorld(ctx context.Context, set Settings, out *syncBuffer) (w *world, err
 		lwa.New(w.sbServer.URL+"/auth/o2/token", &http.Client{Timeout: 10 * time.Second}), w.sbServer.URL,
 		connect.WithClock(w.clock.Now), connect.WithLogger(w.log),
 		connect.WithParticipations(spapi.New(&http.Client{Timeout: 10 * time.Second}), w.sbServer.URL))
+	w.verifier = verifier
 	api := &httpapi.API{Connect: svc, Auth: verifier, Log: w.log}
 	w.apiServer = httptest.NewServer(api.Routes())
 	return w, nil
@@ -261,16 +269,21 @@ func vaultClient(addr, token string) (*vault.Client, error) {
 }
 
 func (w *world) createQueues(ctx context.Context) (string, string, error) {
-	dlq, err := w.sqs.CreateQueue(ctx, &sqs.CreateQueueInput{QueueName: aws.String("chaos-poll-dlq")})
+	return w.createQueuePair(ctx, "chaos-poll", w.set.Visibility)
+}
+
+// createQueuePair creates queue name and its DLQ (after 5 receives).
+func (w *world) createQueuePair(ctx context.Context, name string, visibility int32) (string, string, error) {
+	dlq, err := w.sqs.CreateQueue(ctx, &sqs.CreateQueueInput{QueueName: aws.String(name + "-dlq")})
 	if err != nil {
 		return "", "", fmt.Errorf("create DLQ: %w", err)
 	}
 	redrive, _ := json.Marshal(map[string]string{
-		"deadLetterTargetArn": fmt.Sprintf("arn:aws:sqs:%s:000000000000:chaos-poll-dlq", devstack.Region),
+		"deadLetterTargetArn": fmt.Sprintf("arn:aws:sqs:%s:000000000000:%s-dlq", devstack.Region, name),
 		"maxReceiveCount":     "5",
 	})
-	q, err := w.sqs.CreateQueue(ctx, &sqs.CreateQueueInput{QueueName: aws.String("chaos-poll"), Attributes: map[string]string{
-		"VisibilityTimeout": fmt.Sprint(w.set.Visibility), "RedrivePolicy": string(redrive),
+	q, err := w.sqs.CreateQueue(ctx, &sqs.CreateQueueInput{QueueName: aws.String(name), Attributes: map[string]string{
+		"VisibilityTimeout": fmt.Sprint(visibility), "RedrivePolicy": string(redrive),
 	}})
 	if err != nil {
 		return "", "", fmt.Errorf("create queue: %w", err)
@@ -358,32 +371,37 @@ func (w *world) token(tenantID string) (string, error) {
 }
 
 func (w *world) connect(ctx context.Context, n int) (*tenant, error) {
-	t := &tenant{n: n, id: fmt.Sprintf("tenant-chaos-%05d", n), seller: sandbox.SellerID(n)}
+	t := &tenant{n: n, id: fmt.Sprintf("tenant-chaos-%05d", n), seller: sandbox.SellerID(n), sb: w.sb, front: w.front}
+	return t, w.connectVia(ctx, w.apiServer.URL, t)
+}
+
+// connectVia connects t through the Connect flow of the API at apiURL.
+func (w *world) connectVia(ctx context.Context, apiURL string, t *tenant) error {
 	tok, err := w.token(t.id)
 	if err != nil {
-		return nil, err
+		return err
 	}
-	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, w.apiServer.URL+httpapi.StartPath, nil)
+	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, apiURL+httpapi.StartPath, nil)
 	req.Header.Set("Authorization", "Bearer "+tok)
 	resp, err := noRedirect.Do(req)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	body, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("start: HTTP %d %s", resp.StatusCode, body)
+		return fmt.Errorf("start: HTTP %d %s", resp.StatusCode, body)
 	}
 	var started struct {
 		AuthURL string `json:"authUrl"`
 	}
 	if err := json.Unmarshal(body, &started); err != nil {
-		return nil, err
+		return err
 	}
 	binding := resp.Cookies() // the browser that started it completes it
 	u, err := url.Parse(started.AuthURL)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	q := u.Query()
 	w.mu.Lock()
@@ -394,12 +412,12 @@ func (w *world) connect(ctx context.Context, n int) (*tenant, error) {
 	u.RawQuery = q.Encode()
 	resp, err = noRedirect.Get(u.String())
 	if err != nil {
-		return nil, err
+		return err
 	}
 	resp.Body.Close()
 	loc, err := url.Parse(resp.Header.Get("Location"))
 	if err != nil || resp.StatusCode != http.StatusFound {
-		return nil, fmt.Errorf("consent: HTTP %d", resp.StatusCode)
+		return fmt.Errorf("consent: HTTP %d", resp.StatusCode)
 	}
 	req, _ = http.NewRequestWithContext(ctx, http.MethodGet, w.apiServer.URL+httpapi.CallbackPath+"?"+loc.RawQuery, nil)
 	for _, c := range binding {
@@ -407,18 +425,18 @@ func (w *world) connect(ctx context.Context, n int) (*tenant, error) {
 	}
 	resp, err = noRedirect.Do(req)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	body, _ = io.ReadAll(resp.Body)
 	resp.Body.Close()
 	if resp.StatusCode/100 != 2 && resp.StatusCode != http.StatusSeeOther {
-		return nil, fmt.Errorf("callback: HTTP %d %s", resp.StatusCode, bytes.TrimSpace(body))
+		return fmt.Errorf("callback: HTTP %d %s", resp.StatusCode, bytes.TrimSpace(body))
 	}
 	if err := w.check.QueryRow(ctx, `SELECT "id", "connectedAt" FROM "MarketplaceConnection" WHERE "tenantId" = $1 AND "status" = 'CONNECTED'`, t.id).
 		Scan(&t.connID, &t.connectedAt); err != nil {
-		return nil, fmt.Errorf("connection after callback: %w", err)
+		return fmt.Errorf("connection after callback: %w", err)
 	}
-	return t, nil
+	return nil
 }
 
 // syncBuffer is an io.Writer safe for concurrent use that also copies to a

@@ -194,3 +194,18 @@ func (b *syncBuffer) String() string {
 	defer b.mu.Unlock()
 	return b.buf.String()
 }
+
+// Signal sends sig to the emulator and the function (its process group):
+// SIGKILL is a container killed where it stands, SIGSTOP a frozen one,
+// SIGCONT thaws it.
+func (in *Instance) Signal(sig syscall.Signal) error {
+	select {
+	case <-in.done:
+		return fmt.Errorf("signal %v: the emulator has exited", sig)
+	default:
+	}
+	return syscall.Kill(-in.cmd.Process.Pid, sig)
+}
+
+// Done is closed once the emulator has exited.
+func (in *Instance) Done() <-chan struct{} { return in.done }

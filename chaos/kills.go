@@ -1,0 +1,635 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/aws/aws-lambda-go/events"
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/sqs"
+	"github.com/aws/aws-sdk-go-v2/service/sqs/types"
+
+	"github.com/keybuzz/keybuzz-amazon/dev/devstack"
+	"github.com/keybuzz/keybuzz-amazon/dev/rie"
+	"github.com/keybuzz/keybuzz-amazon/dev/sandbox"
+	"github.com/keybuzz/keybuzz-amazon/shared/connect"
+	"github.com/keybuzz/keybuzz-amazon/shared/credcache"
+	"github.com/keybuzz/keybuzz-amazon/shared/httpapi"
+	"github.com/keybuzz/keybuzz-amazon/shared/lwa"
+	"github.com/keybuzz/keybuzz-amazon/shared/pollqueue"
+	"github.com/keybuzz/keybuzz-amazon/shared/postgres"
+	"github.com/keybuzz/keybuzz-amazon/shared/spapi"
+)
+
+// The real-kill phase: the polltenant bootstrap, built as Lambda runs it,
+// under aws-lambda-rie, against the private stack and a sandbox of its own
+// on real time (the bootstrap's clock is the machine's). The harness plays
+// Lambda's SQS event source mapping (receive, invoke, delete what did not
+// fail) and kills the process group (emulator and function) with SIGKILL
+// at a chosen point, found by a delay hook that holds the function there
+// and tells the harness:
+//
+//   - inside_page_transaction: a statement trigger on "ExternalMessage"
+//     (installed in the private database only) sleeps inside the page's
+//     transaction while armed; the harness sees the backend waiting in
+//     pg_stat_activity, then kills;
+//   - between_pages: the sandbox front holds the request for the next page
+//     (paginationToken), after the previous page's transaction committed;
+//   - vault_writeback: a proxy in front of Vault holds the write of the
+//     rotated refresh token (refresh-token rotation is on);
+//   - before_ack: the function has returned (everything written), the
+//     harness kills before deleting the messages.
+//
+// A freeze SIGSTOPs the process inside the page transaction, past its
+// timeout: another container takes over (the harness expires the frozen
+// one's lease, which stands for the 5 minutes passing) once PostgreSQL's
+// idle_in_transaction_session_timeout has ended the frozen transaction and
+// freed its locks; then the frozen one is thawed, finds its lease lost and
+// is killed.
+//
+// After a kill the killed process's lease is expired the same way (the
+// next container would otherwise wait 5 minutes). The harness never
+// changes anything else the connector wrote.
+var killCategories = []string{"inside_page_transaction", "between_pages", "vault_writeback", "before_ack"}
+
+type killer struct {
+	w        *world
+	sb       *sandbox.Server
+	front    *front
+	sbHold   hold
+	vltHold  hold
+	srv      *httptest.Server
+	vault    *httptest.Server
+	api      *httptest.Server
+	queueURL string
+	dlqURL   string
+	env      []string
+	bin      string
+	inst     *rie.Instance
+	logs     int // instances whose logs were kept
+
+	landed  map[string]int
+	missed  map[string]int
+	seconds []float64 // freeze: seconds until the second container completed
+}
+
+type wallClock struct{}
+
+func (wallClock) Now() time.Time { return time.Now() }
+
+// buildBootstrap compiles polltenant for the emulator (started at the
+// beginning of the run, as it takes a while on a busy machine).
+func buildBootstrap(ctx context.Context, dir string) (string, error) {
+	root, err := devstack.RepoRoot()
+	if err != nil {
+		return "", err
+	}
+	bin := filepath.Join(dir, "polltenant", "bootstrap")
+	if err := rie.Build(ctx, filepath.Join(root, "functions", "polltenant"), bin); err != nil {
+		return "", err
+	}
+	if _, err := rie.Emulator(ctx); err != nil {
+		return "", err
+	}
+	return bin, nil
+}
+
+func newKiller(ctx context.Context, w *world, bin string) (*killer, error) {
+	k := &killer{w: w, bin: bin, landed: map[string]int{}, missed: map[string]int{}}
+	cfg := sandbox.DefaultConfig()
+	cfg.Sellers = w.set.Tenants + w.set.KillTenants
+	k.sb = sandbox.New(cfg)
+	for _, sl := range k.sb.Sellers() {
+		k.sb.RotateRefreshTokens(sl.ID, true)
+	}
+	k.front = newFront(k.sb, wallClock{}, cfg.ClientSecret, clientTimeout)
+	if w.appSecret != "" {
+		k.front.rotate(w.appSecret) // the soak rotated the app's secret in Vault
+	}
+	k.srv = httptest.NewServer(holding(&k.sbHold, k.front))
+	vaultURL, err := url.Parse(w.stack.Get("VAULT_ADDR"))
+	if err != nil {
+		return nil, err
+	}
+	k.vault = httptest.NewServer(holding(&k.vltHold, httputil.NewSingleHostReverseProxy(vaultURL)))
+
+	// The Connect flow of these tenants, on real time, against their sandbox.
+	store := postgres.New(w.pool, time.Now)
+	svc := connect.New(store, credcache.New(w.secrets, 0, nil),
+		lwa.New(k.srv.URL+"/auth/o2/token", &http.Client{Timeout: 10 * time.Second}), k.srv.URL,
+		connect.WithLogger(w.log), connect.WithParticipations(spapi.New(&http.Client{Timeout: 10 * time.Second}), k.srv.URL))
+	k.api = httptest.NewServer((&httpapi.API{Connect: svc, Auth: w.verifier, Log: w.log}).Routes())
+	for n := 1; n <= w.set.KillTenants; n++ {
+		t := &tenant{n: w.set.Tenants + n, id: fmt.Sprintf("tenant-kill-%05d", n), seller: sandbox.SellerID(w.set.Tenants + n), sb: k.sb, front: k.front}
+		if err := w.connectVia(ctx, k.api.URL, t); err != nil {
+			return nil, fmt.Errorf("connect %s: %w", t.id, err)
+		}
+		w.killTenants = append(w.killTenants, t)
+		w.byTenant[t.id] = t
+	}
+	if k.queueURL, k.dlqURL, err = w.createQueuePair(ctx, "chaos-kill", 1); err != nil {
+		return nil, err
+	}
+	// The page-transaction hook, in the private database only.
+	if _, err := w.check.Exec(ctx, `
+CREATE TABLE IF NOT EXISTS "ChaosHold" ("armed" boolean NOT NULL);
+CREATE OR REPLACE FUNCTION chaos_hold() RETURNS trigger LANGUAGE plpgsql AS $$
+DECLARE i int := 0;
+BEGIN
+    WHILE i < 1000 AND EXISTS (SELECT 1 FROM "ChaosHold" WHERE "armed") LOOP
+        PERFORM pg_sleep(0.01);
+        i := i + 1;
+    END LOOP;
+    RETURN NULL;
+END $$;
+DROP TRIGGER IF EXISTS chaos_hold ON "ExternalMessage";
+CREATE TRIGGER chaos_hold AFTER INSERT ON "ExternalMessage" FOR EACH STATEMENT EXECUTE FUNCTION chaos_hold();`); err != nil {
+		return nil, fmt.Errorf("install the page-transaction hook: %w", err)
+	}
+	env := map[string]string{}
+	for _, kv := range w.stack.Env() {
+		if i := strings.IndexByte(kv, '='); i > 0 {
+			env[kv[:i]] = kv[i+1:]
+		}
+	}
+	for k2, v := range map[string]string{
+		"VAULT_ADDR": k.vault.URL, "AMAZON_LWA_TOKEN_URL": k.srv.URL + "/auth/o2/token", "AMAZON_SPAPI_ENDPOINT": k.srv.URL,
+		"AMAZON_SELLER_CENTRAL_URL": k.srv.URL, "AMAZON_USE_MOCK": "false", "POLL_QUEUE_URL": k.queueURL, "LOG_LEVEL": "info",
+		"AWS_REGION": devstack.Region, "AWS_ACCESS_KEY_ID": devstack.AccessKeyID, "AWS_SECRET_ACCESS_KEY": devstack.AccessKeyID,
+		"VAULT_AUTH_METHOD": "token", "VAULT_KV_MOUNT": devstack.KVMount,
+	} {
+		env[k2] = v
+	}
+	for k2, v := range env {
+		k.env = append(k.env, k2+"="+v)
+	}
+	return k, nil
+}
+
+func (k *killer) close() {
+	k.stopInstance()
+	for _, s := range []*httptest.Server{k.srv, k.vault, k.api} {
+		if s != nil {
+			s.Close()
+		}
+	}
+}
+
+// keepLogs adds an instance's output (the function's JSON logs) to what
+// the log scanner reads.
+func (k *killer) keepLogs(in *rie.Instance) {
+	k.w.out.record(in.Logs())
+	k.logs++
+}
+
+func (k *killer) start(ctx context.Context) (*rie.Instance, error) {
+	in, err := rie.Start(ctx, k.bin, k.env)
+	if err != nil {
+		return nil, err
+	}
+	k.w.stats.add("kill_cold_starts", 1)
+	return in, nil
+}
+
+func (k *killer) stopInstance() {
+	if k.inst != nil {
+		k.inst.Close()
+		k.keepLogs(k.inst)
+		k.inst = nil
+	}
+}
+
+func (k *killer) kill(in *rie.Instance) {
+	_ = in.Signal(syscall.SIGKILL)
+	select {
+	case <-in.Done():
+	case <-time.After(10 * time.Second):
+	}
+	k.keepLogs(in)
+}
+
+func (k *killer) send(ctx context.Context, t *tenant) error {
+	body := pollqueue.Message{TenantID: t.id, ConnectionID: t.connID, EnqueuedAt: time.Now().UTC()}.Encode()
+	_, err := k.w.sqs.SendMessage(ctx, &sqs.SendMessageInput{QueueUrl: aws.String(k.queueURL), MessageBody: aws.String(body)})
+	return err
+}
+
+// receive is the event source mapping's poll: up to 10 records.
+func (k *killer) receive(ctx context.Context, wait int32) ([]types.Message, events.SQSEvent, error) {
+	out, err := k.w.sqs.ReceiveMessage(ctx, &sqs.ReceiveMessageInput{QueueUrl: aws.String(k.queueURL), MaxNumberOfMessages: 10, WaitTimeSeconds: wait,
+		MessageSystemAttributeNames: []types.MessageSystemAttributeName{types.MessageSystemAttributeNameApproximateReceiveCount}})
+	if err != nil {
+		return nil, events.SQSEvent{}, err
+	}
+	var ev events.SQSEvent
+	for _, m := range out.Messages {
+		k.w.payloads.keep("kill", aws.ToString(m.MessageId), aws.ToString(m.Body))
+		ev.Records = append(ev.Records, events.SQSMessage{MessageId: aws.ToString(m.MessageId), ReceiptHandle: aws.ToString(m.ReceiptHandle),
+			Body: aws.ToString(m.Body), EventSource: "aws:sqs", Attributes: m.Attributes})
+	}
+	return out.Messages, ev, nil
+}
+
+type invokeResult struct {
+	resp events.SQSEventResponse
+	err  error
+}
+
+func invoke(ctx context.Context, in *rie.Instance, ev events.SQSEvent) <-chan invokeResult {
+	ch := make(chan invokeResult, 1)
+	raw, _ := json.Marshal(ev)
+	go func() {
+		out, err := in.Invoke(ctx, raw)
+		var r invokeResult
+		r.err = err
+		if err == nil {
+			if jerr := json.Unmarshal(out, &r.resp); jerr != nil || strings.Contains(string(out), `"errorMessage"`) {
+				r.err = fmt.Errorf("function error: %.200s", out)
+			}
+		}
+		ch <- r
+	}()
+	return ch
+}
+
+// ack deletes the records that did not fail and records each delivery.
+func (k *killer) ack(ctx context.Context, msgs []types.Message, r invokeResult, t0 time.Time) {
+	failed := map[string]bool{}
+	for _, f := range r.resp.BatchItemFailures {
+		failed[f.ItemIdentifier] = true
+	}
+	var del []types.DeleteMessageBatchRequestEntry
+	for i, m := range msgs {
+		id := aws.ToString(m.MessageId)
+		a := attempt{tenant: tenantOfBody(aws.ToString(m.Body)), start: t0, end: time.Now(), outcome: "ok"}
+		if r.err != nil || failed[id] {
+			a.outcome, a.cause = "failed", k.w.causeOf(a.tenant, t0, a.end)
+			k.w.stats.add("kill_batch_item_failures", 1)
+		}
+		k.w.trace.add(id, a)
+		if a.outcome == "ok" {
+			del = append(del, types.DeleteMessageBatchRequestEntry{Id: aws.String(strconv.Itoa(i)), ReceiptHandle: m.ReceiptHandle})
+		}
+	}
+	if len(del) > 0 {
+		if _, err := k.w.sqs.DeleteMessageBatch(ctx, &sqs.DeleteMessageBatchInput{QueueUrl: aws.String(k.queueURL), Entries: del}); err != nil {
+			k.w.stats.add("sqs_delete_errors", 1)
+		}
+	}
+}
+
+func tenantOfBody(body string) string {
+	if m, err := pollqueue.Decode(body); err == nil {
+		return m.TenantID
+	}
+	return ""
+}
+
+// expireLeases stands for time passing after a container died: the
+// leases it held (5 minutes, on the connector's clock) end now.
+func (k *killer) expireLeases(ctx context.Context, msgs []types.Message) {
+	var conns []string
+	for _, m := range msgs {
+		if msg, err := pollqueue.Decode(aws.ToString(m.Body)); err == nil {
+			conns = append(conns, msg.ConnectionID)
+		}
+	}
+	if _, err := k.w.check.Exec(ctx, `UPDATE "MarketplaceSyncState" SET "leaseUntil" = now() - interval '1 second'
+WHERE "connectionId" = ANY($1) AND "leaseOwner" IS NOT NULL`, conns); err != nil {
+		k.w.print("expire leases: %v", err)
+	}
+}
+
+func (k *killer) setHold(ctx context.Context, on bool) error {
+	_, err := k.w.check.Exec(ctx, `DELETE FROM "ChaosHold"; INSERT INTO "ChaosHold" SELECT $1`, on)
+	return err
+}
+
+// heldBackend waits for a backend sleeping in the page-transaction hook.
+func (k *killer) heldBackend(ctx context.Context, done <-chan invokeResult, timeout time.Duration) (int, bool) {
+	deadline := time.Now().Add(timeout)
+	for time.Now().Before(deadline) {
+		var pid int
+		err := k.w.check.QueryRow(ctx, `SELECT pid FROM pg_stat_activity WHERE wait_event = 'PgSleep' AND xact_start IS NOT NULL
+AND datname = current_database() AND pid <> pg_backend_pid() LIMIT 1`).Scan(&pid)
+		if err == nil {
+			return pid, true
+		}
+		select {
+		case <-done:
+			return 0, false
+		case <-time.After(5 * time.Millisecond):
+		}
+	}
+	return 0, false
+}
+
+// prepare gives tenant t something to read for category cat.
+func (k *killer) prepare(t *tenant, cat string) {
+	if cat == "between_pages" {
+		// More than a page (100 orders) changed since the last sync.
+		for range 101 {
+			k.sb.AddOrder(t.seller, "", false)
+		}
+	}
+	for range 1 + k.w.intN(2) {
+		k.sb.AddOrder(t.seller, "", true)
+	}
+}
+
+// killOnce runs one invocation and kills it at category cat's point. It
+// returns where the kill landed ("" when the invocation never reached the
+// point and was not killed).
+func (k *killer) killOnce(ctx context.Context, cat string, t *tenant) (string, error) {
+	k.prepare(t, cat)
+	if err := k.send(ctx, t); err != nil {
+		return "", err
+	}
+	if k.inst == nil {
+		in, err := k.start(ctx)
+		if err != nil {
+			return "", err
+		}
+		k.inst = in
+	}
+	msgs, ev, err := k.receive(ctx, 2)
+	if err != nil || len(msgs) == 0 {
+		return "", err
+	}
+	var arrived <-chan struct{}
+	release := func() {}
+	switch cat {
+	case "between_pages":
+		arrived, release = k.sbHold.arm(func(r *http.Request) bool { return r.URL.Query().Get("paginationToken") != "" })
+	case "vault_writeback":
+		arrived, release = k.vltHold.arm(func(r *http.Request) bool {
+			return (r.Method == http.MethodPut || r.Method == http.MethodPost) && strings.Contains(r.URL.Path, "/keybuzz/tenants/")
+		})
+	case "inside_page_transaction":
+		if err := k.setHold(ctx, true); err != nil {
+			return "", err
+		}
+		release = func() { _ = k.setHold(context.WithoutCancel(ctx), false) }
+	}
+	t0 := time.Now()
+	ictx, cancel := context.WithTimeout(ctx, 60*time.Second)
+	defer cancel()
+	done := invoke(ictx, k.inst, ev)
+	landed := ""
+	switch cat {
+	case "inside_page_transaction":
+		if _, ok := k.heldBackend(ctx, done, 30*time.Second); ok {
+			landed = cat
+		}
+	case "before_ack":
+		select {
+		case r := <-done:
+			if r.err == nil {
+				landed = cat
+			} else {
+				k.ack(ctx, msgs, r, t0)
+				release()
+				return "", nil
+			}
+		case <-time.After(45 * time.Second):
+		}
+	default:
+		select {
+		case <-arrived:
+			landed = cat
+		case r := <-done:
+			release()
+			k.ack(ctx, msgs, r, t0)
+			return "", nil
+		case <-time.After(30 * time.Second):
+		}
+	}
+	if landed == "" {
+		release()
+		r := <-done
+		k.ack(ctx, msgs, r, t0)
+		return "", nil
+	}
+	in := k.inst
+	k.inst = nil
+	k.kill(in)
+	release()
+	for _, m := range msgs {
+		k.w.trace.add(aws.ToString(m.MessageId), attempt{tenant: tenantOfBody(aws.ToString(m.Body)), start: t0, end: time.Now(), outcome: "killed"})
+	}
+	k.expireLeases(ctx, msgs)
+	return landed, nil
+}
+
+// freeze SIGSTOPs a container inside its page transaction, lets a second
+// one take the tenant over, then thaws and kills the first. It returns the
+// seconds from the freeze until the second container's poll completed.
+func (k *killer) freeze(ctx context.Context, t *tenant) (float64, error) {
+	k.stopInstance()
+	k.prepare(t, "freeze")
+	if err := k.send(ctx, t); err != nil {
+		return 0, err
+	}
+	a, err := k.start(ctx)
+	if err != nil {
+		return 0, err
+	}
+	msgs, ev, err := k.receive(ctx, 2)
+	if err != nil || len(msgs) == 0 {
+		a.Close()
+		return 0, fmt.Errorf("freeze: nothing received (%v)", err)
+	}
+	if err := k.setHold(ctx, true); err != nil {
+		return 0, err
+	}
+	t0 := time.Now()
+	actx, cancel := context.WithTimeout(ctx, 3*time.Minute)
+	defer cancel()
+	done := invoke(actx, a, ev)
+	pid, ok := k.heldBackend(ctx, done, 30*time.Second)
+	if !ok {
+		_ = k.setHold(ctx, false)
+		r := <-done
+		k.ack(ctx, msgs, r, t0)
+		a.Close()
+		k.keepLogs(a)
+		return 0, errors.New("freeze: the invocation never reached its page transaction")
+	}
+	_ = a.Signal(syscall.SIGSTOP)
+	frozen := time.Now()
+	_ = k.setHold(ctx, false) // its backend finishes the statement, then idles in the transaction
+	k.expireLeases(ctx, msgs) // the frozen container is past its timeout and its lease
+	// A second container takes over: it polls until its poll of t succeeds.
+	b, err := k.start(ctx)
+	if err != nil {
+		return 0, err
+	}
+	k.inst = b
+	if err := k.send(ctx, t); err != nil {
+		return 0, err
+	}
+	took := 0.0
+	for time.Since(frozen) < 90*time.Second {
+		bm, bev, err := k.receive(ctx, 1)
+		if err != nil {
+			return 0, err
+		}
+		if len(bm) == 0 {
+			continue
+		}
+		bt0 := time.Now()
+		r := <-invoke(ctx, b, bev)
+		k.ack(ctx, bm, r, bt0)
+		var lease *string
+		var cursor *time.Time
+		if err := k.w.check.QueryRow(ctx, `SELECT "leaseOwner", "cursor" FROM "MarketplaceSyncState" WHERE "connectionId" = $1`, t.connID).Scan(&lease, &cursor); err != nil {
+			return 0, err
+		}
+		if r.err == nil && len(r.resp.BatchItemFailures) == 0 && lease == nil && cursor != nil && cursor.After(t0.Add(-5*time.Minute)) {
+			took = time.Since(frozen).Seconds()
+			break
+		}
+	}
+	var alive bool
+	_ = k.w.check.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pg_stat_activity WHERE pid = $1)`, pid).Scan(&alive)
+	if alive {
+		k.w.stats.add("freeze_backend_still_alive", 1)
+	}
+	// Thaw the first: its transaction is gone, its lease lost.
+	_ = a.Signal(syscall.SIGCONT)
+	select {
+	case r := <-done:
+		if r.err == nil {
+			k.w.stats.add("freeze_thawed_returned", 1)
+		}
+	case <-time.After(30 * time.Second):
+	}
+	k.kill(a)
+	for _, m := range msgs {
+		k.w.trace.add(aws.ToString(m.MessageId), attempt{tenant: t.id, start: t0, end: time.Now(), outcome: "killed"})
+	}
+	if took == 0 {
+		return 0, fmt.Errorf("freeze: no second container completed %s's poll within 90 s of the freeze (locks not freed?)", t.id)
+	}
+	return took, nil
+}
+
+// drain runs the queue with no kills until it stays empty.
+func (k *killer) drain(ctx context.Context) error {
+	if k.inst == nil {
+		in, err := k.start(ctx)
+		if err != nil {
+			return err
+		}
+		k.inst = in
+	}
+	deadline := time.Now().Add(k.w.set.DrainTimeout)
+	for empty := 0; empty < 3; {
+		if time.Now().After(deadline) {
+			return errors.New("kill phase: queue not drained")
+		}
+		msgs, ev, err := k.receive(ctx, 1)
+		if err != nil {
+			return err
+		}
+		if len(msgs) == 0 {
+			d, err := k.w.queueDepth(ctx, k.queueURL)
+			if err == nil && d == 0 {
+				empty++
+			}
+			continue
+		}
+		empty = 0
+		t0 := time.Now()
+		r := <-invoke(ctx, k.inst, ev)
+		k.ack(ctx, msgs, r, t0)
+	}
+	return nil
+}
+
+// run is the whole phase.
+func (k *killer) run(ctx context.Context) error {
+	t0 := time.Now()
+	w := k.w
+	kills, tries := 0, 0
+	for kills < w.set.Kills && tries < 3*w.set.Kills+10 {
+		cat := killCategories[tries%len(killCategories)]
+		t := w.killTenants[tries%len(w.killTenants)]
+		tries++
+		landed, err := k.killOnce(ctx, cat, t)
+		if err != nil {
+			return fmt.Errorf("kill %d (%s): %w", tries, cat, err)
+		}
+		if landed == "" {
+			k.missed[cat]++
+			continue
+		}
+		k.landed[landed]++
+		w.stats.fault("kill_" + landed)
+		kills++
+		if kills%50 == 0 {
+			w.print("real kills: %d so far (%v)", kills, k.landed)
+		}
+	}
+	for i := range w.set.Freezes {
+		took, err := k.freeze(ctx, w.killTenants[i%len(w.killTenants)])
+		if err != nil {
+			return err
+		}
+		k.seconds = append(k.seconds, took)
+		k.landed["frozen_takeover"]++
+		w.stats.fault("freeze_frozen_takeover")
+		w.print("freeze %d: a second container completed the poll %.1f s after the first froze inside its page transaction", i+1, took)
+	}
+	// Recovery: what the kills left is redelivered; then one clean poll per
+	// tenant after its last activity.
+	if err := k.drain(ctx); err != nil {
+		return err
+	}
+	var all []types.Message
+	final := time.Now()
+	for _, t := range w.killTenants {
+		body := pollqueue.Message{TenantID: t.id, ConnectionID: t.connID}.Encode()
+		all = append(all, types.Message{Body: aws.String(body)})
+	}
+	k.expireLeases(ctx, all)
+	for _, t := range w.killTenants {
+		t.wantCursor = final.Add(-5 * time.Minute)
+		if err := k.send(ctx, t); err != nil {
+			return err
+		}
+	}
+	if err := k.drain(ctx); err != nil {
+		return err
+	}
+	k.stopInstance()
+	w.print("real kills: %d landed %v (missed %v), %d freezes, in %s", kills, k.landed, k.missed, len(k.seconds), time.Since(t0).Round(time.Second))
+	w.stats.add("kill_phase_ms", int(time.Since(t0).Milliseconds()))
+	for cat, n := range k.missed {
+		w.stats.add("kill_missed_"+cat, n)
+	}
+	if _, err := os.Stat(k.bin); err != nil {
+		return err
+	}
+	return nil
+}
+
+// drainKillDLQ reads the kill queue's dead letters.
+func (k *killer) deadLetters(ctx context.Context) ([]deadLetter, error) {
+	saved := k.w.dlqURL
+	k.w.dlqURL = k.dlqURL
+	defer func() { k.w.dlqURL = saved }()
+	return k.w.drainDLQ(ctx)
+}
