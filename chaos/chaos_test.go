@@ -34,6 +34,11 @@ func TestChaosShort(t *testing.T) {
 		t.Fatalf("the soak proved too little: %d crashes, %d events, %d revoked, faults %v",
 			res.Crashes, res.Invariants.EventsExpected, res.Invariants.Revoked, res.Faults)
 	}
+	for _, c := range append(append([]string(nil), killCategories...), "frozen_takeover") {
+		if res.RealKills[c] == 0 {
+			t.Errorf("no real kill landed %s: %v (missed %v)", c, res.RealKills, res.RealKillsMissed)
+		}
+	}
 	for _, f := range []string{"vault_restarted", "vault_sealed", "postgres_restarted", "app_secret_rotated", "lwa_500", "lwa_slow", "lwa_drop",
 		"sandbox_500", "sandbox_slow", "sandbox_drop", "sqs_duplicate_delivery", "sqs_visibility_timeout_redelivery"} {
 		if res.Faults[f] == 0 {

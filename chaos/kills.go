@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -31,6 +32,7 @@ import (
 	"github.com/keybuzz/keybuzz-amazon/shared/pollqueue"
 	"github.com/keybuzz/keybuzz-amazon/shared/postgres"
 	"github.com/keybuzz/keybuzz-amazon/shared/spapi"
+	"github.com/keybuzz/keybuzz-amazon/shared/vaultstore"
 )
 
 // The real-kill phase: the polltenant bootstrap, built as Lambda runs it,
@@ -78,16 +80,23 @@ type killer struct {
 	env      []string
 	bin      string
 	inst     *rie.Instance
+	clock    *jumpClock
 	logs     int // instances whose logs were kept
 
-	landed  map[string]int
-	missed  map[string]int
-	seconds []float64 // freeze: seconds until the second container completed
+	landed     map[string]int
+	missed     map[string]int
+	seconds    []float64 // freeze: seconds until the second container completed
+	locksFreed []float64 // freeze: seconds until the frozen transaction's locks were freed
 }
 
-type wallClock struct{}
+// jumpClock is the kill sandbox's clock: real time plus jumps. Amazon
+// answers searchOrders up to two minutes before its now; each attempt
+// jumps that far, so what was prepared for it is in its window (the
+// connector's own clock stays the machine's).
+type jumpClock struct{ offset atomic.Int64 }
 
-func (wallClock) Now() time.Time { return time.Now() }
+func (c *jumpClock) Now() time.Time       { return time.Now().Add(time.Duration(c.offset.Load())) }
+func (c *jumpClock) jump(d time.Duration) { c.offset.Add(int64(d)) }
 
 // buildBootstrap compiles polltenant for the emulator (started at the
 // beginning of the run, as it takes a while on a busy machine).
@@ -110,13 +119,17 @@ func newKiller(ctx context.Context, w *world, bin string) (*killer, error) {
 	k := &killer{w: w, bin: bin, landed: map[string]int{}, missed: map[string]int{}}
 	cfg := sandbox.DefaultConfig()
 	cfg.Sellers = w.set.Tenants + w.set.KillTenants
+	k.clock = &jumpClock{}
+	cfg.Clock = k.clock
 	k.sb = sandbox.New(cfg)
 	for _, sl := range k.sb.Sellers() {
 		k.sb.RotateRefreshTokens(sl.ID, true)
 	}
-	k.front = newFront(k.sb, wallClock{}, cfg.ClientSecret, clientTimeout)
-	if w.appSecret != "" {
-		k.front.rotate(w.appSecret) // the soak rotated the app's secret in Vault
+	k.front = newFront(k.sb, k.clock, cfg.ClientSecret, clientTimeout)
+	// This sandbox knows the app's original secret: Vault gets it back
+	// (the soak rotated it).
+	if _, err := w.vaultDir.KVv2(devstack.KVMount).Patch(ctx, devstack.AppSecretPath, map[string]any{"client_secret": cfg.ClientSecret}); err != nil {
+		return nil, fmt.Errorf("reset the app secret: %w", err)
 	}
 	k.srv = httptest.NewServer(holding(&k.sbHold, k.front))
 	vaultURL, err := url.Parse(w.stack.Get("VAULT_ADDR"))
@@ -127,7 +140,7 @@ func newKiller(ctx context.Context, w *world, bin string) (*killer, error) {
 
 	// The Connect flow of these tenants, on real time, against their sandbox.
 	store := postgres.New(w.pool, time.Now)
-	svc := connect.New(store, credcache.New(w.secrets, 0, nil),
+	svc := connect.New(store, credcache.New(vaultstore.New(w.vaultDir, devstack.KVMount, devstack.AppSecretPath), 0, nil),
 		lwa.New(k.srv.URL+"/auth/o2/token", &http.Client{Timeout: 10 * time.Second}), k.srv.URL,
 		connect.WithLogger(w.log), connect.WithParticipations(spapi.New(&http.Client{Timeout: 10 * time.Second}), k.srv.URL))
 	k.api = httptest.NewServer((&httpapi.API{Connect: svc, Auth: w.verifier, Log: w.log}).Routes())
@@ -145,6 +158,7 @@ func newKiller(ctx context.Context, w *world, bin string) (*killer, error) {
 	// The page-transaction hook, in the private database only.
 	if _, err := w.check.Exec(ctx, `
 CREATE TABLE IF NOT EXISTS "ChaosHold" ("armed" boolean NOT NULL);
+INSERT INTO "ChaosHold" SELECT false WHERE NOT EXISTS (SELECT 1 FROM "ChaosHold");
 CREATE OR REPLACE FUNCTION chaos_hold() RETURNS trigger LANGUAGE plpgsql AS $$
 DECLARE i int := 0;
 BEGIN
@@ -299,21 +313,32 @@ func tenantOfBody(body string) string {
 
 // expireLeases stands for time passing after a container died: the
 // leases it held (5 minutes, on the connector's clock) end now.
-func (k *killer) expireLeases(ctx context.Context, msgs []types.Message) {
+// A frozen container's transaction still locks the rows: the update waits
+// (lock_timeout) until PostgreSQL ends that transaction; it returns how
+// long that took.
+func (k *killer) expireLeases(ctx context.Context, msgs []types.Message) (time.Duration, error) {
 	var conns []string
 	for _, m := range msgs {
 		if msg, err := pollqueue.Decode(aws.ToString(m.Body)); err == nil {
 			conns = append(conns, msg.ConnectionID)
 		}
 	}
-	if _, err := k.w.check.Exec(ctx, `UPDATE "MarketplaceSyncState" SET "leaseUntil" = now() - interval '1 second'
-WHERE "connectionId" = ANY($1) AND "leaseOwner" IS NOT NULL`, conns); err != nil {
-		k.w.print("expire leases: %v", err)
+	t0 := time.Now()
+	for {
+		_, err := k.w.check.Exec(ctx, `UPDATE "MarketplaceSyncState" SET "leaseUntil" = now() - interval '1 second'
+WHERE "connectionId" = ANY($1) AND "leaseOwner" IS NOT NULL`, conns)
+		if err == nil {
+			return time.Since(t0), nil
+		}
+		if time.Since(t0) > 60*time.Second || ctx.Err() != nil {
+			return time.Since(t0), fmt.Errorf("expire leases: %w", err)
+		}
+		k.w.stats.add("lease_expiry_waited_on_locks", 1)
 	}
 }
 
 func (k *killer) setHold(ctx context.Context, on bool) error {
-	_, err := k.w.check.Exec(ctx, `DELETE FROM "ChaosHold"; INSERT INTO "ChaosHold" SELECT $1`, on)
+	_, err := k.w.check.Exec(ctx, `UPDATE "ChaosHold" SET "armed" = $1`, on)
 	return err
 }
 
@@ -347,7 +372,12 @@ func (k *killer) prepare(t *tenant, cat string) {
 	for range 1 + k.w.intN(2) {
 		k.sb.AddOrder(t.seller, "", true)
 	}
+	k.clock.jump(beforeMargin)
 }
+
+// beforeMargin is how far before its now Amazon answers searchOrders, and a
+// second more.
+const beforeMargin = 2*time.Minute + time.Second
 
 // killOnce runs one invocation and kills it at category cat's point. It
 // returns where the kill landed ("" when the invocation never reached the
@@ -429,7 +459,9 @@ func (k *killer) killOnce(ctx context.Context, cat string, t *tenant) (string, e
 	for _, m := range msgs {
 		k.w.trace.add(aws.ToString(m.MessageId), attempt{tenant: tenantOfBody(aws.ToString(m.Body)), start: t0, end: time.Now(), outcome: "killed"})
 	}
-	k.expireLeases(ctx, msgs)
+	if _, err := k.expireLeases(ctx, msgs); err != nil {
+		return landed, err
+	}
 	return landed, nil
 }
 
@@ -470,7 +502,17 @@ func (k *killer) freeze(ctx context.Context, t *tenant) (float64, error) {
 	_ = a.Signal(syscall.SIGSTOP)
 	frozen := time.Now()
 	_ = k.setHold(ctx, false) // its backend finishes the statement, then idles in the transaction
-	k.expireLeases(ctx, msgs) // the frozen container is past its timeout and its lease
+	time.Sleep(200 * time.Millisecond)
+	var state string
+	_ = k.w.check.QueryRow(ctx, `SELECT COALESCE(state, '') FROM pg_stat_activity WHERE pid = $1`, pid).Scan(&state)
+	k.w.print("freeze: container frozen; its backend %d is %q", pid, state)
+	// The frozen container is past its timeout and its lease; its
+	// transaction's locks hold until PostgreSQL's idle-in-transaction limit.
+	if _, err := k.expireLeases(ctx, msgs); err != nil {
+		return 0, fmt.Errorf("freeze: %w", err)
+	}
+	k.locksFreed = append(k.locksFreed, time.Since(frozen).Seconds())
+	k.w.print("freeze: the frozen transaction's locks were freed %.1f s after the freeze", time.Since(frozen).Seconds())
 	// A second container takes over: it polls until its poll of t succeeds.
 	b, err := k.start(ctx)
 	if err != nil {
@@ -480,8 +522,9 @@ func (k *killer) freeze(ctx context.Context, t *tenant) (float64, error) {
 	if err := k.send(ctx, t); err != nil {
 		return 0, err
 	}
-	took := 0.0
+	took, tries := 0.0, 0
 	for time.Since(frozen) < 90*time.Second {
+		tries++
 		bm, bev, err := k.receive(ctx, 1)
 		if err != nil {
 			return 0, err
@@ -499,6 +542,7 @@ func (k *killer) freeze(ctx context.Context, t *tenant) (float64, error) {
 		}
 		if r.err == nil && len(r.resp.BatchItemFailures) == 0 && lease == nil && cursor != nil && cursor.After(t0.Add(-5*time.Minute)) {
 			took = time.Since(frozen).Seconds()
+			k.w.print("freeze: the second container's poll %d succeeded %.1f s after the freeze", tries, took)
 			break
 		}
 	}
@@ -599,12 +643,15 @@ func (k *killer) run(ctx context.Context) error {
 		return err
 	}
 	var all []types.Message
+	k.clock.jump(beforeMargin)
 	final := time.Now()
 	for _, t := range w.killTenants {
 		body := pollqueue.Message{TenantID: t.id, ConnectionID: t.connID}.Encode()
 		all = append(all, types.Message{Body: aws.String(body)})
 	}
-	k.expireLeases(ctx, all)
+	if _, err := k.expireLeases(ctx, all); err != nil {
+		return err
+	}
 	for _, t := range w.killTenants {
 		t.wantCursor = final.Add(-5 * time.Minute)
 		if err := k.send(ctx, t); err != nil {

@@ -53,6 +53,10 @@ func Run(ctx context.Context, set Settings) (Result, error) {
 		return res, err
 	}
 	defer w.close()
+	if path := os.Getenv("CHAOS_DEBUG_LOG"); path != "" {
+		// Everything the run logged, for a person debugging it (never in CI).
+		defer func() { _ = os.WriteFile(path, out.Bytes(), 0o600) }()
+	}
 	res.Setting.Seed = w.set.Seed
 	w.print("setting %s: %d tenants, %d cycles, seed %d", set.Name, set.Tenants, set.Cycles, w.set.Seed)
 	if err := w.connectAll(ctx); err != nil {
@@ -103,6 +107,7 @@ func Run(ctx context.Context, set Settings) (Result, error) {
 		res.RealKills = k.landed
 		res.RealKillsMissed = k.missed
 		res.TakeoverSeconds = k.seconds
+		res.LocksFreedSeconds = k.locksFreed
 		res.KillTenants = len(w.killTenants)
 	}
 	w.stats.add("settle_cycles", w.stats.Settle)

@@ -28,12 +28,13 @@ type Result struct {
 	// The real-kill phase: where each SIGKILL of the bootstrap landed, the
 	// attempts whose invocation never reached the point, and for each
 	// freeze the seconds until a second container completed the poll.
-	RealKills       map[string]int `json:"realKills,omitempty"`
-	RealKillsMissed map[string]int `json:"realKillsMissed,omitempty"`
-	TakeoverSeconds []float64      `json:"takeoverSeconds,omitempty"`
-	KillTenants     int            `json:"killTenants,omitempty"`
-	Commit          string         `json:"commit"`
-	Command         string         `json:"command"`
+	RealKills         map[string]int `json:"realKills,omitempty"`
+	RealKillsMissed   map[string]int `json:"realKillsMissed,omitempty"`
+	TakeoverSeconds   []float64      `json:"takeoverSeconds,omitempty"`
+	LocksFreedSeconds []float64      `json:"locksFreedSeconds,omitempty"`
+	KillTenants       int            `json:"killTenants,omitempty"`
+	Commit            string         `json:"commit"`
+	Command           string         `json:"command"`
 }
 
 func (r Result) faultKinds() []string {
@@ -119,7 +120,8 @@ func (r Result) Table() string {
 		}
 		fmt.Fprintf(&b, "| **real SIGKILLs, total** | **%d** | |\n", total)
 		if len(r.TakeoverSeconds) > 0 {
-			fmt.Fprintf(&b, "\nFrozen inside the page transaction (SIGSTOP), a second container completed the poll after %v s (PostgreSQL's idle_in_transaction_session_timeout ends the frozen transaction and frees its locks).\n", r.TakeoverSeconds)
+			fmt.Fprintf(&b, "\nFrozen (SIGSTOP) inside its page transaction: the frozen transaction's locks were freed after %s s (PostgreSQL's idle_in_transaction_session_timeout), a second container completed the poll after %s s.\n",
+				secondsList(r.LocksFreedSeconds), secondsList(r.TakeoverSeconds))
 		}
 	}
 	if l := r.Load; l != nil {
@@ -192,4 +194,12 @@ func gitCommit() string {
 		c += "+dirty"
 	}
 	return c
+}
+
+func secondsList(xs []float64) string {
+	var parts []string
+	for _, x := range xs {
+		parts = append(parts, fmt.Sprintf("%.1f", x))
+	}
+	return strings.Join(parts, ", ")
 }

@@ -419,7 +419,7 @@ func (w *world) connectVia(ctx context.Context, apiURL string, t *tenant) error 
 	if err != nil || resp.StatusCode != http.StatusFound {
 		return fmt.Errorf("consent: HTTP %d", resp.StatusCode)
 	}
-	req, _ = http.NewRequestWithContext(ctx, http.MethodGet, w.apiServer.URL+httpapi.CallbackPath+"?"+loc.RawQuery, nil)
+	req, _ = http.NewRequestWithContext(ctx, http.MethodGet, apiURL+httpapi.CallbackPath+"?"+loc.RawQuery, nil)
 	for _, c := range binding {
 		req.AddCookie(c)
 	}

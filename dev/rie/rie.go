@@ -168,6 +168,7 @@ func (in *Instance) Close() error {
 	default:
 	}
 	pgid := in.cmd.Process.Pid
+	kids := descendants(pgid) // the bootstrap runs in a process group of its own
 	_ = syscall.Kill(-pgid, syscall.SIGTERM)
 	select {
 	case <-in.done:
@@ -175,6 +176,9 @@ func (in *Instance) Close() error {
 	}
 	_ = syscall.Kill(-pgid, syscall.SIGKILL)
 	<-in.done
+	for _, p := range kids {
+		_ = syscall.Kill(p, syscall.SIGKILL)
+	}
 	return nil
 }
 
@@ -195,17 +199,60 @@ func (b *syncBuffer) String() string {
 	return b.buf.String()
 }
 
-// Signal sends sig to the emulator and the function (its process group):
-// SIGKILL is a container killed where it stands, SIGSTOP a frozen one,
-// SIGCONT thaws it.
+// Signal sends sig to the function and the emulator: SIGKILL is a
+// container killed where it stands, SIGSTOP a frozen one, SIGCONT thaws it.
+// The emulator starts the bootstrap in a process group of its own, so
+// every descendant of the emulator is signalled, the function first.
 func (in *Instance) Signal(sig syscall.Signal) error {
 	select {
 	case <-in.done:
 		return fmt.Errorf("signal %v: the emulator has exited", sig)
 	default:
 	}
+	pids := descendants(in.cmd.Process.Pid)
+	for i := len(pids) - 1; i >= 0; i-- {
+		_ = syscall.Kill(pids[i], sig)
+	}
 	return syscall.Kill(-in.cmd.Process.Pid, sig)
 }
 
 // Done is closed once the emulator has exited.
 func (in *Instance) Done() <-chan struct{} { return in.done }
+
+// descendants lists the processes below pid (children before theirs),
+// from /proc.
+func descendants(pid int) []int {
+	entries, err := os.ReadDir("/proc")
+	if err != nil {
+		return nil
+	}
+	children := map[int][]int{}
+	for _, e := range entries {
+		p, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		stat, err := os.ReadFile("/proc/" + e.Name() + "/stat")
+		if err != nil {
+			continue
+		}
+		// pid (comm) state ppid ...: comm may hold spaces, so read after the last ')'.
+		rest := string(stat[bytes.LastIndexByte(stat, ')')+1:])
+		var state string
+		var ppid int
+		if _, err := fmt.Sscan(rest, &state, &ppid); err == nil {
+			children[ppid] = append(children[ppid], p)
+		}
+	}
+	var out []int
+	queue := []int{pid}
+	for len(queue) > 0 {
+		p := queue[0]
+		queue = queue[1:]
+		for _, c := range children[p] {
+			out = append(out, c)
+			queue = append(queue, c)
+		}
+	}
+	return out
+}
