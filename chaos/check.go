@@ -247,7 +247,12 @@ func (w *world) checkInvariants(ctx context.Context) (Invariants, error) {
 func (w *world) checkWith(ctx context.Context, q querier) (Invariants, error) {
 	var v Invariants
 	w.violations = append(w.violations, w.sb.TakeViolations()...)
-	v.RequestsChecked, v.OutsideContract = w.sb.Checked(), len(w.violations)
+	v.RequestsChecked = w.sb.Checked()
+	if k := w.killer; k != nil {
+		w.violations = append(w.violations, k.sb.TakeViolations()...)
+		v.RequestsChecked += k.sb.Checked()
+	}
+	v.OutsideContract = len(w.violations)
 	for _, viol := range w.violations {
 		v.problem("a request outside Amazon's contract: %v", viol)
 	}

@@ -121,6 +121,7 @@ func newKiller(ctx context.Context, w *world, bin string) (*killer, error) {
 	cfg.Sellers = w.set.Tenants + w.set.KillTenants
 	k.clock = &jumpClock{}
 	cfg.Clock = k.clock
+	cfg.Contract = w.contract // the real bootstrap's requests are checked against Amazon's models too
 	k.sb = sandbox.New(cfg)
 	for _, sl := range k.sb.Sellers() {
 		k.sb.RotateRefreshTokens(sl.ID, true)
@@ -537,7 +538,7 @@ func (k *killer) freeze(ctx context.Context, t *tenant) (float64, error) {
 		k.ack(ctx, bm, r, bt0)
 		var lease *string
 		var cursor *time.Time
-		if err := k.w.check.QueryRow(ctx, `SELECT "leaseOwner", "cursor" FROM "MarketplaceSyncState" WHERE "connectionId" = $1`, t.connID).Scan(&lease, &cursor); err != nil {
+		if err := k.w.check.QueryRow(ctx, `SELECT "leaseOwner", "cursorAt" FROM "MarketplaceSyncState" WHERE "connectionId" = $1`, t.connID).Scan(&lease, &cursor); err != nil {
 			return 0, err
 		}
 		if r.err == nil && len(r.resp.BatchItemFailures) == 0 && lease == nil && cursor != nil && cursor.After(t0.Add(-5*time.Minute)) {

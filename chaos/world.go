@@ -106,6 +106,7 @@ type world struct {
 
 	// violations are the SP-API requests outside Amazon's contract so far.
 	violations []*openapicheck.Violation
+	contract   *openapicheck.Contract // Amazon's models, for the real-kill phase's sandbox too
 }
 
 // tenant is one KeyBuzz tenant connected to sandbox seller n.
@@ -194,6 +195,7 @@ func newWorld(ctx context.Context, set Settings, out *syncBuffer) (w *world, err
 	if sbCfg.Contract, err = openapicheck.LoadContract(filepath.Join(root, "testdata", "amazon-models"), openapicheck.AmazonRules); err != nil {
 		return nil, fmt.Errorf("Amazon's models: %w", err)
 	}
+	w.contract = sbCfg.Contract
 	w.sb = sandbox.New(sbCfg)
 	if set.Rotation {
 		for _, sl := range w.sb.Sellers() {
