@@ -5,7 +5,8 @@
 #   make setup                      only install what is missing (dev and test do it first)
 #   make token TENANT=<id>          a Bearer JWT the local run accepts
 #   make invoke FN=<fn> EVENT=<f>   run a function's bootstrap under aws-lambda-rie
-#   make build                      the five Lambda bootstraps into build/<fn>/bootstrap
+#   make build                      the Lambda bootstraps into build/<fn>/bootstrap
+#   make migrate-app [ARGS=-apply]  move connections to AMAZON_SPAPI_APP_SOURCE's app (dry run first)
 
 .DEFAULT_GOAL := help
 SHELL := /bin/bash
@@ -20,10 +21,10 @@ GOFILES    = $(shell find . -name '*.go' -not -path './.local/*' -not -path '*/n
 # build-<LogicalId> targets for `sam build` (BuildMethod: makefile).
 -include sam.mk
 
-.PHONY: help setup dev up test fmt-check vet token migrate invoke poll-once build bench chaos clean distclean stack
+.PHONY: help setup dev up test fmt-check vet token migrate migrate-app invoke poll-once build bench chaos clean distclean stack
 
 help:
-	@sed -n '3,9p' Makefile | sed 's/^# \{0,1\}//'
+	@sed -n '3,10p' Makefile | sed 's/^# \{0,1\}//'
 
 # The stack command is built (not `go run`) so that `stack run` can pass the
 # wrapped command's exit code through (go run turns every failure into 1).
@@ -58,6 +59,11 @@ token: stack
 
 migrate: stack
 	$(STACK) exec --env-file .local/dev.env -- $(GO) run ./cmd/migrate
+
+# Move connections to AMAZON_SPAPI_APP_SOURCE's app: a dry run unless
+# ARGS="-apply" (also -to, -batch, -limit; see cmd/migrateapp).
+migrate-app: stack
+	$(STACK) exec --env-file .local/dev.env -- $(GO) run ./cmd/migrateapp $(ARGS)
 
 invoke:
 	@test -n "$(FN)" -a -n "$(EVENT)" || { echo "usage: make invoke FN=<function> EVENT=<file>" >&2; exit 2; }

@@ -35,7 +35,7 @@ func consentParams(v url.Values) consentRequest {
 
 // check validates the request and returns the redirect URI to use.
 func (s *Server) checkConsent(c consentRequest) (string, *consentError) {
-	if c.ApplicationID == "" || c.ApplicationID != s.cfg.ApplicationID {
+	if _, ok := s.appByID(c.ApplicationID); !ok {
 		return "", &consentError{"UNKNOWN_APPLICATION", "Application not found",
 			"We could not find the application you are trying to authorize. Contact the developer of the application."}
 	}
@@ -144,7 +144,8 @@ func (s *Server) approve(w http.ResponseWriter, r *http.Request, c consentReques
 	q := u.Query()
 	q.Set("state", c.State)
 	q.Set("selling_partner_id", sellerID)
-	q.Set("spapi_oauth_code", s.issueCode(sellerID))
+	app, _ := s.appByID(c.ApplicationID)
+	q.Set("spapi_oauth_code", s.issueCode(sellerID, app.ClientID))
 	u.RawQuery = q.Encode()
 	w.Header().Set("Cache-Control", "no-store")
 	w.Header().Set("Referrer-Policy", "no-referrer")

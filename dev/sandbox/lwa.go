@@ -25,12 +25,14 @@ var grantlessScopes = map[string]bool{
 
 type authCode struct {
 	sellerID string
+	clientID string // the application consented to
 	expires  time.Time
 	used     bool
 }
 
 type refreshToken struct {
 	sellerID string
+	clientID string // the application that issued it
 	revoked  bool
 }
 
@@ -101,9 +103,28 @@ func (s *Server) handleToken(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) clientOK(id, secret string) bool {
-	a := subtle.ConstantTimeCompare([]byte(id), []byte(s.cfg.ClientID))
-	b := subtle.ConstantTimeCompare([]byte(secret), []byte(s.cfg.ClientSecret))
-	return a&b == 1
+	ok := false
+	for _, app := range s.apps() {
+		a := subtle.ConstantTimeCompare([]byte(id), []byte(app.ClientID))
+		b := subtle.ConstantTimeCompare([]byte(secret), []byte(app.ClientSecret))
+		ok = ok || a&b == 1
+	}
+	return ok
+}
+
+// apps are the registered applications, the main one first.
+func (s *Server) apps() []App {
+	return append([]App{{s.cfg.ClientID, s.cfg.ClientSecret, s.cfg.ApplicationID}}, s.cfg.OtherApps...)
+}
+
+// appByID is the registered application with that SP-API application id.
+func (s *Server) appByID(applicationID string) (App, bool) {
+	for _, a := range s.apps() {
+		if applicationID != "" && a.ApplicationID == applicationID {
+			return a, true
+		}
+	}
+	return App{}, false
 }
 
 // tokenParams reads a form-encoded or JSON body; HTTP Basic client
@@ -157,11 +178,11 @@ func (s *Server) grantCode(p map[string]string) (map[string]any, *lwaError) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	c := s.codes[code]
-	if c == nil || c.used || !s.now().Before(c.expires) {
+	if c == nil || c.used || !s.now().Before(c.expires) || (c.clientID != "" && c.clientID != p["client_id"]) {
 		return nil, &lwaError{http.StatusBadRequest, "invalid_grant", "The request has an invalid grant parameter : code"}
 	}
 	c.used = true
-	rt := s.issueRefreshLocked(c.sellerID)
+	rt := s.issueRefreshForLocked(c.sellerID, c.clientID)
 	at := s.issueAccessLocked(c.sellerID)
 	return tokenBody(at, rt), nil
 }
@@ -174,12 +195,12 @@ func (s *Server) grantRefresh(p map[string]string) (map[string]any, *lwaError) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	rt := s.refreshTokens[tok]
-	if rt == nil || rt.revoked {
+	if rt == nil || rt.revoked || (rt.clientID != "" && rt.clientID != p["client_id"]) {
 		return nil, &lwaError{http.StatusBadRequest, "invalid_grant", "The request has an invalid grant parameter : refresh_token"}
 	}
 	out := tok
 	if s.rotate[rt.sellerID] {
-		out = s.issueRefreshLocked(rt.sellerID)
+		out = s.issueRefreshForLocked(rt.sellerID, rt.clientID)
 	}
 	return tokenBody(s.issueAccessLocked(rt.sellerID), out), nil
 }
@@ -212,8 +233,14 @@ func tokenBody(access, refresh string) map[string]any {
 }
 
 func (s *Server) issueRefreshLocked(sellerID string) string {
+	return s.issueRefreshForLocked(sellerID, "")
+}
+
+// issueRefreshForLocked issues a refresh token of clientID's application
+// (empty: any registered application may use it).
+func (s *Server) issueRefreshForLocked(sellerID, clientID string) string {
 	t := "Atzr|" + devrand.Hex(48)
-	s.refreshTokens[t] = &refreshToken{sellerID: sellerID}
+	s.refreshTokens[t] = &refreshToken{sellerID: sellerID, clientID: clientID}
 	s.issued = append(s.issued, t)
 	return t
 }
@@ -225,11 +252,11 @@ func (s *Server) issueAccessLocked(sellerID string) string {
 	return t
 }
 
-func (s *Server) issueCode(sellerID string) string {
+func (s *Server) issueCode(sellerID, clientID string) string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	c := "ANsb" + devrand.Hex(16)
-	s.codes[c] = &authCode{sellerID: sellerID, expires: s.now().Add(codeTTL)}
+	s.codes[c] = &authCode{sellerID: sellerID, clientID: clientID, expires: s.now().Add(codeTTL)}
 	s.issued = append(s.issued, c)
 	return c
 }

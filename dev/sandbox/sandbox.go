@@ -47,6 +47,11 @@ type Config struct {
 	Sellers int
 	// Logger receives request logs; tokens, codes and secrets are never logged.
 	Logger *slog.Logger
+	// OtherApps are further applications registered with the sandbox (a
+	// second developer app, as KeyBuzz's own beside the external test one):
+	// their consents, codes and refresh tokens work only with their own
+	// client credentials, as Amazon's do.
+	OtherApps []App
 	// LoginURI is the app's registered log-in URI: the Appstore's start page
 	// (GET /_sandbox/appstore/authorize) sends the browser there.
 	LoginURI string
@@ -59,6 +64,11 @@ type Config struct {
 	// Deliver sends ORDER_CHANGE notifications to subscribed SQS queues
 	// (SQSDelivery); nil counts them as failed deliveries.
 	Deliver Deliver
+}
+
+// App is an application's LWA client and SP-API application id.
+type App struct {
+	ClientID, ClientSecret, ApplicationID string
 }
 
 // DefaultConfig is the configuration `make dev` runs with.

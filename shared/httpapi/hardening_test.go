@@ -215,6 +215,13 @@ func TestDisconnect(t *testing.T) {
 	if _, err := s.pool.Exec(ctx, `INSERT INTO "Ticket" ("tenantId", "channel", "subject", "customerName") VALUES ($1, 'AMAZON', 'Order 1', 'Buyer')`, tenant); err != nil {
 		t.Fatal(err)
 	}
+	// The tenant's inbound mail address (KeyBuzz's inbound_addresses), live.
+	if _, err := s.pool.Exec(ctx, `WITH ic AS (INSERT INTO "inbound_connections" ("tenantId", "marketplace", "countries", "status")
+		VALUES ($1, 'amazon', '["FR"]', 'READY') RETURNING "id")
+		INSERT INTO "inbound_addresses" ("connectionId", "tenantId", "marketplace", "country", "token", "emailAddress", "pipelineStatus")
+		SELECT ic."id", $1, 'amazon', 'FR', 'tok123', 'amazon.'||$1||'.fr.tok123@inbound.keybuzz.io', 'VALIDATED' FROM ic`, tenant); err != nil {
+		t.Fatal(err)
+	}
 
 	if a := s.do(http.MethodPost, httpapi.DisconnectPath, ""); a.status != http.StatusUnauthorized {
 		t.Errorf("no JWT: %d", a.status)
@@ -259,6 +266,11 @@ func TestDisconnect(t *testing.T) {
 	}
 	if !s.hasSecret(other) {
 		t.Error("the other tenant lost its secret")
+	}
+	var pipeline, inboundErr string
+	if err := s.pool.QueryRow(ctx, `SELECT "pipelineStatus"::text, COALESCE("lastError", '') FROM "inbound_addresses" WHERE "tenantId" = $1`, tenant).
+		Scan(&pipeline, &inboundErr); err != nil || pipeline != "FAILED" || inboundErr != "Disconnected by user" {
+		t.Errorf("inbound address %s %q (%v), want FAILED: it must stop accepting", pipeline, inboundErr, err)
 	}
 	// A tenant that never connected: 200, nothing to do.
 	a := s.do(http.MethodPost, httpapi.DisconnectPath, token(t, testenv.ID("tenant-never")))
@@ -340,8 +352,38 @@ func TestStatusAnswersRenewal(t *testing.T) {
 	if err != nil || exp.Sub(s.clock.Now()) < 364*24*time.Hour || exp.Sub(s.clock.Now()) > 365*24*time.Hour+time.Minute {
 		t.Fatalf("authorizationExpiresAt %v (%v)", st["authorizationExpiresAt"], err)
 	}
-	s.clock.Advance(336 * 24 * time.Hour)
+	other := testenv.ID("tenant-other")
+	s.clock.Advance(200 * 24 * time.Hour)
+	s.connectAs(other, 2) // consented 200 days later
+	store := postgres.New(s.pool, s.clock.Now)
+	if r, err := store.Renew(context.Background()); err != nil || r.Expired != 0 || r.DueSoon != 0 {
+		t.Errorf("renewal at 200 days: %+v (%v)", r, err)
+	}
+	s.clock.Advance(136 * 24 * time.Hour) // 336 days after the first consent
 	if st := s.status(tenant); st["status"] != "CONNECTED" || st["reauthReason"] != "renewal_due" || st["connected"] != true {
 		t.Errorf("30 days ahead: %v", st)
+	}
+	if st := s.status(other); st["reauthReason"] != nil {
+		t.Errorf("the later consent is not due: %v", st)
+	}
+	if r, err := store.Renew(context.Background()); err != nil || r.Expired != 0 || r.DueSoon != 1 {
+		t.Errorf("renewal at 336 days: %+v (%v), want 1 due", r, err)
+	}
+	// At expiry: NEEDS_REAUTH (authorization_expired), no longer claimed.
+	s.clock.Advance(30 * 24 * time.Hour)
+	if r, err := store.Renew(context.Background()); err != nil || r.Expired != 1 {
+		t.Fatalf("renewal at 366 days: %+v (%v), want 1 expired", r, err)
+	}
+	if st := s.status(tenant); st["status"] != "NEEDS_REAUTH" || st["reauthReason"] != "authorization_expired" || st["connected"] != false {
+		t.Errorf("after expiry: %v", st)
+	}
+	jobs, _, err := store.ClaimDue(context.Background(), 10, time.Minute, marketplace.ClaimCursor{})
+	if err != nil || len(jobs) != 1 || jobs[0].TenantID != other {
+		t.Errorf("claimed %v (%v), want only %s", jobs, err, other)
+	}
+	// Renewing (a new consent) clears the reason and restarts the year.
+	s.connectAs(tenant, 1)
+	if st := s.status(tenant); st["status"] != "CONNECTED" || st["reauthReason"] != nil {
+		t.Errorf("after renewal: %v", st)
 	}
 }

@@ -103,3 +103,10 @@ type AppstoreLogin struct {
 	Version           string
 	ExpiresAt         time.Time
 }
+
+// Renewal is what one renewal pass found: connections whose authorization
+// ended (now NEEDS_REAUTH) and CONNECTED ones due within RenewalWindow.
+type Renewal struct {
+	Expired int
+	DueSoon int
+}

@@ -23,6 +23,7 @@ type PollState struct {
 	MarketplaceID    string
 	SellingPartnerID string
 	ConnectedAt      *time.Time
+	AppSource        AppSource // the application whose credentials refresh its token
 	// Pushed is true when the connection has an ORDER_CHANGE subscription:
 	// push brings its events and polling is the fallback.
 	Pushed bool

@@ -26,6 +26,10 @@ const (
 	Claimed          = "claimed"
 	Enqueued         = "enqueued"
 	EnqueueFailed    = "enqueueFailed"
+	// RenewalDue counts CONNECTED connections whose authorization ends
+	// within 30 days; AuthorizationsExpired those a fan-out just ended.
+	RenewalDue            = "connectionsRenewalDue"
+	AuthorizationsExpired = "authorizationsExpired"
 )
 
 // Writer emits EMF lines to w (os.Stdout in Lambda); safe for concurrent use.

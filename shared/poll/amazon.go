@@ -143,7 +143,7 @@ type conn struct {
 // first (cached in a warm container), so that a refused refresh token costs
 // no rate token.
 func (a *AmazonSource) open(ctx context.Context, t Target) (conn, error) {
-	app, err := a.secrets.App(ctx)
+	app, err := a.secrets.AppFor(ctx, t.AppSource)
 	if err != nil {
 		return conn{}, fmt.Errorf("app credentials: %w", err)
 	}

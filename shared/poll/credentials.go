@@ -18,7 +18,7 @@ import (
 // (cached by credcache.Cache in a Lambda), the write-back of a rotated
 // refresh token, and the explicit invalidations.
 type SecretStore interface {
-	App(ctx context.Context) (marketplace.AppCredentials, error)
+	AppFor(ctx context.Context, source marketplace.AppSource) (marketplace.AppCredentials, error)
 	Tenant(ctx context.Context, tenantID string) (marketplace.TenantCredentials, error)
 	UpdateRefreshToken(ctx context.Context, tenantID string, tc marketplace.TenantCredentials, token secret.Value) (int, error)
 	ForgetApp()

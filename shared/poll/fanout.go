@@ -19,6 +19,9 @@ import (
 type ClaimStore interface {
 	ClaimDue(ctx context.Context, limit int, claimFor time.Duration, after marketplace.ClaimCursor) ([]marketplace.PollJob, marketplace.ClaimCursor, error)
 	ReleaseClaims(ctx context.Context, connectionIDs []string) error
+	// Renew ends expired authorizations (NEEDS_REAUTH) and counts those
+	// due within 30 days, before the claim (so an expired one is not polled).
+	Renew(ctx context.Context) (marketplace.Renewal, error)
 }
 
 // Sender sends poll messages (pollqueue.Sender).
@@ -94,6 +97,12 @@ func (f *Fanout) Run(ctx context.Context) (FanoutResult, error) {
 	done := make(chan pollqueue.Result, 1)
 	go func() { done <- f.sender.Send(ctx, msgs) }()
 
+	renewal, renewErr := f.store.Renew(ctx)
+	if renewErr != nil {
+		f.log.WarnContext(ctx, "renewal pass failed; polling goes on", "error", renewErr.Error())
+	} else if renewal.Expired > 0 {
+		f.log.InfoContext(ctx, "authorizations expired: sellers must reconnect", "expired", renewal.Expired)
+	}
 	var (
 		res      FanoutResult
 		claimErr error
@@ -149,9 +158,13 @@ func (f *Fanout) Run(ctx context.Context) (FanoutResult, error) {
 	} else {
 		f.log.InfoContext(ctx, "fan-out done", attrs...)
 	}
-	f.metrics.Emit("pollfanout", map[string]float64{
+	values := map[string]float64{
 		metrics.Claimed: float64(res.Claimed), metrics.Enqueued: float64(res.Sent), metrics.EnqueueFailed: float64(res.Failed),
-	}, nil)
+	}
+	if renewErr == nil {
+		values[metrics.RenewalDue], values[metrics.AuthorizationsExpired] = float64(renewal.DueSoon), float64(renewal.Expired)
+	}
+	f.metrics.Emit("pollfanout", values, nil)
 	if claimErr != nil && res.Claimed == 0 {
 		return res, claimErr
 	}

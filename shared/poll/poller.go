@@ -269,7 +269,8 @@ func (p *Poller) PollResult(ctx context.Context, msg pollqueue.Message) (Result,
 // transaction, until the window ends, the budget is empty, the page limit or
 // the invocation's deadline is reached.
 func (p *Poller) sync(ctx context.Context, st marketplace.PollState, owner string) (Result, error) {
-	t := Target{TenantID: st.TenantID, ConnectionID: st.ConnectionID, Region: st.Region, MarketplaceID: st.MarketplaceID, SellingPartnerID: st.SellingPartnerID}
+	t := Target{TenantID: st.TenantID, ConnectionID: st.ConnectionID, Region: st.Region, MarketplaceID: st.MarketplaceID,
+		SellingPartnerID: st.SellingPartnerID, AppSource: st.AppSource}
 	var res Result
 	// A stored token resumes its window with the filters stored with it;
 	// without them (a token stored before they were) the window restarts.

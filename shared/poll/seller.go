@@ -17,7 +17,7 @@ import (
 // and returns Amazon's x-amzn-RateLimit-Limit (0 when unknown). The push
 // intake reads orders and subscribes connections through it.
 func (a *AmazonSource) Call(ctx context.Context, t Target, operation string, plan marketplace.RatePlan, f func(endpoint string, tokens spapi.Tokens) (float64, error)) error {
-	app, err := a.secrets.App(ctx)
+	app, err := a.secrets.AppFor(ctx, t.AppSource)
 	if err != nil {
 		return fmt.Errorf("app credentials: %w", err)
 	}

@@ -22,6 +22,10 @@ type Target struct {
 	Region           string
 	MarketplaceID    string // one id, or several separated by commas
 	SellingPartnerID string
+	// AppSource is the application that authorized the connection: its
+	// refresh token works only with that app's credentials (empty: the
+	// current AMAZON_SPAPI_APP_SOURCE app).
+	AppSource marketplace.AppSource
 }
 
 // PageRequest asks for the first page of the window starting at After, or

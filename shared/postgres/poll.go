@@ -83,7 +83,7 @@ func (s *Store) ReleaseClaims(ctx context.Context, connectionIDs []string) error
 const acquireSQL = `
 WITH c AS (
     SELECT "id", "tenantId", "status"::text AS "status", "region", "marketplaceId", "sellingPartnerId", "connectedAt",
-           "pushSubscriptionId" IS NOT NULL AS "pushed"
+           "pushSubscriptionId" IS NOT NULL AS "pushed", "appSource"
     FROM "MarketplaceConnection" WHERE "id" = $1 AND "tenantId" = $5
 ), l AS (
     INSERT INTO "MarketplaceSyncState" ("connectionId", "tenantId", "leaseOwner", "leaseUntil", "updatedAt")
@@ -96,7 +96,7 @@ WITH c AS (
 SELECT c."id", c."tenantId", c."status", COALESCE(c."region", ''), COALESCE(c."marketplaceId", ''),
        COALESCE(c."sellingPartnerId", ''), c."connectedAt", c."pushed",
        COALESCE(l."won", false), l."cursorAt", COALESCE(l."paginationToken", ''),
-       l."pageWindowStart", l."pageMarketplaceIds"
+       l."pageWindowStart", l."pageMarketplaceIds", c."appSource"
 FROM c LEFT JOIN l ON true`
 
 // AcquirePoll takes the connection's lease for owner until now+leaseFor.
@@ -107,7 +107,7 @@ func (s *Store) AcquirePoll(ctx context.Context, tenantID, connectionID, owner s
 	var status string
 	err := s.pool.QueryRow(ctx, acquireSQL, connectionID, owner, now, now.Add(leaseFor), tenantID).Scan(
 		&st.ConnectionID, &st.TenantID, &status, &st.Region, &st.MarketplaceID, &st.SellingPartnerID,
-		&st.ConnectedAt, &st.Pushed, &st.Leased, &st.Cursor, &st.PaginationToken, &st.PageWindowStart, &st.PageMarketplaceIDs)
+		&st.ConnectedAt, &st.Pushed, &st.Leased, &st.Cursor, &st.PaginationToken, &st.PageWindowStart, &st.PageMarketplaceIDs, &st.AppSource)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return marketplace.PollState{}, fmt.Errorf("connection %s: %w", connectionID, marketplace.ErrNotFound)
 	}
@@ -136,7 +136,9 @@ UPDATE "MarketplaceConnection" SET
     "pollClaimedUntil" = CASE WHEN $5::timestamptz IS NULL THEN "pollClaimedUntil" ELSE NULL END,
     "nextPollAt" = COALESCE($5::timestamptz, "nextPollAt"),
     "lastSyncAt" = $3::timestamptz AT TIME ZONE 'UTC',
-    "lastError" = NULLIF($4, ''),
+    -- A poll that ends after a disconnect keeps "Disconnected by user".
+    "lastError" = CASE WHEN "status" = 'DISABLED' THEN "lastError" ELSE NULLIF($4, '') END,
+    "reauthReason" = CASE WHEN $6::text = 'NEEDS_REAUTH' AND "status" = 'CONNECTED' THEN 'revoked' ELSE "reauthReason" END,
     "status" = CASE WHEN $6::text <> '' AND "status" = 'CONNECTED' THEN $6::text::"MarketplaceConnectionStatus" ELSE "status" END,
     "updatedAt" = $3::timestamptz AT TIME ZONE 'UTC'
 WHERE "id" = $1 AND EXISTS (SELECT 1 FROM st)`
