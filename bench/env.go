@@ -158,6 +158,20 @@ func (e *env) freshQueue(ctx context.Context, label string) (string, error) {
 	return u, nil
 }
 
+// freshQueueARN creates a queue as freshQueue does and returns its URL and
+// ARN.
+func (e *env) freshQueueARN(ctx context.Context, label string) (string, string, error) {
+	u, err := e.freshQueue(ctx, label)
+	if err != nil {
+		return "", "", err
+	}
+	out, err := e.sqs.GetQueueAttributes(ctx, &sqs.GetQueueAttributesInput{QueueUrl: aws.String(u), AttributeNames: []types.QueueAttributeName{types.QueueAttributeNameQueueArn}})
+	if err != nil {
+		return "", "", fmt.Errorf("queue ARN: %w", err)
+	}
+	return u, out.Attributes[string(types.QueueAttributeNameQueueArn)], nil
+}
+
 // queueDepth is the emulator's count of visible messages.
 func (e *env) queueDepth(ctx context.Context, queueURL string) (int, error) {
 	out, err := e.sqs.GetQueueAttributes(ctx, &sqs.GetQueueAttributesInput{

@@ -48,6 +48,18 @@ type scale struct {
 	// Cold start.
 	Functions []string // nil: the Makefile's FUNCTIONS
 	ColdRuns  int      // cold starts per binary and run; the median counts
+	// Freshness: events per channel, spread over FreshSpread; the poll
+	// interval (0: MARKETPLACE_POLL_INTERVAL_SECONDS, the real one).
+	FreshEvents       int
+	FreshSpread       time.Duration
+	FreshPollInterval time.Duration
+	FreshGrace        time.Duration // the wait after the last action, beyond one poll period
+	FreshChannels     []string      // poll, push, mail
+	// Cost: tenants, the simulated day's length, buyer events per tenant
+	// over it.
+	CostTenants int
+	CostDay     time.Duration
+	CostEvents  int
 	// Runs is how many times each benchmark runs; medians count.
 	Runs int
 }
@@ -59,7 +71,9 @@ var scales = map[string]scale{
 		APIRequests: 4_000, APIConcurrency: 8, APITenants: 1_000,
 		SandboxTime: 30 * time.Minute,
 		ColdRuns:    3,
-		Runs:        3,
+		FreshEvents: 40, FreshSpread: 45 * time.Second, FreshGrace: 150 * time.Second, FreshChannels: []string{"poll", "push", "mail"},
+		CostTenants: 5, CostDay: 24 * time.Hour, CostEvents: 10,
+		Runs: 3,
 	},
 	"small": {
 		Name: "small", Tenants: 1_000, NaiveSample: 200,
@@ -68,7 +82,12 @@ var scales = map[string]scale{
 		SandboxTime: 5 * time.Minute,
 		Functions:   []string{"status"},
 		ColdRuns:    1,
-		Runs:        1,
+		FreshEvents: 5, FreshSpread: 3 * time.Second, FreshPollInterval: 2 * time.Second, FreshGrace: 10 * time.Second,
+		// Poll waits for Amazon's searchOrders margin (minutes): too long
+		// for the test run.
+		FreshChannels: []string{"push", "mail"},
+		CostTenants:   2, CostDay: 2 * time.Hour, CostEvents: 2,
+		Runs: 1,
 	},
 }
 
@@ -92,6 +111,8 @@ var benchmarks = []benchmark{
 	{"fanout", benchFanout},
 	{"ingest", benchIngest},
 	{"budget", benchBudget},
+	{"freshness", benchFreshness},
+	{"cost", benchCost},
 }
 
 func run(ctx context.Context, o options) (*report, error) {

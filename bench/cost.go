@@ -1,0 +1,428 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"maps"
+	"math"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/aws/aws-lambda-go/events"
+
+	"github.com/keybuzz/keybuzz-amazon/dev/cfn"
+	"github.com/keybuzz/keybuzz-amazon/dev/devstack"
+	"github.com/keybuzz/keybuzz-amazon/dev/localpoll"
+	"github.com/keybuzz/keybuzz-amazon/dev/sandbox"
+	"github.com/keybuzz/keybuzz-amazon/shared/credcache"
+	"github.com/keybuzz/keybuzz-amazon/shared/lwa"
+	"github.com/keybuzz/keybuzz-amazon/shared/marketplace"
+	"github.com/keybuzz/keybuzz-amazon/shared/poll"
+	"github.com/keybuzz/keybuzz-amazon/shared/pollqueue"
+	"github.com/keybuzz/keybuzz-amazon/shared/push"
+	"github.com/keybuzz/keybuzz-amazon/shared/spapi"
+)
+
+// dayCost is what one simulated day cost, for the tenants simulated.
+type dayCost struct {
+	invocations map[string]int           // per function
+	duration    map[string]time.Duration // summed handler time per function
+	records     map[string]int           // SQS records handled per function
+	statements  int
+	spapi       map[string]int // calls per operation, every seller
+	throttled   int
+	events      int // buyer events in the day
+	stored      int // ExternalMessages at the end
+	truth       int // the sandbox's buyer events since the look-back
+	failed      int // records handed back as batch item failures
+}
+
+// benchCost simulates a day of sc.CostTenants tenants with the real code
+// on one sandbox.ManualClock (the sandbox's, the store's, the fan-out's, the
+// poller's, the intake's), twice: polling only, and push with fallback
+// polling; and reports the cost per 1,000 tenants per day and the ratio.
+func benchCost(ctx context.Context, e *env) (section, error) {
+	sec := section{Title: "Cost per 1,000 tenants per day (simulated day, driven clock)"}
+	sc := e.sc
+	repo, err := devstack.RepoRoot()
+	if err != nil {
+		return sec, err
+	}
+	pollBatch, notifyBatch, err := templateBatchSizes(filepath.Join(repo, "template.yaml"))
+	if err != nil {
+		return sec, err
+	}
+	pollOnly, err := e.simulateDay(ctx, false, pollBatch, notifyBatch)
+	if err != nil {
+		return sec, fmt.Errorf("polling only: %w", err)
+	}
+	withPush, err := e.simulateDay(ctx, true, pollBatch, notifyBatch)
+	if err != nil {
+		return sec, fmt.Errorf("push with fallback polling: %w", err)
+	}
+	scale := 1000.0 / float64(sc.CostTenants) * (24 * time.Hour).Hours() / sc.CostDay.Hours()
+	// invocations per 1,000 tenants per day: the fan-out is one per tick
+	// whatever the tenants; the SQS consumers get full batches of the
+	// template's BatchSize for polls (1,000 tenants' jobs arrive together)
+	// and one record per invocation for notifications (they arrive one by
+	// one, MaximumBatchingWindowInSeconds 0).
+	perK := func(d dayCost) (inv map[string]float64, total float64) {
+		inv = map[string]float64{}
+		days := (24 * time.Hour).Hours() / sc.CostDay.Hours()
+		inv["pollfanout"] = float64(d.invocations["pollfanout"]) * days
+		inv["polltenant"] = math.Ceil(float64(d.records["polltenant"]) * scale / float64(pollBatch))
+		if d.records["ordernotify"] > 0 {
+			inv["ordernotify"] = float64(d.records["ordernotify"]) * scale
+		}
+		for _, v := range inv {
+			total += v
+		}
+		return inv, total
+	}
+	invPoll, totPoll := perK(pollOnly)
+	invPush, totPush := perK(withPush)
+	calls := func(d dayCost) float64 {
+		n := 0
+		for _, v := range d.spapi {
+			n += v
+		}
+		return float64(n) * scale
+	}
+	callsPoll, callsPush := calls(pollOnly), calls(withPush)
+	rInv, rCalls := ratio(totPush, totPoll), ratio(callsPush, callsPoll)
+	e.logf("cost: polling only %.0f invocations, %.0f SP-API calls per 1,000 tenants per day; push %.0f, %.0f (%.3f, %.3f)", totPoll, callsPoll, totPush, callsPush, rInv, rCalls)
+	days := (24 * time.Hour).Hours() / sc.CostDay.Hours()
+	// durScale scales a function's handler time: the fan-out's by days
+	// only (its run for these tenants; a larger fleet claims more rows per
+	// run), the consumers' by tenants and days.
+	durScale := func(fn string) float64 {
+		if fn == "pollfanout" {
+			return days
+		}
+		return scale
+	}
+	sumDur := func(d dayCost) float64 {
+		t := 0.0
+		for fn, v := range d.duration {
+			t += v.Seconds() * durScale(fn)
+		}
+		return t
+	}
+	describe := func(d dayCost, inv map[string]float64) string {
+		var parts []string
+		for _, fn := range slices.Sorted(maps.Keys(inv)) {
+			parts = append(parts, fmt.Sprintf("%s %.0f invocations (%.1f s of handler time)", fn, inv[fn], d.duration[fn].Seconds()*durScale(fn)))
+		}
+		var ops []string
+		for _, op := range slices.Sorted(maps.Keys(d.spapi)) {
+			ops = append(ops, fmt.Sprintf("%s %.0f", op, float64(d.spapi[op])*scale))
+		}
+		return fmt.Sprintf("%s; %.0f database statements; SP-API calls %s, %.0f answered 429. In the simulated day: %d buyer events made, %d ExternalMessages stored against the sandbox's ground truth of %d (its buyer events since the look-back), %d records handed back as failures",
+			strings.Join(parts, ", "), float64(d.statements)*scale, strings.Join(ops, ", "), float64(d.throttled)*scale, d.events, d.stored, d.truth, d.failed)
+	}
+	pollText, pushText := describe(pollOnly, invPoll), describe(withPush, invPush)
+	explain := func(what string) func(Result) string {
+		return func(m Result) string {
+			return fmt.Sprintf(`Push with fallback costs %.3f of polling only in %s (median). In the last
+run, per 1,000 tenants per day: polling only: %s. Push with fallback: %s.`, m.Ratios["polling_only"], what, pollText, pushText)
+		}
+	}
+	sec.Results = append(sec.Results, Result{
+		Name: "cost_invocations_push_vs_poll", Value: round3(totPush), Unit: "invocations/1k tenants/day",
+		Baselines: map[string]float64{"polling_only": round3(totPoll)}, Ratios: map[string]float64{"polling_only": rInv},
+		Goal: "≤ 0.2 × polling_only", checks: []check{atMost("ratio:polling_only", 0.2)}, explain: explain("Lambda invocations"),
+	}, Result{
+		Name: "cost_spapi_calls_push_vs_poll", Value: round3(callsPush), Unit: "calls/1k tenants/day",
+		Baselines: map[string]float64{"polling_only": round3(callsPoll)}, Ratios: map[string]float64{"polling_only": rCalls},
+		Goal: "≤ 0.2 × polling_only", checks: []check{atMost("ratio:polling_only", 0.2)}, explain: explain("SP-API calls"),
+	}, Result{
+		Name: "cost_statements_push_vs_poll", Value: round3(float64(withPush.statements) * scale), Unit: "statements/1k tenants/day",
+		Baselines: map[string]float64{"polling_only": round3(float64(pollOnly.statements) * scale)},
+		Ratios:    map[string]float64{"polling_only": ratio(float64(withPush.statements), float64(pollOnly.statements))},
+		Goal:      "report only",
+	}, Result{
+		Name: "cost_handler_seconds_push_vs_poll", Value: round3(sumDur(withPush)), Unit: "s/1k tenants/day",
+		Baselines: map[string]float64{"polling_only": round3(sumDur(pollOnly))},
+		Ratios:    map[string]float64{"polling_only": ratio(sumDur(withPush), sumDur(pollOnly))},
+		Goal:      "report only",
+	})
+	sec.Notes = append(sec.Notes, fmt.Sprintf(`%d tenants (one sandbox seller each), a simulated %s on one driven clock,
+%d buyer cancellation requests per tenant spread over it (an order placed with
+the request, at random moments); every %s of the clock (MARKETPLACE_POLL_INTERVAL_SECONDS)
+the driver does what the schedule and the event source mappings would: one
+poll.Fanout.Handle call (pollfanout), then poll.Poller.HandleSQS on the
+jobs it sent, in batches of %d (the template's BatchSize for polltenant,
+read from template.yaml), and, with push, push.Intake.HandleSQS on what the
+sandbox delivered to the notifications queue on the emulator
+(dev/localpoll.Consumer, batches of at most %d, the template's BatchSize for
+ordernotify). Handler time is the handlers' own time in this process (no
+Lambda overhead); statements are counted by the pgx tracer on the store's
+pool; SP-API calls by the sandbox (sandbox.Server.Stats, every seller, 429s
+included; a subscription is made once per connection). Per 1,000 tenants per
+day = the simulated figures × %.4g, except pollfanout (one invocation per
+tick whatever the tenants, and its handler time for these tenants: × %.4g
+days) and polltenant's invocations (its records in batches of %d).
+Ordernotify counts one invocation per record (notifications arrive one by
+one).
+
+- **Polling only** (no subscriber): %s.
+- **Push with fallback polling** (subscribed by push.Subscriber.OnConnected, polled every POLL_FALLBACK_INTERVAL_SECONDS = %s): %s.`,
+		sc.CostTenants, sc.CostDay, sc.CostEvents, e.costInterval(), pollBatch, notifyBatch, scale, (24*time.Hour).Hours()/sc.CostDay.Hours(), pollBatch,
+		pollText, e.costFallback(), pushText))
+	return sec, nil
+}
+
+func (e *env) costInterval() time.Duration {
+	if cfg, err := loadConfig(); err == nil {
+		return cfg.PollInterval
+	}
+	return time.Duration(schedulePeriodMS) * time.Millisecond
+}
+
+func (e *env) costFallback() time.Duration {
+	cfg, _ := loadConfig()
+	return cfg.PollFallbackInterval
+}
+
+// templateBatchSizes reads the SQS BatchSize of polltenant's and
+// ordernotify's event source mappings from the template.
+func templateBatchSizes(path string) (pollBatch, notifyBatch int, err error) {
+	src, err := os.ReadFile(path)
+	if err != nil {
+		return 0, 0, err
+	}
+	tp, err := cfn.Parse(src)
+	if err != nil {
+		return 0, 0, err
+	}
+	size := func(fnID string) (int, error) {
+		fn, err := tp.Function(fnID)
+		if err != nil {
+			return 0, err
+		}
+		for _, ev := range fn.Events {
+			if ev.Type != "SQS" {
+				continue
+			}
+			p, err := cfn.Decode[cfn.SQSEvent](ev.Properties)
+			if err != nil {
+				return 0, err
+			}
+			n, err := strconv.Atoi(fmt.Sprint(p.BatchSize))
+			if err != nil {
+				return 0, fmt.Errorf("%s BatchSize %v: %w", fnID, p.BatchSize, err)
+			}
+			return n, nil
+		}
+		return 0, fmt.Errorf("%s has no SQS event", fnID)
+	}
+	if pollBatch, err = size("PollTenantFunction"); err != nil {
+		return 0, 0, err
+	}
+	if notifyBatch, err = size("OrderNotifyFunction"); err != nil {
+		return 0, 0, err
+	}
+	return pollBatch, notifyBatch, nil
+}
+
+// captureSender stands for SQS between the fan-out and the poller in the
+// simulated day: it keeps what the fan-out sends.
+type captureSender struct{ msgs []pollqueue.Message }
+
+func (c *captureSender) Send(_ context.Context, msgs <-chan pollqueue.Message) pollqueue.Result {
+	n := 0
+	for m := range msgs {
+		c.msgs = append(c.msgs, m)
+		n++
+	}
+	return pollqueue.Result{Sent: n}
+}
+
+// simulateDay runs one simulated day (sc.CostDay) of sc.CostTenants
+// tenants, with push or polling only.
+func (e *env) simulateDay(ctx context.Context, withPush bool, pollBatch, notifyBatch int) (dayCost, error) {
+	sc := e.sc
+	d := dayCost{invocations: map[string]int{}, duration: map[string]time.Duration{}, records: map[string]int{}, spapi: map[string]int{}}
+	start := time.Date(2026, 11, 27, 0, 0, 0, 0, time.UTC)
+	clock := sandbox.NewManualClock(start)
+	rig, err := e.newSandboxRig(ctx, sc.CostTenants, clock, withPush)
+	if err != nil {
+		return d, err
+	}
+	trace := newSQLTrace()
+	label := "costpoll"
+	if withPush {
+		label = "costpush"
+	}
+	store, _, err := e.freshStore(ctx, label, 2, clock.Now, trace)
+	if err != nil {
+		return d, err
+	}
+	cfg := rig.cfg
+	secrets := credcache.New(rig.secrets, credcache.DefaultTTL, clock.Now)
+	lwaClient, api := lwa.New(rig.url+"/auth/o2/token", nil), spapi.New(nil)
+	amazon := poll.NewAmazonSource(secrets, lwaClient, api, store, poll.AmazonConfig{Endpoint: rig.url}, clock.Now, e.quiet)
+	const lookback = 24 * time.Hour
+	poller := poll.NewPoller(store, amazon, poll.Config{Interval: cfg.PollInterval, FallbackInterval: cfg.PollFallbackInterval, Lookback: lookback}, clock.Now, e.quiet, nil)
+	sender := &captureSender{}
+	fanout := poll.NewFanout(store, sender, poll.FanoutConfig{}, clock.Now, e.quiet, nil)
+
+	type tenant struct{ id, conn, seller, mp string }
+	var tenants []tenant
+	for i := range sc.CostTenants {
+		t, c, s, err := rig.connect(ctx, e, store, i, label, start)
+		if err != nil {
+			return d, err
+		}
+		tenants = append(tenants, tenant{t, c, s.ID, s.MarketplaceIDs[0]})
+	}
+	var consumer *localpoll.Consumer
+	if withPush {
+		qURL, qARN, err := e.freshQueueARN(ctx, "costnotify")
+		if err != nil {
+			return d, err
+		}
+		dest := push.NewDestinations(store, secrets, api, lwaClient, qARN, rig.url)
+		sub := push.NewSubscriber(store, dest, amazon, secrets, api, rig.url, 0, e.quiet)
+		poller.WithSubscriber(sub)
+		for _, t := range tenants {
+			sub.OnConnected(ctx, marketplace.Connection{ID: t.conn, TenantID: t.id})
+		}
+		intake := push.NewIntake(store, push.SellerOrders{Seller: amazon, API: api}, clock.Now, e.quiet, nil)
+		consumer = &localpoll.Consumer{SQS: e.sqs, QueueURL: qURL, BatchSize: int32(notifyBatch), Log: e.quiet, Name: "ordernotify",
+			Handler: func(ctx context.Context, ev events.SQSEvent) (events.SQSEventResponse, error) {
+				t0 := time.Now()
+				resp, err := intake.HandleSQS(ctx, ev)
+				d.duration["ordernotify"] += time.Since(t0)
+				d.invocations["ordernotify"]++
+				d.records["ordernotify"] += len(ev.Records)
+				d.failed += len(resp.BatchItemFailures)
+				return resp, err
+			}}
+	}
+	trace.reset()
+
+	// The buyer events: sc.CostEvents per tenant at random moments.
+	type event struct {
+		at     time.Time
+		tenant int
+	}
+	rng := newRand()
+	var evs []event
+	for i := range tenants {
+		for range sc.CostEvents {
+			evs = append(evs, event{start.Add(time.Duration(rng.Int64N(int64(sc.CostDay)))), i})
+		}
+	}
+	slices.SortFunc(evs, func(a, b event) int { return a.at.Compare(b.at) })
+
+	interval := cfg.PollInterval
+	var retry []pollqueue.Message
+	end := start.Add(sc.CostDay)
+	for now := start; now.Before(end); now = now.Add(interval) {
+		if ctx.Err() != nil {
+			return d, ctx.Err()
+		}
+		clock.Set(now)
+		published := 0
+		for len(evs) > 0 && !evs[0].at.After(now) {
+			t := tenants[evs[0].tenant]
+			if _, err := rig.sb.AddOrder(t.seller, t.mp, true); err != nil {
+				return d, err
+			}
+			evs = evs[1:]
+			d.events++
+			published++
+		}
+		// pollfanout, as the schedule invokes it.
+		sender.msgs = sender.msgs[:0]
+		t0 := time.Now()
+		if _, err := fanout.Handle(ctx, events.EventBridgeEvent{ID: fmt.Sprintf("tick-%d", now.Unix()), DetailType: "Scheduled Event", Source: "aws.events", Time: now}); err != nil {
+			return d, fmt.Errorf("fan-out at %s: %w", now, err)
+		}
+		d.duration["pollfanout"] += time.Since(t0)
+		d.invocations["pollfanout"]++
+		jobs := append(retry, sender.msgs...)
+		retry = nil
+		// polltenant, in batches.
+		for i := 0; i < len(jobs); i += pollBatch {
+			batch := jobs[i:min(i+pollBatch, len(jobs))]
+			ev := events.SQSEvent{}
+			for j, m := range batch {
+				ev.Records = append(ev.Records, events.SQSMessage{MessageId: fmt.Sprintf("%d-%d", now.Unix(), i+j), Body: m.Encode(), EventSource: "aws:sqs"})
+			}
+			t0 := time.Now()
+			resp, err := poller.HandleSQS(ctx, ev)
+			d.duration["polltenant"] += time.Since(t0)
+			d.invocations["polltenant"]++
+			d.records["polltenant"] += len(batch)
+			if err != nil {
+				return d, fmt.Errorf("polltenant at %s: %w", now, err)
+			}
+			failed := map[string]bool{}
+			for _, f := range resp.BatchItemFailures {
+				failed[f.ItemIdentifier] = true
+			}
+			for j, r := range ev.Records {
+				if failed[r.MessageId] {
+					retry = append(retry, batch[j]) // SQS hands it back later
+					d.failed++
+				}
+			}
+		}
+		// ordernotify, on what the sandbox delivered.
+		if consumer != nil {
+			if err := waitDelivered(ctx, rig.sb); err != nil {
+				return d, err
+			}
+			if _, _, err := consumer.Drain(ctx, 0); err != nil {
+				return d, fmt.Errorf("drain notifications: %w", err)
+			}
+		}
+	}
+	for _, t := range tenants {
+		st := rig.sb.Stats(t.seller)
+		for op, n := range st.Calls {
+			d.spapi[op] += n
+		}
+		d.throttled += st.Throttled
+		for _, ev := range rig.sb.BuyerEvents(t.seller) {
+			if !ev.At.Before(start.Add(-lookback)) {
+				d.truth++
+			}
+		}
+	}
+	d.statements = trace.calls()
+	if err := store.Pool().QueryRow(ctx, `SELECT count(*) FROM "ExternalMessage"`).Scan(&d.stored); err != nil {
+		return d, err
+	}
+	return d, nil
+}
+
+// waitDelivered waits (bounded, real time) until the sandbox has sent or
+// failed every notification it published.
+func waitDelivered(ctx context.Context, sb *sandbox.Server) error {
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		st := sb.NotificationStats()
+		if st.Sent+st.Failed+st.Dropped >= st.Published {
+			if st.Failed > 0 {
+				return fmt.Errorf("the sandbox failed %d deliveries", st.Failed)
+			}
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return errors.New("the sandbox did not deliver its notifications within 10 s")
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(5 * time.Millisecond):
+		}
+	}
+}

@@ -1,0 +1,94 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"time"
+
+	"github.com/keybuzz/keybuzz-amazon/dev/devrand"
+	"github.com/keybuzz/keybuzz-amazon/dev/sandbox"
+	"github.com/keybuzz/keybuzz-amazon/shared/config"
+	"github.com/keybuzz/keybuzz-amazon/shared/marketplace"
+	"github.com/keybuzz/keybuzz-amazon/shared/postgres"
+	"github.com/keybuzz/keybuzz-amazon/shared/secret"
+	"github.com/keybuzz/keybuzz-amazon/shared/vaultstore"
+)
+
+// sandboxRig is an in-process Amazon sandbox on loopback and the stack's
+// Vault, for the benchmarks that run the real poller against it.
+type sandboxRig struct {
+	sb      *sandbox.Server
+	url     string
+	cfg     config.Config
+	secrets *vaultstore.Store
+}
+
+// newSandboxRig serves a sandbox with sellers sellers on clock (nil: the
+// real clock) and checks that the stack's app credentials are the
+// sandbox's default app. close stops it.
+//
+// With deliver, the sandbox delivers notifications to the stack's SQS
+// emulator.
+func (e *env) newSandboxRig(ctx context.Context, sellers int, clock sandbox.Clock, deliver bool) (*sandboxRig, error) {
+	sbCfg := sandbox.DefaultConfig()
+	if deliver {
+		sbCfg.Deliver = sandbox.SQSDelivery(os.Getenv("AWS_ENDPOINT_URL_SQS"))
+	}
+	if clock != nil {
+		sbCfg.Clock = clock
+	}
+	if sellers > sbCfg.Sellers {
+		sbCfg.Sellers = sellers
+	}
+	sb := sandbox.New(sbCfg)
+	u, stop, err := serve(sb)
+	if err != nil {
+		return nil, err
+	}
+	e.cleanup = append(e.cleanup, stop)
+	cfg, err := config.Load(os.Getenv)
+	if err != nil {
+		return nil, err
+	}
+	secrets, err := vaultstore.Open(ctx, cfg)
+	if err != nil {
+		return nil, err
+	}
+	app, err := secrets.App(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("app credentials (seeded by the stack): %w", err)
+	}
+	if app.ClientID != sbCfg.ClientID {
+		return nil, fmt.Errorf("the stack's app credentials (%s) are not the sandbox's default app (%s)", app.ClientID, sbCfg.ClientID)
+	}
+	return &sandboxRig{sb: sb, url: u, cfg: cfg, secrets: secrets}, nil
+}
+
+// connect makes seller i a CONNECTED tenant: its refresh token in Vault
+// (deleted at close) and its connection row, due at start.
+func (r *sandboxRig) connect(ctx context.Context, e *env, store *postgres.Store, i int, label string, start time.Time) (tenant, connID string, seller sandbox.Seller, err error) {
+	sellers := r.sb.Sellers()
+	if i >= len(sellers) {
+		return "", "", seller, fmt.Errorf("seller %d of %d", i, len(sellers))
+	}
+	seller = sellers[i]
+	refresh, err := r.sb.IssueRefreshToken(seller.ID)
+	if err != nil {
+		return "", "", seller, err
+	}
+	tenant = "bench-" + label + "-" + devrand.Hex(4)
+	if _, err := r.secrets.PutTenant(ctx, tenant, marketplace.TenantCredentials{
+		RefreshToken: secret.Value(refresh), SellerID: seller.ID, MarketplaceID: seller.MarketplaceIDs[0], Region: seller.Region, CreatedAt: start,
+	}); err != nil {
+		return "", "", seller, err
+	}
+	e.cleanup = append(e.cleanup, func() { _ = r.secrets.DeleteTenant(context.Background(), tenant) })
+	if err := store.Pool().QueryRow(ctx, `
+INSERT INTO "MarketplaceConnection" ("tenantId", "type", "status", "region", "marketplaceId", "sellingPartnerId", "vaultPath", "connectedAt", "nextPollAt")
+VALUES ($1, 'AMAZON', 'CONNECTED', $2, $3, $4, $5, $6, $6) RETURNING "id"`,
+		tenant, seller.Region, seller.MarketplaceIDs[0], seller.ID, "keybuzz/tenants/"+tenant+"/amazon", start).Scan(&connID); err != nil {
+		return "", "", seller, fmt.Errorf("seed connection: %w", err)
+	}
+	return tenant, connID, seller, nil
+}
