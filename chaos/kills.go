@@ -80,6 +80,7 @@ type killer struct {
 	env      []string
 	bin      string
 	inst     *rie.Instance
+	spare    chan spareInstance // the next cold container, starting
 	clock    *jumpClock
 	logs     int // instances whose logs were kept
 
@@ -195,6 +196,12 @@ CREATE TRIGGER chaos_hold AFTER INSERT ON "ExternalMessage" FOR EACH STATEMENT E
 
 func (k *killer) close() {
 	k.stopInstance()
+	if k.spare != nil {
+		if r := <-k.spare; r.in != nil {
+			r.in.Close()
+		}
+		k.spare = nil
+	}
 	for _, s := range []*httptest.Server{k.srv, k.vault, k.api} {
 		if s != nil {
 			s.Close()
@@ -209,13 +216,31 @@ func (k *killer) keepLogs(in *rie.Instance) {
 	k.logs++
 }
 
+// start returns a fresh emulator with the bootstrap (a cold container),
+// the one started in the background after the previous start when it is
+// ready, so that a kill is not followed by the emulator's start-up.
 func (k *killer) start(ctx context.Context) (*rie.Instance, error) {
-	in, err := rie.Start(ctx, k.bin, k.env)
+	var in *rie.Instance
+	var err error
+	if k.spare != nil {
+		r := <-k.spare
+		in, err = r.in, r.err
+	} else {
+		in, err = rie.Start(ctx, k.bin, k.env)
+	}
+	spare := make(chan spareInstance, 1)
+	k.spare = spare
+	go func() { in, err := rie.Start(ctx, k.bin, k.env); spare <- spareInstance{in, err} }()
 	if err != nil {
 		return nil, err
 	}
 	k.w.stats.add("kill_cold_starts", 1)
 	return in, nil
+}
+
+type spareInstance struct {
+	in  *rie.Instance
+	err error
 }
 
 func (k *killer) stopInstance() {
