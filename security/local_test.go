@@ -14,6 +14,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -33,6 +34,7 @@ func localServer(t *testing.T) (string, *testenv.Buffer) {
 	t.Helper()
 	ctx := context.Background()
 	_, dbURL := testenv.Pool(t)
+	localDBs.Store(t.Name(), dbURL)
 	testenv.Env(t, "VAULT_ADDR")
 	client, err := pollqueue.NewClient(ctx)
 	if err != nil {
@@ -82,6 +84,19 @@ func localServer(t *testing.T) (string, *testenv.Buffer) {
 		time.Sleep(100 * time.Millisecond)
 	}
 	return base, out
+}
+
+// localDBs holds each test's local server database URL.
+var localDBs sync.Map
+
+// localDB is the database of the local server this test started.
+func localDB(t *testing.T) string {
+	t.Helper()
+	v, ok := localDBs.Load(t.Name())
+	if !ok {
+		t.Fatal("no local server in this test")
+	}
+	return v.(string)
 }
 
 func jwt(t *testing.T, tenant string) string {
