@@ -134,8 +134,7 @@ func benchColdStart(ctx context.Context, e *env) (section, error) {
 	if err != nil {
 		return sec, err
 	}
-	var sizes []string
-	var inits []string
+	var sizes, inits, failures []string
 	helloInit, err := initTrace(ctx, "hello", helloBin, []byte(`{"name":"bench"}`), fnEnv)
 	if err != nil {
 		return sec, err
@@ -152,7 +151,14 @@ func benchColdStart(ctx context.Context, e *env) (section, error) {
 		}
 		cold, answer, err := coldStart(fn, bin, event)
 		if err != nil {
-			return sec, err
+			// One function's failure is reported, the others still measured.
+			e.logf("coldstart: %s failed: %v", fn, err)
+			failures = append(failures, fmt.Sprintf("**The cold start of %s failed:** `%s`", fn, oneLine(err)))
+			sec.Results = append(sec.Results, Result{Name: "size_" + fn, Value: mb, Unit: "MB",
+				Baselines: map[string]float64{"hello_world": helloMB, "limit": maxBootstrapMB}, Ratios: map[string]float64{"hello_world": ratio(mb, helloMB), "limit": ratio(mb, maxBootstrapMB)},
+				Goal: "< 15 MB", checks: []check{atMost("value", maxBootstrapMB-0.001)}})
+			sizes = append(sizes, fmt.Sprintf("%s %.1f MB", fn, mb))
+			continue
 		}
 		e.logf("coldstart: %s %.1f ms (hello %.1f ms), answer %s", fn, ms(cold), ms(helloCold), tail(string(answer), 160))
 		r := ratio(ms(cold), ms(helloCold))
@@ -199,6 +205,7 @@ GODEBUG=inittrace=1 (the Go runtime's own account of package initialisation
 before main) and the function's first log line:
 
 %s`, settings, arch, sc.ColdRuns, helloPkg, helloMB, len(functions), strings.Join(sizes, ", "), strings.Join(inits, "\n")))
+	sec.Notes = append(sec.Notes, failures...)
 	steps, err := initSteps(ctx, dbURL)
 	if err != nil {
 		return sec, err
