@@ -112,7 +112,7 @@ func run(ctx context.Context, env *boot.Env, addr string, pollOnce bool) error {
 	api := &httpapi.API{Connect: flow, Auth: env.Verifier(ctx), Log: env.Log, ReturnURL: returnURL, LoginURL: loginURL}
 	page := &devui.Page{API: api, Tickets: store, Log: env.Log, Token: func(tenant string) (string, error) {
 		return auth.Issue(cfg.JWTHS256Secret, cfg.JWTIssuer, cfg.JWTAudience, cfg.TenantClaim, tenant, time.Hour, time.Now())
-	}}
+	}, SandboxURL: cfg.SellerCentralURL, Apps: store, AppSource: marketplace.AppSource(cfg.AppSource)}
 	mux := api.Routes()
 	mux.Handle("/", page.Handler())
 

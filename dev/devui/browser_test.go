@@ -55,6 +55,7 @@ func startLocal(t *testing.T) *local {
 
 	cfg := sandbox.DefaultConfig()
 	cfg.RedirectURIs = []string{srv.URL + httpapi.CallbackPath}
+	cfg.LoginURI = srv.URL + httpapi.LoginPath
 	_, sbURL := sandboxtest.Start(t, cfg)
 
 	appPath := "keybuzz/ai/" + testenv.ID("browser-app")
@@ -71,12 +72,12 @@ func startLocal(t *testing.T) *local {
 	if err != nil {
 		t.Fatal(err)
 	}
-	api := &httpapi.API{Connect: flow, Auth: verifier, Log: log, ReturnURL: srv.URL + "/"}
+	api := &httpapi.API{Connect: flow, Auth: verifier, Log: log, ReturnURL: srv.URL + "/", LoginURL: srv.URL + "/"}
 	page := &devui.Page{API: api, Tickets: store, Log: log, Token: func(tenant string) (string, error) {
 		return auth.Issue(jwtSecret, "kb", "kb-amazon", "tenantId", tenant, time.Hour, time.Now())
-	}}
+	}, SandboxURL: sbURL, Apps: store, AppSource: marketplace.AppKeyBuzz}
 	for p, h := range map[string]http.Handler{httpapi.StartPath: api.Start(), httpapi.CallbackPath: api.Callback(),
-		httpapi.StatusPath: api.Status(), httpapi.DisconnectPath: api.Disconnect(), "/": page.Handler()} {
+		httpapi.StatusPath: api.Status(), httpapi.DisconnectPath: api.Disconnect(), httpapi.LoginPath: api.Login(), "/": page.Handler()} {
 		mux.Handle(p, h)
 	}
 	return &local{url: srv.URL, store: store, secrets: secrets}
@@ -195,5 +196,44 @@ func TestBrowserConsent(t *testing.T) {
 	}
 	if st := l.status(t, tenant); st != marketplace.StatusDisabled || l.hasSecret(t, tenant) {
 		t.Errorf("after disconnect: %s, secret %v", st, l.hasSecret(t, tenant))
+	}
+}
+
+// The Appstore start in a browser: the sandbox's Appstore page sends it to
+// the log-in route, the page signs the seller in and continues to Amazon's
+// amazon_callback_uri, the consent comes back to the same browser. The
+// page's migration dry run then lists the connection (external_test) as
+// not yet on the keybuzz app.
+func TestBrowserAppstoreStart(t *testing.T) {
+	l := startLocal(t)
+	tenant := testenv.ID("tenant-appstore")
+	a := browser(t)
+	home := l.url + "/?tenant=" + url.QueryEscape(tenant)
+	if err := chromedp.Do(a, chromedp.Navigate(home), chromedp.Click(chromedp.CSS("#appstore-start"))); err != nil {
+		t.Fatal(err)
+	}
+	signIn, button := after(t, a, home, "#connect")
+	if !strings.Contains(signIn, "amazon_appstore_login=") || button != "Continue to Amazon" {
+		t.Fatalf("sign-in page %s shows %q", signIn, button)
+	}
+	if err := chromedp.Do(a, chromedp.Clear(chromedp.CSS("#tenant")), chromedp.SendKeys(chromedp.CSS("#tenant"), tenant),
+		chromedp.Click(chromedp.CSS("#connect")), chromedp.WaitVisible(chromedp.CSS(`button[name="approve"]`))); err != nil {
+		t.Fatal(err)
+	}
+	confirm, err := chromedp.Run(a, chromedp.Location())
+	if err != nil || !strings.Contains(confirm, "/apps/authorize/confirm?") || !strings.Contains(confirm, "amazon_state=") {
+		t.Fatalf("consent at %s (%v)", confirm, err)
+	}
+	if err := chromedp.Do(a, chromedp.Click(chromedp.CSS(`button[name="approve"]`))); err != nil {
+		t.Fatal(err)
+	}
+	if loc, outcome := after(t, a, confirm, "#outcome"); !strings.Contains(outcome, "connected") || !strings.Contains(loc, "tenant_id="+tenant) {
+		t.Fatalf("after consent %q at %s", outcome, loc)
+	}
+	if st := l.status(t, tenant); st != marketplace.StatusConnected {
+		t.Fatalf("status %s", st)
+	}
+	if _, dry := after(t, a, "", "#old-apps"); !strings.Contains(dry, tenant) || !strings.Contains(dry, "external_test") {
+		t.Errorf("migration dry run shows %q", dry)
 	}
 }

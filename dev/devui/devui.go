@@ -16,6 +16,7 @@ import (
 
 	"github.com/keybuzz/keybuzz-amazon/shared/httpapi"
 	"github.com/keybuzz/keybuzz-amazon/shared/marketplace"
+	"github.com/keybuzz/keybuzz-amazon/shared/postgres"
 )
 
 const tenantCookie = "kb_dev_tenant"
@@ -31,6 +32,18 @@ type Page struct {
 	Token   func(tenantID string) (string, error) // a dev Bearer JWT
 	Tickets TicketLister
 	Log     *slog.Logger
+	// SandboxURL is the Amazon sandbox: the page links to its Appstore
+	// start (an Appstore-initiated authorization through the log-in route).
+	SandboxURL string
+	// Apps lists the connections on another app than AppSource (the app
+	// migration's dry run, make migrate-app); nil hides the section.
+	Apps      OldAppLister
+	AppSource marketplace.AppSource
+}
+
+// OldAppLister lists connections on another application (postgres.Store).
+type OldAppLister interface {
+	OldAppConnections(ctx context.Context, target marketplace.AppSource, after string, limit int) ([]postgres.OldAppConnection, error)
 }
 
 // Handler serves GET /, POST /dev/connect and POST /dev/disconnect.
@@ -45,6 +58,10 @@ func (p *Page) Handler() http.Handler {
 type view struct {
 	Tenant        string
 	AppstoreLogin string
+	AppstoreStart string
+	AppSource     marketplace.AppSource
+	OldApps       []postgres.OldAppConnection
+	ShowMigration bool
 	Outcome       string
 	Error         string
 	Status        map[string]any
@@ -72,6 +89,13 @@ func (p *Page) index(w http.ResponseWriter, r *http.Request) {
 	}
 	if v.Tenant == "" {
 		v.Tenant = "tenant-demo"
+	}
+	if p.SandboxURL != "" {
+		v.AppstoreStart = strings.TrimRight(p.SandboxURL, "/") + "/_sandbox/appstore/authorize"
+	}
+	if p.Apps != nil {
+		v.ShowMigration, v.AppSource = true, p.AppSource
+		v.OldApps, _ = p.Apps.OldAppConnections(r.Context(), p.AppSource, "", 20)
 	}
 	if marketplace.ValidTenantID(v.Tenant) {
 		rec, err := p.call(r.Context(), http.MethodGet, httpapi.StatusPath, v.Tenant, p.API.Status())
@@ -191,11 +215,19 @@ table{border-collapse:collapse;width:100%}td,th{border-bottom:1px solid #ddd;pad
 <button id="connect" type="submit">Continue to Amazon</button>{{else}}<button id="connect" type="submit">Connect Amazon</button>{{end}}</form>
 <form method="post" action="/dev/disconnect"><input type="hidden" name="tenant" value="{{.Tenant}}">
 <button id="disconnect" type="submit">Disconnect</button></form>
+<p>Connect Amazon again at any time to reconnect (another seller replaces the current one).</p>
+{{with .AppstoreStart}}<p><a id="appstore-start" href="{{.}}">Start from the Amazon Appstore (sandbox)</a>: the sandbox sends you to the log-in route, then back here to sign in.</p>{{end}}
 <h2>Status of {{.Tenant}}</h2>
 {{with .Status}}<table>{{range $k, $v := .}}<tr><th>{{$k}}</th><td>{{$v}}</td></tr>{{end}}</table>{{else}}<p>unknown</p>{{end}}
 <h2>Tickets</h2>
 {{if .Tickets}}<table><tr><th>Subject</th><th>Order</th><th>Buyer</th><th>Messages</th><th>Last message</th></tr>
 {{range .Tickets}}<tr><td>{{.Subject}}</td><td>{{.OrderID}}</td><td>{{.CustomerName}}</td><td>{{.Messages}}</td><td>{{with .LastMessageAt}}{{.Format "2006-01-02 15:04"}}{{end}}</td></tr>{{end}}</table>
 {{else}}<p>No tickets yet: they appear after the next poll.</p>{{end}}
+{{if .ShowMigration}}<h2>App migration (dry run)</h2>
+<p>Connections still on another application than <code>{{.AppSource}}</code> (they keep polling on theirs);
+<code>make migrate-app ARGS=-apply</code> asks their sellers to reconnect (NEEDS_REAUTH, app_migration).</p>
+{{if .OldApps}}<table id="old-apps"><tr><th>Tenant</th><th>App</th><th>Status</th><th>Seller</th></tr>
+{{range .OldApps}}<tr><td>{{.TenantID}}</td><td>{{.AppSource}}</td><td>{{.Status}}</td><td>{{.SellingPartnerID}}</td></tr>{{end}}</table>
+{{else}}<p id="old-apps">None: every connection is on {{.AppSource}}.</p>{{end}}{{end}}
 <p><a href="/?tenant={{.Tenant}}">Refresh</a></p>
 </body></html>`))
