@@ -16,6 +16,7 @@ import (
 	vault "github.com/hashicorp/vault/api"
 	"github.com/keybuzz/keybuzz-amazon/dev/devrand"
 	"github.com/keybuzz/keybuzz-amazon/dev/loopback"
+	"github.com/keybuzz/keybuzz-amazon/shared/amazon"
 )
 
 // AppSecretPath is where the stack seeds the sandbox's SP-API app
@@ -162,11 +163,20 @@ func seedVault(ctx context.Context, addr, token string, app AppCredentials) erro
 		"client_secret":  app.ClientSecret,
 		"redirect_uri":   app.RedirectURI,
 		"application_id": app.ApplicationID,
-		"region":         app.Region,
+		"region":         awsRegion(app.Region),
 		"draft":          strconv.FormatBool(app.Draft),
 	})
 	if err != nil {
 		return fmt.Errorf("seed vault %s/%s: %w", KVMount, AppSecretPath, err)
 	}
 	return nil
+}
+
+// awsRegion is the seed's form of an app's region: the AWS region
+// ("eu-west-1" for "eu").
+func awsRegion(code string) string {
+	if r, err := amazon.LookupRegion(code); err == nil {
+		return r.AWSRegion
+	}
+	return code
 }

@@ -24,6 +24,9 @@ type Config struct {
 	VaultAuthMethod string // "token" or "aws"
 	VaultAWSRole    string
 	VaultKVMount    string
+	// VaultLayout says where the credentials live (AMAZON_VAULT_LAYOUT):
+	// LayoutSeed (the default) or LayoutKeyBuzz (KeyBuzz's newer backend).
+	VaultLayout string
 
 	AppSource string // "external_test" or "keybuzz"
 	UseMock   bool
@@ -74,6 +77,7 @@ func Load(getenv func(string) string) (Config, error) {
 		VaultAuthMethod:       get("VAULT_AUTH_METHOD", "token"),
 		VaultAWSRole:          get("VAULT_AWS_ROLE", ""),
 		VaultKVMount:          get("VAULT_KV_MOUNT", "secret"),
+		VaultLayout:           get("AMAZON_VAULT_LAYOUT", LayoutSeed),
 		AppSource:             get("AMAZON_SPAPI_APP_SOURCE", "external_test"),
 		PollQueueURL:          get("POLL_QUEUE_URL", ""),
 		NotificationsQueueARN: get("NOTIFICATIONS_QUEUE_ARN", ""),
@@ -117,6 +121,11 @@ func Load(getenv func(string) string) (Config, error) {
 	case "external_test", "keybuzz":
 	default:
 		errs = append(errs, fmt.Errorf("AMAZON_SPAPI_APP_SOURCE: want external_test or keybuzz, got %q", c.AppSource))
+	}
+	switch c.VaultLayout {
+	case LayoutSeed, LayoutKeyBuzz:
+	default:
+		errs = append(errs, fmt.Errorf("AMAZON_VAULT_LAYOUT: want %s or %s, got %q", LayoutSeed, LayoutKeyBuzz, c.VaultLayout))
 	}
 	switch c.VaultAuthMethod {
 	case "token", "aws":
@@ -213,12 +222,46 @@ func validQueueARN(arn string) bool {
 	return true
 }
 
+// The Vault layouts: where the app's and the tenants' credentials live in
+// the KV mount. Both are read with the same fields (vaultstore reads either
+// form of each).
+const (
+	// LayoutSeed is the seed's: the app at keybuzz/ai/amazon_spapi_app_temp
+	// (external_test) or keybuzz/ai/amazon_spapi_app (keybuzz), a tenant at
+	// keybuzz/tenants/<tenantId>/amazon.
+	LayoutSeed = "seed"
+	// LayoutKeyBuzz is KeyBuzz's newer backend's: its app at
+	// keybuzz/amazon_spapi/app (with login_uri), a tenant at
+	// keybuzz/tenants/<tenantId>/amazon_spapi. That backend knows no test
+	// app: external_test keeps the seed's path.
+	LayoutKeyBuzz = "keybuzz"
+)
+
+// TenantIDPlaceholder stands for the tenant id in TenantVaultPath.
+const TenantIDPlaceholder = "{tenantId}"
+
 // AppVaultPath is the KV path of the app's LWA credentials for AppSource.
-func (c Config) AppVaultPath() string {
-	if c.AppSource == "keybuzz" {
+func (c Config) AppVaultPath() string { return c.AppVaultPathFor(c.AppSource) }
+
+// AppVaultPathFor is the KV path (without the mount) of the credentials of
+// the application source names ("external_test" or "keybuzz").
+func (c Config) AppVaultPathFor(source string) string {
+	switch {
+	case source == "keybuzz" && c.VaultLayout == LayoutKeyBuzz:
+		return "keybuzz/amazon_spapi/app"
+	case source == "keybuzz":
 		return "keybuzz/ai/amazon_spapi_app"
 	}
 	return "keybuzz/ai/amazon_spapi_app_temp"
+}
+
+// TenantVaultPath is the KV path (without the mount) of a tenant's
+// credentials, TenantIDPlaceholder standing for the tenant id.
+func (c Config) TenantVaultPath() string {
+	if c.VaultLayout == LayoutKeyBuzz {
+		return "keybuzz/tenants/" + TenantIDPlaceholder + "/amazon_spapi"
+	}
+	return "keybuzz/tenants/" + TenantIDPlaceholder + "/amazon"
 }
 
 // checkURL wants an absolute http(s) URL; with httpsOnly, http only on a

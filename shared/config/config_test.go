@@ -29,6 +29,21 @@ func TestLoad(t *testing.T) {
 				t.Errorf("app path %s", c.AppVaultPath())
 			}
 		}},
+		{name: "seed layout by default", env: map[string]string{}, check: func(t *testing.T, c Config) {
+			got := []string{c.AppVaultPathFor("external_test"), c.AppVaultPathFor("keybuzz"), c.TenantVaultPath()}
+			want := []string{"keybuzz/ai/amazon_spapi_app_temp", "keybuzz/ai/amazon_spapi_app", "keybuzz/tenants/{tenantId}/amazon"}
+			if strings.Join(got, " ") != strings.Join(want, " ") {
+				t.Errorf("seed paths %q, want %q", got, want)
+			}
+		}},
+		{name: "keybuzz layout", env: map[string]string{"AMAZON_VAULT_LAYOUT": "keybuzz", "AMAZON_SPAPI_APP_SOURCE": "keybuzz"}, check: func(t *testing.T, c Config) {
+			got := []string{c.AppVaultPath(), c.AppVaultPathFor("external_test"), c.TenantVaultPath()}
+			want := []string{"keybuzz/amazon_spapi/app", "keybuzz/ai/amazon_spapi_app_temp", "keybuzz/tenants/{tenantId}/amazon_spapi"}
+			if strings.Join(got, " ") != strings.Join(want, " ") {
+				t.Errorf("keybuzz paths %q, want %q", got, want)
+			}
+		}},
+		{name: "bad layout", env: map[string]string{"AMAZON_VAULT_LAYOUT": "new"}, wantErr: "AMAZON_VAULT_LAYOUT"},
 		{name: "bad source", env: map[string]string{"AMAZON_SPAPI_APP_SOURCE": "prod"}, wantErr: "AMAZON_SPAPI_APP_SOURCE"},
 		{name: "bad interval", env: map[string]string{"MARKETPLACE_POLL_INTERVAL_SECONDS": "-3"}, wantErr: "MARKETPLACE_POLL_INTERVAL_SECONDS"},
 		{name: "bad mock", env: map[string]string{"AMAZON_USE_MOCK": "maybe"}, wantErr: "AMAZON_USE_MOCK"},

@@ -15,6 +15,7 @@ import (
 	"log/slog"
 	"net/url"
 	"regexp"
+	"slices"
 	"strings"
 	"time"
 
@@ -400,7 +401,7 @@ func (s *Service) Callback(ctx context.Context, in CallbackInput) (CallbackResul
 		}
 		return res, fmt.Errorf("callback: %w", errors.Join(marketplace.ErrTokenExchange, err))
 	}
-	marketplaceID := s.marketplaces(ctx, app, region, tok.AccessToken)
+	marketplaceID, marketplaceIDs := s.marketplaces(ctx, app, region, tok.AccessToken)
 	if hadPrevious && previous.SellingPartnerID != "" && previous.SellingPartnerID != in.SellingPartnerID {
 		// Another seller replaces this one: end its subscriptions and
 		// destroy its secret (every version) before the new one is written.
@@ -414,7 +415,7 @@ func (s *Service) Callback(ctx context.Context, in CallbackInput) (CallbackResul
 	displayName := s.displayName(ctx, claim.ConnectionID, region, tok.AccessToken, in.SellingPartnerID)
 	path, err := s.secrets.PutTenant(ctx, claim.TenantID, marketplace.TenantCredentials{
 		RefreshToken: tok.RefreshToken, SellerID: in.SellingPartnerID, MarketplaceID: marketplaceID,
-		Region: region.Code, CreatedAt: s.now().UTC(),
+		MarketplaceIDs: marketplaceIDs, Region: region.Code, CreatedAt: s.now().UTC(),
 	})
 	if err != nil {
 		s.recordError(ctx, claim.ConnectionID, "Vault unavailable: credentials not stored")
@@ -451,24 +452,28 @@ func (s *Service) unsubscribe(ctx context.Context, c marketplace.Connection) {
 	}
 }
 
-// marketplaces returns the seller's marketplaces in region, comma-separated,
-// as Amazon lists them; the app's marketplace when Amazon cannot tell.
-func (s *Service) marketplaces(ctx context.Context, app marketplace.AppCredentials, region amazon.Region, access secret.Value) string {
+// marketplaces returns the seller's primary marketplace and every
+// marketplace of region it sells on, as Amazon lists them (the app's
+// marketplace alone when Amazon cannot tell). The primary one, the seed's
+// one marketplace_id, is the app's marketplace when the seller sells
+// there, else the region's default one (Amazon.fr in Europe) when it does,
+// else the first Amazon lists.
+func (s *Service) marketplaces(ctx context.Context, app marketplace.AppCredentials, region amazon.Region, access secret.Value) (string, []string) {
 	fallback := app.MarketplaceID
 	if fallback == "" {
 		fallback = region.DefaultMarketplaceID
 	}
 	if s.sellers == nil {
-		return fallback
+		return fallback, []string{fallback}
 	}
 	endpoint, err := spapi.Endpoint(s.spapiEndpoint, region.Code)
 	if err != nil {
-		return fallback
+		return fallback, []string{fallback}
 	}
 	parts, err := s.sellers.MarketplaceParticipations(ctx, endpoint, spapi.StaticToken(access))
 	if err != nil {
 		s.log.WarnContext(ctx, "marketplace participations unavailable; polling the app's marketplace", "error", err.Error())
-		return fallback
+		return fallback, []string{fallback}
 	}
 	var ids []string
 	for _, p := range parts {
@@ -478,9 +483,14 @@ func (s *Service) marketplaces(ctx context.Context, app marketplace.AppCredentia
 		}
 	}
 	if len(ids) == 0 {
-		return fallback
+		return fallback, []string{fallback}
 	}
-	return strings.Join(ids, ",")
+	for _, want := range []string{app.MarketplaceID, region.DefaultMarketplaceID} {
+		if slices.Contains(ids, want) {
+			return want, ids
+		}
+	}
+	return ids[0], ids
 }
 
 // maxDisplayName bounds a business name taken from Amazon (runes).

@@ -16,18 +16,23 @@ type AppCredentials struct {
 	ClientSecret  secret.Value
 	RedirectURI   string // optional: sent as redirect_uri on consent
 	ApplicationID string
-	Region        string // na, eu, fe
+	Region        string // na, eu, fe (Vault keeps the AWS region, "eu-west-1")
 	MarketplaceID string // optional: which Seller Central hosts the consent
 	Draft         bool   // app not yet published: consent needs version=beta
+	LoginURI      string // optional: the Appstore log-in URI (KeyBuzz's newer app secret)
 }
 
 // TenantCredentials are what a seller's consent produced.
 type TenantCredentials struct {
-	RefreshToken  secret.Value
-	SellerID      string
-	MarketplaceID string
-	Region        string
-	CreatedAt     time.Time
+	RefreshToken secret.Value
+	SellerID     string
+	// MarketplaceID is the seller's primary marketplace (one id, the seed's
+	// marketplace_id); MarketplaceIDs every marketplace polled (it holds
+	// MarketplaceID; empty means MarketplaceID alone).
+	MarketplaceID  string
+	MarketplaceIDs []string
+	Region         string // na, eu, fe (Vault keeps the AWS region, "eu-west-1")
+	CreatedAt      time.Time
 	// Version is the KV version read, for check-and-set writes.
 	Version int
 }
@@ -38,6 +43,18 @@ var tenantIDPattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_-]{0,127}$`)
 // '-' and '_', starting with a letter or digit. Anything else could walk the
 // Vault path tree or inject into it.
 func ValidTenantID(id string) bool { return tenantIDPattern.MatchString(id) }
+
+// Marketplaces returns every marketplace of the seller: MarketplaceIDs, or
+// MarketplaceID alone.
+func (tc TenantCredentials) Marketplaces() []string {
+	if len(tc.MarketplaceIDs) > 0 {
+		return tc.MarketplaceIDs
+	}
+	if tc.MarketplaceID != "" {
+		return []string{tc.MarketplaceID}
+	}
+	return nil
+}
 
 // ErrConflict means a check-and-set write of a tenant's credentials lost to
 // a concurrent writer (a reconnect wrote a new secret meanwhile).

@@ -84,7 +84,10 @@ func (a *AmazonSource) Fetch(ctx context.Context, t Target, req PageRequest) (Pa
 		return Page{}, err
 	}
 	app, tc, endpoint, tokens := c.app, c.tenant, c.endpoint, c.tokens
-	marketplaces := splitIDs(firstNonEmpty(tc.MarketplaceID, t.MarketplaceID))
+	marketplaces := tc.Marketplaces()
+	if len(marketplaces) == 0 {
+		marketplaces = splitIDs(t.MarketplaceID)
+	}
 	if req.MarketplaceIDs != nil {
 		marketplaces = req.MarketplaceIDs // the window's, kept with its token
 	}

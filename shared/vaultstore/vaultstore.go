@@ -1,9 +1,26 @@
 // Package vaultstore keeps the Amazon app's and the sellers' credentials in
-// Vault's KV v2 engine. It is the one place that knows the Vault paths.
+// Vault's KV v2 engine, at the paths of the configured layout
+// (config.Config.AppVaultPathFor and TenantVaultPath), in the seed's
+// fields (docs/keybuzz-contract.md):
 //
-//	app:    <mount>/keybuzz/ai/amazon_spapi_app_temp  (AMAZON_SPAPI_APP_SOURCE=external_test)
-//	        <mount>/keybuzz/ai/amazon_spapi_app       (AMAZON_SPAPI_APP_SOURCE=keybuzz)
-//	tenant: <mount>/keybuzz/tenants/<tenantId>/amazon
+//	seed layout (the default)
+//	  app:    <mount>/keybuzz/ai/amazon_spapi_app_temp  (AMAZON_SPAPI_APP_SOURCE=external_test)
+//	          <mount>/keybuzz/ai/amazon_spapi_app       (AMAZON_SPAPI_APP_SOURCE=keybuzz)
+//	  tenant: <mount>/keybuzz/tenants/<tenantId>/amazon
+//	keybuzz layout (AMAZON_VAULT_LAYOUT=keybuzz)
+//	  app:    <mount>/keybuzz/amazon_spapi/app          (keybuzz; external_test as above)
+//	  tenant: <mount>/keybuzz/tenants/<tenantId>/amazon_spapi
+//
+//	app:    client_id, client_secret, application_id, redirect_uri, region
+//	        (the AWS region, "eu-west-1"), login_uri; the connector's
+//	        marketplace_id and draft; role_arn accepted and ignored
+//	tenant: refresh_token, seller_id, marketplace_id (one id: the seller's
+//	        primary marketplace), region (the AWS region), created_at
+//	        (ISO 8601); the connector's marketplace_ids (every marketplace,
+//	        comma-separated)
+//
+// Older secrets read as well: region "eu", marketplace_id a comma-separated
+// list.
 package vaultstore
 
 import (
@@ -17,29 +34,47 @@ import (
 
 	"github.com/hashicorp/vault/api"
 
+	"github.com/keybuzz/keybuzz-amazon/shared/amazon"
+	"github.com/keybuzz/keybuzz-amazon/shared/config"
 	"github.com/keybuzz/keybuzz-amazon/shared/marketplace"
 	"github.com/keybuzz/keybuzz-amazon/shared/secret"
 )
 
 // Store reads and writes credentials in one KV v2 mount.
 type Store struct {
-	kv       *api.KVv2
-	appPath  string
-	appPaths map[marketplace.AppSource]string // AppFor's paths; empty: appPath for every app
-	login    *login                           // nil with a static token
+	kv         *api.KVv2
+	mount      string
+	tenantPath string // with config.TenantIDPlaceholder
+	appPath    string
+	appPaths   map[marketplace.AppSource]string // AppFor's paths; empty: appPath for every app
+	login      *login                           // nil with a static token
 }
+
+// seedTenantPath is the seed's tenant path template.
+var seedTenantPath = config.Config{VaultLayout: config.LayoutSeed}.TenantVaultPath()
 
 // New returns a Store on client's KV v2 mount; appPath is config.AppVaultPath().
+// Tenants are at the seed's path until WithTenantPath.
 func New(client *api.Client, mount, appPath string) *Store {
-	return &Store{kv: client.KVv2(mount), appPath: appPath}
+	return &Store{kv: client.KVv2(mount), mount: mount, tenantPath: seedTenantPath, appPath: appPath}
 }
 
-// TenantPath is the KV path (without mount) of a tenant's Amazon credentials.
-func TenantPath(tenantID string) (string, error) {
+// WithTenantPath sets the tenant path template (config.TenantVaultPath);
+// it returns s.
+func (s *Store) WithTenantPath(template string) *Store {
+	s.tenantPath = template
+	return s
+}
+
+// TenantPath is the seed's KV path (without mount) of a tenant's Amazon
+// credentials.
+func TenantPath(tenantID string) (string, error) { return tenantPathIn(seedTenantPath, tenantID) }
+
+func tenantPathIn(template, tenantID string) (string, error) {
 	if !marketplace.ValidTenantID(tenantID) {
 		return "", fmt.Errorf("tenant id %q: %w", tenantID, marketplace.ErrBadRequest)
 	}
-	return "keybuzz/tenants/" + tenantID + "/amazon", nil
+	return strings.Replace(template, config.TenantIDPlaceholder, tenantID, 1), nil
 }
 
 // App reads the current application's credentials (AMAZON_SPAPI_APP_SOURCE).
@@ -73,13 +108,10 @@ func (s *Store) PutAppFor(ctx context.Context, source marketplace.AppSource, app
 	return s.putApp(ctx, s.appPathOf(source), app)
 }
 
-// AppPath is the KV path of an application's LWA credentials (the seed's
-// paths).
+// AppPath is the KV path of an application's LWA credentials in the seed's
+// layout.
 func AppPath(source marketplace.AppSource) string {
-	if source == marketplace.AppKeyBuzz {
-		return "keybuzz/ai/amazon_spapi_app"
-	}
-	return "keybuzz/ai/amazon_spapi_app_temp"
+	return config.Config{VaultLayout: config.LayoutSeed}.AppVaultPathFor(string(source))
 }
 
 func (s *Store) readApp(ctx context.Context, appPath string) (marketplace.AppCredentials, error) {
@@ -96,8 +128,9 @@ func (s *Store) readApp(ctx context.Context, appPath string) (marketplace.AppCre
 		ClientSecret:  secret.Value(str(d, "client_secret")),
 		RedirectURI:   str(d, "redirect_uri"),
 		ApplicationID: str(d, "application_id"),
-		Region:        str(d, "region"),
+		Region:        regionCode(str(d, "region")),
 		MarketplaceID: str(d, "marketplace_id"),
+		LoginURI:      str(d, "login_uri"),
 	}
 	// role_arn is accepted and ignored: SP-API no longer uses SigV4 or IAM roles.
 	app.Draft, _ = strconv.ParseBool(str(d, "draft"))
@@ -119,11 +152,15 @@ func (s *Store) putApp(ctx context.Context, appPath string, app marketplace.AppC
 	if err := s.login.ensure(ctx); err != nil {
 		return err
 	}
-	_, err := s.kv.Put(ctx, appPath, map[string]any{
+	data := map[string]any{
 		"client_id": app.ClientID, "client_secret": app.ClientSecret.Reveal(), "redirect_uri": app.RedirectURI,
-		"application_id": app.ApplicationID, "region": app.Region, "marketplace_id": app.MarketplaceID,
+		"application_id": app.ApplicationID, "region": awsRegion(app.Region), "marketplace_id": app.MarketplaceID,
 		"draft": strconv.FormatBool(app.Draft),
-	})
+	}
+	if app.LoginURI != "" {
+		data["login_uri"] = app.LoginURI
+	}
+	_, err := s.kv.Put(ctx, appPath, data)
 	if err != nil {
 		return fmt.Errorf("write app credentials: %w", classify(err, nil))
 	}
@@ -132,7 +169,7 @@ func (s *Store) putApp(ctx context.Context, appPath string, app marketplace.AppC
 
 // Tenant reads a tenant's credentials; marketplace.ErrNoCredentials when none.
 func (s *Store) Tenant(ctx context.Context, tenantID string) (marketplace.TenantCredentials, error) {
-	path, err := TenantPath(tenantID)
+	path, err := tenantPathIn(s.tenantPath, tenantID)
 	if err != nil {
 		return marketplace.TenantCredentials{}, err
 	}
@@ -144,14 +181,7 @@ func (s *Store) Tenant(ctx context.Context, tenantID string) (marketplace.Tenant
 		// After a soft delete Get returns no error and nil data.
 		return marketplace.TenantCredentials{}, fmt.Errorf("read tenant credentials: %w", classify(err, marketplace.ErrNoCredentials))
 	}
-	d := sec.Data
-	tc := marketplace.TenantCredentials{
-		RefreshToken:  secret.Value(str(d, "refresh_token")),
-		SellerID:      str(d, "seller_id"),
-		MarketplaceID: str(d, "marketplace_id"),
-		Region:        str(d, "region"),
-	}
-	tc.CreatedAt, _ = time.Parse(time.RFC3339, str(d, "created_at"))
+	tc := tenantFrom(sec.Data)
 	if sec.VersionMetadata != nil {
 		tc.Version = sec.VersionMetadata.Version
 	}
@@ -161,10 +191,12 @@ func (s *Store) Tenant(ctx context.Context, tenantID string) (marketplace.Tenant
 	return tc, nil
 }
 
-// PutTenant writes a tenant's credentials (a new version) and returns the
-// path, which is all the database may keep.
+// PutTenant writes a tenant's credentials (a new version) in the seed's
+// form and returns where they are as the seed's MarketplaceConnection
+// keeps it ("secret/keybuzz/tenants/<tenantId>/amazon": mount and path),
+// which is all the database may keep.
 func (s *Store) PutTenant(ctx context.Context, tenantID string, tc marketplace.TenantCredentials) (string, error) {
-	path, err := TenantPath(tenantID)
+	path, err := tenantPathIn(s.tenantPath, tenantID)
 	if err != nil {
 		return "", err
 	}
@@ -177,13 +209,13 @@ func (s *Store) PutTenant(ctx context.Context, tenantID string, tc marketplace.T
 	if _, err := s.kv.Put(ctx, path, tenantData(tc)); err != nil {
 		return "", fmt.Errorf("write tenant credentials: %w", classify(err, nil))
 	}
-	return path, nil
+	return s.mount + "/" + path, nil
 }
 
 // UpdateRefreshToken replaces a tenant's refresh token (Amazon rotated it)
 // only if the secret is still at tc.Version.
 func (s *Store) UpdateRefreshToken(ctx context.Context, tenantID string, tc marketplace.TenantCredentials, token secret.Value) (int, error) {
-	path, err := TenantPath(tenantID)
+	path, err := tenantPathIn(s.tenantPath, tenantID)
 	if err != nil {
 		return 0, err
 	}
@@ -207,7 +239,7 @@ func (s *Store) UpdateRefreshToken(ctx context.Context, tenantID string, tc mark
 
 // DeleteTenant removes every version of a tenant's credentials.
 func (s *Store) DeleteTenant(ctx context.Context, tenantID string) error {
-	path, err := TenantPath(tenantID)
+	path, err := tenantPathIn(s.tenantPath, tenantID)
 	if err != nil {
 		return err
 	}
@@ -220,11 +252,93 @@ func (s *Store) DeleteTenant(ctx context.Context, tenantID string) error {
 	return nil
 }
 
+// createdAtLayout is the seed's created_at (JavaScript's toISOString).
+const createdAtLayout = "2006-01-02T15:04:05.000Z"
+
+// tenantData is a tenant's secret in the seed's form: marketplace_id one id
+// (the primary), region the AWS region; marketplace_ids every marketplace.
 func tenantData(tc marketplace.TenantCredentials) map[string]any {
-	return map[string]any{
-		"refresh_token": tc.RefreshToken.Reveal(), "seller_id": tc.SellerID, "marketplace_id": tc.MarketplaceID,
-		"region": tc.Region, "created_at": tc.CreatedAt.UTC().Format(time.RFC3339),
+	ids := marketplaceList(tc.MarketplaceID, tc.MarketplaceIDs)
+	primary := ""
+	if len(ids) > 0 {
+		primary = ids[0]
 	}
+	return map[string]any{
+		"refresh_token": tc.RefreshToken.Reveal(), "seller_id": tc.SellerID, "marketplace_id": primary,
+		"marketplace_ids": strings.Join(ids, ","), "region": awsRegion(tc.Region),
+		"created_at": tc.CreatedAt.UTC().Format(createdAtLayout),
+	}
+}
+
+// tenantFrom reads a tenant's secret in either form: the seed's (one
+// marketplace_id, an AWS region) with the connector's marketplace_ids, or
+// the connector's older one (marketplace_id a comma-separated list, region
+// "eu").
+func tenantFrom(d map[string]any) marketplace.TenantCredentials {
+	ids := marketplaceList(str(d, "marketplace_id"), splitList(d["marketplace_ids"]))
+	tc := marketplace.TenantCredentials{
+		RefreshToken:   secret.Value(str(d, "refresh_token")),
+		SellerID:       str(d, "seller_id"),
+		MarketplaceIDs: ids,
+		Region:         regionCode(str(d, "region")),
+	}
+	if len(ids) > 0 {
+		tc.MarketplaceID = ids[0]
+	}
+	tc.CreatedAt, _ = time.Parse(time.RFC3339Nano, str(d, "created_at"))
+	return tc
+}
+
+// marketplaceList is the primary marketplace first (the first id of
+// primary, which older secrets hold as a list), then the others of all,
+// without repeats.
+func marketplaceList(primary string, all []string) []string {
+	var out []string
+	seen := map[string]bool{}
+	for _, id := range append(splitList(primary), all...) {
+		if id = strings.TrimSpace(id); id != "" && !seen[id] {
+			seen[id] = true
+			out = append(out, id)
+		}
+	}
+	return out
+}
+
+// splitList reads a list kept as "A,B" or as a JSON array.
+func splitList(v any) []string {
+	var out []string
+	switch v := v.(type) {
+	case string:
+		for _, p := range strings.Split(v, ",") {
+			if p = strings.TrimSpace(p); p != "" {
+				out = append(out, p)
+			}
+		}
+	case []any:
+		for _, e := range v {
+			if s, ok := e.(string); ok && strings.TrimSpace(s) != "" {
+				out = append(out, strings.TrimSpace(s))
+			}
+		}
+	}
+	return out
+}
+
+// regionCode reads a region as the seed writes it ("eu-west-1") or as older
+// secrets did ("eu"): the connector's code ("eu"); unknown values as given.
+func regionCode(v string) string {
+	if r, err := amazon.LookupRegion(v); err == nil {
+		return r.Code
+	}
+	return v
+}
+
+// awsRegion writes a region as the seed does: the AWS region ("eu-west-1").
+func awsRegion(v string) string {
+	if r, err := amazon.LookupRegion(v); err == nil {
+		return r.AWSRegion
+	}
+	return v
 }
 
 // classify maps a Vault error: not-found (or nil data) becomes notFound; a

@@ -24,9 +24,10 @@ func TestTenantCredentialsAgainstVault(t *testing.T) {
 	if _, err := s.App(ctx); !errors.Is(err, marketplace.ErrAppMisconfigured) {
 		t.Fatalf("missing app: %v", err)
 	}
-	path, err := s.PutTenant(ctx, tenant, marketplace.TenantCredentials{RefreshToken: "Atzr|one", SellerID: "A1", MarketplaceID: "A13V1IB3VIYZZH", Region: "eu"})
-	if err != nil || path != "keybuzz/tenants/"+tenant+"/amazon" {
-		t.Fatalf("put: %q %v", path, err)
+	stored, err := s.PutTenant(ctx, tenant, marketplace.TenantCredentials{RefreshToken: "Atzr|one", SellerID: "A1", MarketplaceID: "A13V1IB3VIYZZH", Region: "eu"})
+	path := "keybuzz/tenants/" + tenant + "/amazon"
+	if err != nil || stored != "secret/"+path {
+		t.Fatalf("put: %q %v", stored, err)
 	}
 	// The secret sits at the documented KV v2 path.
 	raw, err := vc.KVv2("secret").Get(ctx, path)
