@@ -5,7 +5,7 @@
 -- Prisma String -> text, DateTime -> timestamp(3) (UTC wall clock, as Prisma
 -- stores it), Json -> jsonb. What only the connector needs sits in extra
 -- columns (nullable or defaulted, so KeyBuzz's own writes never fail on
--- them) and in tables of its own ("TicketThread"). Every wave-1 row is kept
+-- them) and in tables of its own ("TicketThread"). Every row already there is kept
 -- and its values carried into the contract's columns.
 
 -- Enum types. Where KeyBuzz's own database already has a type, it is kept
@@ -46,8 +46,8 @@ CREATE FUNCTION pg_temp.marketplace_language(id text) RETURNS text LANGUAGE sql 
 $$;
 
 -- MarketplaceConnection -------------------------------------------------
--- type and status become the enums; a wave-1 DISCONNECTED is KeyBuzz's
--- DISABLED; region is the seed's "EU"/"NA"/"FE" (wave 1 wrote "eu").
+-- type and status become the enums; a DISCONNECTED is KeyBuzz's
+-- DISABLED; region is the seed's "EU"/"NA"/"FE" (0001-0003 wrote "eu").
 DROP INDEX IF EXISTS "MarketplaceConnection_due_id_idx";
 DROP INDEX IF EXISTS "MarketplaceConnection_due_idx";
 ALTER TABLE "MarketplaceConnection" DROP CONSTRAINT IF EXISTS "MarketplaceConnection_status_check";
@@ -71,8 +71,8 @@ CREATE INDEX "MarketplaceConnection_due_id_idx" ON "MarketplaceConnection" ("nex
 -- The seed's "cursor" is text (Amazon's token or cursor): the connector
 -- writes there the pagination token of a window part-way, or else the end
 -- of the last complete window in ISO 8601. The connector reads its own
--- columns: "cursorAt" (the time cursor, wave 1's timestamptz "cursor") and
--- "paginationToken". The seed's "lastPolledAt" is wave 1's "lastSyncAt".
+-- columns: "cursorAt" (the time cursor, the timestamptz "cursor" of 0001) and
+-- "paginationToken". The seed's "lastPolledAt" is 0001's "lastSyncAt".
 ALTER TABLE "MarketplaceSyncState"
     ADD COLUMN "type" "MarketplaceType" NOT NULL DEFAULT 'AMAZON',
     ADD COLUMN "cursorAt" timestamptz(3),
@@ -146,7 +146,7 @@ CREATE INDEX "Ticket_tenantId_externalId_idx" ON "Ticket" ("tenantId", "external
 -- ExternalMessage ---------------------------------------------------------
 -- The seed's names (buyerName, buyerEmail), "language", an optional
 -- "threadId" (the connector writes its thread key there), a required "raw"
--- ('{}' where wave 1 stored none). "ticketMessageId" links the
+-- ('{}' where none was stored). "ticketMessageId" links the
 -- TicketMessage the connector wrote for it (KeyBuzz's TicketMessage has no
 -- column for that). The connector's "body" no longer blocks KeyBuzz's
 -- writes, which do not set it.
@@ -168,7 +168,7 @@ ALTER TABLE "ExternalMessage"
     ALTER COLUMN "createdAt" SET DEFAULT (now() AT TIME ZONE 'UTC');
 
 -- TicketMessage -----------------------------------------------------------
--- KeyBuzz's TicketMessage: an inbound wave-1 message is the customer's,
+-- KeyBuzz's TicketMessage: a message stored before is the customer's,
 -- from the marketplace, sent when Amazon says it was received. Its
 -- authorEmail and createdAt are its ExternalMessage's buyerEmail and
 -- createdAt (one statement wrote both), which keep them.

@@ -5,11 +5,14 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/keybuzz/keybuzz-amazon/shared/amazon"
 )
 
 // The database contract with the rest of KeyBuzz: the seed's three models
@@ -237,4 +240,22 @@ GROUP BY i.indexrelid, i.indisprimary`, table)
 		}
 	}
 	return uniques, primary, rows.Err()
+}
+
+// TestMigrationLanguagesMatchMarketplaces: the languages 0004 gives the
+// messages stored before it are shared/amazon's, marketplace for marketplace.
+func TestMigrationLanguagesMatchMarketplaces(t *testing.T) {
+	b, err := os.ReadFile("0004_keybuzz_contract.sql")
+	if err != nil {
+		t.Fatal(err)
+	}
+	pairs := regexp.MustCompile(`WHEN '([A-Z0-9]+)' THEN '([a-z]{2})'`).FindAllStringSubmatch(string(b), -1)
+	if len(pairs) < 20 {
+		t.Fatalf("only %d marketplaces in the migration's language table", len(pairs))
+	}
+	for _, p := range pairs {
+		if got := amazon.LanguageOf(p[1]); got != p[2] {
+			t.Errorf("marketplace %s: the migration says %q, shared/amazon %q", p[1], p[2], got)
+		}
+	}
 }

@@ -83,7 +83,7 @@ func containsProblem(problems []string, want string) bool {
 	return false
 }
 
-// wave1 is the schema as wave 1 left it: migrations 0001-0003.
+// wave1 is the schema before the contract: migrations 0001-0003.
 func wave1(t *testing.T) fs.FS {
 	t.Helper()
 	out := fstest.MapFS{}
@@ -97,7 +97,7 @@ func wave1(t *testing.T) fs.FS {
 	return out
 }
 
-// wave1Rows is data as wave 1's code wrote it: a connected seller in the
+// wave1Rows is data as the code of that schema wrote it: a connected seller in the
 // middle of nothing, a disconnected one, a revoked one part-way through a
 // window; two tickets (one buyer unnamed), their messages (one without raw).
 const wave1Rows = `
@@ -146,14 +146,14 @@ func TestWave1DatabaseMigratesToTheContract(t *testing.T) {
 		t.Fatal(err)
 	}
 	if _, err := conn.Exec(ctx, wave1Rows); err != nil {
-		t.Fatalf("wave-1 rows: %v", err)
+		t.Fatalf("rows before the contract: %v", err)
 	}
 	ran, err := migrate.ApplyConn(ctx, conn, migrations.FS)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if len(ran) == 0 || ran[0] != "0004_keybuzz_contract.sql" {
-		t.Fatalf("applied %v after wave 1", ran)
+		t.Fatalf("applied %v after 0001-0003", ran)
 	}
 	problems, err := checkSchema(ctx, conn, c)
 	if err != nil {
@@ -220,7 +220,7 @@ func TestWave1DatabaseMigratesToTheContract(t *testing.T) {
 		}
 	}
 
-	// The ingestion path continues the wave-1 thread: a new event on order
+	// The ingestion path continues a thread stored before: a new event on order
 	// 402-1 joins ticket k1, a new order opens a ticket.
 	cfg, err := pgxpool.ParseConfig(dsn)
 	if err != nil {
