@@ -76,6 +76,36 @@ func TestTemplateRoutes(t *testing.T) {
 			t.Errorf("CORS AllowHeaders %v lacks %s", api.CorsConfiguration.AllowHeaders, h)
 		}
 	}
+	// oauth/start's answer sets the browser binding cookie: the frontend
+	// (another origin of the site) calls it with credentials.
+	if !api.CorsConfiguration.AllowCredentials {
+		t.Error("CORS AllowCredentials is false: a credentialed fetch of oauth/start would not keep the binding cookie")
+	}
+}
+
+// Every route is throttled, the public ones (no JWT) tighter than the default.
+func TestTemplateThrottlesPublicRoutes(t *testing.T) {
+	tmpl := loadTemplate(t)
+	api := httpAPI(t, tmpl)
+	def := api.DefaultRouteSettings
+	if def.ThrottlingBurstLimit <= 0 || def.ThrottlingRateLimit <= 0 {
+		t.Fatalf("DefaultRouteSettings %+v: every route needs a throttle", def)
+	}
+	for key, r := range routes(t, tmpl) {
+		if r.Authorizer != "" {
+			continue
+		}
+		rs, ok := api.RouteSettings[key]
+		if !ok || rs.ThrottlingBurstLimit <= 0 || rs.ThrottlingRateLimit <= 0 ||
+			rs.ThrottlingBurstLimit > def.ThrottlingBurstLimit || rs.ThrottlingRateLimit > def.ThrottlingRateLimit {
+			t.Errorf("public route %s: RouteSettings %+v (%v), want a throttle under the default %+v", key, rs, ok, def)
+		}
+	}
+	for key := range api.RouteSettings {
+		if _, ok := routes(t, tmpl)[key]; !ok {
+			t.Errorf("RouteSettings names %q, which is no route of the API", key)
+		}
+	}
 }
 
 // TestTemplateCallbackIsTheOnlyRouteWithoutAuthorizer names the open routes

@@ -81,9 +81,19 @@ type HTTPAPI struct {
 		}
 	}
 	CorsConfiguration struct {
-		AllowOrigins []any
-		AllowHeaders []string
+		AllowOrigins     []any
+		AllowHeaders     []string
+		AllowCredentials bool
 	}
+	DefaultRouteSettings RouteSettings
+	// RouteSettings are per route key ("GET /path").
+	RouteSettings map[string]RouteSettings
+}
+
+// RouteSettings is an HTTP API route's throttling.
+type RouteSettings struct {
+	ThrottlingBurstLimit int
+	ThrottlingRateLimit  float64
 }
 
 // SQSEvent is the Properties of a function's SQS event.
