@@ -287,7 +287,7 @@ type invokeResult struct {
 	err  error
 }
 
-func invoke(ctx context.Context, in *rie.Instance, ev events.SQSEvent) <-chan invokeResult {
+func invoke(ctx context.Context, in *rie.Instance, ev events.SQSEvent) chan invokeResult {
 	ch := make(chan invokeResult, 1)
 	raw, _ := json.Marshal(ev)
 	go func() {
@@ -369,7 +369,8 @@ func (k *killer) setHold(ctx context.Context, on bool) error {
 }
 
 // heldBackend waits for a backend sleeping in the page-transaction hook.
-func (k *killer) heldBackend(ctx context.Context, done <-chan invokeResult, timeout time.Duration) (int, bool) {
+// An invocation that ends first leaves its result in done.
+func (k *killer) heldBackend(ctx context.Context, done chan invokeResult, timeout time.Duration) (int, bool) {
 	deadline := time.Now().Add(timeout)
 	for time.Now().Before(deadline) {
 		var pid int
@@ -379,7 +380,8 @@ AND datname = current_database() AND pid <> pg_backend_pid() LIMIT 1`).Scan(&pid
 			return pid, true
 		}
 		select {
-		case <-done:
+		case r := <-done:
+			done <- r // for the caller
 			return 0, false
 		case <-time.After(5 * time.Millisecond):
 		}
