@@ -104,7 +104,7 @@ func run(ctx context.Context, env *boot.Env, addr string, pollOnce bool) error {
 	}
 	opts := []connect.Option{connect.WithLogger(env.Log), connect.WithParticipations(sp, cfg.SPAPIEndpoint),
 		connect.WithAppSource(marketplace.AppSource(cfg.AppSource)), connect.WithReturnHosts(returnHosts...),
-		connect.WithAccount(sp, store)}
+		connect.WithAccount(sp, store), connect.WithPushStatus(store)}
 	if subscriber != nil {
 		opts = append(opts, connect.WithOnConnected(subscriber.OnConnected), connect.WithUnsubscriber(subscriber))
 	}

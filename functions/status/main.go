@@ -20,7 +20,7 @@ func main() {
 
 	// Status reads the database only: no Vault client, no Amazon client.
 	store := postgres.New(env.Pool(ctx, boot.LambdaMaxConns), nil)
-	flow := connect.New(store, nil, nil, "", connect.WithLogger(env.Log))
+	flow := connect.New(store, nil, nil, "", connect.WithLogger(env.Log), connect.WithPushStatus(store))
 	api := &httpapi.API{Connect: flow, Auth: env.Verifier(ctx), Log: env.Log}
 
 	lambda.Start(httpadapter.NewV2(api.Status()).ProxyWithContext)

@@ -106,12 +106,21 @@ type Service struct {
 	random           io.Reader
 	log              *slog.Logger
 	onConnected      OnConnected
+	pushStatus       PushStatuses
 }
 
 // OnConnected is told of every connection that has just become CONNECTED
 // (push.Subscriber.OnConnected subscribes it to ORDER_CHANGE). It must not
 // fail the callback: it handles and logs its own errors.
 type OnConnected func(ctx context.Context, conn marketplace.Connection)
+
+// PushStatuses reads a connection's push state (postgres.Store).
+type PushStatuses interface {
+	PushStatus(ctx context.Context, connectionID string) (marketplace.PushStatus, error)
+}
+
+// WithPushStatus adds push's liveness to Status.
+func WithPushStatus(p PushStatuses) Option { return func(s *Service) { s.pushStatus = p } }
 
 // WithOnConnected calls f once a consent has made a connection CONNECTED.
 func WithOnConnected(f OnConnected) Option { return func(s *Service) { s.onConnected = f } }
@@ -567,6 +576,9 @@ type Status struct {
 	ReauthReason marketplace.ReauthReason
 	// AuthorizationExpiresAt is the consent's end (consent + 365 days).
 	AuthorizationExpiresAt *time.Time
+	// Push is the connection's ORDER_CHANGE subscription (WithPushStatus);
+	// nil when unknown.
+	Push *marketplace.PushStatus
 }
 
 // Status returns the tenant's connection state; no connection is not an error.
@@ -583,6 +595,13 @@ func (s *Service) Status(ctx context.Context, tenantID string) (Status, error) {
 	if c.AuthorizedAt != nil && c.Status != marketplace.StatusDisabled {
 		exp := marketplace.AuthorizationExpiresAt(*c.AuthorizedAt)
 		st.AuthorizationExpiresAt = &exp
+	}
+	if s.pushStatus != nil { // push's own fields; the status answers without them rather than fail
+		if ps, err := s.pushStatus.PushStatus(ctx, c.ID); err == nil {
+			st.Push = &ps
+		} else {
+			s.log.WarnContext(ctx, "push status unavailable", "error", err.Error())
+		}
 	}
 	return st, nil
 }

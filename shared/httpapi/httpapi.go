@@ -271,6 +271,10 @@ type statusResponse struct {
 	AppSource              *string    `json:"appSource"`
 	ReauthReason           *string    `json:"reauthReason"`
 	AuthorizationExpiresAt *time.Time `json:"authorizationExpiresAt"`
+	// Push (ORDER_CHANGE notifications): live subscription, last notification.
+	Push               bool       `json:"push"`
+	LastNotificationAt *time.Time `json:"lastNotificationAt"`
+	PushError          *string    `json:"pushError,omitempty"`
 }
 
 // NoConnectionStatus is status's status for a tenant that never started
@@ -306,6 +310,9 @@ func statusBody(st connect.Status) statusResponse {
 		resp.AppSource = nonEmpty(string(c.AppSource))
 		resp.ReauthReason = nonEmpty(string(st.ReauthReason))
 		resp.AuthorizationExpiresAt = st.AuthorizationExpiresAt
+	}
+	if p := st.Push; p != nil {
+		resp.Push, resp.LastNotificationAt, resp.PushError = p.Live, p.LastNotificationAt, nonEmpty(p.Error)
 	}
 	return resp
 }
