@@ -173,6 +173,10 @@ func Start(ctx context.Context, profile Profile, opts Options) (_ *Stack, err er
 	s.env["AUTH_TENANT_CLAIM"] = "tenantId"
 	s.env["DEVSTACK_PROFILE"] = profile.Name
 	for k, v := range profile.Extra {
+		// The caller's value wins (MARKETPLACE_POLL_INTERVAL_SECONDS=3600 make dev).
+		if existing, ok := lookup(k); ok && existing != "" {
+			v = existing
+		}
 		s.env[k] = v
 	}
 

@@ -77,7 +77,7 @@ func atoi(t *testing.T, s string) int {
 }
 
 func TestValidateResponse(t *testing.T) {
-	nulls := `{"connected":false,"status":"DISCONNECTED","displayName":null,"region":null,"lastSyncAt":null,"lastError":null,"appSource":null,"reauthReason":null,"authorizationExpiresAt":null}`
+	nulls := `{"connected":false,"status":"DISCONNECTED","displayName":null,"region":null,"lastSyncAt":null,"lastError":null,"appSource":null,"reauthReason":null,"authorizationExpiresAt":null,"push":false,"lastNotificationAt":null}`
 	tests := []struct {
 		name        string
 		method      string
@@ -103,7 +103,7 @@ func TestValidateResponse(t *testing.T) {
 			body: `{"error":{"code":"token_exchange_failed","message":"Token exchange failed"}}`},
 		{name: "status no connection (nulls)", method: http.MethodGet, path: statusPath, status: 200, contentType: jsonType, body: nulls},
 		{name: "status connected", method: http.MethodGet, path: statusPath, status: 200, contentType: jsonType,
-			body: `{"connected":true,"status":"CONNECTED","displayName":"Amazon Seller A1","region":"EU","lastSyncAt":"2026-11-27T12:00:00.123Z","lastError":null,"appSource":"keybuzz","reauthReason":"renewal_due","authorizationExpiresAt":"2027-11-27T12:00:00Z"}`},
+			body: `{"connected":true,"status":"CONNECTED","displayName":"Amazon Seller A1","region":"EU","lastSyncAt":"2026-11-27T12:00:00.123Z","lastError":null,"appSource":"keybuzz","reauthReason":"renewal_due","authorizationExpiresAt":"2027-11-27T12:00:00Z","push":true,"lastNotificationAt":"2027-11-27T12:00:00Z"}`},
 
 		{name: "start missing authUrl", method: http.MethodPost, path: startPath, status: 200, contentType: jsonType,
 			body: `{"expiresAt":"2026-11-27T12:15:00Z","message":"m"}`, wantFail: "authUrl"},
