@@ -1,7 +1,9 @@
 package main
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"regexp"
 	"sort"
@@ -471,7 +473,7 @@ func (w *world) judgeDeadLetters(v *Invariants, dlq []deadLetter) {
 		causes, ok := w.trace.explain(id)
 		if !ok {
 			v.DLQUnexplained++
-			v.problem("dead letter %s for tenant %s: a delivery without an injected cause (causes so far %v)", d.id, d.tenant, causes)
+			v.problem("dead letter %s for tenant %s: a delivery without an injected cause (causes so far %v; its last logged failure: %s)", d.id, d.tenant, causes, w.lastFailure(d.tenant))
 			continue
 		}
 		for _, c := range causes {
@@ -540,4 +542,23 @@ func (w *world) scanLogs(v *Invariants, sc *scanner) {
 		v.Scans = map[string]scanReport{}
 	}
 	v.Scans["logs"] = scanText(sc, "output", string(w.out.Bytes()))
+}
+
+// lastFailure is the error of the last "poll failed" line logged for
+// tenant, so an unexplained dead letter says what went wrong.
+func (w *world) lastFailure(tenant string) string {
+	last := "none logged"
+	for _, line := range bytes.Split(w.out.Bytes(), []byte("\n")) {
+		if !bytes.Contains(line, []byte(`"tenant_id":"`+tenant+`"`)) || !bytes.Contains(line, []byte("poll failed")) {
+			continue
+		}
+		var rec struct {
+			Msg string `json:"msg"`
+			Err string `json:"err"`
+		}
+		if json.Unmarshal(line, &rec) == nil {
+			last = rec.Msg + ": " + rec.Err
+		}
+	}
+	return last
 }
