@@ -293,7 +293,7 @@ func (e *env) simulateDay(ctx context.Context, withPush bool, pollBatch, notifyB
 		for _, t := range tenants {
 			sub.OnConnected(ctx, marketplace.Connection{ID: t.conn, TenantID: t.id})
 		}
-		intake := push.NewIntake(store, push.SellerOrders{Seller: amazon, API: api}, clock.Now, e.quiet, nil)
+		intake := push.NewIntake(store, amazon, clock.Now, e.quiet, nil)
 		consumer = &localpoll.Consumer{SQS: e.sqs, QueueURL: qURL, BatchSize: int32(notifyBatch), Log: e.quiet, Name: "ordernotify",
 			Handler: func(ctx context.Context, ev events.SQSEvent) (events.SQSEventResponse, error) {
 				t0 := time.Now()

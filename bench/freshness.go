@@ -162,7 +162,7 @@ func benchFreshness(ctx context.Context, e *env) (section, error) {
 		dest := push.NewDestinations(store, secrets, api, lwaClient, notifyARN, rig.url)
 		subscriber := push.NewSubscriber(store, dest, amazon, secrets, api, rig.url, 0, e.quiet)
 		subscriber.OnConnected(ctx, marketplace.Connection{ID: connID, TenantID: tenant})
-		intake := push.NewIntake(store, push.SellerOrders{Seller: amazon, API: api}, nil, e.quiet, nil)
+		intake := push.NewIntake(store, amazon, nil, e.quiet, nil)
 		consumer := localpoll.Consumer{SQS: e.sqs, QueueURL: notifyURL, Handler: intake.HandleSQS, Log: e.quiet, Name: "ordernotify"}
 		wg.Add(1)
 		go func() { defer wg.Done(); consumer.Run(runCtx) }()

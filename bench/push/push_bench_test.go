@@ -152,7 +152,7 @@ func newWorld(b *testing.B, manual bool) *world {
 	w.amazon = poll.NewAmazonSource(w.secrets, w.lwa, w.api, w.store, poll.AmazonConfig{Endpoint: w.sbURL}, w.now, quiet())
 	dest := push.NewDestinations(w.store, w.secrets, w.api, w.lwa, w.queueARN, w.sbURL)
 	w.sub = push.NewSubscriber(w.store, dest, w.amazon, w.secrets, w.api, w.sbURL, 0, quiet())
-	w.intake = push.NewIntake(w.store, push.SellerOrders{Seller: w.amazon, API: w.api}, w.now, quiet(), nil)
+	w.intake = push.NewIntake(w.store, w.amazon, w.now, quiet(), nil)
 	return w
 }
 

@@ -74,7 +74,7 @@ func run(ctx context.Context, env *boot.Env, addr string, pollOnce bool) error {
 		dest := push.NewDestinations(store, secrets, sp, lwaClient, cfg.NotificationsQueueARN, cfg.SPAPIEndpoint)
 		subscriber = push.NewSubscriber(store, dest, amazon, secrets, sp, cfg.SPAPIEndpoint, 0, env.Log)
 		poller.WithSubscriber(subscriber)
-		intake := push.NewIntake(store, push.SellerOrders{Seller: amazon, API: sp}, nil, env.Log, m)
+		intake := push.NewIntake(store, amazon, nil, env.Log, m)
 		queueURL, err := localpoll.QueueURL(ctx, sqsClient, cfg.NotificationsQueueARN)
 		if err != nil {
 			return err

@@ -32,7 +32,7 @@ func main() {
 	secrets := credcache.New(env.Vault(ctx), credcache.DefaultTTL, nil)
 	api := spapi.New(nil)
 	seller := poll.NewAmazonSource(secrets, lwa.New(cfg.LWATokenURL, nil), api, store, poll.AmazonConfig{Endpoint: cfg.SPAPIEndpoint}, nil, env.Log)
-	intake := push.NewIntake(store, push.SellerOrders{Seller: seller, API: api}, nil, env.Log, metrics.New(os.Stdout, nil))
+	intake := push.NewIntake(store, seller, nil, env.Log, metrics.New(os.Stdout, nil))
 
 	lambda.Start(intake.HandleSQS)
 }

@@ -14,7 +14,8 @@ type PushTarget struct {
 	Region           string
 	MarketplaceID    string
 	SellingPartnerID string
-	SubscriptionID   string // "" when the connection has no ORDER_CHANGE subscription
+	SubscriptionID   string    // "" when the connection has no ORDER_CHANGE subscription
+	AppSource        AppSource // the application that authorized it (its destination, its tokens)
 }
 
 // Outcome is what the intake did with one notification.

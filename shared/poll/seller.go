@@ -3,7 +3,6 @@ package poll
 import (
 	"context"
 	"errors"
-	"fmt"
 
 	"github.com/keybuzz/keybuzz-amazon/shared/marketplace"
 	"github.com/keybuzz/keybuzz-amazon/shared/spapi"
@@ -15,26 +14,13 @@ import (
 // is a *ThrottledError; a refused refresh of a cached token is retried once
 // with Vault's current secret. f gets the connection's endpoint and tokens
 // and returns Amazon's x-amzn-RateLimit-Limit (0 when unknown). The push
-// intake reads orders and subscribes connections through it.
+// flow subscribes connections through it (orders: GetOrder).
 func (a *AmazonSource) Call(ctx context.Context, t Target, operation string, plan marketplace.RatePlan, f func(endpoint string, tokens spapi.Tokens) (float64, error)) error {
-	app, err := a.secrets.AppFor(ctx, t.AppSource)
-	if err != nil {
-		return fmt.Errorf("app credentials: %w", err)
-	}
-	tc, err := a.secrets.Tenant(ctx, t.TenantID)
-	if err != nil {
-		return fmt.Errorf("tenant credentials: %w", err)
-	}
-	endpoint, err := spapi.Endpoint(a.endpoint, firstNonEmpty(tc.Region, t.Region, app.Region))
+	c, err := a.open(ctx, t)
 	if err != nil {
 		return err
 	}
-	tokens := a.tokens.get(t.TenantID, app, tc)
-	if _, err := tokens.Token(); err != nil {
-		if tokens, err = a.retryReauth(ctx, t.TenantID, app, tc, err); err != nil {
-			return fmt.Errorf("access token: %w", err)
-		}
-	}
+	endpoint, tokens, app, tc := c.endpoint, c.tokens, c.app, c.tenant
 	g, err := a.budget.TakeToken(ctx, t.ConnectionID, operation, plan)
 	if err != nil {
 		return err

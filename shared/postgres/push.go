@@ -65,12 +65,13 @@ WHERE "applicationId" = $1 AND "region" = $2 AND "queueArn" = $3 AND NOT EXISTS 
 }
 
 const pushTargetColumns = `"id", "tenantId", "status"::text, COALESCE("region", ''), COALESCE("marketplaceId", ''),
-	COALESCE("sellingPartnerId", ''), COALESCE("pushSubscriptionId", '')`
+	COALESCE("sellingPartnerId", ''), COALESCE("pushSubscriptionId", ''), COALESCE("appSource", '')`
 
 func scanPushTarget(row pgx.Row) (marketplace.PushTarget, error) {
 	var t marketplace.PushTarget
-	var status string
-	err := row.Scan(&t.ConnectionID, &t.TenantID, &status, &t.Region, &t.MarketplaceID, &t.SellingPartnerID, &t.SubscriptionID)
+	var status, app string
+	err := row.Scan(&t.ConnectionID, &t.TenantID, &status, &t.Region, &t.MarketplaceID, &t.SellingPartnerID, &t.SubscriptionID, &app)
+	t.AppSource = marketplace.AppSource(app)
 	t.Status = marketplace.Status(status)
 	return t, err
 }

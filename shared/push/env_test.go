@@ -94,7 +94,7 @@ func (e *env) wire(queueARN string) {
 	source := poll.NewAmazonSource(e.secrets, e.lwa, e.api, e.store, poll.AmazonConfig{Endpoint: e.sbURL}, e.clock.Now, quiet())
 	e.dest = push.NewDestinations(e.store, e.secrets, e.api, e.lwa, queueARN, e.sbURL)
 	e.subscriber = push.NewSubscriber(e.store, e.dest, source, e.secrets, e.api, e.sbURL, 10*time.Minute, quiet())
-	e.intake = push.NewIntake(e.store, push.SellerOrders{Seller: source, API: e.api}, e.clock.Now, quiet(), nil)
+	e.intake = push.NewIntake(e.store, source, e.clock.Now, quiet(), nil)
 	e.poller = poll.NewPoller(e.store, source, poll.Config{Interval: time.Minute, FallbackInterval: 15 * time.Minute, Lookback: 2 * 24 * time.Hour},
 		e.clock.Now, quiet(), nil).WithSubscriber(e.subscriber)
 }

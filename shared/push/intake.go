@@ -28,7 +28,7 @@ type IntakeStore interface {
 }
 
 // Orders reads one order of a connection with getOrder within the
-// connection's getOrder budget (poll.AmazonSource).
+// connection's getOrder budget (poll.AmazonSource.GetOrder).
 type Orders interface {
 	GetOrder(ctx context.Context, t poll.Target, orderID string) (spapi.Order, error)
 }
@@ -151,7 +151,8 @@ func (in *Intake) Handle(ctx context.Context, messageID, body string, receives i
 		return drop(marketplace.OutcomeIgnored, "change type "+n.OrderChangeType)
 	}
 
-	target := poll.Target{TenantID: t.TenantID, ConnectionID: t.ConnectionID, Region: t.Region, MarketplaceID: t.MarketplaceID, SellingPartnerID: t.SellingPartnerID}
+	target := poll.Target{TenantID: t.TenantID, ConnectionID: t.ConnectionID, Region: t.Region, MarketplaceID: t.MarketplaceID,
+		SellingPartnerID: t.SellingPartnerID, AppSource: t.AppSource}
 	order, err := in.orders.GetOrder(ctx, target, n.AmazonOrderID)
 	switch {
 	case err == nil && order.OrderID != n.AmazonOrderID:
@@ -231,23 +232,4 @@ func (in *Intake) finish(ctx context.Context, rec marketplace.NotificationRecord
 		metrics.TicketsCreated: float64(res.TicketsCreated), metrics.Errors: 0},
 		map[string]string{"tenant_id": rec.TenantID, "connection_id": rec.ConnectionID, "outcome": string(rec.Outcome), "request_id": logging.RequestID(ctx)})
 	return res, nil
-}
-
-// SellerOrders reads orders with getOrder (spapi.IncludedData) through a
-// Seller, within the connection's getOrder budget (0.5/s, burst 30).
-type SellerOrders struct {
-	Seller Seller
-	API    *spapi.Client
-}
-
-// GetOrder implements Orders.
-func (o SellerOrders) GetOrder(ctx context.Context, t poll.Target, orderID string) (spapi.Order, error) {
-	var order spapi.Order
-	err := o.Seller.Call(ctx, t, spapi.OpGetOrder, marketplace.RatePlan{Rate: spapi.GetOrderRate, Burst: spapi.GetOrderBurst},
-		func(endpoint string, tokens spapi.Tokens) (float64, error) {
-			var err error
-			order, err = o.API.GetOrder(ctx, endpoint, tokens, orderID, nil)
-			return 0, err
-		})
-	return order, err
 }

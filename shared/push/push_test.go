@@ -158,7 +158,7 @@ func TestDestinationOnceAcrossContainers(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			d := push.NewDestinations(e.store, e.secrets, e.api, e.lwa, e.queueARN, e.sbURL)
-			ids[i], errs[i] = d.ID(context.Background(), "")
+			ids[i], errs[i] = d.ID(context.Background(), "", "")
 		}()
 	}
 	wg.Wait()

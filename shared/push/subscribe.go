@@ -48,9 +48,9 @@ type API interface {
 	DeleteSubscriptionByID(ctx context.Context, endpoint string, tokens spapi.Tokens, notificationType, subscriptionID string) error
 }
 
-// Apps reads the application's credentials (vaultstore.AppCache).
+// Apps reads an application's credentials (credcache.Cache).
 type Apps interface {
-	App(ctx context.Context) (marketplace.AppCredentials, error)
+	AppFor(ctx context.Context, source marketplace.AppSource) (marketplace.AppCredentials, error)
 }
 
 // Seller runs SP-API calls with a connection's own token within the
@@ -96,10 +96,11 @@ func NewDestinations(store DestinationStore, apps Apps, api API, lwaClient *lwa.
 // QueueARN is the notifications queue the destination points at.
 func (d *Destinations) QueueARN() string { return d.queueARN }
 
-// ID returns the destination id for the application in region ("" = the
-// app's region).
-func (d *Destinations) ID(ctx context.Context, region string) (string, error) {
-	app, err := d.apps.App(ctx)
+// ID returns the destination id of the application source names (the one
+// that authorized the connection: a subscription must point at its own
+// application's destination) in region ("" = the app's region).
+func (d *Destinations) ID(ctx context.Context, source marketplace.AppSource, region string) (string, error) {
+	app, err := d.apps.AppFor(ctx, source)
 	if err != nil {
 		return "", fmt.Errorf("destination: app credentials: %w", err)
 	}
@@ -178,17 +179,18 @@ func (d *Destinations) create(ctx context.Context, app marketplace.AppCredential
 }
 
 // Grantless returns the application's cached grantless token source for
-// the notifications scope (one per app secret and region, refreshed 5
+// the notifications scope (one per app, secret and region, refreshed 5
 // minutes before expiry).
 func (d *Destinations) Grantless(app marketplace.AppCredentials, region string) spapi.Tokens {
+	key := app.ClientID + "\x00" + region
 	appKey := app.ClientID + "\x00" + app.ClientSecret.Reveal()
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	if s := d.tokens[region]; s != nil && d.appKeys[region] == appKey {
+	if s := d.tokens[key]; s != nil && d.appKeys[key] == appKey {
 		return s
 	}
 	src := lwa.NewCachedSource(d.lwa.GrantlessSource(context.Background(), lwa.App{ClientID: app.ClientID, ClientSecret: app.ClientSecret}, spapi.NotificationsScope), 0)
-	d.tokens[region], d.appKeys[region] = src, appKey
+	d.tokens[key], d.appKeys[key] = src, appKey
 	return src
 }
 
@@ -285,11 +287,12 @@ func (s *Subscriber) subscribe(ctx context.Context, tenantID, connectionID strin
 }
 
 func (s *Subscriber) create(ctx context.Context, t marketplace.PushTarget) (spapi.Subscription, string, error) {
-	destID, err := s.destinations.ID(ctx, t.Region)
+	destID, err := s.destinations.ID(ctx, t.AppSource, t.Region)
 	if err != nil {
 		return spapi.Subscription{}, "", err
 	}
-	target := poll.Target{TenantID: t.TenantID, ConnectionID: t.ConnectionID, Region: t.Region, MarketplaceID: t.MarketplaceID, SellingPartnerID: t.SellingPartnerID}
+	target := poll.Target{TenantID: t.TenantID, ConnectionID: t.ConnectionID, Region: t.Region, MarketplaceID: t.MarketplaceID,
+		SellingPartnerID: t.SellingPartnerID, AppSource: t.AppSource}
 	req := spapi.SubscriptionRequest{PayloadVersion: PayloadVersion, DestinationID: destID, OrderChangeTypes: OrderChangeTypes}
 	var sub spapi.Subscription
 	err = s.seller.Call(ctx, target, spapi.OpCreateSubscription, NotificationsPlan, func(endpoint string, tokens spapi.Tokens) (float64, error) {
@@ -352,7 +355,7 @@ func (s *Subscriber) Unsubscribe(ctx context.Context, c marketplace.Connection) 
 // deleteAtAmazon calls deleteSubscriptionById with the grantless token,
 // within the connection's budget for it.
 func (s *Subscriber) deleteAtAmazon(ctx context.Context, t marketplace.PushTarget, subscriptionID string) error {
-	app, err := s.apps.App(ctx)
+	app, err := s.apps.AppFor(ctx, t.AppSource)
 	if err != nil {
 		return fmt.Errorf("app credentials: %w", err)
 	}
