@@ -637,7 +637,13 @@ func (k *killer) run(ctx context.Context) error {
 	w := k.w
 	kills, tries := 0, 0
 	for kills < w.set.Kills && tries < 3*w.set.Kills+10 {
+		// The category with the fewest kills so far, so every one gets its share.
 		cat := killCategories[tries%len(killCategories)]
+		for _, c := range killCategories {
+			if k.landed[c] < k.landed[cat] {
+				cat = c
+			}
+		}
 		t := w.killTenants[tries%len(w.killTenants)]
 		tries++
 		landed, err := k.killOnce(ctx, cat, t)
@@ -658,7 +664,9 @@ func (k *killer) run(ctx context.Context) error {
 	for i := range w.set.Freezes {
 		took, err := k.freeze(ctx, w.killTenants[i%len(w.killTenants)])
 		if err != nil {
-			return err
+			w.print("freeze %d: %v", i+1, err)
+			k.missed["frozen_takeover"]++
+			continue
 		}
 		k.seconds = append(k.seconds, took)
 		k.landed["frozen_takeover"]++
