@@ -61,7 +61,7 @@ func Short() Settings {
 		FaultRate: 0.15, ExpireRate: 0.05, RevokeRate: 0.01, ActivityRate: 0.5,
 		LWAFaultRate: 0.05, EmptyRate: 0.005, Rotation: true, RotateEvery: 2, SealEvery: 3,
 		VaultEvery: 2, PGEvery: 3, Visibility: 2, DrainTimeout: 10 * time.Minute,
-		Kills: 20, Freezes: 1, KillTenants: 4,
+		Kills: 20, Freezes: 1, KillTenants: 12,
 	}
 }
 
