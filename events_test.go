@@ -16,6 +16,7 @@ import (
 
 	"github.com/keybuzz/keybuzz-amazon/dev/cfn"
 	"github.com/keybuzz/keybuzz-amazon/shared/push"
+	"github.com/keybuzz/keybuzz-amazon/shared/sesmail"
 )
 
 // events/: one event per function, as AWS would deliver it, that decodes
@@ -142,6 +143,16 @@ func checkAPIEvent(t *testing.T, id string, ev events.APIGatewayV2HTTPRequest, r
 
 // sqsBodies check a message body of each queue a function consumes.
 var sqsBodies = map[string]func(t *testing.T, i int, body string){
+	mailQueueID: func(t *testing.T, i int, body string) {
+		n, err := sesmail.Decode(body)
+		if err != nil {
+			t.Errorf("record %d: %v", i, err)
+			return
+		}
+		if n.Receipt.Action.Type != "S3" || len(n.Receipt.Recipients) == 0 || n.Receipt.Action.ObjectKey != "raw/"+n.Mail.MessageID {
+			t.Errorf("record %d: notification %+v: want an S3 action on raw/<messageId> with recipients", i, n.Receipt)
+		}
+	},
 	pollQueueID: func(t *testing.T, i int, body string) {
 		job := decodeStrict[pollJob](t, []byte(body))
 		if job.TenantID == "" || job.ConnectionID == "" || job.EnqueuedAt.IsZero() {

@@ -41,3 +41,7 @@ build-PollTenantFunction:
 
 build-OrderNotifyFunction:
 	$(call sam_go_build,ordernotify)
+
+.PHONY: build-InboundMailFunction
+build-InboundMailFunction:
+	$(call sam_go_build,inboundmail)

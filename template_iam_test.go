@@ -45,14 +45,20 @@ func TestTemplateOnlyFanoutSendsToPollQueue(t *testing.T) {
 			t.Errorf("%s may send to queues %v, want %v (samFunctions)", f.id, got, want)
 		}
 	}
-	// Nothing else grants SQS rights behind the functions' back (the
-	// notifications queue's policy lets only Amazon in: its own test).
+	// Nothing else grants SQS rights behind the functions' back: the
+	// notifications queue's policy lets only Amazon in (its own test); any
+	// other queue policy may only admit an AWS service (SNS delivering to
+	// the mail queue) under a condition naming its source.
 	for id, r := range tmpl.Resources {
 		if id == notificationsQueuePolicyID {
 			continue
 		}
 		switch r.Type {
-		case "AWS::SQS::QueuePolicy", "AWS::IAM::Policy", "AWS::IAM::ManagedPolicy", "AWS::IAM::Role", "AWS::Serverless::Connector":
+		case "AWS::SQS::QueuePolicy":
+			if !serviceOnlyQueuePolicy(decodeInto[map[string]any](t, r.Properties)) {
+				t.Errorf("resource %s (%s): a queue policy may only admit a service principal with an aws:SourceArn condition", id, r.Type)
+			}
+		case "AWS::IAM::Policy", "AWS::IAM::ManagedPolicy", "AWS::IAM::Role", "AWS::Serverless::Connector":
 			t.Errorf("resource %s (%s): grant SQS access through the function's Policies only", id, r.Type)
 		}
 	}
@@ -66,6 +72,35 @@ func TestTemplateOnlyFanoutSendsToPollQueue(t *testing.T) {
 			t.Errorf("%s has POLL_QUEUE_URL but may not send to the queue", id)
 		}
 	}
+}
+
+// serviceOnlyQueuePolicy: every statement allows a Service principal, and
+// only under an aws:SourceArn condition.
+func serviceOnlyQueuePolicy(props map[string]any) bool {
+	doc, _ := props["PolicyDocument"].(map[string]any)
+	stmts := cfn.AsList(doc["Statement"])
+	if len(stmts) == 0 {
+		return false
+	}
+	for _, s := range stmts {
+		stmt, _ := s.(map[string]any)
+		principal, _ := stmt["Principal"].(map[string]any)
+		if _, ok := principal["Service"]; !ok || len(principal) != 1 {
+			return false
+		}
+		cond, _ := stmt["Condition"].(map[string]any)
+		found := false
+		for _, c := range cond {
+			m, _ := c.(map[string]any)
+			for k := range m {
+				found = found || strings.EqualFold(k, "aws:SourceArn")
+			}
+		}
+		if !found {
+			return false
+		}
+	}
+	return true
 }
 
 // policiesSendTo lists, sorted and once each, the queues a function's SAM
@@ -194,15 +229,18 @@ func TestPoliciesSendTo(t *testing.T) {
 	}
 }
 
-const notificationsQueuePolicyID = "NotificationsQueuePolicy"
+const (
+	notificationsQueuePolicyID = "NotificationsQueuePolicy"
+	mailQueuePolicyID          = "MailQueuePolicy" // SNS's mail topic only (serviceOnlyQueuePolicy)
+)
 
 // TestTemplateNotificationsQueuePolicy: Amazon's notifications principal,
 // and only it, may send to the notifications queue and read its attributes;
 // the policy grants nothing else and no other queue.
 func TestTemplateNotificationsQueuePolicy(t *testing.T) {
 	tmpl := loadTemplate(t)
-	if got := tmpl.ResourcesOfType("AWS::SQS::QueuePolicy"); !slices.Equal(got, []string{notificationsQueuePolicyID}) {
-		t.Fatalf("queue policies = %v, want only %s", got, notificationsQueuePolicyID)
+	if got := tmpl.ResourcesOfType("AWS::SQS::QueuePolicy"); !slices.Equal(got, []string{mailQueuePolicyID, notificationsQueuePolicyID}) {
+		t.Fatalf("queue policies = %v, want only %s and %s", got, mailQueuePolicyID, notificationsQueuePolicyID)
 	}
 	p := decodeInto[struct {
 		Queues         []any

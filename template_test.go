@@ -33,6 +33,7 @@ var samFunctions = []samFunction{
 	{id: fanoutID, dir: "pollfanout", trigger: "Schedule", sendsTo: []string{pollQueueID}},
 	{id: pollTenantID, dir: "polltenant", trigger: "SQS", consumes: pollQueueID},
 	{id: orderNotifyID, dir: "ordernotify", trigger: "SQS", consumes: notificationsQueueID},
+	{id: "InboundMailFunction", dir: "inboundmail", trigger: "SQS", consumes: mailQueueID},
 }
 
 type samFunction struct {
@@ -59,6 +60,7 @@ const (
 	samSchemaPath = "testdata/sam/sam.schema.json"
 	pollQueueID   = "PollQueue"
 	pollDLQID     = "PollDeadLetterQueue"
+	mailQueueID   = "MailQueue"
 	fanoutID      = "PollFanoutFunction"
 	pollTenantID  = "PollTenantFunction"
 	httpAPIID     = "HttpApi"

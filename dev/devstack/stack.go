@@ -38,7 +38,7 @@ const (
 type Profile struct {
 	Name string
 	// Ports; 0 means any free loopback port.
-	PostgresPort, VaultPort, SQSPort, SandboxPort int
+	PostgresPort, VaultPort, SQSPort, SandboxPort, SMTPPort int
 	// StateDir holds the PostgreSQL cluster, logs and the env file; empty
 	// means a temporary directory removed by Close.
 	StateDir string
@@ -58,7 +58,7 @@ type Profile struct {
 // Dev is the profile of `make dev`: fixed ports, state kept in .local/.
 func Dev(repo string) Profile {
 	return Profile{
-		Name: "dev", PostgresPort: 55432, VaultPort: 18200, SQSPort: 19324, SandboxPort: 4580,
+		Name: "dev", PostgresPort: 55432, VaultPort: 18200, SQSPort: 19324, SandboxPort: 4580, SMTPPort: 2525,
 		StateDir: filepath.Join(repo, ".local"), EnvFile: "dev.env",
 		VaultToken: "dev-root", JWTSecret: "local-dev-jwt-secret-not-for-production",
 		Extra: map[string]string{"MARKETPLACE_POLL_INTERVAL_SECONDS": "60"},
@@ -112,6 +112,7 @@ type Stack struct {
 
 	mu      sync.Mutex
 	procs   []*process
+	closers []func() error // in-process services (the SMTP receiver)
 	env     map[string]string
 	EnvPath string // the env file written by Start
 	closed  bool
@@ -211,6 +212,9 @@ func Start(ctx context.Context, profile Profile, opts Options) (_ *Stack, err er
 	wg.Wait()
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
+	}
+	if err := s.mail(sctx); err != nil {
+		return nil, fmt.Errorf("mail intake: %w", err)
 	}
 
 	s.EnvPath = filepath.Join(s.stateDir, profile.EnvFile)
@@ -393,8 +397,12 @@ func (s *Stack) Close() error {
 		return nil
 	}
 	s.closed = true
-	procs := s.procs
+	procs, closers := s.procs, s.closers
 	s.mu.Unlock()
+	var closeErrs []error
+	for _, c := range closers {
+		closeErrs = append(closeErrs, c())
+	}
 	errs := make([]error, len(procs))
 	var wg sync.WaitGroup
 	for i, p := range procs {
@@ -402,6 +410,7 @@ func (s *Stack) Close() error {
 		go func() { defer wg.Done(); errs[i] = p.stop(10 * time.Second) }()
 	}
 	wg.Wait()
+	errs = append(errs, closeErrs...)
 	if s.tempDir {
 		if err := os.RemoveAll(s.stateDir); err != nil {
 			errs = append(errs, err)

@@ -60,6 +60,11 @@ type Config struct {
 	SPAPIEndpoint    string // empty: by region
 	SellerCentralURL string // empty: by marketplace
 	LogLevel         string
+
+	// The relay-mail intake (docs/inbound-mail.md).
+	InboundMailDomain   string // INBOUND_MAIL_DOMAIN: domain of the tenants' inbound addresses
+	InboundMailMaxBytes int64  // INBOUND_MAIL_MAX_BYTES: larger mails are TOO_LARGE (25 MiB)
+	InboundS3PathStyle  bool   // INBOUND_S3_PATH_STYLE: path-style S3 URLs (the local emulator)
 }
 
 // Load reads the environment through getenv (os.Getenv in production).
@@ -116,6 +121,13 @@ func Load(getenv func(string) string) (Config, error) {
 		errs = append(errs, fmt.Errorf("POLL_LOOKBACK_DAYS: want 0..730, got %q", getenv("POLL_LOOKBACK_DAYS")))
 	}
 	c.PollLookback = time.Duration(days) * 24 * time.Hour
+	c.InboundMailDomain = strings.ToLower(get("INBOUND_MAIL_DOMAIN", ""))
+	if c.InboundMailMaxBytes, err = strconv.ParseInt(get("INBOUND_MAIL_MAX_BYTES", "26214400"), 10, 64); err != nil || c.InboundMailMaxBytes < 1 {
+		errs = append(errs, fmt.Errorf("INBOUND_MAIL_MAX_BYTES: want a positive number of bytes, got %q", getenv("INBOUND_MAIL_MAX_BYTES")))
+	}
+	if c.InboundS3PathStyle, err = strconv.ParseBool(get("INBOUND_S3_PATH_STYLE", "false")); err != nil {
+		errs = append(errs, fmt.Errorf("INBOUND_S3_PATH_STYLE: %w", err))
+	}
 
 	switch c.AppSource {
 	case "external_test", "keybuzz":
@@ -239,6 +251,14 @@ const (
 
 // TenantIDPlaceholder stands for the tenant id in TenantVaultPath.
 const TenantIDPlaceholder = "{tenantId}"
+
+// RequireInboundMail checks what the mail intake needs.
+func (c Config) RequireInboundMail() error {
+	if c.InboundMailDomain == "" || !strings.Contains(c.InboundMailDomain, ".") {
+		return fmt.Errorf("INBOUND_MAIL_DOMAIN: want a domain, got %q", c.InboundMailDomain)
+	}
+	return nil
+}
 
 // AppVaultPath is the KV path of the app's LWA credentials for AppSource.
 func (c Config) AppVaultPath() string { return c.AppVaultPathFor(c.AppSource) }

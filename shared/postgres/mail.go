@@ -1,0 +1,218 @@
+package postgres
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/keybuzz/keybuzz-amazon/shared/marketplace"
+)
+
+// The relay-mail intake's statements: KeyBuzz's inbound_addresses (0004)
+// and the connector's "InboundMail", "InboundMailAttachment" (0007).
+
+const addressColumns = `a."id", a."tenantId", a."country", a."token", a."emailAddress", a."pipelineStatus"::text,
+    a."marketplaceStatus"::text, a."lastInboundAt", COALESCE(a."lastError", ''),
+    COALESCE(c."id", ''), COALESCE(c."status"::text = 'CONNECTED', false)`
+
+func scanAddress(row pgx.Row) (marketplace.InboundAddress, error) {
+	var a marketplace.InboundAddress
+	var last *time.Time
+	err := row.Scan(&a.ID, &a.TenantID, &a.Country, &a.Token, &a.EmailAddress, &a.PipelineStatus,
+		&a.MarketplaceStatus, &last, &a.LastError, &a.ConnectionID, &a.Accepting)
+	if last != nil {
+		t := last.UTC()
+		a.LastInboundAt = &t
+	}
+	return a, err
+}
+
+// InboundAddressByEmail finds an Amazon inbound address, whatever its case,
+// with the tenant's connection: Accepting only while it is CONNECTED.
+func (s *Store) InboundAddressByEmail(ctx context.Context, email string) (marketplace.InboundAddress, error) {
+	a, err := scanAddress(s.pool.QueryRow(ctx, `SELECT `+addressColumns+`
+FROM "inbound_addresses" a
+LEFT JOIN "MarketplaceConnection" c ON c."tenantId" = a."tenantId" AND c."type" = 'AMAZON'
+WHERE lower(a."emailAddress") = lower($1) AND a."marketplace" = $2`, email, marketplace.InboundMarketplace))
+	if errors.Is(err, pgx.ErrNoRows) {
+		return marketplace.InboundAddress{}, fmt.Errorf("inbound address %s: %w", email, marketplace.ErrNotFound)
+	}
+	if err != nil {
+		return marketplace.InboundAddress{}, unavailable("inbound address", err)
+	}
+	return a, nil
+}
+
+// InboundAddresses lists a tenant's Amazon inbound addresses by country.
+func (s *Store) InboundAddresses(ctx context.Context, tenantID string) ([]marketplace.InboundAddress, error) {
+	rows, err := s.pool.Query(ctx, `SELECT `+addressColumns+`
+FROM "inbound_addresses" a
+LEFT JOIN "MarketplaceConnection" c ON c."tenantId" = a."tenantId" AND c."type" = 'AMAZON'
+WHERE a."tenantId" = $1 AND a."marketplace" = $2
+ORDER BY a."country"`, tenantID, marketplace.InboundMarketplace)
+	if err != nil {
+		return nil, unavailable("inbound addresses", err)
+	}
+	defer rows.Close()
+	var out []marketplace.InboundAddress
+	for rows.Next() {
+		a, err := scanAddress(rows)
+		if err != nil {
+			return nil, unavailable("inbound addresses", err)
+		}
+		out = append(out, a)
+	}
+	return out, unavailable("inbound addresses", rows.Err())
+}
+
+// EnsureInboundAddresses adds the addresses a tenant does not have yet, in
+// KeyBuzz's shape: its inbound_connections row for Amazon (countries
+// merged) and one inbound_addresses row per country. An existing address
+// is never replaced: an address is stable until rotated.
+func (s *Store) EnsureInboundAddresses(ctx context.Context, tenantID string, addrs []marketplace.InboundAddress) error {
+	if len(addrs) == 0 {
+		return nil
+	}
+	countries := make([]string, len(addrs))
+	for i, a := range addrs {
+		countries[i] = a.Country
+	}
+	cj, _ := json.Marshal(countries)
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		var connID string
+		if err := tx.QueryRow(ctx, `
+INSERT INTO "inbound_connections" ("id", "tenantId", "marketplace", "countries", "status", "createdAt", "updatedAt")
+VALUES ($1, $2, $3, $4::jsonb, 'WAITING_AMAZON', now() AT TIME ZONE 'UTC', now() AT TIME ZONE 'UTC')
+ON CONFLICT ("tenantId", "marketplace") DO UPDATE SET
+    "countries" = (SELECT jsonb_agg(DISTINCT c ORDER BY c) FROM jsonb_array_elements_text("inbound_connections"."countries" || EXCLUDED."countries") c),
+    "updatedAt" = EXCLUDED."updatedAt"
+RETURNING "id"`, "conn_"+randomID(), tenantID, marketplace.InboundMarketplace, string(cj)).Scan(&connID); err != nil {
+			return err
+		}
+		for _, a := range addrs {
+			if _, err := tx.Exec(ctx, `
+INSERT INTO "inbound_addresses" ("id", "connectionId", "tenantId", "marketplace", "country", "token", "emailAddress",
+                                 "validationStatus", "pipelineStatus", "marketplaceStatus", "createdAt", "updatedAt")
+VALUES ($1, $2, $3, $4, $5, $6, $7, 'PENDING', 'PENDING', 'PENDING', now() AT TIME ZONE 'UTC', now() AT TIME ZONE 'UTC')
+ON CONFLICT ("tenantId", "marketplace", "country") DO NOTHING`,
+				"addr_"+randomID(), connID, tenantID, marketplace.InboundMarketplace, a.Country, a.Token, a.EmailAddress); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	return unavailable("ensure inbound addresses", err)
+}
+
+func randomID() string {
+	b := make([]byte, 16)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+const recordMailSQL = `
+INSERT INTO "InboundMail" ("sesMessageId", "recipient", "bucket", "objectKey", "size", "tenantId", "connectionId", "addressId",
+    "messageId", "from", "subject", "orderId", "kind", "outcome", "decision",
+    "spamVerdict", "virusVerdict", "spfVerdict", "dkimVerdict", "dmarcVerdict", "dmarcPolicy",
+    "externalMessageId", "ticketId", "receivedAt")
+VALUES ($1, $2, NULLIF($3, ''), NULLIF($4, ''), NULLIF($5, 0), NULLIF($6, ''), NULLIF($7, ''), NULLIF($8, ''),
+    NULLIF($9, ''), NULLIF($10, ''), NULLIF($11, ''), NULLIF($12, ''), NULLIF($13, ''), $14, NULLIF($15, ''),
+    NULLIF($16, ''), NULLIF($17, ''), NULLIF($18, ''), NULLIF($19, ''), NULLIF($20, ''), NULLIF($21, ''),
+    NULLIF($22, ''), NULLIF($23, ''), $24)
+ON CONFLICT ("sesMessageId", "recipient") DO NOTHING
+RETURNING "outcome"`
+
+func recordArgs(r marketplace.ReceivedMail, externalMessageID, ticketID string) []any {
+	v := r.Verdicts
+	return []any{r.SESMessageID, r.Recipient, r.Bucket, r.ObjectKey, r.Size, r.TenantID, r.ConnectionID, r.AddressID,
+		r.MessageID, r.From, r.Subject, r.OrderID, r.Kind, string(r.Outcome), r.Decision,
+		v.Spam, v.Virus, v.SPF, v.DKIM, v.DMARC, v.DMARCPolicy, externalMessageID, ticketID, r.ReceivedAt}
+}
+
+// RecordMail writes a mail's outcome unless its (sesMessageId, recipient)
+// row exists (a redelivery keeps the first outcome). A refused mail to a
+// known address leaves its reason on the address ("lastError").
+func (s *Store) RecordMail(ctx context.Context, r marketplace.ReceivedMail) error {
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		var outcome string
+		err := tx.QueryRow(ctx, recordMailSQL, recordArgs(r, "", "")...).Scan(&outcome)
+		if errors.Is(err, pgx.ErrNoRows) {
+			return nil
+		}
+		if err != nil || r.AddressID == "" {
+			return err
+		}
+		_, err = tx.Exec(ctx, `UPDATE "inbound_addresses" SET "lastError" = $2, "updatedAt" = now() AT TIME ZONE 'UTC' WHERE "id" = $1`,
+			r.AddressID, fmt.Sprintf("%s: %s", r.Outcome, r.Decision))
+		return err
+	})
+	return unavailable("record mail", err)
+}
+
+// IngestMail stores an accepted mail in one transaction: its message
+// through the one ingestion path, the attachments of a new message, the
+// outcome row (TICKETED, or DUPLICATE when another SES message already
+// brought the same mail; a redelivery keeps the first outcome), and the
+// address's last reception (the first one validates the address).
+func (s *Store) IngestMail(ctx context.Context, r marketplace.ReceivedMail, msg marketplace.InboundMessage, atts []marketplace.MailAttachment) (marketplace.MailResult, error) {
+	var res marketplace.MailResult
+	now := s.now()
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		page, err := ingest(ctx, tx, r.TenantID, r.ConnectionID, []marketplace.InboundMessage{msg}, now)
+		if err != nil {
+			return err
+		}
+		res.MessageCreated, res.TicketCreated = page.MessagesCreated > 0, page.TicketsCreated > 0
+		var extID string
+		if err := tx.QueryRow(ctx, `SELECT "id", COALESCE("ticketId", '') FROM "ExternalMessage"
+WHERE "type" = 'AMAZON' AND "connectionId" = $1 AND "externalId" = $2`, r.ConnectionID, msg.ExternalID).Scan(&extID, &res.TicketID); err != nil {
+			return fmt.Errorf("find stored message: %w", err)
+		}
+		if res.MessageCreated {
+			for _, a := range atts {
+				if _, err := tx.Exec(ctx, `
+INSERT INTO "InboundMailAttachment" ("tenantId", "externalMessageId", "bucket", "objectKey", "filename", "contentType",
+    "contentId", "inline", "size", "sha256")
+VALUES ($1, $2, $3, $4, NULLIF($5, ''), $6, NULLIF($7, ''), $8, $9, $10)
+ON CONFLICT ("externalMessageId", "objectKey") DO NOTHING`,
+					r.TenantID, extID, r.Bucket, a.ObjectKey, a.Filename, a.ContentType, a.ContentID, a.Inline, a.Size, a.SHA256); err != nil {
+					return fmt.Errorf("attachment %s: %w", a.ObjectKey, err)
+				}
+			}
+		}
+		r.Outcome = marketplace.MailDuplicate
+		if res.MessageCreated {
+			r.Outcome = marketplace.MailTicketed
+		}
+		var outcome string
+		err = tx.QueryRow(ctx, recordMailSQL, recordArgs(r, extID, res.TicketID)...).Scan(&outcome)
+		if errors.Is(err, pgx.ErrNoRows) {
+			err = tx.QueryRow(ctx, `SELECT "outcome" FROM "InboundMail" WHERE "sesMessageId" = $1 AND "recipient" = $2`,
+				r.SESMessageID, r.Recipient).Scan(&outcome)
+		}
+		if err != nil {
+			return fmt.Errorf("record mail: %w", err)
+		}
+		res.Outcome = marketplace.MailOutcome(outcome)
+		_, err = tx.Exec(ctx, `
+UPDATE "inbound_addresses" SET
+    "lastInboundAt" = GREATEST("lastInboundAt", $2::timestamptz AT TIME ZONE 'UTC'),
+    "lastInboundMessageId" = CASE WHEN "lastInboundAt" IS NULL OR "lastInboundAt" <= $2::timestamptz AT TIME ZONE 'UTC'
+                                  THEN $3 ELSE "lastInboundMessageId" END,
+    "pipelineStatus" = 'VALIDATED', "validationStatus" = 'VALIDATED', "marketplaceStatus" = 'VALIDATED',
+    "lastError" = NULL,
+    "updatedAt" = now() AT TIME ZONE 'UTC'
+WHERE "id" = $1`, r.AddressID, r.ReceivedAt, msg.ExternalID)
+		return err
+	})
+	if err != nil {
+		return marketplace.MailResult{}, unavailable("ingest mail", err)
+	}
+	return res, nil
+}
