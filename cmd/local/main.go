@@ -1,8 +1,9 @@
 // Command local runs the connector on one machine: the three API routes on
 // http://127.0.0.1:3000 (sam local start-api's port), the local page at "/",
-// the poll schedule as a timer and SQS consumers feeding polltenant and
-// (with push) ordernotify. It
-// reads the environment `make dev` prepares (.local/dev.env).
+// the poll schedule as a timer and SQS consumers feeding polltenant,
+// (with push) ordernotify, and inboundmail from the mail queue (the SMTP
+// receiver of `make dev` fills it). It reads the environment `make dev`
+// prepares (.local/dev.env).
 package main
 
 import (
@@ -23,7 +24,9 @@ import (
 	"github.com/keybuzz/keybuzz-amazon/shared/connect"
 	"github.com/keybuzz/keybuzz-amazon/shared/credcache"
 	"github.com/keybuzz/keybuzz-amazon/shared/httpapi"
+	"github.com/keybuzz/keybuzz-amazon/shared/inboundmail"
 	"github.com/keybuzz/keybuzz-amazon/shared/lwa"
+	"github.com/keybuzz/keybuzz-amazon/shared/mailbucket"
 	"github.com/keybuzz/keybuzz-amazon/shared/marketplace"
 	"github.com/keybuzz/keybuzz-amazon/shared/metrics"
 	"github.com/keybuzz/keybuzz-amazon/shared/poll"
@@ -117,7 +120,7 @@ func run(ctx context.Context, env *boot.Env, addr string, pollOnce bool) error {
 	mux.Handle("/", page.Handler())
 
 	srv := &http.Server{Addr: addr, Handler: mux, ReadHeaderTimeout: 5 * time.Second, MaxHeaderBytes: 16 << 10}
-	errc := make(chan error, 2)
+	errc := make(chan error, 3)
 	go func() { errc <- srv.ListenAndServe() }()
 	// The schedule (a timer calling the fan-out handler with a real
 	// EventBridge event) and the SQS consumer feeding polltenant.
@@ -128,6 +131,17 @@ func run(ctx context.Context, env *boot.Env, addr string, pollOnce bool) error {
 	}()
 	if notifications != nil {
 		go notifications.Run(ctx)
+	}
+	// The mail queue's consumer feeding inboundmail, when the stack has one.
+	if mailQueue := os.Getenv("MAIL_QUEUE_URL"); mailQueue != "" && cfg.RequireInboundMail() == nil {
+		s3, err := mailbucket.NewClient(ctx, cfg.InboundS3PathStyle)
+		if err != nil {
+			return err
+		}
+		mail := inboundmail.New(inboundmail.Config{Domain: cfg.InboundMailDomain, MaxBytes: cfg.InboundMailMaxBytes},
+			store, mailbucket.New(s3), inboundmail.WithLogger(env.Log))
+		go localpoll.Consumer{Handler: mail.HandleSQS, SQS: sqsClient, QueueURL: mailQueue, Log: env.Log, Name: "inboundmail"}.Run(ctx)
+		env.Log.Info("inbound mail", "smtp", os.Getenv("INBOUND_SMTP_ADDR"), "domain", cfg.InboundMailDomain)
 	}
 	env.Log.Info("listening", "url", "http://"+addr, "poll_interval", cfg.PollInterval.String(),
 		"push", notifications != nil, "poll_fallback_interval", cfg.PollFallbackInterval.String())

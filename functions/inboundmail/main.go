@@ -10,25 +10,23 @@ import (
 
 	"github.com/aws/aws-lambda-go/lambda"
 
-	"github.com/keybuzz/keybuzz-amazon/shared/app"
+	"github.com/keybuzz/keybuzz-amazon/shared/boot"
 	"github.com/keybuzz/keybuzz-amazon/shared/inboundmail"
 	"github.com/keybuzz/keybuzz-amazon/shared/mailbucket"
+	"github.com/keybuzz/keybuzz-amazon/shared/postgres"
 )
 
 func main() {
 	ctx := context.Background()
-	d := app.MustLoad("inboundmail")
-	if err := d.Config.RequireInboundMail(); err != nil {
-		app.Fatal("inboundmail", err)
-	}
-	s3, err := mailbucket.NewClient(ctx, d.Config.InboundS3PathStyle)
-	if err != nil {
-		app.Fatal("inboundmail", err)
-	}
-	flow := inboundmail.New(
-		inboundmail.Config{Domain: d.Config.InboundMailDomain, MaxBytes: d.Config.InboundMailMaxBytes},
-		d.Store, mailbucket.New(s3),
-		inboundmail.WithLogger(d.Log),
-	)
+	env := boot.Load("inboundmail")
+	cfg := env.Config
+	env.Must("configuration", cfg.RequireInboundMail())
+
+	store := postgres.New(env.Pool(ctx, boot.LambdaMaxConns), nil)
+	s3, err := mailbucket.NewClient(ctx, cfg.InboundS3PathStyle)
+	env.Must("s3 client", err)
+	flow := inboundmail.New(inboundmail.Config{Domain: cfg.InboundMailDomain, MaxBytes: cfg.InboundMailMaxBytes},
+		store, mailbucket.New(s3), inboundmail.WithLogger(env.Log))
+
 	lambda.Start(flow.HandleSQS)
 }
