@@ -15,6 +15,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/base32"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -240,6 +241,26 @@ func Notification(id, from string, to []string, raw []byte, at time.Time) sesmai
 		}
 	}
 	return n
+}
+
+// Send delivers raw to the receiver at addr over plain SMTP on loopback
+// (what a sending MTA does; no TLS, no AUTH): the sandbox's relay, `make
+// mail` and tests use it.
+func Send(addr, from string, to []string, raw []byte) error {
+	c, err := smtp.Dial(addr)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	if err := c.SendMail(from, to, bytes.NewReader(raw)); err != nil {
+		return err
+	}
+	return c.Quit()
+}
+
+func jsonString(v any) (string, error) {
+	b, err := json.Marshal(v)
+	return string(b), err
 }
 
 type slogLogger struct{ l *slog.Logger }

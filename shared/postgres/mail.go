@@ -186,6 +186,14 @@ ON CONFLICT ("externalMessageId", "objectKey") DO NOTHING`,
 				}
 			}
 		}
+		// A thread an order event opened knows no buyer name; the relay
+		// mail does.
+		if res.MessageCreated && msg.BuyerName != "" {
+			if _, err := tx.Exec(ctx, `UPDATE "Ticket" SET "customerName" = $2, "updatedAt" = now() AT TIME ZONE 'UTC'
+WHERE "id" = $1 AND "customerName" = $3`, res.TicketID, msg.BuyerName, marketplace.DefaultBuyerName); err != nil {
+				return fmt.Errorf("name the ticket's buyer: %w", err)
+			}
+		}
 		r.Outcome = marketplace.MailDuplicate
 		if res.MessageCreated {
 			r.Outcome = marketplace.MailTicketed
