@@ -57,6 +57,8 @@ type Objects interface {
 // the order for later. Its failures never fail a mail.
 type OrderContext interface {
 	Attach(ctx context.Context, tenantID, connectionID, ticketID, orderID string) error
+	// RetryDue fetches contexts left for later whose time has come.
+	RetryDue(ctx context.Context, limit int) (int, error)
 }
 
 // Config tunes a Flow; zero fields take the defaults.
@@ -142,6 +144,12 @@ func (f *Flow) HandleSQS(ctx context.Context, ev events.SQSEvent) (events.SQSEve
 		}()
 	}
 	wg.Wait()
+	// Contexts an empty budget deferred, now that time has passed.
+	if f.orders != nil {
+		if _, err := f.orders.RetryDue(ctx, 5); err != nil {
+			f.log.WarnContext(ctx, "order contexts not retried", "err", err)
+		}
+	}
 	return events.SQSEventResponse{BatchItemFailures: failures}, nil
 }
 

@@ -142,6 +142,8 @@ func (f *fakeOrders) Attach(_ context.Context, tenantID, _, ticketID, orderID st
 	return nil
 }
 
+func (f *fakeOrders) RetryDue(context.Context, int) (int, error) { return 0, nil }
+
 func newFixture(t *testing.T) *fixture {
 	t.Helper()
 	f := &fixture{store: newStore(), objects: &fakeObjects{objects: map[string][]byte{}}, orders: &fakeOrders{}}

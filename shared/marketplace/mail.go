@@ -109,3 +109,11 @@ var ErrMailTooLarge = errors.New("mail object too large")
 
 // ErrMailMissing is a mail object that is not (yet) in the bucket.
 var ErrMailMissing = errors.New("mail object missing")
+
+// OrderContext is the order a ticket is about, as getOrder told it: its
+// "TicketOrderContext" row.
+type OrderContext struct {
+	TicketID, TenantID, ConnectionID, OrderID string
+	Context                                   []byte // JSON: status, items, marketplace
+	Summary                                   string // the internal SYSTEM message added to the ticket
+}

@@ -224,3 +224,68 @@ WHERE "id" = $1`, r.AddressID, r.ReceivedAt, msg.ExternalID)
 	}
 	return res, nil
 }
+
+// RequestOrderContext records a ticket's wish for its order's context; it
+// says whether the row is new (a ticket asks once).
+func (s *Store) RequestOrderContext(ctx context.Context, c marketplace.OrderContext) (bool, error) {
+	tag, err := s.pool.Exec(ctx, `
+INSERT INTO "TicketOrderContext" ("ticketId", "tenantId", "connectionId", "orderId")
+VALUES ($1, $2, $3, $4) ON CONFLICT ("ticketId") DO NOTHING`, c.TicketID, c.TenantID, c.ConnectionID, c.OrderID)
+	if err != nil {
+		return false, unavailable("request order context", err)
+	}
+	return tag.RowsAffected() == 1, nil
+}
+
+// CompleteOrderContext stores an order's context on its ticket, once: the
+// row becomes DONE and the ticket gets the summary as an internal SYSTEM
+// message.
+func (s *Store) CompleteOrderContext(ctx context.Context, c marketplace.OrderContext) error {
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		tag, err := tx.Exec(ctx, `
+UPDATE "TicketOrderContext" SET "status" = 'DONE', "context" = $2::jsonb, "attempts" = "attempts" + 1,
+    "lastError" = NULL, "updatedAt" = now()
+WHERE "ticketId" = $1 AND "status" = 'PENDING'`, c.TicketID, string(c.Context))
+		if err != nil || tag.RowsAffected() == 0 {
+			return err
+		}
+		_, err = tx.Exec(ctx, `
+INSERT INTO "TicketMessage" ("id", "ticketId", "tenantId", "senderType", "senderName", "sentAt", "body", "isInternal", "source")
+VALUES (gen_random_uuid()::text, $1, $2, 'SYSTEM', 'Amazon order', now() AT TIME ZONE 'UTC', $3, true, 'MARKETPLACE')`,
+			c.TicketID, c.TenantID, c.Summary)
+		return err
+	})
+	return unavailable("complete order context", err)
+}
+
+// DeferOrderContext leaves a context PENDING until retryAt, or FAILED.
+func (s *Store) DeferOrderContext(ctx context.Context, ticketID string, retryAt time.Time, lastError string, failed bool) error {
+	status := "PENDING"
+	if failed {
+		status = "FAILED"
+	}
+	_, err := s.pool.Exec(ctx, `
+UPDATE "TicketOrderContext" SET "status" = $2, "nextAttemptAt" = $3, "lastError" = $4, "attempts" = "attempts" + 1, "updatedAt" = now()
+WHERE "ticketId" = $1 AND "status" = 'PENDING'`, ticketID, status, retryAt, lastError)
+	return unavailable("defer order context", err)
+}
+
+// DueOrderContexts lists PENDING contexts due by now, oldest first.
+func (s *Store) DueOrderContexts(ctx context.Context, now time.Time, limit int) ([]marketplace.OrderContext, error) {
+	rows, err := s.pool.Query(ctx, `
+SELECT "ticketId", "tenantId", "connectionId", "orderId" FROM "TicketOrderContext"
+WHERE "status" = 'PENDING' AND "nextAttemptAt" <= $1 ORDER BY "nextAttemptAt" LIMIT $2`, now, limit)
+	if err != nil {
+		return nil, unavailable("due order contexts", err)
+	}
+	defer rows.Close()
+	var out []marketplace.OrderContext
+	for rows.Next() {
+		var c marketplace.OrderContext
+		if err := rows.Scan(&c.TicketID, &c.TenantID, &c.ConnectionID, &c.OrderID); err != nil {
+			return nil, unavailable("due order contexts", err)
+		}
+		out = append(out, c)
+	}
+	return out, unavailable("due order contexts", rows.Err())
+}
