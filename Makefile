@@ -5,6 +5,7 @@
 #   make setup                      only install what is missing (dev and test do it first)
 #   make token TENANT=<id>          a Bearer JWT the local run accepts
 #   make invoke FN=<fn> EVENT=<f>   run a function's bootstrap under aws-lambda-rie
+#   make mail FILE=<eml> TENANT=<id> deliver a mail to the tenant's inbound address (SMTP, as SES receives it)
 #   make build                      the Lambda bootstraps into build/<fn>/bootstrap
 #   make migrate-app [ARGS=-apply]  move connections to AMAZON_SPAPI_APP_SOURCE's app (dry run first)
 
@@ -21,10 +22,10 @@ GOFILES    = $(shell find . -name '*.go' -not -path './.local/*' -not -path '*/n
 # build-<LogicalId> targets for `sam build` (BuildMethod: makefile).
 -include sam.mk
 
-.PHONY: help setup dev up test fmt-check vet token migrate migrate-app invoke poll-once build bench chaos clean distclean stack
+.PHONY: help setup dev up test fmt-check vet token migrate migrate-app invoke mail poll-once build bench chaos clean distclean stack
 
 help:
-	@sed -n '3,10p' Makefile | sed 's/^# \{0,1\}//'
+	@sed -n '3,11p' Makefile | sed 's/^# \{0,1\}//'
 
 # The stack command is built (not `go run`) so that `stack run` can pass the
 # wrapped command's exit code through (go run turns every failure into 1).
@@ -72,6 +73,10 @@ migrate-app: stack
 invoke:
 	@test -n "$(FN)" -a -n "$(EVENT)" || { echo "usage: make invoke FN=<function> EVENT=<file>" >&2; exit 2; }
 	$(GO) run ./cmd/invoke -fn $(FN) -event $(EVENT)
+
+mail: stack
+	@test -n "$(FILE)" -a -n "$(TENANT)" || { echo "usage: make mail FILE=<path.eml> TENANT=<id> [COUNTRY=FR]" >&2; exit 2; }
+	@$(STACK) exec --env-file .local/dev.env -- $(GO) run ./cmd/mail -file "$(FILE)" -tenant "$(TENANT)" $(if $(COUNTRY),-country "$(COUNTRY)")
 
 poll-once: stack
 	$(STACK) exec --env-file .local/dev.env -- $(GO) run ./cmd/local -poll-once

@@ -46,6 +46,7 @@ func run(args []string) error {
 	fs.IntVar(&cfg.Sellers, "sellers", cfg.Sellers, "number of sellers")
 	models := fs.String("models", "", "directory of Amazon's SP-API models (testdata/amazon-models): every SP-API request is checked against them, one outside them answered 400 and logged")
 	sqsEndpoint := fs.String("sqs-endpoint", "", "SQS endpoint (fauxqs) to deliver ORDER_CHANGE notifications to; empty: not delivered")
+	fs.StringVar(&cfg.RelaySMTP, "relay-smtp", "", "host:port buyer messages are relayed to by SMTP (the local receiver playing SES)")
 	manual := fs.Bool("manual-clock", false, "start a manual clock at the current time, driven by POST /_sandbox/clock/advance")
 	if err := fs.Parse(args); err != nil {
 		return err

@@ -91,8 +91,7 @@ func (s *Stack) mail(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	addr := "127.0.0.1:" + strconv.Itoa(s.profile.SMTPPort)
-	srv, err := smtpses.Start(addr, smtpses.Config{
+	srv, err := smtpses.Start(s.smtpAddr, smtpses.Config{
 		Domain: InboundDomain, Bucket: MailBucket, Prefix: MailPrefix, TopicArn: *topic.TopicArn, S3: b, SNS: n,
 		Log: slog.New(slog.NewJSONHandler(logFile, nil)),
 	})

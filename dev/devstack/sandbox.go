@@ -60,6 +60,7 @@ func (s *Stack) startSandbox(ctx context.Context, port int, app AppCredentials, 
 		"--draft="+strconv.FormatBool(app.Draft),
 		"--models", filepath.Join(s.repo, "testdata", "amazon-models"),
 		"--sqs-endpoint", sqsEndpoint,
+		"--relay-smtp", s.smtpAddr,
 	)
 	cmd.Dir = s.stateDir
 	cmd.Env = os.Environ()

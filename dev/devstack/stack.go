@@ -113,6 +113,7 @@ type Stack struct {
 	mu      sync.Mutex
 	procs   []*process
 	closers []func() error // in-process services (the SMTP receiver)
+	smtpAddr string        // the SMTP receiver's address, chosen before the sandbox starts (it relays there)
 	env     map[string]string
 	EnvPath string // the env file written by Start
 	closed  bool
@@ -192,6 +193,14 @@ func Start(ctx context.Context, profile Profile, opts Options) (_ *Stack, err er
 	}
 	sctx, cancel := context.WithTimeoutCause(ctx, timeout, errors.New("start-up timed out"))
 	defer cancel()
+
+	smtpPort := profile.SMTPPort
+	if smtpPort == 0 {
+		if smtpPort, err = freePort(); err != nil {
+			return nil, err
+		}
+	}
+	s.smtpAddr = "127.0.0.1:" + strconv.Itoa(smtpPort)
 
 	var wg sync.WaitGroup
 	errs := make([]error, 3)

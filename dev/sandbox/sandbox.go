@@ -64,6 +64,9 @@ type Config struct {
 	// Deliver sends ORDER_CHANGE notifications to subscribed SQS queues
 	// (SQSDelivery); nil counts them as failed deliveries.
 	Deliver Deliver
+	// RelaySMTP is the host:port buyer messages are relayed to by SMTP
+	// (the local receiver playing SES); "" relays nothing.
+	RelaySMTP string
 }
 
 // App is an application's LWA client and SP-API application id.
@@ -189,6 +192,8 @@ type Server struct {
 	checked       int
 	accountDenied map[string]bool
 	notes         *notifier
+
+	relay relay // buyer messages by e-mail (relay.go)
 }
 
 // New builds a sandbox server. Zero fields of cfg are not defaulted except
@@ -222,6 +227,7 @@ func New(cfg Config) *Server {
 		pages:         map[string]*pageState{},
 		contract:      cfg.Contract,
 		accountDenied: map[string]bool{},
+		relay:         relay{forwarding: map[string]string{}},
 	}
 	for n := 1; n <= cfg.Sellers; n++ {
 		sl := newSeller(n)
@@ -245,6 +251,7 @@ func (s *Server) routes() {
 	m.HandleFunc("GET /sellers/v1/account", s.spapi(OpGetAccount, s.handleAccount))
 	s.notificationRoutes(m)
 	s.adminRoutes(m)
+	s.relayRoutes(m)
 	s.mux = m
 }
 
