@@ -110,13 +110,13 @@ type Stack struct {
 	tempDir  bool
 	progress func(string)
 
-	mu      sync.Mutex
-	procs   []*process
-	closers []func() error // in-process services (the SMTP receiver)
-	smtpAddr string        // the SMTP receiver's address, chosen before the sandbox starts (it relays there)
-	env     map[string]string
-	EnvPath string // the env file written by Start
-	closed  bool
+	mu       sync.Mutex
+	procs    []*process
+	closers  []func() error // in-process services (the SMTP receiver)
+	smtpAddr string         // the SMTP receiver's address, chosen before the sandbox starts (it relays there)
+	env      map[string]string
+	EnvPath  string // the env file written by Start
+	closed   bool
 }
 
 // Start starts (or adopts) every service, applies migrations, seeds Vault
