@@ -107,7 +107,8 @@ func run(ctx context.Context, env *boot.Env, addr string, pollOnce bool) error {
 	}
 	opts := []connect.Option{connect.WithLogger(env.Log), connect.WithParticipations(sp, cfg.SPAPIEndpoint),
 		connect.WithAppSource(marketplace.AppSource(cfg.AppSource)), connect.WithReturnHosts(returnHosts...),
-		connect.WithAccount(sp, store), connect.WithPushStatus(store)}
+		connect.WithAccount(sp, store), connect.WithPushStatus(store),
+		connect.WithInboundAddresses(inboundmail.NewAddresses(store, cfg.InboundMailDomain, nil))}
 	if subscriber != nil {
 		opts = append(opts, connect.WithOnConnected(subscriber.OnConnected), connect.WithUnsubscriber(subscriber))
 	}

@@ -11,6 +11,7 @@ import (
 	"github.com/keybuzz/keybuzz-amazon/shared/boot"
 	"github.com/keybuzz/keybuzz-amazon/shared/connect"
 	"github.com/keybuzz/keybuzz-amazon/shared/httpapi"
+	"github.com/keybuzz/keybuzz-amazon/shared/inboundmail"
 	"github.com/keybuzz/keybuzz-amazon/shared/postgres"
 )
 
@@ -20,7 +21,8 @@ func main() {
 
 	// Status reads the database only: no Vault client, no Amazon client.
 	store := postgres.New(env.Pool(ctx, boot.LambdaMaxConns), nil)
-	flow := connect.New(store, nil, nil, "", connect.WithLogger(env.Log), connect.WithPushStatus(store))
+	flow := connect.New(store, nil, nil, "", connect.WithLogger(env.Log), connect.WithPushStatus(store),
+		connect.WithInboundAddresses(inboundmail.NewAddresses(store, env.Config.InboundMailDomain, nil)))
 	api := &httpapi.API{Connect: flow, Auth: env.Verifier(ctx), Log: env.Log}
 
 	lambda.Start(httpadapter.NewV2(api.Status()).ProxyWithContext)

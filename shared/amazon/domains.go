@@ -35,3 +35,14 @@ func MarketplaceDomain(id string) string {
 	}
 	return ""
 }
+
+// MarketplaceForCountry returns the marketplace of a country code ("FR",
+// "GB"), the one store Amazon runs there.
+func MarketplaceForCountry(cc string) (Marketplace, bool) {
+	for _, m := range marketplaces {
+		if strings.EqualFold(m.CountryCode, cc) {
+			return m, true
+		}
+	}
+	return Marketplace{}, false
+}

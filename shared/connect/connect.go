@@ -89,6 +89,13 @@ type Budget interface {
 	RecordThrottle(ctx context.Context, connectionID, operation string) (time.Time, error)
 }
 
+// InboundAddresses gives a connected tenant its inbound mail addresses, one
+// per marketplace country (inboundmail.Addresses).
+type InboundAddresses interface {
+	Provision(ctx context.Context, tenantID string, marketplaceIDs []string) ([]marketplace.InboundAddress, error)
+	List(ctx context.Context, tenantID string) ([]marketplace.InboundAddress, error)
+}
+
 // Service runs the flow.
 type Service struct {
 	store            Store
@@ -96,6 +103,7 @@ type Service struct {
 	lwa              Exchanger
 	sellerCentralURL string // AMAZON_SELLER_CENTRAL_URL; empty: by marketplace
 	sellers          Participations
+	inbound          InboundAddresses
 	spapiEndpoint    string // AMAZON_SPAPI_ENDPOINT; empty: by region
 	appSource        marketplace.AppSource
 	returnHosts      []string
@@ -162,6 +170,10 @@ func WithAppSource(a marketplace.AppSource) Option { return func(s *Service) { s
 func WithReturnHosts(hosts ...string) Option {
 	return func(s *Service) { s.returnHosts = append(s.returnHosts, hosts...) }
 }
+
+// WithInboundAddresses provisions inbound mail addresses when a connection
+// becomes CONNECTED, and lists them in Status.
+func WithInboundAddresses(a InboundAddresses) Option { return func(s *Service) { s.inbound = a } }
 
 // WithUnsubscriber sets what ends a connection's Amazon subscriptions.
 func WithUnsubscriber(u Unsubscriber) Option { return func(s *Service) { s.unsubscriber = u } }
@@ -449,7 +461,21 @@ func (s *Service) Callback(ctx context.Context, in CallbackInput) (CallbackResul
 	if s.onConnected != nil {
 		s.onConnected(ctx, conn)
 	}
+	s.provisionInbound(ctx, conn)
 	return res, nil
+}
+
+// provisionInbound gives a CONNECTED connection's tenant one inbound address
+// per marketplace; a failure is logged (Status provisions again).
+func (s *Service) provisionInbound(ctx context.Context, c marketplace.Connection) []marketplace.InboundAddress {
+	if s.inbound == nil || c.Status != marketplace.StatusConnected {
+		return nil
+	}
+	addrs, err := s.inbound.Provision(ctx, c.TenantID, strings.Split(c.MarketplaceID, ","))
+	if err != nil {
+		s.log.WarnContext(ctx, "inbound addresses not provisioned", "error", err.Error())
+	}
+	return addrs
 }
 
 func (s *Service) unsubscribe(ctx context.Context, c marketplace.Connection) {
@@ -579,6 +605,10 @@ type Status struct {
 	// Push is the connection's ORDER_CHANGE subscription (WithPushStatus);
 	// nil when unknown.
 	Push *marketplace.PushStatus
+	// InboundAddresses are the tenant's inbound mail addresses, one per
+	// marketplace country; InboundEmail is the primary marketplace's.
+	InboundAddresses []marketplace.InboundAddress
+	InboundEmail     string
 }
 
 // Status returns the tenant's connection state; no connection is not an error.
@@ -601,6 +631,25 @@ func (s *Service) Status(ctx context.Context, tenantID string) (Status, error) {
 			st.Push = &ps
 		} else {
 			s.log.WarnContext(ctx, "push status unavailable", "error", err.Error())
+		}
+	}
+	if s.inbound != nil {
+		addrs, err := s.inbound.List(ctx, tenantID)
+		if err != nil {
+			return Status{}, fmt.Errorf("status: %w", err)
+		}
+		if len(addrs) == 0 {
+			addrs = s.provisionInbound(ctx, c)
+		}
+		st.InboundAddresses = addrs
+		primary := strings.Split(c.MarketplaceID, ",")[0]
+		for _, a := range addrs {
+			if m, err := amazon.LookupMarketplace(primary); err == nil && strings.EqualFold(m.CountryCode, a.Country) {
+				st.InboundEmail = a.EmailAddress
+			}
+		}
+		if st.InboundEmail == "" && len(addrs) > 0 {
+			st.InboundEmail = addrs[0].EmailAddress
 		}
 	}
 	return st, nil

@@ -275,6 +275,19 @@ type statusResponse struct {
 	Push               bool       `json:"push"`
 	LastNotificationAt *time.Time `json:"lastNotificationAt"`
 	PushError          *string    `json:"pushError,omitempty"`
+	// The seller's one Seller Central step per marketplace: forward buyer
+	// messages to these addresses (inboundEmail: the primary marketplace's).
+	InboundEmail     *string              `json:"inboundEmail"`
+	InboundAddresses []inboundAddressJSON `json:"inboundAddresses"`
+}
+
+type inboundAddressJSON struct {
+	Country           string     `json:"country"`
+	MarketplaceID     string     `json:"marketplaceId,omitempty"`
+	EmailAddress      string     `json:"emailAddress"`
+	PipelineStatus    string     `json:"pipelineStatus"`
+	MarketplaceStatus string     `json:"marketplaceStatus"`
+	LastInboundAt     *time.Time `json:"lastInboundAt"`
 }
 
 // NoConnectionStatus is status's status for a tenant that never started
@@ -313,6 +326,12 @@ func statusBody(st connect.Status) statusResponse {
 	}
 	if p := st.Push; p != nil {
 		resp.Push, resp.LastNotificationAt, resp.PushError = p.Live, p.LastNotificationAt, nonEmpty(p.Error)
+	}
+	resp.InboundEmail = nonEmpty(st.InboundEmail)
+	resp.InboundAddresses = []inboundAddressJSON{}
+	for _, a := range st.InboundAddresses {
+		resp.InboundAddresses = append(resp.InboundAddresses, inboundAddressJSON{Country: a.Country, MarketplaceID: a.MarketplaceID,
+			EmailAddress: a.EmailAddress, PipelineStatus: a.PipelineStatus, MarketplaceStatus: a.MarketplaceStatus, LastInboundAt: a.LastInboundAt})
 	}
 	return resp
 }

@@ -105,3 +105,8 @@ func (a *Addresses) Provision(ctx context.Context, tenantID string, marketplaceI
 	}
 	return a.store.InboundAddresses(ctx, tenantID)
 }
+
+// List returns a tenant's addresses.
+func (a *Addresses) List(ctx context.Context, tenantID string) ([]marketplace.InboundAddress, error) {
+	return a.store.InboundAddresses(ctx, tenantID)
+}

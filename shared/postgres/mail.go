@@ -11,6 +11,8 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/keybuzz/keybuzz-amazon/shared/amazon"
+
 	"github.com/keybuzz/keybuzz-amazon/shared/marketplace"
 )
 
@@ -29,6 +31,9 @@ func scanAddress(row pgx.Row) (marketplace.InboundAddress, error) {
 	if last != nil {
 		t := last.UTC()
 		a.LastInboundAt = &t
+	}
+	if m, ok := amazon.MarketplaceForCountry(a.Country); ok {
+		a.MarketplaceID = m.ID
 	}
 	return a, err
 }
