@@ -114,9 +114,10 @@ func run(ctx context.Context, env *boot.Env, addr string, pollOnce bool) error {
 	}
 	flow := connect.New(store, secrets, lwaClient, cfg.SellerCentralURL, opts...)
 	api := &httpapi.API{Connect: flow, Auth: env.Verifier(ctx), Log: env.Log, ReturnURL: returnURL, LoginURL: loginURL}
-	page := &devui.Page{API: api, Tickets: store, Log: env.Log, Token: func(tenant string) (string, error) {
+	page := &devui.Page{API: api, Tickets: store, Messages: store, Log: env.Log, Token: func(tenant string) (string, error) {
 		return auth.Issue(cfg.JWTHS256Secret, cfg.JWTIssuer, cfg.JWTAudience, cfg.TenantClaim, tenant, time.Hour, time.Now())
-	}, SandboxURL: cfg.SellerCentralURL, Apps: store, AppSource: marketplace.AppSource(cfg.AppSource)}
+	}, SandboxURL: cfg.SellerCentralURL, Apps: store, AppSource: marketplace.AppSource(cfg.AppSource),
+		SMTPAddr: os.Getenv("INBOUND_SMTP_ADDR")}
 	mux := api.Routes()
 	mux.Handle("/", page.Handler())
 

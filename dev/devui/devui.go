@@ -26,12 +26,22 @@ type TicketLister interface {
 	ListTickets(ctx context.Context, tenantID string, limit int) ([]marketplace.TicketSummary, error)
 }
 
+// MessageLister lists tickets' messages (postgres.Store).
+type MessageLister interface {
+	TicketMessages(ctx context.Context, tenantID string, ticketIDs []string) ([]marketplace.TicketMessageView, error)
+}
+
 // Page serves the local page.
 type Page struct {
 	API     *httpapi.API
 	Token   func(tenantID string) (string, error) // a dev Bearer JWT
 	Tickets TicketLister
-	Log     *slog.Logger
+	// Messages lists the tickets' messages; nil shows tickets without them.
+	Messages MessageLister
+	// SMTPAddr, when set, says where the SMTP receiver playing SES listens
+	// (INBOUND_SMTP_ADDR), for the relay-mail hint.
+	SMTPAddr string
+	Log      *slog.Logger
 	// SandboxURL is the Amazon sandbox: the page links to its Appstore
 	// start (an Appstore-initiated authorization through the log-in route).
 	SandboxURL string
@@ -66,6 +76,15 @@ type view struct {
 	Error         string
 	Status        map[string]any
 	Tickets       []marketplace.TicketSummary
+	Messages      map[string][]marketplace.TicketMessageView
+	Inbound       []inboundView
+	SMTPAddr      string
+	SandboxURL    string
+}
+
+// inboundView is one inbound address with its Seller Central step.
+type inboundView struct {
+	Country, EmailAddress, PipelineStatus, MarketplaceStatus, LastInboundAt string
 }
 
 func (p *Page) index(w http.ResponseWriter, r *http.Request) {
@@ -105,6 +124,27 @@ func (p *Page) index(w http.ResponseWriter, r *http.Request) {
 		if p.Tickets != nil {
 			v.Tickets, _ = p.Tickets.ListTickets(r.Context(), v.Tenant, 50)
 		}
+		if p.Messages != nil && len(v.Tickets) > 0 {
+			ids := make([]string, len(v.Tickets))
+			for i, t := range v.Tickets {
+				ids[i] = t.ID
+			}
+			list, _ := p.Messages.TicketMessages(r.Context(), v.Tenant, ids)
+			v.Messages = map[string][]marketplace.TicketMessageView{}
+			for _, m := range list {
+				v.Messages[m.TicketID] = append(v.Messages[m.TicketID], m)
+			}
+		}
+		if list, ok := v.Status["inboundAddresses"].([]any); ok {
+			for _, a := range list {
+				m, _ := a.(map[string]any)
+				str := func(k string) string { s, _ := m[k].(string); return s }
+				v.Inbound = append(v.Inbound, inboundView{Country: str("country"), EmailAddress: str("emailAddress"),
+					PipelineStatus: str("pipelineStatus"), MarketplaceStatus: str("marketplaceStatus"), LastInboundAt: str("lastInboundAt")})
+			}
+			delete(v.Status, "inboundAddresses")
+		}
+		v.SMTPAddr, v.SandboxURL = p.SMTPAddr, p.SandboxURL
 	}
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
 	w.Header().Set("Cache-Control", "no-store")
@@ -219,10 +259,17 @@ table{border-collapse:collapse;width:100%}td,th{border-bottom:1px solid #ddd;pad
 {{with .AppstoreStart}}<p><a id="appstore-start" href="{{.}}">Start from the Amazon Appstore (sandbox)</a>: the sandbox sends you to the log-in route, then back here to sign in.</p>{{end}}
 <h2>Status of {{.Tenant}}</h2>
 {{with .Status}}<table>{{range $k, $v := .}}<tr><th>{{$k}}</th><td>{{$v}}</td></tr>{{end}}</table>{{else}}<p>unknown</p>{{end}}
+<h2>Buyer messages by e-mail</h2>
+{{if .Inbound}}<p>One step per marketplace in Seller Central: <b>Settings &gt; Notification Preferences &gt; Messaging &gt; Buyer Messages</b>, add the address (and under Return and Claim Notifications too).</p>
+<table id="inbound"><tr><th>Country</th><th>Forward to</th><th>Pipeline</th><th>Amazon</th><th>Last mail</th></tr>
+{{range .Inbound}}<tr><td>{{.Country}}</td><td><code class="inbound-address">{{.EmailAddress}}</code></td><td>{{.PipelineStatus}}</td><td>{{.MarketplaceStatus}}</td><td>{{.LastInboundAt}}</td></tr>{{end}}</table>
+{{if .SMTPAddr}}<p>Locally the SMTP receiver playing SES listens on <code>{{.SMTPAddr}}</code>: <code>make mail FILE=testdata/mail/en-us-utf8-qp.eml TENANT={{.Tenant}}</code>{{if .SandboxURL}}, or let the <a href="{{.SandboxURL}}/_sandbox/relay">sandbox's buyer</a> write (set the forwarding address there first){{end}}.</p>{{end}}
+{{else}}<p>No inbound address yet: they come when the connection is CONNECTED.</p>{{end}}
 <h2>Tickets</h2>
-{{if .Tickets}}<table><tr><th>Subject</th><th>Order</th><th>Buyer</th><th>Messages</th><th>Last message</th></tr>
-{{range .Tickets}}<tr><td>{{.Subject}}</td><td>{{.OrderID}}</td><td>{{.CustomerName}}</td><td>{{.Messages}}</td><td>{{with .LastMessageAt}}{{.Format "2006-01-02 15:04"}}{{end}}</td></tr>{{end}}</table>
-{{else}}<p>No tickets yet: they appear after the next poll.</p>{{end}}
+{{if .Tickets}}{{$msgs := .Messages}}<table id="tickets"><tr><th>Subject</th><th>Order</th><th>Buyer</th><th>Messages</th><th>Last message</th></tr>
+{{range .Tickets}}<tr><td>{{.Subject}}</td><td>{{.OrderID}}</td><td>{{.CustomerName}}</td><td>{{.Messages}}</td><td>{{with .LastMessageAt}}{{.Format "2006-01-02 15:04"}}{{end}}</td></tr>
+{{with index $msgs .ID}}<tr><td colspan="5"><ol class="messages">{{range .}}<li><b>{{.SenderName}}</b> ({{.SenderType}}{{if .Internal}}, internal{{end}}, {{.SentAt.Format "2006-01-02 15:04"}}):<pre style="white-space:pre-wrap;margin:.2rem 0">{{.Body}}</pre></li>{{end}}</ol></td></tr>{{end}}{{end}}</table>
+{{else}}<p>No tickets yet: they appear after the next poll or relayed mail.</p>{{end}}
 {{if .ShowMigration}}<h2>App migration (dry run)</h2>
 <p>Connections still on another application than <code>{{.AppSource}}</code> (they keep polling on theirs);
 <code>make migrate-app ARGS=-apply</code> asks their sellers to reconnect (NEEDS_REAUTH, app_migration).</p>

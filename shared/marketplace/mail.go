@@ -110,6 +110,16 @@ var ErrMailTooLarge = errors.New("mail object too large")
 // ErrMailMissing is a mail object that is not (yet) in the bucket.
 var ErrMailMissing = errors.New("mail object missing")
 
+// TicketMessageView is one message of a ticket as the local page shows it.
+type TicketMessageView struct {
+	TicketID   string
+	SenderType string // CUSTOMER, SYSTEM…
+	SenderName string
+	Body       string
+	SentAt     time.Time
+	Internal   bool
+}
+
 // OrderContext is the order a ticket is about, as getOrder told it: its
 // "TicketOrderContext" row.
 type OrderContext struct {

@@ -294,3 +294,23 @@ WHERE "status" = 'PENDING' AND "nextAttemptAt" <= $1 ORDER BY "nextAttemptAt" LI
 	}
 	return out, unavailable("due order contexts", rows.Err())
 }
+
+// TicketMessages lists the messages of a tenant's tickets, oldest first.
+func (s *Store) TicketMessages(ctx context.Context, tenantID string, ticketIDs []string) ([]marketplace.TicketMessageView, error) {
+	rows, err := s.pool.Query(ctx, `
+SELECT "ticketId", "senderType"::text, COALESCE("senderName", ''), "body", "sentAt", "isInternal"
+FROM "TicketMessage" WHERE "tenantId" = $1 AND "ticketId" = ANY($2) ORDER BY "sentAt", "id"`, tenantID, ticketIDs)
+	if err != nil {
+		return nil, unavailable("ticket messages", err)
+	}
+	defer rows.Close()
+	var out []marketplace.TicketMessageView
+	for rows.Next() {
+		var m marketplace.TicketMessageView
+		if err := rows.Scan(&m.TicketID, &m.SenderType, &m.SenderName, &m.Body, &m.SentAt, &m.Internal); err != nil {
+			return nil, unavailable("ticket messages", err)
+		}
+		out = append(out, m)
+	}
+	return out, unavailable("ticket messages", rows.Err())
+}
