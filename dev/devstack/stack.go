@@ -196,7 +196,7 @@ func Start(ctx context.Context, profile Profile, opts Options) (_ *Stack, err er
 
 	smtpPort := profile.SMTPPort
 	if smtpPort == 0 {
-		if smtpPort, err = freePort(); err != nil {
+		if smtpPort, err = loopback.FreePort(); err != nil {
 			return nil, err
 		}
 	}
