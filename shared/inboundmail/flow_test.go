@@ -203,6 +203,11 @@ func (f *fixture) deliver(t *testing.T, sesID string, raw []byte, rcpts []string
 	return body
 }
 
+// deliverB is deliver for benchmarks (all verdicts PASS, recipient A).
+func (f *fixture) deliverB(sesID string, raw []byte) string {
+	return f.deliver(&testing.T{}, sesID, raw, []string{rcptA})
+}
+
 func (f *fixture) process(t *testing.T, body string) error {
 	t.Helper()
 	return f.flow.Process(context.Background(), "sqs-1", body)
