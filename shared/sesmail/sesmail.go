@@ -1,9 +1,8 @@
 // Package sesmail reads the notification SES publishes when a receipt rule
 // with an S3 action has stored a mail ("notificationType": "Received"), as
 // it reaches SQS: wrapped in SNS's envelope, or bare when the subscription
-// delivers raw messages. The field names are SES's (developer guide,
-// "Contents of notifications for Amazon SES email receiving"). It depends on
-// the standard library only.
+// delivers raw messages. The field names are SES's; testdata/ses holds an
+// example. It depends on the standard library only.
 package sesmail
 
 import (
