@@ -140,8 +140,12 @@ func run(ctx context.Context, env *boot.Env, addr string, pollOnce bool) error {
 		if err != nil {
 			return err
 		}
+		opts := []inboundmail.Option{inboundmail.WithLogger(env.Log)}
+		if amazon, ok := source.(*poll.AmazonSource); ok {
+			opts = append(opts, inboundmail.WithOrderContext(inboundmail.NewOrderContexts(store, amazon, env.Log, nil)))
+		}
 		mail := inboundmail.New(inboundmail.Config{Domain: cfg.InboundMailDomain, MaxBytes: cfg.InboundMailMaxBytes},
-			store, mailbucket.New(s3), inboundmail.WithLogger(env.Log))
+			store, mailbucket.New(s3), opts...)
 		go localpoll.Consumer{Handler: mail.HandleSQS, SQS: sqsClient, QueueURL: mailQueue, Log: env.Log, Name: "inboundmail"}.Run(ctx)
 		env.Log.Info("inbound mail", "smtp", os.Getenv("INBOUND_SMTP_ADDR"), "domain", cfg.InboundMailDomain)
 	}

@@ -1,7 +1,8 @@
 // Command inboundmail is the Lambda function behind the mail queue
 // (ReportBatchItemFailures): SES stores each mail received for a tenant's
 // inbound address in S3 and notifies through SNS; each record becomes a
-// ticket message or a recorded refusal (shared/inboundmail;
+// ticket message or a recorded refusal, and a ticket about an order gets the
+// order's context within its getOrder budget (shared/inboundmail;
 // docs/inbound-mail.md).
 package main
 
@@ -11,9 +12,13 @@ import (
 	"github.com/aws/aws-lambda-go/lambda"
 
 	"github.com/keybuzz/keybuzz-amazon/shared/boot"
+	"github.com/keybuzz/keybuzz-amazon/shared/credcache"
 	"github.com/keybuzz/keybuzz-amazon/shared/inboundmail"
+	"github.com/keybuzz/keybuzz-amazon/shared/lwa"
 	"github.com/keybuzz/keybuzz-amazon/shared/mailbucket"
+	"github.com/keybuzz/keybuzz-amazon/shared/poll"
 	"github.com/keybuzz/keybuzz-amazon/shared/postgres"
+	"github.com/keybuzz/keybuzz-amazon/shared/spapi"
 )
 
 func main() {
@@ -25,8 +30,16 @@ func main() {
 	store := postgres.New(env.Pool(ctx, boot.LambdaMaxConns), nil)
 	s3, err := mailbucket.NewClient(ctx, cfg.InboundS3PathStyle)
 	env.Must("s3 client", err)
+	opts := []inboundmail.Option{inboundmail.WithLogger(env.Log)}
+	if !cfg.UseMock {
+		// Order context: getOrder with the seller's token, within its budget.
+		secrets := credcache.New(env.Vault(ctx), credcache.DefaultTTL, nil)
+		amazon := poll.NewAmazonSource(secrets, lwa.New(cfg.LWATokenURL, nil), spapi.New(nil), store,
+			poll.AmazonConfig{Endpoint: cfg.SPAPIEndpoint}, nil, env.Log)
+		opts = append(opts, inboundmail.WithOrderContext(inboundmail.NewOrderContexts(store, amazon, env.Log, nil)))
+	}
 	flow := inboundmail.New(inboundmail.Config{Domain: cfg.InboundMailDomain, MaxBytes: cfg.InboundMailMaxBytes},
-		store, mailbucket.New(s3), inboundmail.WithLogger(env.Log))
+		store, mailbucket.New(s3), opts...)
 
 	lambda.Start(flow.HandleSQS)
 }
