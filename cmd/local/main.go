@@ -141,8 +141,8 @@ func run(ctx context.Context, env *boot.Env, addr string, pollOnce bool) error {
 			return err
 		}
 		opts := []inboundmail.Option{inboundmail.WithLogger(env.Log)}
-		if amazon, ok := source.(*poll.AmazonSource); ok {
-			opts = append(opts, inboundmail.WithOrderContext(inboundmail.NewOrderContexts(store, amazon, env.Log, nil)))
+		if orders, ok := source.(*poll.AmazonSource); ok {
+			opts = append(opts, inboundmail.WithOrderContext(inboundmail.NewOrderContexts(store, orders, env.Log, nil)))
 		}
 		mail := inboundmail.New(inboundmail.Config{Domain: cfg.InboundMailDomain, MaxBytes: cfg.InboundMailMaxBytes},
 			store, mailbucket.New(s3), opts...)

@@ -34,9 +34,9 @@ func main() {
 	if !cfg.UseMock {
 		// Order context: getOrder with the seller's token, within its budget.
 		secrets := credcache.New(env.Vault(ctx), credcache.DefaultTTL, nil)
-		amazon := poll.NewAmazonSource(secrets, lwa.New(cfg.LWATokenURL, nil), spapi.New(nil), store,
+		orders := poll.NewAmazonSource(secrets, lwa.New(cfg.LWATokenURL, nil), spapi.New(nil), store,
 			poll.AmazonConfig{Endpoint: cfg.SPAPIEndpoint}, nil, env.Log)
-		opts = append(opts, inboundmail.WithOrderContext(inboundmail.NewOrderContexts(store, amazon, env.Log, nil)))
+		opts = append(opts, inboundmail.WithOrderContext(inboundmail.NewOrderContexts(store, orders, env.Log, nil)))
 	}
 	flow := inboundmail.New(inboundmail.Config{Domain: cfg.InboundMailDomain, MaxBytes: cfg.InboundMailMaxBytes},
 		store, mailbucket.New(s3), opts...)
