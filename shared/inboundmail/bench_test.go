@@ -13,7 +13,9 @@ import (
 
 	"github.com/aws/aws-lambda-go/events"
 
+	"github.com/keybuzz/keybuzz-amazon/dev/testenv"
 	"github.com/keybuzz/keybuzz-amazon/shared/inboundmail"
+	"github.com/keybuzz/keybuzz-amazon/shared/postgres"
 	"github.com/keybuzz/keybuzz-amazon/shared/relaymail"
 )
 
@@ -72,4 +74,56 @@ func BenchmarkParseUnderstand(b *testing.B) {
 		}
 	}
 	b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "mails/s")
+}
+
+// BenchmarkHandleSQSPostgres: the same through the real database of the
+// test stack (the one ingestion path, outcome, attachments, address), the
+// bucket in memory; every mail a new ticket message.
+func BenchmarkHandleSQSPostgres(b *testing.B) {
+	files, _ := filepath.Glob("../../testdata/mail/*.eml")
+	var relay [][]byte
+	for _, f := range files {
+		if !strings.Contains(f, "hostile") && !strings.Contains(f, "no-message-id") {
+			raw, _ := os.ReadFile(f)
+			relay = append(relay, raw)
+		}
+	}
+	pool, _ := testenv.Pool(b)
+	store := postgres.New(pool, nil)
+	ctx := context.Background()
+	tenant := testenv.ID("tenant")
+	var conn string
+	if err := pool.QueryRow(ctx, `INSERT INTO "MarketplaceConnection" ("tenantId", "status", "region", "marketplaceId")
+VALUES ($1, 'CONNECTED', 'EU', 'A13V1IB3VIYZZH') RETURNING "id"`, tenant).Scan(&conn); err != nil {
+		b.Fatal(err)
+	}
+	addrs, err := inboundmail.NewAddresses(store, domain, nil).Provision(ctx, tenant, []string{"A13V1IB3VIYZZH"})
+	if err != nil {
+		b.Fatal(err)
+	}
+	objects := &fakeObjects{objects: map[string][]byte{}}
+	flow := inboundmail.New(inboundmail.Config{Domain: domain, MaxBytes: 1 << 20}, store, objects,
+		inboundmail.WithLogger(slog.New(slog.NewTextHandler(io.Discard, nil))))
+	f := &fixture{objects: objects}
+	// Each mail gets its own Message-ID, so each is a new message.
+	body := func(i int) string {
+		raw := relay[i%len(relay)]
+		raw = []byte(strings.Replace(string(raw), "Message-ID: <", fmt.Sprintf("Message-ID: <b%d-", i), 1))
+		return f.deliverTo(fmt.Sprintf("ses-%d", i), raw, addrs[0].EmailAddress)
+	}
+	b.ResetTimer()
+	start := time.Now()
+	for i := 0; i < b.N; i++ {
+		b.StopTimer()
+		ev := events.SQSEvent{}
+		for j := 0; j < 10; j++ {
+			ev.Records = append(ev.Records, events.SQSMessage{MessageId: fmt.Sprint(i*10 + j), Body: body(i*10 + j)})
+		}
+		b.StartTimer()
+		resp, err := flow.HandleSQS(ctx, ev)
+		if err != nil || len(resp.BatchItemFailures) > 0 {
+			b.Fatal(err, resp.BatchItemFailures)
+		}
+	}
+	b.ReportMetric(float64(b.N*10)/time.Since(start).Seconds(), "mails/s")
 }

@@ -208,6 +208,10 @@ func (f *fixture) deliverB(sesID string, raw []byte) string {
 	return f.deliver(&testing.T{}, sesID, raw, []string{rcptA})
 }
 
+func (f *fixture) deliverTo(sesID string, raw []byte, rcpt string) string {
+	return f.deliver(&testing.T{}, sesID, raw, []string{rcpt})
+}
+
 func (f *fixture) process(t *testing.T, body string) error {
 	t.Helper()
 	return f.flow.Process(context.Background(), "sqs-1", body)
