@@ -27,7 +27,9 @@ func (m *memInbound) Provision(_ context.Context, tenantID string, ids []string)
 	return m.addrs, nil
 }
 
-func (m *memInbound) List(context.Context, string) ([]marketplace.InboundAddress, error) { return m.addrs, nil }
+func (m *memInbound) List(context.Context, string) ([]marketplace.InboundAddress, error) {
+	return m.addrs, nil
+}
 
 // Status gives a CONNECTED tenant its addresses (provisioning the missing
 // ones) and names the primary marketplace's as InboundEmail.
