@@ -9,7 +9,9 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/aws/aws-sdk-go-v2/service/sns"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
+	"github.com/aws/aws-sdk-go-v2/service/sqs/types"
 	smtp "github.com/emersion/go-smtp"
 	"github.com/jackc/pgx/v5/pgxpool"
 
@@ -48,11 +50,28 @@ func newStackMail(t *testing.T) *stackMail {
 	m := &stackMail{t: t, pool: pool, store: store, sqs: sqsc,
 		smtpAddr: testenv.Env(t, "INBOUND_SMTP_ADDR"), domain: testenv.Env(t, "INBOUND_MAIL_DOMAIN")}
 	m.flow = inboundmail.New(inboundmail.Config{Domain: m.domain}, store, mailbucket.New(s3c))
-	m.consumer = localpoll.Consumer{Handler: m.flow.HandleSQS, SQS: sqsc, QueueURL: testenv.Env(t, "MAIL_QUEUE_URL")}
-	// Whatever an earlier run left in the queue is not this test's.
-	if _, _, err := (localpoll.Consumer{Handler: m.flow.HandleSQS, SQS: sqsc, QueueURL: m.consumer.QueueURL}).Drain(ctx, 0); err != nil {
+	// A queue of this test's own on the stack's mail topic, as the mail
+	// queue is subscribed: other tests may run a local server whose
+	// consumer drains the stack's mail queue.
+	q, err := sqsc.CreateQueue(ctx, &sqs.CreateQueueInput{QueueName: aws.String(testenv.ID("mail-test"))})
+	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(func() { _, _ = sqsc.DeleteQueue(context.Background(), &sqs.DeleteQueueInput{QueueUrl: q.QueueUrl}) })
+	attrs, err := sqsc.GetQueueAttributes(ctx, &sqs.GetQueueAttributesInput{QueueUrl: q.QueueUrl, AttributeNames: []types.QueueAttributeName{"QueueArn"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	snsc := sns.New(sns.Options{Region: "eu-west-1", BaseEndpoint: aws.String(testenv.Env(t, "AWS_ENDPOINT_URL_SNS")), Credentials: creds})
+	sub, err := snsc.Subscribe(ctx, &sns.SubscribeInput{TopicArn: aws.String(testenv.Env(t, "MAIL_TOPIC_ARN")), Protocol: aws.String("sqs"),
+		Endpoint: aws.String(attrs.Attributes["QueueArn"])})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_, _ = snsc.Unsubscribe(context.Background(), &sns.UnsubscribeInput{SubscriptionArn: sub.SubscriptionArn})
+	})
+	m.consumer = localpoll.Consumer{Handler: m.flow.HandleSQS, SQS: sqsc, QueueURL: *q.QueueUrl}
 	return m
 }
 
