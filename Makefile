@@ -25,7 +25,7 @@ GOFILES    = $(shell find . -name '*.go' -not -path './.local/*' -not -path '*/n
 .PHONY: help setup dev up test fmt-check vet token migrate migrate-app invoke mail poll-once build bench chaos clean distclean stack
 
 help:
-	@sed -n '3,11p' Makefile | sed 's/^# \{0,1\}//'
+	@sed -n '3,10p' Makefile | sed 's/^# \{0,1\}//'
 
 # The stack command is built (not `go run`) so that `stack run` can pass the
 # wrapped command's exit code through (go run turns every failure into 1).
