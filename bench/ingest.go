@@ -103,6 +103,7 @@ func benchIngest(ctx context.Context, e *env) (section, error) {
 	if err != nil {
 		return sec, err
 	}
+	rtt := roundTrip(ctx, store.Pool()) // now: the explanation is written after the run's pools are closed
 	var fsync string
 	if err := store.Pool().QueryRow(ctx, `SHOW fsync`).Scan(&fsync); err != nil {
 		return sec, err
@@ -140,7 +141,7 @@ trips per event, while a database round trip cost p50 %.3f ms here
 (loopback; fsync = %s on this server, SHOW fsync): the baseline pays
 mostly the per-row work both sides pay (heap and index inserts: %s; the
 foreign-key checks: %s) and little for its round trips, so batching can win
-little on this machine.`, m.Ratios["row_by_row"], 1000/max(firstRate, 1), 1000/max(rowRate, 1), ms(roundTrip(ctx, store.Pool())), fsync,
+little on this machine.`, m.Ratios["row_by_row"], 1000/max(firstRate, 1), 1000/max(rowRate, 1), ms(rtt), fsync,
 				catalog.indexes(), catalog.fks())
 		},
 	}, Result{
