@@ -17,16 +17,15 @@ import (
 	"path"
 	"regexp"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/aws/aws-lambda-go/events"
-	"github.com/aws/aws-lambda-go/lambdacontext"
 
 	"github.com/keybuzz/keybuzz-amazon/shared/logging"
 	"github.com/keybuzz/keybuzz-amazon/shared/marketplace"
 	"github.com/keybuzz/keybuzz-amazon/shared/relaymail"
 	"github.com/keybuzz/keybuzz-amazon/shared/sesmail"
+	"github.com/keybuzz/keybuzz-amazon/shared/sqsbatch"
 )
 
 // Store is what the flow needs of the database.
@@ -120,37 +119,21 @@ func New(cfg Config, store Store, objects Objects, opts ...Option) *Flow {
 // Config.Parallel at once) and only those that failed transiently are
 // reported, so SQS retries them alone.
 func (f *Flow) HandleSQS(ctx context.Context, ev events.SQSEvent) (events.SQSEventResponse, error) {
-	if lc, ok := lambdacontext.FromContext(ctx); ok && logging.RequestID(ctx) == "" {
-		ctx = logging.WithRequestID(ctx, lc.AwsRequestID)
-	}
-	var (
-		mu       sync.Mutex
-		failures = []events.SQSBatchItemFailure{}
-		wg       sync.WaitGroup
-		sem      = make(chan struct{}, f.cfg.Parallel)
-	)
-	for _, r := range ev.Records {
-		wg.Add(1)
-		sem <- struct{}{}
-		go func() {
-			defer func() { <-sem; wg.Done() }()
-			if err := f.Process(logging.WithRequestID(ctx, r.MessageId), r.MessageId, r.Body); err != nil {
-				f.log.ErrorContext(ctx, "mail left for retry", "sqs_message_id", r.MessageId, "err", err,
-					"receive_count", r.Attributes["ApproximateReceiveCount"])
-				mu.Lock()
-				failures = append(failures, events.SQSBatchItemFailure{ItemIdentifier: r.MessageId})
-				mu.Unlock()
-			}
-		}()
-	}
-	wg.Wait()
+	res := sqsbatch.Handle(ctx, ev, f.cfg.Parallel, func(ctx context.Context, r events.SQSMessage) error {
+		err := f.Process(ctx, r.MessageId, r.Body)
+		if err != nil {
+			f.log.ErrorContext(ctx, "mail left for retry", "sqs_message_id", r.MessageId, "err", err,
+				"receive_count", r.Attributes["ApproximateReceiveCount"])
+		}
+		return err
+	})
 	// Contexts an empty budget deferred, now that time has passed.
 	if f.orders != nil {
 		if _, err := f.orders.RetryDue(ctx, 5); err != nil {
 			f.log.WarnContext(ctx, "order contexts not retried", "err", err)
 		}
 	}
-	return events.SQSEventResponse{BatchItemFailures: failures}, nil
+	return res, nil
 }
 
 // Process handles one SQS body. It returns an error only when a retry may

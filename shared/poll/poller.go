@@ -17,17 +17,16 @@ import (
 	"fmt"
 	"log/slog"
 	"net/url"
-	"sync"
 	"time"
 
 	"github.com/aws/aws-lambda-go/events"
-	"github.com/aws/aws-lambda-go/lambdacontext"
 
 	"github.com/keybuzz/keybuzz-amazon/shared/logging"
 	"github.com/keybuzz/keybuzz-amazon/shared/lwa"
 	"github.com/keybuzz/keybuzz-amazon/shared/marketplace"
 	"github.com/keybuzz/keybuzz-amazon/shared/metrics"
 	"github.com/keybuzz/keybuzz-amazon/shared/pollqueue"
+	"github.com/keybuzz/keybuzz-amazon/shared/sqsbatch"
 )
 
 // Store is the part of postgres.Store the poller uses.
@@ -124,37 +123,15 @@ func NewPoller(store Store, source Source, cfg Config, now func() time.Time, log
 // reported, so SQS retries them alone. A malformed body is logged and
 // acknowledged: no retry can fix it (docs/polling.md).
 func (p *Poller) HandleSQS(ctx context.Context, ev events.SQSEvent) (events.SQSEventResponse, error) {
-	if lc, ok := lambdacontext.FromContext(ctx); ok && logging.RequestID(ctx) == "" {
-		ctx = logging.WithRequestID(ctx, lc.AwsRequestID)
-	}
-	var (
-		mu       sync.Mutex
-		failures = []events.SQSBatchItemFailure{}
-		wg       sync.WaitGroup
-		sem      = make(chan struct{}, p.cfg.Parallel)
-	)
-	for _, r := range ev.Records {
-		wg.Add(1)
-		sem <- struct{}{}
-		go func() {
-			defer func() { <-sem; wg.Done() }()
-			rctx := logging.WithRequestID(ctx, r.MessageId)
-			msg, err := pollqueue.Decode(r.Body)
-			if err != nil {
-				p.log.ErrorContext(rctx, "poll message dropped: malformed body", "err", err, "receive_count", r.Attributes["ApproximateReceiveCount"])
-				p.metrics.Emit("polltenant", map[string]float64{metrics.Errors: 1}, map[string]string{"request_id": r.MessageId, "error_kind": "malformed_message"})
-				return
-			}
-			rctx = logging.WithTenantID(rctx, msg.TenantID)
-			if err := p.Poll(rctx, msg); err != nil {
-				mu.Lock()
-				failures = append(failures, events.SQSBatchItemFailure{ItemIdentifier: r.MessageId})
-				mu.Unlock()
-			}
-		}()
-	}
-	wg.Wait()
-	return events.SQSEventResponse{BatchItemFailures: failures}, nil
+	return sqsbatch.Handle(ctx, ev, p.cfg.Parallel, func(ctx context.Context, r events.SQSMessage) error {
+		msg, err := pollqueue.Decode(r.Body)
+		if err != nil {
+			p.log.ErrorContext(ctx, "poll message dropped: malformed body", "err", err, "receive_count", r.Attributes["ApproximateReceiveCount"])
+			p.metrics.Emit("polltenant", map[string]float64{metrics.Errors: 1}, map[string]string{"request_id": r.MessageId, "error_kind": "malformed_message"})
+			return nil
+		}
+		return p.Poll(logging.WithTenantID(ctx, msg.TenantID), msg)
+	}), nil
 }
 
 // Result is what one poll did.

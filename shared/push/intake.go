@@ -6,11 +6,9 @@ import (
 	"fmt"
 	"log/slog"
 	"strconv"
-	"sync"
 	"time"
 
 	"github.com/aws/aws-lambda-go/events"
-	"github.com/aws/aws-lambda-go/lambdacontext"
 
 	"github.com/keybuzz/keybuzz-amazon/shared/logging"
 	"github.com/keybuzz/keybuzz-amazon/shared/lwa"
@@ -18,6 +16,7 @@ import (
 	"github.com/keybuzz/keybuzz-amazon/shared/metrics"
 	"github.com/keybuzz/keybuzz-amazon/shared/poll"
 	"github.com/keybuzz/keybuzz-amazon/shared/spapi"
+	"github.com/keybuzz/keybuzz-amazon/shared/sqsbatch"
 )
 
 // IntakeStore is the part of postgres.Store the intake uses.
@@ -65,31 +64,11 @@ func NewIntake(store IntakeStore, orders Orders, now func() time.Time, log *slog
 // transiently are reported, so SQS retries them alone (and, after the
 // queue's maxReceiveCount, moves them to the DLQ).
 func (in *Intake) HandleSQS(ctx context.Context, ev events.SQSEvent) (events.SQSEventResponse, error) {
-	if lc, ok := lambdacontext.FromContext(ctx); ok && logging.RequestID(ctx) == "" {
-		ctx = logging.WithRequestID(ctx, lc.AwsRequestID)
-	}
-	var (
-		mu       sync.Mutex
-		failures = []events.SQSBatchItemFailure{}
-		wg       sync.WaitGroup
-		sem      = make(chan struct{}, in.parallel)
-	)
-	for _, r := range ev.Records {
-		wg.Add(1)
-		sem <- struct{}{}
-		go func() {
-			defer func() { <-sem; wg.Done() }()
-			rctx := logging.WithRequestID(ctx, r.MessageId)
-			receives, _ := strconv.Atoi(r.Attributes["ApproximateReceiveCount"])
-			if _, err := in.Handle(rctx, r.MessageId, r.Body, receives); err != nil {
-				mu.Lock()
-				failures = append(failures, events.SQSBatchItemFailure{ItemIdentifier: r.MessageId})
-				mu.Unlock()
-			}
-		}()
-	}
-	wg.Wait()
-	return events.SQSEventResponse{BatchItemFailures: failures}, nil
+	return sqsbatch.Handle(ctx, ev, in.parallel, func(ctx context.Context, r events.SQSMessage) error {
+		receives, _ := strconv.Atoi(r.Attributes["ApproximateReceiveCount"])
+		_, err := in.Handle(ctx, r.MessageId, r.Body, receives)
+		return err
+	}), nil
 }
 
 // Result is what one notification came to.
