@@ -78,13 +78,7 @@ type startResponse struct {
 // appstore_login}; the answer sets the browser binding cookie (so the
 // frontend calls it with credentials) and carries the consent URL.
 func (a *API) Start() http.Handler {
-	return a.wrap(http.MethodPost, func(w http.ResponseWriter, r *http.Request) {
-		claims, err := a.Auth.Authenticate(r)
-		if err != nil {
-			writeError(w, r, a.Log, err)
-			return
-		}
-		r = r.WithContext(logging.WithTenantID(r.Context(), claims.TenantID))
+	return a.wrapTenant(http.MethodPost, func(w http.ResponseWriter, r *http.Request, claims auth.Claims) {
 		var body startRequest
 		if err := readJSON(r, &body); err != nil {
 			writeError(w, r, a.Log, err)
@@ -296,13 +290,7 @@ const NoConnectionStatus = "DISCONNECTED"
 
 // Status serves GET StatusPath.
 func (a *API) Status() http.Handler {
-	return a.wrap(http.MethodGet, func(w http.ResponseWriter, r *http.Request) {
-		claims, err := a.Auth.Authenticate(r)
-		if err != nil {
-			writeError(w, r, a.Log, err)
-			return
-		}
-		r = r.WithContext(logging.WithTenantID(r.Context(), claims.TenantID))
+	return a.wrapTenant(http.MethodGet, func(w http.ResponseWriter, r *http.Request, claims auth.Claims) {
 		st, err := a.Connect.Status(r.Context(), claims.TenantID)
 		if err != nil {
 			writeError(w, r, a.Log, err)
@@ -346,13 +334,7 @@ type disconnectResponse struct {
 
 // Disconnect serves POST DisconnectPath: idempotent.
 func (a *API) Disconnect() http.Handler {
-	return a.wrap(http.MethodPost, func(w http.ResponseWriter, r *http.Request) {
-		claims, err := a.Auth.Authenticate(r)
-		if err != nil {
-			writeError(w, r, a.Log, err)
-			return
-		}
-		r = r.WithContext(logging.WithTenantID(r.Context(), claims.TenantID))
+	return a.wrapTenant(http.MethodPost, func(w http.ResponseWriter, r *http.Request, claims auth.Claims) {
 		res, err := a.Connect.Disconnect(r.Context(), claims.TenantID)
 		if err != nil {
 			writeError(w, r, a.Log, err)

@@ -11,6 +11,7 @@ import (
 	"github.com/aws/aws-lambda-go/lambdacontext"
 	"github.com/awslabs/aws-lambda-go-api-proxy/core"
 
+	"github.com/keybuzz/keybuzz-amazon/shared/auth"
 	"github.com/keybuzz/keybuzz-amazon/shared/logging"
 	"github.com/keybuzz/keybuzz-amazon/shared/marketplace"
 )
@@ -22,6 +23,20 @@ var requestIDPattern = regexp.MustCompile(`^[A-Za-z0-9._:-]{1,128}$`)
 
 // wrap adds to h: the method check, the request id, a bounded body, panic
 // recovery (a 500 that never shows the panic) and an access log line.
+// wrapTenant is wrap for the routes a tenant calls with its Bearer JWT:
+// the token is verified first (401 otherwise) and the tenant id joins the
+// request's log attributes.
+func (a *API) wrapTenant(method string, h func(w http.ResponseWriter, r *http.Request, claims auth.Claims)) http.Handler {
+	return a.wrap(method, func(w http.ResponseWriter, r *http.Request) {
+		claims, err := a.Auth.Authenticate(r)
+		if err != nil {
+			writeError(w, r, a.Log, err)
+			return
+		}
+		h(w, r.WithContext(logging.WithTenantID(r.Context(), claims.TenantID)), claims)
+	})
+}
+
 func (a *API) wrap(method string, h http.HandlerFunc) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
