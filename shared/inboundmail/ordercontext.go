@@ -97,7 +97,7 @@ func (o *OrderContexts) fetch(ctx context.Context, c marketplace.OrderContext) e
 		return o.store.DeferOrderContext(ctx, c.TicketID, o.now(), "connection not CONNECTED", true)
 	}
 	t := poll.Target{TenantID: c.TenantID, ConnectionID: conn.ID, Region: conn.Region,
-		MarketplaceID: conn.MarketplaceID, SellingPartnerID: conn.SellingPartnerID}
+		MarketplaceID: conn.MarketplaceID, SellingPartnerID: conn.SellingPartnerID, AppSource: conn.AppSource}
 	cctx, cancel := context.WithTimeout(ctx, o.timeout)
 	order, err := o.orders.GetOrder(cctx, t, c.OrderID)
 	cancel()
