@@ -4,20 +4,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
 	"time"
 
-	"github.com/keybuzz/keybuzz-amazon/dev/devrand"
 	"github.com/keybuzz/keybuzz-amazon/dev/sandbox"
-	"github.com/keybuzz/keybuzz-amazon/shared/config"
 	"github.com/keybuzz/keybuzz-amazon/shared/credcache"
 	"github.com/keybuzz/keybuzz-amazon/shared/lwa"
-	"github.com/keybuzz/keybuzz-amazon/shared/marketplace"
 	"github.com/keybuzz/keybuzz-amazon/shared/poll"
 	"github.com/keybuzz/keybuzz-amazon/shared/pollqueue"
-	"github.com/keybuzz/keybuzz-amazon/shared/secret"
 	"github.com/keybuzz/keybuzz-amazon/shared/spapi"
-	"github.com/keybuzz/keybuzz-amazon/shared/vaultstore"
 )
 
 // budgetScenario is one driven run of the poller against the sandbox.
@@ -125,56 +119,21 @@ func (e *env) runBudget(ctx context.Context, s budgetScenario, T time.Duration) 
 	var out budgetOutcome
 	start := time.Date(2026, 11, 27, 10, 0, 0, 0, time.UTC)
 	clock := sandbox.NewManualClock(start)
-	sbCfg := sandbox.DefaultConfig()
-	sbCfg.Clock = clock
-	sb := sandbox.New(sbCfg)
-	sbURL, stop, err := serve(sb)
+	rig, err := e.newSandboxRig(ctx, 1, clock, false)
 	if err != nil {
 		return out, err
 	}
-	defer stop()
-	seller := sb.Sellers()[0]
-	refresh, err := sb.IssueRefreshToken(seller.ID)
-	if err != nil {
-		return out, err
-	}
-
-	cfg, err := config.Load(os.Getenv)
-	if err != nil {
-		return out, err
-	}
-	secrets, err := vaultstore.Open(ctx, cfg)
-	if err != nil {
-		return out, err
-	}
-	app, err := secrets.App(ctx)
-	if err != nil {
-		return out, fmt.Errorf("app credentials (seeded by the stack): %w", err)
-	}
-	if app.ClientID != sbCfg.ClientID {
-		return out, fmt.Errorf("the stack's app credentials (%s) are not the sandbox's default app (%s)", app.ClientID, sbCfg.ClientID)
-	}
-	tenant := "bench-budget-" + devrand.Hex(4)
-	if _, err := secrets.PutTenant(ctx, tenant, marketplace.TenantCredentials{
-		RefreshToken: secret.Value(refresh), SellerID: seller.ID, MarketplaceID: seller.MarketplaceIDs[0], Region: seller.Region, CreatedAt: start,
-	}); err != nil {
-		return out, err
-	}
-	defer secrets.DeleteTenant(context.Background(), tenant) //nolint:errcheck
-
+	sb, sbURL := rig.sb, rig.url
 	store, _, err := e.freshStore(ctx, "budget", 2, clock.Now, nil)
 	if err != nil {
 		return out, err
 	}
-	var connID string
-	if err := store.Pool().QueryRow(ctx, `
-INSERT INTO "MarketplaceConnection" ("tenantId", "type", "status", "region", "marketplaceId", "sellingPartnerId", "vaultPath", "connectedAt", "nextPollAt")
-VALUES ($1, 'AMAZON', 'CONNECTED', $2, $3, $4, $5, $6, $6) RETURNING "id"`,
-		tenant, seller.Region, seller.MarketplaceIDs[0], seller.ID, "keybuzz/tenants/"+tenant+"/amazon", start).Scan(&connID); err != nil {
+	tenant, connID, seller, err := rig.connect(ctx, e, store, 0, "budget", start)
+	if err != nil {
 		return out, err
 	}
 
-	src := poll.NewAmazonSource(credcache.New(secrets, 0, clock.Now), lwa.New(sbURL+"/auth/o2/token", nil), spapi.New(nil), store,
+	src := poll.NewAmazonSource(credcache.New(rig.secrets, 0, clock.Now), lwa.New(sbURL+"/auth/o2/token", nil), spapi.New(nil), store,
 		poll.AmazonConfig{Endpoint: sbURL}, clock.Now, e.quiet)
 	poller := poll.NewPoller(store, src, poll.Config{Interval: time.Second}, clock.Now, e.quiet, nil)
 	msg := pollqueue.Message{TenantID: tenant, ConnectionID: connID, EnqueuedAt: start}
