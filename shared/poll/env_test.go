@@ -6,7 +6,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"net/url"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -171,27 +170,10 @@ VALUES ($1, 'CONNECTED', 'eu', $2, $3, $4, $5, $5) RETURNING "id"`, tenantID, ma
 	return id
 }
 
-// consent follows the sandbox's auto-approved consent page and returns the
-// spapi_oauth_code it redirects with.
+// consent is sandboxtest.Consent on the env's sandbox.
 func (e *env) consent(sellerID string) secret.Value {
 	e.t.Helper()
-	cfg := sandbox.DefaultConfig()
-	q := url.Values{"application_id": {cfg.ApplicationID}, "state": {"test-state"}, "version": {"beta"},
-		"sandbox_seller": {sellerID}, "sandbox_auto_approve": {"true"}}
-	hc := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
-	resp, err := hc.Get(e.sbURL + "/apps/authorize/consent?" + q.Encode())
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	resp.Body.Close()
-	loc, err := url.Parse(resp.Header.Get("Location"))
-	if err != nil || resp.StatusCode != http.StatusFound {
-		e.t.Fatalf("consent: HTTP %d, location %q", resp.StatusCode, resp.Header.Get("Location"))
-	}
-	if loc.Query().Get("selling_partner_id") != sellerID {
-		e.t.Fatalf("consent for the wrong seller: %v", loc.Query())
-	}
-	return secret.Value(loc.Query().Get("spapi_oauth_code"))
+	return sandboxtest.Consent(e.t, e.sbURL, sellerID)
 }
 
 func (s seller) message() pollqueue.Message {

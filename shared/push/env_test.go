@@ -5,7 +5,6 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
-	"net/url"
 	"strings"
 	"testing"
 	"time"
@@ -188,22 +187,10 @@ VALUES ($1, 'CONNECTED', 'eu', $2, $3, $4, $5, $5) RETURNING "id"`, s.tenantID, 
 	return s
 }
 
+// consent is sandboxtest.Consent on the env's sandbox.
 func (e *env) consent(sellerID string) secret.Value {
 	e.t.Helper()
-	cfg := sandbox.DefaultConfig()
-	q := url.Values{"application_id": {cfg.ApplicationID}, "state": {"test-state"}, "version": {"beta"},
-		"sandbox_seller": {sellerID}, "sandbox_auto_approve": {"true"}}
-	hc := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
-	resp, err := hc.Get(e.sbURL + "/apps/authorize/consent?" + q.Encode())
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	resp.Body.Close()
-	loc, err := url.Parse(resp.Header.Get("Location"))
-	if err != nil || resp.StatusCode != http.StatusFound {
-		e.t.Fatalf("consent: HTTP %d", resp.StatusCode)
-	}
-	return secret.Value(loc.Query().Get("spapi_oauth_code"))
+	return sandboxtest.Consent(e.t, e.sbURL, sellerID)
 }
 
 func (e *env) onConnected(s seller) {
