@@ -1,6 +1,8 @@
-// Package e2e runs the five real bootstraps the way Lambda runs them: each
-// is built for Linux, started under aws-lambda-rie and invoked with its
-// event from events/, against the services `make test` starts.
+// Package e2e runs the real bootstraps the way Lambda runs them: each is
+// built for Linux, started under aws-lambda-rie and invoked with its event
+// from events/, against the services `make test` starts: Connect (with the
+// ORDER_CHANGE subscription and the inbound addresses), polling, a pushed
+// notification, a relay mail through the SMTP receiver, and disconnect.
 package e2e
 
 import (
@@ -17,6 +19,8 @@ import (
 
 	"github.com/aws/aws-lambda-go/events"
 	"github.com/aws/aws-sdk-go-v2/aws"
+	awsconfig "github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/service/sns"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 	"github.com/aws/aws-sdk-go-v2/service/sqs/types"
 	"github.com/jackc/pgx/v5"
@@ -24,6 +28,7 @@ import (
 	"github.com/keybuzz/keybuzz-amazon/dev/rie"
 	"github.com/keybuzz/keybuzz-amazon/dev/sandbox"
 	"github.com/keybuzz/keybuzz-amazon/dev/sandbox/sandboxtest"
+	"github.com/keybuzz/keybuzz-amazon/dev/smtpses"
 	"github.com/keybuzz/keybuzz-amazon/dev/testenv"
 	"github.com/keybuzz/keybuzz-amazon/shared/auth"
 	"github.com/keybuzz/keybuzz-amazon/shared/poll"
@@ -31,7 +36,8 @@ import (
 	"github.com/keybuzz/keybuzz-amazon/shared/secret"
 )
 
-var functions = []string{"oauthstart", "oauthcallback", "status", "pollfanout", "polltenant"} // oauthlogin and disconnect: the same adapter, tested in shared/httpapi
+// oauthlogin serves the same adapter as oauthstart (tested in shared/httpapi).
+var functions = []string{"oauthstart", "oauthcallback", "status", "pollfanout", "polltenant", "ordernotify", "inboundmail", "disconnect"}
 
 func TestBootstrapsUnderLambdaEmulator(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
@@ -39,13 +45,21 @@ func TestBootstrapsUnderLambdaEmulator(t *testing.T) {
 
 	// An Amazon sandbox of this test's own (the stack's app credentials in
 	// Vault are the sandbox defaults), a fresh database and a fresh queue.
-	sb, sbURL := sandboxtest.Start(t, sandbox.DefaultConfig())
+	// It delivers ORDER_CHANGE notifications to a notifications queue of
+	// this test's own on the SQS emulator; a mail queue of its own is
+	// subscribed to the stack's mail topic (the SMTP receiver publishes
+	// there, as SES's receipt rule does).
+	sbCfg := sandbox.DefaultConfig()
+	sbCfg.Deliver = sandbox.SQSDelivery(testenv.Env(t, "AWS_ENDPOINT_URL_SQS"))
+	sb, sbURL := sandboxtest.Start(t, sbCfg)
 	dbURL := testenv.DatabaseURL(t)
-	queueURL := createQueue(ctx, t)
+	queueURL, _ := createQueue(ctx, t, "e2e")
+	notifyURL, notifyARN := createQueue(ctx, t, "e2e-notify")
+	mailURL := mailQueue(ctx, t)
 	env := []string{
 		"DATABASE_URL=" + dbURL, "POLL_QUEUE_URL=" + queueURL, "FRONTEND_RETURN_URL=",
 		"AMAZON_LWA_TOKEN_URL=" + sbURL + "/auth/o2/token", "AMAZON_SPAPI_ENDPOINT=" + sbURL,
-		"AMAZON_SELLER_CENTRAL_URL=" + sbURL, "AMAZON_USE_MOCK=false",
+		"AMAZON_SELLER_CENTRAL_URL=" + sbURL, "AMAZON_USE_MOCK=false", "NOTIFICATIONS_QUEUE_ARN=" + notifyARN,
 	}
 
 	dir := t.TempDir()
@@ -101,6 +115,16 @@ func TestBootstrapsUnderLambdaEmulator(t *testing.T) {
 	res = invokeHTTP(ctx, t, inst["status"], apiEvent(t, "status.json", tenant, ""))
 	if res.StatusCode != http.StatusOK || !strings.Contains(res.Body, `"connected":true`) || !strings.Contains(res.Body, `"status":"CONNECTED"`) {
 		t.Fatalf("status: %d %s", res.StatusCode, res.Body)
+	}
+	// The callback subscribed the connection to ORDER_CHANGE and gave the
+	// tenant its inbound addresses.
+	var status struct {
+		Push         bool    `json:"push"`
+		InboundEmail *string `json:"inboundEmail"`
+	}
+	mustJSON(t, res.Body, &status)
+	if !status.Push || status.InboundEmail == nil || *status.InboundEmail == "" {
+		t.Fatalf("status after connect: push %v, inboundEmail %v: %s", status.Push, status.InboundEmail, res.Body)
 	}
 
 	// pollfanout enqueues both connections.
@@ -161,6 +185,85 @@ func TestBootstrapsUnderLambdaEmulator(t *testing.T) {
 	if external != 0 {
 		t.Errorf("failing tenant stored %d messages", external)
 	}
+
+	// Push: a buyer asks to cancel a new order; the sandbox delivers the
+	// ORDER_CHANGE notification to the queue and ordernotify stores it.
+	orderID, err := sb.AddOrder(sandbox.SellerID(2), "", true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err = inst["ordernotify"].Invoke(ctx, sqsEvent(t, "ordernotify.json", receive(ctx, t, notifyURL, 1)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if mustJSON(t, string(out), &resp); len(resp.BatchItemFailures) != 0 {
+		t.Fatalf("ordernotify: %s", out)
+	}
+	var pushed, pushedTickets int
+	db.QueryRow(ctx, `SELECT (SELECT count(*) FROM "ExternalMessage" WHERE "tenantId" = $1 AND "orderId" = $2),
+		(SELECT count(*) FROM "Ticket" WHERE "tenantId" = $1 AND "externalId" = $2)`, tenant, orderID).Scan(&pushed, &pushedTickets)
+	if pushed != 1 || pushedTickets != 1 {
+		t.Fatalf("pushed cancellation request of %s: %d messages, %d tickets, want 1 and 1", orderID, pushed, pushedTickets)
+	}
+
+	// Mail: a buyer's relay mail to the tenant's address, received over
+	// SMTP, stored in S3 and announced by SNS, becomes a ticket message
+	// with the buyer's words only.
+	raw, err = os.ReadFile(filepath.Join("..", "testdata", "mail", "fr-fr-iso88591-qp.eml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw = []byte(strings.Replace(string(raw), "To: amazon.tenant-a.fr.k@inbound.example", "To: "+*status.InboundEmail, 1))
+	if err := smtpses.Send(testenv.Env(t, "INBOUND_SMTP_ADDR"), "bounce@amazonses.com", []string{*status.InboundEmail}, raw); err != nil {
+		t.Fatalf("SMTP: %v", err)
+	}
+	out, err = inst["inboundmail"].Invoke(ctx, sqsEvent(t, "inboundmail.json", receive(ctx, t, mailURL, 1)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if mustJSON(t, string(out), &resp); len(resp.BatchItemFailures) != 0 {
+		t.Fatalf("inboundmail: %s", out)
+	}
+	var words, buyer string
+	if err := db.QueryRow(ctx, `SELECT tm."body", tk."customerName" FROM "TicketMessage" tm JOIN "Ticket" tk ON tk."id" = tm."ticketId"
+		WHERE tm."tenantId" = $1 AND tm."senderType" = 'CUSTOMER' AND tk."externalId" = '402-3456789-1234567'`, tenant).Scan(&words, &buyer); err != nil {
+		t.Fatalf("the relay mail's ticket message: %v", err)
+	}
+	if !strings.Contains(words, "je n'ai toujours pas reçu ma commande") || strings.Contains(words, "Amazon") || buyer != "Amélie Poulain" {
+		t.Fatalf("relay mail stored as %q from %q, want the buyer's words only, from Amélie Poulain", words, buyer)
+	}
+
+	// Disconnect: DISABLED, the subscription gone, the tickets kept.
+	res = invokeHTTP(ctx, t, inst["disconnect"], apiEvent(t, "disconnect.json", tenant, ""))
+	if res.StatusCode != http.StatusOK {
+		t.Fatalf("disconnect: %d %s", res.StatusCode, res.Body)
+	}
+	var state string
+	db.QueryRow(ctx, `SELECT "status"::text FROM "MarketplaceConnection" WHERE "tenantId" = $1`, tenant).Scan(&state)
+	db.QueryRow(ctx, `SELECT count(*) FROM "Ticket" WHERE "tenantId" = $1`, tenant).Scan(&tickets)
+	if state != "DISABLED" || tickets == 0 {
+		t.Fatalf("after disconnect: status %q, %d tickets", state, tickets)
+	}
+	if subs := sb.Subscriptions(sandbox.SellerID(2)); len(subs) != 0 {
+		t.Fatalf("after disconnect the seller still has subscriptions %v", subs)
+	}
+}
+
+// sqsEvent is the named SQS event with its records replaced by msgs, as
+// Lambda's event source mapping hands them over.
+func sqsEvent(t *testing.T, name string, msgs []types.Message) []byte {
+	t.Helper()
+	var batch events.SQSEvent
+	mustJSON(t, string(readEvent(t, name)), &batch)
+	tmpl := batch.Records[0]
+	batch.Records = nil
+	for _, m := range msgs {
+		r := tmpl
+		r.Body, r.MessageId = aws.ToString(m.Body), aws.ToString(m.MessageId)
+		batch.Records = append(batch.Records, r)
+	}
+	raw, _ := json.Marshal(batch)
+	return raw
 }
 
 func eventsSince(sb *sandbox.Server, seller string, since time.Time) int {
@@ -273,18 +376,46 @@ func consent(t *testing.T, authURL string, seller int) url.Values {
 	return loc.Query()
 }
 
-func createQueue(ctx context.Context, t *testing.T) string {
+// createQueue makes a queue of this test's own and returns its URL and ARN.
+func createQueue(ctx context.Context, t *testing.T, prefix string) (string, string) {
 	t.Helper()
 	testenv.Env(t, "AWS_ENDPOINT_URL_SQS")
 	client, err := pollqueue.NewClient(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
-	out, err := client.CreateQueue(ctx, &sqs.CreateQueueInput{QueueName: aws.String(testenv.ID("e2e"))})
+	out, err := client.CreateQueue(ctx, &sqs.CreateQueueInput{QueueName: aws.String(testenv.ID(prefix))})
 	if err != nil {
 		t.Fatalf("create queue: %v", err)
 	}
-	return aws.ToString(out.QueueUrl)
+	t.Cleanup(func() { _, _ = client.DeleteQueue(context.Background(), &sqs.DeleteQueueInput{QueueUrl: out.QueueUrl}) })
+	attrs, err := client.GetQueueAttributes(ctx, &sqs.GetQueueAttributesInput{QueueUrl: out.QueueUrl,
+		AttributeNames: []types.QueueAttributeName{types.QueueAttributeNameQueueArn}})
+	if err != nil {
+		t.Fatalf("queue arn: %v", err)
+	}
+	return aws.ToString(out.QueueUrl), attrs.Attributes[string(types.QueueAttributeNameQueueArn)]
+}
+
+// mailQueue is a queue of this test's own subscribed to the stack's mail
+// topic, as the mail queue is.
+func mailQueue(ctx context.Context, t *testing.T) string {
+	t.Helper()
+	url, arn := createQueue(ctx, t, "e2e-mail")
+	cfg, err := awsconfig.LoadDefaultConfig(ctx, awsconfig.WithRegion("eu-west-1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	client := sns.NewFromConfig(cfg, func(o *sns.Options) { o.BaseEndpoint = aws.String(testenv.Env(t, "AWS_ENDPOINT_URL_SNS")) })
+	sub, err := client.Subscribe(ctx, &sns.SubscribeInput{TopicArn: aws.String(testenv.Env(t, "MAIL_TOPIC_ARN")),
+		Protocol: aws.String("sqs"), Endpoint: aws.String(arn)})
+	if err != nil {
+		t.Fatalf("subscribe the mail queue: %v", err)
+	}
+	t.Cleanup(func() {
+		_, _ = client.Unsubscribe(context.Background(), &sns.UnsubscribeInput{SubscriptionArn: sub.SubscriptionArn})
+	})
+	return url
 }
 
 func receive(ctx context.Context, t *testing.T, queueURL string, n int) []types.Message {
