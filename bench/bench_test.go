@@ -52,8 +52,10 @@ func TestSmallScale(t *testing.T) {
 		"api":       {"api_status_throughput", "api_status_p50", "api_status_p99", "api_oauthstart_throughput", "api_oauthstart_p50", "api_oauthstart_p99"},
 		"budget":    {"budget_use_known_plan", "budget_429_after_plan_change"},
 		"coldstart": {"coldstart_status", "size_status"},
-		"freshness": {"freshness_push_p99", "freshness_push_p50", "freshness_push_max"},
-		"cost":      {"cost_invocations_push_vs_poll", "cost_spapi_calls_push_vs_poll", "cost_statements_push_vs_poll", "cost_handler_seconds_push_vs_poll"},
+		"mail":      {"mail_intake_throughput", "mail_intake_statements_per_mail"},
+		"freshness": {"freshness_push_p99", "freshness_push_p50", "freshness_push_max", "freshness_mail_p99", "freshness_mail_p50", "freshness_mail_max",
+			"freshness_poll_steady_p99", "freshness_poll_steady_p50", "freshness_poll_steady_max"},
+		"cost": {"cost_invocations_push_vs_poll", "cost_spapi_calls_push_vs_poll", "cost_statements_push_vs_poll", "cost_handler_seconds_push_vs_poll"},
 	}
 	if len(rep.Sections) != len(benchmarks) {
 		t.Errorf("%d sections, want %d", len(rep.Sections), len(benchmarks))

@@ -122,8 +122,16 @@ func benchCost(ctx context.Context, e *env) (section, error) {
 		for _, op := range slices.Sorted(maps.Keys(d.spapi)) {
 			ops = append(ops, fmt.Sprintf("%s %.0f", op, float64(d.spapi[op])*scale))
 		}
-		return fmt.Sprintf("%s; %.0f database statements; SP-API calls %s, %.0f answered 429. In the simulated day: %d buyer events made, %d ExternalMessages stored against the sandbox's ground truth of %d (its buyer events since the look-back), %d records handed back as failures",
-			strings.Join(parts, ", "), float64(d.statements)*scale, strings.Join(ops, ", "), float64(d.throttled)*scale, d.events, d.stored, d.truth, d.failed)
+		// Per tenant-hour: what one tenant costs in an hour of the day.
+		tenantHours := float64(sc.CostTenants) * sc.CostDay.Hours()
+		spapiCalls := 0
+		for _, v := range d.spapi {
+			spapiCalls += v
+		}
+		return fmt.Sprintf("%s; %.0f database statements; SP-API calls %s, %.0f answered 429. Per tenant-hour: %.2f polltenant records, %.2f ordernotify records, %.2f SP-API calls. In the simulated day: %d buyer events made, %d ExternalMessages stored against the sandbox's ground truth of %d (its buyer events since the look-back), %d records handed back as failures",
+			strings.Join(parts, ", "), float64(d.statements)*scale, strings.Join(ops, ", "), float64(d.throttled)*scale,
+			float64(d.records["polltenant"])/tenantHours, float64(d.records["ordernotify"])/tenantHours, float64(spapiCalls)/tenantHours,
+			d.events, d.stored, d.truth, d.failed)
 	}
 	pollText, pushText := describe(pollOnly, invPoll), describe(withPush, invPush)
 	explain := func(what string) func(Result) string {
@@ -192,18 +200,34 @@ func (e *env) costFallback() time.Duration {
 // templateBatchSizes reads the SQS BatchSize of polltenant's and
 // ordernotify's event source mappings from the template.
 func templateBatchSizes(path string) (pollBatch, notifyBatch int, err error) {
-	src, err := os.ReadFile(path)
+	m, err := templateSQS(path, "PollTenantFunction", "OrderNotifyFunction")
 	if err != nil {
 		return 0, 0, err
+	}
+	return m["PollTenantFunction"].batch, m["OrderNotifyFunction"].batch, nil
+}
+
+// sqsMapping is what a function's SQS event source mapping sets.
+type sqsMapping struct {
+	batch  int           // BatchSize
+	window time.Duration // MaximumBatchingWindowInSeconds (0 when unset)
+}
+
+// templateSQS reads the SQS event source mapping of each function (by
+// logical id) from the template.
+func templateSQS(path string, fnIDs ...string) (map[string]sqsMapping, error) {
+	src, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
 	}
 	tp, err := cfn.Parse(src)
 	if err != nil {
-		return 0, 0, err
+		return nil, err
 	}
-	size := func(fnID string) (int, error) {
+	read := func(fnID string) (sqsMapping, error) {
 		fn, err := tp.Function(fnID)
 		if err != nil {
-			return 0, err
+			return sqsMapping{}, err
 		}
 		for _, ev := range fn.Events {
 			if ev.Type != "SQS" {
@@ -211,23 +235,47 @@ func templateBatchSizes(path string) (pollBatch, notifyBatch int, err error) {
 			}
 			p, err := cfn.Decode[cfn.SQSEvent](ev.Properties)
 			if err != nil {
-				return 0, err
+				return sqsMapping{}, err
 			}
 			n, err := strconv.Atoi(fmt.Sprint(p.BatchSize))
 			if err != nil {
-				return 0, fmt.Errorf("%s BatchSize %v: %w", fnID, p.BatchSize, err)
+				return sqsMapping{}, fmt.Errorf("%s BatchSize %v: %w", fnID, p.BatchSize, err)
 			}
-			return n, nil
+			m := sqsMapping{batch: n}
+			if p.MaximumBatchingWindowInSeconds != nil {
+				w, err := strconv.Atoi(fmt.Sprint(p.MaximumBatchingWindowInSeconds))
+				if err != nil {
+					return sqsMapping{}, fmt.Errorf("%s MaximumBatchingWindowInSeconds %v: %w", fnID, p.MaximumBatchingWindowInSeconds, err)
+				}
+				m.window = time.Duration(w) * time.Second
+			}
+			return m, nil
 		}
-		return 0, fmt.Errorf("%s has no SQS event", fnID)
+		return sqsMapping{}, fmt.Errorf("%s has no SQS event", fnID)
 	}
-	if pollBatch, err = size("PollTenantFunction"); err != nil {
-		return 0, 0, err
+	out := map[string]sqsMapping{}
+	for _, id := range fnIDs {
+		m, err := read(id)
+		if err != nil {
+			return nil, err
+		}
+		out[id] = m
 	}
-	if notifyBatch, err = size("OrderNotifyFunction"); err != nil {
-		return 0, 0, err
+	return out, nil
+}
+
+// templateMapping reads one function's SQS event source mapping from the
+// repository's template.yaml.
+func templateMapping(fnID string) (sqsMapping, error) {
+	repo, err := devstack.RepoRoot()
+	if err != nil {
+		return sqsMapping{}, err
 	}
-	return pollBatch, notifyBatch, nil
+	m, err := templateSQS(filepath.Join(repo, "template.yaml"), fnID)
+	if err != nil {
+		return sqsMapping{}, err
+	}
+	return m[fnID], nil
 }
 
 // captureSender stands for SQS between the fan-out and the poller in the

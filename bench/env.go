@@ -34,6 +34,8 @@ type env struct {
 	finally  []func()         // what the runs share (closeAll)
 	builds   map[string]built // cold start's binaries, built once
 	buildDir string
+	// channels overrides the scale's freshness channels (-fresh).
+	channels []string
 }
 
 // built is one bootstrap binary and its size in MB.
@@ -45,7 +47,8 @@ type built struct {
 // required lists the variables the benchmarks read; a missing one means
 // the command is not running inside the stack.
 var required = []string{"DATABASE_URL", "VAULT_ADDR", "VAULT_TOKEN", "AWS_ENDPOINT_URL_SQS", "AWS_REGION",
-	"AUTH_JWT_HS256_SECRET", "AUTH_JWT_ISSUER", "AUTH_JWT_AUDIENCE"}
+	"AUTH_JWT_HS256_SECRET", "AUTH_JWT_ISSUER", "AUTH_JWT_AUDIENCE",
+	"AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL_SNS", "INBOUND_MAIL_DOMAIN", "INBOUND_MAIL_BUCKET"}
 
 func newEnv(ctx context.Context, sc scale, logf func(string, ...any)) (*env, error) {
 	var missing []string
@@ -145,9 +148,15 @@ func (e *env) pool(ctx context.Context, u string, maxConns int32) (*pgxpool.Pool
 	return p, nil
 }
 
-// freshQueue creates an SQS queue of its own on the emulator, deleted by close.
-func (e *env) freshQueue(ctx context.Context, label string) (string, error) {
-	out, err := e.sqs.CreateQueue(ctx, &sqs.CreateQueueInput{QueueName: aws.String("bench-" + label + "-" + devrand.Hex(4))})
+// freshQueue creates an SQS queue of its own on the emulator, deleted by
+// close; visibility is its VisibilityTimeout in seconds (0: the emulator's
+// default).
+func (e *env) freshQueue(ctx context.Context, label string, visibility ...int) (string, error) {
+	in := &sqs.CreateQueueInput{QueueName: aws.String("bench-" + label + "-" + devrand.Hex(4))}
+	if len(visibility) > 0 && visibility[0] > 0 {
+		in.Attributes = map[string]string{"VisibilityTimeout": fmt.Sprint(visibility[0])}
+	}
+	out, err := e.sqs.CreateQueue(ctx, in)
 	if err != nil {
 		return "", fmt.Errorf("create queue: %w", err)
 	}
@@ -160,8 +169,8 @@ func (e *env) freshQueue(ctx context.Context, label string) (string, error) {
 
 // freshQueueARN creates a queue as freshQueue does and returns its URL and
 // ARN.
-func (e *env) freshQueueARN(ctx context.Context, label string) (string, string, error) {
-	u, err := e.freshQueue(ctx, label)
+func (e *env) freshQueueARN(ctx context.Context, label string, visibility ...int) (string, string, error) {
+	u, err := e.freshQueue(ctx, label, visibility...)
 	if err != nil {
 		return "", "", err
 	}

@@ -1,12 +1,13 @@
 // Command bench measures the connector at scale against the real services
 // of the local stack (`make bench` runs it inside `stack run --profile
-// test`): fan-out, ingestion, API, rate-budget use and cold start. Every
+// test`): API, cold start, fan-out, ingestion, mail intake, rate-budget
+// use, freshness (push, mail and poll) and cost. Every
 // figure is a ratio against baselines measured in the same run on the same
 // machine, because the machines here are shared and noisy; each benchmark
 // runs several times (-runs) and the medians count.
 //
-//	go run ./bench [-scale full|small] [-runs 3] [-only api,coldstart,fanout,ingest,budget]
-//	               [-out BENCHMARKS.md] [-json bench/results.json]
+//	go run ./bench [-scale full|small] [-runs 3] [-only api,coldstart,fanout,ingest,mail,budget,freshness,cost]
+//	               [-fresh poll,push,mail,poll_steady] [-out BENCHMARKS.md] [-json bench/results.json]
 //
 // It prints a table and writes BENCHMARKS.md and bench/results.json. Each
 // run of a benchmark works in its own freshly created and migrated database
@@ -26,7 +27,8 @@ import (
 func main() {
 	var o options
 	flag.StringVar(&o.scale, "scale", "full", "full (the issue's sizes) or small (seconds, as in bench_test.go)")
-	flag.StringVar(&o.only, "only", "", "comma-separated benchmarks to run (fanout, ingest, api, budget, coldstart); empty: all")
+	flag.StringVar(&o.only, "only", "", "comma-separated benchmarks to run ("+benchmarkNames()+"); empty: all")
+	flag.StringVar(&o.fresh, "fresh", "", "comma-separated freshness channels to run ("+strings.Join(freshChannelNames, ", ")+"); empty: the scale's")
 	flag.StringVar(&o.out, "out", "BENCHMARKS.md", "markdown report to write; empty: none")
 	flag.StringVar(&o.jsonOut, "json", "bench/results.json", "JSON results to write; empty: none")
 	flag.IntVar(&o.runs, "runs", 0, "runs of each benchmark, medians reported (0: the scale's: full 3, small 1)")
@@ -48,4 +50,12 @@ func main() {
 		fmt.Fprintln(os.Stderr, "bench:", err)
 		os.Exit(1)
 	}
+}
+
+func benchmarkNames() string {
+	names := make([]string, len(benchmarks))
+	for i, b := range benchmarks {
+		names[i] = b.name
+	}
+	return strings.Join(names, ", ")
 }

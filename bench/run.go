@@ -23,6 +23,8 @@ type options struct {
 	jsonOut    string
 	profileDir string
 	command    string
+	// fresh lists the freshness channels to run ("": the scale's).
+	fresh string
 	// runs is how many times each benchmark runs (0: the scale's).
 	runs int
 	// log receives progress lines (nil: stderr).
@@ -39,6 +41,8 @@ type scale struct {
 	Events         int // inbound events, in pages of PageSize
 	PageSize       int
 	RowByRowSample int // events the one-INSERT-per-row baseline stores
+	// Mail intake: relay mails timed on each side.
+	Mails int
 	// API.
 	APIRequests    int // per route and per server
 	APIConcurrency int
@@ -54,7 +58,7 @@ type scale struct {
 	FreshSpread       time.Duration
 	FreshPollInterval time.Duration
 	FreshGrace        time.Duration // the wait after the last action, beyond one poll period
-	FreshChannels     []string      // poll, push, mail
+	FreshChannels     []string      // poll, push, mail (side by side, real clock), poll_steady (driven clock)
 	// Cost: tenants, the simulated day's length, buyer events per tenant
 	// over it.
 	CostTenants int
@@ -68,16 +72,18 @@ var scales = map[string]scale{
 	"full": {
 		Name: "full", Tenants: 100_000, NaiveSample: 5_000,
 		Events: 100_000, PageSize: 100, RowByRowSample: 10_000,
+		Mails:       1_000,
 		APIRequests: 4_000, APIConcurrency: 8, APITenants: 1_000,
 		SandboxTime: 30 * time.Minute,
 		ColdRuns:    3,
-		FreshEvents: 40, FreshSpread: 45 * time.Second, FreshGrace: 150 * time.Second, FreshChannels: []string{"poll", "push", "mail"},
+		FreshEvents: 40, FreshSpread: 45 * time.Second, FreshGrace: 150 * time.Second, FreshChannels: []string{"poll", "push", "mail", "poll_steady"},
 		CostTenants: 5, CostDay: 24 * time.Hour, CostEvents: 10,
 		Runs: 3,
 	},
 	"small": {
 		Name: "small", Tenants: 1_000, NaiveSample: 200,
 		Events: 1_000, PageSize: 100, RowByRowSample: 300,
+		Mails:       40,
 		APIRequests: 200, APIConcurrency: 4, APITenants: 50,
 		SandboxTime: 5 * time.Minute,
 		Functions:   []string{"status"},
@@ -85,11 +91,14 @@ var scales = map[string]scale{
 		FreshEvents: 5, FreshSpread: 3 * time.Second, FreshPollInterval: 2 * time.Second, FreshGrace: 10 * time.Second,
 		// Poll waits for Amazon's searchOrders margin (minutes): too long
 		// for the test run.
-		FreshChannels: []string{"push", "mail"},
+		FreshChannels: []string{"push", "mail", "poll_steady"},
 		CostTenants:   2, CostDay: 2 * time.Hour, CostEvents: 2,
 		Runs: 1,
 	},
 }
+
+// freshChannelNames are the freshness channels -fresh may name.
+var freshChannelNames = []string{"poll", "push", "mail", "poll_steady"}
 
 // benchmark is one of them.
 type benchmark struct {
@@ -110,6 +119,7 @@ var benchmarks = []benchmark{
 	{"coldstart", benchColdStart},
 	{"fanout", benchFanout},
 	{"ingest", benchIngest},
+	{"mail", benchMail},
 	{"budget", benchBudget},
 	{"freshness", benchFreshness},
 	{"cost", benchCost},
@@ -139,6 +149,15 @@ func run(ctx context.Context, o options) (*report, error) {
 	e, err := newEnv(ctx, sc, logf)
 	if err != nil {
 		return nil, err
+	}
+	for _, c := range strings.Split(o.fresh, ",") {
+		if c = strings.TrimSpace(c); c != "" {
+			if !slices.Contains(freshChannelNames, c) {
+				e.closeAll()
+				return nil, fmt.Errorf("-fresh %q: want some of %s", c, strings.Join(freshChannelNames, ", "))
+			}
+			e.channels = append(e.channels, c)
+		}
 	}
 	defer e.closeAll()
 
