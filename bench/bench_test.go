@@ -51,7 +51,7 @@ func TestSmallScale(t *testing.T) {
 		"ingest":    {"ingest_throughput", "ingest_vs_row_by_row", "reingest_throughput"},
 		"api":       {"api_status_throughput", "api_status_p50", "api_status_p99", "api_oauthstart_throughput", "api_oauthstart_p50", "api_oauthstart_p99"},
 		"budget":    {"budget_use_known_plan", "budget_429_after_plan_change"},
-		"coldstart": {"coldstart_status", "size_status"},
+		"coldstart": {"coldstart_status", "size_status", "coldstart_functions_measured"},
 		"mail":      {"mail_intake_throughput", "mail_intake_statements_per_mail"},
 		"freshness": {"freshness_push_p99", "freshness_push_p50", "freshness_push_max", "freshness_mail_p99", "freshness_mail_p50", "freshness_mail_max",
 			"freshness_poll_steady_p99", "freshness_poll_steady_p50", "freshness_poll_steady_max"},

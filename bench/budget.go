@@ -30,6 +30,9 @@ type budgetOutcome struct {
 	failed                  int    // polls that failed other than by a 429
 	firstErr                string // the first such failure
 	max                     float64
+	// headerRate is the x-amzn-RateLimit-Limit of the sandbox's first
+	// searchOrders answer (0: none).
+	headerRate float64
 }
 
 // sqsRetry is when SQS hands a failed poll message back (the local queue's
@@ -51,12 +54,18 @@ func benchBudget(ctx context.Context, e *env) (section, error) {
 		{name: "known_plan"},
 		{name: "plan_change", hasChange: true, changeAt: T / 3, newRate: spapi.SearchOrdersRate / 2, newBurst: spapi.SearchOrdersBurst / 2},
 	}
+	uses := map[string]float64{}
+	var headerRate float64
 	for _, s := range scenarios {
 		out, err := e.runBudget(ctx, s, T)
 		if err != nil {
 			return sec, fmt.Errorf("%s: %w", s.name, err)
 		}
 		use := ratio(float64(out.calls), out.max)
+		uses[s.name] = use
+		if headerRate == 0 {
+			headerRate = out.headerRate
+		}
 		e.logf("budget %s: %d calls completed of %.2f possible (%.3f), %d throttled, %d polls, %d failed", s.name, out.calls, out.max, use, out.throttled, out.polls, out.failed)
 		if out.failed > 0 {
 			sec.Notes = append(sec.Notes, fmt.Sprintf("**%s: %d of %d polls failed** (the driver hands them back %s later, as SQS would); the first: `%s`",
@@ -82,23 +91,31 @@ func benchBudget(ctx context.Context, e *env) (section, error) {
 			explain:   budgetExplain(out),
 		})
 	}
-	sec.Notes = append(sec.Notes, fmt.Sprintf(`%s of sandbox time per scenario, Orders v2026-01-01's searchOrders plan
-(rate %.4g/s, burst %d), which is also what the poller assumes (spapi's
-defaults). Theoretical maximum = burst + rate·t (for the plan change: the old
+	assumed := fmt.Sprintf("the sandbox's first answer carried x-amzn-RateLimit-Limit %g/s", headerRate)
+	if headerRate == spapi.SearchOrdersRate {
+		assumed += ", the rate the poller assumes"
+	} else {
+		assumed += fmt.Sprintf(", not the %g/s the poller assumes", spapi.SearchOrdersRate)
+	}
+	lower := fmt.Sprintf("its ratio, %.3f, is not below the known plan's %.3f", uses["plan_change"], uses["known_plan"])
+	if uses["plan_change"] < uses["known_plan"] {
+		lower = fmt.Sprintf("its ratio, %.3f, is below the known plan's %.3f", uses["plan_change"], uses["known_plan"])
+	}
+	sec.Notes = append(sec.Notes, fmt.Sprintf(`%s of sandbox time per scenario, the poller on spapi's defaults for Orders
+v2026-01-01's searchOrders (rate %.4g/s, burst %d; %s). Theoretical maximum = burst + rate·t (for the plan change: the old
 plan's burst + rate·t until the change, then the new plan's burst — the
 sandbox restarts the bucket full — + its rate·t). Calls completed = the
 sandbox's searchOrders calls minus the ones it answered 429
 (sandbox.Server.Stats). **plan_change**: at %s the sandbox switches the seller
 to rate %.4g/s, burst %d without telling the poller, which only sees
-x-amzn-RateLimit-Limit on its answers (a burst change is invisible in
-Amazon's headers, so the new burst cannot be used by design; that is why its
-ratio is below the known-plan one).
+x-amzn-RateLimit-Limit on its answers: Amazon's headers carry no burst, so
+the poller cannot learn the new one (%s).
 
 The clock is driven, not slept: the poller's TakeToken/RecordThrottle/
 RecordSuccess run their SQL with the injected now (postgres.New(pool, now)),
 the poller and AmazonSource take the same now, and the sandbox's buckets
 refill on the same ManualClock.`,
-		T, spapi.SearchOrdersRate, spapi.SearchOrdersBurst, T/3, spapi.SearchOrdersRate/2, spapi.SearchOrdersBurst/2))
+		T, spapi.SearchOrdersRate, spapi.SearchOrdersBurst, assumed, T/3, spapi.SearchOrdersRate/2, spapi.SearchOrdersBurst/2, lower))
 	return sec, nil
 }
 
@@ -174,6 +191,12 @@ func (e *env) runBudget(ctx context.Context, s budgetScenario, T time.Duration) 
 			next = start.Add(s.changeAt)
 		}
 		clock.Set(next)
+	}
+	for _, c := range rig.searches.list() {
+		if c.RateLimit > 0 {
+			out.headerRate = c.RateLimit
+			break
+		}
 	}
 	st := sb.Stats(seller.ID)
 	out.throttled = st.Throttled
