@@ -3,6 +3,7 @@ package main
 import (
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestMergeRuns(t *testing.T) {
@@ -65,5 +66,85 @@ func TestReportMarkdown(t *testing.T) {
 		if !strings.Contains(md, want) {
 			t.Errorf("markdown lacks %q:\n%s", want, md)
 		}
+	}
+}
+
+func TestPollBound(t *testing.T) {
+	t0 := time.Date(2026, 11, 27, 12, 0, 0, 0, time.UTC)
+	call := func(at time.Duration, status int) searchCall {
+		c := searchCall{At: t0.Add(at), Status: status}
+		if status == 200 {
+			c.Before, c.RateLimit = c.At.Add(-2*time.Minute), 0.0056
+		}
+		return c
+	}
+	r := freshness{least: 130 * time.Second, worst: 290 * time.Second}
+	tests := []struct {
+		name  string
+		calls []searchCall
+		want  []string
+		not   []string
+	}{
+		{"steady calls", []searchCall{call(0, 200), call(180*time.Second, 200), call(360*time.Second, 200), call(600*time.Second, 200)},
+			[]string{"from the 4 searchOrders answers", "ended 120 s before its call", "one call per 179 s", "180, 180, 240 s apart (median 180 s)",
+				"from 120 s up to 360 s", "Measured: fastest 130.0 s, max 290.0 s.", "The window's lag alone (120 s) exceeds the goal's limit (70 s)"}, nil},
+		{"one call", []searchCall{call(0, 200), call(time.Second, 429)}, []string{"(1 answered 429)", "spacing is not measured"}, []string{"apart"}},
+		{"no window", []searchCall{call(0, 429)}, []string{"recorded 1 searchOrders calls and none answered with a window end"}, []string{"Measured"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := pollBound(tt.calls, r, time.Minute, 70*time.Second)
+			for _, w := range tt.want {
+				if !strings.Contains(got, w) {
+					t.Errorf("lacks %q:\n%s", w, got)
+				}
+			}
+			for _, w := range tt.not {
+				if strings.Contains(got, w) {
+					t.Errorf("has %q:\n%s", w, got)
+				}
+			}
+		})
+	}
+	// A lag within the limit says nothing about the goal being out of reach.
+	if got := pollBound([]searchCall{call(0, 200)}, r, time.Minute, 200*time.Second); strings.Contains(got, "exceeds") {
+		t.Errorf("lag under the limit: %s", got)
+	}
+}
+
+func TestPlanSummary(t *testing.T) {
+	plan := `Insert on "ExternalMessage" (actual time=0.459..0.459 rows=0 loops=1)
+Planning Time: 0.496 ms
+Trigger for constraint ExternalMessage_ticketId_fkey: time=1.500 calls=100
+Trigger for constraint TicketMessage_ticketId_fkey: time=0.500 calls=100
+Execution Time: 8.000 ms`
+	got := planSummary(plan)
+	for _, w := range []string{"took 8.00 ms to execute", "triggers 2.00 ms (25%; 200 calls of ExternalMessage_ticketId_fkey, TicketMessage_ticketId_fkey)"} {
+		if !strings.Contains(got, w) {
+			t.Errorf("lacks %q: %s", w, got)
+		}
+	}
+	if got := planSummary("Execution Time: 1.000 ms"); !strings.Contains(got, "shows no trigger") {
+		t.Errorf("no triggers: %s", got)
+	}
+	if got := planSummary("(not recorded)"); !strings.Contains(got, "not read") {
+		t.Errorf("no plan: %s", got)
+	}
+}
+
+func TestFreshResultsGoal(t *testing.T) {
+	r := freshness{sent: 3, seen: 2, p50: time.Second, p99: 12 * time.Second, worst: 12 * time.Second}
+	withGoal := mergeRuns([][]Result{freshResults("f", freshChannel{limit: 10 * time.Second}, r, "ev", "")})
+	if withGoal[0].Name != "f_p99" || withGoal[0].Met || !strings.Contains(withGoal[0].Bound, "ev") {
+		t.Errorf("p99 over its limit with a lost event: %+v", withGoal[0])
+	}
+	// Every event must arrive even when p99 is within the limit.
+	r.p99 = time.Second
+	if got := mergeRuns([][]Result{freshResults("f", freshChannel{limit: 10 * time.Second}, r, "", "")}); got[0].Met {
+		t.Errorf("a lost event must miss the goal: %+v", got[0])
+	}
+	only := mergeRuns([][]Result{freshResults("f", freshChannel{limit: 10 * time.Second, reportOnly: true}, r, "", "")})
+	if only[0].Goal != "report only" || !only[0].Met {
+		t.Errorf("report-only channel: %+v", only[0])
 	}
 }
