@@ -21,18 +21,29 @@ import (
 // "MarketplaceConnection_due_id_idx" serves the inner SELECT, and FOR UPDATE
 // SKIP LOCKED plus the claim column keep an overlapping run from taking the
 // same rows. The outer ORDER BY returns the chunk in keyset order.
+//
+// The UPDATE reaches the locked rows by their ctid (a TID scan), not by
+// joining "id" back through the primary key: that join's plan depends on
+// the table's statistics, and the planner may choose to hash the chunk's ids
+// against a sequential scan of the whole table, for every chunk (seen on
+// 100,000 due connections), where a TID scan reads only the chunk's rows.
+// A row locked FOR UPDATE keeps its ctid until this statement updates it;
+// the outer WHERE repeats the claim's conditions, so a row that is not
+// claimable by the time it is updated is left alone.
 const claimDueSQL = `
 WITH claimed AS (
     UPDATE "MarketplaceConnection" AS c
     SET "pollClaimedUntil" = $2
-    WHERE c."id" IN (
-        SELECT "id" FROM "MarketplaceConnection"
+    WHERE c.ctid = ANY(ARRAY(
+        SELECT ctid FROM "MarketplaceConnection"
         WHERE "status" = 'CONNECTED' AND "nextPollAt" <= $1
           AND ("nextPollAt", "id") > ($4::timestamptz, $5::text)
           AND ("pollClaimedUntil" IS NULL OR "pollClaimedUntil" < $1)
         ORDER BY "nextPollAt", "id"
         LIMIT $3
-        FOR UPDATE SKIP LOCKED)
+        FOR UPDATE SKIP LOCKED))
+      AND c."status" = 'CONNECTED' AND c."nextPollAt" <= $1
+      AND (c."pollClaimedUntil" IS NULL OR c."pollClaimedUntil" < $1)
     RETURNING c."id", c."tenantId", c."nextPollAt"
 )
 SELECT "id", "tenantId", "nextPollAt" FROM claimed ORDER BY "nextPollAt", "id"`

@@ -1,0 +1,12 @@
+-- The fan-out's claim updates only "pollClaimedUntil", which no index
+-- covers, so PostgreSQL makes it a heap-only (HOT) update, with no index
+-- writes, when the row's page has room for the new row version; otherwise
+-- the new version goes to another page with an entry in every index of the
+-- table. A claim chunk updates the connections due together, which were
+-- mostly written together, so it updates most rows of a page at once: with
+-- fillfactor 70 (migration 0003) a page had room for new versions of about
+-- 40% of its rows, and the rest of the chunk was not HOT. Fillfactor 50
+-- leaves room on each page for a new version of every row it holds. It
+-- applies to pages written from now on (inserts and the updates that move
+-- rows); existing pages are not rewritten, which would lock KeyBuzz's table.
+ALTER TABLE "MarketplaceConnection" SET (fillfactor = 50);
