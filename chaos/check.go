@@ -473,7 +473,8 @@ func (w *world) judgeDeadLetters(v *Invariants, dlq []deadLetter) {
 		causes, ok := w.trace.explain(id)
 		if !ok {
 			v.DLQUnexplained++
-			v.problem("dead letter %s for tenant %s: a delivery without an injected cause (causes so far %v; its last logged failure: %s)", d.id, d.tenant, causes, w.lastFailure(d.tenant))
+			v.problem("dead letter %s for tenant %s: a delivery without an injected cause (causes so far %v; its last logged failure: %s); its deliveries:%s",
+				d.id, d.tenant, causes, w.lastFailure(d.tenant), w.trace.describe(id))
 			continue
 		}
 		for _, c := range causes {

@@ -499,6 +499,9 @@ func (k *killer) killOnce(ctx context.Context, cat string, t *tenant) (string, e
 func (k *killer) freeze(ctx context.Context, t *tenant) (float64, error) {
 	k.stopInstance()
 	k.prepare(t, "freeze")
+	// The second container's poll must read past what was prepared: its
+	// cursor at least the kill sandbox's now less Amazon's two minutes.
+	want := k.clock.Now().Add(-2 * time.Minute)
 	if err := k.send(ctx, t); err != nil {
 		return 0, err
 	}
@@ -568,7 +571,7 @@ func (k *killer) freeze(ctx context.Context, t *tenant) (float64, error) {
 		if err := k.w.check.QueryRow(ctx, `SELECT "leaseOwner", "cursorAt" FROM "MarketplaceSyncState" WHERE "connectionId" = $1`, t.connID).Scan(&lease, &cursor); err != nil {
 			return 0, err
 		}
-		if r.err == nil && len(r.resp.BatchItemFailures) == 0 && lease == nil && cursor != nil && cursor.After(t0.Add(-5*time.Minute)) {
+		if r.err == nil && len(r.resp.BatchItemFailures) == 0 && lease == nil && cursor != nil && !cursor.Before(want) {
 			took = time.Since(frozen).Seconds()
 			k.w.print("freeze: the second container's poll %d succeeded %.1f s after the freeze", tries, took)
 			break
@@ -678,23 +681,7 @@ func (k *killer) run(ctx context.Context) error {
 	if err := k.drain(ctx); err != nil {
 		return err
 	}
-	var all []types.Message
-	k.clock.jump(beforeMargin)
-	final := time.Now()
-	for _, t := range w.killTenants {
-		body := pollqueue.Message{TenantID: t.id, ConnectionID: t.connID}.Encode()
-		all = append(all, types.Message{Body: aws.String(body)})
-	}
-	if _, err := k.expireLeases(ctx, all); err != nil {
-		return err
-	}
-	for _, t := range w.killTenants {
-		t.wantCursor = final.Add(-5 * time.Minute)
-		if err := k.send(ctx, t); err != nil {
-			return err
-		}
-	}
-	if err := k.drain(ctx); err != nil {
+	if err := k.finalPolls(ctx); err != nil {
 		return err
 	}
 	k.stopInstance()
@@ -707,6 +694,88 @@ func (k *killer) run(ctx context.Context) error {
 		return err
 	}
 	return nil
+}
+
+// finalPolls is the recovery after the kills: one clean poll per tenant
+// after its last activity, repeated for a tenant until it has read past it.
+// A tenant polled many times during the phase may have used up its
+// persisted searchOrders budget (1 request a minute once the burst is
+// gone): its poll then yields with the window unfinished and the
+// connection due at the budget's retry time (nextPollAt, on the
+// connector's clock, the machine's), so the harness waits until then and
+// sends it again, as the next schedule would. Each tenant must end with
+// its cursor at least at the kill sandbox's now (after the last jump)
+// less Amazon's two minutes: every event prepared for it lies before that.
+func (k *killer) finalPolls(ctx context.Context) error {
+	w := k.w
+	k.clock.jump(beforeMargin)
+	want := k.clock.Now().Add(-2 * time.Minute)
+	var all []types.Message
+	for _, t := range w.killTenants {
+		t.wantCursor = want
+		body := pollqueue.Message{TenantID: t.id, ConnectionID: t.connID}.Encode()
+		all = append(all, types.Message{Body: aws.String(body)})
+	}
+	if _, err := k.expireLeases(ctx, all); err != nil {
+		return err
+	}
+	due := w.killTenants
+	deadline := time.Now().Add(3 * time.Minute)
+	for round := 1; ; round++ {
+		for _, t := range due {
+			if err := k.send(ctx, t); err != nil {
+				return err
+			}
+		}
+		if err := k.drain(ctx); err != nil {
+			return err
+		}
+		behind, next, err := k.behind(ctx, want)
+		if err != nil {
+			return err
+		}
+		if len(behind) == 0 {
+			w.stats.add("kill_final_poll_rounds", round)
+			return nil
+		}
+		if time.Now().After(deadline) {
+			// Left for the checker to report (connection state, lost events).
+			w.print("real kills: %d tenants still behind after %d final rounds", len(behind), round)
+			return nil
+		}
+		wait := time.Until(next)
+		wait = min(max(wait, 100*time.Millisecond), 70*time.Second)
+		w.stats.add("kill_final_budget_waits", len(behind))
+		w.print("real kills: %d tenants yielded before their last window (budget); next due in %s", len(behind), wait.Round(time.Millisecond))
+		time.Sleep(wait)
+		due = behind
+	}
+}
+
+// behind returns the kill tenants still connected whose poll has not read
+// up to want (a window unfinished, a lease, an error), and the earliest
+// time one of them is due again.
+func (k *killer) behind(ctx context.Context, want time.Time) ([]*tenant, time.Time, error) {
+	var out []*tenant
+	var next time.Time
+	for _, t := range k.w.killTenants {
+		var ok bool
+		var due time.Time
+		err := k.w.check.QueryRow(ctx, `
+SELECT c."status"::text <> 'CONNECTED' OR (c."lastError" IS NULL AND s."paginationToken" IS NULL AND s."leaseOwner" IS NULL
+       AND s."cursorAt" IS NOT NULL AND s."cursorAt" >= $2), COALESCE(c."nextPollAt", now())
+FROM "MarketplaceConnection" c LEFT JOIN "MarketplaceSyncState" s ON s."connectionId" = c."id" WHERE c."id" = $1`, t.connID, want).Scan(&ok, &due)
+		if err != nil {
+			return nil, next, fmt.Errorf("state of %s: %w", t.id, err)
+		}
+		if !ok {
+			out = append(out, t)
+			if next.IsZero() || due.Before(next) {
+				next = due
+			}
+		}
+	}
+	return out, next, nil
 }
 
 // drainKillDLQ reads the kill queue's dead letters.

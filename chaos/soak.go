@@ -4,8 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -170,7 +172,7 @@ func (w *world) newContainer() *container {
 	hc := &http.Client{Transport: deadTransport{c}, Timeout: 5 * time.Second}
 	src := poll.NewAmazonSource(credcache.New(deadSecrets{c: c, s: w.secrets}, 0, w.clock.Now), lwa.New(w.sbServer.URL+"/auth/o2/token", hc), spapi.New(hc), st,
 		poll.AmazonConfig{Endpoint: w.sbServer.URL, PageSize: w.set.PageSize}, w.clock.Now, w.log)
-	c.poller = poll.NewPoller(st, src, poll.Config{Interval: time.Minute, Lookback: lookback}, w.clock.Now, w.log, nil)
+	c.poller = poll.NewPoller(st, src, poll.Config{Interval: time.Minute, Lookback: lookback}, w.clock.Now, slog.New(w.errs.handler(w.log.Handler())), nil)
 	return c
 }
 
@@ -258,7 +260,7 @@ func (w *world) worker(ctx context.Context) {
 			w.stats.fault(k)
 			w.stats.add("crashes", 1)
 			for id, tenant := range tenantOf {
-				w.trace.add(id, attempt{tenant: tenant, start: t0, end: t1, outcome: "killed", injected: injected(id)})
+				w.trace.add(id, attempt{tenant: tenant, start: t0, end: t1, outcome: "killed", injected: injected(id), errs: w.errs.take(id)})
 			}
 			c = w.newContainer() // cold start
 			continue
@@ -270,9 +272,15 @@ func (w *world) worker(ctx context.Context) {
 		w.stats.add("batch_item_failures", len(failed))
 		notDeleted := !calm && w.float() < w.set.NoDeleteRate
 		for id, tenant := range tenantOf {
-			a := attempt{tenant: tenant, start: t0, end: t1, outcome: "ok", injected: injected(id)}
+			a := attempt{tenant: tenant, start: t0, end: t1, outcome: "ok", injected: injected(id), errs: w.errs.take(id)}
 			if failed[id] {
 				a.outcome, a.cause = "failed", w.causeOf(tenant, t0, t1)
+				if strings.HasSuffix(a.cause, "_aftermath") {
+					if w.stats.get("failures_in_vault_aftermath") < 10 {
+						w.print("a failure %s after a Vault outage (%s) for %s: %q", t0.Sub(w.trace.lastEnd(a.cause)).Round(time.Millisecond), a.cause, tenant, a.errs)
+					}
+					w.stats.add("failures_in_vault_aftermath", 1)
+				}
 			}
 			if notDeleted {
 				a.injected = "not_deleted"

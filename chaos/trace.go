@@ -1,6 +1,7 @@
 package main
 
 import (
+	"fmt"
 	"strings"
 	"sync"
 	"time"
@@ -19,9 +20,10 @@ type trace struct {
 type attempt struct {
 	tenant     string
 	start, end time.Time
-	outcome    string // ok, failed, killed
-	injected   string // an injected SQS fault on this delivery: duplicate, not_deleted
-	cause      string // for failed: what explains it ("" = nothing)
+	outcome    string   // ok, failed, killed
+	injected   string   // an injected SQS fault on this delivery: duplicate, not_deleted
+	cause      string   // for failed: what explains it ("" = nothing)
+	errs       []string // what the connector logged at warning level or above for this delivery
 }
 
 type outage struct {
@@ -50,24 +52,41 @@ func (t *trace) begin(kind string) func() {
 	}
 }
 
-// outageDuring returns an outage overlapping [from, to], with a margin for
-// the connections and retries it leaves behind.
+// outageDuring returns an outage overlapping [from, to], with a margin of
+// 2 s for the connections and retries it leaves behind. A failure up to
+// 30 s after a Vault restart or unseal is returned as "<kind>_aftermath"
+// (restored secrets are new versions written by the harness), so that the
+// run counts and shows those failures apart instead of folding them into
+// the outage.
 func (t *trace) outageDuring(from, to time.Time) (string, bool) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	for _, o := range t.outages {
-		margin := 2 * time.Second
-		if strings.HasPrefix(o.kind, "vault_") {
-			// After a restart or an unseal the secrets are written back as new
-			// versions: a container's cached version then loses its next
-			// check-and-set write, once, a while later.
-			margin = 30 * time.Second
-		}
-		if !o.end.Add(margin).Before(from) && !o.start.After(to) {
+		if !o.end.Add(2*time.Second).Before(from) && !o.start.After(to) {
 			return o.kind, true
 		}
 	}
+	for _, o := range t.outages {
+		if strings.HasPrefix(o.kind, "vault_") && !o.end.Add(30*time.Second).Before(from) && !o.start.After(to) {
+			return o.kind + "_aftermath", true
+		}
+	}
 	return "", false
+}
+
+// lastEnd is when the last outage of kind (a cause, "_aftermath" or not)
+// ended before now.
+func (t *trace) lastEnd(kind string) time.Time {
+	kind = strings.TrimSuffix(kind, "_aftermath")
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	var end time.Time
+	for _, o := range t.outages {
+		if o.kind == kind && o.end.Before(time.Now()) && o.end.After(end) {
+			end = o.end
+		}
+	}
+	return end
 }
 
 // explain says why message msgID reached the dead-letter queue: every one
@@ -103,6 +122,28 @@ func (t *trace) explain(msgID string) (causes []string, ok bool) {
 		}
 	}
 	return causes, true
+}
+
+// describe renders every delivery of msgID, for a person reading an
+// unexplained dead letter.
+func (t *trace) describe(msgID string) string {
+	t.mu.Lock()
+	as := append([]attempt(nil), t.attempts[msgID]...)
+	t.mu.Unlock()
+	var b strings.Builder
+	for i, a := range as {
+		fmt.Fprintf(&b, "\n  - delivery %d %s..%s: %s", i+1, a.start.UTC().Format("15:04:05.000"), a.end.UTC().Format("15:04:05.000"), a.outcome)
+		if a.injected != "" {
+			fmt.Fprintf(&b, " (injected %s)", a.injected)
+		}
+		if a.cause != "" {
+			fmt.Fprintf(&b, " (cause %s)", a.cause)
+		}
+		for _, e := range a.errs {
+			fmt.Fprintf(&b, "; logged %q", e)
+		}
+	}
+	return b.String()
 }
 
 // interfered reports whether a delivery for tenant, between from and to,

@@ -75,8 +75,9 @@ type world struct {
 	clock     *sandbox.ManualClock
 	sb        *sandbox.Server
 	sbServer  *httptest.Server
-	front     *front // between the connector and the sandbox: LWA faults, the served record
-	trace     *trace // every delivery and outage, to explain dead letters
+	front     *front  // between the connector and the sandbox: LWA faults, the served record
+	trace     *trace  // every delivery and outage, to explain dead letters
+	errs      *errLog // what the containers logged per delivery
 	apiServer *httptest.Server
 	dbURL     string
 	pool      *pgxpool.Pool // the connector's pool (postgres.Open)
@@ -204,6 +205,7 @@ func newWorld(ctx context.Context, set Settings, out *syncBuffer) (w *world, err
 	}
 	w.front = newFront(w.sb, w.clock, sbCfg.ClientSecret, clientTimeout)
 	w.trace = newTrace()
+	w.errs = newErrLog()
 	w.sbServer = httptest.NewServer(w.front)
 	w.store = postgres.New(w.pool, w.clock.Now)
 
