@@ -275,6 +275,9 @@ func (w *world) worker(ctx context.Context) {
 			a := attempt{tenant: tenant, start: t0, end: t1, outcome: "ok", injected: injected(id), errs: w.errs.take(id)}
 			if failed[id] {
 				a.outcome, a.cause = "failed", w.causeOf(tenant, t0, t1)
+				if strings.HasSuffix(a.cause, "_aftermath") && !vaultFailure(a.errs) {
+					a.cause = "" // after a Vault outage, but not a failure of Vault: unexplained
+				}
 				if strings.HasSuffix(a.cause, "_aftermath") {
 					if w.stats.get("failures_in_vault_aftermath") < 10 {
 						w.print("a failure %s after a Vault outage (%s) for %s: %q", t0.Sub(w.trace.lastEnd(a.cause)).Round(time.Millisecond), a.cause, tenant, a.errs)
@@ -303,6 +306,18 @@ func (w *world) worker(ctx context.Context) {
 			}
 		}
 	}
+}
+
+// vaultFailure reports whether a delivery's logged errors are Vault's
+// (reading or writing credentials): what a Vault outage's aftermath can
+// explain.
+func vaultFailure(errs []string) bool {
+	for _, e := range errs {
+		if strings.Contains(e, "credentials") || strings.Contains(e, "secret/data") || strings.Contains(e, "vault") {
+			return true
+		}
+	}
+	return false
 }
 
 // causeOf names the injected fault that explains a failed delivery for

@@ -55,9 +55,9 @@ func (t *trace) begin(kind string) func() {
 // outageDuring returns an outage overlapping [from, to], with a margin of
 // 2 s for the connections and retries it leaves behind. A failure up to
 // 30 s after a Vault restart or unseal is returned as "<kind>_aftermath"
-// (restored secrets are new versions written by the harness), so that the
-// run counts and shows those failures apart instead of folding them into
-// the outage.
+// (restored secrets are new versions written by the harness): the caller
+// accepts it only for a failure of Vault itself, and counts and shows
+// those failures apart instead of folding them into the outage.
 func (t *trace) outageDuring(from, to time.Time) (string, bool) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
