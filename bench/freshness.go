@@ -471,7 +471,7 @@ func boundText(ch freshChannel, r freshness) string {
 	case r.seen < r.sent:
 		return fmt.Sprintf(" %d event(s) never arrived within the run's wait; they count with the time from their action to the end of the wait, so the percentiles are lower bounds.", r.sent-r.seen)
 	case ch.period > 0 && r.least > ch.period:
-		return fmt.Sprintf(" Even its fastest event took longer than the poll period (%s), so the period alone does not bound it: see the searchOrders calls and the cursor's lag behind the clock above (Amazon's searchOrders answers only up to its lastUpdatedBefore).", ch.period)
+		return fmt.Sprintf(" Even its fastest event took longer than the poll period (%s), so the period alone does not bound it.", ch.period)
 	case ch.period > 0 && r.worst > ch.period:
 		return fmt.Sprintf(" Its max exceeds the poll period (%s).", ch.period)
 	case ch.period > 0:
@@ -710,7 +710,7 @@ func pollBound(calls []searchCall, r freshness, interval, limit time.Duration) s
 	slices.Sort(lags)
 	lag := lags[len(lags)/2]
 	var b strings.Builder
-	fmt.Fprintf(&b, "What bounds it, from the %d searchOrders answers this channel's sandbox gave (%d answered 429): each answer's window ended %.0f s before its call (lastUpdatedBefore; median, range %.0f–%.0f s), so no event is stored sooner than that after it happens",
+	fmt.Fprintf(&b, "What bounds it, from %d searchOrders answers of this channel's sandbox (%d calls answered 429): each answer's window ended %.0f s before its call (lastUpdatedBefore; median, range %.0f–%.0f s), so no event is stored sooner than that after it happens",
 		len(ok), throttled, lag.Seconds(), lags[0].Seconds(), lags[len(lags)-1].Seconds())
 	if rate > 0 {
 		fmt.Fprintf(&b, "; the answers' x-amzn-RateLimit-Limit was %g/s, one call per %.0f s once the burst is spent, and a call waits for the first fan-out (every %s) after its token", rate, 1/rate, interval)
@@ -721,12 +721,16 @@ func pollBound(calls []searchCall, r freshness, interval, limit time.Duration) s
 		sorted := slices.Clone(gaps)
 		slices.Sort(sorted)
 		gap, worst := sorted[len(sorted)/2], sorted[len(sorted)-1]
-		secs := make([]string, len(gaps))
-		for i, g := range gaps {
-			secs[i] = fmt.Sprintf("%.0f", g.Seconds())
+		apart := fmt.Sprintf("%.0f–%.0f s apart (%d gaps, median %.0f s)", sorted[0].Seconds(), worst.Seconds(), len(gaps), gap.Seconds())
+		if len(gaps) <= 6 {
+			secs := make([]string, len(gaps))
+			for i, g := range gaps {
+				secs[i] = fmt.Sprintf("%.0f", g.Seconds())
+			}
+			apart = fmt.Sprintf("%s s apart (median %.0f s)", strings.Join(secs, ", "), gap.Seconds())
 		}
-		fmt.Fprintf(&b, "; the calls came %s s apart (median %.0f s), so an event waits from %.0f s up to %.0f s (the lag plus the widest gap, %.0f s) plus the poll itself. ",
-			strings.Join(secs, ", "), gap.Seconds(), lag.Seconds(), (lag + worst).Seconds(), worst.Seconds())
+		fmt.Fprintf(&b, "; the calls came %s, so an event waits from %.0f s up to %.0f s (the lag plus the widest gap, %.0f s) plus the poll itself. ",
+			apart, lag.Seconds(), (lag + worst).Seconds(), worst.Seconds())
 	}
 	fmt.Fprintf(&b, "Measured: fastest %.1f s, max %.1f s.", r.least.Seconds(), r.worst.Seconds())
 	if lag > limit {

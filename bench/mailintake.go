@@ -195,11 +195,13 @@ statements (pgx tracer; %.2f ms of client time in all, round trips
 included) against the baseline's %.1f (%.2f ms); %.2f S3 reads of %.2f ms
 each and %.2f S3 writes (the attachments) against one read of %.2f ms; and
 %.2f getOrder calls to the sandbox for the order's context (%d in all).
-Both sides share a pool of %d connections (boot.LambdaMaxConns), so a
-mail's statements wait for a connection while others run theirs.`,
+Each side has a pool of %d connections (boot.LambdaMaxConns): the real
+intake's statements kept them busy %.0f%% of its wall time (statement time
+per mail / connections / wall time per mail), the baseline's %.0f%% of its.`,
 		perMail(realD), parallel, mapping.batch, perMail(bareD), stmts, sqlMS, baseStmts, baseSQLMS,
 		float64(objects.gets.Load())/float64(n), getMS, float64(objects.puts.Load())/float64(n), baseGetMS,
-		float64(getOrders)/float64(n), getOrders, boot.LambdaMaxConns)
+		float64(getOrders)/float64(n), getOrders, boot.LambdaMaxConns,
+		100*sqlMS/boot.LambdaMaxConns/max(perMail(realD), 0.001), 100*baseSQLMS/boot.LambdaMaxConns/max(perMail(bareD), 0.001))
 	sec.Results = append(sec.Results, Result{
 		Name: "mail_intake_throughput", Value: realRate, Unit: "mails/s",
 		Baselines: map[string]float64{"s3_read_plus_insert": bareRate}, Ratios: map[string]float64{"s3_read_plus_insert": ratio(realRate, bareRate)},
