@@ -13,7 +13,6 @@ import (
 	"github.com/aws/aws-lambda-go/events"
 
 	"github.com/keybuzz/keybuzz-amazon/shared/marketplace"
-	"github.com/keybuzz/keybuzz-amazon/shared/poll"
 	"github.com/keybuzz/keybuzz-amazon/shared/push"
 	"github.com/keybuzz/keybuzz-amazon/shared/spapi"
 )
@@ -52,7 +51,7 @@ func (w *notifyWorld) RecordNotification(_ context.Context, r marketplace.Notifi
 }
 
 // GetOrder answers like SP-API: a seller's token reads only its own orders.
-func (w *notifyWorld) GetOrder(_ context.Context, t poll.Target, orderID string) (spapi.Order, error) {
+func (w *notifyWorld) GetOrder(_ context.Context, t marketplace.SellerAccount, orderID string) (spapi.Order, error) {
 	w.mu.Lock()
 	w.getOrder = append(w.getOrder, t.SellingPartnerID)
 	w.mu.Unlock()
@@ -93,8 +92,8 @@ func notification(t *testing.T, sub, seller, order string) string {
 func TestForgedSellerIDNotification(t *testing.T) {
 	w := &notifyWorld{
 		targets: map[string]marketplace.PushTarget{
-			"sub-a": {ConnectionID: "conn-a", TenantID: "tenant-a", Status: marketplace.StatusConnected, SellingPartnerID: "ASELLERAAAAA", SubscriptionID: "sub-a"},
-			"sub-b": {ConnectionID: "conn-b", TenantID: "tenant-b", Status: marketplace.StatusConnected, SellingPartnerID: "BSELLERBBBBB", SubscriptionID: "sub-b"},
+			"sub-a": {SellerAccount: marketplace.SellerAccount{ConnectionID: "conn-a", TenantID: "tenant-a", SellingPartnerID: "ASELLERAAAAA"}, Status: marketplace.StatusConnected, SubscriptionID: "sub-a"},
+			"sub-b": {SellerAccount: marketplace.SellerAccount{ConnectionID: "conn-b", TenantID: "tenant-b", SellingPartnerID: "BSELLERBBBBB"}, Status: marketplace.StatusConnected, SubscriptionID: "sub-b"},
 		},
 		orders:   map[string]string{"405-0000000-000000A": "ASELLERAAAAA", "405-0000000-000000B": "BSELLERBBBBB"},
 		ingested: map[string][]string{},

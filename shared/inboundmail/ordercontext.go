@@ -19,7 +19,7 @@ import (
 // getOrder budget; without a token it fails with a *poll.NoBudgetError or
 // *poll.ThrottledError (push.SellerOrders is one).
 type Orders interface {
-	GetOrder(ctx context.Context, t poll.Target, orderID string) (spapi.Order, error)
+	GetOrder(ctx context.Context, acct marketplace.SellerAccount, orderID string) (spapi.Order, error)
 }
 
 // ContextStore keeps the order context of tickets ("TicketOrderContext").
@@ -96,10 +96,8 @@ func (o *OrderContexts) fetch(ctx context.Context, c marketplace.OrderContext) e
 	if !ok || conn.ID != c.ConnectionID || conn.Status != marketplace.StatusConnected {
 		return o.store.DeferOrderContext(ctx, c.TicketID, o.now(), "connection not CONNECTED", true)
 	}
-	t := poll.Target{TenantID: c.TenantID, ConnectionID: conn.ID, Region: conn.Region,
-		MarketplaceID: conn.MarketplaceID, SellingPartnerID: conn.SellingPartnerID, AppSource: conn.AppSource}
 	cctx, cancel := context.WithTimeout(ctx, o.timeout)
-	order, err := o.orders.GetOrder(cctx, t, c.OrderID)
+	order, err := o.orders.GetOrder(cctx, conn.SellerAccount(), c.OrderID)
 	cancel()
 	var nb *poll.NoBudgetError
 	var th *poll.ThrottledError

@@ -21,10 +21,10 @@ type budgetOrders struct {
 	open    bool
 	retryAt time.Time
 	calls   int
-	targets []poll.Target
+	targets []marketplace.SellerAccount
 }
 
-func (b *budgetOrders) GetOrder(_ context.Context, t poll.Target, orderID string) (spapi.Order, error) {
+func (b *budgetOrders) GetOrder(_ context.Context, t marketplace.SellerAccount, orderID string) (spapi.Order, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	b.calls++

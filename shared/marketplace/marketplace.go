@@ -47,6 +47,29 @@ type Connection struct {
 	UpdatedAt        time.Time
 }
 
+// SellerAccount is a connection as an SP-API call made on its seller's
+// behalf needs it: whose credentials (the tenant's refresh token, the
+// application that authorized it), which region and marketplaces, which
+// seller. PollState and PushTarget embed it; a Connection gives it with
+// SellerAccount.
+type SellerAccount struct {
+	TenantID         string
+	ConnectionID     string
+	Region           string
+	MarketplaceID    string // one id, or several separated by commas
+	SellingPartnerID string
+	// AppSource is the application that authorized the connection: its
+	// refresh token works only with that app's credentials (empty: the
+	// current AMAZON_SPAPI_APP_SOURCE app).
+	AppSource AppSource
+}
+
+// SellerAccount is the connection's account for SP-API calls.
+func (c Connection) SellerAccount() SellerAccount {
+	return SellerAccount{TenantID: c.TenantID, ConnectionID: c.ID, Region: c.Region, MarketplaceID: c.MarketplaceID,
+		SellingPartnerID: c.SellingPartnerID, AppSource: c.AppSource}
+}
+
 // InboundMessage is one thing a buyer did on Amazon, whatever channel
 // brought it (polling, an ORDER_CHANGE notification, a relay mail),
 // normalised for the helpdesk. The one ingestion path (postgres.Store's

@@ -16,14 +16,9 @@ type PollJob struct {
 
 // PollState is what a poller needs of a connection, read as it takes the lease.
 type PollState struct {
-	ConnectionID     string
-	TenantID         string
-	Status           Status
-	Region           string
-	MarketplaceID    string
-	SellingPartnerID string
-	ConnectedAt      *time.Time
-	AppSource        AppSource // the application whose credentials refresh its token
+	SellerAccount // whose token, which region and marketplaces a call uses
+	Status        Status
+	ConnectedAt   *time.Time
 	// Pushed is true when the connection has an ORDER_CHANGE subscription:
 	// push brings its events and polling is the fallback.
 	Pushed bool

@@ -8,14 +8,9 @@ import "time"
 // PushTarget is a connection as the push flow sees it: what routing a
 // notification checks and what subscribing needs.
 type PushTarget struct {
-	ConnectionID     string
-	TenantID         string
-	Status           Status
-	Region           string
-	MarketplaceID    string
-	SellingPartnerID string
-	SubscriptionID   string    // "" when the connection has no ORDER_CHANGE subscription
-	AppSource        AppSource // the application that authorized it (its destination, its tokens)
+	SellerAccount  // its AppSource is also what names its destination
+	Status         Status
+	SubscriptionID string // "" when the connection has no ORDER_CHANGE subscription
 }
 
 // Outcome is what the intake did with one notification.

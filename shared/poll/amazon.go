@@ -78,15 +78,15 @@ func NewAmazonSource(secrets SecretStore, lwaClient *lwa.Client, api *spapi.Clie
 
 // Fetch implements Source: credentials (cached), one rate token, one
 // searchOrders call, the buyer events of its orders.
-func (a *AmazonSource) Fetch(ctx context.Context, t Target, req PageRequest) (Page, error) {
-	c, err := a.open(ctx, t)
+func (a *AmazonSource) Fetch(ctx context.Context, acct marketplace.SellerAccount, req PageRequest) (Page, error) {
+	c, err := a.open(ctx, acct)
 	if err != nil {
 		return Page{}, err
 	}
 	app, tc, endpoint, tokens := c.app, c.tenant, c.endpoint, c.tokens
 	marketplaces := tc.Marketplaces()
 	if len(marketplaces) == 0 {
-		marketplaces = splitIDs(t.MarketplaceID)
+		marketplaces = splitIDs(acct.MarketplaceID)
 	}
 	if req.MarketplaceIDs != nil {
 		marketplaces = req.MarketplaceIDs // the window's, kept with its token
@@ -95,7 +95,7 @@ func (a *AmazonSource) Fetch(ctx context.Context, t Target, req PageRequest) (Pa
 		return Page{}, errors.New("connection has no marketplace id")
 	}
 
-	g, err := a.budget.TakeToken(ctx, t.ConnectionID, spapi.OpSearchOrders, a.plan)
+	g, err := a.budget.TakeToken(ctx, acct.ConnectionID, spapi.OpSearchOrders, a.plan)
 	if err != nil {
 		return Page{}, err
 	}
@@ -106,13 +106,13 @@ func (a *AmazonSource) Fetch(ctx context.Context, t Target, req PageRequest) (Pa
 	res, err := a.api.SearchOrders(ctx, endpoint, tokens, q)
 	if IsReauth(err) { // a cached token expired and its refresh was refused
 		var rerr error
-		if tokens, rerr = a.retryReauth(ctx, t.TenantID, app, tc, err); rerr == nil {
+		if tokens, rerr = a.retryReauth(ctx, acct.TenantID, app, tc, err); rerr == nil {
 			res, err = a.api.SearchOrders(ctx, endpoint, tokens, q)
 		}
 	}
 	switch {
 	case errors.Is(err, spapi.ErrThrottled):
-		until, rerr := a.budget.RecordThrottle(context.WithoutCancel(ctx), t.ConnectionID, spapi.OpSearchOrders)
+		until, rerr := a.budget.RecordThrottle(context.WithoutCancel(ctx), acct.ConnectionID, spapi.OpSearchOrders)
 		if rerr != nil {
 			return Page{}, errors.Join(err, rerr)
 		}
@@ -123,7 +123,7 @@ func (a *AmazonSource) Fetch(ctx context.Context, t Target, req PageRequest) (Pa
 		return Page{}, err
 	}
 	if g.Throttled || (res.RateLimit > 0 && res.RateLimit != g.Plan.Rate) {
-		if err := a.budget.RecordSuccess(ctx, t.ConnectionID, spapi.OpSearchOrders, res.RateLimit); err != nil {
+		if err := a.budget.RecordSuccess(ctx, acct.ConnectionID, spapi.OpSearchOrders, res.RateLimit); err != nil {
 			return Page{}, err
 		}
 	}
@@ -145,23 +145,23 @@ type conn struct {
 // open reads the connection's credentials (cached) and gets an access token
 // first (cached in a warm container), so that a refused refresh token costs
 // no rate token.
-func (a *AmazonSource) open(ctx context.Context, t Target) (conn, error) {
-	app, err := a.secrets.AppFor(ctx, t.AppSource)
+func (a *AmazonSource) open(ctx context.Context, acct marketplace.SellerAccount) (conn, error) {
+	app, err := a.secrets.AppFor(ctx, acct.AppSource)
 	if err != nil {
 		return conn{}, fmt.Errorf("app credentials: %w", err)
 	}
-	tc, err := a.secrets.Tenant(ctx, t.TenantID)
+	tc, err := a.secrets.Tenant(ctx, acct.TenantID)
 	if err != nil {
 		return conn{}, fmt.Errorf("tenant credentials: %w", err)
 	}
-	region := firstNonEmpty(tc.Region, t.Region, app.Region)
+	region := firstNonEmpty(tc.Region, acct.Region, app.Region)
 	endpoint, err := spapi.Endpoint(a.endpoint, region)
 	if err != nil {
 		return conn{}, err
 	}
-	tokens := a.tokens.get(t.TenantID, app, tc)
+	tokens := a.tokens.get(acct.TenantID, app, tc)
 	if _, err := tokens.Token(); err != nil {
-		if tokens, err = a.retryReauth(ctx, t.TenantID, app, tc, err); err != nil {
+		if tokens, err = a.retryReauth(ctx, acct.TenantID, app, tc, err); err != nil {
 			return conn{}, fmt.Errorf("access token: %w", err)
 		}
 	}
@@ -176,12 +176,12 @@ func (a *AmazonSource) open(ctx context.Context, t Target) (conn, error) {
 // *NoBudgetError, a 429 a *ThrottledError (the budget is emptied); an
 // unknown order matches spapi.ErrNotFound; a refused refresh token,
 // IsReauth.
-func (a *AmazonSource) GetOrder(ctx context.Context, t Target, orderID string) (spapi.Order, error) {
-	c, err := a.open(ctx, t)
+func (a *AmazonSource) GetOrder(ctx context.Context, acct marketplace.SellerAccount, orderID string) (spapi.Order, error) {
+	c, err := a.open(ctx, acct)
 	if err != nil {
 		return spapi.Order{}, err
 	}
-	g, err := a.budget.TakeToken(ctx, t.ConnectionID, spapi.OpGetOrder, a.orderPlan)
+	g, err := a.budget.TakeToken(ctx, acct.ConnectionID, spapi.OpGetOrder, a.orderPlan)
 	if err != nil {
 		return spapi.Order{}, err
 	}
@@ -190,12 +190,12 @@ func (a *AmazonSource) GetOrder(ctx context.Context, t Target, orderID string) (
 	}
 	o, err := a.api.GetOrder(ctx, c.endpoint, c.tokens, orderID, nil)
 	if IsReauth(err) { // a cached token expired and its refresh was refused
-		if tokens, rerr := a.retryReauth(ctx, t.TenantID, c.app, c.tenant, err); rerr == nil {
+		if tokens, rerr := a.retryReauth(ctx, acct.TenantID, c.app, c.tenant, err); rerr == nil {
 			o, err = a.api.GetOrder(ctx, c.endpoint, tokens, orderID, nil)
 		}
 	}
 	if errors.Is(err, spapi.ErrThrottled) {
-		until, rerr := a.budget.RecordThrottle(context.WithoutCancel(ctx), t.ConnectionID, spapi.OpGetOrder)
+		until, rerr := a.budget.RecordThrottle(context.WithoutCancel(ctx), acct.ConnectionID, spapi.OpGetOrder)
 		if rerr != nil {
 			return spapi.Order{}, errors.Join(err, rerr)
 		}
@@ -205,7 +205,7 @@ func (a *AmazonSource) GetOrder(ctx context.Context, t Target, orderID string) (
 		return spapi.Order{}, err
 	}
 	if g.Throttled {
-		if err := a.budget.RecordSuccess(ctx, t.ConnectionID, spapi.OpGetOrder, 0); err != nil {
+		if err := a.budget.RecordSuccess(ctx, acct.ConnectionID, spapi.OpGetOrder, 0); err != nil {
 			return spapi.Order{}, err
 		}
 	}

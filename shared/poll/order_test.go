@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/keybuzz/keybuzz-amazon/dev/sandbox"
+	"github.com/keybuzz/keybuzz-amazon/shared/marketplace"
 	"github.com/keybuzz/keybuzz-amazon/shared/poll"
 	"github.com/keybuzz/keybuzz-amazon/shared/spapi"
 )
@@ -21,7 +22,7 @@ func TestGetOrderHasItsOwnBudget(t *testing.T) {
 		t.Fatal(err)
 	}
 	src := e.source(nil)
-	target := poll.Target{TenantID: s.tenantID, ConnectionID: s.connectionID, Region: "eu", SellingPartnerID: s.id}
+	target := marketplace.SellerAccount{TenantID: s.tenantID, ConnectionID: s.connectionID, Region: "eu", SellingPartnerID: s.id}
 	ctx := context.Background()
 
 	o, err := src.GetOrder(ctx, target, id)

@@ -104,7 +104,7 @@ type killingSource struct {
 	cancel        context.CancelFunc
 }
 
-func (k *killingSource) Fetch(ctx context.Context, t poll.Target, r poll.PageRequest) (poll.Page, error) {
+func (k *killingSource) Fetch(ctx context.Context, t marketplace.SellerAccount, r poll.PageRequest) (poll.Page, error) {
 	k.calls++
 	if k.calls == k.killAt {
 		k.cancel()

@@ -246,8 +246,6 @@ func (p *Poller) PollResult(ctx context.Context, msg pollqueue.Message) (Result,
 // transaction, until the window ends, the budget is empty, the page limit or
 // the invocation's deadline is reached.
 func (p *Poller) sync(ctx context.Context, st marketplace.PollState, owner string) (Result, error) {
-	t := Target{TenantID: st.TenantID, ConnectionID: st.ConnectionID, Region: st.Region, MarketplaceID: st.MarketplaceID,
-		SellingPartnerID: st.SellingPartnerID, AppSource: st.AppSource}
 	var res Result
 	// A stored token resumes its window with the filters stored with it;
 	// without them (a token stored before they were) the window restarts.
@@ -265,7 +263,7 @@ func (p *Poller) sync(ctx context.Context, st marketplace.PollState, owner strin
 			res.NextPollAt = p.now() // more to read: due again at once
 			return res, nil
 		}
-		page, err := p.source.Fetch(ctx, t, req)
+		page, err := p.source.Fetch(ctx, st.SellerAccount, req)
 		var nb *NoBudgetError
 		switch {
 		case errors.As(err, &nb):

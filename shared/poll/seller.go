@@ -15,13 +15,13 @@ import (
 // with Vault's current secret. f gets the connection's endpoint and tokens
 // and returns Amazon's x-amzn-RateLimit-Limit (0 when unknown). The push
 // flow subscribes connections through it (orders: GetOrder).
-func (a *AmazonSource) Call(ctx context.Context, t Target, operation string, plan marketplace.RatePlan, f func(endpoint string, tokens spapi.Tokens) (float64, error)) error {
-	c, err := a.open(ctx, t)
+func (a *AmazonSource) Call(ctx context.Context, acct marketplace.SellerAccount, operation string, plan marketplace.RatePlan, f func(endpoint string, tokens spapi.Tokens) (float64, error)) error {
+	c, err := a.open(ctx, acct)
 	if err != nil {
 		return err
 	}
 	endpoint, tokens, app, tc := c.endpoint, c.tokens, c.app, c.tenant
-	g, err := a.budget.TakeToken(ctx, t.ConnectionID, operation, plan)
+	g, err := a.budget.TakeToken(ctx, acct.ConnectionID, operation, plan)
 	if err != nil {
 		return err
 	}
@@ -31,12 +31,12 @@ func (a *AmazonSource) Call(ctx context.Context, t Target, operation string, pla
 	rate, err := f(endpoint, tokens)
 	if IsReauth(err) {
 		var rerr error
-		if tokens, rerr = a.retryReauth(ctx, t.TenantID, app, tc, err); rerr == nil {
+		if tokens, rerr = a.retryReauth(ctx, acct.TenantID, app, tc, err); rerr == nil {
 			rate, err = f(endpoint, tokens)
 		}
 	}
 	if errors.Is(err, spapi.ErrThrottled) {
-		until, rerr := a.budget.RecordThrottle(context.WithoutCancel(ctx), t.ConnectionID, operation)
+		until, rerr := a.budget.RecordThrottle(context.WithoutCancel(ctx), acct.ConnectionID, operation)
 		if rerr != nil {
 			return errors.Join(err, rerr)
 		}
@@ -46,7 +46,7 @@ func (a *AmazonSource) Call(ctx context.Context, t Target, operation string, pla
 		return err
 	}
 	if g.Throttled || (rate > 0 && rate != g.Plan.Rate) {
-		return a.budget.RecordSuccess(ctx, t.ConnectionID, operation, rate)
+		return a.budget.RecordSuccess(ctx, acct.ConnectionID, operation, rate)
 	}
 	return nil
 }

@@ -12,20 +12,7 @@ import (
 
 // Source reads one page of a connection's buyer events.
 type Source interface {
-	Fetch(ctx context.Context, t Target, req PageRequest) (Page, error)
-}
-
-// Target is the connection a Source reads for.
-type Target struct {
-	TenantID         string
-	ConnectionID     string
-	Region           string
-	MarketplaceID    string // one id, or several separated by commas
-	SellingPartnerID string
-	// AppSource is the application that authorized the connection: its
-	// refresh token works only with that app's credentials (empty: the
-	// current AMAZON_SPAPI_APP_SOURCE app).
-	AppSource marketplace.AppSource
+	Fetch(ctx context.Context, acct marketplace.SellerAccount, req PageRequest) (Page, error)
 }
 
 // PageRequest asks for the first page of the window starting at After, or
@@ -82,11 +69,11 @@ var ErrStalePageToken = errors.New("pagination token refused")
 type MockSource struct{ Now func() time.Time }
 
 // Fetch implements Source: one page, always the same three messages.
-func (m MockSource) Fetch(_ context.Context, t Target, req PageRequest) (Page, error) {
+func (m MockSource) Fetch(_ context.Context, acct marketplace.SellerAccount, req PageRequest) (Page, error) {
 	now := time.Now
 	if m.Now != nil {
 		now = m.Now
 	}
-	msgs := mocksource.Messages(firstMarketplace(t.MarketplaceID))
-	return Page{Messages: msgs, WindowEnd: now().UTC(), Orders: len(msgs), MarketplaceIDs: splitIDs(t.MarketplaceID)}, nil
+	msgs := mocksource.Messages(firstMarketplace(acct.MarketplaceID))
+	return Page{Messages: msgs, WindowEnd: now().UTC(), Orders: len(msgs), MarketplaceIDs: splitIDs(acct.MarketplaceID)}, nil
 }

@@ -29,7 +29,7 @@ type IntakeStore interface {
 // Orders reads one order of a connection with getOrder within the
 // connection's getOrder budget (poll.AmazonSource.GetOrder).
 type Orders interface {
-	GetOrder(ctx context.Context, t poll.Target, orderID string) (spapi.Order, error)
+	GetOrder(ctx context.Context, acct marketplace.SellerAccount, orderID string) (spapi.Order, error)
 }
 
 // notFoundRetries is how many deliveries a notification whose order getOrder
@@ -130,9 +130,7 @@ func (in *Intake) Handle(ctx context.Context, messageID, body string, receives i
 		return drop(marketplace.OutcomeIgnored, "change type "+n.OrderChangeType)
 	}
 
-	target := poll.Target{TenantID: t.TenantID, ConnectionID: t.ConnectionID, Region: t.Region, MarketplaceID: t.MarketplaceID,
-		SellingPartnerID: t.SellingPartnerID, AppSource: t.AppSource}
-	order, err := in.orders.GetOrder(ctx, target, n.AmazonOrderID)
+	order, err := in.orders.GetOrder(ctx, t.SellerAccount, n.AmazonOrderID)
 	switch {
 	case err == nil && order.OrderID != n.AmazonOrderID:
 		return drop(marketplace.OutcomeOrderNotFound, "getOrder answered another order")

@@ -57,7 +57,7 @@ type Apps interface {
 // connection's persisted budget for the operation (poll.AmazonSource): an
 // empty budget is a *poll.NoBudgetError, a 429 a *poll.ThrottledError.
 type Seller interface {
-	Call(ctx context.Context, t poll.Target, operation string, plan marketplace.RatePlan, f func(endpoint string, tokens spapi.Tokens) (rate float64, err error)) error
+	Call(ctx context.Context, acct marketplace.SellerAccount, operation string, plan marketplace.RatePlan, f func(endpoint string, tokens spapi.Tokens) (rate float64, err error)) error
 }
 
 // DestinationStore records the destination id (postgres.Store).
@@ -291,11 +291,9 @@ func (s *Subscriber) create(ctx context.Context, t marketplace.PushTarget) (spap
 	if err != nil {
 		return spapi.Subscription{}, "", err
 	}
-	target := poll.Target{TenantID: t.TenantID, ConnectionID: t.ConnectionID, Region: t.Region, MarketplaceID: t.MarketplaceID,
-		SellingPartnerID: t.SellingPartnerID, AppSource: t.AppSource}
 	req := spapi.SubscriptionRequest{PayloadVersion: PayloadVersion, DestinationID: destID, OrderChangeTypes: OrderChangeTypes}
 	var sub spapi.Subscription
-	err = s.seller.Call(ctx, target, spapi.OpCreateSubscription, NotificationsPlan, func(endpoint string, tokens spapi.Tokens) (float64, error) {
+	err = s.seller.Call(ctx, t.SellerAccount, spapi.OpCreateSubscription, NotificationsPlan, func(endpoint string, tokens spapi.Tokens) (float64, error) {
 		var err error
 		sub, err = s.api.CreateSubscription(ctx, endpoint, tokens, spapi.NotificationTypeOrderChange, req)
 		return 0, err
@@ -305,7 +303,7 @@ func (s *Subscriber) create(ctx context.Context, t marketplace.PushTarget) (spap
 	}
 	// The seller has one already (ours from an earlier attempt, or one made
 	// before the destination changed).
-	err = s.seller.Call(ctx, target, spapi.OpGetSubscription, NotificationsPlan, func(endpoint string, tokens spapi.Tokens) (float64, error) {
+	err = s.seller.Call(ctx, t.SellerAccount, spapi.OpGetSubscription, NotificationsPlan, func(endpoint string, tokens spapi.Tokens) (float64, error) {
 		var err error
 		sub, err = s.api.GetSubscription(ctx, endpoint, tokens, spapi.NotificationTypeOrderChange, PayloadVersion)
 		return 0, err
@@ -316,7 +314,7 @@ func (s *Subscriber) create(ctx context.Context, t marketplace.PushTarget) (spap
 	if err := s.deleteAtAmazon(ctx, t, sub.ID); err != nil {
 		return spapi.Subscription{}, destID, fmt.Errorf("replace subscription to another destination: %w", err)
 	}
-	err = s.seller.Call(ctx, target, spapi.OpCreateSubscription, NotificationsPlan, func(endpoint string, tokens spapi.Tokens) (float64, error) {
+	err = s.seller.Call(ctx, t.SellerAccount, spapi.OpCreateSubscription, NotificationsPlan, func(endpoint string, tokens spapi.Tokens) (float64, error) {
 		var err error
 		sub, err = s.api.CreateSubscription(ctx, endpoint, tokens, spapi.NotificationTypeOrderChange, req)
 		return 0, err
