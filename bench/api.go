@@ -67,7 +67,7 @@ func benchAPI(ctx context.Context, e *env) (section, error) {
 		return sec, err
 	}
 	log := logging.New(io.Discard, cfg.LogLevel)
-	store := postgres.New(pool, nil)
+	store := postgres.New(pool)
 	verifier, err := auth.NewVerifier(ctx, cfg)
 	if err != nil {
 		return sec, err
@@ -75,8 +75,8 @@ func benchAPI(ctx context.Context, e *env) (section, error) {
 	// As cmd/local and the API functions' mains wire it, with Vault reads
 	// counted under the cache.
 	vault := &countingVault{Store: secrets}
-	flow := connect.New(store, credcache.New(vault, credcache.DefaultTTL, nil), lwa.New(cfg.LWATokenURL, nil), cfg.SellerCentralURL,
-		connect.WithLogger(log), connect.WithParticipations(spapi.New(nil), cfg.SPAPIEndpoint))
+	flow := connect.New(store, credcache.New(vault), lwa.New(cfg.LWATokenURL), cfg.SellerCentralURL,
+		connect.WithLogger(log), connect.WithParticipations(spapi.New(), cfg.SPAPIEndpoint))
 	api := &httpapi.API{Connect: flow, Auth: verifier, Log: log, ReturnURL: cfg.FrontendReturnURL}
 
 	// Tenants, half of them connected (status reads a row either way).

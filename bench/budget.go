@@ -150,7 +150,7 @@ func (e *env) runBudget(ctx context.Context, s budgetScenario, T time.Duration) 
 		return out, err
 	}
 
-	src := poll.NewAmazonSource(credcache.New(rig.secrets, 0, clock.Now), lwa.New(sbURL+"/auth/o2/token", nil), spapi.New(nil), store,
+	src := poll.NewAmazonSource(credcache.New(rig.secrets, credcache.WithClock(clock.Now)), lwa.New(sbURL+"/auth/o2/token"), spapi.New(), store,
 		poll.AmazonConfig{Endpoint: sbURL}, clock.Now, e.quiet)
 	poller := poll.NewPoller(store, src, poll.Config{Interval: time.Second}, clock.Now, e.quiet, nil)
 	msg := pollqueue.Message{TenantID: tenant, ConnectionID: connID, EnqueuedAt: start}

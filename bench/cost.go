@@ -306,8 +306,8 @@ func (e *env) simulateDay(ctx context.Context, withPush bool, pollBatch, notifyB
 		return d, err
 	}
 	cfg := rig.cfg
-	secrets := credcache.New(rig.secrets, credcache.DefaultTTL, clock.Now)
-	lwaClient, api := lwa.New(rig.url+"/auth/o2/token", nil), spapi.New(nil)
+	secrets := credcache.New(rig.secrets, credcache.WithClock(clock.Now))
+	lwaClient, api := lwa.New(rig.url+"/auth/o2/token"), spapi.New()
 	amazon := poll.NewAmazonSource(secrets, lwaClient, api, store, poll.AmazonConfig{Endpoint: rig.url}, clock.Now, e.quiet)
 	const lookback = 24 * time.Hour
 	poller := poll.NewPoller(store, amazon, poll.Config{Interval: cfg.PollInterval, FallbackInterval: cfg.PollFallbackInterval, Lookback: lookback}, clock.Now, e.quiet, nil)

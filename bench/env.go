@@ -130,7 +130,7 @@ func (e *env) freshStore(ctx context.Context, label string, maxConns int32, now 
 		return nil, "", err
 	}
 	e.cleanup = append(e.cleanup, pool.Close)
-	return postgres.New(pool, now), u, nil
+	return postgres.New(pool, postgres.WithClock(now)), u, nil
 }
 
 // pool opens a plain pgx pool (for baselines) on url.

@@ -141,10 +141,10 @@ func newKiller(ctx context.Context, w *world, bin string) (*killer, error) {
 	k.vault = httptest.NewServer(holding(&k.vltHold, httputil.NewSingleHostReverseProxy(vaultURL)))
 
 	// The Connect flow of these tenants, on real time, against their sandbox.
-	store := postgres.New(w.pool, time.Now)
-	svc := connect.New(store, credcache.New(vaultstore.New(w.vaultDir, devstack.KVMount, devstack.AppSecretPath), 0, nil),
-		lwa.New(k.srv.URL+"/auth/o2/token", &http.Client{Timeout: 10 * time.Second}), k.srv.URL,
-		connect.WithLogger(w.log), connect.WithParticipations(spapi.New(&http.Client{Timeout: 10 * time.Second}), k.srv.URL))
+	store := postgres.New(w.pool, postgres.WithClock(time.Now))
+	svc := connect.New(store, credcache.New(vaultstore.New(w.vaultDir, devstack.KVMount, devstack.AppSecretPath)),
+		lwa.New(k.srv.URL+"/auth/o2/token", lwa.WithHTTPClient(&http.Client{Timeout: 10 * time.Second})), k.srv.URL,
+		connect.WithLogger(w.log), connect.WithParticipations(spapi.New(spapi.WithHTTPClient(&http.Client{Timeout: 10 * time.Second})), k.srv.URL))
 	k.api = httptest.NewServer((&httpapi.API{Connect: svc, Auth: w.verifier, Log: w.log}).Routes())
 	for n := 1; n <= w.set.KillTenants; n++ {
 		t := &tenant{n: w.set.Tenants + n, id: fmt.Sprintf("tenant-kill-%05d", n), seller: sandbox.SellerID(w.set.Tenants + n), sb: k.sb, front: k.front}

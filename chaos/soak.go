@@ -170,7 +170,7 @@ func (w *world) newContainer() *container {
 	c := &container{bug: w.bug}
 	st := deadStore{c: c, s: w.store}
 	hc := &http.Client{Transport: deadTransport{c}, Timeout: 5 * time.Second}
-	src := poll.NewAmazonSource(credcache.New(deadSecrets{c: c, s: w.secrets}, 0, w.clock.Now), lwa.New(w.sbServer.URL+"/auth/o2/token", hc), spapi.New(hc), st,
+	src := poll.NewAmazonSource(credcache.New(deadSecrets{c: c, s: w.secrets}, credcache.WithClock(w.clock.Now)), lwa.New(w.sbServer.URL+"/auth/o2/token", lwa.WithHTTPClient(hc)), spapi.New(spapi.WithHTTPClient(hc)), st,
 		poll.AmazonConfig{Endpoint: w.sbServer.URL, PageSize: w.set.PageSize}, w.clock.Now, w.log)
 	c.poller = poll.NewPoller(st, src, poll.Config{Interval: time.Minute, Lookback: lookback}, w.clock.Now, slog.New(w.errs.handler(w.log.Handler())), nil)
 	return c

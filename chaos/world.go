@@ -207,7 +207,7 @@ func newWorld(ctx context.Context, set Settings, out *syncBuffer) (w *world, err
 	w.trace = newTrace()
 	w.errs = newErrLog()
 	w.sbServer = httptest.NewServer(w.front)
-	w.store = postgres.New(w.pool, w.clock.Now)
+	w.store = postgres.New(w.pool, postgres.WithClock(w.clock.Now))
 
 	// Queues of our own: a short visibility timeout, DLQ after 5 receives.
 	w.sqs = sqs.New(sqs.Options{Region: devstack.Region, BaseEndpoint: aws.String(w.stack.Get("AWS_ENDPOINT_URL_SQS")),
@@ -228,10 +228,10 @@ func newWorld(ctx context.Context, set Settings, out *syncBuffer) (w *world, err
 	if err != nil {
 		return nil, err
 	}
-	svc := connect.New(w.store, credcache.New(w.secrets, 0, nil),
-		lwa.New(w.sbServer.URL+"/auth/o2/token", &http.Client{Timeout: 10 * time.Second}), w.sbServer.URL,
+	svc := connect.New(w.store, credcache.New(w.secrets),
+		lwa.New(w.sbServer.URL+"/auth/o2/token", lwa.WithHTTPClient(&http.Client{Timeout: 10 * time.Second})), w.sbServer.URL,
 		connect.WithClock(w.clock.Now), connect.WithLogger(w.log),
-		connect.WithParticipations(spapi.New(&http.Client{Timeout: 10 * time.Second}), w.sbServer.URL))
+		connect.WithParticipations(spapi.New(spapi.WithHTTPClient(&http.Client{Timeout: 10 * time.Second})), w.sbServer.URL))
 	w.verifier = verifier
 	api := &httpapi.API{Connect: svc, Auth: verifier, Log: w.log}
 	w.apiServer = httptest.NewServer(api.Routes())

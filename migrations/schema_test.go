@@ -234,7 +234,7 @@ func TestWave1DatabaseMigratesToTheContract(t *testing.T) {
 	}
 	defer pool.Close()
 	at := utc("2026-12-01 12:00:00")
-	store := postgres.New(pool, func() time.Time { return at.Add(time.Minute).In(time.FixedZone("x", -5*3600)) })
+	store := postgres.New(pool, postgres.WithClock(func() time.Time { return at.Add(time.Minute).In(time.FixedZone("x", -5*3600)) }))
 	res, err := store.Ingest(ctx, "t1", "c1", []marketplace.InboundMessage{
 		{ExternalID: "402-1:2:cancellation", ThreadKey: "402-1", OrderID: "402-1", Language: "fr", Body: "body 3", ReceivedAt: at.In(time.FixedZone("y", 3600))},
 		{ExternalID: "402-3:1:cancellation", ThreadKey: "402-3", OrderID: "402-3", Language: "fr", Subject: "s4", Body: "body 4", ReceivedAt: at},

@@ -55,13 +55,13 @@ func run(ctx context.Context, env *boot.Env, addr string, pollOnce bool) error {
 	}
 	pool := env.Pool(ctx, 10)
 	defer pool.Close()
-	store := postgres.New(pool, nil)
-	secrets := credcache.New(env.Vault(ctx), credcache.DefaultTTL, nil)
-	lwaClient := lwa.New(cfg.LWATokenURL, nil)
+	store := postgres.New(pool)
+	secrets := credcache.New(env.Vault(ctx))
+	lwaClient := lwa.New(cfg.LWATokenURL)
 	sqsClient := env.SQS(ctx)
 	m := metrics.New(os.Stdout, nil)
 
-	sp := spapi.New(nil)
+	sp := spapi.New()
 	amazon := poll.NewAmazonSource(secrets, lwaClient, sp, store, poll.AmazonConfig{Endpoint: cfg.SPAPIEndpoint}, nil, env.Log)
 	var source poll.Source = amazon
 	if cfg.UseMock {

@@ -46,7 +46,7 @@ func run(file, tenant, country, from string) error {
 		return err
 	}
 	defer pool.Close()
-	store := postgres.New(pool, nil)
+	store := postgres.New(pool)
 	addrs, err := store.InboundAddresses(ctx, tenant)
 	if err != nil {
 		return err

@@ -43,7 +43,7 @@ func main() {
 		os.Exit(1)
 	}
 	defer pool.Close()
-	if _, err := run(context.Background(), postgres.New(pool, nil), opts, os.Stdout); err != nil {
+	if _, err := run(context.Background(), postgres.New(pool), opts, os.Stdout); err != nil {
 		fmt.Fprintln(os.Stderr, "migrateapp:", err)
 		os.Exit(1)
 	}

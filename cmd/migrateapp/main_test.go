@@ -62,7 +62,7 @@ func newTwoApps(t *testing.T) *twoApps {
 			t.Fatal(err)
 		}
 	}
-	return &twoApps{t: t, store: postgres.New(pool, nil), secrets: credcache.New(vs, 0, nil), sbURL: sbURL,
+	return &twoApps{t: t, store: postgres.New(pool), secrets: credcache.New(vs), sbURL: sbURL,
 		log: slog.New(slog.NewJSONHandler(io.Discard, nil))}
 }
 
@@ -70,7 +70,7 @@ func newTwoApps(t *testing.T) *twoApps {
 func (e *twoApps) connect(tenant string, seller int, app marketplace.AppSource) {
 	e.t.Helper()
 	ctx := context.Background()
-	flow := connect.New(e.store, e.secrets, lwa.New(e.sbURL+"/auth/o2/token", nil), e.sbURL, connect.WithLogger(e.log),
+	flow := connect.New(e.store, e.secrets, lwa.New(e.sbURL+"/auth/o2/token"), e.sbURL, connect.WithLogger(e.log),
 		connect.WithAppSource(app))
 	st, err := flow.Start(ctx, connect.StartInput{TenantID: tenant})
 	if err != nil {
@@ -102,7 +102,7 @@ func (e *twoApps) poll(tenant string) (marketplace.Connection, error) {
 	if err != nil {
 		e.t.Fatal(err)
 	}
-	src := poll.NewAmazonSource(e.secrets, lwa.New(e.sbURL+"/auth/o2/token", nil), spapi.New(nil), e.store,
+	src := poll.NewAmazonSource(e.secrets, lwa.New(e.sbURL+"/auth/o2/token"), spapi.New(), e.store,
 		poll.AmazonConfig{Endpoint: e.sbURL}, nil, e.log)
 	p := poll.NewPoller(e.store, src, poll.Config{}, nil, e.log, nil)
 	_, perr := p.PollResult(ctx, pollqueue.Message{TenantID: tenant, ConnectionID: c.ID, EnqueuedAt: time.Now()})

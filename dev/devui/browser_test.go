@@ -65,9 +65,9 @@ func startLocal(t *testing.T) *local {
 		t.Fatal(err)
 	}
 	log := slog.New(slog.NewJSONHandler(io.Discard, nil))
-	store := postgres.New(pool, nil)
-	flow := connect.New(store, credcache.New(secrets, 0, nil), lwa.New(sbURL+"/auth/o2/token", nil), sbURL,
-		connect.WithLogger(log), connect.WithParticipations(spapi.New(nil), sbURL))
+	store := postgres.New(pool)
+	flow := connect.New(store, credcache.New(secrets), lwa.New(sbURL+"/auth/o2/token"), sbURL,
+		connect.WithLogger(log), connect.WithParticipations(spapi.New(), sbURL))
 	verifier, err := auth.NewVerifier(ctx, config.Config{JWTHS256Secret: jwtSecret, JWTIssuer: "kb", JWTAudience: "kb-amazon", TenantClaim: "tenantId"})
 	if err != nil {
 		t.Fatal(err)

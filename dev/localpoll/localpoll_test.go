@@ -42,7 +42,7 @@ func TestPollOnceEndToEnd(t *testing.T) {
 	sb, sbURL := sandboxtest.Start(t, sbCfg)
 
 	pool, _ := testenv.Pool(t)
-	store := postgres.New(pool, clock.Now)
+	store := postgres.New(pool, postgres.WithClock(clock.Now))
 	secrets := vaultstore.New(testenv.Vault(t), "secret", "keybuzz/test/"+testenv.ID("app"))
 	if err := secrets.PutApp(ctx, marketplace.AppCredentials{ClientID: sbCfg.ClientID, ClientSecret: secret.Value(sbCfg.ClientSecret), ApplicationID: sbCfg.ApplicationID, Region: "eu"}); err != nil {
 		t.Fatal(err)
@@ -80,8 +80,8 @@ VALUES ($1, 'CONNECTED', 'eu', $2, $3, $3) RETURNING "id"`, tn.id, strings.Join(
 	// As functions/polltenant and functions/pollfanout wire them.
 	log := slog.New(slog.NewJSONHandler(io.Discard, nil))
 	m := metrics.New(io.Discard, nil)
-	src := poll.NewAmazonSource(credcache.New(secrets, 0, clock.Now), lwa.New(sbURL+"/auth/o2/token", &http.Client{Timeout: 5 * time.Second}),
-		spapi.New(nil), store, poll.AmazonConfig{Endpoint: sbURL}, clock.Now, log)
+	src := poll.NewAmazonSource(credcache.New(secrets, credcache.WithClock(clock.Now)), lwa.New(sbURL+"/auth/o2/token", lwa.WithHTTPClient(&http.Client{Timeout: 5 * time.Second})),
+		spapi.New(), store, poll.AmazonConfig{Endpoint: sbURL}, clock.Now, log)
 	poller := poll.NewPoller(store, src, poll.Config{Interval: time.Minute, Lookback: 7 * 24 * time.Hour}, clock.Now, log, m)
 	fanout := poll.NewFanout(store, pollqueue.NewSender(client, queueURL, 0), poll.FanoutConfig{}, clock.Now, log, m)
 	cfg := localpoll.Config{Fanout: fanout.Handle, Tenant: poller.HandleSQS, SQS: client, QueueURL: queueURL, Interval: time.Minute, Log: log}

@@ -25,11 +25,11 @@ func main() {
 	ctx := context.Background()
 	env := boot.Load("disconnect")
 
-	store := postgres.New(env.Pool(ctx, boot.LambdaMaxConns), nil)
-	secrets := credcache.New(env.Vault(ctx), credcache.DefaultTTL, nil)
+	store := postgres.New(env.Pool(ctx, boot.LambdaMaxConns))
+	secrets := credcache.New(env.Vault(ctx))
 	opts := []connect.Option{connect.WithLogger(env.Log)}
 	if cfg := env.Config; cfg.PushEnabled() { // end the ORDER_CHANGE subscription (deleteSubscriptionById, grantless)
-		lwaClient, sp := lwa.New(cfg.LWATokenURL, nil), spapi.New(nil)
+		lwaClient, sp := lwa.New(cfg.LWATokenURL), spapi.New()
 		seller := poll.NewAmazonSource(secrets, lwaClient, sp, store, poll.AmazonConfig{Endpoint: cfg.SPAPIEndpoint}, nil, env.Log)
 		dest := push.NewDestinations(store, secrets, sp, lwaClient, cfg.NotificationsQueueARN, cfg.SPAPIEndpoint)
 		opts = append(opts, connect.WithUnsubscriber(push.NewSubscriber(store, dest, seller, secrets, sp, cfg.SPAPIEndpoint, 0, env.Log)))

@@ -27,14 +27,14 @@ func main() {
 	cfg := env.Config
 	env.Must("configuration", cfg.RequireInboundMail())
 
-	store := postgres.New(env.Pool(ctx, boot.LambdaMaxConns), nil)
+	store := postgres.New(env.Pool(ctx, boot.LambdaMaxConns))
 	s3, err := mailbucket.NewClient(ctx, cfg.InboundS3PathStyle)
 	env.Must("s3 client", err)
 	opts := []inboundmail.Option{inboundmail.WithLogger(env.Log)}
 	if !cfg.UseMock {
 		// Order context: getOrder with the seller's token, within its budget.
-		secrets := credcache.New(env.Vault(ctx), credcache.DefaultTTL, nil)
-		orders := poll.NewAmazonSource(secrets, lwa.New(cfg.LWATokenURL, nil), spapi.New(nil), store,
+		secrets := credcache.New(env.Vault(ctx))
+		orders := poll.NewAmazonSource(secrets, lwa.New(cfg.LWATokenURL), spapi.New(), store,
 			poll.AmazonConfig{Endpoint: cfg.SPAPIEndpoint}, nil, env.Log)
 		opts = append(opts, inboundmail.WithOrderContext(inboundmail.NewOrderContexts(store, orders, env.Log, nil)))
 	}

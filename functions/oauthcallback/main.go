@@ -26,9 +26,9 @@ func main() {
 	env := boot.Load("oauthcallback")
 	cfg := env.Config
 
-	store := postgres.New(env.Pool(ctx, boot.LambdaMaxConns), nil)
-	secrets := credcache.New(env.Vault(ctx), credcache.DefaultTTL, nil)
-	lwaClient, sp := lwa.New(cfg.LWATokenURL, nil), spapi.New(nil)
+	store := postgres.New(env.Pool(ctx, boot.LambdaMaxConns))
+	secrets := credcache.New(env.Vault(ctx))
+	lwaClient, sp := lwa.New(cfg.LWATokenURL), spapi.New()
 	// The state names the app its consent used; AMAZON_SPAPI_APP_SOURCE is
 	// the fallback for states started before apps were recorded.
 	opts := []connect.Option{connect.WithLogger(env.Log), connect.WithParticipations(sp, cfg.SPAPIEndpoint),

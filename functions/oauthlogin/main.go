@@ -22,8 +22,8 @@ func main() {
 	env := boot.Load("oauthlogin")
 	cfg := env.Config
 
-	store := postgres.New(env.Pool(ctx, boot.LambdaMaxConns), nil)
-	secrets := credcache.New(env.Vault(ctx), credcache.DefaultTTL, nil)
+	store := postgres.New(env.Pool(ctx, boot.LambdaMaxConns))
+	secrets := credcache.New(env.Vault(ctx))
 	// The log-in checks amazon_callback_uri against the app's region: the
 	// app's credentials, no Amazon call.
 	flow := connect.New(store, secrets, nil, cfg.SellerCentralURL, connect.WithLogger(env.Log),

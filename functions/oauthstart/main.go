@@ -21,8 +21,8 @@ func main() {
 	env := boot.Load("oauthstart")
 	cfg := env.Config
 
-	store := postgres.New(env.Pool(ctx, boot.LambdaMaxConns), nil)
-	secrets := credcache.New(env.Vault(ctx), credcache.DefaultTTL, nil)
+	store := postgres.New(env.Pool(ctx, boot.LambdaMaxConns))
+	secrets := credcache.New(env.Vault(ctx))
 	// Start builds the consent URL: the app's credentials, no Amazon call.
 	// New consents use AMAZON_SPAPI_APP_SOURCE's app; return_url may name
 	// FRONTEND_RETURN_HOSTS (and FRONTEND_RETURN_URL's host).

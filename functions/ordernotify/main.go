@@ -28,10 +28,10 @@ func main() {
 	env := boot.Load("ordernotify")
 	cfg := env.Config
 
-	store := postgres.New(env.Pool(ctx, boot.LambdaMaxConns), nil)
-	secrets := credcache.New(env.Vault(ctx), credcache.DefaultTTL, nil)
-	api := spapi.New(nil)
-	seller := poll.NewAmazonSource(secrets, lwa.New(cfg.LWATokenURL, nil), api, store, poll.AmazonConfig{Endpoint: cfg.SPAPIEndpoint}, nil, env.Log)
+	store := postgres.New(env.Pool(ctx, boot.LambdaMaxConns))
+	secrets := credcache.New(env.Vault(ctx))
+	api := spapi.New()
+	seller := poll.NewAmazonSource(secrets, lwa.New(cfg.LWATokenURL), api, store, poll.AmazonConfig{Endpoint: cfg.SPAPIEndpoint}, nil, env.Log)
 	intake := push.NewIntake(store, seller, nil, env.Log, metrics.New(os.Stdout, nil))
 
 	lambda.Start(intake.HandleSQS)

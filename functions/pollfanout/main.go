@@ -22,7 +22,7 @@ func main() {
 	cfg := env.Config
 	env.Must("configuration", cfg.RequireQueue())
 
-	store := postgres.New(env.Pool(ctx, boot.LambdaMaxConns), nil)
+	store := postgres.New(env.Pool(ctx, boot.LambdaMaxConns))
 	sender := pollqueue.NewSender(env.SQS(ctx), cfg.PollQueueURL, 0)
 	fanout := poll.NewFanout(store, sender, poll.FanoutConfig{}, nil, env.Log, metrics.New(os.Stdout, nil))
 

@@ -27,14 +27,14 @@ func main() {
 	env := boot.Load("polltenant")
 	cfg := env.Config
 
-	store := postgres.New(env.Pool(ctx, boot.LambdaMaxConns), nil)
+	store := postgres.New(env.Pool(ctx, boot.LambdaMaxConns))
 	pollCfg := poll.Config{Interval: cfg.PollInterval, FallbackInterval: cfg.PollFallbackInterval, Lookback: cfg.PollLookback}
 	if cfg.UseMock { // AMAZON_USE_MOCK=true
 		lambda.Start(poll.NewPoller(store, poll.MockSource{}, pollCfg, nil, env.Log, metrics.New(os.Stdout, nil)).HandleSQS)
 		return
 	}
-	secrets := credcache.New(env.Vault(ctx), credcache.DefaultTTL, nil)
-	lwaClient, api := lwa.New(cfg.LWATokenURL, nil), spapi.New(nil)
+	secrets := credcache.New(env.Vault(ctx))
+	lwaClient, api := lwa.New(cfg.LWATokenURL), spapi.New()
 	amazon := poll.NewAmazonSource(secrets, lwaClient, api, store, poll.AmazonConfig{Endpoint: cfg.SPAPIEndpoint}, nil, env.Log)
 	poller := poll.NewPoller(store, amazon, pollCfg, nil, env.Log, metrics.New(os.Stdout, nil))
 	if cfg.PushEnabled() {

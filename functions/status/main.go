@@ -20,7 +20,7 @@ func main() {
 	env := boot.Load("status")
 
 	// Status reads the database only: no Vault client, no Amazon client.
-	store := postgres.New(env.Pool(ctx, boot.LambdaMaxConns), nil)
+	store := postgres.New(env.Pool(ctx, boot.LambdaMaxConns))
 	flow := connect.New(store, nil, nil, "", connect.WithLogger(env.Log), connect.WithPushStatus(store),
 		connect.WithInboundAddresses(inboundmail.NewAddresses(store, env.Config.InboundMailDomain, nil)))
 	api := &httpapi.API{Connect: flow, Auth: env.Verifier(ctx), Log: env.Log}

@@ -56,16 +56,30 @@ type entry[T any] struct {
 	expires time.Time
 }
 
-// New wraps store; ttl <= 0 means DefaultTTL, now nil means time.Now.
-func New(store Store, ttl time.Duration, now func() time.Time) *Cache {
-	if ttl <= 0 {
-		ttl = DefaultTTL
+// Option configures a Cache.
+type Option func(*Cache)
+
+// WithTTL sets how long an entry lives (default DefaultTTL; a TTL <= 0
+// keeps it).
+func WithTTL(ttl time.Duration) Option {
+	return func(c *Cache) {
+		if ttl > 0 {
+			c.ttl = ttl
+		}
 	}
-	if now == nil {
-		now = time.Now
-	}
-	return &Cache{store: store, ttl: ttl, now: now, tenants: map[string]entry[marketplace.TenantCredentials]{},
+}
+
+// WithClock sets the clock of expiries (default time.Now).
+func WithClock(now func() time.Time) Option { return func(c *Cache) { c.now = now } }
+
+// New wraps store.
+func New(store Store, opts ...Option) *Cache {
+	c := &Cache{store: store, ttl: DefaultTTL, now: time.Now, tenants: map[string]entry[marketplace.TenantCredentials]{},
 		apps: map[marketplace.AppSource]entry[marketplace.AppCredentials]{}}
+	for _, o := range opts {
+		o(c)
+	}
+	return c
 }
 
 // App returns the application's credentials, from memory within the TTL.

@@ -172,7 +172,7 @@ func TestCache(t *testing.T) {
 				app:     marketplace.AppCredentials{ClientID: "one", ClientSecret: "s", ApplicationID: "a"},
 				tenants: map[string]marketplace.TenantCredentials{"t-1": {RefreshToken: "Atzr|a", Version: 1}},
 			}
-			c.run(t, env{store: store, cache: New(store, time.Minute, func() time.Time { return now }), now: &now})
+			c.run(t, env{store: store, cache: New(store, WithTTL(time.Minute), WithClock(func() time.Time { return now })), now: &now})
 		})
 	}
 }

@@ -176,10 +176,10 @@ func (s *stack) buildAPI(secrets *vaultstore.Store, opt stackOption) *httpapi.AP
 	if opt.lwaTimeout > 0 {
 		hc.Timeout = opt.lwaTimeout
 	}
-	store := postgres.New(s.pool, s.clock.Now)
-	svc := connect.New(store, credcache.New(secrets, 0, s.clock.Now), lwa.New(lwaURL, hc), s.sbURL,
-		connect.WithClock(s.clock.Now), connect.WithLogger(log), connect.WithParticipations(spapi.New(nil), s.sbURL),
-		connect.WithReturnHosts(opt.returnHosts...), connect.WithUnsubscriber(s.unsubscribed), connect.WithAccount(spapi.New(nil), store))
+	store := postgres.New(s.pool, postgres.WithClock(s.clock.Now))
+	svc := connect.New(store, credcache.New(secrets, credcache.WithClock(s.clock.Now)), lwa.New(lwaURL, lwa.WithHTTPClient(hc)), s.sbURL,
+		connect.WithClock(s.clock.Now), connect.WithLogger(log), connect.WithParticipations(spapi.New(), s.sbURL),
+		connect.WithReturnHosts(opt.returnHosts...), connect.WithUnsubscriber(s.unsubscribed), connect.WithAccount(spapi.New(), store))
 	verifier, err := auth.NewVerifier(context.Background(), config.Config{
 		JWTHS256Secret: jwtSecret, JWTIssuer: jwtIssuer, JWTAudience: jwtAudience, TenantClaim: "tenantId",
 	})

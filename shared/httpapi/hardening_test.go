@@ -249,7 +249,7 @@ func TestDisconnect(t *testing.T) {
 	}
 	// The next fan-out claims the other tenant, not this one.
 	s.clock.Advance(time.Hour)
-	jobs, _, err := postgres.New(s.pool, s.clock.Now).ClaimDue(ctx, 100, time.Minute, marketplace.ClaimCursor{})
+	jobs, _, err := postgres.New(s.pool, postgres.WithClock(s.clock.Now)).ClaimDue(ctx, 100, time.Minute, marketplace.ClaimCursor{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -355,7 +355,7 @@ func TestStatusAnswersRenewal(t *testing.T) {
 	other := testenv.ID("tenant-other")
 	s.clock.Advance(200 * 24 * time.Hour)
 	s.connectAs(other, 2) // consented 200 days later
-	store := postgres.New(s.pool, s.clock.Now)
+	store := postgres.New(s.pool, postgres.WithClock(s.clock.Now))
 	if r, err := store.Renew(context.Background()); err != nil || r.Expired != 0 || r.DueSoon != 0 {
 		t.Errorf("renewal at 200 days: %+v (%v)", r, err)
 	}

@@ -89,7 +89,7 @@ func BenchmarkHandleSQSPostgres(b *testing.B) {
 		}
 	}
 	pool, _ := testenv.Pool(b)
-	store := postgres.New(pool, nil)
+	store := postgres.New(pool)
 	ctx := context.Background()
 	tenant := testenv.ID("tenant")
 	var conn string

@@ -49,7 +49,7 @@ func TestOrderContextAfterTheTicket(t *testing.T) {
 	pool, _ := testenv.Pool(t)
 	now := time.Now()
 	clock := func() time.Time { return now }
-	store := postgres.New(pool, nil)
+	store := postgres.New(pool)
 	tenant := testenv.ID("tenant")
 	var conn string
 	if err := pool.QueryRow(ctx, `INSERT INTO "MarketplaceConnection" ("tenantId", "status", "region", "marketplaceId")

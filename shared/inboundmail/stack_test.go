@@ -46,7 +46,7 @@ func newStackMail(t *testing.T) *stackMail {
 	s3c := s3.New(s3.Options{Region: "eu-west-1", BaseEndpoint: aws.String(testenv.Env(t, "AWS_ENDPOINT_URL_S3")), UsePathStyle: true, Credentials: creds})
 	sqsc := sqs.New(sqs.Options{Region: "eu-west-1", BaseEndpoint: aws.String(endpoint), Credentials: creds})
 	pool, _ := testenv.Pool(t)
-	store := postgres.New(pool, nil)
+	store := postgres.New(pool)
 	m := &stackMail{t: t, pool: pool, store: store, sqs: sqsc,
 		smtpAddr: testenv.Env(t, "INBOUND_SMTP_ADDR"), domain: testenv.Env(t, "INBOUND_MAIL_DOMAIN")}
 	m.flow = inboundmail.New(inboundmail.Config{Domain: m.domain}, store, mailbucket.New(s3c))

@@ -65,13 +65,33 @@ type Client struct {
 	http     *http.Client
 }
 
-// New returns a client for tokenURL (AMAZON_LWA_TOKEN_URL); hc nil uses a
-// client with a 10 s timeout.
-func New(tokenURL string, hc *http.Client) *Client {
-	if hc == nil {
-		hc = &http.Client{Timeout: 10 * time.Second}
+// Option configures a Client (WithHTTPClient), a CachedSource
+// (WithEarlyExpiry) or a RotatingSource (WithPersist, WithPersistError); a
+// constructor ignores the options that are not its own.
+type Option func(*options)
+
+type options struct {
+	http           *http.Client
+	early          time.Duration
+	persist        PersistFunc
+	onPersistError func(error)
+}
+
+func apply(opts []Option) options {
+	o := options{http: &http.Client{Timeout: 10 * time.Second}, early: DefaultEarlyExpiry}
+	for _, f := range opts {
+		f(&o)
 	}
-	return &Client{tokenURL: tokenURL, http: hc}
+	return o
+}
+
+// WithHTTPClient sets the client's HTTP client (default: one with a 10 s
+// timeout).
+func WithHTTPClient(hc *http.Client) Option { return func(o *options) { o.http = hc } }
+
+// New returns a client for tokenURL (AMAZON_LWA_TOKEN_URL).
+func New(tokenURL string, opts ...Option) *Client {
+	return &Client{tokenURL: tokenURL, http: apply(opts).http}
 }
 
 func (c *Client) config(app App) *oauth2.Config {

@@ -36,10 +36,18 @@ type RotatingSource struct {
 	onError func(error)
 }
 
+// WithPersist hands a rotated refresh token to persist (default: the new
+// token is kept in memory only).
+func WithPersist(persist PersistFunc) Option { return func(o *options) { o.persist = persist } }
+
+// WithPersistError reports a failed persist to f (default: not reported).
+func WithPersistError(f func(error)) Option { return func(o *options) { o.onPersistError = f } }
+
 // NewRotatingSource returns an uncached source; ctx must outlive it (use
-// context.Background(), never an invocation's context). persist may be nil.
-func (c *Client) NewRotatingSource(ctx context.Context, app App, refreshToken secret.Value, persist PersistFunc, onPersistError func(error)) *RotatingSource {
-	return &RotatingSource{client: c, app: app, ctx: ctx, persist: persist, refresh: refreshToken, onError: onPersistError}
+// context.Background(), never an invocation's context).
+func (c *Client) NewRotatingSource(ctx context.Context, app App, refreshToken secret.Value, opts ...Option) *RotatingSource {
+	o := apply(opts)
+	return &RotatingSource{client: c, app: app, ctx: ctx, persist: o.persist, refresh: refreshToken, onError: o.onPersistError}
 }
 
 // Token implements oauth2.TokenSource: one refresh_token grant per call.
@@ -84,11 +92,19 @@ type CachedSource struct {
 	reuse oauth2.TokenSource
 }
 
-// NewCachedSource wraps base; early <= 0 means DefaultEarlyExpiry.
-func NewCachedSource(base oauth2.TokenSource, early time.Duration) *CachedSource {
-	if early <= 0 {
-		early = DefaultEarlyExpiry
+// WithEarlyExpiry sets how long before its expiry a cached token is
+// refreshed (default DefaultEarlyExpiry; a duration <= 0 keeps it).
+func WithEarlyExpiry(early time.Duration) Option {
+	return func(o *options) {
+		if early > 0 {
+			o.early = early
+		}
 	}
+}
+
+// NewCachedSource wraps base.
+func NewCachedSource(base oauth2.TokenSource, opts ...Option) *CachedSource {
+	early := apply(opts).early
 	return &CachedSource{base: base, early: early, reuse: oauth2.ReuseTokenSourceWithExpiry(nil, base, early)}
 }
 

@@ -26,7 +26,7 @@ func setup(t *testing.T) (*sandbox.Server, *lwa.Client, lwa.App, *atomic.Int64) 
 	cfg := sandbox.DefaultConfig()
 	sb, url := sandboxtest.Start(t, cfg)
 	var n atomic.Int64
-	c := lwa.New(url+"/auth/o2/token", &http.Client{Transport: countingTransport{&n}, Timeout: 5 * time.Second})
+	c := lwa.New(url+"/auth/o2/token", lwa.WithHTTPClient(&http.Client{Transport: countingTransport{&n}, Timeout: 5 * time.Second}))
 	return sb, c, lwa.App{ClientID: cfg.ClientID, ClientSecret: secret.Value(cfg.ClientSecret)}, &n
 }
 
@@ -50,14 +50,14 @@ func TestRotatingSourcePersistsRotation(t *testing.T) {
 			var saved []secret.Value
 			fails := c.persistErrs
 			var reported int
-			src := client.NewRotatingSource(context.Background(), app, secret.Value(rt), func(_ context.Context, tok secret.Value) error {
+			src := client.NewRotatingSource(context.Background(), app, secret.Value(rt), lwa.WithPersist(func(_ context.Context, tok secret.Value) error {
 				if fails > 0 {
 					fails--
 					return errors.New("vault down")
 				}
 				saved = append(saved, tok)
 				return nil
-			}, func(error) { reported++ })
+			}), lwa.WithPersistError(func(error) { reported++ }))
 			for i := 0; i < 2; i++ {
 				if _, err := src.Token(); err != nil {
 					t.Fatal(err)
@@ -79,7 +79,7 @@ func TestRotatingSourcePersistsRotation(t *testing.T) {
 func TestCachedSourceCachesAndInvalidates(t *testing.T) {
 	sb, client, app, calls := setup(t)
 	rt, _ := sb.IssueRefreshToken(sandbox.SellerID(1))
-	src := lwa.NewCachedSource(client.NewRotatingSource(context.Background(), app, secret.Value(rt), nil, nil), 0)
+	src := lwa.NewCachedSource(client.NewRotatingSource(context.Background(), app, secret.Value(rt)))
 	a, err := src.Token()
 	if err != nil {
 		t.Fatal(err)

@@ -65,8 +65,9 @@ func (c *tokenSources) get(tenantID string, app marketplace.AppCredentials, tc m
 	onErr := func(err error) {
 		c.log.Warn("rotated refresh token not saved to Vault; retrying on next refresh", "tenant_id", tenantID, "err", err)
 	}
-	rot := c.lwa.NewRotatingSource(context.Background(), lwa.App{ClientID: app.ClientID, ClientSecret: app.ClientSecret}, tc.RefreshToken, persist, onErr)
-	s := &tenantSource{CachedSource: lwa.NewCachedSource(rot, c.early), rotating: rot, initial: tc.RefreshToken, appKey: appKey}
+	rot := c.lwa.NewRotatingSource(context.Background(), lwa.App{ClientID: app.ClientID, ClientSecret: app.ClientSecret}, tc.RefreshToken,
+		lwa.WithPersist(persist), lwa.WithPersistError(onErr))
+	s := &tenantSource{CachedSource: lwa.NewCachedSource(rot, lwa.WithEarlyExpiry(c.early)), rotating: rot, initial: tc.RefreshToken, appKey: appKey}
 	c.sources[tenantID] = s
 	return s
 }

@@ -58,14 +58,14 @@ func newEnv(t *testing.T) *env {
 	cfg.Clock = e.clock
 	e.sb, e.sbURL = sandboxtest.Start(t, cfg)
 	e.pool, _ = testenv.Pool(t)
-	e.store = postgres.New(e.pool, e.clock.Now)
+	e.store = postgres.New(e.pool, postgres.WithClock(e.clock.Now))
 	e.secrets = vaultstore.New(testenv.Vault(t), "secret", "keybuzz/test/"+testenv.ID("app"))
 	if err := e.secrets.PutApp(context.Background(), marketplace.AppCredentials{
 		ClientID: cfg.ClientID, ClientSecret: secret.Value(cfg.ClientSecret), ApplicationID: cfg.ApplicationID, Region: "eu", Draft: true,
 	}); err != nil {
 		t.Fatalf("put app credentials: %v", err)
 	}
-	e.lwa = lwa.New(e.sbURL+"/auth/o2/token", &http.Client{Transport: counting{&e.lwaCalls, nil}, Timeout: 5 * time.Second})
+	e.lwa = lwa.New(e.sbURL+"/auth/o2/token", lwa.WithHTTPClient(&http.Client{Transport: counting{&e.lwaCalls, nil}, Timeout: 5 * time.Second}))
 	e.cfg = poll.Config{Interval: time.Minute, Lookback: 7 * 24 * time.Hour}
 	return e
 }
@@ -111,7 +111,7 @@ func (e *env) source(secrets credcache.Store) *poll.AmazonSource {
 	if secrets == nil {
 		secrets = e.secrets
 	}
-	cached := credcache.New(secrets, 0, e.clock.Now) // as the functions wire it
+	cached := credcache.New(secrets, credcache.WithClock(e.clock.Now)) // as the functions wire it
 	hc := &http.Client{Transport: counting{&e.apiCalls, &e.beforeAPI}, Timeout: 5 * time.Second}
 	return poll.NewAmazonSource(cached, e.lwa, spapiClient(hc), e.store, poll.AmazonConfig{Endpoint: e.sbURL}, e.clock.Now, quiet())
 }

@@ -75,7 +75,7 @@ func TestFanoutEnqueuesEachConnectionOnce(t *testing.T) {
 	t.Parallel()
 	pool, _ := testenv.Pool(t)
 	clock := sandbox.NewManualClock(t0)
-	store := postgres.New(pool, clock.Now)
+	store := postgres.New(pool, postgres.WithClock(clock.Now))
 	addDue(t, pool, 1000, t0)
 	client, url := newQueue(t)
 
@@ -120,7 +120,7 @@ func TestFanoutReleasesUnsentClaims(t *testing.T) {
 	t.Parallel()
 	pool, _ := testenv.Pool(t)
 	clock := sandbox.NewManualClock(t0)
-	store := postgres.New(pool, clock.Now)
+	store := postgres.New(pool, postgres.WithClock(clock.Now))
 	addDue(t, pool, 25, t0)
 	client, url := newQueue(t)
 

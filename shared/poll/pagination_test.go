@@ -57,7 +57,7 @@ func TestLongWindowFollowsThePaginationContract(t *testing.T) {
 	s := e.connect(2)
 	claim(t, e, s)
 	rec := &recording{next: counting{&e.apiCalls, &e.beforeAPI}}
-	src := poll.NewAmazonSource(credcache.New(e.secrets, 0, e.clock.Now), e.lwa, spapiClient(&http.Client{Transport: rec, Timeout: 5 * time.Second}),
+	src := poll.NewAmazonSource(credcache.New(e.secrets, credcache.WithClock(e.clock.Now)), e.lwa, spapiClient(&http.Client{Transport: rec, Timeout: 5 * time.Second}),
 		e.store, poll.AmazonConfig{Endpoint: e.sbURL, PageSize: 50}, e.clock.Now, quiet())
 	p := e.poller(src)
 	ctx := context.Background()

@@ -19,7 +19,7 @@ import (
 	"github.com/keybuzz/keybuzz-amazon/shared/vaultstore"
 )
 
-func spapiClient(hc *http.Client) *spapi.Client { return spapi.New(hc) }
+func spapiClient(hc *http.Client) *spapi.Client { return spapi.New(spapi.WithHTTPClient(hc)) }
 
 // Seed Test 3: the mock source makes 3 ExternalMessage, 3 Ticket and 3
 // TicketMessage on the first run and nothing on the second.
@@ -391,7 +391,7 @@ func TestDatabaseDownFailsEveryRecord(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer pool.Close()
-	p := poll.NewPoller(postgres.New(pool, nil), poll.MockSource{}, poll.Config{}, nil, quiet(), nil)
+	p := poll.NewPoller(postgres.New(pool), poll.MockSource{}, poll.Config{}, nil, quiet(), nil)
 	a := pollqueue.Message{TenantID: "t-a", ConnectionID: "c-a"}
 	b := pollqueue.Message{TenantID: "t-b", ConnectionID: "c-b"}
 	resp, err := p.HandleSQS(context.Background(), sqsEvent(a.Encode(), b.Encode()))
@@ -412,7 +412,7 @@ func TestEmptyBudgetResumesAtTheStoredPage(t *testing.T) {
 	s := e.connect(2)
 	e.sb.SetRatePlan(s.id, sandbox.OpSearchOrders, 0.0056, 2)
 	hc := &http.Client{Timeout: 5 * time.Second}
-	src := poll.NewAmazonSource(credcache.New(e.secrets, 0, e.clock.Now), e.lwa, spapi.New(hc), e.store,
+	src := poll.NewAmazonSource(credcache.New(e.secrets, credcache.WithClock(e.clock.Now)), e.lwa, spapi.New(spapi.WithHTTPClient(hc)), e.store,
 		poll.AmazonConfig{Endpoint: e.sbURL, Plan: marketplace.RatePlan{Rate: 0.0056, Burst: 2}}, e.clock.Now, quiet())
 	p := e.poller(src)
 	res, err := p.PollResult(context.Background(), s.message())

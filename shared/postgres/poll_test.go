@@ -22,7 +22,7 @@ func newStore(t *testing.T) (*postgres.Store, *pgxpool.Pool, *sandbox.ManualCloc
 	t.Helper()
 	pool, _ := testenv.Pool(t)
 	clock := sandbox.NewManualClock(t0)
-	return postgres.New(pool, clock.Now), pool, clock
+	return postgres.New(pool, postgres.WithClock(clock.Now)), pool, clock
 }
 
 // addConnections inserts n CONNECTED connections due at t0 and returns their ids.

@@ -23,13 +23,23 @@ type Store struct {
 	now  func() time.Time
 }
 
-// New returns a Store; now is the clock for TTLs (nil: time.Now). Its times
-// are UTC: KeyBuzz's columns are timestamp(3) holding UTC.
-func New(pool *pgxpool.Pool, now func() time.Time) *Store {
-	if now == nil {
-		now = time.Now
+// Option configures a Store.
+type Option func(*Store)
+
+// WithClock sets the clock of TTLs, leases and timestamps (default
+// time.Now).
+func WithClock(now func() time.Time) Option {
+	return func(s *Store) { s.now = func() time.Time { return now().UTC() } }
+}
+
+// New returns a Store on pool. Its times are UTC: KeyBuzz's columns are
+// timestamp(3) holding UTC.
+func New(pool *pgxpool.Pool, opts ...Option) *Store {
+	s := &Store{pool: pool, now: func() time.Time { return time.Now().UTC() }}
+	for _, o := range opts {
+		o(s)
 	}
-	return &Store{pool: pool, now: func() time.Time { return now().UTC() }}
+	return s
 }
 
 // Pool exposes the pool to tests and benchmarks.

@@ -74,16 +74,16 @@ func newEnv(t *testing.T) *env {
 	cfg.Deliver = sandbox.SQSDelivery(endpoint)
 	e.sb, e.sbURL = sandboxtest.Start(t, cfg)
 	e.pool, _ = testenv.Pool(t)
-	e.store = postgres.New(e.pool, e.clock.Now)
+	e.store = postgres.New(e.pool, postgres.WithClock(e.clock.Now))
 	e.vault = vaultstore.New(testenv.Vault(t), "secret", "keybuzz/test/"+testenv.ID("app"))
-	e.secrets = credcache.New(e.vault, time.Minute, e.clock.Now)
+	e.secrets = credcache.New(e.vault, credcache.WithTTL(time.Minute), credcache.WithClock(e.clock.Now))
 	if err := e.vault.PutApp(context.Background(), marketplace.AppCredentials{
 		ClientID: cfg.ClientID, ClientSecret: secret.Value(cfg.ClientSecret), ApplicationID: cfg.ApplicationID, Region: "eu", Draft: true,
 	}); err != nil {
 		t.Fatalf("put app credentials: %v", err)
 	}
-	e.lwa = lwa.New(e.sbURL+"/auth/o2/token", &http.Client{Timeout: 5 * time.Second})
-	e.api = spapi.New(&http.Client{Timeout: 5 * time.Second})
+	e.lwa = lwa.New(e.sbURL+"/auth/o2/token", lwa.WithHTTPClient(&http.Client{Timeout: 5 * time.Second}))
+	e.api = spapi.New(spapi.WithHTTPClient(&http.Client{Timeout: 5 * time.Second}))
 	e.wire(e.queueARN)
 	return e
 }

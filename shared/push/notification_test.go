@@ -244,7 +244,7 @@ func otherType(typ any) any {
 func tokenFor(t *testing.T, base string, cfg sandbox.Config, sellerID string) string {
 	t.Helper()
 	app := lwa.App{ClientID: cfg.ClientID, ClientSecret: secret.Value(cfg.ClientSecret)}
-	client := lwa.New(base+"/auth/o2/token", nil)
+	client := lwa.New(base + "/auth/o2/token")
 	if sellerID == "" {
 		tok, err := client.GrantlessSource(context.Background(), app, spapi.NotificationsScope).Token()
 		if err != nil {

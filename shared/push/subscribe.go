@@ -189,7 +189,7 @@ func (d *Destinations) Grantless(app marketplace.AppCredentials, region string) 
 	if s := d.tokens[key]; s != nil && d.appKeys[key] == appKey {
 		return s
 	}
-	src := lwa.NewCachedSource(d.lwa.GrantlessSource(context.Background(), lwa.App{ClientID: app.ClientID, ClientSecret: app.ClientSecret}, spapi.NotificationsScope), 0)
+	src := lwa.NewCachedSource(d.lwa.GrantlessSource(context.Background(), lwa.App{ClientID: app.ClientID, ClientSecret: app.ClientSecret}, spapi.NotificationsScope))
 	d.tokens[key], d.appKeys[key] = src, appKey
 	return src
 }

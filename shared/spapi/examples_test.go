@@ -53,7 +53,7 @@ func TestModelExamplesDecode(t *testing.T) {
 				w.Write(ex.Body)
 			}))
 			defer srv.Close()
-			c := spapi.New(nil)
+			c := spapi.New()
 			ctx := context.Background()
 			var orig map[string]any
 			if err := json.Unmarshal(ex.Body, &orig); err != nil {

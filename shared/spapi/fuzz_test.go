@@ -54,7 +54,7 @@ func FuzzSearchOrdersDecode(f *testing.F) {
 		if rateLimit != "" {
 			h.Set("x-amzn-RateLimit-Limit", rateLimit)
 		}
-		c := spapi.New(&http.Client{Transport: answer{status: status, header: h, body: body}, Timeout: 5 * time.Second})
+		c := spapi.New(spapi.WithHTTPClient(&http.Client{Transport: answer{status: status, header: h, body: body}, Timeout: 5 * time.Second}))
 		page, err := c.SearchOrders(context.Background(), "http://sp-api.invalid", spapi.StaticToken("Atza|fuzz-access-token"),
 			spapi.SearchOrdersQuery{LastUpdatedAfter: time.Unix(0, 0), MarketplaceIDs: []string{"A13V1IB3VIYZZH"}})
 		if err != nil {

@@ -17,7 +17,7 @@ func TestGetOrderAgainstSandbox(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c := spapi.New(nil)
+	c := spapi.New()
 	o, err := c.GetOrder(context.Background(), url, tokens, id, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -54,7 +54,7 @@ func TestGetOrderRequest(t *testing.T) {
 		w.Write([]byte(`{"order":{"orderId":"a/b","createdTime":"2026-01-01T00:00:00Z","lastUpdatedTime":"2026-01-01T00:00:00Z"}}`))
 	}))
 	defer srv.Close()
-	o, err := spapi.New(nil).GetOrder(context.Background(), srv.URL, staticTokens{}, "a/b", nil)
+	o, err := spapi.New().GetOrder(context.Background(), srv.URL, staticTokens{}, "a/b", nil)
 	if err != nil || o.OrderID != "a/b" {
 		t.Fatalf("%+v, %v", o, err)
 	}

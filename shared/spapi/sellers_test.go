@@ -35,7 +35,7 @@ func connectAccessToken(t *testing.T, base string, cfg sandbox.Config, sellerID 
 		t.Fatalf("consent: %d %v", resp.StatusCode, err)
 	}
 	app := lwa.App{ClientID: cfg.ClientID, ClientSecret: secret.Value(cfg.ClientSecret)}
-	tok, err := lwa.New(base+"/auth/o2/token", nil).Exchange(context.Background(), app, secret.Value(loc.Query().Get("spapi_oauth_code")))
+	tok, err := lwa.New(base+"/auth/o2/token").Exchange(context.Background(), app, secret.Value(loc.Query().Get("spapi_oauth_code")))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -78,7 +78,7 @@ func TestMarketplaceParticipations(t *testing.T) {
 		{"quota exhausted", 1, func(t *testing.T, sb *sandbox.Server, base string, cfg sandbox.Config, id string) spapi.Tokens {
 			sb.SetRatePlan(id, sandbox.OpGetMarketplaceParticipations, 0, 1)
 			tok := static(t, sb, base, cfg, id)
-			if _, err := spapi.New(nil).MarketplaceParticipations(context.Background(), base, tok); err != nil {
+			if _, err := spapi.New().MarketplaceParticipations(context.Background(), base, tok); err != nil {
 				t.Fatal(err)
 			}
 			return tok
@@ -93,7 +93,7 @@ func TestMarketplaceParticipations(t *testing.T) {
 			tokens := c.setup(t, sb, base, cfg, seller.ID)
 
 			var rt countingTransport
-			got, err := spapi.New(&http.Client{Transport: &rt}).MarketplaceParticipations(context.Background(), base, tokens)
+			got, err := spapi.New(spapi.WithHTTPClient(&http.Client{Transport: &rt})).MarketplaceParticipations(context.Background(), base, tokens)
 
 			if n := rt.n.Load(); n != int64(c.requests) {
 				t.Errorf("client sent %d requests, want %d", n, c.requests)
@@ -142,7 +142,7 @@ func TestMarketplaceParticipationsWire(t *testing.T) {
 			{"marketplace":{"id":"A1PA6795UKMFR9","countryCode":"DE","name":"Amazon.de","defaultCurrencyCode":"EUR","defaultLanguageCode":"de_DE","domainName":"www.amazon.de"},"participation":{"isParticipating":false,"hasSuspendedListings":false},"storeName":"Shop"}]}`))
 	}))
 	defer srv.Close()
-	got, err := spapi.New(nil).MarketplaceParticipations(context.Background(), srv.URL+"/", spapi.StaticToken("Atza|tok"))
+	got, err := spapi.New().MarketplaceParticipations(context.Background(), srv.URL+"/", spapi.StaticToken("Atza|tok"))
 	want := []spapi.Participation{
 		{MarketplaceID: "A13V1IB3VIYZZH", CountryCode: "FR", StoreName: "Shop", Participating: true, SuspendedListings: true},
 		{MarketplaceID: "A1PA6795UKMFR9", CountryCode: "DE", StoreName: "Shop"},
@@ -150,7 +150,7 @@ func TestMarketplaceParticipationsWire(t *testing.T) {
 	if err != nil || !slices.Equal(got, want) {
 		t.Fatalf("got %+v, %v; want %+v", got, err, want)
 	}
-	if _, err := spapi.New(nil).MarketplaceParticipations(context.Background(), srv.URL, spapi.StaticToken("")); err == nil {
+	if _, err := spapi.New().MarketplaceParticipations(context.Background(), srv.URL, spapi.StaticToken("")); err == nil {
 		t.Error("empty access token accepted")
 	}
 }
@@ -172,8 +172,8 @@ func refreshing(t *testing.T, sb *sandbox.Server, base string, cfg sandbox.Confi
 		t.Fatal(err)
 	}
 	app := lwa.App{ClientID: cfg.ClientID, ClientSecret: secret.Value(cfg.ClientSecret)}
-	src := lwa.New(base+"/auth/o2/token", nil).NewRotatingSource(context.Background(), app, secret.Value(rt), nil, nil)
-	return lwa.NewCachedSource(src, 0)
+	src := lwa.New(base+"/auth/o2/token").NewRotatingSource(context.Background(), app, secret.Value(rt))
+	return lwa.NewCachedSource(src)
 }
 
 func faulted(kind string) func(*testing.T, *sandbox.Server, string, sandbox.Config, string) spapi.Tokens {
@@ -191,7 +191,7 @@ func TestAccountAgainstSandbox(t *testing.T) {
 	cfg.Clock = sandbox.NewManualClock(t0)
 	sb, base := sandboxtest.Start(t, cfg)
 	seller := sb.Sellers()[0]
-	a, err := spapi.New(nil).Account(context.Background(), base, static(t, sb, base, cfg, seller.ID))
+	a, err := spapi.New().Account(context.Background(), base, static(t, sb, base, cfg, seller.ID))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -199,7 +199,7 @@ func TestAccountAgainstSandbox(t *testing.T) {
 		t.Fatalf("account %+v", a)
 	}
 	sb.SetAccountAccess(seller.ID, false)
-	_, err = spapi.New(nil).Account(context.Background(), base, static(t, sb, base, cfg, seller.ID))
+	_, err = spapi.New().Account(context.Background(), base, static(t, sb, base, cfg, seller.ID))
 	var e *spapi.Error
 	if !errors.Is(err, spapi.ErrUnauthorized) || !errors.As(err, &e) || e.Expired() || spapi.Transient(err) {
 		t.Fatalf("denied getAccount: %v", err)

@@ -60,12 +60,19 @@ type Client struct {
 	http *http.Client
 }
 
-// New returns a client; hc nil uses one with a 20 s timeout.
-func New(hc *http.Client) *Client {
-	if hc == nil {
-		hc = &http.Client{Timeout: 20 * time.Second}
+// Option configures a Client.
+type Option func(*Client)
+
+// WithHTTPClient sets the HTTP client (default: one with a 20 s timeout).
+func WithHTTPClient(hc *http.Client) Option { return func(c *Client) { c.http = hc } }
+
+// New returns a client.
+func New(opts ...Option) *Client {
+	c := &Client{http: &http.Client{Timeout: 20 * time.Second}}
+	for _, o := range opts {
+		o(c)
 	}
-	return &Client{http: hc}
+	return c
 }
 
 // SearchOrdersQuery is one searchOrders request: the first page of a

@@ -27,15 +27,15 @@ func sellerTokens(t *testing.T) (*sandbox.Server, string, *lwa.CachedSource) {
 	cfg.Clock = sandbox.NewManualClock(t0)
 	sb, url := sandboxtest.Start(t, cfg)
 	rt, _ := sb.IssueRefreshToken(sandbox.SellerID(1))
-	client := lwa.New(url+"/auth/o2/token", nil)
+	client := lwa.New(url + "/auth/o2/token")
 	app := lwa.App{ClientID: cfg.ClientID, ClientSecret: secret.Value(cfg.ClientSecret)}
-	return sb, url, lwa.NewCachedSource(client.NewRotatingSource(context.Background(), app, secret.Value(rt), nil, nil), 0)
+	return sb, url, lwa.NewCachedSource(client.NewRotatingSource(context.Background(), app, secret.Value(rt)))
 }
 
 func TestSearchOrdersAgainstSandbox(t *testing.T) {
 	sb, url, tokens := sellerTokens(t)
 	seller := sb.Sellers()[0]
-	c := spapi.New(nil)
+	c := spapi.New()
 	ctx := context.Background()
 	q := spapi.SearchOrdersQuery{LastUpdatedAfter: t0.Add(-30 * 24 * time.Hour), MarketplaceIDs: seller.MarketplaceIDs}
 	var orders, cancellations int
@@ -120,7 +120,7 @@ func TestSearchOrdersErrors(t *testing.T) {
 			if c.q != nil {
 				c.q(&q)
 			}
-			_, err := spapi.New(nil).SearchOrders(context.Background(), url, tokens, q)
+			_, err := spapi.New().SearchOrders(context.Background(), url, tokens, q)
 			var e *spapi.Error
 			if !errors.Is(err, c.is) || !errors.As(err, &e) || e.Status != c.status || len(e.Errors) == 0 {
 				t.Fatalf("err = %v, want %v with status %d", err, c.is, c.status)
@@ -133,7 +133,7 @@ func TestSearchOrdersErrors(t *testing.T) {
 	t.Run("network", func(t *testing.T) {
 		srv := httptest.NewServer(http.NotFoundHandler())
 		srv.Close()
-		_, err := spapi.New(nil).SearchOrders(context.Background(), srv.URL, staticTokens{}, spapi.SearchOrdersQuery{LastUpdatedAfter: t0, PaginationToken: "secret-ish", MarketplaceIDs: []string{"X"}})
+		_, err := spapi.New().SearchOrders(context.Background(), srv.URL, staticTokens{}, spapi.SearchOrdersQuery{LastUpdatedAfter: t0, PaginationToken: "secret-ish", MarketplaceIDs: []string{"X"}})
 		if !spapi.Transient(err) || strings.Contains(err.Error(), "secret-ish") {
 			t.Fatalf("network error %v: want transient, without the query string", err)
 		}
@@ -150,7 +150,7 @@ func TestExpiredTokenRefreshedOnce(t *testing.T) {
 	}
 	sb.ExpireAccessTokens(seller.ID)
 	q := spapi.SearchOrdersQuery{LastUpdatedAfter: t0.Add(-time.Hour), MarketplaceIDs: seller.MarketplaceIDs}
-	if _, err := spapi.New(nil).SearchOrders(context.Background(), url, tokens, q); err != nil {
+	if _, err := spapi.New().SearchOrders(context.Background(), url, tokens, q); err != nil {
 		t.Fatalf("after expiry: %v", err)
 	}
 	var seen atomic.Int64
@@ -163,7 +163,7 @@ func TestExpiredTokenRefreshedOnce(t *testing.T) {
 		w.Write([]byte(`{"errors":[{"code":"Unauthorized","message":"Access to requested resource is denied.","details":"The access token you provided has expired."}]}`))
 	}))
 	defer srv.Close()
-	_, err := spapi.New(nil).SearchOrders(context.Background(), srv.URL, staticTokens{}, q)
+	_, err := spapi.New().SearchOrders(context.Background(), srv.URL, staticTokens{}, q)
 	var e *spapi.Error
 	if !errors.As(err, &e) || !e.Expired() || !errors.Is(err, spapi.ErrUnauthorized) || seen.Load() != 2 {
 		t.Fatalf("err %v after %d calls, want the expired 403 after exactly 2", err, seen.Load())
