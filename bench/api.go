@@ -75,7 +75,7 @@ func benchAPI(ctx context.Context, e *env) (section, error) {
 	// As cmd/local and the API functions' mains wire it, with Vault reads
 	// counted under the cache.
 	vault := &countingVault{Store: secrets}
-	flow := connect.New(store, credcache.New(vault), lwa.New(cfg.LWATokenURL), cfg.SellerCentralURL,
+	flow := connect.New(store, connect.WithSecrets(credcache.New(vault)), connect.WithExchanger(lwa.New(cfg.LWATokenURL)), connect.WithSellerCentralURL(cfg.SellerCentralURL),
 		connect.WithLogger(log), connect.WithParticipations(spapi.New(), cfg.SPAPIEndpoint))
 	api := &httpapi.API{Connect: flow, Auth: verifier, Log: log, ReturnURL: cfg.FrontendReturnURL}
 

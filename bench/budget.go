@@ -151,8 +151,9 @@ func (e *env) runBudget(ctx context.Context, s budgetScenario, T time.Duration) 
 	}
 
 	src := poll.NewAmazonSource(credcache.New(rig.secrets, credcache.WithClock(clock.Now)), lwa.New(sbURL+"/auth/o2/token"), spapi.New(), store,
-		poll.AmazonConfig{Endpoint: sbURL}, clock.Now, e.quiet)
-	poller := poll.NewPoller(store, src, poll.Config{Interval: time.Second}, clock.Now, e.quiet, nil)
+		poll.WithEndpoint(sbURL), poll.WithClock(clock.Now), poll.WithLogger(e.quiet))
+
+	poller := poll.NewPoller(store, src, poll.WithConfig(poll.Config{Interval: time.Second}), poll.WithClock(clock.Now), poll.WithLogger(e.quiet))
 	msg := pollqueue.Message{TenantID: tenant, ConnectionID: connID, EnqueuedAt: start}
 
 	end := start.Add(T)

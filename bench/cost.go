@@ -308,11 +308,12 @@ func (e *env) simulateDay(ctx context.Context, withPush bool, pollBatch, notifyB
 	cfg := rig.cfg
 	secrets := credcache.New(rig.secrets, credcache.WithClock(clock.Now))
 	lwaClient, api := lwa.New(rig.url+"/auth/o2/token"), spapi.New()
-	amazon := poll.NewAmazonSource(secrets, lwaClient, api, store, poll.AmazonConfig{Endpoint: rig.url}, clock.Now, e.quiet)
+	amazon := poll.NewAmazonSource(secrets, lwaClient, api, store, poll.WithEndpoint(rig.url), poll.WithClock(clock.Now), poll.WithLogger(e.quiet))
 	const lookback = 24 * time.Hour
-	poller := poll.NewPoller(store, amazon, poll.Config{Interval: cfg.PollInterval, FallbackInterval: cfg.PollFallbackInterval, Lookback: lookback}, clock.Now, e.quiet, nil)
+	pollOpts := []poll.Option{poll.WithConfig(poll.Config{Interval: cfg.PollInterval, FallbackInterval: cfg.PollFallbackInterval, Lookback: lookback}),
+		poll.WithClock(clock.Now), poll.WithLogger(e.quiet)}
 	sender := &captureSender{}
-	fanout := poll.NewFanout(store, sender, poll.FanoutConfig{}, clock.Now, e.quiet, nil)
+	fanout := poll.NewFanout(store, sender, poll.WithClock(clock.Now), poll.WithLogger(e.quiet))
 
 	type tenant struct{ id, conn, seller, mp string }
 	var tenants []tenant
@@ -329,13 +330,13 @@ func (e *env) simulateDay(ctx context.Context, withPush bool, pollBatch, notifyB
 		if err != nil {
 			return d, err
 		}
-		dest := push.NewDestinations(store, secrets, api, lwaClient, qARN, rig.url)
-		sub := push.NewSubscriber(store, dest, amazon, secrets, api, rig.url, 0, e.quiet)
-		poller.WithSubscriber(sub)
+		dest := push.NewDestinations(store, secrets, api, lwaClient, qARN, push.WithEndpoint(rig.url))
+		sub := push.NewSubscriber(store, dest, amazon, push.WithLogger(e.quiet))
+		pollOpts = append(pollOpts, poll.WithSubscriber(sub))
 		for _, t := range tenants {
 			sub.OnConnected(ctx, marketplace.Connection{ID: t.conn, TenantID: t.id})
 		}
-		intake := push.NewIntake(store, amazon, clock.Now, e.quiet, nil)
+		intake := push.NewIntake(store, amazon, push.WithClock(clock.Now), push.WithLogger(e.quiet))
 		consumer = &localpoll.Consumer{SQS: e.sqs, QueueURL: qURL, BatchSize: int32(notifyBatch), Log: e.quiet, Name: "ordernotify",
 			Handler: func(ctx context.Context, ev events.SQSEvent) (events.SQSEventResponse, error) {
 				t0 := time.Now()
@@ -347,6 +348,7 @@ func (e *env) simulateDay(ctx context.Context, withPush bool, pollBatch, notifyB
 				return resp, err
 			}}
 	}
+	poller := poll.NewPoller(store, amazon, pollOpts...)
 	trace.reset()
 
 	// The buyer events: sc.CostEvents per tenant at random moments.

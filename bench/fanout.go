@@ -98,7 +98,7 @@ FROM generate_series(1, $1) g`, sc.Tenants); err != nil {
 		return sec, err
 	}
 	counted := &inflightSQS{api: e.sqs}
-	f := poll.NewFanout(store, pollqueue.NewSender(counted, q, 0), poll.FanoutConfig{}, nil, e.quiet, nil)
+	f := poll.NewFanout(store, pollqueue.NewSender(counted, q), poll.WithLogger(e.quiet))
 	trace.reset()
 	start := time.Now()
 	lastRun, err := f.Run(ctx)

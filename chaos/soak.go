@@ -171,8 +171,9 @@ func (w *world) newContainer() *container {
 	st := deadStore{c: c, s: w.store}
 	hc := &http.Client{Transport: deadTransport{c}, Timeout: 5 * time.Second}
 	src := poll.NewAmazonSource(credcache.New(deadSecrets{c: c, s: w.secrets}, credcache.WithClock(w.clock.Now)), lwa.New(w.sbServer.URL+"/auth/o2/token", lwa.WithHTTPClient(hc)), spapi.New(spapi.WithHTTPClient(hc)), st,
-		poll.AmazonConfig{Endpoint: w.sbServer.URL, PageSize: w.set.PageSize}, w.clock.Now, w.log)
-	c.poller = poll.NewPoller(st, src, poll.Config{Interval: time.Minute, Lookback: lookback}, w.clock.Now, slog.New(w.errs.handler(w.log.Handler())), nil)
+		poll.WithEndpoint(w.sbServer.URL), poll.WithAmazonConfig(poll.AmazonConfig{PageSize: w.set.PageSize}), poll.WithClock(w.clock.Now), poll.WithLogger(w.log))
+	c.poller = poll.NewPoller(st, src, poll.WithConfig(poll.Config{Interval: time.Minute, Lookback: lookback}), poll.WithClock(w.clock.Now),
+		poll.WithLogger(slog.New(w.errs.handler(w.log.Handler()))))
 	return c
 }
 
@@ -456,7 +457,7 @@ func (w *world) activity(t *tenant) {
 // cycle is one schedule: the fan-out claims and enqueues every due tenant,
 // then the containers drain the queue while infrastructure faults happen.
 func (w *world) cycle(ctx context.Context, n int, chaos bool) error {
-	fan := poll.NewFanout(w.store, pollqueue.NewSender(w.sqs, w.queueURL, 0), poll.FanoutConfig{}, w.clock.Now, w.log, nil)
+	fan := poll.NewFanout(w.store, pollqueue.NewSender(w.sqs, w.queueURL), poll.WithClock(w.clock.Now), poll.WithLogger(w.log))
 	res, err := fan.Run(ctx)
 	if err != nil {
 		return fmt.Errorf("cycle %d: fan-out: %w", n, err)

@@ -98,7 +98,7 @@ func TestForgedSellerIDNotification(t *testing.T) {
 		orders:   map[string]string{"405-0000000-000000A": "ASELLERAAAAA", "405-0000000-000000B": "BSELLERBBBBB"},
 		ingested: map[string][]string{},
 	}
-	in := push.NewIntake(w, w, nil, slog.New(slog.NewTextHandler(io.Discard, nil)), nil)
+	in := push.NewIntake(w, w, push.WithLogger(slog.New(slog.NewTextHandler(io.Discard, nil))))
 	cases := []struct {
 		name, sub, seller, order string
 	}{

@@ -59,32 +59,34 @@ func run(ctx context.Context, env *boot.Env, addr string, pollOnce bool) error {
 	secrets := credcache.New(env.Vault(ctx))
 	lwaClient := lwa.New(cfg.LWATokenURL)
 	sqsClient := env.SQS(ctx)
-	m := metrics.New(os.Stdout, nil)
+	m := metrics.New(os.Stdout)
 
 	sp := spapi.New()
-	amazon := poll.NewAmazonSource(secrets, lwaClient, sp, store, poll.AmazonConfig{Endpoint: cfg.SPAPIEndpoint}, nil, env.Log)
+	amazon := poll.NewAmazonSource(secrets, lwaClient, sp, store, poll.WithEndpoint(cfg.SPAPIEndpoint), poll.WithLogger(env.Log))
 	var source poll.Source = amazon
 	if cfg.UseMock {
 		source = poll.MockSource{}
 	}
-	poller := poll.NewPoller(store, source, poll.Config{Interval: cfg.PollInterval, FallbackInterval: cfg.PollFallbackInterval, Lookback: cfg.PollLookback}, nil, env.Log, m)
+	pollOpts := []poll.Option{poll.WithLogger(env.Log), poll.WithMetrics(m),
+		poll.WithConfig(poll.Config{Interval: cfg.PollInterval, FallbackInterval: cfg.PollFallbackInterval, Lookback: cfg.PollLookback})}
 	// Push (NOTIFICATIONS_QUEUE_ARN, set by `make dev`): connections are
 	// subscribed on connect and by the poller, and a consumer of the
 	// notifications queue feeds ordernotify's handler.
 	var subscriber *push.Subscriber
 	var notifications *localpoll.Consumer
 	if cfg.PushEnabled() && !cfg.UseMock {
-		dest := push.NewDestinations(store, secrets, sp, lwaClient, cfg.NotificationsQueueARN, cfg.SPAPIEndpoint)
-		subscriber = push.NewSubscriber(store, dest, amazon, secrets, sp, cfg.SPAPIEndpoint, 0, env.Log)
-		poller.WithSubscriber(subscriber)
-		intake := push.NewIntake(store, amazon, nil, env.Log, m)
+		dest := push.NewDestinations(store, secrets, sp, lwaClient, cfg.NotificationsQueueARN, push.WithEndpoint(cfg.SPAPIEndpoint))
+		subscriber = push.NewSubscriber(store, dest, amazon, push.WithLogger(env.Log))
+		pollOpts = append(pollOpts, poll.WithSubscriber(subscriber))
+		intake := push.NewIntake(store, amazon, push.WithLogger(env.Log), push.WithMetrics(m))
 		queueURL, err := localpoll.QueueURL(ctx, sqsClient, cfg.NotificationsQueueARN)
 		if err != nil {
 			return err
 		}
 		notifications = &localpoll.Consumer{SQS: sqsClient, QueueURL: queueURL, Handler: intake.HandleSQS, Log: env.Log, Name: "ordernotify"}
 	}
-	fanout := poll.NewFanout(store, pollqueue.NewSender(sqsClient, cfg.PollQueueURL, 0), poll.FanoutConfig{}, nil, env.Log, m)
+	poller := poll.NewPoller(store, source, pollOpts...)
+	fanout := poll.NewFanout(store, pollqueue.NewSender(sqsClient, cfg.PollQueueURL), poll.WithLogger(env.Log), poll.WithMetrics(m))
 	schedule := localpoll.Config{Fanout: fanout.Handle, Tenant: poller.HandleSQS, SQS: sqsClient,
 		QueueURL: cfg.PollQueueURL, Interval: cfg.PollInterval, Log: env.Log}
 	if pollOnce {
@@ -105,14 +107,15 @@ func run(ctx context.Context, env *boot.Env, addr string, pollOnce bool) error {
 	if loginURL == "" {
 		loginURL = returnURL // a seller arriving from the sandbox's Appstore signs in on the page
 	}
-	opts := []connect.Option{connect.WithLogger(env.Log), connect.WithParticipations(sp, cfg.SPAPIEndpoint),
+	opts := []connect.Option{connect.WithLogger(env.Log), connect.WithSecrets(secrets), connect.WithExchanger(lwaClient),
+		connect.WithSellerCentralURL(cfg.SellerCentralURL), connect.WithParticipations(sp, cfg.SPAPIEndpoint),
 		connect.WithAppSource(marketplace.AppSource(cfg.AppSource)), connect.WithReturnHosts(returnHosts...),
 		connect.WithAccount(sp, store), connect.WithPushStatus(store),
-		connect.WithInboundAddresses(inboundmail.NewAddresses(store, cfg.InboundMailDomain, nil))}
+		connect.WithInboundAddresses(inboundmail.NewAddresses(store, cfg.InboundMailDomain))}
 	if subscriber != nil {
 		opts = append(opts, connect.WithOnConnected(subscriber.OnConnected), connect.WithUnsubscriber(subscriber))
 	}
-	flow := connect.New(store, secrets, lwaClient, cfg.SellerCentralURL, opts...)
+	flow := connect.New(store, opts...)
 	api := &httpapi.API{Connect: flow, Auth: env.Verifier(ctx), Log: env.Log, ReturnURL: returnURL, LoginURL: loginURL}
 	page := &devui.Page{API: api, Tickets: store, Messages: store, Log: env.Log, Token: func(tenant string) (string, error) {
 		return auth.Issue(cfg.JWTHS256Secret, cfg.JWTIssuer, cfg.JWTAudience, cfg.TenantClaim, tenant, time.Hour, time.Now())
@@ -140,12 +143,11 @@ func run(ctx context.Context, env *boot.Env, addr string, pollOnce bool) error {
 		if err != nil {
 			return err
 		}
-		opts := []inboundmail.Option{inboundmail.WithLogger(env.Log)}
+		opts := []inboundmail.Option{inboundmail.WithLogger(env.Log), inboundmail.WithMaxBytes(cfg.InboundMailMaxBytes)}
 		if orders, ok := source.(*poll.AmazonSource); ok {
-			opts = append(opts, inboundmail.WithOrderContext(inboundmail.NewOrderContexts(store, orders, env.Log, nil)))
+			opts = append(opts, inboundmail.WithOrderContext(inboundmail.NewOrderContexts(store, orders, inboundmail.WithLogger(env.Log))))
 		}
-		mail := inboundmail.New(inboundmail.Config{Domain: cfg.InboundMailDomain, MaxBytes: cfg.InboundMailMaxBytes},
-			store, mailbucket.New(s3), opts...)
+		mail := inboundmail.New(store, mailbucket.New(s3), cfg.InboundMailDomain, opts...)
 		go localpoll.Consumer{Handler: mail.HandleSQS, SQS: sqsClient, QueueURL: mailQueue, Log: env.Log, Name: "inboundmail"}.Run(ctx)
 		env.Log.Info("inbound mail", "smtp", os.Getenv("INBOUND_SMTP_ADDR"), "domain", cfg.InboundMailDomain)
 	}

@@ -52,7 +52,7 @@ func newTwoApps(t *testing.T) *twoApps {
 		marketplace.AppExternalTest: "keybuzz/ai/" + testenv.ID("app-temp"),
 		marketplace.AppKeyBuzz:      "keybuzz/ai/" + testenv.ID("app-keybuzz"),
 	}
-	vs := vaultstore.New(testenv.Vault(t), "secret", paths[marketplace.AppExternalTest]).WithAppPaths(paths)
+	vs := vaultstore.New(testenv.Vault(t), "secret", paths[marketplace.AppExternalTest], vaultstore.WithAppPaths(paths))
 	for src, app := range map[marketplace.AppSource]sandbox.App{
 		marketplace.AppExternalTest: {ClientID: cfg.ClientID, ClientSecret: cfg.ClientSecret, ApplicationID: cfg.ApplicationID},
 		marketplace.AppKeyBuzz:      kb,
@@ -70,7 +70,7 @@ func newTwoApps(t *testing.T) *twoApps {
 func (e *twoApps) connect(tenant string, seller int, app marketplace.AppSource) {
 	e.t.Helper()
 	ctx := context.Background()
-	flow := connect.New(e.store, e.secrets, lwa.New(e.sbURL+"/auth/o2/token"), e.sbURL, connect.WithLogger(e.log),
+	flow := connect.New(e.store, connect.WithSecrets(e.secrets), connect.WithExchanger(lwa.New(e.sbURL+"/auth/o2/token")), connect.WithSellerCentralURL(e.sbURL), connect.WithLogger(e.log),
 		connect.WithAppSource(app))
 	st, err := flow.Start(ctx, connect.StartInput{TenantID: tenant})
 	if err != nil {
@@ -103,8 +103,9 @@ func (e *twoApps) poll(tenant string) (marketplace.Connection, error) {
 		e.t.Fatal(err)
 	}
 	src := poll.NewAmazonSource(e.secrets, lwa.New(e.sbURL+"/auth/o2/token"), spapi.New(), e.store,
-		poll.AmazonConfig{Endpoint: e.sbURL}, nil, e.log)
-	p := poll.NewPoller(e.store, src, poll.Config{}, nil, e.log, nil)
+		poll.WithEndpoint(e.sbURL), poll.WithLogger(e.log))
+
+	p := poll.NewPoller(e.store, src, poll.WithLogger(e.log))
 	_, perr := p.PollResult(ctx, pollqueue.Message{TenantID: tenant, ConnectionID: c.ID, EnqueuedAt: time.Now()})
 	after, _, err := e.store.ConnectionByTenant(ctx, tenant)
 	if err != nil {

@@ -66,7 +66,7 @@ func startLocal(t *testing.T) *local {
 	}
 	log := slog.New(slog.NewJSONHandler(io.Discard, nil))
 	store := postgres.New(pool)
-	flow := connect.New(store, credcache.New(secrets), lwa.New(sbURL+"/auth/o2/token"), sbURL,
+	flow := connect.New(store, connect.WithSecrets(credcache.New(secrets)), connect.WithExchanger(lwa.New(sbURL+"/auth/o2/token")), connect.WithSellerCentralURL(sbURL),
 		connect.WithLogger(log), connect.WithParticipations(spapi.New(), sbURL))
 	verifier, err := auth.NewVerifier(ctx, config.Config{JWTHS256Secret: jwtSecret, JWTIssuer: "kb", JWTAudience: "kb-amazon", TenantClaim: "tenantId"})
 	if err != nil {

@@ -79,11 +79,12 @@ VALUES ($1, 'CONNECTED', 'eu', $2, $3, $3) RETURNING "id"`, tn.id, strings.Join(
 
 	// As functions/polltenant and functions/pollfanout wire them.
 	log := slog.New(slog.NewJSONHandler(io.Discard, nil))
-	m := metrics.New(io.Discard, nil)
-	src := poll.NewAmazonSource(credcache.New(secrets, credcache.WithClock(clock.Now)), lwa.New(sbURL+"/auth/o2/token", lwa.WithHTTPClient(&http.Client{Timeout: 5 * time.Second})),
-		spapi.New(), store, poll.AmazonConfig{Endpoint: sbURL}, clock.Now, log)
-	poller := poll.NewPoller(store, src, poll.Config{Interval: time.Minute, Lookback: 7 * 24 * time.Hour}, clock.Now, log, m)
-	fanout := poll.NewFanout(store, pollqueue.NewSender(client, queueURL, 0), poll.FanoutConfig{}, clock.Now, log, m)
+	m := metrics.New(io.Discard)
+	src := poll.NewAmazonSource(credcache.New(secrets, credcache.WithClock(clock.Now)), lwa.New(sbURL+"/auth/o2/token", lwa.WithHTTPClient(&http.Client{Timeout: 5 * time.Second})), spapi.New(), store,
+		poll.WithEndpoint(sbURL), poll.WithClock(clock.Now), poll.WithLogger(log))
+
+	poller := poll.NewPoller(store, src, poll.WithConfig(poll.Config{Interval: time.Minute, Lookback: 7 * 24 * time.Hour}), poll.WithClock(clock.Now), poll.WithLogger(log), poll.WithMetrics(m))
+	fanout := poll.NewFanout(store, pollqueue.NewSender(client, queueURL), poll.WithClock(clock.Now), poll.WithLogger(log), poll.WithMetrics(m))
 	cfg := localpoll.Config{Fanout: fanout.Handle, Tenant: poller.HandleSQS, SQS: client, QueueURL: queueURL, Interval: time.Minute, Log: log}
 	sum, err := localpoll.PollOnce(ctx, cfg)
 	if err != nil {

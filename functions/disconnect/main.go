@@ -24,18 +24,18 @@ import (
 func main() {
 	ctx := context.Background()
 	env := boot.Load("disconnect")
+	cfg := env.Config
 
 	store := postgres.New(env.Pool(ctx, boot.LambdaMaxConns))
 	secrets := credcache.New(env.Vault(ctx))
-	opts := []connect.Option{connect.WithLogger(env.Log)}
-	if cfg := env.Config; cfg.PushEnabled() { // end the ORDER_CHANGE subscription (deleteSubscriptionById, grantless)
+	opts := []connect.Option{connect.WithSecrets(secrets)}
+	if cfg.PushEnabled() { // end the ORDER_CHANGE subscription (deleteSubscriptionById, grantless)
 		lwaClient, sp := lwa.New(cfg.LWATokenURL), spapi.New()
-		seller := poll.NewAmazonSource(secrets, lwaClient, sp, store, poll.AmazonConfig{Endpoint: cfg.SPAPIEndpoint}, nil, env.Log)
-		dest := push.NewDestinations(store, secrets, sp, lwaClient, cfg.NotificationsQueueARN, cfg.SPAPIEndpoint)
-		opts = append(opts, connect.WithUnsubscriber(push.NewSubscriber(store, dest, seller, secrets, sp, cfg.SPAPIEndpoint, 0, env.Log)))
+		seller := poll.NewAmazonSource(secrets, lwaClient, sp, store, poll.WithEndpoint(cfg.SPAPIEndpoint))
+		dest := push.NewDestinations(store, secrets, sp, lwaClient, cfg.NotificationsQueueARN, push.WithEndpoint(cfg.SPAPIEndpoint))
+		opts = append(opts, connect.WithUnsubscriber(push.NewSubscriber(store, dest, seller)))
 	}
-	flow := connect.New(store, secrets, nil, "", opts...)
-	api := &httpapi.API{Connect: flow, Auth: env.Verifier(ctx), Log: env.Log}
+	api := &httpapi.API{Connect: connect.New(store, opts...), Auth: env.Verifier(ctx), Log: env.Log}
 
 	lambda.Start(httpadapter.NewV2(api.Disconnect()).ProxyWithContext)
 }

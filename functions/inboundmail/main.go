@@ -30,16 +30,13 @@ func main() {
 	store := postgres.New(env.Pool(ctx, boot.LambdaMaxConns))
 	s3, err := mailbucket.NewClient(ctx, cfg.InboundS3PathStyle)
 	env.Must("s3 client", err)
-	opts := []inboundmail.Option{inboundmail.WithLogger(env.Log)}
+	opts := []inboundmail.Option{inboundmail.WithMaxBytes(cfg.InboundMailMaxBytes)}
 	if !cfg.UseMock {
 		// Order context: getOrder with the seller's token, within its budget.
-		secrets := credcache.New(env.Vault(ctx))
-		orders := poll.NewAmazonSource(secrets, lwa.New(cfg.LWATokenURL), spapi.New(), store,
-			poll.AmazonConfig{Endpoint: cfg.SPAPIEndpoint}, nil, env.Log)
-		opts = append(opts, inboundmail.WithOrderContext(inboundmail.NewOrderContexts(store, orders, env.Log, nil)))
+		orders := poll.NewAmazonSource(credcache.New(env.Vault(ctx)), lwa.New(cfg.LWATokenURL), spapi.New(), store, poll.WithEndpoint(cfg.SPAPIEndpoint))
+		opts = append(opts, inboundmail.WithOrderContext(inboundmail.NewOrderContexts(store, orders)))
 	}
-	flow := inboundmail.New(inboundmail.Config{Domain: cfg.InboundMailDomain, MaxBytes: cfg.InboundMailMaxBytes},
-		store, mailbucket.New(s3), opts...)
+	flow := inboundmail.New(store, mailbucket.New(s3), cfg.InboundMailDomain, opts...)
 
 	lambda.Start(flow.HandleSQS)
 }

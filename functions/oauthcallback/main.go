@@ -31,17 +31,17 @@ func main() {
 	lwaClient, sp := lwa.New(cfg.LWATokenURL), spapi.New()
 	// The state names the app its consent used; AMAZON_SPAPI_APP_SOURCE is
 	// the fallback for states started before apps were recorded.
-	opts := []connect.Option{connect.WithLogger(env.Log), connect.WithParticipations(sp, cfg.SPAPIEndpoint),
-		connect.WithAppSource(marketplace.AppSource(cfg.AppSource)), connect.WithAccount(sp, store),
-		connect.WithInboundAddresses(inboundmail.NewAddresses(store, cfg.InboundMailDomain, nil))}
+	opts := []connect.Option{connect.WithSecrets(secrets), connect.WithExchanger(lwaClient),
+		connect.WithSellerCentralURL(cfg.SellerCentralURL), connect.WithAppSource(marketplace.AppSource(cfg.AppSource)),
+		connect.WithParticipations(sp, cfg.SPAPIEndpoint), connect.WithAccount(sp, store),
+		connect.WithInboundAddresses(inboundmail.NewAddresses(store, cfg.InboundMailDomain))}
 	if cfg.PushEnabled() { // subscribe the new connection to ORDER_CHANGE (docs/push.md)
-		seller := poll.NewAmazonSource(secrets, lwaClient, sp, store, poll.AmazonConfig{Endpoint: cfg.SPAPIEndpoint}, nil, env.Log)
-		dest := push.NewDestinations(store, secrets, sp, lwaClient, cfg.NotificationsQueueARN, cfg.SPAPIEndpoint)
-		subscriber := push.NewSubscriber(store, dest, seller, secrets, sp, cfg.SPAPIEndpoint, 0, env.Log)
+		seller := poll.NewAmazonSource(secrets, lwaClient, sp, store, poll.WithEndpoint(cfg.SPAPIEndpoint))
+		dest := push.NewDestinations(store, secrets, sp, lwaClient, cfg.NotificationsQueueARN, push.WithEndpoint(cfg.SPAPIEndpoint))
+		subscriber := push.NewSubscriber(store, dest, seller)
 		opts = append(opts, connect.WithOnConnected(subscriber.OnConnected), connect.WithUnsubscriber(subscriber))
 	}
-	flow := connect.New(store, secrets, lwaClient, cfg.SellerCentralURL, opts...)
-	api := &httpapi.API{Connect: flow, Auth: env.Verifier(ctx), Log: env.Log, ReturnURL: cfg.FrontendReturnURL}
+	api := &httpapi.API{Connect: connect.New(store, opts...), Auth: env.Verifier(ctx), Log: env.Log, ReturnURL: cfg.FrontendReturnURL}
 
 	lambda.Start(httpadapter.NewV2(api.Callback()).ProxyWithContext)
 }

@@ -22,12 +22,10 @@ func main() {
 	env := boot.Load("oauthlogin")
 	cfg := env.Config
 
-	store := postgres.New(env.Pool(ctx, boot.LambdaMaxConns))
-	secrets := credcache.New(env.Vault(ctx))
 	// The log-in checks amazon_callback_uri against the app's region: the
 	// app's credentials, no Amazon call.
-	flow := connect.New(store, secrets, nil, cfg.SellerCentralURL, connect.WithLogger(env.Log),
-		connect.WithAppSource(marketplace.AppSource(cfg.AppSource)))
+	flow := connect.New(postgres.New(env.Pool(ctx, boot.LambdaMaxConns)), connect.WithSecrets(credcache.New(env.Vault(ctx))),
+		connect.WithSellerCentralURL(cfg.SellerCentralURL), connect.WithAppSource(marketplace.AppSource(cfg.AppSource)))
 	api := &httpapi.API{Connect: flow, Auth: env.Verifier(ctx), Log: env.Log, LoginURL: cfg.FrontendLoginURL}
 
 	lambda.Start(httpadapter.NewV2(api.Login()).ProxyWithContext)

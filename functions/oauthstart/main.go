@@ -21,13 +21,12 @@ func main() {
 	env := boot.Load("oauthstart")
 	cfg := env.Config
 
-	store := postgres.New(env.Pool(ctx, boot.LambdaMaxConns))
-	secrets := credcache.New(env.Vault(ctx))
 	// Start builds the consent URL: the app's credentials, no Amazon call.
 	// New consents use AMAZON_SPAPI_APP_SOURCE's app; return_url may name
 	// FRONTEND_RETURN_HOSTS (and FRONTEND_RETURN_URL's host).
-	flow := connect.New(store, secrets, nil, cfg.SellerCentralURL, connect.WithLogger(env.Log),
-		connect.WithAppSource(marketplace.AppSource(cfg.AppSource)), connect.WithReturnHosts(cfg.FrontendReturnHosts...))
+	flow := connect.New(postgres.New(env.Pool(ctx, boot.LambdaMaxConns)), connect.WithSecrets(credcache.New(env.Vault(ctx))),
+		connect.WithSellerCentralURL(cfg.SellerCentralURL), connect.WithAppSource(marketplace.AppSource(cfg.AppSource)),
+		connect.WithReturnHosts(cfg.FrontendReturnHosts...))
 	api := &httpapi.API{Connect: flow, Auth: env.Verifier(ctx), Log: env.Log}
 
 	lambda.Start(httpadapter.NewV2(api.Start()).ProxyWithContext)

@@ -9,14 +9,12 @@ package main
 
 import (
 	"context"
-	"os"
 
 	"github.com/aws/aws-lambda-go/lambda"
 
 	"github.com/keybuzz/keybuzz-amazon/shared/boot"
 	"github.com/keybuzz/keybuzz-amazon/shared/credcache"
 	"github.com/keybuzz/keybuzz-amazon/shared/lwa"
-	"github.com/keybuzz/keybuzz-amazon/shared/metrics"
 	"github.com/keybuzz/keybuzz-amazon/shared/poll"
 	"github.com/keybuzz/keybuzz-amazon/shared/postgres"
 	"github.com/keybuzz/keybuzz-amazon/shared/push"
@@ -30,9 +28,8 @@ func main() {
 
 	store := postgres.New(env.Pool(ctx, boot.LambdaMaxConns))
 	secrets := credcache.New(env.Vault(ctx))
-	api := spapi.New()
-	seller := poll.NewAmazonSource(secrets, lwa.New(cfg.LWATokenURL), api, store, poll.AmazonConfig{Endpoint: cfg.SPAPIEndpoint}, nil, env.Log)
-	intake := push.NewIntake(store, seller, nil, env.Log, metrics.New(os.Stdout, nil))
+	seller := poll.NewAmazonSource(secrets, lwa.New(cfg.LWATokenURL), spapi.New(), store, poll.WithEndpoint(cfg.SPAPIEndpoint))
+	intake := push.NewIntake(store, seller, push.WithMetrics(env.Metrics()))
 
 	lambda.Start(intake.HandleSQS)
 }

@@ -5,12 +5,10 @@ package main
 
 import (
 	"context"
-	"os"
 
 	"github.com/aws/aws-lambda-go/lambda"
 
 	"github.com/keybuzz/keybuzz-amazon/shared/boot"
-	"github.com/keybuzz/keybuzz-amazon/shared/metrics"
 	"github.com/keybuzz/keybuzz-amazon/shared/poll"
 	"github.com/keybuzz/keybuzz-amazon/shared/pollqueue"
 	"github.com/keybuzz/keybuzz-amazon/shared/postgres"
@@ -23,8 +21,8 @@ func main() {
 	env.Must("configuration", cfg.RequireQueue())
 
 	store := postgres.New(env.Pool(ctx, boot.LambdaMaxConns))
-	sender := pollqueue.NewSender(env.SQS(ctx), cfg.PollQueueURL, 0)
-	fanout := poll.NewFanout(store, sender, poll.FanoutConfig{}, nil, env.Log, metrics.New(os.Stdout, nil))
+	sender := pollqueue.NewSender(env.SQS(ctx), cfg.PollQueueURL)
+	fanout := poll.NewFanout(store, sender, poll.WithMetrics(env.Metrics()))
 
 	lambda.Start(fanout.Handle)
 }

@@ -8,14 +8,12 @@ package main
 
 import (
 	"context"
-	"os"
 
 	"github.com/aws/aws-lambda-go/lambda"
 
 	"github.com/keybuzz/keybuzz-amazon/shared/boot"
 	"github.com/keybuzz/keybuzz-amazon/shared/credcache"
 	"github.com/keybuzz/keybuzz-amazon/shared/lwa"
-	"github.com/keybuzz/keybuzz-amazon/shared/metrics"
 	"github.com/keybuzz/keybuzz-amazon/shared/poll"
 	"github.com/keybuzz/keybuzz-amazon/shared/postgres"
 	"github.com/keybuzz/keybuzz-amazon/shared/push"
@@ -28,19 +26,19 @@ func main() {
 	cfg := env.Config
 
 	store := postgres.New(env.Pool(ctx, boot.LambdaMaxConns))
-	pollCfg := poll.Config{Interval: cfg.PollInterval, FallbackInterval: cfg.PollFallbackInterval, Lookback: cfg.PollLookback}
+	opts := []poll.Option{poll.WithMetrics(env.Metrics()),
+		poll.WithConfig(poll.Config{Interval: cfg.PollInterval, FallbackInterval: cfg.PollFallbackInterval, Lookback: cfg.PollLookback})}
 	if cfg.UseMock { // AMAZON_USE_MOCK=true
-		lambda.Start(poll.NewPoller(store, poll.MockSource{}, pollCfg, nil, env.Log, metrics.New(os.Stdout, nil)).HandleSQS)
+		lambda.Start(poll.NewPoller(store, poll.MockSource{}, opts...).HandleSQS)
 		return
 	}
 	secrets := credcache.New(env.Vault(ctx))
 	lwaClient, api := lwa.New(cfg.LWATokenURL), spapi.New()
-	amazon := poll.NewAmazonSource(secrets, lwaClient, api, store, poll.AmazonConfig{Endpoint: cfg.SPAPIEndpoint}, nil, env.Log)
-	poller := poll.NewPoller(store, amazon, pollCfg, nil, env.Log, metrics.New(os.Stdout, nil))
+	amazon := poll.NewAmazonSource(secrets, lwaClient, api, store, poll.WithEndpoint(cfg.SPAPIEndpoint))
 	if cfg.PushEnabled() {
-		dest := push.NewDestinations(store, secrets, api, lwaClient, cfg.NotificationsQueueARN, cfg.SPAPIEndpoint)
-		poller.WithSubscriber(push.NewSubscriber(store, dest, amazon, secrets, api, cfg.SPAPIEndpoint, 0, env.Log))
+		dest := push.NewDestinations(store, secrets, api, lwaClient, cfg.NotificationsQueueARN, push.WithEndpoint(cfg.SPAPIEndpoint))
+		opts = append(opts, poll.WithSubscriber(push.NewSubscriber(store, dest, amazon)))
 	}
 
-	lambda.Start(poller.HandleSQS)
+	lambda.Start(poll.NewPoller(store, amazon, opts...).HandleSQS)
 }

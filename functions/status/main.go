@@ -21,8 +21,8 @@ func main() {
 
 	// Status reads the database only: no Vault client, no Amazon client.
 	store := postgres.New(env.Pool(ctx, boot.LambdaMaxConns))
-	flow := connect.New(store, nil, nil, "", connect.WithLogger(env.Log), connect.WithPushStatus(store),
-		connect.WithInboundAddresses(inboundmail.NewAddresses(store, env.Config.InboundMailDomain, nil)))
+	flow := connect.New(store, connect.WithPushStatus(store),
+		connect.WithInboundAddresses(inboundmail.NewAddresses(store, env.Config.InboundMailDomain)))
 	api := &httpapi.API{Connect: flow, Auth: env.Verifier(ctx), Log: env.Log}
 
 	lambda.Start(httpadapter.NewV2(api.Status()).ProxyWithContext)

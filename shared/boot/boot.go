@@ -18,6 +18,7 @@ import (
 	"github.com/keybuzz/keybuzz-amazon/shared/auth"
 	"github.com/keybuzz/keybuzz-amazon/shared/config"
 	"github.com/keybuzz/keybuzz-amazon/shared/logging"
+	"github.com/keybuzz/keybuzz-amazon/shared/metrics"
 	"github.com/keybuzz/keybuzz-amazon/shared/pollqueue"
 	"github.com/keybuzz/keybuzz-amazon/shared/postgres"
 	"github.com/keybuzz/keybuzz-amazon/shared/vaultstore"
@@ -71,6 +72,9 @@ func (e *Env) SQS(ctx context.Context) *sqs.Client {
 	e.Must("sqs", err)
 	return c
 }
+
+// Metrics is the CloudWatch Embedded Metric Format writer on stdout.
+func (e *Env) Metrics() *metrics.Writer { return metrics.New(os.Stdout) }
 
 // Verifier builds the Bearer JWT verifier the API routes use.
 func (e *Env) Verifier(ctx context.Context) *auth.Verifier {

@@ -178,10 +178,23 @@ func WithInboundAddresses(a InboundAddresses) Option { return func(s *Service) {
 // WithUnsubscriber sets what ends a connection's Amazon subscriptions.
 func WithUnsubscriber(u Unsubscriber) Option { return func(s *Service) { s.unsubscriber = u } }
 
-// New returns the flow.
-func New(store Store, secrets Secrets, ex Exchanger, sellerCentralURL string, opts ...Option) *Service {
-	s := &Service{store: store, secrets: secrets, lwa: ex, sellerCentralURL: strings.TrimRight(sellerCentralURL, "/"),
-		appSource: marketplace.AppExternalTest, now: time.Now, random: rand.Reader, log: slog.Default()}
+// WithSecrets reads and writes credentials in secrets (every route but
+// Status needs it).
+func WithSecrets(secrets Secrets) Option { return func(s *Service) { s.secrets = secrets } }
+
+// WithExchanger trades the callback's authorization code with ex (LWA).
+func WithExchanger(ex Exchanger) Option { return func(s *Service) { s.lwa = ex } }
+
+// WithSellerCentralURL sends consents to Seller Central at u
+// (AMAZON_SELLER_CENTRAL_URL; default: by marketplace).
+func WithSellerCentralURL(u string) Option {
+	return func(s *Service) { s.sellerCentralURL = strings.TrimRight(u, "/") }
+}
+
+// New returns the flow on store; what each route needs more comes as an
+// Option (WithSecrets for all but Status, WithExchanger for the callback).
+func New(store Store, opts ...Option) *Service {
+	s := &Service{store: store, appSource: marketplace.AppExternalTest, now: time.Now, random: rand.Reader, log: slog.Default()}
 	for _, o := range opts {
 		o(s)
 	}

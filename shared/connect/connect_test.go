@@ -98,7 +98,7 @@ func TestStartBuildsConsentURL(t *testing.T) {
 			app := base
 			tt.app(&app)
 			store := &memStore{}
-			svc := New(store, memSecrets{app: app}, nil, tt.override, WithRandom(fixedReader(7)),
+			svc := New(store, WithSecrets(memSecrets{app: app}), WithSellerCentralURL(tt.override), WithRandom(fixedReader(7)),
 				WithClock(func() time.Time { return time.Date(2026, 11, 27, 10, 0, 0, 0, time.UTC) }))
 			res, err := svc.Start(context.Background(), StartInput{TenantID: "tenant-1"})
 			if err != nil {
@@ -128,7 +128,7 @@ func TestStartBuildsConsentURL(t *testing.T) {
 			}
 		})
 	}
-	svc := New(&memStore{}, memSecrets{app: base}, nil, "")
+	svc := New(&memStore{}, WithSecrets(memSecrets{app: base}))
 	if _, err := svc.Start(context.Background(), StartInput{TenantID: "../etc"}); !errors.Is(err, marketplace.ErrBadRequest) {
 		t.Errorf("bad tenant: %v", err)
 	}

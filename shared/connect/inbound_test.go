@@ -37,7 +37,7 @@ func TestStatusInboundAddresses(t *testing.T) {
 	in := &memInbound{}
 	st := &statusStore{conn: marketplace.Connection{ID: "c1", TenantID: "t1", Status: marketplace.StatusConnected,
 		MarketplaceID: "A1PA6795UKMFR9,A13V1IB3VIYZZH"}}
-	s := New(st, nil, nil, "", WithInboundAddresses(in))
+	s := New(st, WithInboundAddresses(in))
 	got, err := s.Status(context.Background(), "t1")
 	if err != nil {
 		t.Fatal(err)

@@ -177,7 +177,7 @@ func (s *stack) buildAPI(secrets *vaultstore.Store, opt stackOption) *httpapi.AP
 		hc.Timeout = opt.lwaTimeout
 	}
 	store := postgres.New(s.pool, postgres.WithClock(s.clock.Now))
-	svc := connect.New(store, credcache.New(secrets, credcache.WithClock(s.clock.Now)), lwa.New(lwaURL, lwa.WithHTTPClient(hc)), s.sbURL,
+	svc := connect.New(store, connect.WithSecrets(credcache.New(secrets, credcache.WithClock(s.clock.Now))), connect.WithExchanger(lwa.New(lwaURL, lwa.WithHTTPClient(hc))), connect.WithSellerCentralURL(s.sbURL),
 		connect.WithClock(s.clock.Now), connect.WithLogger(log), connect.WithParticipations(spapi.New(), s.sbURL),
 		connect.WithReturnHosts(opt.returnHosts...), connect.WithUnsubscriber(s.unsubscribed), connect.WithAccount(spapi.New(), store))
 	verifier, err := auth.NewVerifier(context.Background(), config.Config{

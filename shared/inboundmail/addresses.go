@@ -2,7 +2,6 @@ package inboundmail
 
 import (
 	"context"
-	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base32"
 	"encoding/hex"
@@ -39,13 +38,10 @@ type Addresses struct {
 	rand   io.Reader
 }
 
-// NewAddresses provisions addresses on domain (INBOUND_MAIL_DOMAIN); random
-// nil is crypto/rand.
-func NewAddresses(store AddressStore, domain string, random io.Reader) *Addresses {
-	if random == nil {
-		random = rand.Reader
-	}
-	return &Addresses{store: store, domain: strings.ToLower(strings.TrimSpace(domain)), rand: random}
+// NewAddresses provisions addresses on domain (INBOUND_MAIL_DOMAIN)
+// (option: WithRandom).
+func NewAddresses(store AddressStore, domain string, opts ...Option) *Addresses {
+	return &Addresses{store: store, domain: strings.ToLower(strings.TrimSpace(domain)), rand: apply(opts).random}
 }
 
 // Domain is the inbound domain.

@@ -34,7 +34,7 @@ func BenchmarkHandleSQS(b *testing.B) {
 		relay = append(relay, raw)
 	}
 	f := newFixture(&testing.T{})
-	f.flow = inboundmail.New(inboundmail.Config{Domain: domain, MaxBytes: 1 << 20}, f.store, f.objects,
+	f.flow = inboundmail.New(f.store, f.objects, domain, inboundmail.WithMaxBytes(1<<20),
 		inboundmail.WithLogger(slog.New(slog.NewTextHandler(io.Discard, nil))))
 	bodies := make([]string, 0, 1000)
 	for i := 0; i < 1000; i++ {
@@ -97,12 +97,12 @@ func BenchmarkHandleSQSPostgres(b *testing.B) {
 VALUES ($1, 'CONNECTED', 'EU', 'A13V1IB3VIYZZH') RETURNING "id"`, tenant).Scan(&conn); err != nil {
 		b.Fatal(err)
 	}
-	addrs, err := inboundmail.NewAddresses(store, domain, nil).Provision(ctx, tenant, []string{"A13V1IB3VIYZZH"})
+	addrs, err := inboundmail.NewAddresses(store, domain).Provision(ctx, tenant, []string{"A13V1IB3VIYZZH"})
 	if err != nil {
 		b.Fatal(err)
 	}
 	objects := &fakeObjects{objects: map[string][]byte{}}
-	flow := inboundmail.New(inboundmail.Config{Domain: domain, MaxBytes: 1 << 20}, store, objects,
+	flow := inboundmail.New(store, objects, domain, inboundmail.WithMaxBytes(1<<20),
 		inboundmail.WithLogger(slog.New(slog.NewTextHandler(io.Discard, nil))))
 	f := &fixture{objects: objects}
 	// Each mail gets its own Message-ID, so each is a new message.

@@ -10,9 +10,11 @@ package inboundmail
 
 import (
 	"context"
+	"crypto/rand"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"path"
 	"regexp"
@@ -60,33 +62,19 @@ type OrderContext interface {
 	RetryDue(ctx context.Context, limit int) (int, error)
 }
 
-// Config tunes a Flow; zero fields take the defaults.
-type Config struct {
+// config is a Flow's settings.
+type config struct {
 	Domain   string // INBOUND_MAIL_DOMAIN: only recipients on it are ours
-	MaxBytes int64  // INBOUND_MAIL_MAX_BYTES: larger mails are TOO_LARGE (default 25 MiB)
-	Parallel int    // SQS records processed at once (default 4)
-	// AttachmentPrefix is where attachments go in the mail bucket (default
-	// "attachments/"), under the tenant and the SES message id.
+	MaxBytes int64  // INBOUND_MAIL_MAX_BYTES: larger mails are TOO_LARGE
+	Parallel int    // SQS records processed at once
+	// AttachmentPrefix is where attachments go in the mail bucket, under
+	// the tenant and the SES message id.
 	AttachmentPrefix string
-}
-
-func (c Config) withDefaults() Config {
-	c.Domain = strings.ToLower(strings.TrimSpace(c.Domain))
-	if c.MaxBytes <= 0 {
-		c.MaxBytes = 25 << 20
-	}
-	if c.Parallel <= 0 {
-		c.Parallel = 4
-	}
-	if c.AttachmentPrefix == "" {
-		c.AttachmentPrefix = "attachments/"
-	}
-	return c
 }
 
 // Flow is the mail intake.
 type Flow struct {
-	cfg     Config
+	cfg     config
 	store   Store
 	objects Objects
 	orders  OrderContext
@@ -94,25 +82,72 @@ type Flow struct {
 	now     func() time.Time
 }
 
-// Option configures a Flow.
-type Option func(*Flow)
+// Option configures a Flow, OrderContexts or Addresses; a constructor
+// ignores the options that are not its own.
+type Option func(*options)
+
+type options struct {
+	orders           OrderContext
+	log              *slog.Logger
+	now              func() time.Time
+	random           io.Reader
+	maxBytes         int64
+	parallel         int
+	attachmentPrefix string
+}
+
+func apply(opts []Option) options {
+	o := options{log: slog.Default(), now: time.Now, random: rand.Reader, maxBytes: 25 << 20, parallel: 4, attachmentPrefix: "attachments/"}
+	for _, f := range opts {
+		f(&o)
+	}
+	return o
+}
 
 // WithOrderContext attaches order context to tickets of mails naming an order.
-func WithOrderContext(o OrderContext) Option { return func(f *Flow) { f.orders = o } }
+func WithOrderContext(oc OrderContext) Option { return func(o *options) { o.orders = oc } }
 
 // WithLogger sets the logger (default slog.Default()).
-func WithLogger(l *slog.Logger) Option { return func(f *Flow) { f.log = l } }
+func WithLogger(l *slog.Logger) Option { return func(o *options) { o.log = l } }
 
 // WithClock sets the clock (default time.Now).
-func WithClock(now func() time.Time) Option { return func(f *Flow) { f.now = now } }
+func WithClock(now func() time.Time) Option { return func(o *options) { o.now = now } }
 
-// New builds the flow.
-func New(cfg Config, store Store, objects Objects, opts ...Option) *Flow {
-	f := &Flow{cfg: cfg.withDefaults(), store: store, objects: objects, log: slog.Default(), now: time.Now}
-	for _, o := range opts {
-		o(f)
+// WithRandom sets the randomness of Addresses' tokens (default
+// crypto/rand).
+func WithRandom(r io.Reader) Option { return func(o *options) { o.random = r } }
+
+// WithMaxBytes makes larger mails TOO_LARGE (INBOUND_MAIL_MAX_BYTES;
+// default 25 MiB; n <= 0 keeps it).
+func WithMaxBytes(n int64) Option {
+	return func(o *options) {
+		if n > 0 {
+			o.maxBytes = n
+		}
 	}
-	return f
+}
+
+// WithParallel sets how many SQS records are processed at once (default 4;
+// n <= 0 keeps it).
+func WithParallel(n int) Option {
+	return func(o *options) {
+		if n > 0 {
+			o.parallel = n
+		}
+	}
+}
+
+// WithAttachmentPrefix sets where attachments go in the mail bucket
+// (default "attachments/").
+func WithAttachmentPrefix(p string) Option { return func(o *options) { o.attachmentPrefix = p } }
+
+// New builds the flow: mails to recipients on domain (INBOUND_MAIL_DOMAIN),
+// read from objects, stored in store (options: WithOrderContext,
+// WithMaxBytes, WithParallel, WithAttachmentPrefix, WithLogger, WithClock).
+func New(store Store, objects Objects, domain string, opts ...Option) *Flow {
+	o := apply(opts)
+	cfg := config{Domain: strings.ToLower(strings.TrimSpace(domain)), MaxBytes: o.maxBytes, Parallel: o.parallel, AttachmentPrefix: o.attachmentPrefix}
+	return &Flow{cfg: cfg, store: store, objects: objects, orders: o.orders, log: o.log, now: o.now}
 }
 
 // HandleSQS is the inboundmail Lambda handler: records are processed (up to

@@ -150,7 +150,7 @@ func newFixture(t *testing.T) *fixture {
 	f.addAddress("amazon.tenant-a.fr.tok1@"+domain, "tenant-a", "conn-a", true)
 	f.addAddress("amazon.tenant-b.fr.tok2@"+domain, "tenant-b", "conn-b", true)
 	f.addAddress("amazon.tenant-c.fr.tok3@"+domain, "tenant-c", "conn-c", false)
-	f.flow = inboundmail.New(inboundmail.Config{Domain: domain, MaxBytes: 1 << 20}, f.store, f.objects,
+	f.flow = inboundmail.New(f.store, f.objects, domain, inboundmail.WithMaxBytes(1<<20),
 		inboundmail.WithOrderContext(f.orders), inboundmail.WithClock(func() time.Time { return time.Unix(1764580000, 0) }))
 	return f
 }

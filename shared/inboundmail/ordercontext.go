@@ -51,15 +51,11 @@ type OrderContexts struct {
 	timeout time.Duration
 }
 
-// NewOrderContexts builds the order-context step; now nil is time.Now.
-func NewOrderContexts(store ContextStore, orders Orders, log *slog.Logger, now func() time.Time) *OrderContexts {
-	if log == nil {
-		log = slog.Default()
-	}
-	if now == nil {
-		now = time.Now
-	}
-	return &OrderContexts{store: store, orders: orders, log: log, now: now, timeout: 5 * time.Second}
+// NewOrderContexts builds the order-context step (options: WithLogger,
+// WithClock).
+func NewOrderContexts(store ContextStore, orders Orders, opts ...Option) *OrderContexts {
+	o := apply(opts)
+	return &OrderContexts{store: store, orders: orders, log: o.log, now: o.now, timeout: 5 * time.Second}
 }
 
 // Attach implements OrderContext.

@@ -66,7 +66,7 @@ VALUES ($1, 'CONNECTED', 'EU', 'A13V1IB3VIYZZH') RETURNING "id"`, tenant).Scan(&
 		t.Fatal(err)
 	}
 	orders := &budgetOrders{retryAt: now.Add(2 * time.Second)}
-	oc := inboundmail.NewOrderContexts(store, orders, nil, clock)
+	oc := inboundmail.NewOrderContexts(store, orders, inboundmail.WithClock(clock))
 
 	if err := oc.Attach(ctx, tenant, conn, ticket, "402-1"); err != nil {
 		t.Fatal(err)

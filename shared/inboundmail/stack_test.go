@@ -49,7 +49,7 @@ func newStackMail(t *testing.T) *stackMail {
 	store := postgres.New(pool)
 	m := &stackMail{t: t, pool: pool, store: store, sqs: sqsc,
 		smtpAddr: testenv.Env(t, "INBOUND_SMTP_ADDR"), domain: testenv.Env(t, "INBOUND_MAIL_DOMAIN")}
-	m.flow = inboundmail.New(inboundmail.Config{Domain: m.domain}, store, mailbucket.New(s3c))
+	m.flow = inboundmail.New(store, mailbucket.New(s3c), m.domain)
 	// A queue of this test's own on the stack's mail topic, as the mail
 	// queue is subscribed: other tests may run a local server whose
 	// consumer drains the stack's mail queue.
@@ -85,7 +85,7 @@ INSERT INTO "MarketplaceConnection" ("tenantId", "status", "region", "marketplac
 VALUES ($1, $2, 'EU', $3) RETURNING "id"`, tenantID, status, marketplaces[0]).Scan(&connID); err != nil {
 		m.t.Fatal(err)
 	}
-	addrs, err := inboundmail.NewAddresses(m.store, m.domain, nil).Provision(ctx, tenantID, marketplaces)
+	addrs, err := inboundmail.NewAddresses(m.store, m.domain).Provision(ctx, tenantID, marketplaces)
 	if err != nil {
 		m.t.Fatal(err)
 	}

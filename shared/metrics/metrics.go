@@ -39,12 +39,19 @@ type Writer struct {
 	now func() time.Time
 }
 
-// New returns a Writer; now nil is time.Now.
-func New(w io.Writer, now func() time.Time) *Writer {
-	if now == nil {
-		now = time.Now
+// Option configures a Writer.
+type Option func(*Writer)
+
+// WithClock sets the clock of the lines' timestamps (default time.Now).
+func WithClock(now func() time.Time) Option { return func(m *Writer) { m.now = now } }
+
+// New returns a Writer to w.
+func New(w io.Writer, opts ...Option) *Writer {
+	m := &Writer{w: w, now: time.Now}
+	for _, o := range opts {
+		o(m)
 	}
-	return &Writer{w: w, now: now}
+	return m
 }
 
 // Emit writes one line: values become metrics under the single dimension

@@ -12,7 +12,7 @@ import (
 func TestEmitWritesEMF(t *testing.T) {
 	var buf bytes.Buffer
 	at := time.Date(2026, 11, 27, 10, 0, 0, 0, time.UTC)
-	m := metrics.New(&buf, func() time.Time { return at })
+	m := metrics.New(&buf, metrics.WithClock(func() time.Time { return at }))
 	m.Emit("polltenant", map[string]float64{metrics.Polls: 1, metrics.CursorLagSeconds: 42}, map[string]string{"tenant_id": "t-1"})
 	var line struct {
 		AWS struct {

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"log/slog"
 	"strings"
 	"time"
 
@@ -38,7 +37,6 @@ type AmazonSource struct {
 
 // AmazonConfig tunes an AmazonSource; zero fields take the defaults.
 type AmazonConfig struct {
-	Endpoint    string               // AMAZON_SPAPI_ENDPOINT; "" = by region
 	EarlyExpiry time.Duration        // refresh access tokens this early (lwa.DefaultEarlyExpiry, 300 s)
 	Plan        marketplace.RatePlan // searchOrders (spapi.SearchOrdersRate, spapi.SearchOrdersBurst)
 	OrderPlan   marketplace.RatePlan // getOrder (spapi.GetOrderRate, spapi.GetOrderBurst)
@@ -46,8 +44,11 @@ type AmazonConfig struct {
 }
 
 // NewAmazonSource builds the real source on a credential store (in a
-// Lambda, a credcache.Cache around Vault); now nil means time.Now.
-func NewAmazonSource(secrets SecretStore, lwaClient *lwa.Client, api *spapi.Client, budget Budget, cfg AmazonConfig, now func() time.Time, log *slog.Logger) *AmazonSource {
+// Lambda, a credcache.Cache around Vault), spending budget (options:
+// WithEndpoint, WithAmazonConfig, WithClock, WithLogger).
+func NewAmazonSource(secrets SecretStore, lwaClient *lwa.Client, api *spapi.Client, budget Budget, opts ...Option) *AmazonSource {
+	o := apply(opts)
+	cfg := o.amazon
 	if cfg.Plan.Rate <= 0 {
 		cfg.Plan = marketplace.RatePlan{Rate: spapi.SearchOrdersRate, Burst: spapi.SearchOrdersBurst}
 	}
@@ -57,19 +58,13 @@ func NewAmazonSource(secrets SecretStore, lwaClient *lwa.Client, api *spapi.Clie
 	if cfg.PageSize <= 0 || cfg.PageSize > 100 {
 		cfg.PageSize = 100
 	}
-	if now == nil {
-		now = time.Now
-	}
-	if log == nil {
-		log = slog.Default()
-	}
 	return &AmazonSource{
 		secrets:   secrets,
-		tokens:    newTokenSources(secrets, lwaClient, cfg.EarlyExpiry, log),
-		now:       now,
+		tokens:    newTokenSources(secrets, lwaClient, cfg.EarlyExpiry, o.log),
+		now:       o.now,
 		api:       api,
 		budget:    budget,
-		endpoint:  cfg.Endpoint,
+		endpoint:  o.endpoint,
 		plan:      cfg.Plan,
 		orderPlan: cfg.OrderPlan,
 		pageSize:  cfg.PageSize,

@@ -113,11 +113,11 @@ func (e *env) source(secrets credcache.Store) *poll.AmazonSource {
 	}
 	cached := credcache.New(secrets, credcache.WithClock(e.clock.Now)) // as the functions wire it
 	hc := &http.Client{Transport: counting{&e.apiCalls, &e.beforeAPI}, Timeout: 5 * time.Second}
-	return poll.NewAmazonSource(cached, e.lwa, spapiClient(hc), e.store, poll.AmazonConfig{Endpoint: e.sbURL}, e.clock.Now, quiet())
+	return poll.NewAmazonSource(cached, e.lwa, spapiClient(hc), e.store, poll.WithEndpoint(e.sbURL), poll.WithClock(e.clock.Now), poll.WithLogger(quiet()))
 }
 
 func (e *env) poller(src poll.Source) *poll.Poller {
-	return poll.NewPoller(e.store, src, e.cfg, e.clock.Now, quiet(), nil)
+	return poll.NewPoller(e.store, src, poll.WithConfig(e.cfg), poll.WithClock(e.clock.Now), poll.WithLogger(quiet()))
 }
 
 // seller is a sandbox seller connected as a tenant.

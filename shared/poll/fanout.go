@@ -50,9 +50,12 @@ type Fanout struct {
 	metrics *metrics.Writer
 }
 
-// NewFanout returns a Fanout; now nil is time.Now, log nil slog.Default(),
-// m nil emits no metrics.
-func NewFanout(store ClaimStore, sender Sender, cfg FanoutConfig, now func() time.Time, log *slog.Logger, m *metrics.Writer) *Fanout {
+// NewFanout returns a Fanout claiming store's due connections and sending
+// their messages with sender (options: WithFanoutConfig, WithClock,
+// WithLogger, WithMetrics).
+func NewFanout(store ClaimStore, sender Sender, opts ...Option) *Fanout {
+	o := apply(opts)
+	cfg := o.fanout
 	if cfg.Chunk <= 0 {
 		cfg.Chunk = 1000
 	}
@@ -62,13 +65,7 @@ func NewFanout(store ClaimStore, sender Sender, cfg FanoutConfig, now func() tim
 	if cfg.DeadlineMargin <= 0 {
 		cfg.DeadlineMargin = 5 * time.Second
 	}
-	if now == nil {
-		now = time.Now
-	}
-	if log == nil {
-		log = slog.Default()
-	}
-	return &Fanout{store: store, sender: sender, cfg: cfg, now: now, log: log, metrics: m}
+	return &Fanout{store: store, sender: sender, cfg: cfg, now: o.now, log: o.log, metrics: o.metrics}
 }
 
 // FanoutResult is the pollfanout Lambda's answer.

@@ -57,8 +57,9 @@ func TestLongWindowFollowsThePaginationContract(t *testing.T) {
 	s := e.connect(2)
 	claim(t, e, s)
 	rec := &recording{next: counting{&e.apiCalls, &e.beforeAPI}}
-	src := poll.NewAmazonSource(credcache.New(e.secrets, credcache.WithClock(e.clock.Now)), e.lwa, spapiClient(&http.Client{Transport: rec, Timeout: 5 * time.Second}),
-		e.store, poll.AmazonConfig{Endpoint: e.sbURL, PageSize: 50}, e.clock.Now, quiet())
+	src := poll.NewAmazonSource(credcache.New(e.secrets, credcache.WithClock(e.clock.Now)), e.lwa, spapiClient(&http.Client{Transport: rec, Timeout: 5 * time.Second}), e.store,
+		poll.WithEndpoint(e.sbURL), poll.WithAmazonConfig(poll.AmazonConfig{PageSize: 50}), poll.WithClock(e.clock.Now), poll.WithLogger(quiet()))
+
 	p := e.poller(src)
 	ctx := context.Background()
 	start := t0.Add(-30 * 24 * time.Hour)

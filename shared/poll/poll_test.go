@@ -391,7 +391,7 @@ func TestDatabaseDownFailsEveryRecord(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer pool.Close()
-	p := poll.NewPoller(postgres.New(pool), poll.MockSource{}, poll.Config{}, nil, quiet(), nil)
+	p := poll.NewPoller(postgres.New(pool), poll.MockSource{}, poll.WithLogger(quiet()))
 	a := pollqueue.Message{TenantID: "t-a", ConnectionID: "c-a"}
 	b := pollqueue.Message{TenantID: "t-b", ConnectionID: "c-b"}
 	resp, err := p.HandleSQS(context.Background(), sqsEvent(a.Encode(), b.Encode()))
@@ -413,7 +413,8 @@ func TestEmptyBudgetResumesAtTheStoredPage(t *testing.T) {
 	e.sb.SetRatePlan(s.id, sandbox.OpSearchOrders, 0.0056, 2)
 	hc := &http.Client{Timeout: 5 * time.Second}
 	src := poll.NewAmazonSource(credcache.New(e.secrets, credcache.WithClock(e.clock.Now)), e.lwa, spapi.New(spapi.WithHTTPClient(hc)), e.store,
-		poll.AmazonConfig{Endpoint: e.sbURL, Plan: marketplace.RatePlan{Rate: 0.0056, Burst: 2}}, e.clock.Now, quiet())
+		poll.WithEndpoint(e.sbURL), poll.WithAmazonConfig(poll.AmazonConfig{Plan: marketplace.RatePlan{Rate: 0.0056, Burst: 2}}), poll.WithClock(e.clock.Now), poll.WithLogger(quiet()))
+
 	p := e.poller(src)
 	res, err := p.PollResult(context.Background(), s.message())
 	if err != nil || res.Pages != 2 || res.Cursor != nil {

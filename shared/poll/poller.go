@@ -98,24 +98,13 @@ type Poller struct {
 	subscriber Subscriber
 }
 
-// WithSubscriber makes the poller subscribe, after a successful poll, a
-// connection that has no push subscription yet (Connect's own attempt
-// failed, or the connection predates push). Its failures never fail a poll.
-func (p *Poller) WithSubscriber(s Subscriber) *Poller {
-	p.subscriber = s
-	return p
-}
-
-// NewPoller returns a Poller; now nil is time.Now, log nil slog.Default(),
-// m nil emits no metrics.
-func NewPoller(store Store, source Source, cfg Config, now func() time.Time, log *slog.Logger, m *metrics.Writer) *Poller {
-	if now == nil {
-		now = time.Now
-	}
-	if log == nil {
-		log = slog.Default()
-	}
-	return &Poller{store: store, source: source, cfg: cfg.withDefaults(), now: now, log: log, metrics: m}
+// NewPoller returns a Poller of store's connections reading source
+// (options: WithConfig, WithSubscriber, WithClock, WithLogger,
+// WithMetrics).
+func NewPoller(store Store, source Source, opts ...Option) *Poller {
+	o := apply(opts)
+	return &Poller{store: store, source: source, cfg: o.poller.withDefaults(), now: o.now, log: o.log, metrics: o.metrics,
+		subscriber: o.subscriber}
 }
 
 // HandleSQS is the polltenant Lambda handler: each record is polled (up to

@@ -64,14 +64,28 @@ type Sender struct {
 	backoff  func(attempt int) time.Duration
 }
 
-// NewSender returns a sender with parallel calls in flight (<= 0: 12) that
-// tries each entry up to 3 times.
-func NewSender(api BatchAPI, queueURL string, parallel int) *Sender {
-	if parallel <= 0 {
-		parallel = 12
+// Option configures a Sender.
+type Option func(*Sender)
+
+// WithParallel sets how many SendMessageBatch calls are in flight at once
+// (default 12; n <= 0 keeps it).
+func WithParallel(n int) Option {
+	return func(s *Sender) {
+		if n > 0 {
+			s.parallel = n
+		}
 	}
-	return &Sender{api: api, queueURL: queueURL, parallel: parallel, attempts: 3,
+}
+
+// NewSender returns a sender to queueURL that tries each entry up to 3
+// times.
+func NewSender(api BatchAPI, queueURL string, opts ...Option) *Sender {
+	s := &Sender{api: api, queueURL: queueURL, parallel: 12, attempts: 3,
 		backoff: func(a int) time.Duration { return time.Duration(a) * 100 * time.Millisecond }}
+	for _, o := range opts {
+		o(s)
+	}
+	return s
 }
 
 // Result is what Send did.

@@ -111,7 +111,7 @@ func TestSenderBatchesRetriesAndBounds(t *testing.T) {
 				}
 				close(ch)
 			}()
-			res := pollqueue.NewSender(api, "q", 4).Send(context.Background(), ch)
+			res := pollqueue.NewSender(api, "q", pollqueue.WithParallel(4)).Send(context.Background(), ch)
 			if res.Sent != c.wantSent || len(res.Failed) != c.wantFailed {
 				t.Fatalf("sent %d failed %d, want %d and %d (err %v)", res.Sent, len(res.Failed), c.wantSent, c.wantFailed, res.Err)
 			}

@@ -47,16 +47,11 @@ type Intake struct {
 	parallel int
 }
 
-// NewIntake returns the ordernotify handler's Intake; now nil is time.Now,
-// log nil slog.Default(), m nil emits no metrics.
-func NewIntake(store IntakeStore, orders Orders, now func() time.Time, log *slog.Logger, m *metrics.Writer) *Intake {
-	if now == nil {
-		now = time.Now
-	}
-	if log == nil {
-		log = slog.Default()
-	}
-	return &Intake{store: store, orders: orders, now: now, log: log, metrics: m, parallel: 4}
+// NewIntake returns the ordernotify handler's Intake (options: WithClock,
+// WithLogger, WithMetrics).
+func NewIntake(store IntakeStore, orders Orders, opts ...Option) *Intake {
+	o := apply(opts)
+	return &Intake{store: store, orders: orders, now: o.now, log: o.log, metrics: o.metrics, parallel: 4}
 }
 
 // HandleSQS is the ordernotify Lambda handler (ReportBatchItemFailures):

@@ -157,7 +157,7 @@ func TestDestinationOnceAcrossContainers(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			d := push.NewDestinations(e.store, e.secrets, e.api, e.lwa, e.queueARN, e.sbURL)
+			d := push.NewDestinations(e.store, e.secrets, e.api, e.lwa, e.queueARN, push.WithEndpoint(e.sbURL))
 			ids[i], errs[i] = d.ID(context.Background(), "", "")
 		}()
 	}

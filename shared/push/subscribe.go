@@ -87,9 +87,10 @@ type Destinations struct {
 }
 
 // NewDestinations returns the destination finder for queueARN
-// (NOTIFICATIONS_QUEUE_ARN).
-func NewDestinations(store DestinationStore, apps Apps, api API, lwaClient *lwa.Client, queueARN, endpointOverride string) *Destinations {
-	return &Destinations{store: store, apps: apps, api: api, lwa: lwaClient, queueARN: queueARN, endpoint: endpointOverride,
+// (NOTIFICATIONS_QUEUE_ARN): apps' credentials, api's calls with lwaClient's
+// grantless tokens (option: WithEndpoint).
+func NewDestinations(store DestinationStore, apps Apps, api API, lwaClient *lwa.Client, queueARN string, opts ...Option) *Destinations {
+	return &Destinations{store: store, apps: apps, api: api, lwa: lwaClient, queueARN: queueARN, endpoint: apply(opts).endpoint,
 		ids: map[string]string{}, tokens: map[string]*lwa.CachedSource{}, appKeys: map[string]string{}}
 }
 
@@ -214,26 +215,18 @@ type SubscriptionStore interface {
 // token and removes subscriptions on disconnect.
 type Subscriber struct {
 	store        SubscriptionStore
-	destinations *Destinations
+	destinations *Destinations // also its apps, its Notifications API and its endpoint
 	seller       Seller
-	apps         Apps
-	api          API
-	endpoint     string
 	retryAfter   time.Duration
 	log          *slog.Logger
 }
 
-// NewSubscriber returns a Subscriber; retryAfter spaces the attempts of one
-// connection (0: 10 minutes); log nil is slog.Default().
-func NewSubscriber(store SubscriptionStore, destinations *Destinations, seller Seller, apps Apps, api API, endpointOverride string, retryAfter time.Duration, log *slog.Logger) *Subscriber {
-	if retryAfter <= 0 {
-		retryAfter = 10 * time.Minute
-	}
-	if log == nil {
-		log = slog.Default()
-	}
-	return &Subscriber{store: store, destinations: destinations, seller: seller, apps: apps, api: api,
-		endpoint: endpointOverride, retryAfter: retryAfter, log: log}
+// NewSubscriber returns a Subscriber pointing subscriptions at
+// destinations, made with seller's tokens (options: WithRetryAfter,
+// WithLogger).
+func NewSubscriber(store SubscriptionStore, destinations *Destinations, seller Seller, opts ...Option) *Subscriber {
+	o := apply(opts)
+	return &Subscriber{store: store, destinations: destinations, seller: seller, retryAfter: o.retryAfter, log: o.log}
 }
 
 // Subscribe makes sure the connection has an ORDER_CHANGE subscription when
@@ -295,7 +288,7 @@ func (s *Subscriber) create(ctx context.Context, t marketplace.PushTarget) (spap
 	var sub spapi.Subscription
 	err = s.seller.Call(ctx, t.SellerAccount, spapi.OpCreateSubscription, NotificationsPlan, func(endpoint string, tokens spapi.Tokens) (float64, error) {
 		var err error
-		sub, err = s.api.CreateSubscription(ctx, endpoint, tokens, spapi.NotificationTypeOrderChange, req)
+		sub, err = s.destinations.api.CreateSubscription(ctx, endpoint, tokens, spapi.NotificationTypeOrderChange, req)
 		return 0, err
 	})
 	if !errors.Is(err, spapi.ErrConflict) {
@@ -305,7 +298,7 @@ func (s *Subscriber) create(ctx context.Context, t marketplace.PushTarget) (spap
 	// before the destination changed).
 	err = s.seller.Call(ctx, t.SellerAccount, spapi.OpGetSubscription, NotificationsPlan, func(endpoint string, tokens spapi.Tokens) (float64, error) {
 		var err error
-		sub, err = s.api.GetSubscription(ctx, endpoint, tokens, spapi.NotificationTypeOrderChange, PayloadVersion)
+		sub, err = s.destinations.api.GetSubscription(ctx, endpoint, tokens, spapi.NotificationTypeOrderChange, PayloadVersion)
 		return 0, err
 	})
 	if err != nil || sub.DestinationID == destID {
@@ -316,7 +309,7 @@ func (s *Subscriber) create(ctx context.Context, t marketplace.PushTarget) (spap
 	}
 	err = s.seller.Call(ctx, t.SellerAccount, spapi.OpCreateSubscription, NotificationsPlan, func(endpoint string, tokens spapi.Tokens) (float64, error) {
 		var err error
-		sub, err = s.api.CreateSubscription(ctx, endpoint, tokens, spapi.NotificationTypeOrderChange, req)
+		sub, err = s.destinations.api.CreateSubscription(ctx, endpoint, tokens, spapi.NotificationTypeOrderChange, req)
 		return 0, err
 	})
 	return sub, destID, err
@@ -353,12 +346,12 @@ func (s *Subscriber) Unsubscribe(ctx context.Context, c marketplace.Connection) 
 // deleteAtAmazon calls deleteSubscriptionById with the grantless token,
 // within the connection's budget for it.
 func (s *Subscriber) deleteAtAmazon(ctx context.Context, t marketplace.PushTarget, subscriptionID string) error {
-	app, err := s.apps.AppFor(ctx, t.AppSource)
+	app, err := s.destinations.apps.AppFor(ctx, t.AppSource)
 	if err != nil {
 		return fmt.Errorf("app credentials: %w", err)
 	}
 	region := firstNonEmpty(t.Region, app.Region)
-	endpoint, err := spapi.Endpoint(s.endpoint, region)
+	endpoint, err := spapi.Endpoint(s.destinations.endpoint, region)
 	if err != nil {
 		return err
 	}
@@ -369,7 +362,7 @@ func (s *Subscriber) deleteAtAmazon(ctx context.Context, t marketplace.PushTarge
 	if !g.OK {
 		return &poll.NoBudgetError{RetryAt: g.RetryAt}
 	}
-	return s.api.DeleteSubscriptionByID(ctx, endpoint, s.destinations.Grantless(app, region), spapi.NotificationTypeOrderChange, subscriptionID)
+	return s.destinations.api.DeleteSubscriptionByID(ctx, endpoint, s.destinations.Grantless(app, region), spapi.NotificationTypeOrderChange, subscriptionID)
 }
 
 // safeError is err for pushError and logs: Amazon's codes and messages,

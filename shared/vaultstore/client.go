@@ -36,10 +36,10 @@ func Open(ctx context.Context, cfg config.Config) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("vault client: %w", err)
 	}
-	s := New(client, cfg.VaultKVMount, cfg.AppVaultPath()).WithAppPaths(map[marketplace.AppSource]string{
+	s := New(client, cfg.VaultKVMount, cfg.AppVaultPath(), WithAppPaths(map[marketplace.AppSource]string{
 		marketplace.AppExternalTest: cfg.AppVaultPathFor(string(marketplace.AppExternalTest)),
 		marketplace.AppKeyBuzz:      cfg.AppVaultPathFor(string(marketplace.AppKeyBuzz)),
-	}).WithTenantPath(cfg.TenantVaultPath())
+	}), WithTenantPath(cfg.TenantVaultPath()))
 	if cfg.VaultAuthMethod != "aws" {
 		client.SetToken(cfg.VaultToken.Reveal())
 		return s, nil

@@ -170,7 +170,7 @@ func TestSecretsOfEitherFormRead(t *testing.T) {
 		"redirect_uri": "https://api.keybuzz.io/cb", "login_uri": "https://app.keybuzz.io/amazon/login", "region": "eu-west-1"}); err != nil {
 		t.Fatal(err)
 	}
-	ks := vaultstore.New(vc, "secret", appPath).WithTenantPath(cfg.TenantVaultPath())
+	ks := vaultstore.New(vc, "secret", appPath, vaultstore.WithTenantPath(cfg.TenantVaultPath()))
 	tc, err := ks.Tenant(ctx, newer)
 	if err != nil || tc.RefreshToken.Reveal() != "Atzr|new" || tc.MarketplaceID != "A13V1IB3VIYZZH" || tc.Region != "eu" ||
 		!tc.CreatedAt.Equal(time.Date(2026, 1, 22, 4, 27, 27, 123e6, time.UTC)) {

@@ -53,16 +53,25 @@ type Store struct {
 // seedTenantPath is the seed's tenant path template.
 var seedTenantPath = config.Config{VaultLayout: config.LayoutSeed}.TenantVaultPath()
 
-// New returns a Store on client's KV v2 mount; appPath is config.AppVaultPath().
-// Tenants are at the seed's path until WithTenantPath.
-func New(client *api.Client, mount, appPath string) *Store {
-	return &Store{kv: client.KVv2(mount), mount: mount, tenantPath: seedTenantPath, appPath: appPath}
+// Option configures a Store.
+type Option func(*Store)
+
+// WithTenantPath sets the tenant path template (config.TenantVaultPath;
+// default: the seed's).
+func WithTenantPath(template string) Option { return func(s *Store) { s.tenantPath = template } }
+
+// WithAppPaths sets where AppFor finds each application (AppPath's in
+// Open; tests use their own; default: appPath for every application).
+func WithAppPaths(paths map[marketplace.AppSource]string) Option {
+	return func(s *Store) { s.appPaths = paths }
 }
 
-// WithTenantPath sets the tenant path template (config.TenantVaultPath);
-// it returns s.
-func (s *Store) WithTenantPath(template string) *Store {
-	s.tenantPath = template
+// New returns a Store on client's KV v2 mount; appPath is config.AppVaultPath().
+func New(client *api.Client, mount, appPath string, opts ...Option) *Store {
+	s := &Store{kv: client.KVv2(mount), mount: mount, tenantPath: seedTenantPath, appPath: appPath}
+	for _, o := range opts {
+		o(s)
+	}
 	return s
 }
 
@@ -93,13 +102,6 @@ func (s *Store) appPathOf(source marketplace.AppSource) string {
 		return p
 	}
 	return s.appPath
-}
-
-// WithAppPaths sets where AppFor finds each application (AppPath's in
-// Open; tests use their own); it returns s.
-func (s *Store) WithAppPaths(paths map[marketplace.AppSource]string) *Store {
-	s.appPaths = paths
-	return s
 }
 
 // PutAppFor writes an application's credentials at its AppFor path (local
