@@ -103,7 +103,7 @@ func benchFreshness(ctx context.Context, e *env) (section, error) {
 		if err != nil {
 			return err
 		}
-		fanout := poll.NewFanout(store, pollqueue.NewSender(e.sqs, queue, 0), poll.FanoutConfig{}, nil, e.quiet, nil)
+		fanout := poll.NewFanout(store, pollqueue.NewSender(e.sqs, queue), poll.WithLogger(e.quiet))
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -146,15 +146,15 @@ func benchFreshness(ctx context.Context, e *env) (section, error) {
 		if err != nil {
 			return nil, err
 		}
-		c := &channelRig{rig: rig, secrets: credcache.New(rig.secrets, credcache.DefaultTTL, nil), lwa: lwa.New(rig.url+"/auth/o2/token", nil),
-			api: spapi.New(nil), trace: newSQLTrace()}
+		c := &channelRig{rig: rig, secrets: credcache.New(rig.secrets), lwa: lwa.New(rig.url + "/auth/o2/token"),
+			api: spapi.New(), trace: newSQLTrace()}
 		if c.store, c.watch, err = e.freshWatchedStore(ctx, label, c.trace); err != nil {
 			return nil, err
 		}
 		if c.tenant, c.connID, c.seller, err = rig.connect(ctx, e, c.store, 0, label, start); err != nil {
 			return nil, err
 		}
-		c.amazon = poll.NewAmazonSource(c.secrets, c.lwa, c.api, c.store, poll.AmazonConfig{Endpoint: rig.url}, nil, e.quiet)
+		c.amazon = poll.NewAmazonSource(c.secrets, c.lwa, c.api, c.store, poll.WithEndpoint(rig.url), poll.WithLogger(e.quiet))
 		return c, nil
 	}
 	var (
@@ -170,7 +170,7 @@ func benchFreshness(ctx context.Context, e *env) (section, error) {
 		}
 		rig, store, watch, seller, connID := c.rig, c.store, c.watch, c.seller, c.connID
 		pollRig = rig
-		poller := poll.NewPoller(store, c.amazon, poll.Config{Interval: pollInterval, Lookback: cfg.PollLookback}, nil, e.quiet, nil)
+		poller := poll.NewPoller(store, c.amazon, poll.WithConfig(poll.Config{Interval: pollInterval, Lookback: cfg.PollLookback}), poll.WithLogger(e.quiet))
 		if err := runPolling("freshpoll", store, poller); err != nil {
 			return sec, err
 		}
@@ -207,10 +207,10 @@ func benchFreshness(ctx context.Context, e *env) (section, error) {
 		if err != nil {
 			return sec, err
 		}
-		dest := push.NewDestinations(store, c.secrets, c.api, c.lwa, notifyARN, rig.url)
-		subscriber := push.NewSubscriber(store, dest, amazon, c.secrets, c.api, rig.url, 0, e.quiet)
+		dest := push.NewDestinations(store, c.secrets, c.api, c.lwa, notifyARN, push.WithEndpoint(rig.url))
+		subscriber := push.NewSubscriber(store, dest, amazon, push.WithLogger(e.quiet))
 		subscriber.OnConnected(ctx, marketplace.Connection{ID: c.connID, TenantID: tenant})
-		intake := push.NewIntake(store, amazon, nil, e.quiet, nil)
+		intake := push.NewIntake(store, amazon, push.WithLogger(e.quiet))
 		notify, err := templateMapping("OrderNotifyFunction")
 		if err != nil {
 			return sec, err
@@ -218,8 +218,9 @@ func benchFreshness(ctx context.Context, e *env) (section, error) {
 		consumer := localpoll.Consumer{SQS: e.sqs, QueueURL: notifyURL, Handler: intake.HandleSQS, BatchSize: int32(notify.batch), Log: e.quiet, Name: "ordernotify"}
 		wg.Add(1)
 		go func() { defer wg.Done(); consumer.Run(runCtx) }()
-		poller := poll.NewPoller(store, amazon, poll.Config{Interval: pollInterval, FallbackInterval: fallback, Lookback: cfg.PollLookback},
-			nil, e.quiet, nil).WithSubscriber(subscriber)
+		poller := poll.NewPoller(store, amazon,
+			poll.WithConfig(poll.Config{Interval: pollInterval, FallbackInterval: fallback, Lookback: cfg.PollLookback}), poll.WithLogger(e.quiet),
+			poll.WithSubscriber(subscriber))
 		if err := runPolling("freshpushpoll", store, poller); err != nil {
 			return sec, err
 		}
@@ -766,11 +767,11 @@ func (e *env) freshPollSteady(ctx context.Context, cfg config.Config) ([]Result,
 	if err != nil {
 		return nil, "", err
 	}
-	secrets := credcache.New(rig.secrets, credcache.DefaultTTL, clock.Now)
-	amazon := poll.NewAmazonSource(secrets, lwa.New(rig.url+"/auth/o2/token", nil), spapi.New(nil), store, poll.AmazonConfig{Endpoint: rig.url}, clock.Now, e.quiet)
-	poller := poll.NewPoller(store, amazon, poll.Config{Interval: interval, Lookback: cfg.PollLookback}, clock.Now, e.quiet, nil)
+	secrets := credcache.New(rig.secrets, credcache.WithClock(clock.Now))
+	amazon := poll.NewAmazonSource(secrets, lwa.New(rig.url+"/auth/o2/token"), spapi.New(), store, poll.WithEndpoint(rig.url), poll.WithClock(clock.Now), poll.WithLogger(e.quiet))
+	poller := poll.NewPoller(store, amazon, poll.WithConfig(poll.Config{Interval: interval, Lookback: cfg.PollLookback}), poll.WithClock(clock.Now), poll.WithLogger(e.quiet))
 	sender := &captureSender{}
-	fanout := poll.NewFanout(store, sender, poll.FanoutConfig{}, clock.Now, e.quiet, nil)
+	fanout := poll.NewFanout(store, sender, poll.WithClock(clock.Now), poll.WithLogger(e.quiet))
 	tenant, _, seller, err := rig.connect(ctx, e, store, 0, "fresh-steady", start)
 	if err != nil {
 		return nil, "", err

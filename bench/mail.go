@@ -128,14 +128,14 @@ func (r *mailRig) flow(e *env, store *postgres.Store, orders *poll.AmazonSource,
 	if wrap != nil {
 		objects = wrap(objects)
 	}
-	return inboundmail.New(inboundmail.Config{Domain: r.domain, MaxBytes: r.maxBytes}, store, objects,
-		inboundmail.WithLogger(e.quiet), inboundmail.WithOrderContext(inboundmail.NewOrderContexts(store, orders, e.quiet, nil)))
+	return inboundmail.New(store, objects, r.domain, inboundmail.WithMaxBytes(r.maxBytes),
+		inboundmail.WithLogger(e.quiet), inboundmail.WithOrderContext(inboundmail.NewOrderContexts(store, orders, inboundmail.WithLogger(e.quiet))))
 }
 
 // provision gives the tenant its inbound address for its primary
 // marketplace, as Connect does when the connection becomes CONNECTED.
 func (r *mailRig) provision(ctx context.Context, store *postgres.Store, tenant, marketplaceID string) (marketplace.InboundAddress, error) {
-	addrs, err := inboundmail.NewAddresses(store, r.domain, nil).Provision(ctx, tenant, []string{marketplaceID})
+	addrs, err := inboundmail.NewAddresses(store, r.domain).Provision(ctx, tenant, []string{marketplaceID})
 	if err != nil {
 		return marketplace.InboundAddress{}, err
 	}

@@ -82,8 +82,8 @@ func benchMail(ctx context.Context, e *env) (section, error) {
 	warmBase, warmReal, timed := records[:mailWarmUp], records[mailWarmUp:2*mailWarmUp], records[2*mailWarmUp:]
 
 	// The real intake, as functions/inboundmail wires it.
-	secrets := credcache.New(rig.secrets, credcache.DefaultTTL, nil)
-	orders := poll.NewAmazonSource(secrets, lwa.New(rig.url+"/auth/o2/token", nil), spapi.New(nil), store, poll.AmazonConfig{Endpoint: rig.url}, nil, e.quiet)
+	secrets := credcache.New(rig.secrets)
+	orders := poll.NewAmazonSource(secrets, lwa.New(rig.url+"/auth/o2/token"), spapi.New(), store, poll.WithEndpoint(rig.url), poll.WithLogger(e.quiet))
 	var objects *countingObjects
 	flow := mail.flow(e, store, orders, func(o inboundmail.Objects) inboundmail.Objects {
 		objects = &countingObjects{Objects: o}
