@@ -170,7 +170,8 @@ func (w *world) newContainer() *container {
 	c := &container{bug: w.bug}
 	st := deadStore{c: c, s: w.store}
 	hc := &http.Client{Transport: deadTransport{c}, Timeout: 5 * time.Second}
-	src := poll.NewAmazonSource(credcache.New(deadSecrets{c: c, s: w.secrets}, credcache.WithClock(w.clock.Now)), lwa.New(w.sbServer.URL+"/auth/o2/token", lwa.WithHTTPClient(hc)), spapi.New(spapi.WithHTTPClient(hc)), st,
+	src := poll.NewAmazonSource(credcache.New(deadSecrets{c: c, s: w.secrets}, credcache.WithClock(w.clock.Now)),
+		lwa.New(w.sbServer.URL+"/auth/o2/token", lwa.WithHTTPClient(hc)), spapi.New(spapi.WithHTTPClient(hc)), st,
 		poll.WithEndpoint(w.sbServer.URL), poll.WithAmazonConfig(poll.AmazonConfig{PageSize: w.set.PageSize}), poll.WithClock(w.clock.Now), poll.WithLogger(w.log))
 	c.poller = poll.NewPoller(st, src, poll.WithConfig(poll.Config{Interval: time.Minute, Lookback: lookback}), poll.WithClock(w.clock.Now),
 		poll.WithLogger(slog.New(w.errs.handler(w.log.Handler()))))

@@ -228,7 +228,8 @@ func newWorld(ctx context.Context, set Settings, out *syncBuffer) (w *world, err
 	if err != nil {
 		return nil, err
 	}
-	svc := connect.New(w.store, connect.WithSecrets(credcache.New(w.secrets)), connect.WithExchanger(lwa.New(w.sbServer.URL+"/auth/o2/token", lwa.WithHTTPClient(&http.Client{Timeout: 10 * time.Second}))), connect.WithSellerCentralURL(w.sbServer.URL),
+	svc := connect.New(w.store, connect.WithSecrets(credcache.New(w.secrets)),
+		connect.WithExchanger(lwa.New(w.sbServer.URL+"/auth/o2/token", lwa.WithHTTPClient(&http.Client{Timeout: 10 * time.Second}))), connect.WithSellerCentralURL(w.sbServer.URL),
 		connect.WithClock(w.clock.Now), connect.WithLogger(w.log),
 		connect.WithParticipations(spapi.New(spapi.WithHTTPClient(&http.Client{Timeout: 10 * time.Second})), w.sbServer.URL))
 	w.verifier = verifier

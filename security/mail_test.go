@@ -42,7 +42,7 @@ func newMailRig(t *testing.T) *mailRig {
 	sqsc := sqs.New(sqs.Options{Region: "eu-west-1", BaseEndpoint: aws.String(testenv.Env(t, "AWS_ENDPOINT_URL_SQS")), Credentials: creds})
 	snsc := sns.New(sns.Options{Region: "eu-west-1", BaseEndpoint: aws.String(testenv.Env(t, "AWS_ENDPOINT_URL_SNS")), Credentials: creds})
 	pool, _ := testenv.Pool(t)
-	r := &mailRig{t: t, pool: pool, store: postgres.New(pool, nil), smtpAddr: testenv.Env(t, "INBOUND_SMTP_ADDR"), domain: testenv.Env(t, "INBOUND_MAIL_DOMAIN")}
+	r := &mailRig{t: t, pool: pool, store: postgres.New(pool), smtpAddr: testenv.Env(t, "INBOUND_SMTP_ADDR"), domain: testenv.Env(t, "INBOUND_MAIL_DOMAIN")}
 	q, err := sqsc.CreateQueue(ctx, &sqs.CreateQueueInput{QueueName: aws.String(testenv.ID("security-mail"))})
 	if err != nil {
 		t.Fatal(err)
@@ -60,7 +60,7 @@ func newMailRig(t *testing.T) *mailRig {
 	t.Cleanup(func() {
 		_, _ = snsc.Unsubscribe(context.Background(), &sns.UnsubscribeInput{SubscriptionArn: sub.SubscriptionArn})
 	})
-	flow := inboundmail.New(inboundmail.Config{Domain: r.domain}, r.store, mailbucket.New(s3c))
+	flow := inboundmail.New(r.store, mailbucket.New(s3c), r.domain)
 	r.consumer = localpoll.Consumer{Handler: flow.HandleSQS, SQS: sqsc, QueueURL: *q.QueueUrl}
 	return r
 }
@@ -73,7 +73,7 @@ func (r *mailRig) tenant(prefix, status string) (id, address string) {
 INSERT INTO "MarketplaceConnection" ("tenantId", "status", "region", "marketplaceId") VALUES ($1, $2, 'NA', 'ATVPDKIKX0DER')`, id, status); err != nil {
 		r.t.Fatal(err)
 	}
-	addrs, err := inboundmail.NewAddresses(r.store, r.domain, nil).Provision(context.Background(), id, []string{"ATVPDKIKX0DER"})
+	addrs, err := inboundmail.NewAddresses(r.store, r.domain).Provision(context.Background(), id, []string{"ATVPDKIKX0DER"})
 	if err != nil || len(addrs) != 1 {
 		r.t.Fatalf("addresses of %s: %v %v", id, addrs, err)
 	}
