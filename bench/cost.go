@@ -172,7 +172,7 @@ sandbox delivered to the notifications queue on the emulator
 ordernotify). Handler time is the handlers' own time in this process (no
 Lambda overhead); statements are counted by the pgx tracer on the store's
 pool; SP-API calls by the sandbox (sandbox.Server.Stats, every seller, 429s
-included; a subscription is made once per connection). Per 1,000 tenants per
+included; with push, %d createSubscription calls for %d connections). Per 1,000 tenants per
 day = the simulated figures × %.4g, except pollfanout (one invocation per
 tick whatever the tenants, and its handler time for these tenants: × %.4g
 days) and polltenant's invocations (its records in batches of %d).
@@ -183,7 +183,7 @@ on average, what arrived between two of its receives).
 
 - **Polling only** (no subscriber): %s.
 - **Push with fallback polling** (subscribed by push.Subscriber.OnConnected, polled every POLL_FALLBACK_INTERVAL_SECONDS = %s): %s.`,
-		sc.CostTenants, sc.CostDay, sc.CostEvents, e.costInterval(), pollBatch, notifyBatch, scale, (24*time.Hour).Hours()/sc.CostDay.Hours(), pollBatch,
+		sc.CostTenants, sc.CostDay, sc.CostEvents, e.costInterval(), pollBatch, notifyBatch, withPush.spapi["createSubscription"], sc.CostTenants, scale, (24*time.Hour).Hours()/sc.CostDay.Hours(), pollBatch,
 		notifyWindow, float64(withPush.records["ordernotify"])/float64(max(withPush.invocations["ordernotify"], 1)),
 		pollText, e.costFallback(), pushText))
 	return sec, nil
