@@ -119,7 +119,8 @@ func (e *env) freshDB(ctx context.Context, label string) (string, error) {
 // as in Lambda) on a fresh database.
 //
 // Its pool is postgres.Open's configuration plus trace (nil: none), which
-// records the statements the store sends.
+// records the statements the store sends; now is its clock (nil: the real
+// one).
 func (e *env) freshStore(ctx context.Context, label string, maxConns int32, now func() time.Time, trace *sqlTrace) (*postgres.Store, string, error) {
 	u, err := e.freshDB(ctx, label)
 	if err != nil {
@@ -130,7 +131,11 @@ func (e *env) freshStore(ctx context.Context, label string, maxConns int32, now 
 		return nil, "", err
 	}
 	e.cleanup = append(e.cleanup, pool.Close)
-	return postgres.New(pool, postgres.WithClock(now)), u, nil
+	var opts []postgres.Option
+	if now != nil {
+		opts = append(opts, postgres.WithClock(now))
+	}
+	return postgres.New(pool, opts...), u, nil
 }
 
 // pool opens a plain pgx pool (for baselines) on url.
