@@ -121,15 +121,22 @@ func (r *mailRig) removeObjects(ctx context.Context) {
 // flow is the inboundmail handler as functions/inboundmail wires it with
 // the sandbox as Amazon: the flow on store and the bucket, and the order
 // context (getOrder with the seller's token, within its budget) through
-// orders. wrap, when set, wraps the bucket (to count what the flow asks of
-// it).
-func (r *mailRig) flow(e *env, store *postgres.Store, orders *poll.AmazonSource, wrap func(inboundmail.Objects) inboundmail.Objects) *inboundmail.Flow {
+// orders. wrap, when set, wraps what the flow is given of the store and
+// the bucket (to count what it asks of them).
+func (r *mailRig) flow(e *env, store *postgres.Store, orders *poll.AmazonSource, wrap *mailWrap) *inboundmail.Flow {
 	var objects inboundmail.Objects = mailbucket.New(r.s3)
+	var flowStore inboundmail.Store = store
 	if wrap != nil {
-		objects = wrap(objects)
+		objects, flowStore = wrap.objects(objects), wrap.store(store)
 	}
-	return inboundmail.New(store, objects, r.domain, inboundmail.WithMaxBytes(r.maxBytes),
+	return inboundmail.New(flowStore, objects, r.domain, inboundmail.WithMaxBytes(r.maxBytes),
 		inboundmail.WithLogger(e.quiet), inboundmail.WithOrderContext(inboundmail.NewOrderContexts(store, orders, inboundmail.WithLogger(e.quiet))))
+}
+
+// mailWrap wraps the flow's store and bucket.
+type mailWrap struct {
+	objects func(inboundmail.Objects) inboundmail.Objects
+	store   func(inboundmail.Store) inboundmail.Store
 }
 
 // provision gives the tenant its inbound address for its primary

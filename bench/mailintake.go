@@ -18,6 +18,7 @@ import (
 	"github.com/keybuzz/keybuzz-amazon/shared/credcache"
 	"github.com/keybuzz/keybuzz-amazon/shared/inboundmail"
 	"github.com/keybuzz/keybuzz-amazon/shared/lwa"
+	"github.com/keybuzz/keybuzz-amazon/shared/marketplace"
 	"github.com/keybuzz/keybuzz-amazon/shared/poll"
 	"github.com/keybuzz/keybuzz-amazon/shared/sesmail"
 	"github.com/keybuzz/keybuzz-amazon/shared/spapi"
@@ -85,9 +86,13 @@ func benchMail(ctx context.Context, e *env) (section, error) {
 	secrets := credcache.New(rig.secrets)
 	orders := poll.NewAmazonSource(secrets, lwa.New(rig.url+"/auth/o2/token"), spapi.New(), store, poll.WithEndpoint(rig.url), poll.WithLogger(e.quiet))
 	var objects *countingObjects
-	flow := mail.flow(e, store, orders, func(o inboundmail.Objects) inboundmail.Objects {
-		objects = &countingObjects{Objects: o}
-		return objects
+	var inFlight *recordsInFlight
+	flow := mail.flow(e, store, orders, &mailWrap{
+		objects: func(o inboundmail.Objects) inboundmail.Objects {
+			objects = &countingObjects{Objects: o}
+			return objects
+		},
+		store: func(s inboundmail.Store) inboundmail.Store { inFlight = &recordsInFlight{Store: s}; return inFlight },
 	})
 	realSide := func(ctx context.Context, ev events.SQSEvent) error {
 		resp, err := flow.HandleSQS(ctx, ev)
@@ -147,7 +152,7 @@ func benchMail(ctx context.Context, e *env) (section, error) {
 	if _, err := inBatches(ctx, warmReal, mapping.batch, realSide); err != nil {
 		return sec, fmt.Errorf("real intake warm-up: %w", err)
 	}
-	parallel = max(int(objects.peak.Load()), 1)
+	parallel = max(int(inFlight.peak.Load()), 1)
 	if _, err := inBatches(ctx, warmBase, mapping.batch, bareSide); err != nil {
 		return sec, fmt.Errorf("baseline warm-up: %w", err)
 	}
@@ -220,7 +225,7 @@ for inboundmail), one invocation at a time, after a warm-up each, the
 baseline first (the runs of the benchmark alternate them so).
 
 - **Real intake**: inboundmail.Flow.HandleSQS as functions/inboundmail wires it (SNS envelope and SES notification, the address lookup, S3 read, MIME parse and understanding, the one ingestion path with the outcome row, then the order's context by getOrder within its budget), on a fresh database. Outcomes: %s.
-- **Baseline** (s3_read_plus_insert): per record, the SES notification decoded (shared/sesmail), S3 GetObject of the raw mail, one INSERT of it into a table of its own (primary key only) on a fresh database; a batch's records %d at a time, as many as the real flow handled at once in its warm-up (the most concurrent S3 reads it made).
+- **Baseline** (s3_read_plus_insert): per record, the SES notification decoded (shared/sesmail), S3 GetObject of the raw mail, one INSERT of it into a table of its own (primary key only) on a fresh database; a batch's records %d at a time, as many as the real flow handled at once in its warm-up (the most records between their address lookup and their ingestion at once).
 
 %s
 
@@ -339,24 +344,47 @@ func readAll(out *s3.GetObjectOutput) ([]byte, error) {
 	return io.ReadAll(out.Body)
 }
 
-// countingObjects counts the flow's S3 calls, their time and the most
-// reads in flight at once.
+// recordsInFlight counts the records the flow has between a mail's address
+// lookup (its first store call) and its ingestion or recorded refusal
+// (its last), and the most at once.
+type recordsInFlight struct {
+	inboundmail.Store
+	n, peak atomic.Int64
+}
+
+func (r *recordsInFlight) InboundAddressByEmail(ctx context.Context, email string) (marketplace.InboundAddress, error) {
+	n := r.n.Add(1)
+	for p := r.peak.Load(); n > p && !r.peak.CompareAndSwap(p, n); p = r.peak.Load() {
+	}
+	a, err := r.Store.InboundAddressByEmail(ctx, email)
+	if err != nil {
+		r.n.Add(-1)
+	}
+	return a, err
+}
+
+func (r *recordsInFlight) RecordMail(ctx context.Context, rec marketplace.ReceivedMail) error {
+	defer r.n.Add(-1)
+	return r.Store.RecordMail(ctx, rec)
+}
+
+func (r *recordsInFlight) IngestMail(ctx context.Context, rec marketplace.ReceivedMail, msg marketplace.InboundMessage, atts []marketplace.MailAttachment) (marketplace.MailResult, error) {
+	defer r.n.Add(-1)
+	return r.Store.IngestMail(ctx, rec, msg, atts)
+}
+
+// countingObjects counts the flow's S3 calls and their time.
 type countingObjects struct {
 	inboundmail.Objects
-	gets, puts     atomic.Int64
-	inflight, peak atomic.Int64
-	mu             sync.Mutex
-	getD           time.Duration
+	gets, puts atomic.Int64
+	mu         sync.Mutex
+	getD       time.Duration
 }
 
 func (c *countingObjects) Get(ctx context.Context, bucket, key string, max int64) ([]byte, error) {
-	n := c.inflight.Add(1)
-	for p := c.peak.Load(); n > p && !c.peak.CompareAndSwap(p, n); p = c.peak.Load() {
-	}
 	t0 := time.Now()
 	b, err := c.Objects.Get(ctx, bucket, key, max)
 	d := time.Since(t0)
-	c.inflight.Add(-1)
 	c.gets.Add(1)
 	c.mu.Lock()
 	c.getD += d
