@@ -730,8 +730,12 @@ func pollBound(calls []searchCall, r freshness, interval, limit time.Duration) s
 			}
 			apart = fmt.Sprintf("%s s apart (median %.0f s)", strings.Join(secs, ", "), gap.Seconds())
 		}
-		fmt.Fprintf(&b, "; the calls came %s, so an event waits from %.0f s up to %.0f s (the lag plus the widest gap, %.0f s) plus the poll itself. ",
-			apart, lag.Seconds(), (lag + worst).Seconds(), worst.Seconds())
+		fmt.Fprintf(&b, "; the calls came %s, %.2f fan-out periods", apart, gap.Seconds()/interval.Seconds())
+		if gap > interval+interval/2 {
+			fmt.Fprintf(&b, " (the poll interval is %s)", interval)
+		}
+		fmt.Fprintf(&b, "; so an event waits from %.0f s up to %.0f s (the lag plus the widest gap, %.0f s) plus the poll itself. ",
+			lag.Seconds(), (lag + worst).Seconds(), worst.Seconds())
 	}
 	fmt.Fprintf(&b, "Measured: fastest %.1f s, max %.1f s.", r.least.Seconds(), r.worst.Seconds())
 	if lag > limit {

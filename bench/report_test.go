@@ -86,7 +86,7 @@ func TestPollBound(t *testing.T) {
 		not   []string
 	}{
 		{"steady calls", []searchCall{call(0, 200), call(180*time.Second, 200), call(360*time.Second, 200), call(600*time.Second, 200)},
-			[]string{"from 4 searchOrders answers", "ended 120 s before its call", "one call per 179 s", "180, 180, 240 s apart (median 180 s)",
+			[]string{"from 4 searchOrders answers", "ended 120 s before its call", "one call per 179 s", "180, 180, 240 s apart (median 180 s), 3.00 fan-out periods (the poll interval is 1m0s);",
 				"from 120 s up to 360 s", "Measured: fastest 130.0 s, max 290.0 s.", "The window's lag alone (120 s) exceeds the goal's limit (70 s)"}, nil},
 		{"many calls summarised", func() []searchCall {
 			var cs []searchCall
@@ -95,6 +95,8 @@ func TestPollBound(t *testing.T) {
 			}
 			return cs
 		}(), []string{"180–180 s apart (8 gaps, median 180 s)"}, []string{"180, 180"}},
+		{"polls due less often than allowed", []searchCall{call(0, 200), call(120*time.Second, 200), call(240*time.Second, 200)},
+			[]string{"2.00 fan-out periods (the poll interval is 1m0s)"}, nil},
 		{"one call", []searchCall{call(0, 200), call(time.Second, 429)}, []string{"(1 calls answered 429)", "spacing is not measured"}, []string{"apart"}},
 		{"no window", []searchCall{call(0, 429)}, []string{"recorded 1 searchOrders calls and none answered with a window end"}, []string{"Measured"}},
 	}
