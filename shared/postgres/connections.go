@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/keybuzz/keybuzz-amazon/shared/marketplace"
 )
@@ -116,9 +115,8 @@ func (s *Store) MarkConnected(ctx context.Context, connectionID string, c market
 			connectionID, c.DisplayName, c.Region, c.MarketplaceID, c.SellingPartnerID, c.VaultPath, now, string(c.AppSource)))
 		return err
 	})
-	var pgErr *pgconn.PgError
 	switch {
-	case errors.As(err, &pgErr) && pgErr.Code == "23505" && pgErr.ConstraintName == "MarketplaceConnection_seller_key":
+	case uniqueViolation(err, "MarketplaceConnection_seller_key"):
 		return marketplace.Connection{}, fmt.Errorf("mark connected: %w", marketplace.ErrSellerTaken)
 	case errors.Is(err, pgx.ErrNoRows):
 		return marketplace.Connection{}, fmt.Errorf("mark connected: %w", marketplace.ErrNotFound)

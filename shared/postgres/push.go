@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/keybuzz/keybuzz-amazon/shared/marketplace"
 )
@@ -105,7 +104,7 @@ func (s *Store) SaveSubscription(ctx context.Context, connectionID, subscription
 UPDATE "MarketplaceConnection" SET "pushSubscriptionId" = $2, "pushDestinationId" = $3, "pushSubscribedAt" = $4,
     "pushError" = NULL, "updatedAt" = $4::timestamptz AT TIME ZONE 'UTC'
 WHERE "id" = $1`, connectionID, subscriptionID, destinationID, now)
-	if isUniqueViolation(err) {
+	if uniqueViolation(err, "MarketplaceConnection_pushSubscriptionId_key") {
 		return fmt.Errorf("save subscription of %s: %w", connectionID, errors.Join(marketplace.ErrBadRequest, err))
 	}
 	return unavailable("save subscription", err)
@@ -239,9 +238,4 @@ FROM "MarketplaceConnection" WHERE "id" = $1`, connectionID).Scan(&st.Subscripti
 	}
 	st.Live = st.SubscriptionID != ""
 	return st, nil
-}
-
-func isUniqueViolation(err error) bool {
-	var pgErr *pgconn.PgError
-	return errors.As(err, &pgErr) && pgErr.Code == "23505"
 }

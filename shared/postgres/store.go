@@ -70,6 +70,13 @@ func Open(ctx context.Context, databaseURL string, maxConns int32) (*pgxpool.Poo
 	return pool, nil
 }
 
+// uniqueViolation reports whether err is a unique violation (23505) of
+// constraint (a constraint's or a unique index's name).
+func uniqueViolation(err error, constraint string) bool {
+	var pgErr *pgconn.PgError
+	return errors.As(err, &pgErr) && pgErr.Code == "23505" && pgErr.ConstraintName == constraint
+}
+
 // unavailable marks connection-level failures (database down, timeouts) as
 // marketplace.ErrUnavailable so callers answer 503 / retry.
 func unavailable(op string, err error) error {
