@@ -1,6 +1,7 @@
 package inboundmail
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -155,16 +156,7 @@ func describe(o spapi.Order) (json.RawMessage, string) {
 		lines = append(lines, fmt.Sprintf("- %s (ASIN %s, SKU %s)", it.Product.Title, it.Product.ASIN, it.Product.SellerSKU))
 	}
 	b, _ := json.Marshal(v)
-	summary := fmt.Sprintf("Order %s on %s, status %s, placed %s:\n%s", v.OrderID, firstNonEmpty(v.Marketplace, v.MarketplaceID, "Amazon"),
-		firstNonEmpty(v.Status, "unknown"), v.CreatedTime.UTC().Format("2006-01-02"), strings.Join(lines, "\n"))
+	summary := fmt.Sprintf("Order %s on %s, status %s, placed %s:\n%s", v.OrderID, cmp.Or(v.Marketplace, v.MarketplaceID, "Amazon"),
+		cmp.Or(v.Status, "unknown"), v.CreatedTime.UTC().Format("2006-01-02"), strings.Join(lines, "\n"))
 	return b, summary
-}
-
-func firstNonEmpty(s ...string) string {
-	for _, v := range s {
-		if v != "" {
-			return v
-		}
-	}
-	return ""
 }

@@ -1,6 +1,7 @@
 package poll
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -149,7 +150,7 @@ func (a *AmazonSource) open(ctx context.Context, acct marketplace.SellerAccount)
 	if err != nil {
 		return conn{}, fmt.Errorf("tenant credentials: %w", err)
 	}
-	region := firstNonEmpty(tc.Region, acct.Region, app.Region)
+	region := cmp.Or(tc.Region, acct.Region, app.Region)
 	endpoint, err := spapi.Endpoint(a.endpoint, region)
 	if err != nil {
 		return conn{}, err
@@ -232,15 +233,6 @@ func (a *AmazonSource) retryReauth(ctx context.Context, tenantID string, app mar
 // IsReauth reports whether err means the seller must reconnect: LWA
 // answered invalid_grant on refresh.
 func IsReauth(err error) bool { return lwa.IsInvalidGrant(err) }
-
-func firstNonEmpty(v ...string) string {
-	for _, s := range v {
-		if s != "" {
-			return s
-		}
-	}
-	return ""
-}
 
 func splitIDs(s string) []string {
 	var out []string

@@ -1,6 +1,7 @@
 package push
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -84,7 +85,7 @@ func (in *Intake) Handle(ctx context.Context, messageID, body string, receives i
 	n, err := Decode(body)
 	if err != nil {
 		m, _ := asMalformed(err)
-		rec := marketplace.NotificationRecord{NotificationID: firstNonEmpty(m.NotificationID, "sqs:"+messageID),
+		rec := marketplace.NotificationRecord{NotificationID: cmp.Or(m.NotificationID, "sqs:"+messageID),
 			NotificationType: n.NotificationType, SubscriptionID: n.SubscriptionID, Outcome: marketplace.OutcomeMalformed, Detail: m.Reason}
 		in.log.WarnContext(ctx, "notification dropped: malformed body", "reason", m.Reason, "receive_count", receives)
 		return in.finish(ctx, rec, Result{Outcome: marketplace.OutcomeMalformed}, start)

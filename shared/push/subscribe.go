@@ -13,6 +13,7 @@
 package push
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -105,8 +106,8 @@ func (d *Destinations) ID(ctx context.Context, source marketplace.AppSource, reg
 	if err != nil {
 		return "", fmt.Errorf("destination: app credentials: %w", err)
 	}
-	region = firstNonEmpty(region, app.Region)
-	appID := firstNonEmpty(app.ApplicationID, app.ClientID)
+	region = cmp.Or(region, app.Region)
+	appID := cmp.Or(app.ApplicationID, app.ClientID)
 	key := appID + "\x00" + region
 	d.mu.Lock()
 	id := d.ids[key]
@@ -350,7 +351,7 @@ func (s *Subscriber) deleteAtAmazon(ctx context.Context, t marketplace.PushTarge
 	if err != nil {
 		return fmt.Errorf("app credentials: %w", err)
 	}
-	region := firstNonEmpty(t.Region, app.Region)
+	region := cmp.Or(t.Region, app.Region)
 	endpoint, err := spapi.Endpoint(s.destinations.endpoint, region)
 	if err != nil {
 		return err
@@ -377,15 +378,6 @@ func safeError(err error) string {
 		s = s[:500]
 	}
 	return s
-}
-
-func firstNonEmpty(v ...string) string {
-	for _, s := range v {
-		if s != "" {
-			return s
-		}
-	}
-	return ""
 }
 
 var _ oauth2.TokenSource = (*lwa.CachedSource)(nil)
