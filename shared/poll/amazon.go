@@ -44,6 +44,14 @@ type AmazonConfig struct {
 	PageSize    int                  // maxResultsPerPage (100)
 }
 
+// WithEndpoint sends an AmazonSource's SP-API calls to override
+// (AMAZON_SPAPI_ENDPOINT; default: the connection's region's endpoint).
+func WithEndpoint(override string) Option { return func(o *options) { o.endpoint = override } }
+
+// WithAmazonConfig tunes an AmazonSource (default: AmazonConfig's
+// defaults).
+func WithAmazonConfig(c AmazonConfig) Option { return func(o *options) { o.amazon = c } }
+
 // NewAmazonSource builds the real source on a credential store (in a
 // Lambda, a credcache.Cache around Vault), spending budget (options:
 // WithEndpoint, WithAmazonConfig, WithClock, WithLogger).

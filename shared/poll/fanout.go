@@ -50,6 +50,9 @@ type Fanout struct {
 	metrics *metrics.Writer
 }
 
+// WithFanoutConfig tunes a Fanout (default: FanoutConfig's defaults).
+func WithFanoutConfig(c FanoutConfig) Option { return func(o *options) { o.fanout = c } }
+
 // NewFanout returns a Fanout claiming store's due connections and sending
 // their messages with sender (options: WithFanoutConfig, WithClock,
 // WithLogger, WithMetrics).

@@ -98,6 +98,14 @@ type Poller struct {
 	subscriber Subscriber
 }
 
+// WithConfig tunes a Poller (default: Config's defaults).
+func WithConfig(c Config) Option { return func(o *options) { o.poller = c } }
+
+// WithSubscriber makes a Poller subscribe, after a successful poll, a
+// connection that has no push subscription yet (Connect's own attempt
+// failed, or the connection predates push). Its failures never fail a poll.
+func WithSubscriber(s Subscriber) Option { return func(o *options) { o.subscriber = s } }
+
 // NewPoller returns a Poller of store's connections reading source
 // (options: WithConfig, WithSubscriber, WithClock, WithLogger,
 // WithMetrics).

@@ -48,6 +48,12 @@ type Intake struct {
 	parallel int
 }
 
+// WithClock sets an Intake's clock (default time.Now).
+func WithClock(now func() time.Time) Option { return func(o *options) { o.now = now } }
+
+// WithMetrics makes an Intake emit metrics to m (default: none).
+func WithMetrics(m *metrics.Writer) Option { return func(o *options) { o.metrics = m } }
+
 // NewIntake returns the ordernotify handler's Intake (options: WithClock,
 // WithLogger, WithMetrics).
 func NewIntake(store IntakeStore, orders Orders, opts ...Option) *Intake {

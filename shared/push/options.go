@@ -7,46 +7,28 @@ import (
 	"github.com/keybuzz/keybuzz-amazon/shared/metrics"
 )
 
-// Option configures Destinations, a Subscriber or an Intake; a constructor
-// ignores the options that are not its own.
+// Option configures Destinations (WithEndpoint), a Subscriber
+// (WithRetryAfter, WithLogger) or an Intake (WithClock, WithLogger,
+// WithMetrics); a constructor ignores the options that are not its own.
+// Each option is declared beside the constructor it configures.
 type Option func(*options)
 
 type options struct {
+	endpoint   string        // Destinations
+	retryAfter time.Duration // Subscriber
+	log        *slog.Logger  // Subscriber, Intake
 	now        func() time.Time
-	log        *slog.Logger
 	metrics    *metrics.Writer
-	retryAfter time.Duration
-	endpoint   string
 }
 
+// WithLogger sets the logger of a Subscriber or an Intake (default
+// slog.Default()).
+func WithLogger(l *slog.Logger) Option { return func(o *options) { o.log = l } }
+
 func apply(opts []Option) options {
-	o := options{now: time.Now, log: slog.Default(), retryAfter: 10 * time.Minute}
+	o := options{retryAfter: 10 * time.Minute, log: slog.Default(), now: time.Now}
 	for _, f := range opts {
 		f(&o)
 	}
 	return o
 }
-
-// WithClock sets an Intake's clock (default time.Now).
-func WithClock(now func() time.Time) Option { return func(o *options) { o.now = now } }
-
-// WithLogger sets the logger (default slog.Default()).
-func WithLogger(l *slog.Logger) Option { return func(o *options) { o.log = l } }
-
-// WithMetrics makes an Intake emit metrics to m (default: none).
-func WithMetrics(m *metrics.Writer) Option { return func(o *options) { o.metrics = m } }
-
-// WithRetryAfter spaces a Subscriber's attempts for one connection
-// (default 10 minutes; a duration <= 0 keeps it).
-func WithRetryAfter(d time.Duration) Option {
-	return func(o *options) {
-		if d > 0 {
-			o.retryAfter = d
-		}
-	}
-}
-
-// WithEndpoint sends the Notifications API calls of Destinations (and so of
-// the Subscriber built on them) to override (AMAZON_SPAPI_ENDPOINT;
-// default: the region's endpoint).
-func WithEndpoint(override string) Option { return func(o *options) { o.endpoint = override } }

@@ -87,6 +87,11 @@ type Destinations struct {
 	appKeys map[string]string
 }
 
+// WithEndpoint sends the Notifications API calls of Destinations (and so of
+// the Subscriber built on them) to override (AMAZON_SPAPI_ENDPOINT;
+// default: the region's endpoint).
+func WithEndpoint(override string) Option { return func(o *options) { o.endpoint = override } }
+
 // NewDestinations returns the destination finder for queueARN
 // (NOTIFICATIONS_QUEUE_ARN): apps' credentials, api's calls with lwaClient's
 // grantless tokens (option: WithEndpoint).
@@ -220,6 +225,16 @@ type Subscriber struct {
 	seller       Seller
 	retryAfter   time.Duration
 	log          *slog.Logger
+}
+
+// WithRetryAfter spaces a Subscriber's attempts for one connection
+// (default 10 minutes; a duration <= 0 keeps it).
+func WithRetryAfter(d time.Duration) Option {
+	return func(o *options) {
+		if d > 0 {
+			o.retryAfter = d
+		}
+	}
 }
 
 // NewSubscriber returns a Subscriber pointing subscriptions at
