@@ -70,7 +70,13 @@ func WithTTL(ttl time.Duration) Option {
 }
 
 // WithClock sets the clock of expiries (default time.Now).
-func WithClock(now func() time.Time) Option { return func(c *Cache) { c.now = now } }
+func WithClock(now func() time.Time) Option {
+	return func(c *Cache) {
+		if now != nil {
+			c.now = now
+		}
+	}
+}
 
 // New wraps store.
 func New(store Store, opts ...Option) *Cache {

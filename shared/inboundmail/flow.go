@@ -108,14 +108,32 @@ func apply(opts []Option) options {
 func WithOrderContext(oc OrderContext) Option { return func(o *options) { o.orders = oc } }
 
 // WithLogger sets the logger (default slog.Default()).
-func WithLogger(l *slog.Logger) Option { return func(o *options) { o.log = l } }
+func WithLogger(l *slog.Logger) Option {
+	return func(o *options) {
+		if l != nil {
+			o.log = l
+		}
+	}
+}
 
 // WithClock sets the clock (default time.Now).
-func WithClock(now func() time.Time) Option { return func(o *options) { o.now = now } }
+func WithClock(now func() time.Time) Option {
+	return func(o *options) {
+		if now != nil {
+			o.now = now
+		}
+	}
+}
 
 // WithRandom sets the randomness of Addresses' tokens (default
 // crypto/rand).
-func WithRandom(r io.Reader) Option { return func(o *options) { o.random = r } }
+func WithRandom(r io.Reader) Option {
+	return func(o *options) {
+		if r != nil {
+			o.random = r
+		}
+	}
+}
 
 // WithMaxBytes makes larger mails TOO_LARGE (INBOUND_MAIL_MAX_BYTES;
 // default 25 MiB; n <= 0 keeps it).

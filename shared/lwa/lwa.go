@@ -87,7 +87,13 @@ func apply(opts []Option) options {
 
 // WithHTTPClient sets the client's HTTP client (default: one with a 10 s
 // timeout).
-func WithHTTPClient(hc *http.Client) Option { return func(o *options) { o.http = hc } }
+func WithHTTPClient(hc *http.Client) Option {
+	return func(o *options) {
+		if hc != nil {
+			o.http = hc
+		}
+	}
+}
 
 // New returns a client for tokenURL (AMAZON_LWA_TOKEN_URL).
 func New(tokenURL string, opts ...Option) *Client {

@@ -43,7 +43,13 @@ type Writer struct {
 type Option func(*Writer)
 
 // WithClock sets the clock of the lines' timestamps (default time.Now).
-func WithClock(now func() time.Time) Option { return func(m *Writer) { m.now = now } }
+func WithClock(now func() time.Time) Option {
+	return func(m *Writer) {
+		if now != nil {
+			m.now = now
+		}
+	}
+}
 
 // New returns a Writer to w.
 func New(w io.Writer, opts ...Option) *Writer {

@@ -26,10 +26,22 @@ type options struct {
 }
 
 // WithClock sets the clock (default time.Now).
-func WithClock(now func() time.Time) Option { return func(o *options) { o.now = now } }
+func WithClock(now func() time.Time) Option {
+	return func(o *options) {
+		if now != nil {
+			o.now = now
+		}
+	}
+}
 
 // WithLogger sets the logger (default slog.Default()).
-func WithLogger(l *slog.Logger) Option { return func(o *options) { o.log = l } }
+func WithLogger(l *slog.Logger) Option {
+	return func(o *options) {
+		if l != nil {
+			o.log = l
+		}
+	}
+}
 
 // WithMetrics makes a Poller or a Fanout emit metrics to m (default: none).
 func WithMetrics(m *metrics.Writer) Option { return func(o *options) { o.metrics = m } }

@@ -29,7 +29,11 @@ type Option func(*Store)
 // WithClock sets the clock of TTLs, leases and timestamps (default
 // time.Now).
 func WithClock(now func() time.Time) Option {
-	return func(s *Store) { s.now = func() time.Time { return now().UTC() } }
+	return func(s *Store) {
+		if now != nil {
+			s.now = func() time.Time { return now().UTC() }
+		}
+	}
 }
 
 // New returns a Store on pool. Its times are UTC: KeyBuzz's columns are

@@ -49,7 +49,13 @@ type Intake struct {
 }
 
 // WithClock sets an Intake's clock (default time.Now).
-func WithClock(now func() time.Time) Option { return func(o *options) { o.now = now } }
+func WithClock(now func() time.Time) Option {
+	return func(o *options) {
+		if now != nil {
+			o.now = now
+		}
+	}
+}
 
 // WithMetrics makes an Intake emit metrics to m (default: none).
 func WithMetrics(m *metrics.Writer) Option { return func(o *options) { o.metrics = m } }

@@ -23,7 +23,13 @@ type options struct {
 
 // WithLogger sets the logger of a Subscriber or an Intake (default
 // slog.Default()).
-func WithLogger(l *slog.Logger) Option { return func(o *options) { o.log = l } }
+func WithLogger(l *slog.Logger) Option {
+	return func(o *options) {
+		if l != nil {
+			o.log = l
+		}
+	}
+}
 
 func apply(opts []Option) options {
 	o := options{retryAfter: 10 * time.Minute, log: slog.Default(), now: time.Now}
