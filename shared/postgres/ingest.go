@@ -2,7 +2,6 @@ package postgres
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -22,25 +21,63 @@ import (
 // that keeps one ticket per tenant and thread whatever channel brings the
 // next message.
 
-// ingestSQL stores a batch in one statement, one round trip. Messages
-// already stored are skipped first, so a redelivered batch touches nothing.
-// Each thread with new messages is upserted once in "TicketThread" (threads
-// are distinct, as DO UPDATE requires) with a ticket id drawn here: where
-// the row is new (xmax = 0) that id's Ticket is created, otherwise the
-// thread's ticket is reused; of two concurrent batches opening the same
-// thread, the second waits on the thread's key and reuses the first's
-// ticket. Every new ExternalMessage is inserted pointing at its ticket and
-// at its TicketMessage, whose id it draws. Foreign keys are checked at the
-// end of the statement, when all rows exist. Times: $3 (now) and the
-// receivedAt array are timestamptz; KeyBuzz's columns are timestamp(3) in
-// UTC, so they get "AT TIME ZONE 'UTC'" whatever the session's TimeZone.
-// Input externalIds are distinct (deduplicated by the caller).
+// ingestSQL stores a batch in one statement, one round trip. With a lease
+// owner ($16 not empty: a poll's page) it first saves the sync position,
+// only while that owner holds the lease (the fence CTE; it also locks the
+// sync state, serialising page commits of one connection), and stores
+// nothing when it does not: every other CTE reads its rows from input,
+// which is empty without the fence; on the window's last page ($17 empty)
+// the connection's lastSyncAt is set too. Without an owner (push, relay
+// mail) there is no fence.
+//
+// Messages already stored are skipped first, so a redelivered batch
+// touches nothing. Each thread with new messages is upserted once in
+// "TicketThread" (threads are distinct, as DO UPDATE requires) with a
+// ticket id drawn here: where the row is new (xmax = 0) that id's Ticket is
+// created, otherwise the thread's ticket is reused; of two concurrent
+// batches opening the same thread, the second waits on the thread's key and
+// reuses the first's ticket. Every new ExternalMessage is inserted pointing
+// at its ticket and at its TicketMessage, whose id it draws. A row another
+// batch committed while this one waited (on the fence or a thread's key) is
+// not visible to this statement's snapshot, so fresh may keep its message:
+// the ON CONFLICT arbiters then skip it (ExternalMessage) or reuse it
+// (TicketThread), and only the messages actually inserted get a
+// TicketMessage. Foreign keys are checked at the end of the statement, when
+// all rows exist. Times: $3 (now) and the receivedAt array are
+// timestamptz; KeyBuzz's columns are timestamp(3) in UTC, so they get "AT
+// TIME ZONE 'UTC'" whatever the session's TimeZone. Input externalIds are
+// distinct (deduplicated by the caller). The sync position is the seed's
+// too: the connector reads "paginationToken" and "cursorAt"; the seed's
+// text "cursor" gets Amazon's token while a window is part-way, else the
+// window's end in ISO 8601 (UTC).
 const ingestSQL = `
-WITH input AS (
+WITH fence AS (
+    UPDATE "MarketplaceSyncState" SET
+        "paginationToken" = NULLIF($17, ''),
+        "pageWindowStart" = CASE WHEN $17 = '' THEN NULL ELSE $20::timestamptz END,
+        "pageMarketplaceIds" = CASE WHEN $17 = '' THEN NULL ELSE $21::text[] END,
+        "cursorAt" = COALESCE($18::timestamptz, "cursorAt"),
+        "cursor" = COALESCE(NULLIF($17, ''),
+                            to_char(COALESCE($18::timestamptz, "cursorAt") AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"')),
+        "lastPolledAt" = $3::timestamptz AT TIME ZONE 'UTC',
+        "lastSuccessAt" = CASE WHEN $17 = '' THEN $3::timestamptz AT TIME ZONE 'UTC' ELSE "lastSuccessAt" END,
+        "leaseUntil" = COALESCE($19::timestamptz, "leaseUntil"),
+        "pageCount" = "pageCount" + 1,
+        "eventCount" = "eventCount" + cardinality($5::text[]),
+        "updatedAt" = $3::timestamptz AT TIME ZONE 'UTC'
+    WHERE $16 <> '' AND "connectionId" = $2 AND "leaseOwner" = $16
+    RETURNING 1
+), synced AS (
+    UPDATE "MarketplaceConnection" SET
+        "lastSyncAt" = $3::timestamptz AT TIME ZONE 'UTC',
+        "updatedAt" = $3::timestamptz AT TIME ZONE 'UTC'
+    WHERE "id" = $2 AND $17 = '' AND EXISTS (SELECT 1 FROM fence)
+), input AS (
     SELECT * FROM unnest($4::text[], $5::text[], $6::text[], $7::text[], $8::text[], $9::text[], $10::text[],
                          $11::text[], $12::text[], $13::text[], $14::timestamptz[], $15::text[])
         AS u("type", "externalId", "threadKey", "orderId", "marketplaceId", "buyerName", "buyerEmail",
              "language", "subject", "body", "receivedAt", "raw")
+    WHERE $16 = '' OR EXISTS (SELECT 1 FROM fence)
 ), fresh AS (
     SELECT i.* FROM input i
     WHERE NOT EXISTS (SELECT 1 FROM "ExternalMessage" e
@@ -85,71 +122,45 @@ WITH input AS (
     FROM ins i
     RETURNING 1
 )
-SELECT (SELECT count(*) FROM tm), (SELECT count(*) FROM tickets)`
+SELECT (SELECT count(*) FROM tm), (SELECT count(*) FROM tickets), ($16 = '' OR EXISTS (SELECT 1 FROM fence))`
 
-// fenceSQL saves the sync position only while the caller holds the lease; it
-// also locks the sync state, serialising page commits of one connection.
-// The connector reads "paginationToken" and "cursorAt"; the seed's text
-// "cursor" gets the same position in the seed's form: Amazon's token while
-// a window is part-way, else the window's end in ISO 8601 (UTC).
-const fenceSQL = `
-UPDATE "MarketplaceSyncState" SET
-    "paginationToken" = NULLIF($3, ''),
-    "pageWindowStart" = CASE WHEN $3 = '' THEN NULL ELSE $8::timestamptz END,
-    "pageMarketplaceIds" = CASE WHEN $3 = '' THEN NULL ELSE $9::text[] END,
-    "cursorAt" = COALESCE($4::timestamptz, "cursorAt"),
-    "cursor" = COALESCE(NULLIF($3, ''),
-                        to_char(COALESCE($4::timestamptz, "cursorAt") AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"')),
-    "lastPolledAt" = $5::timestamptz AT TIME ZONE 'UTC',
-    "lastSuccessAt" = CASE WHEN $3 = '' THEN $5::timestamptz AT TIME ZONE 'UTC' ELSE "lastSuccessAt" END,
-    "leaseUntil" = COALESCE($6::timestamptz, "leaseUntil"),
-    "pageCount" = "pageCount" + 1,
-    "eventCount" = "eventCount" + $7,
-    "updatedAt" = $5::timestamptz AT TIME ZONE 'UTC'
-WHERE "connectionId" = $1 AND "leaseOwner" = $2`
+// fence is a poll page's part of ingestSQL: the lease it must hold and the
+// sync position it saves.
+type fence struct {
+	owner       string
+	nextToken   string
+	cursor      *time.Time
+	leaseUntil  *time.Time
+	windowStart *time.Time
+	markets     []string
+}
 
-// IngestPage stores a poll's page in one transaction: the sync position
-// (pagination token, or the cursor on the window's last page) and, through
-// the one ingestion statement, the page's messages. A page stored twice
-// creates nothing the second time. ErrLeaseLost: nothing was written.
+// IngestPage stores a poll's page in one statement (ingestSQL): the sync
+// position (pagination token, or the cursor on the window's last page) and
+// the page's messages, only while the caller holds the lease. A page stored
+// twice creates nothing the second time. ErrLeaseLost: nothing was written.
 func (s *Store) IngestPage(ctx context.Context, p marketplace.InboundPage) (marketplace.PageResult, error) {
 	now := s.now()
-	msgs := dedupe(p.Messages)
-	var leaseUntil *time.Time
+	f := fence{owner: p.LeaseOwner, nextToken: p.NextToken, cursor: p.Cursor}
+	if f.owner == "" {
+		return marketplace.PageResult{}, fmt.Errorf("ingest page: a page needs its lease owner")
+	}
 	if p.LeaseFor > 0 {
 		t := now.Add(p.LeaseFor)
-		leaseUntil = &t
+		f.leaseUntil = &t
 	}
-	var res marketplace.PageResult
-	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-		var windowStart *time.Time
-		var marketplaces []string
-		if p.NextToken != "" {
-			if p.WindowStart.IsZero() || len(p.MarketplaceIDs) == 0 {
-				return fmt.Errorf("ingest page: a pagination token needs the filters that produced it (window start, marketplaces)")
-			}
-			windowStart, marketplaces = &p.WindowStart, p.MarketplaceIDs
+	if p.NextToken != "" {
+		if p.WindowStart.IsZero() || len(p.MarketplaceIDs) == 0 {
+			return marketplace.PageResult{}, fmt.Errorf("ingest page: a pagination token needs the filters that produced it (window start, marketplaces)")
 		}
-		tag, err := tx.Exec(ctx, fenceSQL, p.ConnectionID, p.LeaseOwner, p.NextToken, p.Cursor, now, leaseUntil, len(msgs), windowStart, marketplaces)
-		if err != nil {
-			return err
-		}
-		if tag.RowsAffected() == 0 {
-			return marketplace.ErrLeaseLost
-		}
-		if p.NextToken == "" {
-			if _, err := tx.Exec(ctx, `UPDATE "MarketplaceConnection" SET "lastSyncAt" = $2::timestamptz AT TIME ZONE 'UTC', "updatedAt" = $2::timestamptz AT TIME ZONE 'UTC' WHERE "id" = $1`, p.ConnectionID, now); err != nil {
-				return err
-			}
-		}
-		res, err = ingest(ctx, tx, p.TenantID, p.ConnectionID, msgs, now)
-		return err
-	})
-	if errors.Is(err, marketplace.ErrLeaseLost) {
-		return marketplace.PageResult{}, fmt.Errorf("ingest page of %s: %w", p.ConnectionID, marketplace.ErrLeaseLost)
+		f.windowStart, f.markets = &p.WindowStart, p.MarketplaceIDs
 	}
+	res, fenced, err := ingest(ctx, s.pool, p.TenantID, p.ConnectionID, dedupe(p.Messages), now, f)
 	if err != nil {
 		return marketplace.PageResult{}, unavailable("ingest page", err)
+	}
+	if !fenced {
+		return marketplace.PageResult{}, fmt.Errorf("ingest page of %s: %w", p.ConnectionID, marketplace.ErrLeaseLost)
 	}
 	return res, nil
 }
@@ -159,7 +170,7 @@ func (s *Store) IngestPage(ctx context.Context, p marketplace.InboundPage) (mark
 // without the sync position. Stored twice, it creates nothing the second
 // time; a message already stored by another channel is skipped.
 func (s *Store) Ingest(ctx context.Context, tenantID, connectionID string, msgs []marketplace.InboundMessage) (marketplace.PageResult, error) {
-	res, err := ingest(ctx, s.pool, tenantID, connectionID, dedupe(msgs), s.now())
+	res, _, err := ingest(ctx, s.pool, tenantID, connectionID, dedupe(msgs), s.now(), fence{})
 	if err != nil {
 		return marketplace.PageResult{}, unavailable("ingest messages", err)
 	}
@@ -171,11 +182,20 @@ type querier interface {
 	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
 }
 
-// ingest runs ingestSQL for msgs (distinct externalIds) as of now.
-func ingest(ctx context.Context, q querier, tenantID, connectionID string, msgs []marketplace.InboundMessage, now time.Time) (marketplace.PageResult, error) {
-	var res marketplace.PageResult
-	if len(msgs) == 0 {
-		return res, nil
+// ingest runs ingestSQL for msgs (distinct externalIds) as of now, fenced
+// by f when f.owner is set; fenced reports whether it was (always true
+// without an owner). Without an owner and messages it runs nothing.
+//
+// The statement's arguments go in PostgreSQL's binary format
+// (QueryExecModeCacheDescribe: the connection asks for the statement's
+// parameter types once and keeps them, then sends Parse, Bind and Execute in
+// one round trip, as the pool's exec mode does, with no named statement):
+// the exec mode's text format makes the server parse every array element
+// (a page of 100 orders is tens of kilobytes of quoted text, most of it the
+// raw JSON).
+func ingest(ctx context.Context, q querier, tenantID, connectionID string, msgs []marketplace.InboundMessage, now time.Time, f fence) (res marketplace.PageResult, fenced bool, err error) {
+	if len(msgs) == 0 && f.owner == "" {
+		return res, true, nil
 	}
 	n := len(msgs)
 	typ, ext, thread, order, mp := make([]string, n), make([]string, n), make([]string, n), make([]*string, n), make([]*string, n)
@@ -203,12 +223,13 @@ func ingest(ctx context.Context, q querier, tenantID, connectionID string, msgs 
 			raw[i] = "{}"
 		}
 	}
-	err := q.QueryRow(ctx, ingestSQL, tenantID, connectionID, now, typ, ext, thread, order, mp, name, email, lang, subject, body, at, raw).
-		Scan(&res.MessagesCreated, &res.TicketsCreated)
+	err = q.QueryRow(ctx, ingestSQL, pgx.QueryExecModeCacheDescribe, tenantID, connectionID, now, typ, ext, thread, order, mp, name, email, lang, subject, body, at, raw,
+		f.owner, f.nextToken, f.cursor, f.leaseUntil, f.windowStart, f.markets).
+		Scan(&res.MessagesCreated, &res.TicketsCreated, &fenced)
 	if err != nil {
-		return marketplace.PageResult{}, fmt.Errorf("store %d messages: %w", n, err)
+		return marketplace.PageResult{}, false, fmt.Errorf("store %d messages: %w", n, err)
 	}
-	return res, nil
+	return res, fenced, nil
 }
 
 // optional maps "" to NULL.

@@ -2,6 +2,7 @@ package postgres_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 	"testing"
@@ -123,5 +124,96 @@ func TestIngestConcurrentThreadOneTicket(t *testing.T) {
 	pool.QueryRow(ctx, `SELECT count(*) FROM "TicketMessage" tm JOIN "TicketThread" th ON th."ticketId" = tm."ticketId" WHERE th."threadKey" = '402-9'`).Scan(&onIt)
 	if tickets != 1 || onIt != n {
 		t.Fatalf("%d tickets, %d messages on the thread's ticket; want 1 and %d", tickets, onIt, n)
+	}
+}
+
+// TestIngestPageFence: a page stores its messages and the sync position
+// only while its poller holds the lease. A poller whose lease another took
+// gets ErrLeaseLost and writes nothing (no message, no ticket, no sync
+// position, no lastSyncAt); the holder's pages move the position, heartbeat
+// the lease, count pages and events, and the window's last page sets the
+// cursor and lastSyncAt; an empty last page still saves the position.
+func TestIngestPageFence(t *testing.T) {
+	t.Parallel()
+	store, pool, clock := newStore(t)
+	ctx := context.Background()
+	id := addConnections(t, pool, 1)[0]
+	tenant := tenantOf(t, pool, id)
+	if st, err := store.AcquirePoll(ctx, tenant, id, "old", time.Minute); err != nil || !st.Leased {
+		t.Fatal(st, err)
+	}
+	clock.Advance(2 * time.Minute) // the old lease expired: another poller takes it
+	if st, err := store.AcquirePoll(ctx, tenant, id, "new", time.Minute); err != nil || !st.Leased {
+		t.Fatal(st, err)
+	}
+	msg := func(order string) marketplace.InboundMessage {
+		return marketplace.InboundMessage{ExternalID: order + ":1:cancellation", ThreadKey: order, OrderID: order,
+			Subject: "s", Body: "b", ReceivedAt: clock.Now(), Raw: []byte(`{"orderId":"` + order + `"}`)}
+	}
+	type state struct {
+		messages, tickets, pages, events int
+		token                            *string
+		cursor, leaseUntil, lastSyncAt   *time.Time
+	}
+	read := func() state {
+		t.Helper()
+		var s state
+		if err := pool.QueryRow(ctx, `
+SELECT (SELECT count(*) FROM "ExternalMessage" WHERE "connectionId" = $1), (SELECT count(*) FROM "Ticket" WHERE "tenantId" = $2),
+       st."pageCount", st."eventCount", st."paginationToken", st."cursorAt", st."leaseUntil", c."lastSyncAt" AT TIME ZONE 'UTC'
+FROM "MarketplaceSyncState" st JOIN "MarketplaceConnection" c ON c."id" = st."connectionId" WHERE st."connectionId" = $1`, id, tenant).
+			Scan(&s.messages, &s.tickets, &s.pages, &s.events, &s.token, &s.cursor, &s.leaseUntil, &s.lastSyncAt); err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	show := func(s state) string {
+		str := func(p any) string {
+			switch v := p.(type) {
+			case *string:
+				if v != nil {
+					return *v
+				}
+			case *time.Time:
+				if v != nil {
+					return v.UTC().String()
+				}
+			}
+			return "NULL"
+		}
+		return fmt.Sprintf("messages=%d tickets=%d pages=%d events=%d token=%s cursor=%s leaseUntil=%s lastSyncAt=%s",
+			s.messages, s.tickets, s.pages, s.events, str(s.token), str(s.cursor), str(s.leaseUntil), str(s.lastSyncAt))
+	}
+	before := read()
+	end := clock.Now()
+	_, err := store.IngestPage(ctx, marketplace.InboundPage{ConnectionID: id, TenantID: tenant, LeaseOwner: "old", LeaseFor: time.Hour,
+		Messages: []marketplace.InboundMessage{msg("o1"), msg("o2")}, Cursor: &end})
+	if !errors.Is(err, marketplace.ErrLeaseLost) {
+		t.Fatalf("old owner's page: %v, want ErrLeaseLost", err)
+	}
+	if after := read(); show(after) != show(before) {
+		t.Fatalf("old owner's page wrote: %s, before %s", show(after), show(before))
+	}
+
+	res, err := store.IngestPage(ctx, marketplace.InboundPage{ConnectionID: id, TenantID: tenant, LeaseOwner: "new", LeaseFor: time.Hour,
+		Messages: []marketplace.InboundMessage{msg("o1"), msg("o2")}, NextToken: "tok-2", WindowStart: t0, MarketplaceIDs: []string{"A13V1IB3VIYZZH"}})
+	if err != nil || res.MessagesCreated != 2 || res.TicketsCreated != 2 {
+		t.Fatalf("holder's first page: %+v %v", res, err)
+	}
+	s := read()
+	if s.messages != 2 || s.tickets != 2 || s.pages != before.pages+1 || s.events != before.events+2 || s.token == nil || *s.token != "tok-2" ||
+		s.lastSyncAt != nil || s.leaseUntil == nil || !s.leaseUntil.Equal(clock.Now().Add(time.Hour)) {
+		t.Fatalf("after the holder's first page: %s", show(s))
+	}
+
+	clock.Advance(time.Second)
+	end = clock.Now()
+	if res, err := store.IngestPage(ctx, marketplace.InboundPage{ConnectionID: id, TenantID: tenant, LeaseOwner: "new", Cursor: &end}); err != nil || res != (marketplace.PageResult{}) {
+		t.Fatalf("holder's empty last page: %+v %v", res, err)
+	}
+	s = read()
+	if s.pages != before.pages+2 || s.events != before.events+2 || s.token != nil || s.cursor == nil || !s.cursor.Equal(end) ||
+		s.lastSyncAt == nil || !s.lastSyncAt.Equal(end) {
+		t.Fatalf("after the holder's last page: %s", show(s))
 	}
 }

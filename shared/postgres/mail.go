@@ -169,7 +169,7 @@ func (s *Store) IngestMail(ctx context.Context, r marketplace.ReceivedMail, msg 
 	var res marketplace.MailResult
 	now := s.now()
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-		page, err := ingest(ctx, tx, r.TenantID, r.ConnectionID, []marketplace.InboundMessage{msg}, now)
+		page, _, err := ingest(ctx, tx, r.TenantID, r.ConnectionID, []marketplace.InboundMessage{msg}, now, fence{})
 		if err != nil {
 			return err
 		}

@@ -211,7 +211,7 @@ SELECT EXISTS (SELECT 1 FROM "MarketplaceConnection" WHERE "id" = $1 AND "tenant
 		if !ok {
 			return marketplace.ErrNotConnected
 		}
-		res, err = ingest(ctx, tx, tenantID, connectionID, msgs, now)
+		res, _, err = ingest(ctx, tx, tenantID, connectionID, msgs, now, fence{})
 		return err
 	})
 	if errors.Is(err, marketplace.ErrNotConnected) {
