@@ -2,11 +2,14 @@ package keybuzzamazon
 
 import (
 	"encoding/json"
+	"fmt"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 
 	"github.com/keybuzz/keybuzz-amazon/dev/cfn"
+	"github.com/keybuzz/keybuzz-amazon/shared/config"
 )
 
 // The functions' environment in AWS: every variable they need, no literal
@@ -88,5 +91,23 @@ func TestTemplateEnvironment(t *testing.T) {
 	}
 	if err := tmpl.CheckReferences(); err != nil {
 		t.Errorf("%s: %v", templatePath, err)
+	}
+}
+
+// The fallback poll period (docs/push.md's trade-off) has one default: the
+// template's parameter, which polltenant receives, is config's.
+func TestTemplatePollFallbackDefault(t *testing.T) {
+	tmpl := loadTemplate(t)
+	env := allEffectiveEnv(t, tmpl)[pollTenantID]
+	param, ok := cfn.AsRef(env["POLL_FALLBACK_INTERVAL_SECONDS"])
+	if !ok {
+		t.Fatalf("polltenant's POLL_FALLBACK_INTERVAL_SECONDS = %v, want a !Ref to a parameter", env["POLL_FALLBACK_INTERVAL_SECONDS"])
+	}
+	p, ok := tmpl.Parameters[param]
+	if !ok {
+		t.Fatalf("POLL_FALLBACK_INTERVAL_SECONDS refers to %q, not a parameter", param)
+	}
+	if fmt.Sprint(p.Default) != strconv.Itoa(config.DefaultPollFallbackSeconds) {
+		t.Errorf("parameter %s: Default %v, want config.DefaultPollFallbackSeconds (%d)", param, p.Default, config.DefaultPollFallbackSeconds)
 	}
 }

@@ -16,6 +16,15 @@ import (
 )
 
 // Config is the whole environment of the connector (README.md, "Configuration").
+// DefaultPollFallbackSeconds is POLL_FALLBACK_INTERVAL_SECONDS when unset
+// (template.yaml's PollFallbackIntervalSeconds has the same default): 30
+// minutes between two polls of a connection push serves. A subscribed
+// connection then costs 48 searchOrders calls a day against about 500 when
+// polled every minute (the searchOrders budget allows about 500 a day), and
+// an event whose notification Amazon never delivers is stored at most 30
+// minutes (plus its poll) after it happened; docs/push.md.
+const DefaultPollFallbackSeconds = 1800
+
 type Config struct {
 	DatabaseURL secret.Value // may embed a password
 
@@ -35,7 +44,9 @@ type Config struct {
 	PollLookback time.Duration
 	PollQueueURL string
 	// PollFallbackInterval is the poll period of a connection push serves
-	// (POLL_FALLBACK_INTERVAL_SECONDS, 900).
+	// (POLL_FALLBACK_INTERVAL_SECONDS, DefaultPollFallbackSeconds): the
+	// longest an event whose notification is lost waits for its poll
+	// (docs/push.md).
 	PollFallbackInterval time.Duration
 	// NotificationsQueueARN is the SQS queue Amazon delivers ORDER_CHANGE
 	// notifications to (NOTIFICATIONS_QUEUE_ARN); "" turns push off: every
@@ -108,7 +119,7 @@ func Load(getenv func(string) string) (Config, error) {
 		errs = append(errs, fmt.Errorf("MARKETPLACE_POLL_INTERVAL_SECONDS: want a positive number of seconds, got %q", getenv("MARKETPLACE_POLL_INTERVAL_SECONDS")))
 	}
 	c.PollInterval = time.Duration(secs) * time.Second
-	fallback, err := strconv.Atoi(get("POLL_FALLBACK_INTERVAL_SECONDS", "900"))
+	fallback, err := strconv.Atoi(get("POLL_FALLBACK_INTERVAL_SECONDS", strconv.Itoa(DefaultPollFallbackSeconds)))
 	if err != nil || fallback < 1 {
 		errs = append(errs, fmt.Errorf("POLL_FALLBACK_INTERVAL_SECONDS: want a positive number of seconds, got %q", getenv("POLL_FALLBACK_INTERVAL_SECONDS")))
 	}

@@ -23,6 +23,10 @@ func TestLoad(t *testing.T) {
 			if c.AppVaultPath() != "keybuzz/ai/amazon_spapi_app_temp" {
 				t.Errorf("app path %s", c.AppVaultPath())
 			}
+			// docs/push.md: the longest a lost notification's event waits.
+			if c.PollFallbackInterval != 30*time.Minute {
+				t.Errorf("PollFallbackInterval = %s, want 30m (docs/push.md)", c.PollFallbackInterval)
+			}
 		}},
 		{name: "keybuzz app", env: map[string]string{"AMAZON_SPAPI_APP_SOURCE": "keybuzz"}, check: func(t *testing.T, c Config) {
 			if c.AppVaultPath() != "keybuzz/ai/amazon_spapi_app" {

@@ -40,7 +40,7 @@ type Store interface {
 type Config struct {
 	Interval time.Duration // next poll after a complete sync (MARKETPLACE_POLL_INTERVAL_SECONDS; 60 s)
 	// FallbackInterval replaces Interval for a connection that push serves
-	// (an ORDER_CHANGE subscription): POLL_FALLBACK_INTERVAL_SECONDS; 900 s.
+	// (an ORDER_CHANGE subscription): POLL_FALLBACK_INTERVAL_SECONDS; 30 min.
 	FallbackInterval time.Duration
 	Lookback         time.Duration // a new connection starts this long before it connected (POLL_LOOKBACK_DAYS; 7 d)
 	Overlap          time.Duration // each window starts this long before the cursor (2 min)
@@ -57,7 +57,7 @@ func (c Config) withDefaults() Config {
 		c.Interval = 60 * time.Second
 	}
 	if c.FallbackInterval <= 0 {
-		c.FallbackInterval = 15 * time.Minute
+		c.FallbackInterval = 30 * time.Minute
 	}
 	if c.Lookback <= 0 {
 		c.Lookback = 7 * 24 * time.Hour
