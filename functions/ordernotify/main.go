@@ -4,7 +4,7 @@
 // SubscriptionId to its connection, its order read with getOrder (the
 // seller's token, the connection's getOrder budget) and its buyer's
 // cancellation request stored as polling stores it (shared/push.Intake;
-// docs/push.md).
+// docs/push.md). A disconnected seller's leftover subscription is ended.
 package main
 
 import (
@@ -28,8 +28,12 @@ func main() {
 
 	store := postgres.New(env.Pool(ctx, boot.LambdaMaxConns))
 	secrets := credcache.New(env.Vault(ctx))
-	seller := poll.NewAmazonSource(secrets, lwa.New(cfg.LWATokenURL), spapi.New(), store, poll.WithEndpoint(cfg.SPAPIEndpoint))
-	intake := push.NewIntake(store, seller, push.WithMetrics(env.Metrics()))
+	lwaClient, api := lwa.New(cfg.LWATokenURL), spapi.New()
+	seller := poll.NewAmazonSource(secrets, lwaClient, api, store, poll.WithEndpoint(cfg.SPAPIEndpoint))
+	// A notification for a disconnected seller retries the unsubscribe the
+	// disconnect could not finish (grantless: no seller token needed).
+	dest := push.NewDestinations(store, secrets, api, lwaClient, cfg.NotificationsQueueARN, push.WithEndpoint(cfg.SPAPIEndpoint))
+	intake := push.NewIntake(store, seller, push.WithMetrics(env.Metrics()), push.WithUnsubscriber(push.NewSubscriber(store, dest, seller)))
 
 	lambda.Start(intake.HandleSQS)
 }

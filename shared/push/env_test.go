@@ -88,12 +88,13 @@ func newEnv(t *testing.T) *env {
 	return e
 }
 
-// wire builds the push flow and the poller for queueARN, as app.Deps does.
+// wire builds the push flow and the poller for queueARN, as the functions'
+// mains do.
 func (e *env) wire(queueARN string) {
 	source := poll.NewAmazonSource(e.secrets, e.lwa, e.api, e.store, poll.WithEndpoint(e.sbURL), poll.WithClock(e.clock.Now), poll.WithLogger(quiet()))
 	e.dest = push.NewDestinations(e.store, e.secrets, e.api, e.lwa, queueARN, push.WithEndpoint(e.sbURL))
 	e.subscriber = push.NewSubscriber(e.store, e.dest, source, push.WithRetryAfter(10*time.Minute), push.WithLogger(quiet()))
-	e.intake = push.NewIntake(e.store, source, push.WithClock(e.clock.Now), push.WithLogger(quiet()))
+	e.intake = push.NewIntake(e.store, source, push.WithClock(e.clock.Now), push.WithLogger(quiet()), push.WithUnsubscriber(e.subscriber))
 	e.poller = poll.NewPoller(e.store, source,
 		poll.WithConfig(poll.Config{Interval: time.Minute, FallbackInterval: 15 * time.Minute, Lookback: 2 * 24 * time.Hour}), poll.WithClock(e.clock.Now), poll.WithLogger(quiet()),
 		poll.WithSubscriber(e.subscriber))

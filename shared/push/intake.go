@@ -33,6 +33,12 @@ type Orders interface {
 	GetOrder(ctx context.Context, acct marketplace.SellerAccount, orderID string) (spapi.Order, error)
 }
 
+// Unsubscriber ends a connection's ORDER_CHANGE subscription at Amazon
+// (Subscriber.Unsubscribe).
+type Unsubscriber interface {
+	Unsubscribe(ctx context.Context, c marketplace.Connection) error
+}
+
 // notFoundRetries is how many deliveries a notification whose order getOrder
 // does not find yet is retried before it is recorded and dropped (Amazon
 // may publish before the order reads back; the fallback poll still sees it).
@@ -45,6 +51,7 @@ type Intake struct {
 	now      func() time.Time
 	log      *slog.Logger
 	metrics  *metrics.Writer
+	unsub    Unsubscriber
 	parallel int
 }
 
@@ -61,11 +68,40 @@ func WithClock(now func() time.Time) Option {
 func WithMetrics(m *metrics.Writer) Option { return func(o *options) { o.metrics = m } }
 
 // NewIntake returns the ordernotify handler's Intake (options: WithClock,
-// WithLogger, WithMetrics).
+// WithLogger, WithMetrics, WithUnsubscriber).
 func NewIntake(store IntakeStore, orders Orders, opts ...Option) *Intake {
 	o := apply(opts)
-	return &Intake{store: store, orders: orders, now: o.now, log: o.log, metrics: o.metrics, parallel: 4}
+	return &Intake{store: store, orders: orders, now: o.now, log: o.log, metrics: o.metrics, unsub: o.unsub, parallel: 4}
 }
+
+// unsubscribeTimeout bounds the retry of a disconnected connection's
+// unsubscribe inside one notification's handling.
+const unsubscribeTimeout = 10 * time.Second
+
+// endLeftover ends the subscription a DISABLED connection still has (the
+// disconnect's deleteSubscriptionById failed, so Amazon keeps sending the
+// seller's order changes): each notification that still arrives retries it,
+// and the notification is dropped whatever the outcome. It returns the
+// record's detail.
+func (in *Intake) endLeftover(ctx context.Context, t marketplace.PushTarget) string {
+	if in.unsub == nil {
+		return string(t.Status)
+	}
+	ctx, cancel := context.WithTimeout(ctx, unsubscribeTimeout)
+	defer cancel()
+	if err := in.unsub.Unsubscribe(ctx, marketplace.Connection{ID: t.ConnectionID, TenantID: t.TenantID}); err != nil {
+		in.log.WarnContext(ctx, "disconnected connection's subscription not ended; the next notification retries",
+			"connection_id", t.ConnectionID, "error", safeError(err))
+		return string(t.Status) + "; unsubscribe failed: " + safeError(err)
+	}
+	in.log.InfoContext(ctx, "disconnected connection's leftover subscription ended", "connection_id", t.ConnectionID)
+	return string(t.Status) + "; leftover subscription ended"
+}
+
+// WithUnsubscriber lets an Intake end the subscription of a DISABLED
+// connection when one of its notifications still arrives: disconnect's own
+// deleteSubscriptionById failed (docs/push.md). Default: none.
+func WithUnsubscriber(u Unsubscriber) Option { return func(o *options) { o.unsub = u } }
 
 // HandleSQS is the ordernotify Lambda handler (ReportBatchItemFailures):
 // records are handled up to four at once and only those that failed
@@ -131,6 +167,9 @@ func (in *Intake) Handle(ctx context.Context, messageID, body string, receives i
 		return drop(marketplace.OutcomeSellerMismatch, "SellerId "+n.SellerID)
 	}
 	rec.Routed = true
+	if t.Status == marketplace.StatusDisabled {
+		return drop(marketplace.OutcomeNotConnected, in.endLeftover(ctx, t))
+	}
 	if t.Status != marketplace.StatusConnected {
 		return drop(marketplace.OutcomeNotConnected, string(t.Status))
 	}

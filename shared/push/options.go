@@ -9,7 +9,7 @@ import (
 
 // Option configures Destinations (WithEndpoint), a Subscriber
 // (WithRetryAfter, WithLogger) or an Intake (WithClock, WithLogger,
-// WithMetrics); a constructor ignores the options that are not its own.
+// WithMetrics, WithUnsubscriber); a constructor ignores the options that are not its own.
 // Each option is declared beside the constructor it configures.
 type Option func(*options)
 
@@ -19,6 +19,7 @@ type options struct {
 	log        *slog.Logger  // Subscriber, Intake
 	now        func() time.Time
 	metrics    *metrics.Writer
+	unsub      Unsubscriber // Intake
 }
 
 // WithLogger sets the logger of a Subscriber or an Intake (default

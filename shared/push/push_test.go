@@ -2,6 +2,7 @@ package push_test
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"sync"
 	"testing"
@@ -9,6 +10,7 @@ import (
 
 	"github.com/keybuzz/keybuzz-amazon/dev/sandbox"
 	"github.com/keybuzz/keybuzz-amazon/shared/marketplace"
+	"github.com/keybuzz/keybuzz-amazon/shared/poll"
 	"github.com/keybuzz/keybuzz-amazon/shared/push"
 )
 
@@ -208,5 +210,54 @@ func TestSubscriptionFailureIsRetriedByThePoller(t *testing.T) {
 	}
 	if st, _ := e.store.PushStatus(ctx, s.connectionID); !st.Live || st.Error != "" {
 		t.Errorf("push status %+v: want live, error cleared", st)
+	}
+}
+
+// A disconnect whose deleteSubscriptionById failed leaves the DISABLED
+// connection with its subscription: the next notification for it is
+// dropped, nothing stored, and ends the subscription at Amazon; without an
+// Unsubscriber the subscription stays.
+func TestLeftoverSubscriptionOfADisconnectedSellerIsEnded(t *testing.T) {
+	t.Parallel()
+	for _, withUnsubscriber := range []bool{true, false} {
+		t.Run(fmt.Sprintf("unsubscriber=%v", withUnsubscriber), func(t *testing.T) {
+			e := newEnv(t)
+			ctx := context.Background()
+			s := e.connect(2)
+			e.onConnected(s)
+			if len(e.sb.Subscriptions(s.id)) != 1 {
+				t.Fatalf("sandbox subscriptions %v, want one", e.sb.Subscriptions(s.id))
+			}
+			// What a disconnect leaves when its unsubscribe failed.
+			if _, err := e.pool.Exec(ctx, `UPDATE "MarketplaceConnection" SET "status" = 'DISABLED' WHERE "id" = $1`, s.connectionID); err != nil {
+				t.Fatal(err)
+			}
+			if !withUnsubscriber {
+				e.intake = push.NewIntake(e.store, poll.NewAmazonSource(e.secrets, e.lwa, e.api, e.store, poll.WithEndpoint(e.sbURL)),
+					push.WithClock(e.clock.Now), push.WithLogger(quiet()))
+			}
+			orderID, err := e.sb.AddOrder(s.id, "", true)
+			if err != nil {
+				t.Fatal(err)
+			}
+			e.waitDelivered(1)
+			if records, failed := e.drain(1); records != 1 || failed != 0 {
+				t.Fatalf("drained %d records, %d failed", records, failed)
+			}
+			var stored int
+			var subscription *string
+			e.pool.QueryRow(ctx, `SELECT (SELECT count(*) FROM "ExternalMessage" WHERE "tenantId" = $1 AND "orderId" = $2),
+				(SELECT "pushSubscriptionId" FROM "MarketplaceConnection" WHERE "id" = $3)`, s.tenantID, orderID, s.connectionID).Scan(&stored, &subscription)
+			if stored != 0 {
+				t.Fatalf("a disconnected seller's notification stored %d messages", stored)
+			}
+			left := len(e.sb.Subscriptions(s.id))
+			if withUnsubscriber && (left != 0 || subscription != nil) {
+				t.Fatalf("after the notification: %d subscriptions at Amazon, recorded %v; want none", left, subscription)
+			}
+			if !withUnsubscriber && (left != 1 || subscription == nil) {
+				t.Fatalf("without an unsubscriber: %d subscriptions at Amazon, recorded %v; want it kept", left, subscription)
+			}
+		})
 	}
 }
