@@ -424,16 +424,21 @@ func receive(ctx context.Context, t *testing.T, queueURL string, n int) []types.
 	if err != nil {
 		t.Fatal(err)
 	}
+	// What the sandbox and the SMTP receiver deliver arrives asynchronously:
+	// wait for it, within a bound.
 	var got []types.Message
-	for len(got) < n {
+	for deadline := time.Now().Add(30 * time.Second); len(got) < n; {
 		out, err := client.ReceiveMessage(ctx, &sqs.ReceiveMessageInput{QueueUrl: aws.String(queueURL), MaxNumberOfMessages: 10, WaitTimeSeconds: 1})
 		if err != nil {
 			t.Fatalf("receive: %v", err)
 		}
-		if len(out.Messages) == 0 {
-			t.Fatalf("queue has %d of %d messages", len(got), n)
+		if len(out.Messages) == 0 && time.Now().After(deadline) {
+			t.Fatalf("queue has %d of %d messages after 30 s", len(got), n)
 		}
 		got = append(got, out.Messages...)
+	}
+	if len(got) != n {
+		t.Fatalf("queue has %d messages, want %d", len(got), n)
 	}
 	return got
 }

@@ -143,7 +143,7 @@ func run(ctx context.Context, env *boot.Env, addr string, pollOnce bool) error {
 		if err != nil {
 			return err
 		}
-		opts := []inboundmail.Option{inboundmail.WithLogger(env.Log), inboundmail.WithMaxBytes(cfg.InboundMailMaxBytes)}
+		opts := []inboundmail.Option{inboundmail.WithBucket(cfg.InboundMailBucket), inboundmail.WithLogger(env.Log), inboundmail.WithMaxBytes(cfg.InboundMailMaxBytes)}
 		if orders, ok := source.(*poll.AmazonSource); ok {
 			opts = append(opts, inboundmail.WithOrderContext(inboundmail.NewOrderContexts(store, orders, inboundmail.WithLogger(env.Log))))
 		}

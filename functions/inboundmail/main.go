@@ -30,7 +30,7 @@ func main() {
 	store := postgres.New(env.Pool(ctx, boot.LambdaMaxConns))
 	s3, err := mailbucket.NewClient(ctx, cfg.InboundS3PathStyle)
 	env.Must("s3 client", err)
-	opts := []inboundmail.Option{inboundmail.WithMaxBytes(cfg.InboundMailMaxBytes)}
+	opts := []inboundmail.Option{inboundmail.WithBucket(cfg.InboundMailBucket), inboundmail.WithMaxBytes(cfg.InboundMailMaxBytes)}
 	if !cfg.UseMock {
 		// Order context: getOrder with the seller's token, within its budget.
 		orders := poll.NewAmazonSource(credcache.New(env.Vault(ctx)), lwa.New(cfg.LWATokenURL), spapi.New(), store, poll.WithEndpoint(cfg.SPAPIEndpoint))

@@ -75,6 +75,7 @@ type Config struct {
 	// The relay-mail intake (docs/inbound-mail.md).
 	InboundMailDomain   string // INBOUND_MAIL_DOMAIN: domain of the tenants' inbound addresses
 	InboundMailMaxBytes int64  // INBOUND_MAIL_MAX_BYTES: larger mails are TOO_LARGE (25 MiB)
+	InboundMailBucket   string // INBOUND_MAIL_BUCKET: the receipt rule's bucket, the only one mails are read from
 	InboundS3PathStyle  bool   // INBOUND_S3_PATH_STYLE: path-style S3 URLs (the local emulator)
 }
 
@@ -133,6 +134,7 @@ func Load(getenv func(string) string) (Config, error) {
 	}
 	c.PollLookback = time.Duration(days) * 24 * time.Hour
 	c.InboundMailDomain = strings.ToLower(get("INBOUND_MAIL_DOMAIN", ""))
+	c.InboundMailBucket = get("INBOUND_MAIL_BUCKET", "")
 	if c.InboundMailMaxBytes, err = strconv.ParseInt(get("INBOUND_MAIL_MAX_BYTES", "26214400"), 10, 64); err != nil || c.InboundMailMaxBytes < 1 {
 		errs = append(errs, fmt.Errorf("INBOUND_MAIL_MAX_BYTES: want a positive number of bytes, got %q", getenv("INBOUND_MAIL_MAX_BYTES")))
 	}
@@ -267,6 +269,9 @@ const TenantIDPlaceholder = "{tenantId}"
 func (c Config) RequireInboundMail() error {
 	if c.InboundMailDomain == "" || !strings.Contains(c.InboundMailDomain, ".") {
 		return fmt.Errorf("INBOUND_MAIL_DOMAIN: want a domain, got %q", c.InboundMailDomain)
+	}
+	if c.InboundMailBucket == "" {
+		return fmt.Errorf("INBOUND_MAIL_BUCKET: want the mail bucket's name")
 	}
 	return nil
 }

@@ -67,6 +67,7 @@ type config struct {
 	Domain   string // INBOUND_MAIL_DOMAIN: only recipients on it are ours
 	MaxBytes int64  // INBOUND_MAIL_MAX_BYTES: larger mails are TOO_LARGE
 	Parallel int    // SQS records processed at once
+	Bucket   string // INBOUND_MAIL_BUCKET: the only bucket mails are read from ("" any)
 	// AttachmentPrefix is where attachments go in the mail bucket, under
 	// the tenant and the SES message id.
 	AttachmentPrefix string
@@ -94,6 +95,7 @@ type options struct {
 	maxBytes         int64
 	parallel         int
 	attachmentPrefix string
+	bucket           string
 }
 
 func apply(opts []Option) options {
@@ -155,16 +157,24 @@ func WithParallel(n int) Option {
 	}
 }
 
+// WithBucket reads mails only from the named bucket (INBOUND_MAIL_BUCKET,
+// the receipt rule's): a notification naming another one is recorded
+// MALFORMED and nothing is read. Default: any bucket (IAM is then the only
+// guard).
+func WithBucket(name string) Option { return func(o *options) { o.bucket = name } }
+
 // WithAttachmentPrefix sets where attachments go in the mail bucket
 // (default "attachments/").
 func WithAttachmentPrefix(p string) Option { return func(o *options) { o.attachmentPrefix = p } }
 
 // New builds the flow: mails to recipients on domain (INBOUND_MAIL_DOMAIN),
 // read from objects, stored in store (options: WithOrderContext,
-// WithMaxBytes, WithParallel, WithAttachmentPrefix, WithLogger, WithClock).
+// WithMaxBytes, WithParallel, WithBucket, WithAttachmentPrefix, WithLogger,
+// WithClock).
 func New(store Store, objects Objects, domain string, opts ...Option) *Flow {
 	o := apply(opts)
-	cfg := config{Domain: strings.ToLower(strings.TrimSpace(domain)), MaxBytes: o.maxBytes, Parallel: o.parallel, AttachmentPrefix: o.attachmentPrefix}
+	cfg := config{Domain: strings.ToLower(strings.TrimSpace(domain)), MaxBytes: o.maxBytes, Parallel: o.parallel,
+		AttachmentPrefix: o.attachmentPrefix, Bucket: o.bucket}
 	return &Flow{cfg: cfg, store: store, objects: objects, orders: o.orders, log: o.log, now: o.now}
 }
 
@@ -197,6 +207,11 @@ func (f *Flow) Process(ctx context.Context, sqsMessageID, body string) error {
 	if errors.Is(err, sesmail.ErrNotReceived) {
 		f.log.InfoContext(ctx, "queue message ignored: not a received mail", "reason", err.Error())
 		return nil
+	}
+	if err == nil && f.cfg.Bucket != "" && n.Receipt.Action.BucketName != f.cfg.Bucket {
+		// Only SES's receipt rule publishes here, and it stores in the mail
+		// bucket: a notification naming another bucket is not read.
+		err = fmt.Errorf("%w: S3 action names bucket %q, not the mail bucket", sesmail.ErrMalformed, n.Receipt.Action.BucketName)
 	}
 	if err != nil {
 		f.log.WarnContext(ctx, "queue message is not an SES notification", "err", err)

@@ -402,3 +402,36 @@ func TestNotReceivedIsIgnored(t *testing.T) {
 		t.Errorf("recorded %v", f.store.records)
 	}
 }
+
+// A notification naming a bucket other than the receipt rule's is recorded
+// MALFORMED and nothing is read from S3; with the right bucket the same
+// mail becomes a ticket.
+func TestOnlyTheMailBucketIsRead(t *testing.T) {
+	for _, tc := range []struct {
+		bucket string
+		want   marketplace.MailOutcome
+	}{
+		{"bucket", marketplace.MailTicketed},
+		{"another-bucket", marketplace.MailMalformed},
+	} {
+		t.Run(tc.bucket, func(t *testing.T) {
+			f := newFixture(t)
+			f.flow = inboundmail.New(f.store, f.objects, domain, inboundmail.WithBucket(tc.bucket))
+			body := f.deliver(t, "ses-b", corpusMail(t, "en-us-utf8-qp"), []string{rcptA})
+			f.objects.objects[tc.bucket+"/raw/ses-b"] = corpusMail(t, "en-us-utf8-qp") // readable wherever it is named
+			if err := f.process(t, body); err != nil {
+				t.Fatalf("Process: %v", err)
+			}
+			var got []marketplace.MailOutcome
+			for _, r := range f.store.records {
+				got = append(got, r.Outcome)
+			}
+			if len(got) != 1 || got[0] != tc.want {
+				t.Fatalf("recorded %v, want one %s", got, tc.want)
+			}
+			if tc.want != marketplace.MailTicketed && len(f.store.messages) != 0 {
+				t.Fatalf("a mail from another bucket made %d messages", len(f.store.messages))
+			}
+		})
+	}
+}
