@@ -67,6 +67,11 @@ func WithClock(now func() time.Time) Option {
 // WithMetrics makes an Intake emit metrics to m (default: none).
 func WithMetrics(m *metrics.Writer) Option { return func(o *options) { o.metrics = m } }
 
+// WithUnsubscriber lets an Intake end the subscription of a DISABLED
+// connection when one of its notifications still arrives: disconnect's own
+// deleteSubscriptionById failed (docs/push.md). Default: none.
+func WithUnsubscriber(u Unsubscriber) Option { return func(o *options) { o.unsub = u } }
+
 // NewIntake returns the ordernotify handler's Intake (options: WithClock,
 // WithLogger, WithMetrics, WithUnsubscriber).
 func NewIntake(store IntakeStore, orders Orders, opts ...Option) *Intake {
@@ -97,11 +102,6 @@ func (in *Intake) endLeftover(ctx context.Context, t marketplace.PushTarget) str
 	in.log.InfoContext(ctx, "disconnected connection's leftover subscription ended", "connection_id", t.ConnectionID)
 	return string(t.Status) + "; leftover subscription ended"
 }
-
-// WithUnsubscriber lets an Intake end the subscription of a DISABLED
-// connection when one of its notifications still arrives: disconnect's own
-// deleteSubscriptionById failed (docs/push.md). Default: none.
-func WithUnsubscriber(u Unsubscriber) Option { return func(o *options) { o.unsub = u } }
 
 // HandleSQS is the ordernotify Lambda handler (ReportBatchItemFailures):
 // records are handled up to four at once and only those that failed
