@@ -226,7 +226,7 @@ func benchFreshness(ctx context.Context, e *env) (section, error) {
 		}
 		channels = append(channels, freshChannel{
 			name: "push", tenant: tenant, pool: c.watch, trace: c.trace, limit: 10 * time.Second, window: notify.window,
-			how: fmt.Sprintf("the sandbox delivers ORDER_CHANGE notifications to a queue on the emulator (SendMessage at once), a dev/localpoll.Consumer (batches of at most %d, the template's BatchSize for ordernotify) feeds push.Intake.HandleSQS (ordernotify's handler: getOrder, then the ingestion statement); the connection is subscribed by push.Subscriber.OnConnected as the Connect callback runs it, and polled as a fallback every %s (POLL_FALLBACK_INTERVAL_SECONDS)", notify.batch, fallback),
+			how: fmt.Sprintf("the sandbox delivers ORDER_CHANGE notifications to a queue on the emulator, a dev/localpoll.Consumer (batches of at most %d, the template's BatchSize for ordernotify) feeds push.Intake.HandleSQS (ordernotify's handler: getOrder, then the ingestion statement); the connection is subscribed by push.Subscriber.OnConnected as the Connect callback runs it, and polled as a fallback every %s (POLL_FALLBACK_INTERVAL_SECONDS)", notify.batch, fallback),
 			act: cancelAct(rig.url, seller.ID, seller.MarketplaceIDs[0]),
 			evidence: func(ctx context.Context) string {
 				st := rig.sb.NotificationStats()
