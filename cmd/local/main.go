@@ -27,7 +27,6 @@ import (
 	"github.com/keybuzz/keybuzz-amazon/shared/inboundmail"
 	"github.com/keybuzz/keybuzz-amazon/shared/lwa"
 	"github.com/keybuzz/keybuzz-amazon/shared/mailbucket"
-	"github.com/keybuzz/keybuzz-amazon/shared/marketplace"
 	"github.com/keybuzz/keybuzz-amazon/shared/metrics"
 	"github.com/keybuzz/keybuzz-amazon/shared/poll"
 	"github.com/keybuzz/keybuzz-amazon/shared/pollqueue"
@@ -109,7 +108,7 @@ func run(ctx context.Context, env *boot.Env, addr string, pollOnce bool) error {
 	}
 	opts := []connect.Option{connect.WithLogger(env.Log), connect.WithSecrets(secrets), connect.WithExchanger(lwaClient),
 		connect.WithSellerCentralURL(cfg.SellerCentralURL), connect.WithParticipations(sp, cfg.SPAPIEndpoint),
-		connect.WithAppSource(marketplace.AppSource(cfg.AppSource)), connect.WithReturnHosts(returnHosts...),
+		connect.WithAppSource(cfg.AppSource), connect.WithReturnHosts(returnHosts...),
 		connect.WithAccount(sp, store), connect.WithPushStatus(store),
 		connect.WithInboundAddresses(inboundmail.NewAddresses(store, cfg.InboundMailDomain))}
 	if subscriber != nil {
@@ -119,7 +118,7 @@ func run(ctx context.Context, env *boot.Env, addr string, pollOnce bool) error {
 	api := &httpapi.API{Connect: flow, Auth: env.Verifier(ctx), Log: env.Log, ReturnURL: returnURL, LoginURL: loginURL}
 	page := &devui.Page{API: api, Tickets: store, Messages: store, Log: env.Log, Token: func(tenant string) (string, error) {
 		return auth.Issue(cfg.JWTHS256Secret, cfg.JWTIssuer, cfg.JWTAudience, cfg.TenantClaim, tenant, time.Hour, time.Now())
-	}, SandboxURL: cfg.SellerCentralURL, Apps: store, AppSource: marketplace.AppSource(cfg.AppSource),
+	}, SandboxURL: cfg.SellerCentralURL, Apps: store, AppSource: cfg.AppSource,
 		SMTPAddr: os.Getenv("INBOUND_SMTP_ADDR")}
 	mux := api.Routes()
 	mux.Handle("/", page.Handler())

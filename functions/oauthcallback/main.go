@@ -14,7 +14,6 @@ import (
 	"github.com/keybuzz/keybuzz-amazon/shared/httpapi"
 	"github.com/keybuzz/keybuzz-amazon/shared/inboundmail"
 	"github.com/keybuzz/keybuzz-amazon/shared/lwa"
-	"github.com/keybuzz/keybuzz-amazon/shared/marketplace"
 	"github.com/keybuzz/keybuzz-amazon/shared/poll"
 	"github.com/keybuzz/keybuzz-amazon/shared/postgres"
 	"github.com/keybuzz/keybuzz-amazon/shared/push"
@@ -32,7 +31,7 @@ func main() {
 	// The state names the app its consent used; AMAZON_SPAPI_APP_SOURCE is
 	// the fallback for states started before apps were recorded.
 	opts := []connect.Option{connect.WithSecrets(secrets), connect.WithExchanger(lwaClient),
-		connect.WithSellerCentralURL(cfg.SellerCentralURL), connect.WithAppSource(marketplace.AppSource(cfg.AppSource)),
+		connect.WithSellerCentralURL(cfg.SellerCentralURL), connect.WithAppSource(cfg.AppSource),
 		connect.WithParticipations(sp, cfg.SPAPIEndpoint), connect.WithAccount(sp, store),
 		connect.WithInboundAddresses(inboundmail.NewAddresses(store, cfg.InboundMailDomain))}
 	if cfg.PushEnabled() { // subscribe the new connection to ORDER_CHANGE (docs/push.md)

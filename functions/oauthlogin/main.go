@@ -13,7 +13,6 @@ import (
 	"github.com/keybuzz/keybuzz-amazon/shared/connect"
 	"github.com/keybuzz/keybuzz-amazon/shared/credcache"
 	"github.com/keybuzz/keybuzz-amazon/shared/httpapi"
-	"github.com/keybuzz/keybuzz-amazon/shared/marketplace"
 	"github.com/keybuzz/keybuzz-amazon/shared/postgres"
 )
 
@@ -25,7 +24,7 @@ func main() {
 	// The log-in checks amazon_callback_uri against the app's region: the
 	// app's credentials, no Amazon call.
 	flow := connect.New(postgres.New(env.Pool(ctx, boot.LambdaMaxConns)), connect.WithSecrets(credcache.New(env.Vault(ctx))),
-		connect.WithSellerCentralURL(cfg.SellerCentralURL), connect.WithAppSource(marketplace.AppSource(cfg.AppSource)))
+		connect.WithSellerCentralURL(cfg.SellerCentralURL), connect.WithAppSource(cfg.AppSource))
 	api := &httpapi.API{Connect: flow, Auth: env.Verifier(ctx), Log: env.Log, LoginURL: cfg.FrontendLoginURL}
 
 	lambda.Start(httpadapter.NewV2(api.Login()).ProxyWithContext)

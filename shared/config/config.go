@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/keybuzz/keybuzz-amazon/shared/amazon"
+	"github.com/keybuzz/keybuzz-amazon/shared/marketplace"
 	"github.com/keybuzz/keybuzz-amazon/shared/secret"
 )
 
@@ -37,7 +38,7 @@ type Config struct {
 	// LayoutSeed (the default) or LayoutKeyBuzz (KeyBuzz's newer backend).
 	VaultLayout string
 
-	AppSource string // "external_test" or "keybuzz"
+	AppSource marketplace.AppSource // marketplace.AppExternalTest or marketplace.AppKeyBuzz
 	UseMock   bool
 
 	PollInterval time.Duration
@@ -95,7 +96,7 @@ func Load(getenv func(string) string) (Config, error) {
 		VaultAWSRole:          get("VAULT_AWS_ROLE", ""),
 		VaultKVMount:          get("VAULT_KV_MOUNT", "secret"),
 		VaultLayout:           get("AMAZON_VAULT_LAYOUT", LayoutSeed),
-		AppSource:             get("AMAZON_SPAPI_APP_SOURCE", "external_test"),
+		AppSource:             marketplace.AppSource(get("AMAZON_SPAPI_APP_SOURCE", string(marketplace.AppExternalTest))),
 		PollQueueURL:          get("POLL_QUEUE_URL", ""),
 		NotificationsQueueARN: get("NOTIFICATIONS_QUEUE_ARN", ""),
 		JWTIssuer:             get("AUTH_JWT_ISSUER", ""),
@@ -142,10 +143,8 @@ func Load(getenv func(string) string) (Config, error) {
 		errs = append(errs, fmt.Errorf("INBOUND_S3_PATH_STYLE: %w", err))
 	}
 
-	switch c.AppSource {
-	case "external_test", "keybuzz":
-	default:
-		errs = append(errs, fmt.Errorf("AMAZON_SPAPI_APP_SOURCE: want external_test or keybuzz, got %q", c.AppSource))
+	if !c.AppSource.Valid() {
+		errs = append(errs, fmt.Errorf("AMAZON_SPAPI_APP_SOURCE: want %s or %s, got %q", marketplace.AppExternalTest, marketplace.AppKeyBuzz, c.AppSource))
 	}
 	switch c.VaultLayout {
 	case LayoutSeed, LayoutKeyBuzz:
@@ -281,11 +280,11 @@ func (c Config) AppVaultPath() string { return c.AppVaultPathFor(c.AppSource) }
 
 // AppVaultPathFor is the KV path (without the mount) of the credentials of
 // the application source names ("external_test" or "keybuzz").
-func (c Config) AppVaultPathFor(source string) string {
+func (c Config) AppVaultPathFor(source marketplace.AppSource) string {
 	switch {
-	case source == "keybuzz" && c.VaultLayout == LayoutKeyBuzz:
+	case source == marketplace.AppKeyBuzz && c.VaultLayout == LayoutKeyBuzz:
 		return "keybuzz/amazon_spapi/app"
-	case source == "keybuzz":
+	case source == marketplace.AppKeyBuzz:
 		return "keybuzz/ai/amazon_spapi_app"
 	}
 	return "keybuzz/ai/amazon_spapi_app_temp"

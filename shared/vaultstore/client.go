@@ -37,8 +37,8 @@ func Open(ctx context.Context, cfg config.Config) (*Store, error) {
 		return nil, fmt.Errorf("vault client: %w", err)
 	}
 	s := New(client, cfg.VaultKVMount, cfg.AppVaultPath(), WithAppPaths(map[marketplace.AppSource]string{
-		marketplace.AppExternalTest: cfg.AppVaultPathFor(string(marketplace.AppExternalTest)),
-		marketplace.AppKeyBuzz:      cfg.AppVaultPathFor(string(marketplace.AppKeyBuzz)),
+		marketplace.AppExternalTest: cfg.AppVaultPathFor(marketplace.AppExternalTest),
+		marketplace.AppKeyBuzz:      cfg.AppVaultPathFor(marketplace.AppKeyBuzz),
 	}), WithTenantPath(cfg.TenantVaultPath()))
 	if cfg.VaultAuthMethod != "aws" {
 		client.SetToken(cfg.VaultToken.Reveal())

@@ -113,7 +113,7 @@ func (s *Store) PutAppFor(ctx context.Context, source marketplace.AppSource, app
 // AppPath is the KV path of an application's LWA credentials in the seed's
 // layout.
 func AppPath(source marketplace.AppSource) string {
-	return config.Config{VaultLayout: config.LayoutSeed}.AppVaultPathFor(string(source))
+	return config.Config{VaultLayout: config.LayoutSeed}.AppVaultPathFor(source)
 }
 
 func (s *Store) readApp(ctx context.Context, appPath string) (marketplace.AppCredentials, error) {
