@@ -129,7 +129,7 @@ func (r *mailRig) flow(e *env, store *postgres.Store, orders *poll.AmazonSource,
 	if wrap != nil {
 		objects, flowStore = wrap.objects(objects), wrap.store(store)
 	}
-	return inboundmail.New(flowStore, objects, r.domain, inboundmail.WithMaxBytes(r.maxBytes),
+	return inboundmail.New(flowStore, objects, r.domain, inboundmail.WithBucket(r.bucket), inboundmail.WithMaxBytes(r.maxBytes),
 		inboundmail.WithLogger(e.quiet), inboundmail.WithOrderContext(inboundmail.NewOrderContexts(store, orders, inboundmail.WithLogger(e.quiet))))
 }
 
