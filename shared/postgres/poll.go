@@ -22,6 +22,14 @@ import (
 // SKIP LOCKED plus the claim column keep an overlapping run from taking the
 // same rows. The outer ORDER BY returns the chunk in keyset order.
 //
+// The lock is FOR NO KEY UPDATE, the strength of the claim's own UPDATE (it
+// changes no key column): it does not conflict with the FOR KEY SHARE lock
+// that the foreign-key check of every ingestion statement (ExternalMessage,
+// TicketMessage -> MarketplaceConnection) holds until its transaction ends.
+// FOR UPDATE did, so SKIP LOCKED skipped every due connection a mail or a
+// notification was being stored for at that moment, run after run while
+// its buyer kept writing (found by the chaos soak's mail channel).
+//
 // The UPDATE reaches the locked rows by their ctid (a TID scan), not by
 // joining "id" back through the primary key: that join's plan depends on
 // the table's statistics, and the planner may choose to hash the chunk's ids
@@ -41,7 +49,7 @@ WITH claimed AS (
           AND ("pollClaimedUntil" IS NULL OR "pollClaimedUntil" < $1)
         ORDER BY "nextPollAt", "id"
         LIMIT $3
-        FOR UPDATE SKIP LOCKED))
+        FOR NO KEY UPDATE SKIP LOCKED))
       AND c."status" = 'CONNECTED' AND c."nextPollAt" <= $1
       AND (c."pollClaimedUntil" IS NULL OR c."pollClaimedUntil" < $1)
     RETURNING c."id", c."tenantId", c."nextPollAt"

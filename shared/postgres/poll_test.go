@@ -58,6 +58,35 @@ func tenantOf(t *testing.T, pool *pgxpool.Pool, id string) string {
 	return tenant
 }
 
+// A due connection that a mail or a notification is being stored for at
+// the moment (the ingestion's foreign-key check holds FOR KEY SHARE on it
+// until its transaction ends) is claimed all the same.
+func TestClaimDueTakesAConnectionBeingIngestedInto(t *testing.T) {
+	t.Parallel()
+	store, pool, _ := newStore(t)
+	ctx := context.Background()
+	ids := addConnections(t, pool, 2)
+	tx, err := pool.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback(ctx)
+	if _, err := tx.Exec(ctx, `SELECT 1 FROM "MarketplaceConnection" WHERE "id" = $1 FOR KEY SHARE`, ids[0]); err != nil {
+		t.Fatal(err)
+	}
+	jobs, _, err := store.ClaimDue(ctx, 10, time.Minute, marketplace.ClaimCursor{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	claimed := map[string]bool{}
+	for _, j := range jobs {
+		claimed[j.ConnectionID] = true
+	}
+	if !claimed[ids[0]] || !claimed[ids[1]] {
+		t.Fatalf("claimed %v; want both %v (one of them key-share locked by an ingestion)", claimed, ids)
+	}
+}
+
 func TestClaimDueNeverClaimsTwice(t *testing.T) {
 	t.Parallel()
 	store, pool, clock := newStore(t)
