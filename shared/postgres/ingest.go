@@ -210,15 +210,15 @@ func ingest(ctx context.Context, q querier, tenantID, connectionID string, msgs 
 			thread[i] = m.OrderID
 		}
 		order[i], mp[i], email[i], lang[i] = optional(m.OrderID), optional(m.MarketplaceID), optional(m.BuyerEmail), optional(m.Language)
-		name[i] = strings.TrimSpace(m.BuyerName)
+		name[i] = strings.TrimSpace(pgText(m.BuyerName))
 		if name[i] == "" {
 			name[i] = marketplace.DefaultBuyerName
 		}
-		subject[i], body[i], at[i] = m.Subject, m.Body, m.ReceivedAt
+		subject[i], body[i], at[i] = pgText(m.Subject), pgText(m.Body), m.ReceivedAt
 		if at[i].IsZero() {
 			at[i] = now
 		}
-		raw[i] = string(m.Raw)
+		raw[i] = pgJSON(string(m.Raw))
 		if len(m.Raw) == 0 {
 			raw[i] = "{}"
 		}
@@ -257,4 +257,19 @@ func dedupe(in []marketplace.InboundMessage) []marketplace.InboundMessage {
 		out = append(out, m)
 	}
 	return out
+}
+
+// pgText is s as PostgreSQL's text takes it: valid UTF-8 without NUL (each
+// invalid byte sequence and each NUL becomes U+FFFD). Text from outside (a
+// mail's headers and body, an order's JSON) may hold either, and PostgreSQL
+// refuses the whole statement for one of them.
+func pgText(s string) string {
+	s = strings.ToValidUTF8(s, "\uFFFD")
+	return strings.ReplaceAll(s, "\x00", "\uFFFD")
+}
+
+// pgJSON is a JSON text as jsonb takes it: without the \u0000 escape,
+// which jsonb refuses.
+func pgJSON(s string) string {
+	return strings.ReplaceAll(pgText(s), `\u0000`, `\ufffd`)
 }

@@ -217,3 +217,33 @@ FROM "MarketplaceSyncState" st JOIN "MarketplaceConnection" c ON c."id" = st."co
 		t.Fatalf("after the holder's last page: %s", show(s))
 	}
 }
+
+// Text from outside that PostgreSQL's text and jsonb refuse (a NUL, bytes
+// that are not UTF-8, JSON's \u0000) is stored with U+FFFD in their place:
+// a hostile mail is recorded (MALFORMED) and a message with such bytes is
+// stored, never failed back to SQS until the DLQ.
+func TestTextPostgreSQLRefusesIsStored(t *testing.T) {
+	t.Parallel()
+	store, pool, clock := newStore(t)
+	ctx := context.Background()
+	id := addConnections(t, pool, 1)[0]
+	tenant := tenantOf(t, pool, id)
+	bad := "a\x00b\xffc"
+	if err := store.RecordMail(ctx, marketplace.ReceivedMail{SESMessageID: "ses-nul-1", Recipient: "x@inbound.test", From: bad, Subject: bad,
+		Decision: "parse: malformed MIME header line: " + bad, Outcome: marketplace.MailMalformed, ReceivedAt: clock.Now()}); err != nil {
+		t.Fatalf("record a malformed mail with a NUL: %v", err)
+	}
+	res, err := store.Ingest(ctx, tenant, id, []marketplace.InboundMessage{{ExternalID: "<nul@x>", ThreadKey: "402-8", OrderID: "402-8",
+		BuyerName: bad, Subject: bad, Body: bad, ReceivedAt: clock.Now(), Raw: []byte(`{"subject":"a\u0000b"}`)}})
+	if err != nil || res.MessagesCreated != 1 {
+		t.Fatalf("ingest a message with a NUL: %+v %v", res, err)
+	}
+	var decision, body string
+	if err := pool.QueryRow(ctx, `SELECT "decision", (SELECT "body" FROM "ExternalMessage" WHERE "externalId" = '<nul@x>') FROM "InboundMail" WHERE "sesMessageId" = 'ses-nul-1'`).
+		Scan(&decision, &body); err != nil {
+		t.Fatal(err)
+	}
+	if want := "a\uFFFDb\uFFFDc"; body != want || decision != "parse: malformed MIME header line: "+want {
+		t.Errorf("stored %q and %q", body, decision)
+	}
+}

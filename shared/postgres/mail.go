@@ -135,8 +135,11 @@ RETURNING "outcome"`
 
 func recordArgs(r marketplace.ReceivedMail, externalMessageID, ticketID string) []any {
 	v := r.Verdicts
-	return []any{r.SESMessageID, r.Recipient, r.Bucket, r.ObjectKey, r.Size, r.TenantID, r.ConnectionID, r.AddressID,
-		r.MessageID, r.From, r.Subject, r.OrderID, r.Kind, string(r.Outcome), r.Decision,
+	// What a hostile mail's headers hold (a NUL, bytes that are not UTF-8)
+	// reaches PostgreSQL's text only as pgText makes it: a refused mail is
+	// recorded, never retried into the DLQ.
+	return []any{r.SESMessageID, pgText(r.Recipient), r.Bucket, r.ObjectKey, r.Size, r.TenantID, r.ConnectionID, r.AddressID,
+		pgText(r.MessageID), pgText(r.From), pgText(r.Subject), pgText(r.OrderID), r.Kind, string(r.Outcome), pgText(r.Decision),
 		v.Spam, v.Virus, v.SPF, v.DKIM, v.DMARC, v.DMARCPolicy, externalMessageID, ticketID, r.ReceivedAt}
 }
 
