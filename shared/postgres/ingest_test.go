@@ -229,7 +229,17 @@ func TestTextPostgreSQLRefusesIsStored(t *testing.T) {
 	id := addConnections(t, pool, 1)[0]
 	tenant := tenantOf(t, pool, id)
 	bad := "a\x00b\xffc"
-	if err := store.RecordMail(ctx, marketplace.ReceivedMail{SESMessageID: "ses-nul-1", Recipient: "x@inbound.test", From: bad, Subject: bad,
+	// A refusal to a known address also leaves its reason on the address.
+	if err := store.EnsureInboundAddresses(ctx, tenant, []marketplace.InboundAddress{{TenantID: tenant, Country: "FR", MarketplaceID: "A13V1IB3VIYZZH",
+		Token: "nulnulnulnulnul1", EmailAddress: "amazon.nul.fr.nulnulnulnulnul1@inbound.test"}}); err != nil {
+		t.Fatal(err)
+	}
+	addr, err := store.InboundAddressByEmail(ctx, "amazon.nul.fr.nulnulnulnulnul1@inbound.test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := store.RecordMail(ctx, marketplace.ReceivedMail{SESMessageID: "ses-nul-1", Recipient: addr.EmailAddress, From: bad, Subject: bad,
+		TenantID: tenant, ConnectionID: id, AddressID: addr.ID,
 		Decision: "parse: malformed MIME header line: " + bad, Outcome: marketplace.MailMalformed, ReceivedAt: clock.Now()}); err != nil {
 		t.Fatalf("record a malformed mail with a NUL: %v", err)
 	}

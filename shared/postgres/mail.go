@@ -157,7 +157,7 @@ func (s *Store) RecordMail(ctx context.Context, r marketplace.ReceivedMail) erro
 			return err
 		}
 		_, err = tx.Exec(ctx, `UPDATE "inbound_addresses" SET "lastError" = $2, "updatedAt" = now() AT TIME ZONE 'UTC' WHERE "id" = $1`,
-			r.AddressID, fmt.Sprintf("%s: %s", r.Outcome, r.Decision))
+			r.AddressID, pgText(fmt.Sprintf("%s: %s", r.Outcome, r.Decision)))
 		return err
 	})
 	return unavailable("record mail", err)
