@@ -43,13 +43,20 @@ func TestChaosShort(t *testing.T) {
 		t.Fatalf("the soak proved too little: %d crashes, %d events, %d revoked, faults %v",
 			res.Crashes, res.Invariants.EventsExpected, res.Invariants.Revoked, res.Faults)
 	}
-	for _, c := range append(append([]string(nil), killCategories...), "frozen_takeover") {
+	if c := v.Channels; c.MailsStored == 0 || c.NotificationsRecorded == 0 || c.NotificationsForged == 0 || c.HostileSent == 0 {
+		t.Errorf("the channels proved too little: %+v", c)
+	}
+	for _, c := range append(append(append([]string(nil), killCategories...), mailKillCategories...), "frozen_takeover") {
 		if res.RealKills[c] == 0 {
 			t.Errorf("no real kill landed %s: %v (missed %v)", c, res.RealKills, res.RealKillsMissed)
 		}
 	}
 	for _, f := range []string{"vault_restarted", "vault_sealed", "postgres_restarted", "app_secret_rotated", "lwa_500", "lwa_slow", "lwa_drop",
-		"sandbox_500", "sandbox_slow", "sandbox_drop", "sqs_duplicate_delivery", "sqs_visibility_timeout_redelivery"} {
+		"sandbox_500", "sandbox_slow", "sandbox_drop", "sqs_duplicate_delivery", "sqs_visibility_timeout_redelivery",
+		// The push and mail channels.
+		"notification_dropped", "notification_duplicated", "notification_delayed", "notification_out_of_order",
+		"notification_forged_seller_id", "notification_malformed", "notify_crash", "mail_crash",
+		"mail_s3_object_missing", "mail_s3_object_late", "mail_sns_duplicate", "mail_malformed", "mail_oversized"} {
 		if res.Faults[f] == 0 {
 			t.Errorf("fault %s never injected: %v", f, res.Faults)
 		}

@@ -79,8 +79,10 @@ type Invariants struct {
 	RequestsChecked int `json:"requestsChecked"`
 	OutsideContract int `json:"outsideContract"`
 	// Scans: logs (bytes), database (values), queues (messages), s3 (objects).
-	Scans    map[string]scanReport `json:"scans"`
-	Problems []string              `json:"problems,omitempty"` // the first violations, for a person
+	Scans map[string]scanReport `json:"scans"`
+	// Channels: the push and mail channels (zero when off).
+	Channels ChannelInvariants `json:"channels"`
+	Problems []string          `json:"problems,omitempty"` // the first violations, for a person
 }
 
 func (v *Invariants) problem(format string, args ...any) {
@@ -116,6 +118,11 @@ type querier interface {
 type storedMessage struct {
 	id, tenant, conn, externalID, order, item string
 	ticketMessages                            []string
+	// mail is a row that came from a buyer's mail (its body holds a
+	// chaos-mail token, or a hostile mail's marker) rather than from an
+	// order event: the channel checker judges it.
+	mail bool
+	body string
 }
 
 type storedTicketMessage struct{ id, ticket, tenant string }
@@ -169,7 +176,11 @@ FROM "ExternalMessage" e`)
 		if err := rows.Scan(&m.id, &m.tenant, &m.conn, &m.externalID, &m.order, &body, &tm); err != nil {
 			return nil, nil, nil, err
 		}
-		m.order, m.item = eventKeyOf(m.externalID, m.order, body)
+		if !bodyKeyRe.MatchString(body) && (mailWords.MatchString(body) || strings.Contains(body, "chaos-hostile")) {
+			m.mail, m.body = true, body
+		} else {
+			m.order, m.item = eventKeyOf(m.externalID, m.order, body)
+		}
 		if tm != nil {
 			m.ticketMessages = append(m.ticketMessages, *tm)
 		}
@@ -241,6 +252,22 @@ func (w *world) checkInvariants(ctx context.Context) (Invariants, error) {
 		}
 		dlq = append(dlq, more...)
 	}
+	if w.ch != nil {
+		for _, u := range []string{w.ch.notifyURL, w.ch.mailURL} {
+			d, err := w.queueDepth(ctx, u)
+			if err != nil {
+				return v, err
+			}
+			v.QueueLeft += d
+		}
+		for _, u := range []string{w.ch.notifyDLQ, w.ch.mailDLQ} {
+			more, err := w.drainQueue(ctx, u)
+			if err != nil {
+				return v, err
+			}
+			dlq = append(dlq, more...)
+		}
+	}
 	w.judgeDeadLetters(&v, dlq)
 	return v, nil
 }
@@ -291,7 +318,12 @@ func (w *world) checkWith(ctx context.Context, q querier) (Invariants, error) {
 	// Every stored row: in its tenant, traceable to a buyer event.
 	byKey := map[string][]*storedMessage{} // tenant \x00 order \x00 item
 	linked := map[string]bool{}
+	var mails []*storedMessage
 	for _, m := range msgs {
+		if m.mail {
+			mails = append(mails, m)
+			continue
+		}
 		if connTenant[m.conn] != m.tenant {
 			v.WrongTenant++
 			v.problem("ExternalMessage %s of tenant %s hangs off connection %s of tenant %s", m.id, m.tenant, m.conn, connTenant[m.conn])
@@ -314,6 +346,11 @@ func (w *world) checkWith(ctx context.Context, q querier) (Invariants, error) {
 		}
 		k := m.tenant + "\x00" + m.order + "\x00" + m.item
 		byKey[k] = append(byKey[k], m)
+	}
+	for _, m := range mails {
+		for _, id := range m.ticketMessages {
+			linked[id] = true
+		}
 	}
 	for id, tm := range tms {
 		if !linked[id] {
@@ -402,6 +439,18 @@ FROM "MarketplaceConnection" c LEFT JOIN "MarketplaceSyncState" s ON s."connecti
 				}
 			}
 		}
+		// A buyer's mails about an order are on the order's ticket too.
+		for _, m := range mails {
+			if m.tenant != t.id || m.order == "" {
+				continue
+			}
+			for _, id := range m.ticketMessages {
+				if orderTickets[m.order] == nil {
+					orderTickets[m.order] = map[string]bool{}
+				}
+				orderTickets[m.order][tms[id].ticket] = true
+			}
+		}
 		// One ticket per order thread: the messages of an order all on one
 		// ticket, and one Ticket row for it.
 		for order, ids := range orderTickets {
@@ -442,6 +491,11 @@ FROM "MarketplaceConnection" c LEFT JOIN "MarketplaceSyncState" s ON s."connecti
 			}
 		}
 	}
+	if w.ch != nil {
+		if err := w.checkChannels(ctx, q, &v, mails, connTenant, tms, tickets); err != nil {
+			return v, err
+		}
+	}
 	return v, nil
 }
 
@@ -463,7 +517,11 @@ func (w *world) judgeDeadLetters(v *Invariants, dlq []deadLetter) {
 		if _, ok := w.trace.explain(id); !ok {
 			// fauxqs may give a moved message a new id: the delivered message
 			// with the same body.
-			for _, cand := range append(w.payloads.idsWithBody("poll", d.body), w.payloads.idsWithBody("kill", d.body)...) {
+			var cands []string
+			for _, kind := range []string{"poll", "kill", "notify", "mail"} {
+				cands = append(cands, w.payloads.idsWithBody(kind, d.body)...)
+			}
+			for _, cand := range cands {
 				if _, ok := w.trace.explain(cand); ok {
 					id = cand
 					break
@@ -483,11 +541,16 @@ func (w *world) judgeDeadLetters(v *Invariants, dlq []deadLetter) {
 	}
 }
 
-// drainDLQ reads (and deletes) every dead letter.
+// drainDLQ reads (and deletes) every dead letter of the poll queue.
 func (w *world) drainDLQ(ctx context.Context) ([]deadLetter, error) {
+	return w.drainQueue(ctx, w.dlqURL)
+}
+
+// drainQueue reads (and deletes) every message of a dead-letter queue.
+func (w *world) drainQueue(ctx context.Context, dlqURL string) ([]deadLetter, error) {
 	var out []deadLetter
 	for empty := 0; empty < 2; {
-		r, err := w.sqs.ReceiveMessage(ctx, &sqs.ReceiveMessageInput{QueueUrl: aws.String(w.dlqURL), MaxNumberOfMessages: 10, WaitTimeSeconds: 0})
+		r, err := w.sqs.ReceiveMessage(ctx, &sqs.ReceiveMessageInput{QueueUrl: aws.String(dlqURL), MaxNumberOfMessages: 10, WaitTimeSeconds: 0})
 		if err != nil {
 			return nil, err
 		}
@@ -501,9 +564,13 @@ func (w *world) drainDLQ(ctx context.Context) ([]deadLetter, error) {
 			d := deadLetter{id: aws.ToString(m.MessageId), body: body}
 			if msg, err := pollqueue.Decode(body); err == nil {
 				d.tenant = msg.TenantID
+			} else if t := w.notifyTenant(body); t != "" {
+				d.tenant = t
+			} else if t := w.mailTenant(body); t != "" {
+				d.tenant = t
 			}
 			out = append(out, d)
-			_, _ = w.sqs.DeleteMessage(ctx, &sqs.DeleteMessageInput{QueueUrl: aws.String(w.dlqURL), ReceiptHandle: m.ReceiptHandle})
+			_, _ = w.sqs.DeleteMessage(ctx, &sqs.DeleteMessageInput{QueueUrl: aws.String(dlqURL), ReceiptHandle: m.ReceiptHandle})
 		}
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].id < out[j].id })

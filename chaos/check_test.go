@@ -15,7 +15,8 @@ import (
 // injected fault, one of them revoked before the second cycle.
 func tiny() Settings {
 	return Settings{Name: "tiny", Tenants: 4, Cycles: 2, SettleCycles: 2, Workers: 2, Batch: 5, PageSize: 20,
-		ActivityRate: 1, RevokeTenants: 1, Visibility: 1, DrainTimeout: 2 * time.Minute, Seed: 7}
+		ActivityRate: 1, RevokeTenants: 1, Visibility: 1, DrainTimeout: 2 * time.Minute, Seed: 7,
+		Channels: true, MailRate: 1}
 }
 
 // TestCheckerFailsOnBrokenSystem runs the tiny soak, checks that the
@@ -55,6 +56,9 @@ func TestCheckerFailsOnBrokenSystem(t *testing.T) {
 	if !base.OK() || base.EventsExpected == 0 || base.Revoked != 1 {
 		t.Fatalf("the unbroken tiny soak does not pass: %+v", base)
 	}
+	if c := base.Channels; c.MailsStored == 0 || c.NotificationsRecorded == 0 || c.NotificationsForged == 0 {
+		t.Fatalf("the tiny soak's channels proved nothing: %+v", c)
+	}
 	live, revoked := w.tenants[0], w.tenants[len(w.tenants)-1]
 	other := w.tenants[1]
 	var afterRevocation sandbox.Event
@@ -67,9 +71,9 @@ func TestCheckerFailsOnBrokenSystem(t *testing.T) {
 		t.Fatal("no buyer event after the revocation")
 	}
 
-	// A message of tenant tn (the first one).
+	// An order event's message of tenant tn (the first one).
 	msgOf := func(tx pgx.Tx, tn *tenant) (id, ext string) {
-		if err := tx.QueryRow(ctx, `SELECT "id", "externalId" FROM "ExternalMessage" WHERE "tenantId" = $1 ORDER BY "externalId" LIMIT 1`, tn.id).Scan(&id, &ext); err != nil {
+		if err := tx.QueryRow(ctx, `SELECT "id", "externalId" FROM "ExternalMessage" WHERE "tenantId" = $1 AND "externalId" LIKE '%:cancellation' ORDER BY "externalId" LIMIT 1`, tn.id).Scan(&id, &ext); err != nil {
 			t.Fatal(err)
 		}
 		return id, ext
@@ -80,6 +84,24 @@ func TestCheckerFailsOnBrokenSystem(t *testing.T) {
 		if _, err := tx.Exec(ctx, `INSERT INTO "`+table+`" SELECT (jsonb_populate_record(NULL::"`+table+`", to_jsonb(r) || $2::jsonb)).* FROM "`+table+`" r WHERE r."id" = $1`, id, set); err != nil {
 			t.Fatal(err)
 		}
+	}
+	// A mail message of tenant tn (one of its buyer's mails).
+	mailOf := func(tx pgx.Tx, tn *tenant) (id, ext string) {
+		if err := tx.QueryRow(ctx, `SELECT "id", "externalId" FROM "ExternalMessage" WHERE "tenantId" = $1 AND "body" LIKE '%chaos-mail-%' ORDER BY "externalId" LIMIT 1`, tn.id).Scan(&id, &ext); err != nil {
+			t.Fatal(err)
+		}
+		return id, ext
+	}
+	// secondTicket moves ExternalMessage id's ticket message to a copy of its ticket.
+	secondTicket := func(tx pgx.Tx, id string) {
+		var tm, ticket string
+		if err := tx.QueryRow(ctx, `SELECT tm."id", tm."ticketId" FROM "TicketMessage" tm WHERE tm."id" = COALESCE(
+  (SELECT to_jsonb(e2)->>'ticketMessageId' FROM "ExternalMessage" e2 WHERE e2."id" = $1),
+  (SELECT t2."id" FROM "TicketMessage" t2 WHERE to_jsonb(t2)->>'externalMessageId' = $1))`, id).Scan(&tm, &ticket); err != nil {
+			t.Fatal(err)
+		}
+		copyRow(tx, "Ticket", ticket, map[string]any{"id": "second-" + ticket, "externalThreadId": nil})
+		mustExec(t, tx, `UPDATE "TicketMessage" SET "ticketId" = $2 WHERE "id" = $1`, tm, "second-"+ticket)
 	}
 	breaks := []struct {
 		name  string
@@ -125,6 +147,39 @@ WHERE e."id" = $1 AND tm."ticketId" = (SELECT t."ticketId" FROM "TicketMessage" 
 			copyRow(tx, "ExternalMessage", id, map[string]any{"id": "phantom-" + id, "orderId": "999-0000000-0000000", "ticketMessageId": nil,
 				"externalId": "999-0000000-0000000:1:cancellation", "body": "Buyer requested cancellation of order 999-0000000-0000000 (item 1). Reason: x"})
 		}, func(v Invariants) int { return v.Phantom }},
+		// The push and mail channels.
+		{"a mail lost", func(tx pgx.Tx) {
+			id, _ := mailOf(tx, live)
+			mustExec(t, tx, `DELETE FROM "ExternalMessage" WHERE "id" = $1`, id)
+		}, func(v Invariants) int { return v.Channels.MailsLost }},
+		{"one mail as two messages (a second externalId)", func(tx pgx.Tx) {
+			id, ext := mailOf(tx, live)
+			copyRow(tx, "ExternalMessage", id, map[string]any{"id": "dup-" + id, "externalId": "ses:" + ext, "ticketMessageId": nil})
+		}, func(v Invariants) int { return v.Channels.MailsDuplicated }},
+		{"one mail as two tickets", func(tx pgx.Tx) {
+			id, _ := mailOf(tx, live)
+			secondTicket(tx, id)
+		}, func(v Invariants) int { return v.TicketsWrong }},
+		{"a mail in another tenant", func(tx pgx.Tx) {
+			id, _ := mailOf(tx, live)
+			mustExec(t, tx, `UPDATE "ExternalMessage" SET "tenantId" = $2 WHERE "id" = $1`, id, other.id)
+		}, func(v Invariants) int { return v.WrongTenant }},
+		{"a malformed mail stored", func(tx pgx.Tx) {
+			id, _ := mailOf(tx, live)
+			copyRow(tx, "ExternalMessage", id, map[string]any{"id": "hostile-" + id, "externalId": "<hostile@x>", "ticketMessageId": nil, "body": "chaos-hostile"})
+		}, func(v Invariants) int { return v.Channels.HostileStored }},
+		{"a notification recorded under another tenant", func(tx pgx.Tx) {
+			mustExec(t, tx, `UPDATE "MarketplaceNotification" SET "tenantId" = $1 WHERE "id" = (SELECT "id" FROM "MarketplaceNotification"
+WHERE "tenantId" IS NOT NULL AND "tenantId" <> $1 AND "notificationId" NOT LIKE 'chaos-forged-%' LIMIT 1)`, other.id)
+		}, func(v Invariants) int { return v.Channels.NotificationsWrongOwner }},
+		{"a forged notification stored", func(tx pgx.Tx) {
+			mustExec(t, tx, `UPDATE "MarketplaceNotification" SET "outcome" = 'STORED' WHERE "notificationId" LIKE 'chaos-forged-%'`)
+		}, func(v Invariants) int { return v.Channels.ForgedStored }},
+		{"a pushed event and its poll as two rows", func(tx pgx.Tx) {
+			// What a push intake storing under its own id would leave.
+			id, ext := msgOf(tx, live)
+			copyRow(tx, "ExternalMessage", id, map[string]any{"id": "push-" + id, "externalId": "push:" + ext, "ticketMessageId": nil})
+		}, func(v Invariants) int { return v.Duplicated }},
 	}
 	for _, b := range breaks {
 		t.Run(b.name, func(t *testing.T) {

@@ -28,6 +28,7 @@ import (
 	"github.com/keybuzz/keybuzz-amazon/shared/connect"
 	"github.com/keybuzz/keybuzz-amazon/shared/credcache"
 	"github.com/keybuzz/keybuzz-amazon/shared/httpapi"
+	"github.com/keybuzz/keybuzz-amazon/shared/inboundmail"
 	"github.com/keybuzz/keybuzz-amazon/shared/lwa"
 	"github.com/keybuzz/keybuzz-amazon/shared/pollqueue"
 	"github.com/keybuzz/keybuzz-amazon/shared/postgres"
@@ -99,6 +100,11 @@ type jumpClock struct{ offset atomic.Int64 }
 func (c *jumpClock) Now() time.Time       { return time.Now().Add(time.Duration(c.offset.Load())) }
 func (c *jumpClock) jump(d time.Duration) { c.offset.Add(int64(d)) }
 
+// mailBootstrap is where buildBootstrap puts the inboundmail bootstrap.
+func mailBootstrap(pollBin string) string {
+	return filepath.Join(filepath.Dir(filepath.Dir(pollBin)), "inboundmail", "bootstrap")
+}
+
 // buildBootstrap compiles polltenant for the emulator (started at the
 // beginning of the run, as it takes a while on a busy machine).
 func buildBootstrap(ctx context.Context, dir string) (string, error) {
@@ -108,6 +114,10 @@ func buildBootstrap(ctx context.Context, dir string) (string, error) {
 	}
 	bin := filepath.Join(dir, "polltenant", "bootstrap")
 	if err := rie.Build(ctx, filepath.Join(root, "functions", "polltenant"), bin); err != nil {
+		return "", err
+	}
+	// The inboundmail bootstrap beside it (mailBootstrap).
+	if err := rie.Build(ctx, filepath.Join(root, "functions", "inboundmail"), mailBootstrap(bin)); err != nil {
 		return "", err
 	}
 	if _, err := rie.Emulator(ctx); err != nil {
@@ -144,7 +154,8 @@ func newKiller(ctx context.Context, w *world, bin string) (*killer, error) {
 	store := postgres.New(w.pool, postgres.WithClock(time.Now))
 	svc := connect.New(store, connect.WithSecrets(credcache.New(vaultstore.New(w.vaultDir, devstack.KVMount, devstack.AppSecretPath))),
 		connect.WithExchanger(lwa.New(k.srv.URL+"/auth/o2/token", lwa.WithHTTPClient(&http.Client{Timeout: 10 * time.Second}))), connect.WithSellerCentralURL(k.srv.URL),
-		connect.WithLogger(w.log), connect.WithParticipations(spapi.New(spapi.WithHTTPClient(&http.Client{Timeout: 10 * time.Second})), k.srv.URL))
+		connect.WithLogger(w.log), connect.WithParticipations(spapi.New(spapi.WithHTTPClient(&http.Client{Timeout: 10 * time.Second})), k.srv.URL),
+		connect.WithInboundAddresses(inboundmail.NewAddresses(store, devstack.InboundDomain)))
 	k.api = httptest.NewServer((&httpapi.API{Connect: svc, Auth: w.verifier, Log: w.log}).Routes())
 	for n := 1; n <= w.set.KillTenants; n++ {
 		t := &tenant{n: w.set.Tenants + n, id: fmt.Sprintf("tenant-kill-%05d", n), seller: sandbox.SellerID(w.set.Tenants + n), sb: k.sb, front: k.front}
@@ -153,6 +164,10 @@ func newKiller(ctx context.Context, w *world, bin string) (*killer, error) {
 		}
 		w.killTenants = append(w.killTenants, t)
 		w.byTenant[t.id] = t
+		if addrs, err := store.InboundAddresses(ctx, t.id); err == nil && len(addrs) > 0 {
+			t.address = addrs[0].EmailAddress
+			w.addrTenant[strings.ToLower(t.address)] = t.id
+		}
 	}
 	if k.queueURL, k.dlqURL, err = w.createQueuePair(ctx, "chaos-kill", 1); err != nil {
 		return nil, err
@@ -675,6 +690,11 @@ func (k *killer) run(ctx context.Context) error {
 		k.landed["frozen_takeover"]++
 		w.stats.fault("freeze_frozen_takeover")
 		w.print("freeze %d: a second container completed the poll %.1f s after the first froze inside its page transaction", i+1, took)
+	}
+	if w.ch != nil && w.set.MailKills > 0 {
+		if err := k.mailKills(ctx); err != nil {
+			return fmt.Errorf("mail kills: %w", err)
+		}
 	}
 	// Recovery: what the kills left is redelivered; then one clean poll per
 	// tenant after its last activity.

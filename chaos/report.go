@@ -104,17 +104,63 @@ func (r Result) Table() string {
 		r := v.Scans[k.key]
 		fmt.Fprintf(&b, "| %s | %d | %d |\n", k.what, r.Scanned, r.Found)
 	}
+	if c := v.Channels; c.MailsSent+c.NotificationsSent > 0 {
+		b.WriteString("\n| push and mail channels (against the senders' records) | count |\n| --- | ---: |\n")
+		for _, row := range []struct {
+			k string
+			n int
+		}{
+			{"buyer mails relayed (sandbox relay -> SMTP -> SES stand-in -> S3 + SNS -> SQS)", c.MailsSent},
+			{"stored exactly once, in their tenant", c.MailsStored},
+			{"not expected (S3 object never written, or the tenant not CONNECTED)", c.MailsNotExpected},
+			{"**mails lost**", c.MailsLost},
+			{"**mails duplicated** (one mail in several messages, whatever their externalId)", c.MailsDuplicated},
+			{"malformed and oversized mails sent / refused (MALFORMED, TOO_LARGE) / **stored**", -1},
+			{"notifications delivered to the queue (genuine; duplicates once)", c.NotificationsSent},
+			{"of those, recorded once (MarketplaceNotification)", c.NotificationsRecorded},
+			{"**recorded under another tenant**", c.NotificationsWrongOwner},
+			{"forged notifications (another tenant's SellerId and order) / **stored**", -2},
+			{"malformed notification bodies sent", c.NotificationsMalformed},
+		} {
+			n := fmt.Sprint(row.n)
+			switch row.n {
+			case -1:
+				n = fmt.Sprintf("%d / %d / %d", c.HostileSent, c.HostileRefused, c.HostileStored)
+			case -2:
+				n = fmt.Sprintf("%d / %d", c.NotificationsForged, c.ForgedStored)
+			}
+			fmt.Fprintf(&b, "| %s | %s |\n", row.k, n)
+		}
+		if len(c.NotificationOutcomes) > 0 {
+			keys := make([]string, 0, len(c.NotificationOutcomes))
+			for k := range c.NotificationOutcomes {
+				keys = append(keys, k)
+			}
+			sort.Strings(keys)
+			parts := []string{}
+			for _, k := range keys {
+				parts = append(parts, fmt.Sprintf("%s %d", k, c.NotificationOutcomes[k]))
+			}
+			fmt.Fprintf(&b, "\nOutcomes of the genuine notifications recorded: %s (an event pushed and polled is stored once: DUPLICATE).\n", strings.Join(parts, ", "))
+		}
+	}
 	b.WriteString("\n| fault injected | count |\n| --- | ---: |\n")
 	for _, k := range r.faultKinds() {
 		fmt.Fprintf(&b, "| %s | %d |\n", k, r.Faults[k])
 	}
 	fmt.Fprintf(&b, "| **crashes (killed invocations, simulated inside one process), total** | **%d** |\n", r.Crashes)
 	if len(r.RealKills) > 0 {
-		fmt.Fprintf(&b, "\n| real kills: polltenant bootstrap under aws-lambda-rie, %d tenants on real time | SIGKILL / SIGSTOP landed | attempts that missed the point |\n| --- | ---: | ---: |\n", r.KillTenants)
+		fmt.Fprintf(&b, "\n| real kills: polltenant (and inboundmail) bootstraps under aws-lambda-rie, %d tenants on real time | SIGKILL / SIGSTOP landed | attempts that missed the point |\n| --- | ---: | ---: |\n", r.KillTenants)
 		total := 0
 		for _, c := range append(append([]string(nil), killCategories...), "frozen_takeover") {
 			fmt.Fprintf(&b, "| %s | %d | %d |\n", c, r.RealKills[c], r.RealKillsMissed[c])
 			if c != "frozen_takeover" {
+				total += r.RealKills[c]
+			}
+		}
+		for _, c := range mailKillCategories {
+			if r.RealKills[c]+r.RealKillsMissed[c] > 0 {
+				fmt.Fprintf(&b, "| %s (inboundmail bootstrap) | %d | %d |\n", c, r.RealKills[c], r.RealKillsMissed[c])
 				total += r.RealKills[c]
 			}
 		}

@@ -272,6 +272,14 @@ func (p *payloads) keep(queue, id, body string) {
 	p.bodies[queue+"\x00"+id] = body
 }
 
+// body returns the body kept for message id of queue.
+func (p *payloads) body(queue, id string) (string, bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	b, ok := p.bodies[queue+"\x00"+id]
+	return b, ok
+}
+
 // idsWithBody returns the ids of the messages of queue with that body.
 func (p *payloads) idsWithBody(queue, body string) []string {
 	p.mu.Lock()

@@ -4,6 +4,8 @@ import (
 	"flag"
 	"io"
 	"time"
+
+	"github.com/keybuzz/keybuzz-amazon/dev/sandbox"
 )
 
 // Settings size one soak. The short setting (defaults) runs inside
@@ -42,6 +44,17 @@ type Settings struct {
 	Kills       int `json:"kills"`
 	Freezes     int `json:"freezes"`
 	KillTenants int `json:"killTenants"`
+	// The push and mail channels: ORDER_CHANGE notifications (delivery
+	// faults of the sandbox), buyer mails through the SES stand-in (S3 and
+	// SNS faults), malformed and oversized mails, forged notifications.
+	Channels        bool                   `json:"channels"`
+	MailRate        float64                `json:"mailRate"`        // per tenant and cycle: a buyer mail
+	MailFaultRate   float64                `json:"mailFaultRate"`   // share of mails with an S3 object missing or late, or an SNS duplicate
+	HostileMailRate float64                `json:"hostileMailRate"` // per tenant and cycle: a malformed or oversized mail
+	PushFaults      sandbox.DeliveryFaults `json:"pushFaults"`
+	// MailKills: real kills (SIGKILL) of the inboundmail bootstrap under
+	// aws-lambda-rie, inside its ingestion transaction and before the ack.
+	MailKills int `json:"mailKills"`
 	// Load run (0: none): API requests after connecting, and Vault's delay meanwhile.
 	LoadRequests    int           `json:"loadRequests"`
 	DrainTimeout    time.Duration `json:"drainTimeout"` // a cycle fails when its queue is not drained by then
@@ -62,6 +75,8 @@ func Short() Settings {
 		LWAFaultRate: 0.05, EmptyRate: 0.005, Rotation: true, RotateEvery: 2, SealEvery: 3,
 		VaultEvery: 2, PGEvery: 3, Visibility: 2, DrainTimeout: 10 * time.Minute,
 		Kills: 20, Freezes: 1, KillTenants: 12,
+		Channels: true, MailKills: 10, MailRate: 0.3, MailFaultRate: 0.15, HostileMailRate: 0.02,
+		PushFaults: sandbox.DeliveryFaults{DropEvery: 7, DuplicateEvery: 5, DelayEvery: 11, Delay: 1500 * time.Millisecond, ReorderEvery: 6},
 	}
 }
 
@@ -93,6 +108,8 @@ func (s *Settings) flags(fs *flag.FlagSet) {
 	fs.IntVar(&s.Kills, "kills", s.Kills, "real kills (SIGKILL) of the polltenant bootstrap under aws-lambda-rie")
 	fs.IntVar(&s.Freezes, "freezes", s.Freezes, "real freezes (SIGSTOP past the timeout, another container takes over)")
 	fs.IntVar(&s.KillTenants, "kill-tenants", s.KillTenants, "tenants of the real-kill phase")
+	fs.BoolVar(&s.Channels, "channels", s.Channels, "the push and mail channels under chaos")
+	fs.IntVar(&s.MailKills, "mail-kills", s.MailKills, "real kills (SIGKILL) of the inboundmail bootstrap under aws-lambda-rie")
 	fs.StringVar(&s.MarkdownPath, "md", s.MarkdownPath, "RELIABILITY.md to update (this setting's block)")
 	fs.StringVar(&s.JSONPath, "json", s.JSONPath, "results JSON to write")
 }

@@ -62,6 +62,9 @@ func (t *trace) outageDuring(from, to time.Time) (string, bool) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	for _, o := range t.outages {
+		if strings.HasPrefix(o.kind, "s3_late:") {
+			continue // one mail's object, not an outage (objectLate)
+		}
 		if !o.end.Add(2*time.Second).Before(from) && !o.start.After(to) {
 			return o.kind, true
 		}
@@ -72,6 +75,43 @@ func (t *trace) outageDuring(from, to time.Time) (string, bool) {
 		}
 	}
 	return "", false
+}
+
+// hadCause reports whether an earlier delivery of msgID failed with cause.
+func (t *trace) hadCause(msgID, cause string) bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for _, a := range t.attempts[msgID] {
+		if a.outcome == "failed" && a.cause == cause {
+			return true
+		}
+	}
+	return false
+}
+
+// outageOf reports an outage of kind overlapping [from, to] (2 s margin).
+func (t *trace) outageOf(kind string, from, to time.Time) bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for _, o := range t.outages {
+		if o.kind == kind && !o.end.Add(2*time.Second).Before(from) && !o.start.After(to) {
+			return true
+		}
+	}
+	return false
+}
+
+// objectLate reports whether mail sesID's S3 object was still being
+// written late (an injected s3_late) at some point of [from, to].
+func (t *trace) objectLate(sesID string, from, to time.Time) bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for _, o := range t.outages {
+		if o.kind == "s3_late:"+sesID && !o.end.Before(from) && !o.start.After(to) {
+			return true
+		}
+	}
+	return false
 }
 
 // lastEnd is when the last outage of kind (a cause, "_aftermath" or not)

@@ -33,10 +33,13 @@ import (
 	"github.com/keybuzz/keybuzz-amazon/shared/connect"
 	"github.com/keybuzz/keybuzz-amazon/shared/credcache"
 	"github.com/keybuzz/keybuzz-amazon/shared/httpapi"
+	"github.com/keybuzz/keybuzz-amazon/shared/inboundmail"
 	"github.com/keybuzz/keybuzz-amazon/shared/logging"
 	"github.com/keybuzz/keybuzz-amazon/shared/lwa"
 	"github.com/keybuzz/keybuzz-amazon/shared/migrate"
+	"github.com/keybuzz/keybuzz-amazon/shared/poll"
 	"github.com/keybuzz/keybuzz-amazon/shared/postgres"
+	"github.com/keybuzz/keybuzz-amazon/shared/push"
 	"github.com/keybuzz/keybuzz-amazon/shared/secret"
 	"github.com/keybuzz/keybuzz-amazon/shared/spapi"
 	"github.com/keybuzz/keybuzz-amazon/shared/vaultstore"
@@ -71,31 +74,34 @@ type world struct {
 	rotations    int
 	appSecret    string // the app's client secret since the last rotation ("" = the sandbox's)
 
-	stack     *devstack.Stack
-	clock     *sandbox.ManualClock
-	sb        *sandbox.Server
-	sbServer  *httptest.Server
-	front     *front  // between the connector and the sandbox: LWA faults, the served record
-	trace     *trace  // every delivery and outage, to explain dead letters
-	errs      *errLog // what the containers logged per delivery
-	apiServer *httptest.Server
-	dbURL     string
-	pool      *pgxpool.Pool // the connector's pool (postgres.Open)
-	check     *pgxpool.Pool // the checker's
-	store     *postgres.Store
-	vproxy    *proxy // the connector reaches Vault through it
-	vaultConn *vault.Client
-	vaultDir  *vault.Client // straight to Vault: snapshots and restores
-	secrets   *vaultstore.Store
-	sqs       *sqs.Client
-	s3        *s3.Client
-	payloads  payloads // every queue message body seen, for the payload scanner
-	queueURL  string
-	dlqURL    string
-	log       *slog.Logger
-	jwtKey    secret.Value
-	verifier  *auth.Verifier
-	killer    *killer // the real-kill phase (nil: none)
+	stack      *devstack.Stack
+	clock      *sandbox.ManualClock
+	sb         *sandbox.Server
+	sbServer   *httptest.Server
+	front      *front    // between the connector and the sandbox: LWA faults, the served record
+	trace      *trace    // every delivery and outage, to explain dead letters
+	errs       *errLog   // what the containers logged per delivery
+	ch         *channels // the push and mail channels (nil: off)
+	awsCreds   aws.CredentialsProvider
+	addrTenant map[string]string // inbound address (lower case) -> tenant
+	apiServer  *httptest.Server
+	dbURL      string
+	pool       *pgxpool.Pool // the connector's pool (postgres.Open)
+	check      *pgxpool.Pool // the checker's
+	store      *postgres.Store
+	vproxy     *proxy // the connector reaches Vault through it
+	vaultConn  *vault.Client
+	vaultDir   *vault.Client // straight to Vault: snapshots and restores
+	secrets    *vaultstore.Store
+	sqs        *sqs.Client
+	s3         *s3.Client
+	payloads   payloads // every queue message body seen, for the payload scanner
+	queueURL   string
+	dlqURL     string
+	log        *slog.Logger
+	jwtKey     secret.Value
+	verifier   *auth.Verifier
+	killer     *killer // the real-kill phase (nil: none)
 
 	calm        atomic.Bool // settle cycles: containers are no longer killed
 	tenants     []*tenant
@@ -124,6 +130,7 @@ type tenant struct {
 	sb          *sandbox.Server
 	front       *front
 	wantCursor  time.Time // the cursor it must have reached (zero: the soak's clock less 2 minutes)
+	address     string    // its inbound address (the seller's forwarding address)
 }
 
 // accessLost is when the tenant's access ended (sandbox time) and the wall
@@ -141,12 +148,13 @@ func newWorld(ctx context.Context, set Settings, out *syncBuffer) (w *world, err
 		seed = time.Now().UnixNano()
 	}
 	w = &world{set: set, out: out, rng: rand.New(rand.NewPCG(uint64(seed), 0x6b6579)),
-		bySeller: map[string]*tenant{}, byTenant: map[string]*tenant{}, stats: newStats()}
+		bySeller: map[string]*tenant{}, byTenant: map[string]*tenant{}, addrTenant: map[string]string{}, stats: newStats()}
 	w.set.Seed = seed
 	w.print = func(format string, args ...any) { fmt.Fprintf(out, "chaos: "+format+"\n", args...) }
+	self := w // a failed start returns nil: close what was started
 	defer func() {
 		if err != nil {
-			w.close()
+			self.close()
 		}
 	}()
 	w.log = logging.New(out, "info")
@@ -183,6 +191,18 @@ func newWorld(ctx context.Context, set Settings, out *syncBuffer) (w *world, err
 	}
 	w.secrets = vaultstore.New(w.vaultConn, devstack.KVMount, devstack.AppSecretPath)
 
+	// Queues of our own: a short visibility timeout, DLQ after 5 receives.
+	w.awsCreds = credentials.NewStaticCredentialsProvider(devstack.AccessKeyID, devstack.AccessKeyID, "")
+	w.sqs = sqs.New(sqs.Options{Region: devstack.Region, BaseEndpoint: aws.String(w.stack.Get("AWS_ENDPOINT_URL_SQS")), Credentials: w.awsCreds})
+	s3Endpoint := w.stack.Get("AWS_ENDPOINT_URL_S3")
+	if s3Endpoint == "" {
+		s3Endpoint = w.stack.Get("AWS_ENDPOINT_URL_SQS") // fauxqs serves S3 on the same port
+	}
+	w.s3 = s3.New(s3.Options{Region: devstack.Region, BaseEndpoint: aws.String(s3Endpoint), UsePathStyle: true, Credentials: w.awsCreds})
+	if w.queueURL, w.dlqURL, err = w.createQueues(ctx); err != nil {
+		return nil, err
+	}
+
 	// The sandbox with many sellers on a manual clock.
 	w.clock = sandbox.NewManualClock(start)
 	sbCfg := sandbox.DefaultConfig()
@@ -197,30 +217,25 @@ func newWorld(ctx context.Context, set Settings, out *syncBuffer) (w *world, err
 		return nil, fmt.Errorf("Amazon's models: %w", err)
 	}
 	w.contract = sbCfg.Contract
+	w.trace = newTrace()
+	w.errs = newErrLog()
+	if set.Channels {
+		if err := w.setupChannels(ctx, &sbCfg); err != nil {
+			return nil, fmt.Errorf("push and mail channels: %w", err)
+		}
+	}
 	w.sb = sandbox.New(sbCfg)
+	if set.Channels {
+		w.sb.SetDeliveryFaults(set.PushFaults)
+	}
 	if set.Rotation {
 		for _, sl := range w.sb.Sellers() {
 			w.sb.RotateRefreshTokens(sl.ID, true)
 		}
 	}
 	w.front = newFront(w.sb, w.clock, sbCfg.ClientSecret, clientTimeout)
-	w.trace = newTrace()
-	w.errs = newErrLog()
 	w.sbServer = httptest.NewServer(w.front)
 	w.store = postgres.New(w.pool, postgres.WithClock(w.clock.Now))
-
-	// Queues of our own: a short visibility timeout, DLQ after 5 receives.
-	w.sqs = sqs.New(sqs.Options{Region: devstack.Region, BaseEndpoint: aws.String(w.stack.Get("AWS_ENDPOINT_URL_SQS")),
-		Credentials: credentials.NewStaticCredentialsProvider(devstack.AccessKeyID, devstack.AccessKeyID, "")})
-	s3Endpoint := w.stack.Get("AWS_ENDPOINT_URL_S3")
-	if s3Endpoint == "" {
-		s3Endpoint = w.stack.Get("AWS_ENDPOINT_URL_SQS") // fauxqs serves S3 on the same port
-	}
-	w.s3 = s3.New(s3.Options{Region: devstack.Region, BaseEndpoint: aws.String(s3Endpoint), UsePathStyle: true,
-		Credentials: credentials.NewStaticCredentialsProvider(devstack.AccessKeyID, devstack.AccessKeyID, "")})
-	if w.queueURL, w.dlqURL, err = w.createQueues(ctx); err != nil {
-		return nil, err
-	}
 
 	// The API (start, callback, status) on loopback.
 	w.jwtKey = secret.Value(w.stack.Get("AUTH_JWT_HS256_SECRET"))
@@ -228,10 +243,22 @@ func newWorld(ctx context.Context, set Settings, out *syncBuffer) (w *world, err
 	if err != nil {
 		return nil, err
 	}
-	svc := connect.New(w.store, connect.WithSecrets(credcache.New(w.secrets)),
-		connect.WithExchanger(lwa.New(w.sbServer.URL+"/auth/o2/token", lwa.WithHTTPClient(&http.Client{Timeout: 10 * time.Second}))), connect.WithSellerCentralURL(w.sbServer.URL),
-		connect.WithClock(w.clock.Now), connect.WithLogger(w.log),
-		connect.WithParticipations(spapi.New(spapi.WithHTTPClient(&http.Client{Timeout: 10 * time.Second})), w.sbServer.URL))
+	apps := credcache.New(w.secrets)
+	lwaClient := lwa.New(w.sbServer.URL+"/auth/o2/token", lwa.WithHTTPClient(&http.Client{Timeout: 10 * time.Second}))
+	sp := spapi.New(spapi.WithHTTPClient(&http.Client{Timeout: 10 * time.Second}))
+	opts := []connect.Option{connect.WithSecrets(apps), connect.WithExchanger(lwaClient), connect.WithSellerCentralURL(w.sbServer.URL),
+		connect.WithClock(w.clock.Now), connect.WithLogger(w.log), connect.WithParticipations(sp, w.sbServer.URL)}
+	if set.Channels {
+		// As the callback function wires them: an ORDER_CHANGE subscription
+		// and the inbound addresses for each new connection.
+		seller := poll.NewAmazonSource(apps, lwaClient, sp, w.store, poll.WithEndpoint(w.sbServer.URL), poll.WithClock(w.clock.Now), poll.WithLogger(w.log))
+		dest := push.NewDestinations(w.store, apps, sp, lwaClient, fmt.Sprintf("arn:aws:sqs:%s:000000000000:chaos-notify", devstack.Region),
+			push.WithEndpoint(w.sbServer.URL))
+		sub := push.NewSubscriber(w.store, dest, seller, push.WithEndpoint(w.sbServer.URL), push.WithLogger(w.log), push.WithClock(w.clock.Now))
+		opts = append(opts, connect.WithOnConnected(sub.OnConnected), connect.WithUnsubscriber(sub),
+			connect.WithInboundAddresses(inboundmail.NewAddresses(w.store, devstack.InboundDomain)))
+	}
+	svc := connect.New(w.store, opts...)
 	w.verifier = verifier
 	api := &httpapi.API{Connect: svc, Auth: verifier, Log: w.log}
 	w.apiServer = httptest.NewServer(api.Routes())
@@ -239,6 +266,9 @@ func newWorld(ctx context.Context, set Settings, out *syncBuffer) (w *world, err
 }
 
 func (w *world) close() {
+	if w.ch != nil && w.ch.smtp != nil {
+		w.ch.smtp.Close()
+	}
 	if w.apiServer != nil {
 		w.apiServer.Close()
 	}
@@ -353,6 +383,11 @@ func (w *world) connectAll(ctx context.Context) error {
 	for _, t := range tenants {
 		w.bySeller[t.seller] = t
 		w.byTenant[t.id] = t
+	}
+	if w.ch != nil {
+		if err := w.forwardMail(ctx); err != nil {
+			return err
+		}
 	}
 	w.stats.ConnectSeconds = time.Since(t0).Seconds()
 	w.print("%d tenants connected through start -> consent -> callback in %s", len(tenants), time.Since(t0).Round(time.Millisecond))
