@@ -89,7 +89,9 @@ type channels struct {
 	hostile       int // malformed and oversized mails sent
 	malformed     int // malformed notification bodies sent
 	nextMail      int
-	sesFault      map[string]string // SES message id -> injected fault
+	sesFault      map[string]string   // SES message id -> injected fault
+	sesSQS        map[string][]string // SES message id -> the SQS message ids that carried it
+	bySES         map[string]string   // mail token -> SES message id
 	late          sync.WaitGroup
 }
 
@@ -101,7 +103,7 @@ const mailMaxBytes = 64 << 10
 // wires the sandbox's notification delivery and relay; it runs before the
 // sandbox is built (cfg is its configuration).
 func (w *world) setupChannels(ctx context.Context, cfg *sandbox.Config) error {
-	ch := &channels{mailBySES: map[string]*sentMail{}, sesFault: map[string]string{}}
+	ch := &channels{mailBySES: map[string]*sentMail{}, sesFault: map[string]string{}, sesSQS: map[string][]string{}, bySES: map[string]string{}}
 	w.ch = ch
 	var err error
 	if ch.notifyURL, ch.notifyDLQ, err = w.createQueuePair(ctx, "chaos-notify", w.set.Visibility); err != nil {
@@ -172,16 +174,25 @@ func (f faultyS3) PutObject(ctx context.Context, in *s3.PutObjectInput, opts ...
 		ch.sesFault[ses] = fault
 	}
 	ch.mu.Unlock()
+	// Which mail this object is (its token; quoted-printable soft breaks
+	// removed), so that a dead-lettered mail is traced to its deliveries.
+	raw, err := readAllSeeker(in)
+	if err != nil {
+		return nil, err
+	}
+	in.Body = strings.NewReader(raw)
+	if tok := mailWords.FindString(strings.ReplaceAll(raw, "=\r\n", "")); tok != "" {
+		ch.mu.Lock()
+		ch.bySES[tok] = ses
+		ch.mu.Unlock()
+	}
 	switch fault {
 	case "s3_missing":
 		f.w.stats.fault("mail_s3_object_missing")
 		return &s3.PutObjectOutput{}, nil
 	case "s3_late":
 		f.w.stats.fault("mail_s3_object_late")
-		body, err := readAllSeeker(in)
-		if err != nil {
-			return nil, err
-		}
+		body := raw
 		ch.late.Add(1)
 		delay := time.Duration(1500+f.w.intN(3000)) * time.Millisecond
 		end := f.w.trace.begin("s3_late:" + ses) // from now until the object is there
@@ -538,10 +549,29 @@ func (w *world) chanWorker(ctx context.Context, name, queueURL string, newC func
 			failed[f.ItemIdentifier] = true
 		}
 		notDeleted := !calm && w.float() < w.set.NoDeleteRate
+		// A batch that outlasted the visibility timeout comes back whole
+		// (sqsbatch waits for every record): what slowed it, if injected,
+		// explains the redelivery of its handled records.
+		slow := ""
+		if t1.Sub(t0) >= time.Duration(w.set.Visibility)*time.Second {
+			for _, m := range out.Messages {
+				if c := w.chanCause(name, tenants[aws.ToString(m.MessageId)], aws.ToString(m.Body), t0, t1); c != "" {
+					slow = "slow_batch_" + c
+					break
+				}
+			}
+		}
 		var del []types.DeleteMessageBatchRequestEntry
 		for i, m := range out.Messages {
 			id := aws.ToString(m.MessageId)
-			a := attempt{tenant: tenants[id], start: t0, end: t1, outcome: "ok", injected: injected(id), errs: w.errs.take(id)}
+			if name == "mail" {
+				if n, err := sesmail.Decode(aws.ToString(m.Body)); err == nil {
+					w.ch.mu.Lock()
+					w.ch.sesSQS[n.Mail.MessageID] = appendOnce(w.ch.sesSQS[n.Mail.MessageID], id)
+					w.ch.mu.Unlock()
+				}
+			}
+			a := attempt{tenant: tenants[id], start: t0, end: t1, outcome: "ok", injected: injected(id), errs: w.errs.take(id), cause: slow}
 			if failed[id] {
 				a.outcome, a.cause = "failed", w.aftermath(w.chanCause(name, a.tenant, aws.ToString(m.Body), t0, t1), a)
 				if a.cause == "" && budgetEmpty(a.errs) && w.trace.hadCause(id, "spapi_Too Many Requests") {
@@ -597,6 +627,15 @@ func (w *world) chanCause(name, tenant, body string, from, to time.Time) string 
 		return ""
 	}
 	return w.causeOf(tenant, from, to)
+}
+
+func appendOnce(ids []string, id string) []string {
+	for _, x := range ids {
+		if x == id {
+			return ids
+		}
+	}
+	return append(ids, id)
 }
 
 // budgetEmpty reports whether a delivery failed for an empty rate budget.

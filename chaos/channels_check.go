@@ -13,14 +13,15 @@ import (
 // in Invariants' Lost, Duplicated, WrongTenant, Phantom, AfterRevocation
 // and TicketsWrong too.
 type ChannelInvariants struct {
-	MailsSent        int `json:"mailsSent"`        // buyer mails relayed to tenants' addresses
-	MailsStored      int `json:"mailsStored"`      // expected and stored exactly once, in the right tenant
-	MailsNotExpected int `json:"mailsNotExpected"` // S3 object never written, or the tenant not CONNECTED (refused)
-	MailsLost        int `json:"mailsLost"`
-	MailsDuplicated  int `json:"mailsDuplicated"` // one mail as several messages (whatever their externalId)
-	HostileSent      int `json:"hostileSent"`     // malformed and oversized mails
-	HostileStored    int `json:"hostileStored"`   // a hostile mail that became a message (must be 0)
-	HostileRefused   int `json:"hostileRefused"`  // InboundMail rows MALFORMED or TOO_LARGE
+	MailsSent         int `json:"mailsSent"`        // buyer mails relayed to tenants' addresses
+	MailsStored       int `json:"mailsStored"`      // expected and stored exactly once, in the right tenant
+	MailsNotExpected  int `json:"mailsNotExpected"` // S3 object never written, or the tenant not CONNECTED (refused)
+	MailsLost         int `json:"mailsLost"`
+	MailsDeadLettered int `json:"mailsDeadLettered"` // not stored: every delivery met an injected fault, then the DLQ
+	MailsDuplicated   int `json:"mailsDuplicated"`   // one mail as several messages (whatever their externalId)
+	HostileSent       int `json:"hostileSent"`       // malformed and oversized mails
+	HostileStored     int `json:"hostileStored"`     // a hostile mail that became a message (must be 0)
+	HostileRefused    int `json:"hostileRefused"`    // InboundMail rows MALFORMED or TOO_LARGE
 
 	NotificationsSent       int            `json:"notificationsSent"`     // genuine bodies delivered to the queue (duplicates once)
 	NotificationsRecorded   int            `json:"notificationsRecorded"` // of those, recorded (MarketplaceNotification)
@@ -29,6 +30,20 @@ type ChannelInvariants struct {
 	NotificationsMalformed  int            `json:"notificationsMalformed"`
 	NotificationOutcomes    map[string]int `json:"notificationOutcomes"`
 	NotificationsWrongOwner int            `json:"notificationsWrongOwner"` // recorded under a tenant other than their seller's
+}
+
+// mailDeadLettered reports whether the mail with token reached the DLQ,
+// every delivery of its message explained.
+func (w *world) mailDeadLettered(token string) bool {
+	w.ch.mu.Lock()
+	ids := append([]string(nil), w.ch.sesSQS[w.ch.bySES[token]]...)
+	w.ch.mu.Unlock()
+	for _, id := range ids {
+		if w.trace.deadLettered(id, 5) {
+			return true
+		}
+	}
+	return false
 }
 
 // checkChannels compares the mail and push channels' records with the
@@ -106,6 +121,12 @@ func (w *world) checkChannels(ctx context.Context, q querier, v *Invariants, mai
 			continue
 		case len(own) == 0 && lost != nil:
 			c.MailsNotExpected++ // access ended while it was on its way: refused
+			continue
+		case len(own) == 0 && w.mailDeadLettered(s.token):
+			// Every delivery of its message met an injected fault (its object
+			// late, kills, redeliveries) until the DLQ, where the raw mail
+			// waits in the bucket (docs/inbound-mail.md).
+			c.MailsDeadLettered++
 			continue
 		case len(own) == 0:
 			c.MailsLost++

@@ -191,7 +191,10 @@ FROM "ExternalMessage" e`)
 		return nil, nil, nil, err
 	}
 	tms = map[string]storedTicketMessage{}
-	rows, err = q.Query(ctx, `SELECT tm."id", tm."ticketId", tm."tenantId", `+tmEM+` FROM "TicketMessage" tm`)
+	// Internal messages (a mail's order context, a SYSTEM note on the
+	// ticket) are the connector's own, no buyer event's.
+	rows, err = q.Query(ctx, `SELECT tm."id", tm."ticketId", tm."tenantId", `+tmEM+` FROM "TicketMessage" tm
+WHERE NOT COALESCE((to_jsonb(tm)->>'isInternal')::boolean, false)`)
 	if err != nil {
 		return nil, nil, nil, fmt.Errorf("read TicketMessage: %w", err)
 	}

@@ -113,6 +113,7 @@ func (r Result) Table() string {
 			{"buyer mails relayed (sandbox relay -> SMTP -> SES stand-in -> S3 + SNS -> SQS)", c.MailsSent},
 			{"stored exactly once, in their tenant", c.MailsStored},
 			{"not expected (S3 object never written, or the tenant not CONNECTED)", c.MailsNotExpected},
+			{"not stored: every delivery met an injected fault, then the DLQ (the raw mail stays in S3)", c.MailsDeadLettered},
 			{"**mails lost**", c.MailsLost},
 			{"**mails duplicated** (one mail in several messages, whatever their externalId)", c.MailsDuplicated},
 			{"malformed and oversized mails sent / refused (MALFORMED, TOO_LARGE) / **stored**", -1},

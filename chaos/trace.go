@@ -77,6 +77,17 @@ func (t *trace) outageDuring(from, to time.Time) (string, bool) {
 	return "", false
 }
 
+// deadLettered reports whether message msgID was delivered at least
+// maxReceives times, each delivery explained (explain): what sends an SQS
+// message to its DLQ.
+func (t *trace) deadLettered(msgID string, maxReceives int) bool {
+	t.mu.Lock()
+	n := len(t.attempts[msgID])
+	t.mu.Unlock()
+	_, ok := t.explain(msgID)
+	return n >= maxReceives && ok
+}
+
 // hadCause reports whether an earlier delivery of msgID failed with cause.
 func (t *trace) hadCause(msgID, cause string) bool {
 	t.mu.Lock()
@@ -147,7 +158,7 @@ func (t *trace) explain(msgID string) (causes []string, ok bool) {
 			dup = true
 		}
 	}
-	for _, a := range as {
+	for i, a := range as {
 		switch {
 		case a.outcome == "killed":
 			causes = append(causes, "killed")
@@ -155,8 +166,26 @@ func (t *trace) explain(msgID string) (causes []string, ok bool) {
 			causes = append(causes, "not_deleted")
 		case a.outcome == "failed" && a.cause != "":
 			causes = append(causes, a.cause)
+		case a.outcome == "ok" && a.cause != "":
+			// Handled, but its batch outlasted the visibility timeout
+			// because of an injected fault: delivered again.
+			causes = append(causes, a.cause)
 		case a.outcome == "ok" && dup:
 			causes = append(causes, "duplicate_delivery")
+		case a.outcome == "failed" && len(a.errs) == 0 && dup:
+			// A concurrent duplicate delivery of the same message logged
+			// under the same request id and took this one's errors: it
+			// shares the cause of the delivery it overlapped.
+			c := ""
+			for j, b := range as {
+				if j != i && !b.end.Before(a.start) && !b.start.After(a.end) && (b.cause != "" || b.outcome == "killed") {
+					c = b.cause + b.outcome
+				}
+			}
+			if c == "" {
+				return causes, false
+			}
+			causes = append(causes, "concurrent_duplicate")
 		default:
 			return causes, false
 		}

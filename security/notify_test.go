@@ -106,6 +106,11 @@ func TestForgedSellerIDNotification(t *testing.T) {
 		{"A's subscription, B's SellerId, A's order", "sub-a", "BSELLERBBBBB", "405-0000000-000000A"},
 		{"B's subscription and SellerId, A's order", "sub-b", "BSELLERBBBBB", "405-0000000-000000A"},
 		{"an unknown subscription, A's SellerId and order", "sub-x", "ASELLERAAAAA", "405-0000000-000000A"},
+		// Near-matches of the subscription's seller never pass for it.
+		{"A's subscription, A's SellerId in lower case, B's order", "sub-a", "aselleraaaaa", "405-0000000-000000B"},
+		{"A's subscription, A's SellerId with a space, B's order", "sub-a", "ASELLERAAAAA ", "405-0000000-000000B"},
+		{"A's subscription, an empty SellerId, B's order", "sub-a", "", "405-0000000-000000B"},
+		{"B's subscription, A's SellerId, B's order", "sub-b", "ASELLERAAAAA", "405-0000000-000000B"},
 	}
 	for _, c := range cases {
 		for receive := 1; receive <= 3; receive++ { // redelivered until the intake gives up on a not-found order
