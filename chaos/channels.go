@@ -469,7 +469,7 @@ func (w *world) newNotifyContainer() *chanContainer {
 func (w *world) newMailContainer() *chanContainer {
 	c := &chanContainer{}
 	flow := inboundmail.New(deadMail{c, w.store}, deadObjects{c, mailbucket.New(w.s3)}, devstack.InboundDomain,
-		inboundmail.WithMaxBytes(mailMaxBytes), inboundmail.WithLogger(slog.New(w.errs.handler(w.log.Handler()))))
+		inboundmail.WithBucket(devstack.MailBucket), inboundmail.WithMaxBytes(mailMaxBytes), inboundmail.WithLogger(slog.New(w.errs.handler(w.log.Handler()))))
 	c.handle = flow.HandleSQS
 	return c
 }
