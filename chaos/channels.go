@@ -83,8 +83,7 @@ type channels struct {
 
 	mu            sync.Mutex
 	mails         []*sentMail
-	mailBySES     map[string]*sentMail // SES message id -> the mail (faults are chosen by the S3 put)
-	pendingFault  []string             // the fault the next mail's S3 put and SNS publish play
+	pendingFault  []string // the fault the next mail's S3 put and SNS publish play (FIFO: mails are sent one at a time)
 	notifications []sentNotification
 	hostile       int // malformed and oversized mails sent
 	malformed     int // malformed notification bodies sent
@@ -103,7 +102,7 @@ const mailMaxBytes = 64 << 10
 // wires the sandbox's notification delivery and relay; it runs before the
 // sandbox is built (cfg is its configuration).
 func (w *world) setupChannels(ctx context.Context, cfg *sandbox.Config) error {
-	ch := &channels{mailBySES: map[string]*sentMail{}, sesFault: map[string]string{}, sesSQS: map[string][]string{}, bySES: map[string]string{}}
+	ch := &channels{sesFault: map[string]string{}, sesSQS: map[string][]string{}, bySES: map[string]string{}}
 	w.ch = ch
 	var err error
 	if ch.notifyURL, ch.notifyDLQ, err = w.createQueuePair(ctx, "chaos-notify", w.set.Visibility); err != nil {

@@ -3,6 +3,8 @@ package security
 import (
 	"context"
 	"fmt"
+	"io"
+	"log/slog"
 	"strings"
 	"testing"
 
@@ -42,7 +44,14 @@ func newMailRig(t *testing.T) *mailRig {
 	sqsc := sqs.New(sqs.Options{Region: "eu-west-1", BaseEndpoint: aws.String(testenv.Env(t, "AWS_ENDPOINT_URL_SQS")), Credentials: creds})
 	snsc := sns.New(sns.Options{Region: "eu-west-1", BaseEndpoint: aws.String(testenv.Env(t, "AWS_ENDPOINT_URL_SNS")), Credentials: creds})
 	pool, _ := testenv.Pool(t)
-	r := &mailRig{t: t, pool: pool, store: postgres.New(pool), smtpAddr: testenv.Env(t, "INBOUND_SMTP_ADDR"), domain: testenv.Env(t, "INBOUND_MAIL_DOMAIN")}
+	r := &mailRig{t: t, pool: pool, store: postgres.New(pool), domain: testenv.Env(t, "INBOUND_MAIL_DOMAIN")}
+	// A receipt rule of this test's own (its SMTP receiver, SNS topic and
+	// queue), so that other tests' mails and this one's never mix.
+	topic, err := snsc.CreateTopic(ctx, &sns.CreateTopicInput{Name: aws.String(testenv.ID("security-mail"))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _, _ = snsc.DeleteTopic(context.Background(), &sns.DeleteTopicInput{TopicArn: topic.TopicArn}) })
 	q, err := sqsc.CreateQueue(ctx, &sqs.CreateQueueInput{QueueName: aws.String(testenv.ID("security-mail"))})
 	if err != nil {
 		t.Fatal(err)
@@ -52,15 +61,19 @@ func newMailRig(t *testing.T) *mailRig {
 	if err != nil {
 		t.Fatal(err)
 	}
-	sub, err := snsc.Subscribe(ctx, &sns.SubscribeInput{TopicArn: aws.String(testenv.Env(t, "MAIL_TOPIC_ARN")), Protocol: aws.String("sqs"),
-		Endpoint: aws.String(attrs.Attributes["QueueArn"])})
+	if _, err := snsc.Subscribe(ctx, &sns.SubscribeInput{TopicArn: topic.TopicArn, Protocol: aws.String("sqs"),
+		Endpoint: aws.String(attrs.Attributes["QueueArn"])}); err != nil {
+		t.Fatal(err)
+	}
+	bucket := testenv.Env(t, "INBOUND_MAIL_BUCKET")
+	srv, err := smtpses.Start("127.0.0.1:0", smtpses.Config{Domain: r.domain, Bucket: bucket, Prefix: "raw/", TopicArn: aws.ToString(topic.TopicArn),
+		S3: s3c, SNS: snsc, Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() {
-		_, _ = snsc.Unsubscribe(context.Background(), &sns.UnsubscribeInput{SubscriptionArn: sub.SubscriptionArn})
-	})
-	flow := inboundmail.New(r.store, mailbucket.New(s3c), r.domain)
+	t.Cleanup(func() { srv.Close() })
+	r.smtpAddr = srv.Addr()
+	flow := inboundmail.New(r.store, mailbucket.New(s3c), r.domain, inboundmail.WithBucket(bucket))
 	r.consumer = localpoll.Consumer{Handler: flow.HandleSQS, SQS: sqsc, QueueURL: *q.QueueUrl}
 	return r
 }
