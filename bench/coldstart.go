@@ -23,7 +23,7 @@ import (
 	"github.com/keybuzz/keybuzz-amazon/shared/auth"
 	"github.com/keybuzz/keybuzz-amazon/shared/boot"
 	"github.com/keybuzz/keybuzz-amazon/shared/config"
-	"github.com/keybuzz/keybuzz-amazon/shared/pollqueue"
+	"github.com/keybuzz/keybuzz-amazon/shared/pollsender"
 	"github.com/keybuzz/keybuzz-amazon/shared/postgres"
 	"github.com/keybuzz/keybuzz-amazon/shared/secret"
 	"github.com/keybuzz/keybuzz-amazon/shared/vaultstore"
@@ -484,7 +484,7 @@ func initSteps(ctx context.Context, dbURL string) (string, error) {
 	if err := step("auth.NewVerifier", func() error { _, err := auth.NewVerifier(ctx, cfg); return err }); err != nil {
 		return "", err
 	}
-	if err := step("pollqueue.NewClient", func() error { _, err := pollqueue.NewClient(ctx); return err }); err != nil {
+	if err := step("pollsender.NewClient", func() error { _, err := pollsender.NewClient(ctx); return err }); err != nil {
 		return "", err
 	}
 	if err := step("first database round trip (connect)", func() error { return pool.Ping(ctx) }); err != nil {

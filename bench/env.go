@@ -18,7 +18,7 @@ import (
 	"github.com/keybuzz/keybuzz-amazon/dev/devrand"
 	"github.com/keybuzz/keybuzz-amazon/dev/devstack"
 	"github.com/keybuzz/keybuzz-amazon/shared/migrate"
-	"github.com/keybuzz/keybuzz-amazon/shared/pollqueue"
+	"github.com/keybuzz/keybuzz-amazon/shared/pollsender"
 	"github.com/keybuzz/keybuzz-amazon/shared/postgres"
 )
 
@@ -60,7 +60,7 @@ func newEnv(ctx context.Context, sc scale, logf func(string, ...any)) (*env, err
 	if len(missing) > 0 {
 		return nil, fmt.Errorf("%s not set: run `make bench` (it starts PostgreSQL, Vault, the SQS emulator and the Amazon sandbox)", strings.Join(missing, ", "))
 	}
-	client, err := pollqueue.NewClient(ctx)
+	client, err := pollsender.NewClient(ctx)
 	if err != nil {
 		return nil, err
 	}

@@ -21,16 +21,17 @@ import (
 	"github.com/keybuzz/keybuzz-amazon/shared/marketplace"
 	"github.com/keybuzz/keybuzz-amazon/shared/poll"
 	"github.com/keybuzz/keybuzz-amazon/shared/pollqueue"
+	"github.com/keybuzz/keybuzz-amazon/shared/pollsender"
 	"github.com/keybuzz/keybuzz-amazon/shared/postgres"
 )
 
-// senderParallel is pollqueue.NewSender's default number of calls in
+// senderParallel is pollsender.NewSender's default number of calls in
 // flight, which the fan-out uses; the ceiling gets the same.
 const senderParallel = 12
 
 // benchFanout: sc.Tenants CONNECTED due connections, one pollfanout run
 // (poll.Fanout.Run as functions/pollfanout builds it: postgres.Store claims,
-// pollqueue.Sender) into a queue of its own on the emulator, against the
+// pollsender.Sender) into a queue of its own on the emulator, against the
 // emulator's ceiling (a bare parallel SendMessageBatch loop, no database)
 // and a naive loop of one SendMessage per tenant.
 func benchFanout(ctx context.Context, e *env) (section, error) {
@@ -98,7 +99,7 @@ FROM generate_series(1, $1) g`, sc.Tenants); err != nil {
 		return sec, err
 	}
 	counted := &inflightSQS{api: e.sqs}
-	f := poll.NewFanout(store, pollqueue.NewSender(counted, q), poll.WithLogger(e.quiet))
+	f := poll.NewFanout(store, pollsender.NewSender(counted, q), poll.WithLogger(e.quiet))
 	trace.reset()
 	start := time.Now()
 	lastRun, err := f.Run(ctx)
@@ -219,7 +220,7 @@ that loop.`, m.Ratios["naive_one_by_one"], ratio(ceiling, naive), reach, 1000/ma
 	})
 	sec.Notes = append(sec.Notes, fmt.Sprintf(`%d CONNECTED connections, all due, in a fresh database; one `+"`poll.Fanout.Run`"+`
 as functions/pollfanout builds it (postgres.Store on a %d-connection pool
-configured as postgres.Open, pollqueue.NewSender with its default
+configured as postgres.Open, pollsender.NewSender with its default
 parallelism, FanoutConfig defaults) into a fresh queue of the fauxqs
 emulator: the run claimed %d with %d claim statements and sent %d (failed %d),
 with at most %d SendMessageBatch calls in flight (counted on its SQS client),
@@ -255,7 +256,7 @@ var schedulePeriodMS = func() float64 {
 
 // inflightSQS counts the SendMessageBatch calls in flight through it.
 type inflightSQS struct {
-	api       pollqueue.BatchAPI
+	api       pollsender.BatchAPI
 	now, peak atomic.Int64
 }
 

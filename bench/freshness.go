@@ -25,7 +25,7 @@ import (
 	"github.com/keybuzz/keybuzz-amazon/shared/lwa"
 	"github.com/keybuzz/keybuzz-amazon/shared/marketplace"
 	"github.com/keybuzz/keybuzz-amazon/shared/poll"
-	"github.com/keybuzz/keybuzz-amazon/shared/pollqueue"
+	"github.com/keybuzz/keybuzz-amazon/shared/pollsender"
 	"github.com/keybuzz/keybuzz-amazon/shared/postgres"
 	"github.com/keybuzz/keybuzz-amazon/shared/push"
 	"github.com/keybuzz/keybuzz-amazon/shared/spapi"
@@ -103,7 +103,7 @@ func benchFreshness(ctx context.Context, e *env) (section, error) {
 		if err != nil {
 			return err
 		}
-		fanout := poll.NewFanout(store, pollqueue.NewSender(e.sqs, queue), poll.WithLogger(e.quiet))
+		fanout := poll.NewFanout(store, pollsender.NewSender(e.sqs, queue), poll.WithLogger(e.quiet))
 		wg.Add(1)
 		go func() {
 			defer wg.Done()

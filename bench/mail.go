@@ -16,6 +16,7 @@ import (
 	"github.com/keybuzz/keybuzz-amazon/dev/smtpses"
 	"github.com/keybuzz/keybuzz-amazon/shared/config"
 	"github.com/keybuzz/keybuzz-amazon/shared/inboundmail"
+	"github.com/keybuzz/keybuzz-amazon/shared/mailaddress"
 	"github.com/keybuzz/keybuzz-amazon/shared/mailbucket"
 	"github.com/keybuzz/keybuzz-amazon/shared/marketplace"
 	"github.com/keybuzz/keybuzz-amazon/shared/poll"
@@ -142,7 +143,7 @@ type mailWrap struct {
 // provision gives the tenant its inbound address for its primary
 // marketplace, as Connect does when the connection becomes CONNECTED.
 func (r *mailRig) provision(ctx context.Context, store *postgres.Store, tenant, marketplaceID string) (marketplace.InboundAddress, error) {
-	addrs, err := inboundmail.NewAddresses(store, r.domain).Provision(ctx, tenant, []string{marketplaceID})
+	addrs, err := mailaddress.NewAddresses(store, r.domain).Provision(ctx, tenant, []string{marketplaceID})
 	if err != nil {
 		return marketplace.InboundAddress{}, err
 	}

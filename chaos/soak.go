@@ -24,6 +24,7 @@ import (
 	"github.com/keybuzz/keybuzz-amazon/shared/marketplace"
 	"github.com/keybuzz/keybuzz-amazon/shared/poll"
 	"github.com/keybuzz/keybuzz-amazon/shared/pollqueue"
+	"github.com/keybuzz/keybuzz-amazon/shared/pollsender"
 	"github.com/keybuzz/keybuzz-amazon/shared/postgres"
 	"github.com/keybuzz/keybuzz-amazon/shared/secret"
 	"github.com/keybuzz/keybuzz-amazon/shared/spapi"
@@ -475,7 +476,7 @@ func (w *world) activity(t *tenant) {
 // cycle is one schedule: the fan-out claims and enqueues every due tenant,
 // then the containers drain the queue while infrastructure faults happen.
 func (w *world) cycle(ctx context.Context, n int, chaos bool) error {
-	fan := poll.NewFanout(w.store, pollqueue.NewSender(w.sqs, w.queueURL), poll.WithClock(w.clock.Now), poll.WithLogger(w.log))
+	fan := poll.NewFanout(w.store, pollsender.NewSender(w.sqs, w.queueURL), poll.WithClock(w.clock.Now), poll.WithLogger(w.log))
 	res, err := fan.Run(ctx)
 	if err != nil {
 		return fmt.Errorf("cycle %d: fan-out: %w", n, err)

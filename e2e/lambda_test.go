@@ -33,6 +33,7 @@ import (
 	"github.com/keybuzz/keybuzz-amazon/shared/auth"
 	"github.com/keybuzz/keybuzz-amazon/shared/poll"
 	"github.com/keybuzz/keybuzz-amazon/shared/pollqueue"
+	"github.com/keybuzz/keybuzz-amazon/shared/pollsender"
 	"github.com/keybuzz/keybuzz-amazon/shared/secret"
 )
 
@@ -380,7 +381,7 @@ func consent(t *testing.T, authURL string, seller int) url.Values {
 func createQueue(ctx context.Context, t *testing.T, prefix string) (string, string) {
 	t.Helper()
 	testenv.Env(t, "AWS_ENDPOINT_URL_SQS")
-	client, err := pollqueue.NewClient(ctx)
+	client, err := pollsender.NewClient(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -420,7 +421,7 @@ func mailQueue(ctx context.Context, t *testing.T) string {
 
 func receive(ctx context.Context, t *testing.T, queueURL string, n int) []types.Message {
 	t.Helper()
-	client, err := pollqueue.NewClient(ctx)
+	client, err := pollsender.NewClient(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}

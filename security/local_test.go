@@ -24,7 +24,7 @@ import (
 	"github.com/keybuzz/keybuzz-amazon/dev/testenv"
 	"github.com/keybuzz/keybuzz-amazon/shared/auth"
 	"github.com/keybuzz/keybuzz-amazon/shared/httpapi"
-	"github.com/keybuzz/keybuzz-amazon/shared/pollqueue"
+	"github.com/keybuzz/keybuzz-amazon/shared/pollsender"
 	"github.com/keybuzz/keybuzz-amazon/shared/secret"
 )
 
@@ -36,7 +36,7 @@ func localServer(t *testing.T) (string, *testenv.Buffer) {
 	_, dbURL := testenv.Pool(t)
 	localDBs.Store(t.Name(), dbURL)
 	testenv.Env(t, "VAULT_ADDR")
-	client, err := pollqueue.NewClient(ctx)
+	client, err := pollsender.NewClient(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -20,6 +20,7 @@ import (
 	"github.com/keybuzz/keybuzz-amazon/dev/smtpses"
 	"github.com/keybuzz/keybuzz-amazon/dev/testenv"
 	"github.com/keybuzz/keybuzz-amazon/shared/inboundmail"
+	"github.com/keybuzz/keybuzz-amazon/shared/mailaddress"
 	"github.com/keybuzz/keybuzz-amazon/shared/mailbucket"
 	"github.com/keybuzz/keybuzz-amazon/shared/postgres"
 )
@@ -86,7 +87,7 @@ func (r *mailRig) tenant(prefix, status string) (id, address string) {
 INSERT INTO "MarketplaceConnection" ("tenantId", "status", "region", "marketplaceId") VALUES ($1, $2, 'NA', 'ATVPDKIKX0DER')`, id, status); err != nil {
 		r.t.Fatal(err)
 	}
-	addrs, err := inboundmail.NewAddresses(r.store, r.domain).Provision(context.Background(), id, []string{"ATVPDKIKX0DER"})
+	addrs, err := mailaddress.NewAddresses(r.store, r.domain).Provision(context.Background(), id, []string{"ATVPDKIKX0DER"})
 	if err != nil || len(addrs) != 1 {
 		r.t.Fatalf("addresses of %s: %v %v", id, addrs, err)
 	}

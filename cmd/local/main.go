@@ -26,10 +26,11 @@ import (
 	"github.com/keybuzz/keybuzz-amazon/shared/httpapi"
 	"github.com/keybuzz/keybuzz-amazon/shared/inboundmail"
 	"github.com/keybuzz/keybuzz-amazon/shared/lwa"
+	"github.com/keybuzz/keybuzz-amazon/shared/mailaddress"
 	"github.com/keybuzz/keybuzz-amazon/shared/mailbucket"
 	"github.com/keybuzz/keybuzz-amazon/shared/metrics"
 	"github.com/keybuzz/keybuzz-amazon/shared/poll"
-	"github.com/keybuzz/keybuzz-amazon/shared/pollqueue"
+	"github.com/keybuzz/keybuzz-amazon/shared/pollsender"
 	"github.com/keybuzz/keybuzz-amazon/shared/postgres"
 	"github.com/keybuzz/keybuzz-amazon/shared/push"
 	"github.com/keybuzz/keybuzz-amazon/shared/spapi"
@@ -57,7 +58,8 @@ func run(ctx context.Context, env *boot.Env, addr string, pollOnce bool) error {
 	store := postgres.New(pool)
 	secrets := credcache.New(env.Vault(ctx))
 	lwaClient := lwa.New(cfg.LWATokenURL)
-	sqsClient := env.SQS(ctx)
+	sqsClient, err := pollsender.NewClient(ctx)
+	env.Must("sqs", err)
 	m := metrics.New(os.Stdout)
 
 	sp := spapi.New()
@@ -85,7 +87,7 @@ func run(ctx context.Context, env *boot.Env, addr string, pollOnce bool) error {
 		notifications = &localpoll.Consumer{SQS: sqsClient, QueueURL: queueURL, Handler: intake.HandleSQS, Log: env.Log, Name: "ordernotify"}
 	}
 	poller := poll.NewPoller(store, source, pollOpts...)
-	fanout := poll.NewFanout(store, pollqueue.NewSender(sqsClient, cfg.PollQueueURL), poll.WithLogger(env.Log), poll.WithMetrics(m))
+	fanout := poll.NewFanout(store, pollsender.NewSender(sqsClient, cfg.PollQueueURL), poll.WithLogger(env.Log), poll.WithMetrics(m))
 	schedule := localpoll.Config{Fanout: fanout.Handle, Tenant: poller.HandleSQS, SQS: sqsClient,
 		QueueURL: cfg.PollQueueURL, Interval: cfg.PollInterval, Log: env.Log}
 	if pollOnce {
@@ -110,7 +112,7 @@ func run(ctx context.Context, env *boot.Env, addr string, pollOnce bool) error {
 		connect.WithSellerCentralURL(cfg.SellerCentralURL), connect.WithParticipations(sp, cfg.SPAPIEndpoint),
 		connect.WithAppSource(cfg.AppSource), connect.WithReturnHosts(returnHosts...),
 		connect.WithAccount(sp, store), connect.WithPushStatus(store),
-		connect.WithInboundAddresses(inboundmail.NewAddresses(store, cfg.InboundMailDomain))}
+		connect.WithInboundAddresses(mailaddress.NewAddresses(store, cfg.InboundMailDomain))}
 	if subscriber != nil {
 		opts = append(opts, connect.WithOnConnected(subscriber.OnConnected), connect.WithUnsubscriber(subscriber))
 	}

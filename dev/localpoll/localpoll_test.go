@@ -23,7 +23,7 @@ import (
 	"github.com/keybuzz/keybuzz-amazon/shared/marketplace"
 	"github.com/keybuzz/keybuzz-amazon/shared/metrics"
 	"github.com/keybuzz/keybuzz-amazon/shared/poll"
-	"github.com/keybuzz/keybuzz-amazon/shared/pollqueue"
+	"github.com/keybuzz/keybuzz-amazon/shared/pollsender"
 	"github.com/keybuzz/keybuzz-amazon/shared/postgres"
 	"github.com/keybuzz/keybuzz-amazon/shared/secret"
 	"github.com/keybuzz/keybuzz-amazon/shared/spapi"
@@ -84,7 +84,7 @@ VALUES ($1, 'CONNECTED', 'eu', $2, $3, $3) RETURNING "id"`, tn.id, strings.Join(
 		poll.WithEndpoint(sbURL), poll.WithClock(clock.Now), poll.WithLogger(log))
 
 	poller := poll.NewPoller(store, src, poll.WithConfig(poll.Config{Interval: time.Minute, Lookback: 7 * 24 * time.Hour}), poll.WithClock(clock.Now), poll.WithLogger(log), poll.WithMetrics(m))
-	fanout := poll.NewFanout(store, pollqueue.NewSender(client, queueURL), poll.WithClock(clock.Now), poll.WithLogger(log), poll.WithMetrics(m))
+	fanout := poll.NewFanout(store, pollsender.NewSender(client, queueURL), poll.WithClock(clock.Now), poll.WithLogger(log), poll.WithMetrics(m))
 	cfg := localpoll.Config{Fanout: fanout.Handle, Tenant: poller.HandleSQS, SQS: client, QueueURL: queueURL, Interval: time.Minute, Log: log}
 	sum, err := localpoll.PollOnce(ctx, cfg)
 	if err != nil {

@@ -12,8 +12,8 @@ import (
 	"github.com/keybuzz/keybuzz-amazon/shared/connect"
 	"github.com/keybuzz/keybuzz-amazon/shared/credcache"
 	"github.com/keybuzz/keybuzz-amazon/shared/httpapi"
-	"github.com/keybuzz/keybuzz-amazon/shared/inboundmail"
 	"github.com/keybuzz/keybuzz-amazon/shared/lwa"
+	"github.com/keybuzz/keybuzz-amazon/shared/mailaddress"
 	"github.com/keybuzz/keybuzz-amazon/shared/poll"
 	"github.com/keybuzz/keybuzz-amazon/shared/postgres"
 	"github.com/keybuzz/keybuzz-amazon/shared/push"
@@ -33,7 +33,7 @@ func main() {
 	opts := []connect.Option{connect.WithSecrets(secrets), connect.WithExchanger(lwaClient),
 		connect.WithSellerCentralURL(cfg.SellerCentralURL), connect.WithAppSource(cfg.AppSource),
 		connect.WithParticipations(sp, cfg.SPAPIEndpoint), connect.WithAccount(sp, store),
-		connect.WithInboundAddresses(inboundmail.NewAddresses(store, cfg.InboundMailDomain))}
+		connect.WithInboundAddresses(mailaddress.NewAddresses(store, cfg.InboundMailDomain))}
 	if cfg.PushEnabled() { // subscribe the new connection to ORDER_CHANGE (docs/push.md)
 		seller := poll.NewAmazonSource(secrets, lwaClient, sp, store, poll.WithEndpoint(cfg.SPAPIEndpoint))
 		dest := push.NewDestinations(store, secrets, sp, lwaClient, cfg.NotificationsQueueARN, push.WithEndpoint(cfg.SPAPIEndpoint))

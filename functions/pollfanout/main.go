@@ -10,7 +10,7 @@ import (
 
 	"github.com/keybuzz/keybuzz-amazon/shared/boot"
 	"github.com/keybuzz/keybuzz-amazon/shared/poll"
-	"github.com/keybuzz/keybuzz-amazon/shared/pollqueue"
+	"github.com/keybuzz/keybuzz-amazon/shared/pollsender"
 	"github.com/keybuzz/keybuzz-amazon/shared/postgres"
 )
 
@@ -21,7 +21,9 @@ func main() {
 	env.Must("configuration", cfg.RequireQueue())
 
 	store := postgres.New(env.Pool(ctx, boot.LambdaMaxConns))
-	sender := pollqueue.NewSender(env.SQS(ctx), cfg.PollQueueURL)
+	sqsClient, err := pollsender.NewClient(ctx)
+	env.Must("sqs", err)
+	sender := pollsender.NewSender(sqsClient, cfg.PollQueueURL)
 	fanout := poll.NewFanout(store, sender, poll.WithMetrics(env.Metrics()))
 
 	lambda.Start(fanout.Handle)

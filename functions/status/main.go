@@ -11,7 +11,7 @@ import (
 	"github.com/keybuzz/keybuzz-amazon/shared/boot"
 	"github.com/keybuzz/keybuzz-amazon/shared/connect"
 	"github.com/keybuzz/keybuzz-amazon/shared/httpapi"
-	"github.com/keybuzz/keybuzz-amazon/shared/inboundmail"
+	"github.com/keybuzz/keybuzz-amazon/shared/mailaddress"
 	"github.com/keybuzz/keybuzz-amazon/shared/postgres"
 )
 
@@ -22,7 +22,7 @@ func main() {
 	// Status reads the database only: no Vault client, no Amazon client.
 	store := postgres.New(env.Pool(ctx, boot.LambdaMaxConns))
 	flow := connect.New(store, connect.WithPushStatus(store),
-		connect.WithInboundAddresses(inboundmail.NewAddresses(store, env.Config.InboundMailDomain)))
+		connect.WithInboundAddresses(mailaddress.NewAddresses(store, env.Config.InboundMailDomain)))
 	api := &httpapi.API{Connect: flow, Auth: env.Verifier(ctx), Log: env.Log}
 
 	lambda.Start(httpadapter.NewV2(api.Status()).ProxyWithContext)

@@ -12,14 +12,12 @@ import (
 	"log/slog"
 	"os"
 
-	"github.com/aws/aws-sdk-go-v2/service/sqs"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/keybuzz/keybuzz-amazon/shared/auth"
 	"github.com/keybuzz/keybuzz-amazon/shared/config"
 	"github.com/keybuzz/keybuzz-amazon/shared/logging"
 	"github.com/keybuzz/keybuzz-amazon/shared/metrics"
-	"github.com/keybuzz/keybuzz-amazon/shared/pollqueue"
 	"github.com/keybuzz/keybuzz-amazon/shared/postgres"
 	"github.com/keybuzz/keybuzz-amazon/shared/vaultstore"
 )
@@ -64,13 +62,6 @@ func (e *Env) Vault(ctx context.Context) *vaultstore.Store {
 	s, err := vaultstore.Open(ctx, e.Config)
 	e.Must("vault", err)
 	return s
-}
-
-// SQS opens an SQS client from the standard AWS configuration.
-func (e *Env) SQS(ctx context.Context) *sqs.Client {
-	c, err := pollqueue.NewClient(ctx)
-	e.Must("sqs", err)
-	return c
 }
 
 // Metrics is the CloudWatch Embedded Metric Format writer on stdout.

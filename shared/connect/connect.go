@@ -90,7 +90,7 @@ type Budget interface {
 }
 
 // InboundAddresses gives a connected tenant its inbound mail addresses, one
-// per marketplace country (inboundmail.Addresses).
+// per marketplace country (mailaddress.Addresses).
 type InboundAddresses interface {
 	Provision(ctx context.Context, tenantID string, marketplaceIDs []string) ([]marketplace.InboundAddress, error)
 	List(ctx context.Context, tenantID string) ([]marketplace.InboundAddress, error)

@@ -15,6 +15,7 @@ import (
 
 	"github.com/keybuzz/keybuzz-amazon/dev/testenv"
 	"github.com/keybuzz/keybuzz-amazon/shared/inboundmail"
+	"github.com/keybuzz/keybuzz-amazon/shared/mailaddress"
 	"github.com/keybuzz/keybuzz-amazon/shared/postgres"
 	"github.com/keybuzz/keybuzz-amazon/shared/relaymail"
 )
@@ -97,7 +98,7 @@ func BenchmarkHandleSQSPostgres(b *testing.B) {
 VALUES ($1, 'CONNECTED', 'EU', 'A13V1IB3VIYZZH') RETURNING "id"`, tenant).Scan(&conn); err != nil {
 		b.Fatal(err)
 	}
-	addrs, err := inboundmail.NewAddresses(store, domain).Provision(ctx, tenant, []string{"A13V1IB3VIYZZH"})
+	addrs, err := mailaddress.NewAddresses(store, domain).Provision(ctx, tenant, []string{"A13V1IB3VIYZZH"})
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -10,11 +10,9 @@ package inboundmail
 
 import (
 	"context"
-	"crypto/rand"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"path"
 	"regexp"
@@ -83,15 +81,14 @@ type Flow struct {
 	now     func() time.Time
 }
 
-// Option configures a Flow, OrderContexts or Addresses; a constructor
-// ignores the options that are not its own.
+// Option configures a Flow or OrderContexts; a constructor ignores the
+// options that are not its own.
 type Option func(*options)
 
 type options struct {
 	orders           OrderContext
 	log              *slog.Logger
 	now              func() time.Time
-	random           io.Reader
 	maxBytes         int64
 	parallel         int
 	attachmentPrefix string
@@ -99,7 +96,7 @@ type options struct {
 }
 
 func apply(opts []Option) options {
-	o := options{log: slog.Default(), now: time.Now, random: rand.Reader, maxBytes: 25 << 20, parallel: 4, attachmentPrefix: "attachments/"}
+	o := options{log: slog.Default(), now: time.Now, maxBytes: 25 << 20, parallel: 4, attachmentPrefix: "attachments/"}
 	for _, f := range opts {
 		f(&o)
 	}
@@ -123,16 +120,6 @@ func WithClock(now func() time.Time) Option {
 	return func(o *options) {
 		if now != nil {
 			o.now = now
-		}
-	}
-}
-
-// WithRandom sets the randomness of Addresses' tokens (default
-// crypto/rand).
-func WithRandom(r io.Reader) Option {
-	return func(o *options) {
-		if r != nil {
-			o.random = r
 		}
 	}
 }

@@ -19,6 +19,7 @@ import (
 	"github.com/keybuzz/keybuzz-amazon/dev/smtpses"
 	"github.com/keybuzz/keybuzz-amazon/dev/testenv"
 	"github.com/keybuzz/keybuzz-amazon/shared/inboundmail"
+	"github.com/keybuzz/keybuzz-amazon/shared/mailaddress"
 	"github.com/keybuzz/keybuzz-amazon/shared/mailbucket"
 	"github.com/keybuzz/keybuzz-amazon/shared/marketplace"
 	"github.com/keybuzz/keybuzz-amazon/shared/postgres"
@@ -85,7 +86,7 @@ INSERT INTO "MarketplaceConnection" ("tenantId", "status", "region", "marketplac
 VALUES ($1, $2, 'EU', $3) RETURNING "id"`, tenantID, status, marketplaces[0]).Scan(&connID); err != nil {
 		m.t.Fatal(err)
 	}
-	addrs, err := inboundmail.NewAddresses(m.store, m.domain).Provision(ctx, tenantID, marketplaces)
+	addrs, err := mailaddress.NewAddresses(m.store, m.domain).Provision(ctx, tenantID, marketplaces)
 	if err != nil {
 		m.t.Fatal(err)
 	}

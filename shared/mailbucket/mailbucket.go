@@ -10,11 +10,11 @@ import (
 	"io"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	awsconfig "github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
 	"github.com/aws/smithy-go"
 
+	"github.com/keybuzz/keybuzz-amazon/shared/awsenv"
 	"github.com/keybuzz/keybuzz-amazon/shared/marketplace"
 )
 
@@ -32,15 +32,19 @@ type Bucket struct {
 // New wraps an S3 client.
 func New(api API) *Bucket { return &Bucket{api: api} }
 
-// NewClient builds an S3 client from the AWS configuration
-// (AWS_ENDPOINT_URL_S3 points it at the emulator locally); pathStyle
-// addresses buckets in the path, as the emulator on loopback needs.
+// NewClient builds an S3 client configured from the function's environment
+// (shared/awsenv; AWS_ENDPOINT_URL_S3 points it at the emulator locally);
+// pathStyle addresses buckets in the path, as the emulator on loopback
+// needs.
 func NewClient(ctx context.Context, pathStyle bool) (*s3.Client, error) {
-	cfg, err := awsconfig.LoadDefaultConfig(ctx)
+	cfg, err := awsenv.Config(nil)
 	if err != nil {
-		return nil, fmt.Errorf("aws config: %w", err)
+		return nil, err
 	}
-	return s3.NewFromConfig(cfg, func(o *s3.Options) { o.UsePathStyle = pathStyle }), nil
+	return s3.NewFromConfig(cfg, func(o *s3.Options) {
+		o.UsePathStyle = pathStyle
+		o.BaseEndpoint = awsenv.Endpoint(nil, "S3")
+	}), nil
 }
 
 // Get reads an object of at most max bytes. marketplace.ErrMailTooLarge:

@@ -24,7 +24,7 @@ type ClaimStore interface {
 	Renew(ctx context.Context) (marketplace.Renewal, error)
 }
 
-// Sender sends poll messages (pollqueue.Sender).
+// Sender sends poll messages (pollsender.Sender).
 type Sender interface {
 	Send(ctx context.Context, msgs <-chan pollqueue.Message) pollqueue.Result
 }

@@ -15,6 +15,7 @@ import (
 	"github.com/keybuzz/keybuzz-amazon/dev/testenv"
 	"github.com/keybuzz/keybuzz-amazon/shared/poll"
 	"github.com/keybuzz/keybuzz-amazon/shared/pollqueue"
+	"github.com/keybuzz/keybuzz-amazon/shared/pollsender"
 	"github.com/keybuzz/keybuzz-amazon/shared/postgres"
 )
 
@@ -85,7 +86,7 @@ func TestFanoutEnqueuesEachConnectionOnce(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			f := poll.NewFanout(store, pollqueue.NewSender(client, url, pollqueue.WithParallel(8)), poll.WithFanoutConfig(poll.FanoutConfig{Chunk: 100}), poll.WithClock(clock.Now), poll.WithLogger(quiet()))
+			f := poll.NewFanout(store, pollsender.NewSender(client, url, pollsender.WithParallel(8)), poll.WithFanoutConfig(poll.FanoutConfig{Chunk: 100}), poll.WithClock(clock.Now), poll.WithLogger(quiet()))
 			res, err := f.Run(context.Background())
 			if err != nil {
 				t.Error(err)
@@ -109,7 +110,7 @@ func TestFanoutEnqueuesEachConnectionOnce(t *testing.T) {
 		}
 	}
 	// A third run finds nothing due: all are claimed.
-	f := poll.NewFanout(store, pollqueue.NewSender(client, url, pollqueue.WithParallel(8)), poll.WithClock(clock.Now), poll.WithLogger(quiet()))
+	f := poll.NewFanout(store, pollsender.NewSender(client, url, pollsender.WithParallel(8)), poll.WithClock(clock.Now), poll.WithLogger(quiet()))
 	if res, err := f.Run(context.Background()); err != nil || res.Claimed != 0 {
 		t.Fatalf("third run: %+v %v", res, err)
 	}
@@ -124,12 +125,12 @@ func TestFanoutReleasesUnsentClaims(t *testing.T) {
 	addDue(t, pool, 25, t0)
 	client, url := newQueue(t)
 
-	bad := pollqueue.NewSender(client, url+"-missing", pollqueue.WithParallel(4))
+	bad := pollsender.NewSender(client, url+"-missing", pollsender.WithParallel(4))
 	res, _ := poll.NewFanout(store, bad, poll.WithClock(clock.Now), poll.WithLogger(quiet())).Run(context.Background())
 	if res.Claimed != 25 || res.Sent != 0 || res.Failed != 25 {
 		t.Fatalf("refused: %+v", res)
 	}
-	res, err := poll.NewFanout(store, pollqueue.NewSender(client, url, pollqueue.WithParallel(4)), poll.WithClock(clock.Now), poll.WithLogger(quiet())).Run(context.Background())
+	res, err := poll.NewFanout(store, pollsender.NewSender(client, url, pollsender.WithParallel(4)), poll.WithClock(clock.Now), poll.WithLogger(quiet())).Run(context.Background())
 	if err != nil || res.Claimed != 25 || res.Sent != 25 {
 		t.Fatalf("next run: %+v %v", res, err)
 	}

@@ -3,7 +3,7 @@
 // that syncs one connection per message (Poller): lease, credentials, rate
 // budget, searchOrders page by page, one transaction per page.
 //
-// Follow one message: Fanout.Handle -> postgres.ClaimDue -> pollqueue.Sender
+// Follow one message: Fanout.Handle -> postgres.ClaimDue -> pollsender.Sender
 // -> SQS -> Poller.HandleSQS -> Poller.Poll -> postgres.AcquirePoll ->
 // Source.Fetch (AmazonSource: Vault, LWA, rate budget, spapi) ->
 // postgres.IngestPage per page -> postgres.FinishPoll.

@@ -10,13 +10,14 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"os"
 	"sync"
 	"time"
 
 	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
-	awsconfig "github.com/aws/aws-sdk-go-v2/config"
 	"github.com/hashicorp/vault/api"
 
+	"github.com/keybuzz/keybuzz-amazon/shared/awsenv"
 	"github.com/keybuzz/keybuzz-amazon/shared/config"
 	"github.com/keybuzz/keybuzz-amazon/shared/marketplace"
 )
@@ -101,13 +102,9 @@ func (l *login) ensure(ctx context.Context) error {
 // which pulls in the end-of-life aws-sdk-go v1 and would double every
 // bootstrap's size; aws-sdk-go-v2's signer does the cryptography.
 func iamLogin(ctx context.Context, client *api.Client, role string) (*api.Secret, error) {
-	awsCfg, err := awsconfig.LoadDefaultConfig(ctx)
+	creds, err := awsenv.Credentials(os.Getenv)
 	if err != nil {
-		return nil, fmt.Errorf("aws config: %w", err)
-	}
-	creds, err := awsCfg.Credentials.Retrieve(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("aws credentials: %w", err)
+		return nil, err
 	}
 	body := []byte("Action=GetCallerIdentity&Version=2011-06-15")
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, "https://sts.amazonaws.com/", bytes.NewReader(body))

@@ -1,4 +1,4 @@
-package inboundmail_test
+package mailaddress_test
 
 import (
 	"bytes"
@@ -6,7 +6,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/keybuzz/keybuzz-amazon/shared/inboundmail"
+	"github.com/keybuzz/keybuzz-amazon/shared/mailaddress"
 	"github.com/keybuzz/keybuzz-amazon/shared/marketplace"
 )
 
@@ -21,7 +21,7 @@ func (s *addrStore) InboundAddresses(context.Context, string) ([]marketplace.Inb
 }
 
 func TestAddresses(t *testing.T) {
-	a := inboundmail.NewAddresses(&addrStore{}, "Inbound.Example", inboundmail.WithRandom(bytes.NewReader(bytes.Repeat([]byte{0xAB}, 100))))
+	a := mailaddress.NewAddresses(&addrStore{}, "Inbound.Example", mailaddress.WithRandom(bytes.NewReader(bytes.Repeat([]byte{0xAB}, 100))))
 	addr, err := a.New("Tenant-1", "FR")
 	if err != nil {
 		t.Fatal(err)
@@ -45,7 +45,7 @@ func TestAddresses(t *testing.T) {
 
 func TestProvisionOnePerCountry(t *testing.T) {
 	st := &addrStore{}
-	a := inboundmail.NewAddresses(st, "inbound.example")
+	a := mailaddress.NewAddresses(st, "inbound.example")
 	got, err := a.Provision(context.Background(), "tenant-1", []string{"A13V1IB3VIYZZH", "A1PA6795UKMFR9", "A13V1IB3VIYZZH", "bogus"})
 	if err != nil {
 		t.Fatal(err)

@@ -1,7 +1,13 @@
-package inboundmail
+// Package mailaddress makes and provisions tenants' inbound mail addresses
+// (one per tenant, marketplace and country) for the connect flow and the
+// status route. It is apart from shared/inboundmail, which reads the mails
+// sent to them, so that the functions that only provision or list
+// addresses do not carry the MIME parser and its charsets.
+package mailaddress
 
 import (
 	"context"
+	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base32"
 	"encoding/hex"
@@ -38,10 +44,27 @@ type Addresses struct {
 	rand   io.Reader
 }
 
+// Option configures Addresses.
+type Option func(*Addresses)
+
+// WithRandom sets the randomness of the addresses' tokens (default
+// crypto/rand; nil keeps it).
+func WithRandom(r io.Reader) Option {
+	return func(a *Addresses) {
+		if r != nil {
+			a.rand = r
+		}
+	}
+}
+
 // NewAddresses provisions addresses on domain (INBOUND_MAIL_DOMAIN)
 // (option: WithRandom).
 func NewAddresses(store AddressStore, domain string, opts ...Option) *Addresses {
-	return &Addresses{store: store, domain: strings.ToLower(strings.TrimSpace(domain)), rand: apply(opts).random}
+	a := &Addresses{store: store, domain: strings.ToLower(strings.TrimSpace(domain)), rand: rand.Reader}
+	for _, o := range opts {
+		o(a)
+	}
+	return a
 }
 
 // Domain is the inbound domain.
