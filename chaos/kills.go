@@ -28,8 +28,8 @@ import (
 	"github.com/keybuzz/keybuzz-amazon/shared/connect"
 	"github.com/keybuzz/keybuzz-amazon/shared/credcache"
 	"github.com/keybuzz/keybuzz-amazon/shared/httpapi"
-	"github.com/keybuzz/keybuzz-amazon/shared/inboundmail"
 	"github.com/keybuzz/keybuzz-amazon/shared/lwa"
+	"github.com/keybuzz/keybuzz-amazon/shared/mailaddress"
 	"github.com/keybuzz/keybuzz-amazon/shared/pollqueue"
 	"github.com/keybuzz/keybuzz-amazon/shared/postgres"
 	"github.com/keybuzz/keybuzz-amazon/shared/spapi"
@@ -155,7 +155,7 @@ func newKiller(ctx context.Context, w *world, bin string) (*killer, error) {
 	svc := connect.New(store, connect.WithSecrets(credcache.New(vaultstore.New(w.vaultDir, devstack.KVMount, devstack.AppSecretPath))),
 		connect.WithExchanger(lwa.New(k.srv.URL+"/auth/o2/token", lwa.WithHTTPClient(&http.Client{Timeout: 10 * time.Second}))), connect.WithSellerCentralURL(k.srv.URL),
 		connect.WithLogger(w.log), connect.WithParticipations(spapi.New(spapi.WithHTTPClient(&http.Client{Timeout: 10 * time.Second})), k.srv.URL),
-		connect.WithInboundAddresses(inboundmail.NewAddresses(store, devstack.InboundDomain)))
+		connect.WithInboundAddresses(mailaddress.NewAddresses(store, devstack.InboundDomain)))
 	k.api = httptest.NewServer((&httpapi.API{Connect: svc, Auth: w.verifier, Log: w.log}).Routes())
 	for n := 1; n <= w.set.KillTenants; n++ {
 		t := &tenant{n: w.set.Tenants + n, id: fmt.Sprintf("tenant-kill-%05d", n), seller: sandbox.SellerID(w.set.Tenants + n), sb: k.sb, front: k.front}

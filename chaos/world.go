@@ -33,9 +33,9 @@ import (
 	"github.com/keybuzz/keybuzz-amazon/shared/connect"
 	"github.com/keybuzz/keybuzz-amazon/shared/credcache"
 	"github.com/keybuzz/keybuzz-amazon/shared/httpapi"
-	"github.com/keybuzz/keybuzz-amazon/shared/inboundmail"
 	"github.com/keybuzz/keybuzz-amazon/shared/logging"
 	"github.com/keybuzz/keybuzz-amazon/shared/lwa"
+	"github.com/keybuzz/keybuzz-amazon/shared/mailaddress"
 	"github.com/keybuzz/keybuzz-amazon/shared/migrate"
 	"github.com/keybuzz/keybuzz-amazon/shared/poll"
 	"github.com/keybuzz/keybuzz-amazon/shared/postgres"
@@ -256,7 +256,7 @@ func newWorld(ctx context.Context, set Settings, out *syncBuffer) (w *world, err
 			push.WithEndpoint(w.sbServer.URL))
 		sub := push.NewSubscriber(w.store, dest, seller, push.WithEndpoint(w.sbServer.URL), push.WithLogger(w.log), push.WithClock(w.clock.Now))
 		opts = append(opts, connect.WithOnConnected(sub.OnConnected), connect.WithUnsubscriber(sub),
-			connect.WithInboundAddresses(inboundmail.NewAddresses(w.store, devstack.InboundDomain)))
+			connect.WithInboundAddresses(mailaddress.NewAddresses(w.store, devstack.InboundDomain)))
 	}
 	svc := connect.New(w.store, opts...)
 	w.verifier = verifier

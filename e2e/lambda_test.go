@@ -448,7 +448,7 @@ func receive(ctx context.Context, t *testing.T, queueURL string, n int) []types.
 // topic also carries the mails other packages' tests send meanwhile.
 func receiveFor(ctx context.Context, t *testing.T, queueURL, rcpt string) []types.Message {
 	t.Helper()
-	client, err := pollqueue.NewClient(ctx)
+	client, err := pollsender.NewClient(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
