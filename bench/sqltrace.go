@@ -64,6 +64,45 @@ func (t *sqlTrace) TraceQueryEnd(ctx context.Context, _ *pgx.Conn, _ pgx.TraceQu
 	t.mu.Unlock()
 }
 
+// TraceBatchStart starts timing a pipelined batch: each of its statements
+// is recorded as a statement of its own (TraceBatchQuery), timed from the
+// batch's start or its previous statement's result, so a batch of n
+// statements counts n, in one round trip.
+func (t *sqlTrace) TraceBatchStart(ctx context.Context, _ *pgx.Conn, _ pgx.TraceBatchStartData) context.Context {
+	return context.WithValue(ctx, batchKey{}, &batchClock{at: time.Now()})
+}
+
+type batchKey struct{}
+
+type batchClock struct {
+	mu sync.Mutex
+	at time.Time
+}
+
+func (t *sqlTrace) TraceBatchQuery(ctx context.Context, _ *pgx.Conn, d pgx.TraceBatchQueryData) {
+	bc, ok := ctx.Value(batchKey{}).(*batchClock)
+	if !ok {
+		return
+	}
+	bc.mu.Lock()
+	now := time.Now()
+	took := now.Sub(bc.at)
+	bc.at = now
+	bc.mu.Unlock()
+	t.mu.Lock()
+	s := t.stats[d.SQL]
+	if s == nil {
+		s = &stmtStats{SQL: d.SQL}
+		t.stats[d.SQL] = s
+	}
+	s.Args = d.Args
+	s.Calls++
+	s.Total += took
+	t.mu.Unlock()
+}
+
+func (t *sqlTrace) TraceBatchEnd(context.Context, *pgx.Conn, pgx.TraceBatchEndData) {}
+
 // TraceCopyFromStart records a COPY as the statement "COPY <table>".
 func (t *sqlTrace) TraceCopyFromStart(ctx context.Context, c *pgx.Conn, d pgx.TraceCopyFromStartData) context.Context {
 	return t.TraceQueryStart(ctx, c, pgx.TraceQueryStartData{SQL: "COPY " + d.TableName.Sanitize() + " FROM STDIN"})

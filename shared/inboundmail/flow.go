@@ -17,6 +17,7 @@ import (
 	"path"
 	"regexp"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/aws/aws-lambda-go/events"
@@ -167,10 +168,12 @@ func New(store Store, objects Objects, domain string, opts ...Option) *Flow {
 
 // HandleSQS is the inboundmail Lambda handler: records are processed (up to
 // Config.Parallel at once) and only those that failed transiently are
-// reported, so SQS retries them alone.
+// reported, so SQS retries them alone. An address is looked up once per
+// batch (addressBook), however many of the batch's mails it receives.
 func (f *Flow) HandleSQS(ctx context.Context, ev events.SQSEvent) (events.SQSEventResponse, error) {
+	book := newAddressBook(f.store)
 	res := sqsbatch.Handle(ctx, ev, f.cfg.Parallel, func(ctx context.Context, r events.SQSMessage) error {
-		err := f.Process(ctx, r.MessageId, r.Body)
+		err := f.process(ctx, r.MessageId, r.Body, book)
 		if err != nil {
 			f.log.ErrorContext(ctx, "mail left for retry", "sqs_message_id", r.MessageId, "err", err,
 				"receive_count", r.Attributes["ApproximateReceiveCount"])
@@ -190,6 +193,10 @@ func (f *Flow) HandleSQS(ctx context.Context, ev events.SQSEvent) (events.SQSEve
 // succeed (database or S3 unavailable, the object not yet readable); every
 // other case is recorded and acknowledged.
 func (f *Flow) Process(ctx context.Context, sqsMessageID, body string) error {
+	return f.process(ctx, sqsMessageID, body, newAddressBook(f.store))
+}
+
+func (f *Flow) process(ctx context.Context, sqsMessageID, body string, book *addressBook) error {
 	n, err := sesmail.Decode(body)
 	if errors.Is(err, sesmail.ErrNotReceived) {
 		f.log.InfoContext(ctx, "queue message ignored: not a received mail", "reason", err.Error())
@@ -219,7 +226,7 @@ func (f *Flow) Process(ctx context.Context, sqsMessageID, body string) error {
 			continue
 		}
 		seen[rcpt] = true
-		if err := f.deliver(ctx, n, rcpt, m); err != nil {
+		if err := f.deliver(ctx, n, rcpt, m, book); err != nil {
 			return err
 		}
 	}
@@ -264,7 +271,7 @@ func (m *mailOnce) load(ctx context.Context) {
 	m.done = true
 }
 
-func (f *Flow) deliver(ctx context.Context, n sesmail.Notification, rcpt string, m *mailOnce) error {
+func (f *Flow) deliver(ctx context.Context, n sesmail.Notification, rcpt string, m *mailOnce, book *addressBook) error {
 	rec := marketplace.ReceivedMail{
 		SESMessageID: n.Mail.MessageID, Recipient: rcpt,
 		Bucket: n.Receipt.Action.BucketName, ObjectKey: n.Receipt.Action.ObjectKey,
@@ -287,7 +294,7 @@ func (f *Flow) deliver(ctx context.Context, n sesmail.Notification, rcpt string,
 	if f.cfg.Domain != "" && !strings.HasSuffix(rcpt, "@"+f.cfg.Domain) {
 		return record(marketplace.MailUnknownRecipient, "recipient not on "+f.cfg.Domain)
 	}
-	addr, err := f.store.InboundAddressByEmail(ctx, rcpt)
+	addr, err := book.lookup(ctx, rcpt)
 	if errors.Is(err, marketplace.ErrNotFound) {
 		return record(marketplace.MailUnknownRecipient, "no such inbound address")
 	}
@@ -346,6 +353,50 @@ func (f *Flow) deliver(ctx context.Context, n sesmail.Notification, rcpt string,
 		}
 	}
 	return nil
+}
+
+// addressBook looks each recipient's address up once for the mails of one
+// SQS batch (concurrent records asking for the same address wait for the
+// one lookup): an address routes to one tenant, and whether its
+// connection is CONNECTED is read once per batch. A failed lookup is not
+// kept, so another record of the batch tries again.
+type addressBook struct {
+	store   Store
+	mu      sync.Mutex
+	entries map[string]*addressEntry
+}
+
+type addressEntry struct {
+	mu   sync.Mutex
+	done bool
+	addr marketplace.InboundAddress
+	err  error // nil or marketplace.ErrNotFound
+}
+
+func newAddressBook(store Store) *addressBook {
+	return &addressBook{store: store, entries: map[string]*addressEntry{}}
+}
+
+// lookup is Store.InboundAddressByEmail for a lower-cased recipient, once
+// per batch.
+func (b *addressBook) lookup(ctx context.Context, email string) (marketplace.InboundAddress, error) {
+	b.mu.Lock()
+	e := b.entries[email]
+	if e == nil {
+		e = &addressEntry{}
+		b.entries[email] = e
+	}
+	b.mu.Unlock()
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.done {
+		return e.addr, e.err
+	}
+	a, err := b.store.InboundAddressByEmail(ctx, email)
+	if err == nil || errors.Is(err, marketplace.ErrNotFound) {
+		e.done, e.addr, e.err = true, a, err
+	}
+	return a, err
 }
 
 var unsafeName = regexp.MustCompile(`[^A-Za-z0-9._-]+`)

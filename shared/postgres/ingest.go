@@ -197,6 +197,16 @@ func ingest(ctx context.Context, q querier, tenantID, connectionID string, msgs 
 	if len(msgs) == 0 && f.owner == "" {
 		return res, true, nil
 	}
+	args := append([]any{pgx.QueryExecModeCacheDescribe}, ingestArgs(tenantID, connectionID, msgs, now, f)...)
+	err = q.QueryRow(ctx, ingestSQL, args...).Scan(&res.MessagesCreated, &res.TicketsCreated, &fenced)
+	if err != nil {
+		return marketplace.PageResult{}, false, fmt.Errorf("store %d messages: %w", len(msgs), err)
+	}
+	return res, fenced, nil
+}
+
+// ingestArgs are ingestSQL's arguments for msgs as of now, fenced by f.
+func ingestArgs(tenantID, connectionID string, msgs []marketplace.InboundMessage, now time.Time, f fence) []any {
 	n := len(msgs)
 	typ, ext, thread, order, mp := make([]string, n), make([]string, n), make([]string, n), make([]*string, n), make([]*string, n)
 	name, email, lang, subject, body := make([]string, n), make([]*string, n), make([]*string, n), make([]string, n), make([]string, n)
@@ -223,13 +233,8 @@ func ingest(ctx context.Context, q querier, tenantID, connectionID string, msgs 
 			raw[i] = "{}"
 		}
 	}
-	err = q.QueryRow(ctx, ingestSQL, pgx.QueryExecModeCacheDescribe, tenantID, connectionID, now, typ, ext, thread, order, mp, name, email, lang, subject, body, at, raw,
-		f.owner, f.nextToken, f.cursor, f.leaseUntil, f.windowStart, f.markets).
-		Scan(&res.MessagesCreated, &res.TicketsCreated, &fenced)
-	if err != nil {
-		return marketplace.PageResult{}, false, fmt.Errorf("store %d messages: %w", n, err)
-	}
-	return res, fenced, nil
+	return []any{tenantID, connectionID, now, typ, ext, thread, order, mp, name, email, lang, subject, body, at, raw,
+		f.owner, f.nextToken, f.cursor, f.leaseUntil, f.windowStart, f.markets}
 }
 
 // optional maps "" to NULL.

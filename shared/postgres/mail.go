@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -121,11 +122,14 @@ func randomID() string {
 	return hex.EncodeToString(b)
 }
 
-const recordMailSQL = `
-INSERT INTO "InboundMail" ("sesMessageId", "recipient", "bucket", "objectKey", "size", "tenantId", "connectionId", "addressId",
+// mailColumns are "InboundMail"'s columns as recordArgs orders them.
+const mailColumns = `"sesMessageId", "recipient", "bucket", "objectKey", "size", "tenantId", "connectionId", "addressId",
     "messageId", "from", "subject", "orderId", "kind", "outcome", "decision",
     "spamVerdict", "virusVerdict", "spfVerdict", "dkimVerdict", "dmarcVerdict", "dmarcPolicy",
-    "externalMessageId", "ticketId", "receivedAt")
+    "externalMessageId", "ticketId", "receivedAt"`
+
+const recordMailSQL = `
+INSERT INTO "InboundMail" (` + mailColumns + `)
 VALUES ($1, $2, NULLIF($3, ''), NULLIF($4, ''), NULLIF($5, 0), NULLIF($6, ''), NULLIF($7, ''), NULLIF($8, ''),
     NULLIF($9, ''), NULLIF($10, ''), NULLIF($11, ''), NULLIF($12, ''), NULLIF($13, ''), $14, NULLIF($15, ''),
     NULLIF($16, ''), NULLIF($17, ''), NULLIF($18, ''), NULLIF($19, ''), NULLIF($20, ''), NULLIF($21, ''),
@@ -143,93 +147,121 @@ func recordArgs(r marketplace.ReceivedMail, externalMessageID, ticketID string) 
 		v.Spam, v.Virus, v.SPF, v.DKIM, v.DMARC, v.DMARCPolicy, externalMessageID, ticketID, r.ReceivedAt}
 }
 
+// recordRefusalSQL is recordMailSQL and, when the row is new and the mail
+// reached a known address ($25), the refusal's reason on that address
+// ("lastError"): one statement.
+const recordRefusalSQL = `
+WITH rec AS (` + recordMailSQL + `
+)
+UPDATE "inbound_addresses" SET "lastError" = $26, "updatedAt" = now() AT TIME ZONE 'UTC'
+WHERE $25 <> '' AND "id" = $25 AND EXISTS (SELECT 1 FROM rec)`
+
 // RecordMail writes a mail's outcome unless its (sesMessageId, recipient)
 // row exists (a redelivery keeps the first outcome). A refused mail to a
-// known address leaves its reason on the address ("lastError").
+// known address leaves its reason on the address ("lastError"). One
+// statement (recordRefusalSQL).
 func (s *Store) RecordMail(ctx context.Context, r marketplace.ReceivedMail) error {
-	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-		var outcome string
-		err := tx.QueryRow(ctx, recordMailSQL, recordArgs(r, "", "")...).Scan(&outcome)
-		if errors.Is(err, pgx.ErrNoRows) {
-			return nil
-		}
-		if err != nil || r.AddressID == "" {
-			return err
-		}
-		_, err = tx.Exec(ctx, `UPDATE "inbound_addresses" SET "lastError" = $2, "updatedAt" = now() AT TIME ZONE 'UTC' WHERE "id" = $1`,
-			r.AddressID, pgText(fmt.Sprintf("%s: %s", r.Outcome, r.Decision)))
-		return err
-	})
+	args := append(recordArgs(r, "", ""), r.AddressID, pgText(fmt.Sprintf("%s: %s", r.Outcome, r.Decision)))
+	_, err := s.pool.Exec(ctx, recordRefusalSQL, args...)
 	return unavailable("record mail", err)
 }
 
-// IngestMail stores an accepted mail in one transaction: its message
-// through the one ingestion path, the attachments of a new message, the
-// outcome row (TICKETED, or DUPLICATE when another SES message already
-// brought the same mail; a redelivery keeps the first outcome), and the
-// address's last reception (the first one validates the address).
+// mailStoredSQL is what IngestMail writes after ingestSQL, in the same
+// transaction: it finds the message the mail was stored as (the
+// mail's Message-ID under its connection) and whether this transaction
+// created it (its xmin is the transaction's id: ingestSQL inserted it
+// rather than finding it, from another SES message or a redelivery), then
+// for a created message the attachments and the buyer's name on a ticket
+// an order event opened; the outcome row (TICKETED when created, else
+// DUPLICATE; a redelivery keeps the first outcome, which it returns); and
+// the address's last reception (the first one validates the address).
+// $1-$13 are recordMailSQL's, $14-$20 its decision and verdicts, $21 its
+// receivedAt (recordArgs' but the outcome and the ids); $22 the message's externalId, $23 the
+// buyer's name, $24 the default buyer name, $25-$31 the attachments.
+const mailStoredSQL = `
+WITH m AS (
+    SELECT "id", COALESCE("ticketId", '') AS "ticketId", ("xmin" = pg_current_xact_id()::xid) AS "created"
+    FROM "ExternalMessage"
+    WHERE "type" = 'AMAZON' AND "connectionId" = $7::text AND "externalId" = $22::text
+), atts AS (
+    INSERT INTO "InboundMailAttachment" ("tenantId", "externalMessageId", "bucket", "objectKey", "filename", "contentType",
+        "contentId", "inline", "size", "sha256")
+    SELECT $6::text, m."id", $3::text, a."objectKey", NULLIF(a."filename", ''), a."contentType", NULLIF(a."contentId", ''),
+        a."inline", a."size", a."sha256"
+    FROM m, unnest($25::text[], $26::text[], $27::text[], $28::text[], $29::boolean[], $30::bigint[], $31::text[])
+        AS a("objectKey", "filename", "contentType", "contentId", "inline", "size", "sha256")
+    WHERE m."created"
+    ON CONFLICT ("externalMessageId", "objectKey") DO NOTHING
+), named AS (
+    UPDATE "Ticket" t SET "customerName" = $23::text, "updatedAt" = now() AT TIME ZONE 'UTC'
+    FROM m
+    WHERE m."created" AND $23::text <> '' AND t."id" = m."ticketId" AND t."customerName" = $24::text
+), rec AS (
+    INSERT INTO "InboundMail" (` + mailColumns + `)
+    SELECT $1::text, $2::text, NULLIF($3::text, ''), NULLIF($4::text, ''), NULLIF($5::bigint, 0), NULLIF($6::text, ''),
+        NULLIF($7::text, ''), NULLIF($8::text, ''), NULLIF($9::text, ''), NULLIF($10::text, ''), NULLIF($11::text, ''),
+        NULLIF($12::text, ''), NULLIF($13::text, ''), CASE WHEN m."created" THEN 'TICKETED' ELSE 'DUPLICATE' END,
+        NULLIF($14::text, ''), NULLIF($15::text, ''), NULLIF($16::text, ''), NULLIF($17::text, ''), NULLIF($18::text, ''),
+        NULLIF($19::text, ''), NULLIF($20::text, ''), m."id", NULLIF(m."ticketId", ''), $21::timestamptz
+    FROM m
+    ON CONFLICT ("sesMessageId", "recipient") DO NOTHING
+    RETURNING "outcome"
+), addr AS (
+    UPDATE "inbound_addresses" SET
+        "lastInboundAt" = GREATEST("lastInboundAt", $21::timestamptz AT TIME ZONE 'UTC'),
+        "lastInboundMessageId" = CASE WHEN "lastInboundAt" IS NULL OR "lastInboundAt" <= $21::timestamptz AT TIME ZONE 'UTC'
+                                      THEN $22::text ELSE "lastInboundMessageId" END,
+        "pipelineStatus" = 'VALIDATED', "validationStatus" = 'VALIDATED', "marketplaceStatus" = 'VALIDATED',
+        "lastError" = NULL,
+        "updatedAt" = now() AT TIME ZONE 'UTC'
+    WHERE "id" = $8::text
+)
+SELECT m."id", m."ticketId", m."created",
+    COALESCE((SELECT "outcome" FROM rec),
+             (SELECT "outcome" FROM "InboundMail" WHERE "sesMessageId" = $1::text AND "recipient" = $2::text), '')
+FROM m`
+
+// IngestMail stores an accepted mail in one transaction and one round
+// trip: its message through the one ingestion path (ingestSQL), then
+// mailStoredSQL (the attachments of a new message, the outcome row:
+// TICKETED, or DUPLICATE when another SES message already brought the same
+// mail, a redelivery keeping the first outcome; and the address's last
+// reception, the first one validating the address). Both statements go in
+// one pipelined batch, which PostgreSQL runs as one implicit transaction:
+// either both are stored or neither is.
 func (s *Store) IngestMail(ctx context.Context, r marketplace.ReceivedMail, msg marketplace.InboundMessage, atts []marketplace.MailAttachment) (marketplace.MailResult, error) {
 	var res marketplace.MailResult
-	now := s.now()
-	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-		page, _, err := ingest(ctx, tx, r.TenantID, r.ConnectionID, []marketplace.InboundMessage{msg}, now, fence{})
-		if err != nil {
-			return err
-		}
-		res.MessageCreated, res.TicketCreated = page.MessagesCreated > 0, page.TicketsCreated > 0
-		var extID string
-		if err := tx.QueryRow(ctx, `SELECT "id", COALESCE("ticketId", '') FROM "ExternalMessage"
-WHERE "type" = 'AMAZON' AND "connectionId" = $1 AND "externalId" = $2`, r.ConnectionID, msg.ExternalID).Scan(&extID, &res.TicketID); err != nil {
-			return fmt.Errorf("find stored message: %w", err)
-		}
-		if res.MessageCreated {
-			for _, a := range atts {
-				if _, err := tx.Exec(ctx, `
-INSERT INTO "InboundMailAttachment" ("tenantId", "externalMessageId", "bucket", "objectKey", "filename", "contentType",
-    "contentId", "inline", "size", "sha256")
-VALUES ($1, $2, $3, $4, NULLIF($5, ''), $6, NULLIF($7, ''), $8, $9, $10)
-ON CONFLICT ("externalMessageId", "objectKey") DO NOTHING`,
-					r.TenantID, extID, r.Bucket, a.ObjectKey, a.Filename, a.ContentType, a.ContentID, a.Inline, a.Size, a.SHA256); err != nil {
-					return fmt.Errorf("attachment %s: %w", a.ObjectKey, err)
-				}
+	var page marketplace.PageResult
+	var fenced, created bool
+	var extID, outcome string
+	n := len(atts)
+	keys, names, types, cids, sums := make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n)
+	inline, sizes := make([]bool, n), make([]int64, n)
+	for i, a := range atts {
+		keys[i], names[i], types[i], cids[i], sums[i], inline[i], sizes[i] = pgText(a.ObjectKey), pgText(a.Filename), pgText(a.ContentType), pgText(a.ContentID), a.SHA256, a.Inline, a.Size
+	}
+	rec := recordArgs(r, "", "")
+	args := append(append(rec[:13:13], rec[14:21]...), rec[23], msg.ExternalID, strings.TrimSpace(pgText(msg.BuyerName)), marketplace.DefaultBuyerName,
+		keys, names, types, cids, inline, sizes, sums)
+	b := &pgx.Batch{}
+	b.Queue(ingestSQL, ingestArgs(r.TenantID, r.ConnectionID, []marketplace.InboundMessage{msg}, s.now(), fence{})...).
+		QueryRow(func(row pgx.Row) error {
+			if err := row.Scan(&page.MessagesCreated, &page.TicketsCreated, &fenced); err != nil {
+				return fmt.Errorf("store the message: %w", err)
 			}
-		}
-		// A thread an order event opened knows no buyer name; the relay
-		// mail does.
-		if res.MessageCreated && msg.BuyerName != "" {
-			if _, err := tx.Exec(ctx, `UPDATE "Ticket" SET "customerName" = $2, "updatedAt" = now() AT TIME ZONE 'UTC'
-WHERE "id" = $1 AND "customerName" = $3`, res.TicketID, msg.BuyerName, marketplace.DefaultBuyerName); err != nil {
-				return fmt.Errorf("name the ticket's buyer: %w", err)
-			}
-		}
-		r.Outcome = marketplace.MailDuplicate
-		if res.MessageCreated {
-			r.Outcome = marketplace.MailTicketed
-		}
-		var outcome string
-		err = tx.QueryRow(ctx, recordMailSQL, recordArgs(r, extID, res.TicketID)...).Scan(&outcome)
-		if errors.Is(err, pgx.ErrNoRows) {
-			err = tx.QueryRow(ctx, `SELECT "outcome" FROM "InboundMail" WHERE "sesMessageId" = $1 AND "recipient" = $2`,
-				r.SESMessageID, r.Recipient).Scan(&outcome)
-		}
-		if err != nil {
+			return nil
+		})
+	b.Queue(mailStoredSQL, args...).QueryRow(func(row pgx.Row) error {
+		if err := row.Scan(&extID, &res.TicketID, &created, &outcome); err != nil {
 			return fmt.Errorf("record mail: %w", err)
 		}
-		res.Outcome = marketplace.MailOutcome(outcome)
-		_, err = tx.Exec(ctx, `
-UPDATE "inbound_addresses" SET
-    "lastInboundAt" = GREATEST("lastInboundAt", $2::timestamptz AT TIME ZONE 'UTC'),
-    "lastInboundMessageId" = CASE WHEN "lastInboundAt" IS NULL OR "lastInboundAt" <= $2::timestamptz AT TIME ZONE 'UTC'
-                                  THEN $3 ELSE "lastInboundMessageId" END,
-    "pipelineStatus" = 'VALIDATED', "validationStatus" = 'VALIDATED', "marketplaceStatus" = 'VALIDATED',
-    "lastError" = NULL,
-    "updatedAt" = now() AT TIME ZONE 'UTC'
-WHERE "id" = $1`, r.AddressID, r.ReceivedAt, msg.ExternalID)
-		return err
+		return nil
 	})
-	if err != nil {
+	if err := s.pool.SendBatch(ctx, b).Close(); err != nil {
 		return marketplace.MailResult{}, unavailable("ingest mail", err)
 	}
+	res.MessageCreated, res.TicketCreated = page.MessagesCreated > 0, page.TicketsCreated > 0
+	res.Outcome = marketplace.MailOutcome(outcome)
 	return res, nil
 }
 
