@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/keybuzz/keybuzz-amazon/shared/amazon"
@@ -31,9 +32,9 @@ type ContextStore interface {
 	// CompleteOrderContext stores the context and adds it to the ticket as an
 	// internal SYSTEM message.
 	CompleteOrderContext(ctx context.Context, c marketplace.OrderContext) error
-	// DeferOrderContext leaves the context PENDING until retryAt (FAILED when
-	// failed is set).
-	DeferOrderContext(ctx context.Context, ticketID string, retryAt time.Time, lastError string, failed bool) error
+	// DeferOrderContexts leaves the tickets' PENDING contexts PENDING until
+	// retryAt (FAILED when failed is set).
+	DeferOrderContexts(ctx context.Context, ticketIDs []string, retryAt time.Time, lastError string, failed bool) error
 	// DueOrderContexts lists PENDING contexts due by now.
 	DueOrderContexts(ctx context.Context, now time.Time, limit int) ([]marketplace.OrderContext, error)
 	// ConnectionByTenant is the tenant's Amazon connection.
@@ -43,30 +44,63 @@ type ContextStore interface {
 // OrderContexts adds order context to tickets after they exist: Attach
 // tries once at once; an empty budget leaves it PENDING until the budget's
 // retry time, and RetryDue (run after every mail batch) picks it up then.
-// The ticket never waits for it.
+// The ticket never waits for it. A connection's budget that refused a token
+// until a time is not asked again before that time (the persisted budget
+// said when it has one; other containers only spend it): meanwhile Attach
+// only records the request, due then, and RetryDue defers what comes due
+// to then, without reading the connection or the budget.
 type OrderContexts struct {
 	store   ContextStore
 	orders  Orders
 	log     *slog.Logger
 	now     func() time.Time
 	timeout time.Duration
+
+	mu      sync.Mutex
+	waiting map[string]time.Time // connection id -> when its getOrder budget has a token again
 }
 
 // NewOrderContexts builds the order-context step (options: WithLogger,
 // WithClock).
 func NewOrderContexts(store ContextStore, orders Orders, opts ...Option) *OrderContexts {
 	o := apply(opts)
-	return &OrderContexts{store: store, orders: orders, log: o.log, now: o.now, timeout: 5 * time.Second}
+	return &OrderContexts{store: store, orders: orders, log: o.log, now: o.now, timeout: 5 * time.Second, waiting: map[string]time.Time{}}
 }
 
 // Attach implements OrderContext.
 func (o *OrderContexts) Attach(ctx context.Context, tenantID, connectionID, ticketID, orderID string) error {
 	c := marketplace.OrderContext{TicketID: ticketID, TenantID: tenantID, ConnectionID: connectionID, OrderID: orderID}
+	until, wait := o.waitingUntil(connectionID)
+	if wait {
+		c.NextAttemptAt = until // RetryDue fetches it then
+	}
 	fresh, err := o.store.RequestOrderContext(ctx, c)
-	if err != nil || !fresh {
+	if err != nil || !fresh || wait {
 		return err
 	}
 	return o.fetch(ctx, c)
+}
+
+// waitingUntil says until when connectionID's budget refused a token, if
+// that time is still ahead.
+func (o *OrderContexts) waitingUntil(connectionID string) (time.Time, bool) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	until, ok := o.waiting[connectionID]
+	if ok && !o.now().Before(until) {
+		delete(o.waiting, connectionID)
+		return time.Time{}, false
+	}
+	return until, ok
+}
+
+// wait remembers that connectionID's budget has no token before until.
+func (o *OrderContexts) wait(connectionID string, until time.Time) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if until.After(o.waiting[connectionID]) {
+		o.waiting[connectionID] = until
+	}
 }
 
 // RetryDue fetches the PENDING contexts whose retry time has come (at most
@@ -76,10 +110,33 @@ func (o *OrderContexts) RetryDue(ctx context.Context, limit int) (int, error) {
 	if err != nil {
 		return 0, err
 	}
+	// Contexts of a budget known to be empty are deferred together, to
+	// when it has a token, in one statement per connection.
+	type later struct {
+		until   time.Time
+		tickets []string
+	}
+	var deferred []*later
+	byConn := map[string]*later{}
 	done := 0
 	for _, c := range due {
+		if until, ok := o.waitingUntil(c.ConnectionID); ok {
+			l := byConn[c.ConnectionID]
+			if l == nil {
+				l = &later{until: until}
+				byConn[c.ConnectionID] = l
+				deferred = append(deferred, l)
+			}
+			l.tickets = append(l.tickets, c.TicketID)
+			continue
+		}
 		if err := o.fetch(ctx, c); err == nil {
 			done++
+		}
+	}
+	for _, l := range deferred {
+		if err := o.store.DeferOrderContexts(ctx, l.tickets, l.until, "rate budget empty", false); err != nil {
+			return done, err
 		}
 	}
 	return done, nil
@@ -91,7 +148,7 @@ func (o *OrderContexts) fetch(ctx context.Context, c marketplace.OrderContext) e
 		return err
 	}
 	if !ok || conn.ID != c.ConnectionID || conn.Status != marketplace.StatusConnected {
-		return o.store.DeferOrderContext(ctx, c.TicketID, o.now(), "connection not CONNECTED", true)
+		return o.store.DeferOrderContexts(ctx, []string{c.TicketID}, o.now(), "connection not CONNECTED", true)
 	}
 	cctx, cancel := context.WithTimeout(ctx, o.timeout)
 	order, err := o.orders.GetOrder(cctx, conn.SellerAccount(), c.OrderID)
@@ -100,14 +157,16 @@ func (o *OrderContexts) fetch(ctx context.Context, c marketplace.OrderContext) e
 	var th *poll.ThrottledError
 	switch {
 	case errors.As(err, &nb):
-		return o.store.DeferOrderContext(ctx, c.TicketID, nb.RetryAt, "rate budget empty", false)
+		o.wait(c.ConnectionID, nb.RetryAt)
+		return o.store.DeferOrderContexts(ctx, []string{c.TicketID}, nb.RetryAt, "rate budget empty", false)
 	case errors.As(err, &th):
-		return o.store.DeferOrderContext(ctx, c.TicketID, th.RetryAt, "throttled", false)
+		o.wait(c.ConnectionID, th.RetryAt)
+		return o.store.DeferOrderContexts(ctx, []string{c.TicketID}, th.RetryAt, "throttled", false)
 	case errors.Is(err, spapi.ErrNotFound):
-		return o.store.DeferOrderContext(ctx, c.TicketID, o.now(), "order not found", true)
+		return o.store.DeferOrderContexts(ctx, []string{c.TicketID}, o.now(), "order not found", true)
 	case err != nil:
 		// Transient (Vault, LWA, network): try again in a minute.
-		_ = o.store.DeferOrderContext(ctx, c.TicketID, o.now().Add(time.Minute), truncate(err.Error(), 300), false)
+		_ = o.store.DeferOrderContexts(ctx, []string{c.TicketID}, o.now().Add(time.Minute), truncate(err.Error(), 300), false)
 		return err
 	}
 	c.Context, c.Summary = describe(order)

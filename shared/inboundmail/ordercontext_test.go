@@ -113,3 +113,81 @@ VALUES ($1, 'CONNECTED', 'EU', 'A13V1IB3VIYZZH') RETURNING "id"`, tenant).Scan(&
 		t.Errorf("second attach: %d system messages, %d calls", n, orders.calls)
 	}
 }
+
+// TestOrderContextWaitsForTheBudget: once the budget refused a token until
+// a time, the connection's next contexts are requested due then, without a
+// call; due contexts of a budget known to be empty are deferred to its time
+// without a call; once it comes, they are fetched.
+func TestOrderContextWaitsForTheBudget(t *testing.T) {
+	ctx := context.Background()
+	pool, _ := testenv.Pool(t)
+	now := time.Now().UTC().Truncate(time.Millisecond)
+	clock := func() time.Time { return now }
+	store := postgres.New(pool)
+	tenant := testenv.ID("tenant")
+	var conn string
+	if err := pool.QueryRow(ctx, `INSERT INTO "MarketplaceConnection" ("tenantId", "status", "region", "marketplaceId")
+VALUES ($1, 'CONNECTED', 'EU', 'A13V1IB3VIYZZH') RETURNING "id"`, tenant).Scan(&conn); err != nil {
+		t.Fatal(err)
+	}
+	tickets := make([]string, 4)
+	for i := range tickets {
+		order := "402-" + string(rune('a'+i))
+		if _, err := store.Ingest(ctx, tenant, conn, []marketplace.InboundMessage{{ExternalID: "<" + order + "@x>", ThreadKey: order, OrderID: order,
+			Body: "hello", ReceivedAt: now}}); err != nil {
+			t.Fatal(err)
+		}
+		if err := pool.QueryRow(ctx, `SELECT "ticketId" FROM "TicketThread" WHERE "tenantId" = $1 AND "threadKey" = $2`, tenant, order).Scan(&tickets[i]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	orders := &budgetOrders{retryAt: now.Add(2 * time.Second)}
+	oc := inboundmail.NewOrderContexts(store, orders, inboundmail.WithClock(clock))
+	state := func() string {
+		t.Helper()
+		var s string
+		if err := pool.QueryRow(ctx, `SELECT string_agg("status" || '@' || (EXTRACT(EPOCH FROM "nextAttemptAt" - $2::timestamptz) >= 2)::text, ' ' ORDER BY "orderId")
+FROM "TicketOrderContext" WHERE "tenantId" = $1`, tenant, now).Scan(&s); err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	steps := []struct {
+		name      string
+		run       func() error
+		wantCalls int
+		wantState string // per order: status @ whether due 2 s or more after the step's now
+	}{
+		{"first attach: the budget is empty", func() error { return oc.Attach(ctx, tenant, conn, tickets[0], "402-a") }, 1, "PENDING@true"},
+		{"next attaches: no call, due at the budget's time", func() error {
+			if err := oc.Attach(ctx, tenant, conn, tickets[1], "402-b"); err != nil {
+				return err
+			}
+			return oc.Attach(ctx, tenant, conn, tickets[2], "402-c")
+		}, 1, "PENDING@true PENDING@true PENDING@true"},
+		{"retry before the budget's time: nothing due", func() error { _, err := oc.RetryDue(ctx, 5); return err }, 1, "PENDING@true PENDING@true PENDING@true"},
+		{"the time comes, still empty: one call, the rest deferred without one", func() error {
+			now = now.Add(3 * time.Second)
+			orders.retryAt = now.Add(2 * time.Second)
+			_, err := oc.RetryDue(ctx, 5)
+			return err
+		}, 2, "PENDING@true PENDING@true PENDING@true"},
+		{"the time comes with tokens: all fetched", func() error {
+			now = now.Add(3 * time.Second)
+			orders.open = true
+			if err := oc.Attach(ctx, tenant, conn, tickets[3], "402-d"); err != nil {
+				return err
+			}
+			_, err := oc.RetryDue(ctx, 5)
+			return err
+		}, 6, "DONE@false DONE@false DONE@false DONE@false"},
+	}
+	for _, s := range steps {
+		if err := s.run(); err != nil {
+			t.Fatalf("%s: %v", s.name, err)
+		}
+		if got := state(); orders.calls != s.wantCalls || got != s.wantState {
+			t.Errorf("%s: %d calls, contexts %q; want %d, %q", s.name, orders.calls, got, s.wantCalls, s.wantState)
+		}
+	}
+}

@@ -126,4 +126,7 @@ type OrderContext struct {
 	TicketID, TenantID, ConnectionID, OrderID string
 	Context                                   []byte // JSON: status, items, marketplace
 	Summary                                   string // the internal SYSTEM message added to the ticket
+	// NextAttemptAt is when a requested context is first due (zero: at
+	// once): a budget known to be empty until then is not asked before.
+	NextAttemptAt time.Time
 }

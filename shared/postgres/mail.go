@@ -265,12 +265,17 @@ func (s *Store) IngestMail(ctx context.Context, r marketplace.ReceivedMail, msg 
 	return res, nil
 }
 
-// RequestOrderContext records a ticket's wish for its order's context; it
-// says whether the row is new (a ticket asks once).
+// RequestOrderContext records a ticket's wish for its order's context, due
+// at c.NextAttemptAt (at once when zero); it says whether the row is new
+// (a ticket asks once).
 func (s *Store) RequestOrderContext(ctx context.Context, c marketplace.OrderContext) (bool, error) {
+	var due *time.Time
+	if !c.NextAttemptAt.IsZero() {
+		due = &c.NextAttemptAt
+	}
 	tag, err := s.pool.Exec(ctx, `
-INSERT INTO "TicketOrderContext" ("ticketId", "tenantId", "connectionId", "orderId")
-VALUES ($1, $2, $3, $4) ON CONFLICT ("ticketId") DO NOTHING`, c.TicketID, c.TenantID, c.ConnectionID, c.OrderID)
+INSERT INTO "TicketOrderContext" ("ticketId", "tenantId", "connectionId", "orderId", "nextAttemptAt")
+VALUES ($1, $2, $3, $4, COALESCE($5::timestamptz, now())) ON CONFLICT ("ticketId") DO NOTHING`, c.TicketID, c.TenantID, c.ConnectionID, c.OrderID, due)
 	if err != nil {
 		return false, unavailable("request order context", err)
 	}
@@ -279,35 +284,32 @@ VALUES ($1, $2, $3, $4) ON CONFLICT ("ticketId") DO NOTHING`, c.TicketID, c.Tena
 
 // CompleteOrderContext stores an order's context on its ticket, once: the
 // row becomes DONE and the ticket gets the summary as an internal SYSTEM
-// message.
+// message, in one statement.
 func (s *Store) CompleteOrderContext(ctx context.Context, c marketplace.OrderContext) error {
-	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-		tag, err := tx.Exec(ctx, `
-UPDATE "TicketOrderContext" SET "status" = 'DONE', "context" = $2::jsonb, "attempts" = "attempts" + 1,
-    "lastError" = NULL, "updatedAt" = now()
-WHERE "ticketId" = $1 AND "status" = 'PENDING'`, c.TicketID, string(c.Context))
-		if err != nil || tag.RowsAffected() == 0 {
-			return err
-		}
-		_, err = tx.Exec(ctx, `
+	_, err := s.pool.Exec(ctx, `
+WITH done AS (
+    UPDATE "TicketOrderContext" SET "status" = 'DONE', "context" = $2::jsonb, "attempts" = "attempts" + 1,
+        "lastError" = NULL, "updatedAt" = now()
+    WHERE "ticketId" = $1 AND "status" = 'PENDING'
+    RETURNING "ticketId"
+)
 INSERT INTO "TicketMessage" ("id", "ticketId", "tenantId", "senderType", "senderName", "sentAt", "body", "isInternal", "source")
-VALUES (gen_random_uuid()::text, $1, $2, 'SYSTEM', 'Amazon order', now() AT TIME ZONE 'UTC', $3, true, 'MARKETPLACE')`,
-			c.TicketID, c.TenantID, c.Summary)
-		return err
-	})
+SELECT gen_random_uuid()::text, d."ticketId", $3, 'SYSTEM', 'Amazon order', now() AT TIME ZONE 'UTC', $4, true, 'MARKETPLACE'
+FROM done d`, c.TicketID, pgJSON(string(c.Context)), c.TenantID, pgText(c.Summary))
 	return unavailable("complete order context", err)
 }
 
-// DeferOrderContext leaves a context PENDING until retryAt, or FAILED.
-func (s *Store) DeferOrderContext(ctx context.Context, ticketID string, retryAt time.Time, lastError string, failed bool) error {
+// DeferOrderContexts leaves the tickets' PENDING contexts PENDING until
+// retryAt, or FAILED, in one statement.
+func (s *Store) DeferOrderContexts(ctx context.Context, ticketIDs []string, retryAt time.Time, lastError string, failed bool) error {
 	status := "PENDING"
 	if failed {
 		status = "FAILED"
 	}
 	_, err := s.pool.Exec(ctx, `
 UPDATE "TicketOrderContext" SET "status" = $2, "nextAttemptAt" = $3, "lastError" = $4, "attempts" = "attempts" + 1, "updatedAt" = now()
-WHERE "ticketId" = $1 AND "status" = 'PENDING'`, ticketID, status, retryAt, lastError)
-	return unavailable("defer order context", err)
+WHERE "ticketId" = ANY($1::text[]) AND "status" = 'PENDING'`, ticketIDs, status, retryAt, pgText(lastError))
+	return unavailable("defer order contexts", err)
 }
 
 // DueOrderContexts lists PENDING contexts due by now, oldest first.
