@@ -274,8 +274,21 @@ func (w *world) worker(ctx context.Context) {
 		}
 		w.stats.add("batch_item_failures", len(failed))
 		notDeleted := !calm && w.float() < w.set.NoDeleteRate
+		// A batch that outlasted the visibility timeout comes back whole
+		// (its records are deleted only once the invocation returns): what
+		// slowed it, if injected, explains the redelivery of its handled
+		// records.
+		slow := ""
+		if t1.Sub(t0) >= time.Duration(w.set.Visibility)*time.Second {
+			for _, tenant := range tenantOf {
+				if c := w.causeOf(tenant, t0, t1); c != "" {
+					slow = "slow_batch_" + c
+					break
+				}
+			}
+		}
 		for id, tenant := range tenantOf {
-			a := attempt{tenant: tenant, start: t0, end: t1, outcome: "ok", injected: injected(id), errs: w.errs.take(id)}
+			a := attempt{tenant: tenant, start: t0, end: t1, outcome: "ok", injected: injected(id), errs: w.errs.take(id), cause: slow}
 			if failed[id] {
 				a.outcome, a.cause = "failed", w.aftermath(w.causeOf(tenant, t0, t1), a)
 			}
