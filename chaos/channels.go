@@ -573,7 +573,7 @@ func (w *world) chanWorker(ctx context.Context, name, queueURL string, newC func
 			a := attempt{tenant: tenants[id], start: t0, end: t1, outcome: "ok", injected: injected(id), errs: w.errs.take(id), cause: slow}
 			if failed[id] {
 				a.outcome, a.cause = "failed", w.aftermath(w.chanCause(name, a.tenant, aws.ToString(m.Body), t0, t1), a)
-				if a.cause == "" && budgetEmpty(a.errs) && w.trace.hadCause(id, "spapi_Too Many Requests") {
+				if a.cause == "" && budgetEmpty(a.errs) && (w.trace.hadCause(id, "spapi_Too Many Requests") || w.trace.hadLogged(id, "HTTP 429")) {
 					// The getOrder budget an injected 429 on an earlier
 					// delivery emptied (until Amazon's retry time, on the
 					// soak's clock, which stands still while a cycle drains).

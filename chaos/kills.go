@@ -740,7 +740,7 @@ func (k *killer) finalPolls(ctx context.Context) error {
 		return err
 	}
 	due := w.killTenants
-	deadline := time.Now().Add(3 * time.Minute)
+	deadline := time.Now().Add(6 * time.Minute) // a window of several pages needs a token a minute
 	for round := 1; ; round++ {
 		for _, t := range due {
 			if err := k.send(ctx, t); err != nil {

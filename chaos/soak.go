@@ -446,6 +446,11 @@ func (w *world) emptyVault(t *tenant) {
 		return
 	}
 	at := w.clock.Now()
+	// Its notifications stop too (a harness simplification: Amazon would
+	// go on publishing, and a container's cached access token could still
+	// read the order): "nothing stored after access ended" stays a check
+	// of what the connector reads with the tenant's credentials.
+	w.sb.DropSubscriptions(t.seller)
 	t.emptiedAt, t.lostWall = &at, time.Now()
 	t.faults = append(t.faults, "vault_secret_deleted")
 	w.stats.fault("vault_tenant_secret_deleted")
@@ -457,6 +462,7 @@ func (w *world) emptyVault(t *tenant) {
 func (w *world) revoke(t *tenant) {
 	at := w.clock.Now()
 	w.sb.RevokeSeller(t.seller)
+	w.sb.DropSubscriptions(t.seller) // as Amazon does when a seller removes the app
 	t.revokedAt, t.lostWall = &at, time.Now()
 	t.faults = append(t.faults, "refresh_token_revoked")
 	w.stats.fault("refresh_token_revoked")

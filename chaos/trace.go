@@ -88,6 +88,20 @@ func (t *trace) deadLettered(msgID string, maxReceives int) bool {
 	return n >= maxReceives && ok
 }
 
+// hadLogged reports whether an earlier failed delivery of msgID logged text.
+func (t *trace) hadLogged(msgID, text string) bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for _, a := range t.attempts[msgID] {
+		for _, e := range a.errs {
+			if a.outcome == "failed" && strings.Contains(e, text) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
 // hadCause reports whether an earlier delivery of msgID failed with cause.
 func (t *trace) hadCause(msgID, cause string) bool {
 	t.mu.Lock()

@@ -622,3 +622,17 @@ func notificationBody(appID, subID, sellerID string, o *order, changeType string
 	b, _ := json.Marshal(body)
 	return string(b)
 }
+
+// DropSubscriptions deletes every subscription of the seller, as Amazon
+// does when the seller removes the application (docs/push.md): no
+// notification of the seller is published afterwards.
+func (s *Server) DropSubscriptions(sellerID string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n := s.notifierLocked()
+	for id, sub := range n.subs {
+		if sub.sellerID == sellerID {
+			delete(n.subs, id)
+		}
+	}
+}
