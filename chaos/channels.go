@@ -91,6 +91,7 @@ type channels struct {
 	sesFault      map[string]string   // SES message id -> injected fault
 	sesSQS        map[string][]string // SES message id -> the SQS message ids that carried it
 	bySES         map[string]string   // mail token -> SES message id
+	throttled     map[string]bool     // tenant \x00 back-off end of a 429 on its getOrder
 	late          sync.WaitGroup
 }
 
@@ -102,7 +103,7 @@ const mailMaxBytes = 64 << 10
 // wires the sandbox's notification delivery and relay; it runs before the
 // sandbox is built (cfg is its configuration).
 func (w *world) setupChannels(ctx context.Context, cfg *sandbox.Config) error {
-	ch := &channels{sesFault: map[string]string{}, sesSQS: map[string][]string{}, bySES: map[string]string{}}
+	ch := &channels{sesFault: map[string]string{}, sesSQS: map[string][]string{}, bySES: map[string]string{}, throttled: map[string]bool{}}
 	w.ch = ch
 	var err error
 	if ch.notifyURL, ch.notifyDLQ, err = w.createQueuePair(ctx, "chaos-notify", w.set.Visibility); err != nil {
@@ -538,7 +539,9 @@ func (w *world) chanWorker(ctx context.Context, name, queueURL string, newC func
 		if killed.Load() {
 			w.stats.fault(name + "_crash")
 			for id, tenant := range tenants {
-				w.trace.add(id, attempt{tenant: tenant, start: t0, end: t1, outcome: "killed", injected: injected(id), errs: w.errs.take(id)})
+				a := attempt{tenant: tenant, start: t0, end: t1, outcome: "killed", injected: injected(id), errs: w.errs.take(id)}
+				w.noteThrottles(tenant, a.errs)
+				w.trace.add(id, a)
 			}
 			c = newC()
 			continue
@@ -571,9 +574,10 @@ func (w *world) chanWorker(ctx context.Context, name, queueURL string, newC func
 				}
 			}
 			a := attempt{tenant: tenants[id], start: t0, end: t1, outcome: "ok", injected: injected(id), errs: w.errs.take(id), cause: slow}
+			w.noteThrottles(a.tenant, a.errs)
 			if failed[id] {
 				a.outcome, a.cause = "failed", w.aftermath(w.chanCause(name, a.tenant, aws.ToString(m.Body), t0, t1), a)
-				if a.cause == "" && budgetEmpty(a.errs) && (w.trace.hadCause(id, "spapi_Too Many Requests") || w.trace.hadLogged(id, "HTTP 429")) {
+				if a.cause == "" && w.budgetAfter429(a.tenant, a.errs) {
 					// The getOrder budget an injected 429 on an earlier
 					// delivery emptied (until Amazon's retry time, on the
 					// soak's clock, which stands still while a cycle drains).
@@ -637,11 +641,36 @@ func appendOnce(ids []string, id string) []string {
 	return append(ids, id)
 }
 
-// budgetEmpty reports whether a delivery failed for an empty rate budget.
-func budgetEmpty(errs []string) bool {
+var (
+	throttledRe = regexp.MustCompile(`throttled by Amazon until (\S+): .*HTTP 429`)
+	emptyRe     = regexp.MustCompile(`rate budget empty until (\S+)`)
+)
+
+// noteThrottles records the back-off ends of the 429s Amazon answered a
+// tenant's getOrder (every one logged, by any delivery, killed or not).
+func (w *world) noteThrottles(tenant string, errs []string) {
 	for _, e := range errs {
-		if strings.Contains(e, "rate budget empty until") {
-			return true
+		if m := throttledRe.FindStringSubmatch(e); m != nil {
+			w.ch.mu.Lock()
+			w.ch.throttled[tenant+"\x00"+m[1]] = true
+			w.ch.mu.Unlock()
+		}
+	}
+}
+
+// budgetAfter429 reports whether a delivery failed on a getOrder budget
+// that a 429 emptied: its "rate budget empty until T" names the back-off
+// end T of a 429 Amazon answered the same tenant (the connection's budget
+// is shared by its notifications).
+func (w *world) budgetAfter429(tenant string, errs []string) bool {
+	for _, e := range errs {
+		if m := emptyRe.FindStringSubmatch(e); m != nil {
+			w.ch.mu.Lock()
+			ok := w.ch.throttled[tenant+"\x00"+m[1]]
+			w.ch.mu.Unlock()
+			if ok {
+				return true
+			}
 		}
 	}
 	return false
