@@ -384,7 +384,7 @@ FROM "MarketplaceConnection" c LEFT JOIN "MarketplaceSyncState" s ON s."connecti
 			v.EventsTotal++
 			rows := byKey[t.id+"\x00"+ev.OrderID+"\x00"+ev.OrderItemID]
 			switch {
-			case lost != nil && !ev.At.Before(lost.Truncate(time.Second)):
+			case lost != nil && !ev.At.Before(lost.Truncate(time.Second)) && !servedBeforeLoss(t, ev, *lost):
 				if len(rows) > 0 {
 					v.AfterRevocation++
 					v.problem("tenant %s: event %s/%s of %s stored although access ended at %s", t.id, ev.OrderID, ev.OrderItemID, ev.At, lost)
@@ -632,4 +632,17 @@ func (w *world) lastFailure(tenant string) string {
 		}
 	}
 	return last
+}
+
+// servedBeforeLoss reports whether ev, stamped (to the second, as Amazon's
+// times are) in the second access ended but before the instant it did, was
+// in an order Amazon last served to the seller before that instant: then it
+// happened before access ended, and storing it is right. An event stamped
+// at or after the instant never is.
+func servedBeforeLoss(t *tenant, ev sandbox.Event, lost time.Time) bool {
+	if !ev.At.Before(lost) {
+		return false
+	}
+	sv, ok := t.front.servedOrder(t.seller, ev.OrderID)
+	return ok && sv.sandbox.Before(lost) && !sv.sandbox.Before(ev.At)
 }

@@ -250,3 +250,34 @@ func mustExec(t *testing.T, tx pgx.Tx, sql string, args ...any) {
 		t.Fatal(err)
 	}
 }
+
+// An event stamped in the second access ended counts as stored after it
+// unless Amazon served its order before the instant it ended.
+func TestServedBeforeLoss(t *testing.T) {
+	lost := time.Date(2026, 12, 2, 10, 0, 0, 700e6, time.UTC)
+	sec := lost.Truncate(time.Second)
+	for _, tc := range []struct {
+		name   string
+		at     time.Time
+		served *time.Time
+		want   bool
+	}{
+		{"same second, served before the instant", sec, ptr(sec.Add(300 * time.Millisecond)), true},
+		{"same second, never served", sec, nil, false},
+		{"same second, last served after the instant", sec, ptr(lost.Add(time.Second)), false},
+		{"same second, served before the event", sec, ptr(sec.Add(-time.Second)), false},
+		{"at the instant's second, stamped after it", lost.Add(time.Second).Truncate(time.Second), ptr(lost.Add(-time.Millisecond)), false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			tn := &tenant{seller: "S1", front: &front{served: map[string]map[string]servedAt{}}}
+			if tc.served != nil {
+				tn.front.served["S1"] = map[string]servedAt{"o1": {sandbox: *tc.served}}
+			}
+			if got := servedBeforeLoss(tn, sandbox.Event{OrderID: "o1", At: tc.at}, lost); got != tc.want {
+				t.Fatalf("servedBeforeLoss = %v, want %v", got, tc.want)
+			}
+		})
+	}
+}
+
+func ptr(t time.Time) *time.Time { return &t }
