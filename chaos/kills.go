@@ -57,10 +57,10 @@ import (
 //
 // A freeze SIGSTOPs the process inside the page transaction, past its
 // timeout: another container takes over (the harness expires the frozen
-// one's lease, which stands for the 5 minutes passing) once PostgreSQL's
-// idle_in_transaction_session_timeout has ended the frozen transaction and
-// freed its locks; then the frozen one is thawed, finds its lease lost and
-// is killed.
+// one's lease, which stands for the 5 minutes passing) once the frozen
+// transaction's locks are freed (the page statement committed without its
+// client, or PostgreSQL's idle_in_transaction_session_timeout ended it);
+// then the frozen one is thawed, finds its lease lost and is killed.
 //
 // After a kill the killed process's lease is expired the same way (the
 // next container would otherwise wait 5 minutes). The harness never

@@ -6,11 +6,16 @@ import (
 	"os"
 	"os/exec"
 	"runtime"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
 	"time"
 )
+
+// idleInTransactionTimeout is the connector role's
+// idle_in_transaction_session_timeout (migrations/0009_server_timeouts.sql).
+const idleInTransactionTimeout = 15 * time.Second
 
 // Result is one soak: its setting, what was injected, the verdict.
 type Result struct {
@@ -167,8 +172,12 @@ func (r Result) Table() string {
 		}
 		fmt.Fprintf(&b, "| **real SIGKILLs, total** | **%d** | |\n", total)
 		if len(r.TakeoverSeconds) > 0 {
-			fmt.Fprintf(&b, "\nFrozen (SIGSTOP) inside its page transaction: the frozen transaction's locks were freed after %s s (PostgreSQL's idle_in_transaction_session_timeout), a second container completed the poll after %s s.\n",
-				secondsList(r.LocksFreedSeconds), secondsList(r.TakeoverSeconds))
+			why := "PostgreSQL's idle_in_transaction_session_timeout ended the frozen transaction"
+			if slices.Max(append([]float64{0}, r.LocksFreedSeconds...)) < idleInTransactionTimeout.Seconds() {
+				why = fmt.Sprintf("before the %s idle_in_transaction_session_timeout: the page is one statement, which PostgreSQL ran to its end and committed without the frozen client", idleInTransactionTimeout)
+			}
+			fmt.Fprintf(&b, "\nFrozen (SIGSTOP) inside its page transaction: the frozen transaction's locks were freed after %s s (%s), a second container completed the poll after %s s.\n",
+				secondsList(r.LocksFreedSeconds), why, secondsList(r.TakeoverSeconds))
 		}
 	}
 	if l := r.Load; l != nil {
