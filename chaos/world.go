@@ -442,23 +442,14 @@ func (w *world) connectVia(ctx context.Context, apiURL string, t *tenant) error 
 	if err != nil {
 		return err
 	}
-	q := u.Query()
 	w.mu.Lock()
-	w.known = append(w.known, q.Get("state"))
+	w.known = append(w.known, u.Query().Get("state"))
 	w.mu.Unlock()
-	q.Set("sandbox_auto_approve", "true")
-	q.Set("sandbox_seller", t.seller)
-	u.RawQuery = q.Encode()
-	resp, err = noRedirect.Get(u.String())
+	back, err := sandbox.AutoApprove(started.AuthURL, t.seller)
 	if err != nil {
 		return err
 	}
-	resp.Body.Close()
-	loc, err := url.Parse(resp.Header.Get("Location"))
-	if err != nil || resp.StatusCode != http.StatusFound {
-		return fmt.Errorf("consent: HTTP %d", resp.StatusCode)
-	}
-	req, _ = http.NewRequestWithContext(ctx, http.MethodGet, apiURL+httpapi.CallbackPath+"?"+loc.RawQuery, nil)
+	req, _ = http.NewRequestWithContext(ctx, http.MethodGet, apiURL+httpapi.CallbackPath+"?"+back.Encode(), nil)
 	for _, c := range binding {
 		req.AddCookie(c)
 	}

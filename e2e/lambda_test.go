@@ -98,7 +98,7 @@ func TestBootstrapsUnderLambdaEmulator(t *testing.T) {
 	// The seller approves on the sandbox's consent page; the callback Lambda
 	// gets Amazon's redirect.
 	connect := func(tenantID string, seller int, authURL, binding string) {
-		q := consent(t, authURL, seller)
+		q := sandboxtest.Approve(t, authURL, sandbox.SellerID(seller))
 		evt := apiEvent(t, "oauthcallback.json", "", q.Encode(), binding)
 		res := invokeHTTP(ctx, t, inst["oauthcallback"], evt)
 		if res.StatusCode != http.StatusOK || !strings.Contains(res.Body, `"success":true`) {
@@ -352,29 +352,6 @@ func invokeHTTP(ctx context.Context, t *testing.T, in *rie.Instance, event []byt
 	var res events.APIGatewayV2HTTPResponse
 	mustJSON(t, string(out), &res)
 	return res
-}
-
-func consent(t *testing.T, authURL string, seller int) url.Values {
-	t.Helper()
-	u, err := url.Parse(authURL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	q := u.Query()
-	q.Set("sandbox_auto_approve", "true")
-	q.Set("sandbox_seller", sandbox.SellerID(seller))
-	u.RawQuery = q.Encode()
-	c := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
-	resp, err := c.Get(u.String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	loc, err := url.Parse(resp.Header.Get("Location"))
-	if err != nil || resp.StatusCode != http.StatusFound {
-		t.Fatalf("consent: %d %v", resp.StatusCode, err)
-	}
-	return loc.Query()
 }
 
 // createQueue makes a queue of this test's own and returns its URL and ARN.

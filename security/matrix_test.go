@@ -13,6 +13,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/keybuzz/keybuzz-amazon/dev/sandbox"
+	"github.com/keybuzz/keybuzz-amazon/dev/sandbox/sandboxtest"
 	"github.com/keybuzz/keybuzz-amazon/dev/testenv"
 	"github.com/keybuzz/keybuzz-amazon/shared/httpapi"
 )
@@ -101,7 +102,7 @@ func TestOpenRedirects(t *testing.T) {
 func connectTenant(t *testing.T, base, tenant string, n int) {
 	t.Helper()
 	authURL, cookies := startFlow(t, base, tenant)
-	q := consent(t, authURL, n)
+	q := sandboxtest.Approve(t, authURL, sandbox.SellerID(n))
 	req, _ := http.NewRequest(http.MethodGet, base+httpapi.CallbackPath+"?"+q.Encode(), nil)
 	for _, c := range cookies {
 		req.AddCookie(c)
@@ -127,26 +128,6 @@ func startFlow(t *testing.T, base, tenant string) (string, []*http.Cookie) {
 		t.Fatal(err)
 	}
 	return started.AuthURL, resp.Cookies()
-}
-
-// consent approves on the sandbox's consent page for seller n and returns
-// the query Amazon sends back to the callback.
-func consent(t *testing.T, authURL string, n int) url.Values {
-	t.Helper()
-	u, err := url.Parse(authURL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	q := u.Query()
-	q.Set("sandbox_auto_approve", "true")
-	q.Set("sandbox_seller", sandbox.SellerID(n))
-	u.RawQuery = q.Encode()
-	resp, _ := do(t, &http.Request{Method: http.MethodGet, URL: u, Header: http.Header{}})
-	loc, err := url.Parse(resp.Header.Get("Location"))
-	if err != nil || resp.StatusCode != http.StatusFound {
-		t.Fatalf("consent: %d %q", resp.StatusCode, resp.Header.Get("Location"))
-	}
-	return loc.Query()
 }
 
 func connectionOf(t *testing.T, tenant string) (status, seller string) {
@@ -206,7 +187,7 @@ func TestAccountLinkingAttack(t *testing.T) {
 	base, _ := localServer(t)
 	attacker, other := testenv.ID("tenant-attacker"), testenv.ID("tenant-other")
 	authURL, _ := startFlow(t, base, attacker)
-	q := consent(t, authURL, 3) // the victim seller approves the attacker's consent link
+	q := sandboxtest.Approve(t, authURL, sandbox.SellerID(3)) // the victim seller approves the attacker's consent link
 	_, otherCookies := startFlow(t, base, other)
 	for name, cookies := range map[string][]*http.Cookie{"no binding cookie": nil, "another start's binding": otherCookies} {
 		req, _ := http.NewRequest(http.MethodGet, base+httpapi.CallbackPath+"?"+q.Encode(), nil)

@@ -339,24 +339,7 @@ func bindingCookie(t testing.TB, h http.Header) *http.Cookie {
 // callback query Amazon sends the browser back with.
 func (s *stack) consent(authURL *url.URL, seller int) url.Values {
 	s.t.Helper()
-	u := *authURL
-	q := u.Query()
-	q.Set("sandbox_auto_approve", "true")
-	q.Set("sandbox_seller", sandbox.SellerID(seller))
-	u.RawQuery = q.Encode()
-	resp, err := noRedirect.Get(u.String())
-	if err != nil {
-		s.t.Fatal(err)
-	}
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusFound {
-		s.t.Fatalf("consent: status %d", resp.StatusCode)
-	}
-	loc, err := url.Parse(resp.Header.Get("Location"))
-	if err != nil {
-		s.t.Fatal(err)
-	}
-	return loc.Query()
+	return sandboxtest.Approve(s.t, authURL.String(), sandbox.SellerID(seller))
 }
 
 // callback is Amazon's redirect arriving in the browser that started q's

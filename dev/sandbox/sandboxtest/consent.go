@@ -1,7 +1,6 @@
 package sandboxtest
 
 import (
-	"net/http"
 	"net/url"
 	"testing"
 
@@ -15,20 +14,21 @@ import (
 func Consent(t testing.TB, sbURL, sellerID string) secret.Value {
 	t.Helper()
 	cfg := sandbox.DefaultConfig()
-	q := url.Values{"application_id": {cfg.ApplicationID}, "state": {"test-state"}, "version": {"beta"},
-		"sandbox_seller": {sellerID}, "sandbox_auto_approve": {"true"}}
-	hc := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
-	resp, err := hc.Get(sbURL + "/apps/authorize/consent?" + q.Encode())
+	q := url.Values{"application_id": {cfg.ApplicationID}, "state": {"test-state"}, "version": {"beta"}}
+	back := Approve(t, sbURL+"/apps/authorize/consent?"+q.Encode(), sellerID)
+	if back.Get("selling_partner_id") != sellerID {
+		t.Fatalf("consent for the wrong seller: %v", back)
+	}
+	return secret.Value(back.Get("spapi_oauth_code"))
+}
+
+// Approve is sandbox.AutoApprove of authURL as sellerID; the test fails on
+// any answer but the redirect back to the app.
+func Approve(t testing.TB, authURL, sellerID string) url.Values {
+	t.Helper()
+	back, err := sandbox.AutoApprove(authURL, sellerID)
 	if err != nil {
 		t.Fatal(err)
 	}
-	resp.Body.Close()
-	loc, err := url.Parse(resp.Header.Get("Location"))
-	if err != nil || resp.StatusCode != http.StatusFound {
-		t.Fatalf("consent: HTTP %d, location %q", resp.StatusCode, resp.Header.Get("Location"))
-	}
-	if loc.Query().Get("selling_partner_id") != sellerID {
-		t.Fatalf("consent for the wrong seller: %v", loc.Query())
-	}
-	return secret.Value(loc.Query().Get("spapi_oauth_code"))
+	return back
 }
