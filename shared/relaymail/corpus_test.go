@@ -30,6 +30,8 @@ type expected struct {
 	WordsContains  string `json:"wordsContains"`
 	Marked         *bool  `json:"marked"`
 	FromHTML       *bool  `json:"fromHTML"`
+	NoticeReason   string `json:"noticeReason"`
+	NoticeAlias    string `json:"noticeAlias"`
 	MessageID      *string
 	MessageIDField string `json:"messageId"`
 	Attachments    []struct {
@@ -102,6 +104,19 @@ func TestCorpus(t *testing.T) {
 			if relay || want.BuyerName != "" {
 				check("buyerName", r.BuyerName, want.BuyerName)
 			}
+			if want.MarketplaceID != "" {
+				check("marketplaceId", r.MarketplaceID, want.MarketplaceID)
+			}
+			if want.Kind == string(relaymail.KindOutgoingNotice) {
+				if r.Notice == nil {
+					t.Fatalf("an outgoing notice without its Notice: %+v", r)
+				}
+				check("notice reason", string(r.Notice.Reason), want.NoticeReason)
+				check("notice alias", r.Notice.Alias, want.NoticeAlias)
+				check("notice orderId", r.Notice.OrderID, want.OrderID)
+			} else if r.Notice != nil {
+				t.Errorf("Notice %+v on a %s mail", *r.Notice, r.Kind)
+			}
 			if want.Language != "" {
 				check("language", r.Language, want.Language)
 			}
@@ -148,12 +163,18 @@ func TestCorpus(t *testing.T) {
 
 func TestCorpusCoversTheDocumentedShapes(t *testing.T) {
 	var langs, charsets, encodings = map[string]bool{}, map[string]bool{}, map[string]bool{}
-	var kinds = map[string]bool{}
+	var kinds, reasons = map[string]bool{}, map[string]bool{}
 	for file := range corpus(t) {
 		b, _ := os.ReadFile(strings.TrimSuffix(file, ".eml") + ".json")
-		var e struct{ Language, Charset, TransferEncoding, Kind string }
+		var e struct{ Language, Charset, TransferEncoding, Kind, NoticeReason string }
 		_ = json.Unmarshal(b, &e)
 		langs[e.Language], charsets[e.Charset], encodings[e.TransferEncoding], kinds[e.Kind] = true, true, true, true
+		reasons[e.NoticeReason] = true
+	}
+	for _, r := range []relaymail.NoticeReason{relaymail.NoticeBuyerOptedOut, relaymail.NoticeContentRefused, relaymail.NoticeSenderNotApproved, relaymail.NoticeDeliveryFailed} {
+		if !reasons[string(r)] {
+			t.Errorf("no corpus notice with reason %s", r)
+		}
 	}
 	for _, l := range []string{"en", "fr", "de", "it", "es", "nl", "sv", "pl", "tr", "ja"} {
 		if !langs[l] {
@@ -170,7 +191,7 @@ func TestCorpusCoversTheDocumentedShapes(t *testing.T) {
 			t.Errorf("no corpus mail in %s", c)
 		}
 	}
-	for _, k := range []relaymail.Kind{relaymail.KindBuyerMessage, relaymail.KindCancellation, relaymail.KindReturn, relaymail.KindAtoZ} {
+	for _, k := range []relaymail.Kind{relaymail.KindBuyerMessage, relaymail.KindCancellation, relaymail.KindReturn, relaymail.KindAtoZ, relaymail.KindOutgoingNotice} {
 		if !kinds[string(k)] {
 			t.Errorf("no corpus mail of kind %s", k)
 		}

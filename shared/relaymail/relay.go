@@ -18,6 +18,8 @@ const (
 	KindAtoZ         Kind = "ATOZ_CLAIM"           // atoz-guarantee-no-reply@
 	KindChargeback   Kind = "CHARGEBACK"           // cb-seller-notification@
 	KindNotice       Kind = "AMAZON_NOTICE"        // another donotreply@ mail naming an order
+	// KindOutgoingNotice (notice.go): Amazon did not deliver a message the
+	// seller sent; Relay.Notice says why.
 )
 
 // ErrNotAmazon is a mail whose From is neither Amazon's buyer relay nor one
@@ -36,7 +38,9 @@ type Relay struct {
 	BuyerName string
 	// BuyerAlias is the relay address exactly as sent (replies go to it);
 	// BuyerKey is the same address without its "+…" suffix, which identifies
-	// the buyer across mails. Both "" for notification mails.
+	// the buyer across mails. Both "" for notification mails, except that an
+	// OUTGOING_NOTICE naming the alias it concerns has that alias's BuyerKey
+	// (so a notice naming no order threads with the buyer's mails).
 	BuyerAlias string
 	BuyerKey   string
 	OrderID    string // "" when the mail names none
@@ -49,6 +53,9 @@ type Relay struct {
 	Words string
 	// Marked says Words came from between Amazon's markers.
 	Marked bool
+	// Notice is set for KindOutgoingNotice only: why Amazon did not deliver
+	// the seller's message, its order and the buyer alias it was sent to.
+	Notice *Notice
 }
 
 // ThreadKey is the ticket thread the mail belongs to: the order when the
@@ -65,9 +72,15 @@ func (r Relay) ThreadKey() string {
 }
 
 // notificationSenders are Amazon's notification mailboxes on amazon.<tld>.
+// no-reply, noreply and seller-notification: notices about the seller's
+// outgoing messages come from a mailbox Amazon does not document; these are
+// the ones sellers' tools name. What such a mail is comes from its text.
 var notificationSenders = map[string]Kind{
 	"donotreply":              KindNotice,
 	"do-not-reply":            KindNotice,
+	"no-reply":                KindNotice,
+	"noreply":                 KindNotice,
+	"seller-notification":     KindNotice,
 	"atoz-guarantee-no-reply": KindAtoZ,
 	"cb-seller-notification":  KindChargeback,
 }
@@ -106,8 +119,11 @@ func IsAmazonSender(addr string) bool {
 var (
 	orderIDRe = regexp.MustCompile(`(?:^|[^0-9])(\d{3}-\d{7}-\d{7})(?:[^0-9]|$)`)
 	asinRe    = regexp.MustCompile(`ASIN\s*[:：]\s*([A-Z0-9]{10})\b`)
-	// A marker line: five or more dashes, a label, five or more dashes.
-	markerRe   = regexp.MustCompile(`^\s*-{5,}\s*([^-].*?)\s*-{5,}\s*$`)
+	// A marker line: ten or more dashes, a label, ten or more dashes (Amazon
+	// writes 13). Mail clients' separators have fewer (Thunderbird's
+	// "-------- Original Message --------" 8, Outlook's 5) and their labels
+	// are refused by name too (clientSeparatorRe).
+	markerRe   = regexp.MustCompile(`^\s*-{10,}\s*([^-].*?)\s*-{10,}\s*$`)
 	dashesRe   = regexp.MustCompile(`^\s*-{10,}\s*$`)
 	tokenRe    = regexp.MustCompile(`\[commMgrTok:[^\]]*\]`)
 	replyRe    = regexp.MustCompile(`(?i)^\s*((re|aw|tr|rv|sv|odp|antw|ynt|fw|fwd|wg)\s*:\s*)+`)
@@ -119,6 +135,7 @@ var (
 // (up to the order parenthesis) the buyer's name.
 var subjectPhrases = []struct{ lang, phrase string }{
 	{"en", "inquiry from Amazon customer"},
+	{"en", "enquiry from Amazon customer"}, // Amazon.co.uk, .ie: British spelling
 	{"en", "message from Amazon customer"},
 	{"fr", "de la part du client Amazon"},
 	{"de", "von Amazon-Kunde"},
@@ -165,6 +182,20 @@ func Understand(m *Mail) (Relay, error) {
 	if a := asinRe.FindStringSubmatch(m.Text); a != nil {
 		r.ASIN = a[1]
 	}
+	if kind == KindBuyerMessage && systemMailbox(m.From.Address) {
+		// Not a buyer: Amazon's own mailbox on the relay domain.
+		if n, ok := outgoingNotice(subject, m.Text, ""); ok {
+			r.Kind, r.Notice, r.Topic, r.Words = KindOutgoingNotice, &n, strings.TrimSpace(subject), cutFooter(m.Text)
+			if r.OrderID == "" {
+				r.OrderID = n.OrderID
+			}
+			if n.Alias != "" {
+				r.BuyerKey = aliasKey(n.Alias)
+			}
+			r.Language = orDefault(detectLanguage(subject+"\n"+m.Text), r.Language)
+			return r, nil
+		}
+	}
 	if kind == KindBuyerMessage {
 		r.BuyerAlias = m.From.Address
 		r.BuyerKey = aliasKey(m.From.Address)
@@ -176,13 +207,37 @@ func Understand(m *Mail) (Relay, error) {
 		r.Words, r.Marked = buyerWords(m.Text)
 		return r, nil
 	}
+	r.Topic = strings.TrimSpace(subject)
+	mp, r.Language = origin(m, mp)
+	r.MarketplaceID, r.Country = mp.ID, mp.CountryCode
+	if n, ok := outgoingNotice(subject, m.Text, m.From.Address); ok {
+		r.Kind, r.Notice = KindOutgoingNotice, &n
+		if r.OrderID == "" {
+			r.OrderID = n.OrderID
+		}
+		if n.Alias != "" {
+			r.BuyerKey = aliasKey(n.Alias)
+		}
+		r.Words = cutFooter(m.Text)
+		return r, nil
+	}
 	if kind == KindNotice {
 		r.Kind = noticeKind(subject)
 	}
-	r.Topic = strings.TrimSpace(subject)
 	r.BuyerName = labelledName(m.Text)
 	r.Words = cutFooter(m.Text)
 	return r, nil
+}
+
+// systemMailbox says the address's local part is a mailbox of Amazon's, not
+// a buyer's alias (donotreply@marketplace.amazon.fr, mailer-daemon@…).
+func systemMailbox(addr string) bool {
+	local, _, _ := strings.Cut(strings.ToLower(addr), "@")
+	switch local {
+	case "donotreply", "do-not-reply", "no-reply", "noreply", "mailer-daemon", "postmaster":
+		return true
+	}
+	return false
 }
 
 func findOrderID(s string) string {
@@ -230,7 +285,7 @@ func readSubject(s string) (lang, topic, name string) {
 // inquiryNouns end a localised subject's topic part ("Versand: Anfrage von
 // Amazon-Kunde …"): the noun is not the topic.
 var inquiryNouns = []string{"demande de renseignements", "anfrage", "richiesta", "consulta", "vraag", "förfrågan",
-	"zapytanie", "pergunta", "soru", "inquiry"}
+	"zapytanie", "pergunta", "soru", "inquiry", "enquiry"}
 
 func trimTopic(s string) string {
 	t := strings.TrimSpace(strings.TrimRight(strings.TrimSpace(s), ":："))
@@ -259,7 +314,7 @@ func buyerWords(text string) (string, bool) {
 	lines := strings.Split(text, "\n")
 	var markers []int
 	for i, l := range lines {
-		if markerRe.MatchString(l) {
+		if m := markerRe.FindStringSubmatch(l); m != nil && !clientSeparatorRe.MatchString(m[1]) {
 			markers = append(markers, i)
 		}
 	}
@@ -303,38 +358,6 @@ func hasFooterStart(l string) bool {
 		}
 	}
 	return false
-}
-
-var attributionRes = []*regexp.Regexp{
-	regexp.MustCompile(`(?i)^\s*on .+ wrote:\s*$`),
-	regexp.MustCompile(`(?i)^\s*le .+ a écrit\s*:\s*$`),
-	regexp.MustCompile(`(?i)^\s*am .+ schrieb .*:\s*$`),
-	regexp.MustCompile(`(?i)^\s*el .+ escribió:\s*$`),
-	regexp.MustCompile(`(?i)^\s*il .+ ha scritto:\s*$`),
-	regexp.MustCompile(`(?i)^\s*op .+ schreef .*:\s*$`),
-	regexp.MustCompile(`(?i)^\s*-{2,}\s*(original message|message d'origine|ursprüngliche nachricht|mensaje original|messaggio originale|oorspronkelijk bericht)\s*-{2,}\s*$`),
-	regexp.MustCompile(`^\s*\d{4}年.+:\s*$`),
-}
-
-// stripQuoted cuts a reply at the first attribution line ("On … wrote:") or
-// the first ">"-quoted line that follows the reply's own text.
-func stripQuoted(lines []string) []string {
-	seenText := false
-	for i, l := range lines {
-		t := strings.TrimSpace(l)
-		for _, re := range attributionRes {
-			if re.MatchString(l) {
-				return lines[:i]
-			}
-		}
-		if strings.HasPrefix(t, ">") && seenText {
-			return lines[:i]
-		}
-		if t != "" && !strings.HasPrefix(t, ">") {
-			seenText = true
-		}
-	}
-	return lines
 }
 
 // noticeKind reads a donotreply@ subject in the marketplace languages.

@@ -102,8 +102,9 @@ relay("en-us-no-order", "com", "en", "Sam Green", "sam.g@marketplace.amazon.com"
 relay("en-us-no-message-id", "com", "en", "Kim Park", "kim.p@marketplace.amazon.com", "114-1231231-3213213", "Shipping",
       "Is express shipping possible?", msgid=False, note="no Message-ID: externalId falls back to SES's messageId")
 
-def notice(name, frm, tld, subject, body, kind, order, buyer="", lang="en"):
-    case(kind="notice", name=name, frm=frm, tld=tld, subject=subject, body=body, nkind=kind, order=order, buyer=buyer, lang=lang)
+def notice(name, frm, tld, subject, body, kind, order, buyer="", lang="en", mp=None, headers="", reason="", alias="", note="", from_name="Amazon"):
+    case(kind="notice", name=name, frm=frm, tld=tld, subject=subject, body=body, nkind=kind, order=order, buyer=buyer, lang=lang,
+         mp=mp or tld, headers=headers, reason=reason, alias=alias, note=note, from_name=from_name)
 
 notice("notice-cancellation-en-us", "donotreply@amazon.com", "com", "Cancellation request for order 114-5555555-6666666",
        "Dear Seller,\n\nThe buyer has requested to cancel order 114-5555555-6666666.\nBuyer name: Alex Kim\nReason: No longer needed\n\nPlease cancel the order in Seller Central if it has not shipped.",
@@ -117,6 +118,105 @@ notice("notice-return-de", "donotreply@amazon.de", "de", "Rücksendeanfrage für
 notice("notice-atoz-en-gb", "atoz-guarantee-no-reply@amazon.co.uk", "co.uk", "A-to-z Guarantee claim on order 204-9090909-1010101",
        "Dear Seller,\n\nA buyer has filed an A-to-z Guarantee claim.\nOrder ID: 204-9090909-1010101\nCustomer name: Tom Baker\nReason: Item not received\n\nPlease respond within 3 days.",
        "ATOZ_CLAIM", "204-9090909-1010101", "Tom Baker")
+
+
+# Round 2 (issue 23): buyers answering in their own mail client. Amazon
+# relays the whole text between its markers, the client's quote included;
+# each separator is the client's default in that language (Outlook's header
+# block, Gmail's attribution wrapped over two lines, Apple Mail's, the
+# Thunderbird "-------- Original Message --------" line that five-dash
+# marker matching took for Amazon's marker, mobile signatures).
+relay("en-gb-enquiry-outlook", "co.uk", "en", "Oliver Smith", "x9y8z7w6v5@marketplace.amazon.co.uk", "204-1234567-7654321", "Delivery",
+      "Thanks, Thursday is fine.",
+      subject="RE: Delivery enquiry from Amazon customer Oliver Smith (Order: 204-1234567-7654321)",
+      quoted="________________________________\nFrom: Kettles Ltd <amazon.t1.gb.abc@inbound.example>\nSent: 01 December 2026 09:00\nTo: Oliver Smith - Amazon Marketplace <x9y8z7w6v5@marketplace.amazon.co.uk>\nSubject: Delivery enquiry from Amazon customer Oliver Smith (Order: 204-1234567-7654321)\n\nHello Oliver, can we deliver on Thursday?",
+      note="British subject ('enquiry'); Outlook desktop's underscore line and header block")
+relay("en-us-reply-thunderbird", "com", "en", "Jane Doe", "abc123def456ghi@marketplace.amazon.com", "111-2223334-5556667", "Shipping",
+      "Yes please, send the replacement.", form="new",
+      quoted="-------- Original Message --------\nSubject: Shipping inquiry\nDate: Tue, 1 Dec 2026 09:00:00 +0000\nFrom: Seller Support <amazon.t1.us.abc@inbound.example>\nTo: abc123def456ghi@marketplace.amazon.com\n\nShall we send a replacement?",
+      note="Thunderbird's forward separator (8 dashes) after the newer single marker")
+relay("en-us-reply-outlook-plain", "com", "en", "Pat Lee", "pat.lee@marketplace.amazon.com", "113-1111111-2222222", "Damaged item",
+      "A refund is better for me.",
+      quoted="-----Original Message-----\nFrom: Mugs Inc <amazon.t1.us.m@inbound.example>\nSent: Tuesday, December 1, 2026 9:00 AM\nTo: pat.lee@marketplace.amazon.com\nSubject: Damaged item\n\nRefund or replacement?",
+      note="Outlook's plain-text separator")
+relay("fr-fr-reply-outlook-fr", "fr", "fr", "Amélie Poulain", "q1w2e3r4t5@marketplace.amazon.fr", "402-3456789-1234567", "Expédition",
+      "Merci, je l'ai bien reçue ce matin.",
+      quoted="De : Boutique <amazon.t1.fr.abc@inbound.example>\nEnvoyé : mardi 1 décembre 2026 09:00\nÀ : q1w2e3r4t5@marketplace.amazon.fr\nObjet : RE: Expédition\n\nBonjour, le colis est en route.",
+      note="Outlook's header block in French (De / Envoyé / À / Objet)")
+relay("fr-fr-reply-samsung", "fr", "fr", "Claire Martin", "claire.m@marketplace.amazon.fr", "402-9999999-8888888", "Autre",
+      "D'accord, merci beaucoup.",
+      quoted="Envoyé depuis mon smartphone Samsung Galaxy.\n\n-------- Message d'origine --------\nDe : Boutique <amazon.t1.fr.abc@inbound.example>\nDate : 01/12/2026 09:00 (GMT+01:00)\nÀ : claire.m@marketplace.amazon.fr\nObjet : Facture\n\nLa facture est jointe.",
+      note="Samsung Email: signature, then its dashed separator")
+relay("de-de-reply-thunderbird-de", "de", "de", "Anna Schmidt", "anna.s@marketplace.amazon.de", "303-1111111-2222222", "Produktdetails",
+      "Super, dann bestelle ich noch eins.",
+      quoted="-------- Ursprüngliche Nachricht --------\nBetreff: Produktdetails\nDatum: 01.12.2026 09:00\nVon: Händler <amazon.t1.de.abc@inbound.example>\nAn: anna.s@marketplace.amazon.de\n\nJa, es passt für ältere Modelle.",
+      note="Thunderbird's German separator")
+relay("de-de-reply-iphone", "de", "de", "Jürgen Müller", "m7n8b9v0c1@marketplace.amazon.de", "303-9876543-2109876", "Versand",
+      "Alles klar, danke!",
+      quoted="Von meinem iPhone gesendet\n\n> Am 01.12.2026 um 09:00 schrieb Händler <amazon.t.de.x@inbound.example>:\n>\n> Ersatz ist unterwegs.",
+      note="iPhone Mail: signature, then a quoted attribution")
+relay("it-it-reply-gmail-wrapped", "it", "it", "Giulia Rossi", "g1u2l3i4a5@marketplace.amazon.it", "404-2222222-3333333", "Spedizione",
+      "Perfetto, grazie mille!",
+      quoted="Il giorno mar 1 dic 2026 alle ore 09:00 Negozio Roma <\namazon.t1.it.abc@inbound.example> ha scritto:\n\n> Buongiorno, l'indirizzo è stato modificato.",
+      note="Gmail's Italian attribution wrapped over two lines")
+relay("es-es-reply-apple", "es", "es", "José Martínez", "jose99@marketplace.amazon.es", "405-4444444-5555555", "Devolución",
+      "Vale, lo envío mañana.",
+      quoted="Enviado desde mi iPhone\n\nEl 1 dic 2026, a las 9:00, Tienda <amazon.t1.es.abc@inbound.example> escribió:\n\n> Hola José, puede devolverlo.",
+      note="Apple Mail (iPhone) in Spanish")
+relay("nl-nl-reply-outlook-nl", "nl", "nl", "Daan de Vries", "daan.dv@marketplace.amazon.nl", "406-6666666-7777777", "Levering",
+      "Bedankt, het is vandaag aangekomen.",
+      quoted="Van: Winkel <amazon.t1.nl.abc@inbound.example>\nVerzonden: dinsdag 1 december 2026 09:00\nAan: daan.dv@marketplace.amazon.nl\nOnderwerp: Levering\n\nUw pakket is onderweg.",
+      note="Outlook's header block in Dutch")
+relay("sv-se-reply-gmail", "se", "sv", "Åsa Öberg", "asa.ob@marketplace.amazon.se", "407-8888888-9999999", "Leverans",
+      "Tack, paketet har kommit.",
+      quoted="Den tis 1 dec. 2026 kl 09:00 skrev Butik <amazon.t1.se.abc@inbound.example>:\n\n> Paketet är på väg.",
+      note="Gmail in Swedish")
+relay("pl-pl-reply-gmail", "pl", "pl", "Zażółć Gęślą", "zgj@marketplace.amazon.pl", "408-1212121-3434343", "Zwrot",
+      "Dziękuję, odeślę jutro.",
+      quoted="wt., 1 gru 2026 o 09:00 Sklep <amazon.t1.pl.abc@inbound.example> napisał(a):\n\n> Proszę odesłać produkt.",
+      note="Gmail in Polish")
+relay("tr-tr-reply-gmail", "com.tr", "tr", "Ayşe Yılmaz", "ayse.y@marketplace.amazon.com.tr", "410-3030303-4040404", "Kargo",
+      "Teşekkürler, ulaştı.",
+      quoted="Mağaza <amazon.t1.tr.abc@inbound.example>, 1 Ara 2026 Sal, 09:00 tarihinde şunu yazdı:\n\n> Siparişiniz kargoya verildi.",
+      note="Gmail in Turkish")
+relay("ja-jp-reply-gmail", "co.jp", "ja", "山田 太郎", "yamada.t@marketplace.amazon.co.jp", "503-1234567-8901234", "配送",
+      "ありがとうございます。受け取りました。",
+      quoted="2026年12月1日(火) 9:00 ショップ <amazon.t1.jp.abc@inbound.example>:\n\n> 発送いたしました。",
+      note="Gmail in Japanese")
+
+# Amazon's notices from an address that serves every marketplace: the
+# marketplace and language from the mail itself (its text's language, the
+# store it names, Content-Language), not from donotreply@amazon.com.
+notice("notice-cancellation-fr-from-com", "donotreply@amazon.com", "com", "Demande d'annulation de la commande 402-7878787-1212121",
+       "Bonjour,\n\nL'acheteur a demandé l'annulation de la commande 402-7878787-1212121.\nNom de l'acheteur : Paul Girard\nMotif : Commandé par erreur\n\nVeuillez annuler la commande si elle n'a pas encore été expédiée.",
+       "CANCELLATION_REQUEST", "402-7878787-1212121", "Paul Girard", "fr", mp="fr",
+       note="the shared sender, a French text: Amazon.fr in French")
+notice("notice-return-en-gb-store-link", "donotreply@amazon.com", "com", "Return request for order 204-5656565-7878787",
+       "Dear Seller,\n\nA buyer has requested a return.\nOrder ID: 204-5656565-7878787\nBuyer name: Tom Baker\nReason: the item could not be delivered on time\n\nManage the return: https://sellercentral.amazon.co.uk/returns?orderId=204-5656565-7878787 or on www.amazon.co.uk.",
+       "RETURN_REQUEST", "204-5656565-7878787", "Tom Baker", "en", mp="co.uk",
+       note="the shared sender, English: the store the text names (amazon.co.uk); a parcel 'could not be delivered' is no outgoing notice")
+notice("notice-cancellation-it-content-language", "donotreply@amazon.com", "com", "Richiesta di annullamento ordine 404-1212121-5656565",
+       "Gentile venditore,\n\nl'acquirente ha chiesto l'annullamento dell'ordine 404-1212121-5656565.\nNome dell'acquirente: Marco Bianchi",
+       "CANCELLATION_REQUEST", "404-1212121-5656565", "Marco Bianchi", "it", mp="it", headers="Content-Language: it-IT\r\n",
+       note="Content-Language (RFC 3282) names the country")
+
+# Notices about the seller's OUTGOING messages. The English wording is
+# Amazon's as published by sellers' tools (opt-out: Viral Launch, Counting
+# On Sales, Egility, 2017; guidelines: Seller Labs' support article;
+# rejected sender: Seller Central help 201054220); the senders, the subjects
+# and the other languages are our assumption.
+notice("outgoing-optout-en-us", "donotreply@amazon.com", "com", "Message delivery failure",
+       "Dear Seller,\n\nWe were unable to deliver the message you sent for order [111-4444444-5555555] because the buyer has chosen to opt out of receiving unsolicited messages from sellers.\n\nHowever, even if a buyer has opted out of unsolicited messages, if you need to send them a message critical to completing his or her order, you can do it using Buyer-Seller Messaging.",
+       "OUTGOING_NOTICE", "111-4444444-5555555", "", "en", reason="BUYER_OPTED_OUT", alias="")
+notice("outgoing-guidelines-en-gb", "seller-notification@amazon.co.uk", "co.uk", "Your message was not sent",
+       "Dear Seller,\n\nThis message was not sent as it did not meet the Buyer-Seller Messaging communication guidelines.\nOrder ID: 204-1234567-7654321\nTo: x9y8z7w6v5@marketplace.amazon.co.uk\n\nPlease review the guidelines and send it again.",
+       "OUTGOING_NOTICE", "204-1234567-7654321", "", "en", reason="CONTENT_REFUSED", alias="x9y8z7w6v5@marketplace.amazon.co.uk")
+notice("outgoing-sender-not-approved-de", "donotreply@amazon.de", "de", "Ihre Nachricht wurde nicht zugestellt",
+       "Hallo,\n\nIhre Nachricht an m7n8b9v0c1+a1@marketplace.amazon.de zur Bestellung 303-9876543-2109876 wurde abgelehnt, da sie von einer nicht autorisierten E-Mail-Adresse gesendet wurde.\nGenehmigen Sie die Adresse unter Einstellungen > Nachrichtenberechtigungen und senden Sie die Nachricht erneut.",
+       "OUTGOING_NOTICE", "303-9876543-2109876", "", "de", reason="SENDER_NOT_APPROVED", alias="m7n8b9v0c1+a1@marketplace.amazon.de")
+notice("outgoing-delivery-failure-fr", "no-reply@amazon.fr", "fr", "Échec de remise du message",
+       "Bonjour,\n\nVotre message n'a pas pu être remis à l'acheteur (commande 402-3456789-1234567, destinataire q1w2e3r4t5@marketplace.amazon.fr).\nVeuillez réessayer plus tard.",
+       "OUTGOING_NOTICE", "402-3456789-1234567", "", "fr", reason="DELIVERY_FAILED", alias="q1w2e3r4t5@marketplace.amazon.fr")
 
 def hostile(name, raw, note, expect):
     case(kind="hostile", name=name, raw=raw, note=note, expect=expect)
@@ -181,6 +281,8 @@ def hdr(s, charset="utf-8"):
         charset = "utf-8"
     return Header(s, charset).encode(maxlinelen=998)
 
+MP = {"com":"ATVPDKIKX0DER","co.uk":"A1F83G8C2ARO7P","ie":"A28R8C7NBKEWEA","fr":"A13V1IB3VIYZZH","de":"A1PA6795UKMFR9","it":"APJ6JRA9NG5V4","es":"A1RKKUPIHCS9HS","nl":"A1805IZSGTT6HS","se":"A2NODRKZP88ZB9","pl":"A1C3SOZRARQ6R3","com.be":"AMEN7PMS3EDWL","com.tr":"A33AVAJ2PDY3EV","co.jp":"A1VC38T7YXB528","ca":"A2EUQ1WTGCTBG2","com.mx":"A1AM78C64UM0Y8"}
+
 n = 0
 for c in cases:
     n += 1
@@ -191,10 +293,13 @@ for c in cases:
         exp.update(c["expect"]); exp["note"] = c["note"]
     elif c["kind"] == "notice":
         body = c["body"] + "\n\n" + FOOTER.format(tld=c["tld"], n=n)
-        raw = ("From: Amazon <%s>\r\nTo: amazon.tenant-a.%s.k@inbound.example\r\nSubject: %s\r\nMessage-ID: <0100018c%04d.notice@email.amazonses.com>\r\nDate: Tue, 01 Dec 2026 10:%02d:00 +0000\r\nMIME-Version: 1.0\r\nContent-Type: text/plain; charset=UTF-8\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\n" % (
-            c["frm"], c["tld"].split(".")[-1], hdr(c["subject"]), n, n % 60)).encode() + enc_body(body, "utf-8", "quoted-printable").encode()
+        raw = ("From: %s <%s>\r\nTo: amazon.tenant-a.%s.k@inbound.example\r\nSubject: %s\r\nMessage-ID: <0100018c%04d.notice@email.amazonses.com>\r\nDate: Tue, 01 Dec 2026 10:%02d:00 +0000\r\nMIME-Version: 1.0\r\n%sContent-Type: text/plain; charset=UTF-8\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\n" % (
+            c["from_name"], c["frm"], c["tld"].split(".")[-1], hdr(c["subject"]), n, n % 60, c["headers"])).encode() + enc_body(body, "utf-8", "quoted-printable").encode()
         exp.update(kind=c["nkind"], orderId=c["order"], buyerName=c["buyer"], language=c["lang"], messageId="0100018c%04d.notice@email.amazonses.com" % n,
-                   wordsContains=c["body"].split("\n")[2].strip())
+                   wordsContains=c["body"].split("\n")[2].strip(), marketplaceId=MP[c["mp"]])
+        if c["reason"]:
+            exp.update(noticeReason=c["reason"], noticeAlias=c["alias"])
+        if c["note"]: exp["note"] = c["note"]
     else:
         lang = c["lang"]; sp, ol, item = L[lang]
         order = c["order"]
@@ -260,7 +365,7 @@ for c in cases:
             raw = (h + "Content-Type: multipart/alternative; boundary=\"%s\"\r\n\r\n" % bnd).encode() + ("--%s\r\n" % bnd).encode() + part + ("\r\n--%s\r\n" % bnd).encode() + hp + ("\r\n--%s--\r\n" % bnd).encode()
         else:
             raw = h.encode() + part
-        mp = {"com":"ATVPDKIKX0DER","co.uk":"A1F83G8C2ARO7P","ie":"A28R8C7NBKEWEA","fr":"A13V1IB3VIYZZH","de":"A1PA6795UKMFR9","it":"APJ6JRA9NG5V4","es":"A1RKKUPIHCS9HS","nl":"A1805IZSGTT6HS","se":"A2NODRKZP88ZB9","pl":"A1C3SOZRARQ6R3","com.be":"AMEN7PMS3EDWL","com.tr":"A33AVAJ2PDY3EV","co.jp":"A1VC38T7YXB528","ca":"A2EUQ1WTGCTBG2","com.mx":"A1AM78C64UM0Y8"}[c["tld"]]
+        mp = MP[c["tld"]]
         alias = c["alias"]; key = alias.split("+")[0] + ("@" + alias.split("@")[1] if "+" in alias else "")
         exp.update(kind="BUYER_MESSAGE", marketplaceId=mp, buyerName=c["expect_name"] or c["buyer"], buyerAlias=alias, buyerKey=key,
                    orderId=order, language=c["expect_lang"] or lang, topic=c["expect_topic"] or c["topic"], words=words if c["form"] != "none" else full.strip(),
