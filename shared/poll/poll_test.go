@@ -63,7 +63,9 @@ func TestSandboxSyncMatchesBuyerEvents(t *testing.T) {
 	if st.Cursor == nil || !st.Cursor.Equal(t0.Add(-2*time.Minute)) || st.Token != nil {
 		t.Fatalf("cursor %v token %v, want the window's end and no token", st.Cursor, st.Token)
 	}
-	if st.Status != "CONNECTED" || st.LastError != "" || !st.NextPollAt.Equal(t0.Add(time.Minute)) || st.Claimed {
+	if st.Status != "CONNECTED" || st.LastError != "" || !st.NextPollAt.Equal(t0.Add(30*time.Second)) || st.Claimed {
+		// Due one period after the claim (the message's enqueuedAt, t0),
+		// less the schedule's jitter (half the period).
 		t.Fatalf("connection after poll: %+v", st)
 	}
 

@@ -38,7 +38,18 @@ type Store interface {
 
 // Config tunes a Poller; zero fields take the defaults.
 type Config struct {
-	Interval time.Duration // next poll after a complete sync (MARKETPLACE_POLL_INTERVAL_SECONDS; 60 s)
+	// Interval is the poll period of a connection, which is also the
+	// schedule's (MARKETPLACE_POLL_INTERVAL_SECONDS; 60 s). A complete sync
+	// is due again one period after the fan-out claimed it (the message's
+	// enqueuedAt), not after it finished: see Jitter.
+	Interval time.Duration
+	// Jitter is how much earlier than a full period after its claim a
+	// connection is due again, so that the next tick of the schedule claims
+	// it even when that tick comes early or this one came late (the
+	// schedule's jitter). A period is claimed once per tick, so this never
+	// polls more than once per tick. Default Interval/2; at most half of
+	// Interval.
+	Jitter time.Duration
 	// FallbackInterval replaces Interval for a connection that push serves
 	// (an ORDER_CHANGE subscription): POLL_FALLBACK_INTERVAL_SECONDS; 30 min.
 	FallbackInterval time.Duration
@@ -58,6 +69,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.FallbackInterval <= 0 {
 		c.FallbackInterval = 30 * time.Minute
+	}
+	if c.Jitter <= 0 || c.Jitter > c.Interval/2 {
+		c.Jitter = c.Interval / 2
 	}
 	if c.Lookback <= 0 {
 		c.Lookback = 7 * 24 * time.Hour
@@ -181,13 +195,13 @@ func (p *Poller) PollResult(ctx context.Context, msg pollqueue.Message) (Result,
 	if d, ok := ctx.Deadline(); ok {
 		syncCtx, cancelSync = context.WithDeadline(ctx, d.Add(-p.cfg.DeadlineMargin/3))
 	}
-	res, syncErr := p.sync(syncCtx, st, owner)
+	res, syncErr := p.sync(syncCtx, st, owner, msg.EnqueuedAt)
 	cancelSync()
 	if syncErr == nil && !st.Pushed && p.subscriber != nil {
 		if ok, err := p.subscriber.Subscribe(ctx, st.TenantID, st.ConnectionID); err != nil {
 			p.log.WarnContext(ctx, "push subscription failed; polling at the normal interval", "connection_id", st.ConnectionID, "err", safeError(err))
 		} else if ok && res.Cursor != nil { // a complete sync: next at the fallback interval
-			res.NextPollAt = p.now().Add(p.cfg.FallbackInterval)
+			res.NextPollAt = p.nextPeriod(msg.EnqueuedAt, p.cfg.FallbackInterval)
 		}
 	}
 	out := marketplace.PollOutcome{ConnectionID: st.ConnectionID, LeaseOwner: owner, NextPollAt: res.NextPollAt}
@@ -242,7 +256,7 @@ func (p *Poller) PollResult(ctx context.Context, msg pollqueue.Message) (Result,
 // sync reads pages from the stored position and stores each in its own
 // transaction, until the window ends, the budget is empty, the page limit or
 // the invocation's deadline is reached.
-func (p *Poller) sync(ctx context.Context, st marketplace.PollState, owner string) (Result, error) {
+func (p *Poller) sync(ctx context.Context, st marketplace.PollState, owner string, claimedAt time.Time) (Result, error) {
 	var res Result
 	// A stored token resumes its window with the filters stored with it;
 	// without them (a token stored before they were) the window restarts.
@@ -293,7 +307,7 @@ func (p *Poller) sync(ctx context.Context, st marketplace.PollState, owner strin
 		res.TicketsCreated += pr.TicketsCreated
 		if page.NextToken == "" {
 			res.Cursor = in.Cursor
-			res.NextPollAt = p.now().Add(p.interval(st))
+			res.NextPollAt = p.nextPeriod(claimedAt, p.interval(st))
 			return res, nil
 		}
 		req = PageRequest{After: req.After, Token: page.NextToken, MarketplaceIDs: page.MarketplaceIDs}
@@ -307,6 +321,26 @@ func (p *Poller) interval(st marketplace.PollState) time.Duration {
 		return p.cfg.FallbackInterval
 	}
 	return p.cfg.Interval
+}
+
+// nextPeriod is when a connection whose complete sync was claimed at
+// claimedAt is due again: one interval after the claim, less the schedule's
+// jitter, whatever the poll's duration. Anchoring on the claim rather than
+// on the poll's end keeps the cadence at one poll per period: a connection
+// due "interval after it finished" is not yet due at the next tick and
+// waits for the one after (two periods). A claim time that is missing or
+// ahead of this clock counts as now; one far behind (a message SQS
+// redelivered) gives a time already past, so the next tick takes it.
+func (p *Poller) nextPeriod(claimedAt time.Time, interval time.Duration) time.Time {
+	now := p.now()
+	if claimedAt.IsZero() || claimedAt.After(now) {
+		claimedAt = now
+	}
+	jitter := p.cfg.Jitter
+	if jitter > interval/2 {
+		jitter = interval / 2
+	}
+	return claimedAt.Add(interval - jitter)
 }
 
 // windowStart is where searchOrders starts when no page token is stored:
