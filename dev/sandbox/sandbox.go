@@ -252,6 +252,7 @@ func (s *Server) routes() {
 	s.notificationRoutes(m)
 	s.adminRoutes(m)
 	s.relayRoutes(m)
+	s.buyerRelayRoutes(m)
 	s.mux = m
 }
 

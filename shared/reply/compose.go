@@ -54,8 +54,9 @@ func Compose(m Mail) ([]byte, error) {
 		return nil, errors.New("compose reply: empty text")
 	}
 	var h mail.Header
-	h.SetAddressList("From", []*mail.Address{from})
-	h.SetAddressList("To", []*mail.Address{to})
+	// Bare addresses (go-message writes "<addr>" for a nameless one).
+	h.Set("From", from.Address)
+	h.Set("To", to.Address)
 	h.SetSubject(Subject(m.BuyerSubject))
 	date := m.Date
 	if date.IsZero() {

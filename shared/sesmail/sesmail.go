@@ -2,7 +2,9 @@
 // with an S3 action has stored a mail ("notificationType": "Received"), as
 // it reaches SQS: wrapped in SNS's envelope, or bare when the subscription
 // delivers raw messages. The field names are SES's; testdata/ses holds an
-// example. It depends on the standard library only.
+// example. It also reads SES's sending events (events.go: Send, Delivery,
+// Bounce… as a configuration set publishes them through SNS). It depends on
+// the standard library only.
 package sesmail
 
 import (
