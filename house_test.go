@@ -83,3 +83,37 @@ func TestFunctionsLinkOnlyWhatTheyUse(t *testing.T) {
 		t.Fatal("no function under functions/")
 	}
 }
+
+// flows are the packages that each carry one concern from a trigger to the
+// store (the Connect flow, the poller, the push intake, the mail intake): a
+// flow reaches Amazon through shared/sellerapi and the database through the
+// interfaces it declares, never through another flow. A new flow is added
+// here.
+var flows = []string{"connect", "poll", "push", "inboundmail"}
+
+// TestFlowsImportNoFlow holds the one-way house: no flow depends, directly
+// or through another package, on another flow (tests aside).
+func TestFlowsImportNoFlow(t *testing.T) {
+	const mod = "github.com/keybuzz/keybuzz-amazon/shared/"
+	args := []string{"list", "-f", "{{.ImportPath}}{{range .Deps}} {{.}}{{end}}"}
+	for _, f := range flows {
+		args = append(args, "./shared/"+f)
+	}
+	out, err := exec.Command("go", args...).CombinedOutput()
+	if err != nil {
+		t.Fatalf("go list: %v\n%s", err, out)
+	}
+	lines := strings.Split(strings.TrimSpace(string(out)), "\n")
+	if len(lines) != len(flows) {
+		t.Fatalf("go list listed %d packages for %d flows:\n%s", len(lines), len(flows), out)
+	}
+	for _, line := range lines {
+		fields := strings.Fields(line)
+		flow := strings.TrimPrefix(fields[0], mod)
+		for _, dep := range fields[1:] {
+			if other := strings.TrimPrefix(dep, mod); other != dep && other != flow && slices.Contains(flows, other) {
+				t.Errorf("flow shared/%s depends on flow shared/%s", flow, other)
+			}
+		}
+	}
+}

@@ -28,6 +28,7 @@ import (
 	"github.com/keybuzz/keybuzz-amazon/shared/marketplace"
 	"github.com/keybuzz/keybuzz-amazon/shared/postgres"
 	"github.com/keybuzz/keybuzz-amazon/shared/secret"
+	"github.com/keybuzz/keybuzz-amazon/shared/sellerapi"
 	"github.com/keybuzz/keybuzz-amazon/shared/spapi"
 	"github.com/keybuzz/keybuzz-amazon/shared/vaultstore"
 )
@@ -75,8 +76,10 @@ func benchAPI(ctx context.Context, e *env) (section, error) {
 	// As cmd/local and the API functions' mains wire it, with Vault reads
 	// counted under the cache.
 	vault := &countingVault{Store: secrets}
-	flow := connect.New(store, connect.WithSecrets(credcache.New(vault)), connect.WithExchanger(lwa.New(cfg.LWATokenURL)), connect.WithSellerCentralURL(cfg.SellerCentralURL),
-		connect.WithLogger(log), connect.WithParticipations(spapi.New(), cfg.SPAPIEndpoint))
+	cached, lwaClient := credcache.New(vault), lwa.New(cfg.LWATokenURL)
+	gw := sellerapi.New(cached, lwaClient, spapi.New(), store, sellerapi.WithEndpoint(cfg.SPAPIEndpoint), sellerapi.WithLogger(log))
+	flow := connect.New(store, connect.WithSecrets(cached), connect.WithExchanger(lwaClient), connect.WithSellerCentralURL(cfg.SellerCentralURL),
+		connect.WithLogger(log), connect.WithParticipations(gw))
 	api := &httpapi.API{Connect: flow, Auth: verifier, Log: log, ReturnURL: cfg.FrontendReturnURL}
 
 	// Tenants, half of them connected (status reads a row either way).

@@ -11,6 +11,7 @@ import (
 	"github.com/keybuzz/keybuzz-amazon/shared/lwa"
 	"github.com/keybuzz/keybuzz-amazon/shared/poll"
 	"github.com/keybuzz/keybuzz-amazon/shared/pollqueue"
+	"github.com/keybuzz/keybuzz-amazon/shared/sellerapi"
 	"github.com/keybuzz/keybuzz-amazon/shared/spapi"
 )
 
@@ -150,8 +151,10 @@ func (e *env) runBudget(ctx context.Context, s budgetScenario, T time.Duration) 
 		return out, err
 	}
 
-	src := poll.NewAmazonSource(credcache.New(rig.secrets, credcache.WithClock(clock.Now)), lwa.New(sbURL+"/auth/o2/token"), spapi.New(), store,
-		poll.WithEndpoint(sbURL), poll.WithClock(clock.Now), poll.WithLogger(e.quiet))
+	sp := spapi.New()
+	gw := sellerapi.New(credcache.New(rig.secrets, credcache.WithClock(clock.Now)), lwa.New(sbURL+"/auth/o2/token"), sp, store,
+		sellerapi.WithEndpoint(sbURL), sellerapi.WithLogger(e.quiet))
+	src := poll.NewAmazonSource(gw, sp, poll.WithClock(clock.Now))
 
 	poller := poll.NewPoller(store, src, poll.WithConfig(poll.Config{Interval: time.Second}), poll.WithClock(clock.Now), poll.WithLogger(e.quiet))
 	msg := pollqueue.Message{TenantID: tenant, ConnectionID: connID, EnqueuedAt: start}
@@ -169,7 +172,7 @@ func (e *env) runBudget(ctx context.Context, s budgetScenario, T time.Duration) 
 		res, err := poller.PollResult(ctx, msg)
 		out.polls++
 		next := res.NextPollAt
-		var thr *poll.ThrottledError
+		var thr *sellerapi.ThrottledError
 		switch {
 		case errors.As(err, &thr):
 			next = thr.RetryAt

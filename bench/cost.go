@@ -25,6 +25,7 @@ import (
 	"github.com/keybuzz/keybuzz-amazon/shared/poll"
 	"github.com/keybuzz/keybuzz-amazon/shared/pollqueue"
 	"github.com/keybuzz/keybuzz-amazon/shared/push"
+	"github.com/keybuzz/keybuzz-amazon/shared/sellerapi"
 	"github.com/keybuzz/keybuzz-amazon/shared/spapi"
 )
 
@@ -308,7 +309,8 @@ func (e *env) simulateDay(ctx context.Context, withPush bool, pollBatch, notifyB
 	cfg := rig.cfg
 	secrets := credcache.New(rig.secrets, credcache.WithClock(clock.Now))
 	lwaClient, api := lwa.New(rig.url+"/auth/o2/token"), spapi.New()
-	amazon := poll.NewAmazonSource(secrets, lwaClient, api, store, poll.WithEndpoint(rig.url), poll.WithClock(clock.Now), poll.WithLogger(e.quiet))
+	gw := sellerapi.New(secrets, lwaClient, api, store, sellerapi.WithEndpoint(rig.url), sellerapi.WithLogger(e.quiet))
+	amazon := poll.NewAmazonSource(gw, api, poll.WithClock(clock.Now))
 	const lookback = 24 * time.Hour
 	pollOpts := []poll.Option{poll.WithConfig(poll.Config{Interval: cfg.PollInterval, FallbackInterval: cfg.PollFallbackInterval, Lookback: lookback}),
 		poll.WithClock(clock.Now), poll.WithLogger(e.quiet)}
@@ -330,13 +332,13 @@ func (e *env) simulateDay(ctx context.Context, withPush bool, pollBatch, notifyB
 		if err != nil {
 			return d, err
 		}
-		dest := push.NewDestinations(store, secrets, api, lwaClient, qARN, push.WithEndpoint(rig.url))
-		sub := push.NewSubscriber(store, dest, amazon, push.WithLogger(e.quiet))
+		dest := push.NewDestinations(store, secrets, api, gw, qARN)
+		sub := push.NewSubscriber(store, dest, gw, push.WithLogger(e.quiet))
 		pollOpts = append(pollOpts, poll.WithSubscriber(sub))
 		for _, t := range tenants {
 			sub.OnConnected(ctx, marketplace.Connection{ID: t.conn, TenantID: t.id})
 		}
-		intake := push.NewIntake(store, amazon, push.WithClock(clock.Now), push.WithLogger(e.quiet))
+		intake := push.NewIntake(store, gw, push.WithClock(clock.Now), push.WithLogger(e.quiet))
 		consumer = &localpoll.Consumer{SQS: e.sqs, QueueURL: qURL, BatchSize: int32(notifyBatch), Log: e.quiet, Name: "ordernotify",
 			Handler: func(ctx context.Context, ev events.SQSEvent) (events.SQSEventResponse, error) {
 				t0 := time.Now()

@@ -28,6 +28,7 @@ import (
 	"github.com/keybuzz/keybuzz-amazon/shared/pollsender"
 	"github.com/keybuzz/keybuzz-amazon/shared/postgres"
 	"github.com/keybuzz/keybuzz-amazon/shared/push"
+	"github.com/keybuzz/keybuzz-amazon/shared/sellerapi"
 	"github.com/keybuzz/keybuzz-amazon/shared/spapi"
 )
 
@@ -140,6 +141,7 @@ func benchFreshness(ctx context.Context, e *env) (section, error) {
 		connID  string
 		seller  sandbox.Seller
 		amazon  *poll.AmazonSource
+		gw      *sellerapi.Gateway
 	}
 	setup := func(label string, deliver bool, opts ...func(*sandbox.Config)) (*channelRig, error) {
 		rig, err := e.newSandboxRig(ctx, 1, nil, deliver, opts...)
@@ -154,7 +156,8 @@ func benchFreshness(ctx context.Context, e *env) (section, error) {
 		if c.tenant, c.connID, c.seller, err = rig.connect(ctx, e, c.store, 0, label, start); err != nil {
 			return nil, err
 		}
-		c.amazon = poll.NewAmazonSource(c.secrets, c.lwa, c.api, c.store, poll.WithEndpoint(rig.url), poll.WithLogger(e.quiet))
+		c.gw = sellerapi.New(c.secrets, c.lwa, c.api, c.store, sellerapi.WithEndpoint(rig.url), sellerapi.WithLogger(e.quiet))
+		c.amazon = poll.NewAmazonSource(c.gw, c.api)
 		return c, nil
 	}
 	var (
@@ -207,10 +210,10 @@ func benchFreshness(ctx context.Context, e *env) (section, error) {
 		if err != nil {
 			return sec, err
 		}
-		dest := push.NewDestinations(store, c.secrets, c.api, c.lwa, notifyARN, push.WithEndpoint(rig.url))
-		subscriber := push.NewSubscriber(store, dest, amazon, push.WithLogger(e.quiet))
+		dest := push.NewDestinations(store, c.secrets, c.api, c.gw, notifyARN)
+		subscriber := push.NewSubscriber(store, dest, c.gw, push.WithLogger(e.quiet))
 		subscriber.OnConnected(ctx, marketplace.Connection{ID: c.connID, TenantID: tenant})
-		intake := push.NewIntake(store, amazon, push.WithLogger(e.quiet))
+		intake := push.NewIntake(store, c.gw, push.WithLogger(e.quiet))
 		notify, err := templateMapping("OrderNotifyFunction")
 		if err != nil {
 			return sec, err
@@ -256,7 +259,7 @@ func benchFreshness(ctx context.Context, e *env) (section, error) {
 		if err := admin.call(ctx, http.MethodPut, rig.url, "/_sandbox/sellers/"+seller.ID+"/forwarding", map[string]string{"address": addr.EmailAddress}, nil); err != nil {
 			return sec, fmt.Errorf("the seller's forwarding address: %w", err)
 		}
-		flow := mail.flow(e, store, c.amazon, nil)
+		flow := mail.flow(e, store, c.gw, nil)
 		m, err := templateMapping("InboundMailFunction")
 		if err != nil {
 			return sec, err
@@ -772,7 +775,9 @@ func (e *env) freshPollSteady(ctx context.Context, cfg config.Config) ([]Result,
 		return nil, "", err
 	}
 	secrets := credcache.New(rig.secrets, credcache.WithClock(clock.Now))
-	amazon := poll.NewAmazonSource(secrets, lwa.New(rig.url+"/auth/o2/token"), spapi.New(), store, poll.WithEndpoint(rig.url), poll.WithClock(clock.Now), poll.WithLogger(e.quiet))
+	sp := spapi.New()
+	amazon := poll.NewAmazonSource(sellerapi.New(secrets, lwa.New(rig.url+"/auth/o2/token"), sp, store, sellerapi.WithEndpoint(rig.url), sellerapi.WithLogger(e.quiet)),
+		sp, poll.WithClock(clock.Now))
 	poller := poll.NewPoller(store, amazon, poll.WithConfig(poll.Config{Interval: interval, Lookback: cfg.PollLookback}), poll.WithClock(clock.Now), poll.WithLogger(e.quiet))
 	sender := &captureSender{}
 	fanout := poll.NewFanout(store, sender, poll.WithClock(clock.Now), poll.WithLogger(e.quiet))

@@ -19,8 +19,8 @@ import (
 	"github.com/keybuzz/keybuzz-amazon/shared/mailaddress"
 	"github.com/keybuzz/keybuzz-amazon/shared/mailbucket"
 	"github.com/keybuzz/keybuzz-amazon/shared/marketplace"
-	"github.com/keybuzz/keybuzz-amazon/shared/poll"
 	"github.com/keybuzz/keybuzz-amazon/shared/postgres"
+	"github.com/keybuzz/keybuzz-amazon/shared/sellerapi"
 )
 
 // mailRig is the mail intake of one benchmark run, as `make test` and
@@ -124,7 +124,7 @@ func (r *mailRig) removeObjects(ctx context.Context) {
 // context (getOrder with the seller's token, within its budget) through
 // orders. wrap, when set, wraps what the flow is given of the store and
 // the bucket (to count what it asks of them).
-func (r *mailRig) flow(e *env, store *postgres.Store, orders *poll.AmazonSource, wrap *mailWrap) *inboundmail.Flow {
+func (r *mailRig) flow(e *env, store *postgres.Store, orders sellerapi.Orders, wrap *mailWrap) *inboundmail.Flow {
 	var objects inboundmail.Objects = mailbucket.New(r.s3)
 	var flowStore inboundmail.Store = store
 	if wrap != nil {

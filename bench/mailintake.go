@@ -19,7 +19,7 @@ import (
 	"github.com/keybuzz/keybuzz-amazon/shared/inboundmail"
 	"github.com/keybuzz/keybuzz-amazon/shared/lwa"
 	"github.com/keybuzz/keybuzz-amazon/shared/marketplace"
-	"github.com/keybuzz/keybuzz-amazon/shared/poll"
+	"github.com/keybuzz/keybuzz-amazon/shared/sellerapi"
 	"github.com/keybuzz/keybuzz-amazon/shared/sesmail"
 	"github.com/keybuzz/keybuzz-amazon/shared/spapi"
 )
@@ -85,7 +85,7 @@ func benchMail(ctx context.Context, e *env) (section, error) {
 
 	// The real intake, as functions/inboundmail wires it.
 	secrets := credcache.New(rig.secrets)
-	orders := poll.NewAmazonSource(secrets, lwa.New(rig.url+"/auth/o2/token"), spapi.New(), store, poll.WithEndpoint(rig.url), poll.WithLogger(e.quiet))
+	orders := sellerapi.New(secrets, lwa.New(rig.url+"/auth/o2/token"), spapi.New(), store, sellerapi.WithEndpoint(rig.url), sellerapi.WithLogger(e.quiet))
 	var objects *countingObjects
 	var inFlight *recordsInFlight
 	inFlight = &recordsInFlight{}

@@ -28,8 +28,8 @@ import (
 	"github.com/keybuzz/keybuzz-amazon/shared/lwa"
 	"github.com/keybuzz/keybuzz-amazon/shared/mailbucket"
 	"github.com/keybuzz/keybuzz-amazon/shared/marketplace"
-	"github.com/keybuzz/keybuzz-amazon/shared/poll"
 	"github.com/keybuzz/keybuzz-amazon/shared/push"
+	"github.com/keybuzz/keybuzz-amazon/shared/sellerapi"
 	"github.com/keybuzz/keybuzz-amazon/shared/sesmail"
 	"github.com/keybuzz/keybuzz-amazon/shared/spapi"
 )
@@ -459,10 +459,10 @@ func (w *world) newNotifyContainer() *chanContainer {
 	c := &chanContainer{amazon: &container{}} // its Amazon side: getOrder within the budget, its own caches
 	st := deadStore{c: c.amazon, s: w.store}
 	hc := &http.Client{Transport: deadTransport{c.amazon}, Timeout: clientTimeout}
-	src := poll.NewAmazonSource(credcache.New(deadSecrets{c: c.amazon, s: w.secrets}, credcache.WithClock(w.clock.Now)),
+	gw := sellerapi.New(credcache.New(deadSecrets{c: c.amazon, s: w.secrets}, credcache.WithClock(w.clock.Now)),
 		lwa.New(w.sbServer.URL+"/auth/o2/token", lwa.WithHTTPClient(hc)), spapi.New(spapi.WithHTTPClient(hc)), st,
-		poll.WithEndpoint(w.sbServer.URL), poll.WithClock(w.clock.Now), poll.WithLogger(w.log))
-	c.handle = push.NewIntake(deadPush{c, w.store}, src, push.WithClock(w.clock.Now), push.WithLogger(slog.New(w.errs.handler(w.log.Handler())))).HandleSQS
+		sellerapi.WithEndpoint(w.sbServer.URL), sellerapi.WithLogger(w.log))
+	c.handle = push.NewIntake(deadPush{c, w.store}, gw, push.WithClock(w.clock.Now), push.WithLogger(slog.New(w.errs.handler(w.log.Handler())))).HandleSQS
 	return c
 }
 

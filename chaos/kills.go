@@ -32,6 +32,7 @@ import (
 	"github.com/keybuzz/keybuzz-amazon/shared/mailaddress"
 	"github.com/keybuzz/keybuzz-amazon/shared/pollqueue"
 	"github.com/keybuzz/keybuzz-amazon/shared/postgres"
+	"github.com/keybuzz/keybuzz-amazon/shared/sellerapi"
 	"github.com/keybuzz/keybuzz-amazon/shared/spapi"
 	"github.com/keybuzz/keybuzz-amazon/shared/vaultstore"
 )
@@ -152,9 +153,12 @@ func newKiller(ctx context.Context, w *world, bin string) (*killer, error) {
 
 	// The Connect flow of these tenants, on real time, against their sandbox.
 	store := postgres.New(w.pool, postgres.WithClock(time.Now))
-	svc := connect.New(store, connect.WithSecrets(credcache.New(vaultstore.New(w.vaultDir, devstack.KVMount, devstack.AppSecretPath))),
-		connect.WithExchanger(lwa.New(k.srv.URL+"/auth/o2/token", lwa.WithHTTPClient(&http.Client{Timeout: 10 * time.Second}))), connect.WithSellerCentralURL(k.srv.URL),
-		connect.WithLogger(w.log), connect.WithParticipations(spapi.New(spapi.WithHTTPClient(&http.Client{Timeout: 10 * time.Second})), k.srv.URL),
+	secrets := credcache.New(vaultstore.New(w.vaultDir, devstack.KVMount, devstack.AppSecretPath))
+	lwaClient := lwa.New(k.srv.URL+"/auth/o2/token", lwa.WithHTTPClient(&http.Client{Timeout: 10 * time.Second}))
+	gw := sellerapi.New(secrets, lwaClient, spapi.New(spapi.WithHTTPClient(&http.Client{Timeout: 10 * time.Second})), store, sellerapi.WithEndpoint(k.srv.URL))
+	svc := connect.New(store, connect.WithSecrets(secrets),
+		connect.WithExchanger(lwaClient), connect.WithSellerCentralURL(k.srv.URL),
+		connect.WithLogger(w.log), connect.WithParticipations(gw),
 		connect.WithInboundAddresses(mailaddress.NewAddresses(store, devstack.InboundDomain)))
 	k.api = httptest.NewServer((&httpapi.API{Connect: svc, Auth: w.verifier, Log: w.log}).Routes())
 	for n := 1; n <= w.set.KillTenants; n++ {

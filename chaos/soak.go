@@ -27,6 +27,7 @@ import (
 	"github.com/keybuzz/keybuzz-amazon/shared/pollsender"
 	"github.com/keybuzz/keybuzz-amazon/shared/postgres"
 	"github.com/keybuzz/keybuzz-amazon/shared/secret"
+	"github.com/keybuzz/keybuzz-amazon/shared/sellerapi"
 	"github.com/keybuzz/keybuzz-amazon/shared/spapi"
 	"github.com/keybuzz/keybuzz-amazon/shared/vaultstore"
 )
@@ -171,9 +172,10 @@ func (w *world) newContainer() *container {
 	c := &container{bug: w.bug}
 	st := deadStore{c: c, s: w.store}
 	hc := &http.Client{Transport: deadTransport{c}, Timeout: 5 * time.Second}
-	src := poll.NewAmazonSource(credcache.New(deadSecrets{c: c, s: w.secrets}, credcache.WithClock(w.clock.Now)),
-		lwa.New(w.sbServer.URL+"/auth/o2/token", lwa.WithHTTPClient(hc)), spapi.New(spapi.WithHTTPClient(hc)), st,
-		poll.WithEndpoint(w.sbServer.URL), poll.WithAmazonConfig(poll.AmazonConfig{PageSize: w.set.PageSize}), poll.WithClock(w.clock.Now), poll.WithLogger(w.log))
+	sp := spapi.New(spapi.WithHTTPClient(hc))
+	gw := sellerapi.New(credcache.New(deadSecrets{c: c, s: w.secrets}, credcache.WithClock(w.clock.Now)),
+		lwa.New(w.sbServer.URL+"/auth/o2/token", lwa.WithHTTPClient(hc)), sp, st, sellerapi.WithEndpoint(w.sbServer.URL), sellerapi.WithLogger(w.log))
+	src := poll.NewAmazonSource(gw, sp, poll.WithAmazonConfig(poll.AmazonConfig{PageSize: w.set.PageSize}), poll.WithClock(w.clock.Now), poll.WithLogger(w.log))
 	c.poller = poll.NewPoller(st, src, poll.WithConfig(poll.Config{Interval: time.Minute, Lookback: lookback}), poll.WithClock(w.clock.Now),
 		poll.WithLogger(slog.New(w.errs.handler(w.log.Handler()))))
 	return c

@@ -37,10 +37,10 @@ import (
 	"github.com/keybuzz/keybuzz-amazon/shared/lwa"
 	"github.com/keybuzz/keybuzz-amazon/shared/mailaddress"
 	"github.com/keybuzz/keybuzz-amazon/shared/migrate"
-	"github.com/keybuzz/keybuzz-amazon/shared/poll"
 	"github.com/keybuzz/keybuzz-amazon/shared/postgres"
 	"github.com/keybuzz/keybuzz-amazon/shared/push"
 	"github.com/keybuzz/keybuzz-amazon/shared/secret"
+	"github.com/keybuzz/keybuzz-amazon/shared/sellerapi"
 	"github.com/keybuzz/keybuzz-amazon/shared/spapi"
 	"github.com/keybuzz/keybuzz-amazon/shared/vaultstore"
 )
@@ -246,15 +246,14 @@ func newWorld(ctx context.Context, set Settings, out *syncBuffer) (w *world, err
 	apps := credcache.New(w.secrets)
 	lwaClient := lwa.New(w.sbServer.URL+"/auth/o2/token", lwa.WithHTTPClient(&http.Client{Timeout: 10 * time.Second}))
 	sp := spapi.New(spapi.WithHTTPClient(&http.Client{Timeout: 10 * time.Second}))
+	gw := sellerapi.New(apps, lwaClient, sp, w.store, sellerapi.WithEndpoint(w.sbServer.URL), sellerapi.WithLogger(w.log))
 	opts := []connect.Option{connect.WithSecrets(apps), connect.WithExchanger(lwaClient), connect.WithSellerCentralURL(w.sbServer.URL),
-		connect.WithClock(w.clock.Now), connect.WithLogger(w.log), connect.WithParticipations(sp, w.sbServer.URL)}
+		connect.WithClock(w.clock.Now), connect.WithLogger(w.log), connect.WithParticipations(gw)}
 	if set.Channels {
 		// As the callback function wires them: an ORDER_CHANGE subscription
 		// and the inbound addresses for each new connection.
-		seller := poll.NewAmazonSource(apps, lwaClient, sp, w.store, poll.WithEndpoint(w.sbServer.URL), poll.WithClock(w.clock.Now), poll.WithLogger(w.log))
-		dest := push.NewDestinations(w.store, apps, sp, lwaClient, fmt.Sprintf("arn:aws:sqs:%s:000000000000:chaos-notify", devstack.Region),
-			push.WithEndpoint(w.sbServer.URL))
-		sub := push.NewSubscriber(w.store, dest, seller, push.WithEndpoint(w.sbServer.URL), push.WithLogger(w.log), push.WithClock(w.clock.Now))
+		dest := push.NewDestinations(w.store, apps, sp, gw, fmt.Sprintf("arn:aws:sqs:%s:000000000000:chaos-notify", devstack.Region))
+		sub := push.NewSubscriber(w.store, dest, gw, push.WithLogger(w.log), push.WithClock(w.clock.Now))
 		opts = append(opts, connect.WithOnConnected(sub.OnConnected), connect.WithUnsubscriber(sub),
 			connect.WithInboundAddresses(mailaddress.NewAddresses(w.store, devstack.InboundDomain)))
 	}

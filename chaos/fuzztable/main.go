@@ -29,7 +29,7 @@ var targets = []target{
 	{"FuzzVerify", "./shared/auth", "JWT parsing and verification"},
 	{"FuzzTenantPath", "./shared/vaultstore", "Vault path from a tenant id: no traversal, no injection"},
 	{"FuzzSearchOrdersDecode", "./shared/spapi", "any status, rate-limit header and body: no panic, an error never comes with a page, orders keep their raw JSON, the access token never in an error"},
-	{"FuzzBuyerEvents", "./shared/poll", "normalisation of decoded orders: one whole message per buyer cancellation request"},
+	{"FuzzBuyerEvents", "./shared/spapi", "normalisation of decoded orders: one whole message per buyer cancellation request"},
 	{"FuzzDecode", "./shared/pollqueue", "SQS body: a message with both ids that round-trips, or ErrMalformed"},
 	{"FuzzParse", "./shared/relaymail", "any mail: parsed or a clear error, never a panic"},
 	{"FuzzCallbackQuery", "./shared/httpapi", "the callback's query against the real handler, PostgreSQL, Vault and sandbox: a 4xx, never a 5xx, nothing CONNECTED"},

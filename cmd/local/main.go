@@ -33,6 +33,7 @@ import (
 	"github.com/keybuzz/keybuzz-amazon/shared/pollsender"
 	"github.com/keybuzz/keybuzz-amazon/shared/postgres"
 	"github.com/keybuzz/keybuzz-amazon/shared/push"
+	"github.com/keybuzz/keybuzz-amazon/shared/sellerapi"
 	"github.com/keybuzz/keybuzz-amazon/shared/spapi"
 )
 
@@ -63,8 +64,8 @@ func run(ctx context.Context, env *boot.Env, addr string, pollOnce bool) error {
 	m := metrics.New(os.Stdout)
 
 	sp := spapi.New()
-	amazon := poll.NewAmazonSource(secrets, lwaClient, sp, store, poll.WithEndpoint(cfg.SPAPIEndpoint), poll.WithLogger(env.Log))
-	var source poll.Source = amazon
+	gw := sellerapi.New(secrets, lwaClient, sp, store, sellerapi.WithEndpoint(cfg.SPAPIEndpoint), sellerapi.WithLogger(env.Log))
+	var source poll.Source = poll.NewAmazonSource(gw, sp)
 	if cfg.UseMock {
 		source = poll.MockSource{}
 	}
@@ -76,10 +77,10 @@ func run(ctx context.Context, env *boot.Env, addr string, pollOnce bool) error {
 	var subscriber *push.Subscriber
 	var notifications *localpoll.Consumer
 	if cfg.PushEnabled() && !cfg.UseMock {
-		dest := push.NewDestinations(store, secrets, sp, lwaClient, cfg.NotificationsQueueARN, push.WithEndpoint(cfg.SPAPIEndpoint))
-		subscriber = push.NewSubscriber(store, dest, amazon, push.WithLogger(env.Log))
+		dest := push.NewDestinations(store, secrets, sp, gw, cfg.NotificationsQueueARN)
+		subscriber = push.NewSubscriber(store, dest, gw, push.WithLogger(env.Log))
 		pollOpts = append(pollOpts, poll.WithSubscriber(subscriber))
-		intake := push.NewIntake(store, amazon, push.WithLogger(env.Log), push.WithMetrics(m))
+		intake := push.NewIntake(store, gw, push.WithLogger(env.Log), push.WithMetrics(m), push.WithUnsubscriber(subscriber))
 		queueURL, err := localpoll.QueueURL(ctx, sqsClient, cfg.NotificationsQueueARN)
 		if err != nil {
 			return err
@@ -109,9 +110,9 @@ func run(ctx context.Context, env *boot.Env, addr string, pollOnce bool) error {
 		loginURL = returnURL // a seller arriving from the sandbox's Appstore signs in on the page
 	}
 	opts := []connect.Option{connect.WithLogger(env.Log), connect.WithSecrets(secrets), connect.WithExchanger(lwaClient),
-		connect.WithSellerCentralURL(cfg.SellerCentralURL), connect.WithParticipations(sp, cfg.SPAPIEndpoint),
+		connect.WithSellerCentralURL(cfg.SellerCentralURL), connect.WithParticipations(gw),
 		connect.WithAppSource(cfg.AppSource), connect.WithReturnHosts(returnHosts...),
-		connect.WithAccount(sp, store), connect.WithPushStatus(store),
+		connect.WithAccount(gw), connect.WithPushStatus(store),
 		connect.WithInboundAddresses(mailaddress.NewAddresses(store, cfg.InboundMailDomain))}
 	if subscriber != nil {
 		opts = append(opts, connect.WithOnConnected(subscriber.OnConnected), connect.WithUnsubscriber(subscriber))
@@ -145,8 +146,8 @@ func run(ctx context.Context, env *boot.Env, addr string, pollOnce bool) error {
 			return err
 		}
 		opts := []inboundmail.Option{inboundmail.WithBucket(cfg.InboundMailBucket), inboundmail.WithLogger(env.Log), inboundmail.WithMaxBytes(cfg.InboundMailMaxBytes)}
-		if orders, ok := source.(*poll.AmazonSource); ok {
-			opts = append(opts, inboundmail.WithOrderContext(inboundmail.NewOrderContexts(store, orders, inboundmail.WithLogger(env.Log))))
+		if !cfg.UseMock {
+			opts = append(opts, inboundmail.WithOrderContext(inboundmail.NewOrderContexts(store, gw, inboundmail.WithLogger(env.Log))))
 		}
 		mail := inboundmail.New(store, mailbucket.New(s3), cfg.InboundMailDomain, opts...)
 		go localpoll.Consumer{Handler: mail.HandleSQS, SQS: sqsClient, QueueURL: mailQueue, Log: env.Log, Name: "inboundmail"}.Run(ctx)

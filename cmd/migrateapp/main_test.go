@@ -22,6 +22,7 @@ import (
 	"github.com/keybuzz/keybuzz-amazon/shared/pollqueue"
 	"github.com/keybuzz/keybuzz-amazon/shared/postgres"
 	"github.com/keybuzz/keybuzz-amazon/shared/secret"
+	"github.com/keybuzz/keybuzz-amazon/shared/sellerapi"
 	"github.com/keybuzz/keybuzz-amazon/shared/spapi"
 	"github.com/keybuzz/keybuzz-amazon/shared/vaultstore"
 )
@@ -102,8 +103,9 @@ func (e *twoApps) poll(tenant string) (marketplace.Connection, error) {
 	if err != nil {
 		e.t.Fatal(err)
 	}
-	src := poll.NewAmazonSource(e.secrets, lwa.New(e.sbURL+"/auth/o2/token"), spapi.New(), e.store,
-		poll.WithEndpoint(e.sbURL), poll.WithLogger(e.log))
+	sp := spapi.New()
+	src := poll.NewAmazonSource(sellerapi.New(e.secrets, lwa.New(e.sbURL+"/auth/o2/token"), sp, e.store,
+		sellerapi.WithEndpoint(e.sbURL), sellerapi.WithLogger(e.log)), sp)
 
 	p := poll.NewPoller(e.store, src, poll.WithLogger(e.log))
 	_, perr := p.PollResult(ctx, pollqueue.Message{TenantID: tenant, ConnectionID: c.ID, EnqueuedAt: time.Now()})

@@ -29,6 +29,7 @@ import (
 	"github.com/keybuzz/keybuzz-amazon/shared/marketplace"
 	"github.com/keybuzz/keybuzz-amazon/shared/postgres"
 	"github.com/keybuzz/keybuzz-amazon/shared/secret"
+	"github.com/keybuzz/keybuzz-amazon/shared/sellerapi"
 	"github.com/keybuzz/keybuzz-amazon/shared/spapi"
 	"github.com/keybuzz/keybuzz-amazon/shared/vaultstore"
 )
@@ -66,8 +67,9 @@ func startLocal(t *testing.T) *local {
 	}
 	log := slog.New(slog.NewJSONHandler(io.Discard, nil))
 	store := postgres.New(pool)
-	flow := connect.New(store, connect.WithSecrets(credcache.New(secrets)), connect.WithExchanger(lwa.New(sbURL+"/auth/o2/token")), connect.WithSellerCentralURL(sbURL),
-		connect.WithLogger(log), connect.WithParticipations(spapi.New(), sbURL))
+	cached, lwaClient := credcache.New(secrets), lwa.New(sbURL+"/auth/o2/token")
+	flow := connect.New(store, connect.WithSecrets(cached), connect.WithExchanger(lwaClient), connect.WithSellerCentralURL(sbURL),
+		connect.WithLogger(log), connect.WithParticipations(sellerapi.New(cached, lwaClient, spapi.New(), store, sellerapi.WithEndpoint(sbURL))))
 	verifier, err := auth.NewVerifier(ctx, config.Config{JWTHS256Secret: jwtSecret, JWTIssuer: "kb", JWTAudience: "kb-amazon", TenantClaim: "tenantId"})
 	if err != nil {
 		t.Fatal(err)

@@ -26,6 +26,7 @@ import (
 	"github.com/keybuzz/keybuzz-amazon/shared/pollsender"
 	"github.com/keybuzz/keybuzz-amazon/shared/postgres"
 	"github.com/keybuzz/keybuzz-amazon/shared/secret"
+	"github.com/keybuzz/keybuzz-amazon/shared/sellerapi"
 	"github.com/keybuzz/keybuzz-amazon/shared/spapi"
 	"github.com/keybuzz/keybuzz-amazon/shared/vaultstore"
 )
@@ -80,8 +81,10 @@ VALUES ($1, 'CONNECTED', 'eu', $2, $3, $3) RETURNING "id"`, tn.id, strings.Join(
 	// As functions/polltenant and functions/pollfanout wire them.
 	log := slog.New(slog.NewJSONHandler(io.Discard, nil))
 	m := metrics.New(io.Discard)
-	src := poll.NewAmazonSource(credcache.New(secrets, credcache.WithClock(clock.Now)), lwa.New(sbURL+"/auth/o2/token", lwa.WithHTTPClient(&http.Client{Timeout: 5 * time.Second})), spapi.New(), store,
-		poll.WithEndpoint(sbURL), poll.WithClock(clock.Now), poll.WithLogger(log))
+	sp := spapi.New()
+	gw := sellerapi.New(credcache.New(secrets, credcache.WithClock(clock.Now)), lwa.New(sbURL+"/auth/o2/token", lwa.WithHTTPClient(&http.Client{Timeout: 5 * time.Second})), sp, store,
+		sellerapi.WithEndpoint(sbURL), sellerapi.WithLogger(log))
+	src := poll.NewAmazonSource(gw, sp, poll.WithClock(clock.Now))
 
 	poller := poll.NewPoller(store, src, poll.WithConfig(poll.Config{Interval: time.Minute, Lookback: 7 * 24 * time.Hour}), poll.WithClock(clock.Now), poll.WithLogger(log), poll.WithMetrics(m))
 	fanout := poll.NewFanout(store, pollsender.NewSender(client, queueURL), poll.WithClock(clock.Now), poll.WithLogger(log), poll.WithMetrics(m))

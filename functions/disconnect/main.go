@@ -15,9 +15,9 @@ import (
 	"github.com/keybuzz/keybuzz-amazon/shared/credcache"
 	"github.com/keybuzz/keybuzz-amazon/shared/httpapi"
 	"github.com/keybuzz/keybuzz-amazon/shared/lwa"
-	"github.com/keybuzz/keybuzz-amazon/shared/poll"
 	"github.com/keybuzz/keybuzz-amazon/shared/postgres"
 	"github.com/keybuzz/keybuzz-amazon/shared/push"
+	"github.com/keybuzz/keybuzz-amazon/shared/sellerapi"
 	"github.com/keybuzz/keybuzz-amazon/shared/spapi"
 )
 
@@ -30,10 +30,10 @@ func main() {
 	secrets := credcache.New(env.Vault(ctx))
 	opts := []connect.Option{connect.WithSecrets(secrets)}
 	if cfg.PushEnabled() { // end the ORDER_CHANGE subscription (deleteSubscriptionById, grantless)
-		lwaClient, sp := lwa.New(cfg.LWATokenURL), spapi.New()
-		seller := poll.NewAmazonSource(secrets, lwaClient, sp, store, poll.WithEndpoint(cfg.SPAPIEndpoint))
-		dest := push.NewDestinations(store, secrets, sp, lwaClient, cfg.NotificationsQueueARN, push.WithEndpoint(cfg.SPAPIEndpoint))
-		opts = append(opts, connect.WithUnsubscriber(push.NewSubscriber(store, dest, seller)))
+		sp := spapi.New()
+		gw := sellerapi.New(secrets, lwa.New(cfg.LWATokenURL), sp, store, sellerapi.WithEndpoint(cfg.SPAPIEndpoint))
+		dest := push.NewDestinations(store, secrets, sp, gw, cfg.NotificationsQueueARN)
+		opts = append(opts, connect.WithUnsubscriber(push.NewSubscriber(store, dest, gw)))
 	}
 	api := &httpapi.API{Connect: connect.New(store, opts...), Auth: env.Verifier(ctx), Log: env.Log}
 

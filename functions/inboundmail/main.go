@@ -16,8 +16,8 @@ import (
 	"github.com/keybuzz/keybuzz-amazon/shared/inboundmail"
 	"github.com/keybuzz/keybuzz-amazon/shared/lwa"
 	"github.com/keybuzz/keybuzz-amazon/shared/mailbucket"
-	"github.com/keybuzz/keybuzz-amazon/shared/poll"
 	"github.com/keybuzz/keybuzz-amazon/shared/postgres"
+	"github.com/keybuzz/keybuzz-amazon/shared/sellerapi"
 	"github.com/keybuzz/keybuzz-amazon/shared/spapi"
 )
 
@@ -33,7 +33,7 @@ func main() {
 	opts := []inboundmail.Option{inboundmail.WithBucket(cfg.InboundMailBucket), inboundmail.WithMaxBytes(cfg.InboundMailMaxBytes)}
 	if !cfg.UseMock {
 		// Order context: getOrder with the seller's token, within its budget.
-		orders := poll.NewAmazonSource(credcache.New(env.Vault(ctx)), lwa.New(cfg.LWATokenURL), spapi.New(), store, poll.WithEndpoint(cfg.SPAPIEndpoint))
+		orders := sellerapi.New(credcache.New(env.Vault(ctx)), lwa.New(cfg.LWATokenURL), spapi.New(), store, sellerapi.WithEndpoint(cfg.SPAPIEndpoint))
 		opts = append(opts, inboundmail.WithOrderContext(inboundmail.NewOrderContexts(store, orders)))
 	}
 	flow := inboundmail.New(store, mailbucket.New(s3), cfg.InboundMailDomain, opts...)

@@ -14,9 +14,9 @@ import (
 	"github.com/keybuzz/keybuzz-amazon/shared/httpapi"
 	"github.com/keybuzz/keybuzz-amazon/shared/lwa"
 	"github.com/keybuzz/keybuzz-amazon/shared/mailaddress"
-	"github.com/keybuzz/keybuzz-amazon/shared/poll"
 	"github.com/keybuzz/keybuzz-amazon/shared/postgres"
 	"github.com/keybuzz/keybuzz-amazon/shared/push"
+	"github.com/keybuzz/keybuzz-amazon/shared/sellerapi"
 	"github.com/keybuzz/keybuzz-amazon/shared/spapi"
 )
 
@@ -27,17 +27,18 @@ func main() {
 
 	store := postgres.New(env.Pool(ctx, boot.LambdaMaxConns))
 	secrets := credcache.New(env.Vault(ctx))
-	lwaClient, sp := lwa.New(cfg.LWATokenURL), spapi.New()
+	sp := spapi.New()
+	// Every SP-API call on the seller's behalf goes through the gateway.
+	gw := sellerapi.New(secrets, lwa.New(cfg.LWATokenURL), sp, store, sellerapi.WithEndpoint(cfg.SPAPIEndpoint))
 	// The state names the app its consent used; AMAZON_SPAPI_APP_SOURCE is
 	// the fallback for states started before apps were recorded.
-	opts := []connect.Option{connect.WithSecrets(secrets), connect.WithExchanger(lwaClient),
+	opts := []connect.Option{connect.WithSecrets(secrets), connect.WithExchanger(lwa.New(cfg.LWATokenURL)),
 		connect.WithSellerCentralURL(cfg.SellerCentralURL), connect.WithAppSource(cfg.AppSource),
-		connect.WithParticipations(sp, cfg.SPAPIEndpoint), connect.WithAccount(sp, store),
+		connect.WithParticipations(gw), connect.WithAccount(gw),
 		connect.WithInboundAddresses(mailaddress.NewAddresses(store, cfg.InboundMailDomain))}
 	if cfg.PushEnabled() { // subscribe the new connection to ORDER_CHANGE (docs/push.md)
-		seller := poll.NewAmazonSource(secrets, lwaClient, sp, store, poll.WithEndpoint(cfg.SPAPIEndpoint))
-		dest := push.NewDestinations(store, secrets, sp, lwaClient, cfg.NotificationsQueueARN, push.WithEndpoint(cfg.SPAPIEndpoint))
-		subscriber := push.NewSubscriber(store, dest, seller)
+		dest := push.NewDestinations(store, secrets, sp, gw, cfg.NotificationsQueueARN)
+		subscriber := push.NewSubscriber(store, dest, gw)
 		opts = append(opts, connect.WithOnConnected(subscriber.OnConnected), connect.WithUnsubscriber(subscriber))
 	}
 	api := &httpapi.API{Connect: connect.New(store, opts...), Auth: env.Verifier(ctx), Log: env.Log, ReturnURL: cfg.FrontendReturnURL}

@@ -15,9 +15,9 @@ import (
 	"github.com/keybuzz/keybuzz-amazon/shared/boot"
 	"github.com/keybuzz/keybuzz-amazon/shared/credcache"
 	"github.com/keybuzz/keybuzz-amazon/shared/lwa"
-	"github.com/keybuzz/keybuzz-amazon/shared/poll"
 	"github.com/keybuzz/keybuzz-amazon/shared/postgres"
 	"github.com/keybuzz/keybuzz-amazon/shared/push"
+	"github.com/keybuzz/keybuzz-amazon/shared/sellerapi"
 	"github.com/keybuzz/keybuzz-amazon/shared/spapi"
 )
 
@@ -28,12 +28,12 @@ func main() {
 
 	store := postgres.New(env.Pool(ctx, boot.LambdaMaxConns))
 	secrets := credcache.New(env.Vault(ctx))
-	lwaClient, api := lwa.New(cfg.LWATokenURL), spapi.New()
-	seller := poll.NewAmazonSource(secrets, lwaClient, api, store, poll.WithEndpoint(cfg.SPAPIEndpoint))
+	api := spapi.New()
+	gw := sellerapi.New(secrets, lwa.New(cfg.LWATokenURL), api, store, sellerapi.WithEndpoint(cfg.SPAPIEndpoint))
 	// A notification for a disconnected seller retries the unsubscribe the
 	// disconnect could not finish (grantless: no seller token needed).
-	dest := push.NewDestinations(store, secrets, api, lwaClient, cfg.NotificationsQueueARN, push.WithEndpoint(cfg.SPAPIEndpoint))
-	intake := push.NewIntake(store, seller, push.WithMetrics(env.Metrics()), push.WithUnsubscriber(push.NewSubscriber(store, dest, seller)))
+	dest := push.NewDestinations(store, secrets, api, gw, cfg.NotificationsQueueARN)
+	intake := push.NewIntake(store, gw, push.WithMetrics(env.Metrics()), push.WithUnsubscriber(push.NewSubscriber(store, dest, gw)))
 
 	lambda.Start(intake.HandleSQS)
 }

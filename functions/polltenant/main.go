@@ -17,6 +17,7 @@ import (
 	"github.com/keybuzz/keybuzz-amazon/shared/poll"
 	"github.com/keybuzz/keybuzz-amazon/shared/postgres"
 	"github.com/keybuzz/keybuzz-amazon/shared/push"
+	"github.com/keybuzz/keybuzz-amazon/shared/sellerapi"
 	"github.com/keybuzz/keybuzz-amazon/shared/spapi"
 )
 
@@ -33,11 +34,12 @@ func main() {
 		return
 	}
 	secrets := credcache.New(env.Vault(ctx))
-	lwaClient, api := lwa.New(cfg.LWATokenURL), spapi.New()
-	amazon := poll.NewAmazonSource(secrets, lwaClient, api, store, poll.WithEndpoint(cfg.SPAPIEndpoint))
+	api := spapi.New()
+	gw := sellerapi.New(secrets, lwa.New(cfg.LWATokenURL), api, store, sellerapi.WithEndpoint(cfg.SPAPIEndpoint))
+	amazon := poll.NewAmazonSource(gw, api)
 	if cfg.PushEnabled() {
-		dest := push.NewDestinations(store, secrets, api, lwaClient, cfg.NotificationsQueueARN, push.WithEndpoint(cfg.SPAPIEndpoint))
-		opts = append(opts, poll.WithSubscriber(push.NewSubscriber(store, dest, amazon)))
+		dest := push.NewDestinations(store, secrets, api, gw, cfg.NotificationsQueueARN)
+		opts = append(opts, poll.WithSubscriber(push.NewSubscriber(store, dest, gw)))
 	}
 
 	lambda.Start(poll.NewPoller(store, amazon, opts...).HandleSQS)

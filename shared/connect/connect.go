@@ -23,6 +23,7 @@ import (
 	"github.com/keybuzz/keybuzz-amazon/shared/lwa"
 	"github.com/keybuzz/keybuzz-amazon/shared/marketplace"
 	"github.com/keybuzz/keybuzz-amazon/shared/secret"
+	"github.com/keybuzz/keybuzz-amazon/shared/sellerapi"
 	"github.com/keybuzz/keybuzz-amazon/shared/spapi"
 )
 
@@ -64,9 +65,10 @@ type Exchanger interface {
 }
 
 // Participations lists the marketplaces a seller takes part in (Sellers API
-// getMarketplaceParticipations; spapi.Client).
+// getMarketplaceParticipations with the code exchange's access token;
+// sellerapi.Gateway). region is the seller's region code.
 type Participations interface {
-	MarketplaceParticipations(ctx context.Context, endpoint string, tokens spapi.Tokens) ([]spapi.Participation, error)
+	MarketplaceParticipations(ctx context.Context, region string, access secret.Value) ([]spapi.Participation, error)
 }
 
 // Unsubscriber ends what a connection subscribed to at Amazon (push
@@ -77,16 +79,11 @@ type Unsubscriber interface {
 	Unsubscribe(ctx context.Context, c marketplace.Connection) error
 }
 
-// Accounts reads the seller's account (Sellers API getAccount;
-// spapi.Client): its business name becomes the connection's displayName.
+// Accounts reads the seller's account (Sellers API getAccount with the code
+// exchange's access token, within the connection's getAccount budget;
+// sellerapi.Gateway): its business name becomes the connection's displayName.
 type Accounts interface {
-	Account(ctx context.Context, endpoint string, tokens spapi.Tokens) (spapi.Account, error)
-}
-
-// Budget is the persisted SP-API rate budget (postgres.Store).
-type Budget interface {
-	TakeToken(ctx context.Context, connectionID, operation string, plan marketplace.RatePlan) (marketplace.Grant, error)
-	RecordThrottle(ctx context.Context, connectionID, operation string) (time.Time, error)
+	Account(ctx context.Context, connectionID, region string, access secret.Value) (spapi.Account, error)
 }
 
 // InboundAddresses gives a connected tenant its inbound mail addresses, one
@@ -104,12 +101,10 @@ type Service struct {
 	sellerCentralURL string // AMAZON_SELLER_CENTRAL_URL; empty: by marketplace
 	sellers          Participations
 	inbound          InboundAddresses
-	spapiEndpoint    string // AMAZON_SPAPI_ENDPOINT; empty: by region
 	appSource        marketplace.AppSource
 	returnHosts      []string
 	unsubscriber     Unsubscriber
 	accounts         Accounts
-	budget           Budget
 	now              func() time.Time
 	random           io.Reader
 	log              *slog.Logger
@@ -145,18 +140,13 @@ func WithRandom(r io.Reader) Option { return func(s *Service) { s.random = r } }
 // WithParticipations makes the callback ask Amazon which marketplaces of
 // the region the seller sells on (all of them are then polled); without it,
 // or when the call fails, the app's marketplace is used.
-func WithParticipations(p Participations, endpointOverride string) Option {
-	return func(s *Service) { s.sellers, s.spapiEndpoint = p, endpointOverride }
-}
+func WithParticipations(p Participations) Option { return func(s *Service) { s.sellers = p } }
 
 // WithAccount makes the callback name the connection after the seller's
 // registered business (getAccount's business.name) when the seller grants
-// it, within the connection's own getAccount budget (spapi.AccountRate,
-// spapi.AccountBurst); otherwise, or when the call fails, the connection is
-// "Amazon Seller <id>". The endpoint is WithParticipations'.
-func WithAccount(a Accounts, b Budget) Option {
-	return func(s *Service) { s.accounts, s.budget = a, b }
-}
+// it; otherwise, or when the call fails (an empty budget too), the
+// connection is "Amazon Seller <id>".
+func WithAccount(a Accounts) Option { return func(s *Service) { s.accounts = a } }
 
 // WithLogger sets the logger.
 func WithLogger(l *slog.Logger) Option { return func(s *Service) { s.log = l } }
@@ -514,11 +504,7 @@ func (s *Service) marketplaces(ctx context.Context, app marketplace.AppCredentia
 	if s.sellers == nil {
 		return fallback, []string{fallback}
 	}
-	endpoint, err := spapi.Endpoint(s.spapiEndpoint, region.Code)
-	if err != nil {
-		return fallback, []string{fallback}
-	}
-	parts, err := s.sellers.MarketplaceParticipations(ctx, endpoint, spapi.StaticToken(access))
+	parts, err := s.sellers.MarketplaceParticipations(ctx, region.Code, access)
 	if err != nil {
 		s.log.WarnContext(ctx, "marketplace participations unavailable; polling the app's marketplace", "error", err.Error())
 		return fallback, []string{fallback}
@@ -551,24 +537,13 @@ func (s *Service) displayName(ctx context.Context, connectionID string, region a
 	if s.accounts == nil {
 		return fallback
 	}
-	endpoint, err := spapi.Endpoint(s.spapiEndpoint, region.Code)
-	if err != nil {
+	a, err := s.accounts.Account(ctx, connectionID, region.Code, access)
+	var nb *sellerapi.NoBudgetError
+	if errors.As(err, &nb) {
+		s.log.WarnContext(ctx, "getAccount skipped: no rate budget; the connection keeps the seller id as its name", "error", err.Error())
 		return fallback
 	}
-	if s.budget != nil {
-		g, err := s.budget.TakeToken(ctx, connectionID, spapi.OpGetAccount, marketplace.RatePlan{Rate: spapi.AccountRate, Burst: spapi.AccountBurst})
-		if err != nil || !g.OK {
-			s.log.WarnContext(ctx, "getAccount skipped: no rate budget; the connection keeps the seller id as its name", "error", fmt.Sprint(err))
-			return fallback
-		}
-	}
-	a, err := s.accounts.Account(ctx, endpoint, spapi.StaticToken(access))
 	if err != nil {
-		if errors.Is(err, spapi.ErrThrottled) && s.budget != nil {
-			if _, rerr := s.budget.RecordThrottle(context.WithoutCancel(ctx), connectionID, spapi.OpGetAccount); rerr != nil {
-				s.log.WarnContext(ctx, "record getAccount throttle", "error", rerr.Error())
-			}
-		}
 		s.log.InfoContext(ctx, "seller account unavailable (role not granted, or Amazon failed); the connection keeps the seller id as its name", "error", err.Error())
 		return fallback
 	}

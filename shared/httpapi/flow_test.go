@@ -29,6 +29,7 @@ import (
 	"github.com/keybuzz/keybuzz-amazon/shared/marketplace"
 	"github.com/keybuzz/keybuzz-amazon/shared/postgres"
 	"github.com/keybuzz/keybuzz-amazon/shared/secret"
+	"github.com/keybuzz/keybuzz-amazon/shared/sellerapi"
 	"github.com/keybuzz/keybuzz-amazon/shared/spapi"
 	"github.com/keybuzz/keybuzz-amazon/shared/vaultstore"
 )
@@ -177,9 +178,11 @@ func (s *stack) buildAPI(secrets *vaultstore.Store, opt stackOption) *httpapi.AP
 		hc.Timeout = opt.lwaTimeout
 	}
 	store := postgres.New(s.pool, postgres.WithClock(s.clock.Now))
-	svc := connect.New(store, connect.WithSecrets(credcache.New(secrets, credcache.WithClock(s.clock.Now))), connect.WithExchanger(lwa.New(lwaURL, lwa.WithHTTPClient(hc))), connect.WithSellerCentralURL(s.sbURL),
-		connect.WithClock(s.clock.Now), connect.WithLogger(log), connect.WithParticipations(spapi.New(), s.sbURL),
-		connect.WithReturnHosts(opt.returnHosts...), connect.WithUnsubscriber(s.unsubscribed), connect.WithAccount(spapi.New(), store))
+	cached, lwaClient := credcache.New(secrets, credcache.WithClock(s.clock.Now)), lwa.New(lwaURL, lwa.WithHTTPClient(hc))
+	gw := sellerapi.New(cached, lwaClient, spapi.New(), store, sellerapi.WithEndpoint(s.sbURL), sellerapi.WithLogger(log))
+	svc := connect.New(store, connect.WithSecrets(cached), connect.WithExchanger(lwaClient), connect.WithSellerCentralURL(s.sbURL),
+		connect.WithClock(s.clock.Now), connect.WithLogger(log), connect.WithParticipations(gw),
+		connect.WithReturnHosts(opt.returnHosts...), connect.WithUnsubscriber(s.unsubscribed), connect.WithAccount(gw))
 	verifier, err := auth.NewVerifier(context.Background(), config.Config{
 		JWTHS256Secret: jwtSecret, JWTIssuer: jwtIssuer, JWTAudience: jwtAudience, TenantClaim: "tenantId",
 	})

@@ -13,16 +13,9 @@ import (
 
 	"github.com/keybuzz/keybuzz-amazon/shared/amazon"
 	"github.com/keybuzz/keybuzz-amazon/shared/marketplace"
-	"github.com/keybuzz/keybuzz-amazon/shared/poll"
+	"github.com/keybuzz/keybuzz-amazon/shared/sellerapi"
 	"github.com/keybuzz/keybuzz-amazon/shared/spapi"
 )
-
-// Orders reads one order with the seller's token within the connection's
-// getOrder budget; without a token it fails with a *poll.NoBudgetError or
-// *poll.ThrottledError (push.SellerOrders is one).
-type Orders interface {
-	GetOrder(ctx context.Context, acct marketplace.SellerAccount, orderID string) (spapi.Order, error)
-}
 
 // ContextStore keeps the order context of tickets ("TicketOrderContext").
 type ContextStore interface {
@@ -51,7 +44,7 @@ type ContextStore interface {
 // to then, without reading the connection or the budget.
 type OrderContexts struct {
 	store   ContextStore
-	orders  Orders
+	orders  sellerapi.Orders
 	log     *slog.Logger
 	now     func() time.Time
 	timeout time.Duration
@@ -60,9 +53,11 @@ type OrderContexts struct {
 	waiting map[string]time.Time // connection id -> when its getOrder budget has a token again
 }
 
-// NewOrderContexts builds the order-context step (options: WithLogger,
-// WithClock).
-func NewOrderContexts(store ContextStore, orders Orders, opts ...Option) *OrderContexts {
+// NewOrderContexts builds the order-context step: orders read with the
+// seller's token within the connection's getOrder budget (sellerapi.Gateway;
+// without a token it fails with a *sellerapi.NoBudgetError or
+// *sellerapi.ThrottledError) (options: WithLogger, WithClock).
+func NewOrderContexts(store ContextStore, orders sellerapi.Orders, opts ...Option) *OrderContexts {
 	o := apply(opts)
 	return &OrderContexts{store: store, orders: orders, log: o.log, now: o.now, timeout: 5 * time.Second, waiting: map[string]time.Time{}}
 }
@@ -153,8 +148,8 @@ func (o *OrderContexts) fetch(ctx context.Context, c marketplace.OrderContext) e
 	cctx, cancel := context.WithTimeout(ctx, o.timeout)
 	order, err := o.orders.GetOrder(cctx, conn.SellerAccount(), c.OrderID)
 	cancel()
-	var nb *poll.NoBudgetError
-	var th *poll.ThrottledError
+	var nb *sellerapi.NoBudgetError
+	var th *sellerapi.ThrottledError
 	switch {
 	case errors.As(err, &nb):
 		o.wait(c.ConnectionID, nb.RetryAt)

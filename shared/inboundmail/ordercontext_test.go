@@ -10,8 +10,8 @@ import (
 	"github.com/keybuzz/keybuzz-amazon/dev/testenv"
 	"github.com/keybuzz/keybuzz-amazon/shared/inboundmail"
 	"github.com/keybuzz/keybuzz-amazon/shared/marketplace"
-	"github.com/keybuzz/keybuzz-amazon/shared/poll"
 	"github.com/keybuzz/keybuzz-amazon/shared/postgres"
+	"github.com/keybuzz/keybuzz-amazon/shared/sellerapi"
 	"github.com/keybuzz/keybuzz-amazon/shared/spapi"
 )
 
@@ -30,7 +30,7 @@ func (b *budgetOrders) GetOrder(_ context.Context, t marketplace.SellerAccount, 
 	b.calls++
 	b.targets = append(b.targets, t)
 	if !b.open {
-		return spapi.Order{}, &poll.NoBudgetError{RetryAt: b.retryAt}
+		return spapi.Order{}, &sellerapi.NoBudgetError{RetryAt: b.retryAt}
 	}
 	o := spapi.Order{OrderID: orderID, CreatedTime: time.Date(2026, 11, 30, 0, 0, 0, 0, time.UTC),
 		Raw: json.RawMessage(`{"fulfillment":{"fulfillmentStatus":"SHIPPED"}}`)}

@@ -65,7 +65,7 @@ type Client struct {
 	http     *http.Client
 }
 
-// Option configures a Client (WithHTTPClient), a CachedSource
+// Option configures a Client (WithHTTPClient), a CachedSource or a Cache
 // (WithEarlyExpiry) or a RotatingSource (WithPersist, WithPersistError); a
 // constructor ignores the options that are not its own.
 type Option func(*options)

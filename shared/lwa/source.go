@@ -30,6 +30,8 @@ type RotatingSource struct {
 	ctx     context.Context
 	persist PersistFunc
 
+	initial secret.Value // the refresh token the source was built with
+
 	mu      sync.Mutex
 	refresh secret.Value
 	pending bool // refresh differs from what persist last saved
@@ -47,7 +49,7 @@ func WithPersistError(f func(error)) Option { return func(o *options) { o.onPers
 // context.Background(), never an invocation's context).
 func (c *Client) NewRotatingSource(ctx context.Context, app App, refreshToken secret.Value, opts ...Option) *RotatingSource {
 	o := apply(opts)
-	return &RotatingSource{client: c, app: app, ctx: ctx, persist: o.persist, refresh: refreshToken, onError: o.onPersistError}
+	return &RotatingSource{client: c, app: app, ctx: ctx, persist: o.persist, initial: refreshToken, refresh: refreshToken, onError: o.onPersistError}
 }
 
 // Token implements oauth2.TokenSource: one refresh_token grant per call.
@@ -79,6 +81,13 @@ func (s *RotatingSource) RefreshToken() secret.Value {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.refresh
+}
+
+// Holds reports whether refreshToken is the one the source was built with
+// or the one it rotated to: a secret read again from Vault that it holds
+// needs no new source.
+func (s *RotatingSource) Holds(refreshToken secret.Value) bool {
+	return refreshToken == s.initial || refreshToken == s.RefreshToken()
 }
 
 // CachedSource caches a source's access token until early before it
@@ -121,4 +130,43 @@ func (s *CachedSource) Invalidate() {
 	s.mu.Lock()
 	s.reuse = oauth2.ReuseTokenSourceWithExpiry(nil, s.base, s.early)
 	s.mu.Unlock()
+}
+
+// Cache keeps one CachedSource per key (a seller's refresh-token source, an
+// application's grantless source) for the life of a warm container, so a
+// warm call makes no LWA request: the connector's one access-token cache.
+type Cache struct {
+	early time.Duration
+
+	mu      sync.Mutex
+	entries map[string]cacheEntry
+}
+
+type cacheEntry struct {
+	stamp  string
+	base   oauth2.TokenSource
+	cached *CachedSource
+}
+
+// NewCache returns an empty cache whose sources refresh early before
+// expiry (option: WithEarlyExpiry).
+func NewCache(opts ...Option) *Cache {
+	return &Cache{early: apply(opts).early, entries: map[string]cacheEntry{}}
+}
+
+// Source returns the source cached under key when it was built with stamp
+// (what the source depends on, an application's secret for instance) and
+// keep, when given, still accepts its base; otherwise it caches build()'s
+// source, wrapped in a CachedSource, under key in its place. build must
+// return a source whose context outlives the cache (context.Background()).
+func (c *Cache) Source(key, stamp string, keep func(base oauth2.TokenSource) bool, build func() oauth2.TokenSource) *CachedSource {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if e, ok := c.entries[key]; ok && e.stamp == stamp && (keep == nil || keep(e.base)) {
+		return e.cached
+	}
+	base := build()
+	e := cacheEntry{stamp: stamp, base: base, cached: NewCachedSource(base, WithEarlyExpiry(c.early))}
+	c.entries[key] = e
+	return e.cached
 }

@@ -3,10 +3,13 @@ package lwa_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"golang.org/x/oauth2"
 
 	"github.com/keybuzz/keybuzz-amazon/dev/sandbox"
 	"github.com/keybuzz/keybuzz-amazon/dev/sandbox/sandboxtest"
@@ -101,5 +104,45 @@ func TestCachedSourceCachesAndInvalidates(t *testing.T) {
 	src.Invalidate()
 	if _, err := src.Token(); !lwa.IsInvalidGrant(err) {
 		t.Fatalf("revoked: %v, want invalid_grant", err)
+	}
+}
+
+// fixedSource hands out one token per call, numbered.
+type fixedSource struct{ n *atomic.Int64 }
+
+func (f fixedSource) Token() (*oauth2.Token, error) {
+	n := f.n.Add(1)
+	return &oauth2.Token{AccessToken: fmt.Sprint("t", n), Expiry: time.Now().Add(time.Hour)}, nil
+}
+
+// TestCacheKeepsOneSourcePerKey: a key's source is built once and reused
+// while its stamp and keep agree; a new stamp or a refusing keep rebuilds
+// it, and other keys are apart.
+func TestCacheKeepsOneSourcePerKey(t *testing.T) {
+	c := lwa.NewCache()
+	var builds, calls atomic.Int64
+	build := func() oauth2.TokenSource { builds.Add(1); return fixedSource{&calls} }
+	keepAll := func(oauth2.TokenSource) bool { return true }
+	steps := []struct {
+		key, stamp string
+		keep       func(oauth2.TokenSource) bool
+		wantBuilds int64
+		wantToken  string
+	}{
+		{"a", "s1", nil, 1, "t1"},
+		{"a", "s1", keepAll, 1, "t1"}, // cached: no new token either
+		{"b", "s1", nil, 2, "t2"},     // another key
+		{"a", "s2", nil, 3, "t3"},     // a new stamp
+		{"a", "s2", func(oauth2.TokenSource) bool { return false }, 4, "t4"},      // keep refuses
+		{"a", "s2", func(b oauth2.TokenSource) bool { return b != nil }, 4, "t4"}, // keep accepts
+	}
+	for i, s := range steps {
+		tok, err := c.Source(s.key, s.stamp, s.keep, build).Token()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if builds.Load() != s.wantBuilds || tok.AccessToken != s.wantToken {
+			t.Fatalf("step %d: %d builds, token %s; want %d, %s", i, builds.Load(), tok.AccessToken, s.wantBuilds, s.wantToken)
+		}
 	}
 }

@@ -25,6 +25,8 @@ import (
 	"github.com/keybuzz/keybuzz-amazon/shared/pollqueue"
 	"github.com/keybuzz/keybuzz-amazon/shared/postgres"
 	"github.com/keybuzz/keybuzz-amazon/shared/secret"
+	"github.com/keybuzz/keybuzz-amazon/shared/sellerapi"
+	"github.com/keybuzz/keybuzz-amazon/shared/spapi"
 	"github.com/keybuzz/keybuzz-amazon/shared/vaultstore"
 )
 
@@ -113,7 +115,13 @@ func (e *env) source(secrets credcache.Store) *poll.AmazonSource {
 	}
 	cached := credcache.New(secrets, credcache.WithClock(e.clock.Now)) // as the functions wire it
 	hc := &http.Client{Transport: counting{&e.apiCalls, &e.beforeAPI}, Timeout: 5 * time.Second}
-	return poll.NewAmazonSource(cached, e.lwa, spapiClient(hc), e.store, poll.WithEndpoint(e.sbURL), poll.WithClock(e.clock.Now), poll.WithLogger(quiet()))
+	sp := spapiClient(hc)
+	return poll.NewAmazonSource(e.gateway(cached, sp), sp, poll.WithClock(e.clock.Now))
+}
+
+// gateway is the seller gateway on cached credentials, against the sandbox.
+func (e *env) gateway(cached *credcache.Cache, sp *spapi.Client) *sellerapi.Gateway {
+	return sellerapi.New(cached, e.lwa, sp, e.store, sellerapi.WithEndpoint(e.sbURL), sellerapi.WithLogger(quiet()))
 }
 
 func (e *env) poller(src poll.Source) *poll.Poller {

@@ -8,8 +8,9 @@ import (
 )
 
 // Option configures a Poller (WithConfig, WithSubscriber, WithMetrics), a
-// Fanout (WithFanoutConfig, WithMetrics) or an AmazonSource (WithEndpoint,
-// WithAmazonConfig); WithClock and WithLogger configure all three. A
+// Fanout (WithFanoutConfig, WithMetrics) or an AmazonSource
+// (WithAmazonConfig); WithClock configures all three, WithLogger a Poller
+// and a Fanout. A
 // constructor ignores the options that are not its own; each option is
 // declared beside the constructor it configures.
 type Option func(*options)
@@ -17,9 +18,8 @@ type Option func(*options)
 type options struct {
 	poller     Config // Poller
 	subscriber Subscriber
-	fanout     FanoutConfig // Fanout
-	amazon     AmazonConfig // AmazonSource
-	endpoint   string
+	fanout     FanoutConfig    // Fanout
+	amazon     AmazonConfig    // AmazonSource
 	metrics    *metrics.Writer // Poller, Fanout
 	now        func() time.Time
 	log        *slog.Logger

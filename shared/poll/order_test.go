@@ -3,16 +3,21 @@ package poll_test
 import (
 	"context"
 	"errors"
+	"net/http"
 	"testing"
+	"time"
 
 	"github.com/keybuzz/keybuzz-amazon/dev/sandbox"
+	"github.com/keybuzz/keybuzz-amazon/shared/credcache"
 	"github.com/keybuzz/keybuzz-amazon/shared/marketplace"
 	"github.com/keybuzz/keybuzz-amazon/shared/poll"
+	"github.com/keybuzz/keybuzz-amazon/shared/sellerapi"
 	"github.com/keybuzz/keybuzz-amazon/shared/spapi"
 )
 
-// GetOrder reads one order with the connection's credentials, within its
-// own getOrder budget (not searchOrders'); a 429 empties that budget.
+// The gateway's GetOrder reads one order with the connection's
+// credentials, within its own getOrder budget (not searchOrders'); a 429
+// empties that budget, and polling through the same gateway keeps its own.
 func TestGetOrderHasItsOwnBudget(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
@@ -21,24 +26,26 @@ func TestGetOrderHasItsOwnBudget(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	src := e.source(nil)
+	sp := spapiClient(&http.Client{Timeout: 5 * time.Second})
+	gw := e.gateway(credcache.New(e.secrets, credcache.WithClock(e.clock.Now)), sp)
+	src := poll.NewAmazonSource(gw, sp, poll.WithClock(e.clock.Now))
 	target := marketplace.SellerAccount{TenantID: s.tenantID, ConnectionID: s.connectionID, Region: "eu", SellingPartnerID: s.id}
 	ctx := context.Background()
 
-	o, err := src.GetOrder(ctx, target, id)
-	if err != nil || o.OrderID != id || o.Buyer == nil || o.Buyer.BuyerEmail == "" || len(poll.BuyerEvents([]spapi.Order{o})) != 1 {
+	o, err := gw.GetOrder(ctx, target, id)
+	if err != nil || o.OrderID != id || o.Buyer == nil || o.Buyer.BuyerEmail == "" || len(spapi.BuyerEvents([]spapi.Order{o})) != 1 {
 		t.Fatalf("order %+v, %v", o, err)
 	}
-	if _, err := src.GetOrder(ctx, target, "402-0000000-0000000"); !errors.Is(err, spapi.ErrNotFound) {
+	if _, err := gw.GetOrder(ctx, target, "402-0000000-0000000"); !errors.Is(err, spapi.ErrNotFound) {
 		t.Fatalf("unknown order: %v", err)
 	}
 	e.sb.InjectFault(s.id, sandbox.Fault{Kind: "429", Count: 1})
-	var throttled *poll.ThrottledError
-	if _, err := src.GetOrder(ctx, target, id); !errors.As(err, &throttled) {
+	var throttled *sellerapi.ThrottledError
+	if _, err := gw.GetOrder(ctx, target, id); !errors.As(err, &throttled) {
 		t.Fatalf("429: %v", err)
 	}
-	var nb *poll.NoBudgetError
-	if _, err := src.GetOrder(ctx, target, id); !errors.As(err, &nb) || !nb.RetryAt.After(e.clock.Now()) {
+	var nb *sellerapi.NoBudgetError
+	if _, err := gw.GetOrder(ctx, target, id); !errors.As(err, &nb) || !nb.RetryAt.After(e.clock.Now()) {
 		t.Fatalf("after a 429 the getOrder budget waits: %v", err)
 	}
 	type budget struct {

@@ -14,6 +14,7 @@ import (
 	"github.com/keybuzz/keybuzz-amazon/dev/sandbox"
 	"github.com/keybuzz/keybuzz-amazon/shared/credcache"
 	"github.com/keybuzz/keybuzz-amazon/shared/poll"
+	"github.com/keybuzz/keybuzz-amazon/shared/sellerapi"
 )
 
 // recording keeps the query of every searchOrders request, in order.
@@ -57,8 +58,9 @@ func TestLongWindowFollowsThePaginationContract(t *testing.T) {
 	s := e.connect(2)
 	claim(t, e, s)
 	rec := &recording{next: counting{&e.apiCalls, &e.beforeAPI}}
-	src := poll.NewAmazonSource(credcache.New(e.secrets, credcache.WithClock(e.clock.Now)), e.lwa, spapiClient(&http.Client{Transport: rec, Timeout: 5 * time.Second}), e.store,
-		poll.WithEndpoint(e.sbURL), poll.WithAmazonConfig(poll.AmazonConfig{PageSize: 50}), poll.WithClock(e.clock.Now), poll.WithLogger(quiet()))
+	sp := spapiClient(&http.Client{Transport: rec, Timeout: 5 * time.Second})
+	src := poll.NewAmazonSource(e.gateway(credcache.New(e.secrets, credcache.WithClock(e.clock.Now)), sp), sp,
+		poll.WithAmazonConfig(poll.AmazonConfig{PageSize: 50}), poll.WithClock(e.clock.Now))
 
 	p := e.poller(src)
 	ctx := context.Background()
@@ -72,7 +74,7 @@ func TestLongWindowFollowsThePaginationContract(t *testing.T) {
 	}
 	e.beforeAPI.Store(&fault)
 	res, err := p.PollResult(ctx, s.message())
-	var throttled *poll.ThrottledError
+	var throttled *sellerapi.ThrottledError
 	if !errors.As(err, &throttled) || res.Pages != 2 {
 		t.Fatalf("poll 1: %+v, %v; want 2 pages then a 429", res, err)
 	}

@@ -414,8 +414,9 @@ func TestEmptyBudgetResumesAtTheStoredPage(t *testing.T) {
 	s := e.connect(2)
 	e.sb.SetRatePlan(s.id, sandbox.OpSearchOrders, 0.0056, 2)
 	hc := &http.Client{Timeout: 5 * time.Second}
-	src := poll.NewAmazonSource(credcache.New(e.secrets, credcache.WithClock(e.clock.Now)), e.lwa, spapi.New(spapi.WithHTTPClient(hc)), e.store,
-		poll.WithEndpoint(e.sbURL), poll.WithAmazonConfig(poll.AmazonConfig{Plan: marketplace.RatePlan{Rate: 0.0056, Burst: 2}}), poll.WithClock(e.clock.Now), poll.WithLogger(quiet()))
+	sp := spapi.New(spapi.WithHTTPClient(hc))
+	src := poll.NewAmazonSource(e.gateway(credcache.New(e.secrets, credcache.WithClock(e.clock.Now)), sp), sp,
+		poll.WithAmazonConfig(poll.AmazonConfig{Plan: marketplace.RatePlan{Rate: 0.0056, Burst: 2}}), poll.WithClock(e.clock.Now))
 
 	p := e.poller(src)
 	res, err := p.PollResult(context.Background(), s.message())

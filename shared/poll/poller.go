@@ -5,7 +5,7 @@
 //
 // Follow one message: Fanout.Handle -> postgres.ClaimDue -> pollsender.Sender
 // -> SQS -> Poller.HandleSQS -> Poller.Poll -> postgres.AcquirePoll ->
-// Source.Fetch (AmazonSource: Vault, LWA, rate budget, spapi) ->
+// Source.Fetch (AmazonSource: sellerapi.Gateway, spapi searchOrders) ->
 // postgres.IngestPage per page -> postgres.FinishPoll.
 package poll
 
@@ -26,6 +26,7 @@ import (
 	"github.com/keybuzz/keybuzz-amazon/shared/marketplace"
 	"github.com/keybuzz/keybuzz-amazon/shared/metrics"
 	"github.com/keybuzz/keybuzz-amazon/shared/pollqueue"
+	"github.com/keybuzz/keybuzz-amazon/shared/sellerapi"
 	"github.com/keybuzz/keybuzz-amazon/shared/sqsbatch"
 )
 
@@ -207,13 +208,13 @@ func (p *Poller) PollResult(ctx context.Context, msg pollqueue.Message) (Result,
 	out := marketplace.PollOutcome{ConnectionID: st.ConnectionID, LeaseOwner: owner, NextPollAt: res.NextPollAt}
 	kind := ""
 	var retErr error
-	var throttled *ThrottledError
+	var throttled *sellerapi.ThrottledError
 	switch {
 	case syncErr == nil:
 	case errors.Is(syncErr, marketplace.ErrLeaseLost):
 		p.log.WarnContext(ctx, "poll stopped: lease lost to another poller", "connection_id", st.ConnectionID)
 		return res, nil
-	case IsReauth(syncErr):
+	case sellerapi.IsReauth(syncErr):
 		kind = "needs_reauth"
 		out.Status, out.Error, out.NextPollAt = marketplace.StatusNeedsReauth, "Amazon refused the refresh token (invalid_grant): the seller must reconnect", p.now()
 	case errors.Is(syncErr, marketplace.ErrNoCredentials):
@@ -275,7 +276,7 @@ func (p *Poller) sync(ctx context.Context, st marketplace.PollState, owner strin
 			return res, nil
 		}
 		page, err := p.source.Fetch(ctx, st.SellerAccount, req)
-		var nb *NoBudgetError
+		var nb *sellerapi.NoBudgetError
 		switch {
 		case errors.As(err, &nb):
 			res.NextPollAt = nb.RetryAt

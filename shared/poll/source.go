@@ -3,7 +3,6 @@ package poll
 import (
 	"context"
 	"errors"
-	"fmt"
 	"time"
 
 	"github.com/keybuzz/keybuzz-amazon/shared/marketplace"
@@ -41,25 +40,6 @@ type Page struct {
 	// page must be asked for them again.
 	MarketplaceIDs []string
 }
-
-// NoBudgetError means the connection's rate budget has no token: the poll
-// stops, and the connection is due again at RetryAt.
-type NoBudgetError struct{ RetryAt time.Time }
-
-func (e *NoBudgetError) Error() string {
-	return fmt.Sprintf("rate budget empty until %s", e.RetryAt.UTC().Format(time.RFC3339))
-}
-
-// ThrottledError is a 429 from Amazon: the budget was emptied until RetryAt.
-type ThrottledError struct {
-	RetryAt time.Time
-	Err     error
-}
-
-func (e *ThrottledError) Error() string {
-	return fmt.Sprintf("throttled by Amazon until %s: %v", e.RetryAt.UTC().Format(time.RFC3339), e.Err)
-}
-func (e *ThrottledError) Unwrap() error { return e.Err }
 
 // ErrStalePageToken means Amazon refused a stored pagination token (they
 // live 24 hours): the window restarts from the cursor.

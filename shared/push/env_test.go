@@ -27,6 +27,7 @@ import (
 	"github.com/keybuzz/keybuzz-amazon/shared/postgres"
 	"github.com/keybuzz/keybuzz-amazon/shared/push"
 	"github.com/keybuzz/keybuzz-amazon/shared/secret"
+	"github.com/keybuzz/keybuzz-amazon/shared/sellerapi"
 	"github.com/keybuzz/keybuzz-amazon/shared/spapi"
 	"github.com/keybuzz/keybuzz-amazon/shared/vaultstore"
 )
@@ -91,13 +92,20 @@ func newEnv(t *testing.T) *env {
 // wire builds the push flow and the poller for queueARN, as the functions'
 // mains do.
 func (e *env) wire(queueARN string) {
-	source := poll.NewAmazonSource(e.secrets, e.lwa, e.api, e.store, poll.WithEndpoint(e.sbURL), poll.WithClock(e.clock.Now), poll.WithLogger(quiet()))
-	e.dest = push.NewDestinations(e.store, e.secrets, e.api, e.lwa, queueARN, push.WithEndpoint(e.sbURL))
-	e.subscriber = push.NewSubscriber(e.store, e.dest, source, push.WithRetryAfter(10*time.Minute), push.WithLogger(quiet()))
-	e.intake = push.NewIntake(e.store, source, push.WithClock(e.clock.Now), push.WithLogger(quiet()), push.WithUnsubscriber(e.subscriber))
+	gw := e.gateway()
+	source := poll.NewAmazonSource(gw, e.api, poll.WithClock(e.clock.Now))
+	e.dest = push.NewDestinations(e.store, e.secrets, e.api, gw, queueARN)
+	e.subscriber = push.NewSubscriber(e.store, e.dest, gw, push.WithRetryAfter(10*time.Minute), push.WithLogger(quiet()))
+	e.intake = push.NewIntake(e.store, gw, push.WithClock(e.clock.Now), push.WithLogger(quiet()), push.WithUnsubscriber(e.subscriber))
 	e.poller = poll.NewPoller(e.store, source,
 		poll.WithConfig(poll.Config{Interval: time.Minute, FallbackInterval: 15 * time.Minute, Lookback: 2 * 24 * time.Hour}), poll.WithClock(e.clock.Now), poll.WithLogger(quiet()),
 		poll.WithSubscriber(e.subscriber))
+}
+
+// gateway is a seller gateway of its own (a container's token cache)
+// against the sandbox.
+func (e *env) gateway() *sellerapi.Gateway {
+	return sellerapi.New(e.secrets, e.lwa, e.api, e.store, sellerapi.WithEndpoint(e.sbURL), sellerapi.WithLogger(quiet()))
 }
 
 func (e *env) createQueue(name string) (string, string) {

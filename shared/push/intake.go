@@ -15,7 +15,7 @@ import (
 	"github.com/keybuzz/keybuzz-amazon/shared/lwa"
 	"github.com/keybuzz/keybuzz-amazon/shared/marketplace"
 	"github.com/keybuzz/keybuzz-amazon/shared/metrics"
-	"github.com/keybuzz/keybuzz-amazon/shared/poll"
+	"github.com/keybuzz/keybuzz-amazon/shared/sellerapi"
 	"github.com/keybuzz/keybuzz-amazon/shared/spapi"
 	"github.com/keybuzz/keybuzz-amazon/shared/sqsbatch"
 )
@@ -25,12 +25,6 @@ type IntakeStore interface {
 	ConnectionBySubscription(ctx context.Context, subscriptionID string) (marketplace.PushTarget, bool, error)
 	IngestEvents(ctx context.Context, tenantID, connectionID string, msgs []marketplace.InboundMessage) (marketplace.PageResult, error)
 	RecordNotification(ctx context.Context, r marketplace.NotificationRecord) error
-}
-
-// Orders reads one order of a connection with getOrder within the
-// connection's getOrder budget (poll.AmazonSource.GetOrder).
-type Orders interface {
-	GetOrder(ctx context.Context, acct marketplace.SellerAccount, orderID string) (spapi.Order, error)
 }
 
 // Unsubscriber ends a connection's ORDER_CHANGE subscription at Amazon
@@ -47,7 +41,7 @@ const notFoundRetries = 3
 // Intake consumes the notifications queue.
 type Intake struct {
 	store    IntakeStore
-	orders   Orders
+	orders   sellerapi.Orders
 	now      func() time.Time
 	log      *slog.Logger
 	metrics  *metrics.Writer
@@ -74,7 +68,7 @@ func WithUnsubscriber(u Unsubscriber) Option { return func(o *options) { o.unsub
 
 // NewIntake returns the ordernotify handler's Intake (options: WithClock,
 // WithLogger, WithMetrics, WithUnsubscriber).
-func NewIntake(store IntakeStore, orders Orders, opts ...Option) *Intake {
+func NewIntake(store IntakeStore, orders sellerapi.Orders, opts ...Option) *Intake {
 	o := apply(opts)
 	return &Intake{store: store, orders: orders, now: o.now, log: o.log, metrics: o.metrics, unsub: o.unsub, parallel: 4}
 }
@@ -193,7 +187,7 @@ func (in *Intake) Handle(ctx context.Context, messageID, body string, receives i
 	case err != nil:
 		return in.retry(ctx, rec, err)
 	}
-	msgs := poll.BuyerEvents([]spapi.Order{order})
+	msgs := spapi.BuyerEvents([]spapi.Order{order})
 	if len(msgs) == 0 {
 		return drop(marketplace.OutcomeNoEvent, "")
 	}
@@ -220,12 +214,12 @@ func permanent(err error) bool {
 
 // retry logs a transient failure and hands the record back to SQS.
 func (in *Intake) retry(ctx context.Context, rec marketplace.NotificationRecord, err error) (Result, error) {
-	var nb *poll.NoBudgetError
+	var nb *sellerapi.NoBudgetError
 	kind := "transient"
 	if errors.As(err, &nb) {
 		kind = "no_budget"
 	}
-	var th *poll.ThrottledError
+	var th *sellerapi.ThrottledError
 	if errors.As(err, &th) {
 		kind = "throttled"
 	}

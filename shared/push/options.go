@@ -7,14 +7,12 @@ import (
 	"github.com/keybuzz/keybuzz-amazon/shared/metrics"
 )
 
-// Option configures Destinations (WithEndpoint), a Subscriber
-// (WithRetryAfter, WithLogger) or an Intake (WithClock, WithLogger,
+// Option configures a Subscriber (WithRetryAfter, WithLogger) or an Intake (WithClock, WithLogger,
 // WithMetrics, WithUnsubscriber); a constructor ignores the options that are not its own.
 // Each option is declared beside the constructor it configures.
 type Option func(*options)
 
 type options struct {
-	endpoint   string        // Destinations
 	retryAfter time.Duration // Subscriber
 	log        *slog.Logger  // Subscriber, Intake
 	now        func() time.Time

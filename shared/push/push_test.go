@@ -10,7 +10,6 @@ import (
 
 	"github.com/keybuzz/keybuzz-amazon/dev/sandbox"
 	"github.com/keybuzz/keybuzz-amazon/shared/marketplace"
-	"github.com/keybuzz/keybuzz-amazon/shared/poll"
 	"github.com/keybuzz/keybuzz-amazon/shared/push"
 )
 
@@ -159,7 +158,8 @@ func TestDestinationOnceAcrossContainers(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			d := push.NewDestinations(e.store, e.secrets, e.api, e.lwa, e.queueARN, push.WithEndpoint(e.sbURL))
+			// A container of its own: its own grantless token cache.
+			d := push.NewDestinations(e.store, e.secrets, e.api, e.gateway(), e.queueARN)
 			ids[i], errs[i] = d.ID(context.Background(), "", "")
 		}()
 	}
@@ -233,7 +233,7 @@ func TestLeftoverSubscriptionOfADisconnectedSellerIsEnded(t *testing.T) {
 				t.Fatal(err)
 			}
 			if !withUnsubscriber {
-				e.intake = push.NewIntake(e.store, poll.NewAmazonSource(e.secrets, e.lwa, e.api, e.store, poll.WithEndpoint(e.sbURL)),
+				e.intake = push.NewIntake(e.store, e.gateway(),
 					push.WithClock(e.clock.Now), push.WithLogger(quiet()))
 			}
 			orderID, err := e.sb.AddOrder(s.id, "", true)

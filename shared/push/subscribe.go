@@ -7,8 +7,8 @@
 //
 // Follow one notification: Amazon -> SQS -> Intake.HandleSQS -> Decode ->
 // postgres.ConnectionBySubscription (route by SubscriptionId, check
-// SellerId) -> getOrder (poll.AmazonSource.GetOrder, within its budget) ->
-// poll.BuyerEvents (the externalIds polling gives) -> postgres.IngestEvents
+// SellerId) -> getOrder (sellerapi.Gateway.GetOrder, within its budget) ->
+// spapi.BuyerEvents (the externalIds polling gives) -> postgres.IngestEvents
 // -> postgres.RecordNotification.
 package push
 
@@ -22,11 +22,9 @@ import (
 	"sync"
 	"time"
 
-	"golang.org/x/oauth2"
-
 	"github.com/keybuzz/keybuzz-amazon/shared/lwa"
 	"github.com/keybuzz/keybuzz-amazon/shared/marketplace"
-	"github.com/keybuzz/keybuzz-amazon/shared/poll"
+	"github.com/keybuzz/keybuzz-amazon/shared/sellerapi"
 	"github.com/keybuzz/keybuzz-amazon/shared/spapi"
 )
 
@@ -54,11 +52,19 @@ type Apps interface {
 	AppFor(ctx context.Context, source marketplace.AppSource) (marketplace.AppCredentials, error)
 }
 
-// Seller runs SP-API calls with a connection's own token within the
-// connection's persisted budget for the operation (poll.AmazonSource): an
-// empty budget is a *poll.NoBudgetError, a 429 a *poll.ThrottledError.
+// AppTokens gives an application's cached grantless token source and the
+// region's endpoint (sellerapi.Gateway.AppTokens).
+type AppTokens interface {
+	AppTokens(app marketplace.AppCredentials, region, scope string) (endpoint string, tokens spapi.Tokens, err error)
+}
+
+// Seller runs SP-API calls on a seller's behalf within the connection's
+// persisted budget for the operation (sellerapi.Gateway): with the seller's
+// own token (Call) or the application's grantless one (CallGrantless). An
+// empty budget is a *sellerapi.NoBudgetError, a 429 a *sellerapi.ThrottledError.
 type Seller interface {
-	Call(ctx context.Context, acct marketplace.SellerAccount, operation string, plan marketplace.RatePlan, f func(endpoint string, tokens spapi.Tokens) (rate float64, err error)) error
+	Call(ctx context.Context, acct marketplace.SellerAccount, operation string, plan marketplace.RatePlan, f sellerapi.CallFunc) error
+	CallGrantless(ctx context.Context, acct marketplace.SellerAccount, scope, operation string, plan marketplace.RatePlan, f sellerapi.CallFunc) error
 }
 
 // DestinationStore records the destination id (postgres.Store).
@@ -77,27 +83,19 @@ type Destinations struct {
 	store    DestinationStore
 	apps     Apps
 	api      API
-	lwa      *lwa.Client
+	tokens   AppTokens
 	queueARN string
-	endpoint string // AMAZON_SPAPI_ENDPOINT; "" = by region
 
-	mu      sync.Mutex
-	ids     map[string]string // app+region -> destination id
-	tokens  map[string]*lwa.CachedSource
-	appKeys map[string]string
+	mu  sync.Mutex
+	ids map[string]string // app+region -> destination id
 }
 
-// WithEndpoint sends the Notifications API calls of Destinations (and so of
-// the Subscriber built on them) to override (AMAZON_SPAPI_ENDPOINT;
-// default: the region's endpoint).
-func WithEndpoint(override string) Option { return func(o *options) { o.endpoint = override } }
-
 // NewDestinations returns the destination finder for queueARN
-// (NOTIFICATIONS_QUEUE_ARN): apps' credentials, api's calls with lwaClient's
-// grantless tokens (option: WithEndpoint).
-func NewDestinations(store DestinationStore, apps Apps, api API, lwaClient *lwa.Client, queueARN string, opts ...Option) *Destinations {
-	return &Destinations{store: store, apps: apps, api: api, lwa: lwaClient, queueARN: queueARN, endpoint: apply(opts).endpoint,
-		ids: map[string]string{}, tokens: map[string]*lwa.CachedSource{}, appKeys: map[string]string{}}
+// (NOTIFICATIONS_QUEUE_ARN): apps' credentials, api's calls with the
+// application's grantless tokens (sellerapi.Gateway.AppTokens, which also
+// names the endpoint).
+func NewDestinations(store DestinationStore, apps Apps, api API, tokens AppTokens, queueARN string) *Destinations {
+	return &Destinations{store: store, apps: apps, api: api, tokens: tokens, queueARN: queueARN, ids: map[string]string{}}
 }
 
 // QueueARN is the notifications queue the destination points at.
@@ -161,11 +159,10 @@ func (d *Destinations) createOrWait(ctx context.Context, app marketplace.AppCred
 }
 
 func (d *Destinations) create(ctx context.Context, app marketplace.AppCredentials, region string) (string, error) {
-	endpoint, err := spapi.Endpoint(d.endpoint, region)
+	endpoint, tokens, err := d.tokens.AppTokens(app, region, spapi.NotificationsScope)
 	if err != nil {
 		return "", err
 	}
-	tokens := d.Grantless(app, region)
 	dest, err := d.api.CreateDestination(ctx, endpoint, tokens, destinationName(d.queueARN), d.queueARN)
 	if err == nil {
 		return dest.ID, nil
@@ -185,22 +182,6 @@ func (d *Destinations) create(ctx context.Context, app marketplace.AppCredential
 	return "", fmt.Errorf("%w; and getDestinations lists none for %s", err, d.queueARN)
 }
 
-// Grantless returns the application's cached grantless token source for
-// the notifications scope (one per app, secret and region, refreshed 5
-// minutes before expiry).
-func (d *Destinations) Grantless(app marketplace.AppCredentials, region string) spapi.Tokens {
-	key := app.ClientID + "\x00" + region
-	appKey := app.ClientID + "\x00" + app.ClientSecret.Reveal()
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	if s := d.tokens[key]; s != nil && d.appKeys[key] == appKey {
-		return s
-	}
-	src := lwa.NewCachedSource(d.lwa.GrantlessSource(context.Background(), lwa.App{ClientID: app.ClientID, ClientSecret: app.ClientSecret}, spapi.NotificationsScope))
-	d.tokens[key], d.appKeys[key] = src, appKey
-	return src
-}
-
 // destinationName names the destination after the queue.
 func destinationName(queueARN string) string {
 	name := queueARN[strings.LastIndex(queueARN, ":")+1:]
@@ -214,7 +195,6 @@ type SubscriptionStore interface {
 	RecordSubscribeError(ctx context.Context, connectionID, message string) error
 	PushTarget(ctx context.Context, tenantID, connectionID string) (marketplace.PushTarget, error)
 	ClearSubscription(ctx context.Context, connectionID, subscriptionID string) error
-	TakeToken(ctx context.Context, connectionID, operation string, plan marketplace.RatePlan) (marketplace.Grant, error)
 }
 
 // Subscriber subscribes connections to ORDER_CHANGE with the seller's
@@ -362,23 +342,10 @@ func (s *Subscriber) Unsubscribe(ctx context.Context, c marketplace.Connection) 
 // deleteAtAmazon calls deleteSubscriptionById with the grantless token,
 // within the connection's budget for it.
 func (s *Subscriber) deleteAtAmazon(ctx context.Context, t marketplace.PushTarget, subscriptionID string) error {
-	app, err := s.destinations.apps.AppFor(ctx, t.AppSource)
-	if err != nil {
-		return fmt.Errorf("app credentials: %w", err)
-	}
-	region := cmp.Or(t.Region, app.Region)
-	endpoint, err := spapi.Endpoint(s.destinations.endpoint, region)
-	if err != nil {
-		return err
-	}
-	g, err := s.store.TakeToken(ctx, t.ConnectionID, spapi.OpDeleteSubscriptionByID, NotificationsPlan)
-	if err != nil {
-		return err
-	}
-	if !g.OK {
-		return &poll.NoBudgetError{RetryAt: g.RetryAt}
-	}
-	return s.destinations.api.DeleteSubscriptionByID(ctx, endpoint, s.destinations.Grantless(app, region), spapi.NotificationTypeOrderChange, subscriptionID)
+	return s.seller.CallGrantless(ctx, t.SellerAccount, spapi.NotificationsScope, spapi.OpDeleteSubscriptionByID, NotificationsPlan,
+		func(endpoint string, tokens spapi.Tokens) (float64, error) {
+			return 0, s.destinations.api.DeleteSubscriptionByID(ctx, endpoint, tokens, spapi.NotificationTypeOrderChange, subscriptionID)
+		})
 }
 
 // safeError is err for pushError and logs: Amazon's codes and messages,
@@ -394,5 +361,3 @@ func safeError(err error) string {
 	}
 	return s
 }
-
-var _ oauth2.TokenSource = (*lwa.CachedSource)(nil)

@@ -8,7 +8,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/keybuzz/keybuzz-amazon/shared/poll"
 	"github.com/keybuzz/keybuzz-amazon/shared/spapi"
 )
 
@@ -29,7 +28,7 @@ func (a answer) RoundTrip(r *http.Request) (*http.Response, error) {
 
 // FuzzSearchOrdersDecode feeds searchOrders answers of any status, body and
 // rate-limit header to the client, then the decoded orders to the
-// normaliser (poll.BuyerEvents, what the poller stores). No input may panic;
+// normaliser (spapi.BuyerEvents, what the poller stores). No input may panic;
 // an error comes with no page; a page's orders keep their raw JSON.
 func FuzzSearchOrdersDecode(f *testing.F) {
 	f.Add(200, "0.0056", `{"orders":[],"lastUpdatedBefore":"2026-11-20T11:58:00Z"}`)
@@ -89,7 +88,7 @@ func checkBuyerEvents(t *testing.T, orders []spapi.Order) {
 	usable := func(id string) bool { return strings.TrimSpace(id) != "" && !strings.Contains(id, ":") }
 	for _, o := range orders {
 		if !usable(o.OrderID) {
-			continue // skipped: such an event cannot be stored exactly once (poll.BuyerEvents)
+			continue // skipped: such an event cannot be stored exactly once (spapi.BuyerEvents)
 		}
 		for _, it := range o.OrderItems {
 			if usable(it.OrderItemID) && it.Cancellation != nil && it.Cancellation.CancellationRequest != nil &&
@@ -98,7 +97,7 @@ func checkBuyerEvents(t *testing.T, orders []spapi.Order) {
 			}
 		}
 	}
-	msgs := poll.BuyerEvents(orders)
+	msgs := spapi.BuyerEvents(orders)
 	if len(msgs) != want {
 		t.Fatalf("%d messages for %d buyer cancellation requests", len(msgs), want)
 	}

@@ -1,4 +1,4 @@
-package poll_test
+package spapi_test
 
 import (
 	"encoding/json"
@@ -6,7 +6,6 @@ import (
 	"testing"
 
 	"github.com/keybuzz/keybuzz-amazon/dev/openapicheck"
-	"github.com/keybuzz/keybuzz-amazon/shared/poll"
 	"github.com/keybuzz/keybuzz-amazon/shared/spapi"
 )
 
@@ -52,7 +51,7 @@ func TestBuyerEventsOnModelExamples(t *testing.T) {
 	if bodies != 8 || len(orders) != 8 {
 		t.Fatalf("%d bodies, %d orders; want 8 of each", bodies, len(orders))
 	}
-	msgs := poll.BuyerEvents(orders)
+	msgs := spapi.BuyerEvents(orders)
 	if len(msgs) != 1 {
 		t.Fatalf("%d messages, want the one buyer cancellation request: %+v", len(msgs), msgs)
 	}

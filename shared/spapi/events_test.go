@@ -1,11 +1,10 @@
-package poll_test
+package spapi_test
 
 import (
 	"encoding/json"
 	"testing"
 	"time"
 
-	"github.com/keybuzz/keybuzz-amazon/shared/poll"
 	"github.com/keybuzz/keybuzz-amazon/shared/spapi"
 )
 
@@ -26,7 +25,7 @@ func TestBuyerEvents(t *testing.T) {
 	o.Raw = json.RawMessage(raw)
 	noBuyer := spapi.Order{OrderID: "402-2", CreatedTime: time.Date(2026, 11, 3, 0, 0, 0, 0, time.UTC), OrderItems: o.OrderItems[:1]}
 
-	got := poll.BuyerEvents([]spapi.Order{o, noBuyer})
+	got := spapi.BuyerEvents([]spapi.Order{o, noBuyer})
 	want := []struct{ ext, body, author string }{
 		{"402-1:111:cancellation", `Buyer requested cancellation of order 402-1 (item 111, "Mug en céramique 350 ml"). Reason: Ordered by mistake`, "Camille Martin"},
 		{"402-1:555:cancellation", "Buyer requested cancellation of order 402-1 (item 555). Reason: (none given)", "Camille Martin"},

@@ -1,11 +1,10 @@
-package poll_test
+package spapi_test
 
 import (
 	"encoding/json"
 	"strings"
 	"testing"
 
-	"github.com/keybuzz/keybuzz-amazon/shared/poll"
 	"github.com/keybuzz/keybuzz-amazon/shared/spapi"
 )
 
@@ -55,7 +54,7 @@ func FuzzBuyerEvents(f *testing.F) {
 				}
 			}
 		}
-		msgs := poll.BuyerEvents(orders)
+		msgs := spapi.BuyerEvents(orders)
 		if len(msgs) > want {
 			t.Fatalf("%d messages for %d buyer cancellation requests", len(msgs), want)
 		}
@@ -89,7 +88,7 @@ func TestBuyerEventsWithoutIDs(t *testing.T) {
 			t.Fatal(err)
 		}
 		o.Raw = json.RawMessage(body)
-		for _, m := range poll.BuyerEvents([]spapi.Order{o}) {
+		for _, m := range spapi.BuyerEvents([]spapi.Order{o}) {
 			t.Errorf("half-formed message from %s: externalId %q, thread %q", body, m.ExternalID, m.ThreadKey)
 		}
 	}

@@ -1,4 +1,4 @@
-package poll
+package spapi
 
 import (
 	"fmt"
@@ -6,7 +6,6 @@ import (
 
 	"github.com/keybuzz/keybuzz-amazon/shared/amazon"
 	"github.com/keybuzz/keybuzz-amazon/shared/marketplace"
-	"github.com/keybuzz/keybuzz-amazon/shared/spapi"
 )
 
 // BuyerEvents turns the buyer-initiated events of a page of orders into
@@ -16,7 +15,7 @@ import (
 // the marketplace's language. An
 // order or item without a usable id (empty, or holding the ':' separator,
 // which Amazon's ids never do) cannot be stored exactly once and is skipped.
-func BuyerEvents(orders []spapi.Order) []marketplace.InboundMessage {
+func BuyerEvents(orders []Order) []marketplace.InboundMessage {
 	var out []marketplace.InboundMessage
 	for _, o := range orders {
 		if !usableID(o.OrderID) {
@@ -55,7 +54,7 @@ func BuyerEvents(orders []spapi.Order) []marketplace.InboundMessage {
 
 func usableID(id string) bool { return strings.TrimSpace(id) != "" && !strings.Contains(id, ":") }
 
-func cancellationBody(orderID string, it spapi.OrderItem, reason string) string {
+func cancellationBody(orderID string, it OrderItem, reason string) string {
 	item := it.OrderItemID
 	if it.Product.Title != "" {
 		item = fmt.Sprintf("%s, %q", it.OrderItemID, it.Product.Title)
