@@ -23,6 +23,7 @@ import (
 	"github.com/keybuzz/keybuzz-amazon/shared/pollsender"
 	"github.com/keybuzz/keybuzz-amazon/shared/postgres"
 	"github.com/keybuzz/keybuzz-amazon/shared/secret"
+	"github.com/keybuzz/keybuzz-amazon/shared/sellerapi"
 	"github.com/keybuzz/keybuzz-amazon/shared/spapi"
 	"github.com/keybuzz/keybuzz-amazon/shared/vaultstore"
 )
@@ -73,8 +74,9 @@ VALUES ($1, 'CONNECTED', 'eu', $2, $3, now(), now())`, tenant, strings.Join(mps,
 	}
 
 	log := slog.New(slog.NewJSONHandler(io.Discard, nil))
-	src := poll.NewAmazonSource(credcache.New(secrets), lwa.New(sbURL+"/auth/o2/token", lwa.WithHTTPClient(&http.Client{Timeout: 5 * time.Second})), spapi.New(), store,
-		poll.WithEndpoint(sbURL), poll.WithLogger(log))
+	sp := spapi.New()
+	src := poll.NewAmazonSource(sellerapi.New(credcache.New(secrets), lwa.New(sbURL+"/auth/o2/token", lwa.WithHTTPClient(&http.Client{Timeout: 5 * time.Second})), sp, store,
+		sellerapi.WithEndpoint(sbURL), sellerapi.WithLogger(log)), sp)
 	// A one-hour look-back: every window is one page, so calls = windows.
 	poller := poll.NewPoller(store, src, poll.WithConfig(poll.Config{Interval: period, Lookback: time.Hour}), poll.WithLogger(log))
 	fanout := poll.NewFanout(store, pollsender.NewSender(client, queueURL), poll.WithLogger(log))
