@@ -37,7 +37,7 @@ func TestPushThenPollStoresOnce(t *testing.T) {
 	e.poll(s)
 	var next time.Time
 	e.pool.QueryRow(ctx, `SELECT "nextPollAt" FROM "MarketplaceConnection" WHERE "id" = $1`, s.connectionID).Scan(&next)
-	if want := e.clock.Now().Add(15 * time.Minute); !next.Equal(want) {
+	if want := e.clock.Now().Add(15*time.Minute - 30*time.Second); !next.Equal(want) { // less the schedule's jitter
 		t.Errorf("nextPollAt %v, want the fallback interval (%v)", next, want)
 	}
 	before := e.stored(s)
@@ -200,12 +200,14 @@ func TestSubscriptionFailureIsRetriedByThePoller(t *testing.T) {
 	if st.Live || st.Error == "" {
 		t.Fatalf("push status %+v: want not live, with the failure", st)
 	}
-	if res := e.poll(s); !res.NextPollAt.Equal(e.clock.Now().Add(time.Minute)) {
+	// Due one interval after the claim (the message's enqueuedAt, now) less
+	// the schedule's jitter (half the one-minute period).
+	if res := e.poll(s); !res.NextPollAt.Equal(e.clock.Now().Add(time.Minute - 30*time.Second)) {
 		t.Errorf("next poll %v, want the normal interval", res.NextPollAt)
 	}
 	e.sb.SetRatePlan(s.id, "createSubscription", 1, 5)
 	e.clock.Advance(11 * time.Minute)
-	if res := e.poll(s); !res.NextPollAt.Equal(e.clock.Now().Add(15 * time.Minute)) {
+	if res := e.poll(s); !res.NextPollAt.Equal(e.clock.Now().Add(15*time.Minute - 30*time.Second)) {
 		t.Errorf("next poll %v, want the fallback interval once subscribed", res.NextPollAt)
 	}
 	if st, _ := e.store.PushStatus(ctx, s.connectionID); !st.Live || st.Error != "" {
