@@ -717,11 +717,16 @@ func (w *world) startChannelWorkers(ctx context.Context) (stop func()) {
 	return func() { cancel(); wg.Wait() }
 }
 
-// channelsDrained reports whether both channel queues are empty (and no
-// late S3 write is pending).
+// channelsDrained reports whether both channel queues are empty and the
+// sandbox has no notification still on its way to them (one delayed by a
+// DeliveryFault lands in the queue up to Delay after it was published: a
+// queue seen empty before then is not drained).
 func (w *world) channelsDrained(ctx context.Context) bool {
 	if w.ch == nil {
 		return true
+	}
+	if w.sb.NotificationStats().InFlight() != 0 {
+		return false
 	}
 	for _, u := range []string{w.ch.notifyURL, w.ch.mailURL} {
 		if d, err := w.queueDepth(ctx, u); err != nil || d != 0 {

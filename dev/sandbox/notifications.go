@@ -427,6 +427,11 @@ func (s *Server) NotificationStats() NotificationStats {
 // the delayed ones are sent (the held one excluded).
 func (st NotificationStats) Due() int { return st.Published - st.Dropped + st.Duplicated - st.Held }
 
+// InFlight is how many SendMessage calls are still to come for notifications
+// already published (queued behind others or waiting out a delay), the held
+// one excluded: while it is not 0, the subscriber's queue is not final.
+func (st NotificationStats) InFlight() int { return st.Due() - st.Sent - st.Failed }
+
 // Subscriptions lists the seller's subscription ids by notification type.
 func (s *Server) Subscriptions(sellerID string) map[string]string {
 	s.mu.Lock()
