@@ -23,6 +23,7 @@ func Setup(ctx context.Context, repo string, progress func(string), extra ...fun
 		{"go modules", func(ctx context.Context) error { return runIn(ctx, repo, progress, "go", "mod", "download") }},
 		{"PostgreSQL", func(ctx context.Context) error { return ensurePostgres(ctx, progress) }},
 		{"fauxqs", func(ctx context.Context) error { return ensureFauxqs(ctx, repo, progress) }},
+		{"Prisma", func(ctx context.Context) error { return EnsurePrisma(ctx, repo, progress) }},
 		{"Chromium", func(ctx context.Context) error { return ensureChromium(ctx, progress) }},
 		{"Vault dev server", func(ctx context.Context) error {
 			if p, err := exec.LookPath("vault"); err == nil {

@@ -1,0 +1,120 @@
+package devstack
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+)
+
+// PrismaDir holds KeyBuzz's schema as its backend publishes it
+// (schema.prisma), the pinned Prisma 7 packages (package.json and
+// package-lock.json), the configuration and the schema engine shim that
+// lets the CLI run offline (schema-engine.mjs). See tools/prisma/README.md.
+const PrismaDir = "tools/prisma"
+
+// prismaVersion is the version pinned in tools/prisma/package.json.
+const prismaVersion = "7.10.1"
+
+var prismaInstall sync.Mutex
+
+// EnsurePrisma installs tools/prisma's pinned packages with `npm ci
+// --ignore-scripts` (no engine download: the client is Rust-free and the
+// schema engine is the WebAssembly build the prisma package ships) unless
+// they are installed from the current lockfile.
+func EnsurePrisma(ctx context.Context, repo string, progress func(string)) error {
+	prismaInstall.Lock()
+	defer prismaInstall.Unlock()
+	dir := filepath.Join(repo, PrismaDir)
+	if _, err := exec.LookPath("node"); err != nil {
+		return fmt.Errorf("node is not on PATH (Node 20+ is needed for Prisma)")
+	}
+	var installed struct{ Version string }
+	b, err := os.ReadFile(filepath.Join(dir, "node_modules", "prisma", "package.json"))
+	if err == nil && json.Unmarshal(b, &installed) == nil && installed.Version == prismaVersion {
+		lock, err1 := os.Stat(filepath.Join(dir, "package-lock.json"))
+		inst, err2 := os.Stat(filepath.Join(dir, "node_modules", ".package-lock.json"))
+		if err1 == nil && err2 == nil && !inst.ModTime().Before(lock.ModTime()) {
+			progress("prisma " + installed.Version + ": already installed")
+			return nil
+		}
+	}
+	return runIn(ctx, repo, progress, "npm", "ci", "--prefix", PrismaDir, "--ignore-scripts", "--no-audit", "--no-fund", "--loglevel=error")
+}
+
+// Prisma runs the pinned Prisma CLI in tools/prisma against databaseURL
+// (`prisma db push`, `prisma migrate diff …`) and returns its standard
+// output. The schema engine is schema-engine.mjs (PRISMA_SCHEMA_ENGINE_BINARY).
+func Prisma(ctx context.Context, repo, databaseURL string, args ...string) (string, error) {
+	dir := filepath.Join(repo, PrismaDir)
+	cmd := exec.CommandContext(ctx, "node", append([]string{filepath.Join(dir, "node_modules", "prisma", "build", "index.js")}, args...)...)
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(),
+		"DATABASE_URL="+databaseURL,
+		"PRISMA_SCHEMA_ENGINE_BINARY="+filepath.Join(dir, "schema-engine.mjs"),
+		"PRISMA_HIDE_UPDATE_MESSAGE=1",
+		"CHECKPOINT_DISABLE=1",
+		"NO_COLOR=1",
+	)
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	err := cmd.Run()
+	if err != nil {
+		return stdout.String(), fmt.Errorf("prisma %s: %w\n%s%s", strings.Join(args, " "), err, stdout.String(), stderr.String())
+	}
+	return stdout.String(), nil
+}
+
+// PushKeybuzzSchema builds KeyBuzz's `public` schema in databaseURL the way
+// KeyBuzz's backend does, with `prisma db push` of tools/prisma/schema.prisma
+// (a no-op when it is already there). It installs tools/prisma first when
+// needed.
+func PushKeybuzzSchema(ctx context.Context, repo, databaseURL string) error {
+	if err := EnsurePrisma(ctx, repo, func(string) {}); err != nil {
+		return err
+	}
+	_, err := Prisma(ctx, repo, databaseURL, "db", "push", "--config", "prisma.config.mjs")
+	return err
+}
+
+// KeybuzzDrift is Prisma's drift check of `public`: the migration that would
+// bring the database to KeyBuzz's schema (`prisma migrate diff
+// --from-config-datasource --to-schema schema.prisma --script`), empty when
+// `public` is exactly what KeyBuzz's schema makes.
+func KeybuzzDrift(ctx context.Context, repo, databaseURL string) (string, error) {
+	out, err := Prisma(ctx, repo, databaseURL, "migrate", "diff", "--config", "prisma.config.mjs",
+		"--from-config-datasource", "--to-schema", "schema.prisma", "--script")
+	if err != nil {
+		return "", err
+	}
+	// An empty diff prints Prisma's "This is an empty migration." comment.
+	var lines []string
+	for _, l := range strings.Split(out, "\n") {
+		if t := strings.TrimSpace(l); t != "" && t != "-- This is an empty migration." {
+			lines = append(lines, l)
+		}
+	}
+	return strings.Join(lines, "\n"), nil
+}
+
+// KeybuzzSchemaHash identifies KeyBuzz's schema and the Prisma that builds
+// it, for caches of databases built from them.
+func KeybuzzSchemaHash(repo string) (string, error) {
+	h := sha256.New()
+	for _, f := range []string{"schema.prisma", "package-lock.json", "schema-engine.mjs", "prisma.config.mjs"} {
+		b, err := os.ReadFile(filepath.Join(repo, PrismaDir, f))
+		if err != nil {
+			return "", err
+		}
+		h.Write([]byte(f))
+		h.Write(b)
+	}
+	return hex.EncodeToString(h.Sum(nil))[:16], nil
+}
