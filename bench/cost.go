@@ -27,6 +27,7 @@ import (
 	"github.com/keybuzz/keybuzz-amazon/shared/push"
 	"github.com/keybuzz/keybuzz-amazon/shared/sellerapi"
 	"github.com/keybuzz/keybuzz-amazon/shared/spapi"
+	"github.com/keybuzz/keybuzz-amazon/shared/sqsbatch"
 )
 
 // dayCost is what one simulated day cost, for the tenants simulated.
@@ -165,9 +166,9 @@ run, per 1,000 tenants per day: polling only: %s. Push with fallback: %s.`, m.Ra
 %d buyer cancellation requests per tenant spread over it (an order placed with
 the request, at random moments); every %s of the clock (MARKETPLACE_POLL_INTERVAL_SECONDS)
 the driver does what the schedule and the event source mappings would: one
-poll.Fanout.Handle call (pollfanout), then poll.Poller.HandleSQS on the
+poll.Fanout.Handle call (pollfanout), then sqsbatch.Handler(poll.Poller) on the
 jobs it sent, in batches of %d (the template's BatchSize for polltenant,
-read from template.yaml), and, with push, push.Intake.HandleSQS on what the
+read from template.yaml), and, with push, sqsbatch.Handler(push.Intake) on what the
 sandbox delivered to the notifications queue on the emulator
 (dev/localpoll.Consumer, batches of at most %d, the template's BatchSize for
 ordernotify). Handler time is the handlers' own time in this process (no
@@ -342,7 +343,7 @@ func (e *env) simulateDay(ctx context.Context, withPush bool, pollBatch, notifyB
 		consumer = &localpoll.Consumer{SQS: e.sqs, QueueURL: qURL, BatchSize: int32(notifyBatch), Log: e.quiet, Name: "ordernotify",
 			Handler: func(ctx context.Context, ev events.SQSEvent) (events.SQSEventResponse, error) {
 				t0 := time.Now()
-				resp, err := intake.HandleSQS(ctx, ev)
+				resp, err := sqsbatch.Handler(intake)(ctx, ev)
 				d.duration["ordernotify"] += time.Since(t0)
 				d.invocations["ordernotify"]++
 				d.records["ordernotify"] += len(ev.Records)
@@ -403,7 +404,7 @@ func (e *env) simulateDay(ctx context.Context, withPush bool, pollBatch, notifyB
 				ev.Records = append(ev.Records, events.SQSMessage{MessageId: fmt.Sprintf("%d-%d", now.Unix(), i+j), Body: m.Encode(), EventSource: "aws:sqs"})
 			}
 			t0 := time.Now()
-			resp, err := poller.HandleSQS(ctx, ev)
+			resp, err := sqsbatch.Handler(poller)(ctx, ev)
 			d.duration["polltenant"] += time.Since(t0)
 			d.invocations["polltenant"]++
 			d.records["polltenant"] += len(batch)

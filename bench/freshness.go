@@ -30,6 +30,7 @@ import (
 	"github.com/keybuzz/keybuzz-amazon/shared/push"
 	"github.com/keybuzz/keybuzz-amazon/shared/sellerapi"
 	"github.com/keybuzz/keybuzz-amazon/shared/spapi"
+	"github.com/keybuzz/keybuzz-amazon/shared/sqsbatch"
 )
 
 // freshChannel is one way a buyer's action reaches a ticket, measured in
@@ -108,7 +109,7 @@ func benchFreshness(ctx context.Context, e *env) (section, error) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			_ = localpoll.Run(runCtx, localpoll.Config{Fanout: fanout.Handle, Tenant: poller.HandleSQS, SQS: e.sqs,
+			_ = localpoll.Run(runCtx, localpoll.Config{Fanout: fanout.Handle, Tenant: sqsbatch.Handler(poller), SQS: e.sqs,
 				QueueURL: queue, Interval: pollInterval, Log: e.quiet})
 		}()
 		return nil
@@ -179,7 +180,7 @@ func benchFreshness(ctx context.Context, e *env) (section, error) {
 		}
 		channels = append(channels, freshChannel{
 			name: "poll", tenant: c.tenant, pool: watch, trace: c.trace, period: pollInterval, limit: pollInterval + 10*time.Second,
-			how: fmt.Sprintf("polling only: dev/localpoll calls poll.Fanout.Handle every %s (MARKETPLACE_POLL_INTERVAL_SECONDS here; a timer for the EventBridge schedule) and feeds poll.Poller.HandleSQS from the poll queue on the emulator, as cmd/local wires them", pollInterval),
+			how: fmt.Sprintf("polling only: dev/localpoll calls poll.Fanout.Handle every %s (MARKETPLACE_POLL_INTERVAL_SECONDS here; a timer for the EventBridge schedule) and feeds sqsbatch.Handler(poll.Poller) from the poll queue on the emulator, as cmd/local wires them", pollInterval),
 			act: cancelAct(rig.url, seller.ID, seller.MarketplaceIDs[0]),
 			evidence: func(ctx context.Context) string {
 				var cursor *time.Time
@@ -218,7 +219,7 @@ func benchFreshness(ctx context.Context, e *env) (section, error) {
 		if err != nil {
 			return sec, err
 		}
-		consumer := localpoll.Consumer{SQS: e.sqs, QueueURL: notifyURL, Handler: intake.HandleSQS, BatchSize: int32(notify.batch), Log: e.quiet, Name: "ordernotify"}
+		consumer := localpoll.Consumer{SQS: e.sqs, QueueURL: notifyURL, Handler: sqsbatch.Handler(intake), BatchSize: int32(notify.batch), Log: e.quiet, Name: "ordernotify"}
 		wg.Add(1)
 		go func() { defer wg.Done(); consumer.Run(runCtx) }()
 		poller := poll.NewPoller(store, amazon,
@@ -229,7 +230,7 @@ func benchFreshness(ctx context.Context, e *env) (section, error) {
 		}
 		channels = append(channels, freshChannel{
 			name: "push", tenant: tenant, pool: c.watch, trace: c.trace, limit: 10 * time.Second, window: notify.window,
-			how: fmt.Sprintf("the sandbox delivers ORDER_CHANGE notifications to a queue on the emulator, a dev/localpoll.Consumer (batches of at most %d, the template's BatchSize for ordernotify) feeds push.Intake.HandleSQS (ordernotify's handler: getOrder, then the ingestion statement); the connection is subscribed by push.Subscriber.OnConnected as the Connect callback runs it, and polled as a fallback every %s (POLL_FALLBACK_INTERVAL_SECONDS)", notify.batch, fallback),
+			how: fmt.Sprintf("the sandbox delivers ORDER_CHANGE notifications to a queue on the emulator, a dev/localpoll.Consumer (batches of at most %d, the template's BatchSize for ordernotify) feeds sqsbatch.Handler(push.Intake) (ordernotify's handler: getOrder, then the ingestion statement); the connection is subscribed by push.Subscriber.OnConnected as the Connect callback runs it, and polled as a fallback every %s (POLL_FALLBACK_INTERVAL_SECONDS)", notify.batch, fallback),
 			act: cancelAct(rig.url, seller.ID, seller.MarketplaceIDs[0]),
 			evidence: func(ctx context.Context) string {
 				st := rig.sb.NotificationStats()
@@ -264,13 +265,13 @@ func benchFreshness(ctx context.Context, e *env) (section, error) {
 		if err != nil {
 			return sec, err
 		}
-		consumer := localpoll.Consumer{SQS: e.sqs, QueueURL: mail.queueURL, Handler: flow.HandleSQS, BatchSize: int32(m.batch), Log: e.quiet, Name: "inboundmail"}
+		consumer := localpoll.Consumer{SQS: e.sqs, QueueURL: mail.queueURL, Handler: sqsbatch.Handler(flow), BatchSize: int32(m.batch), Log: e.quiet, Name: "inboundmail"}
 		wg.Add(1)
 		go func() { defer wg.Done(); consumer.Run(runCtx) }()
 		var n atomic.Int64
 		channels = append(channels, freshChannel{
 			name: "mail", tenant: tenant, pool: watch, trace: c.trace, limit: 10 * time.Second, window: m.window,
-			how: fmt.Sprintf("the sandbox relays the buyer's message (POST /_sandbox/sellers/<id>/buyer-messages, Amazon's relay) by SMTP to the seller's forwarding address, the tenant's inbound address; %s; a dev/localpoll.Consumer (batches of at most %d, the template's BatchSize for inboundmail) feeds inboundmail.Flow.HandleSQS as functions/inboundmail wires it (S3 read, parse, ingestion, then the order's context by getOrder)",
+			how: fmt.Sprintf("the sandbox relays the buyer's message (POST /_sandbox/sellers/<id>/buyer-messages, Amazon's relay) by SMTP to the seller's forwarding address, the tenant's inbound address; %s; a dev/localpoll.Consumer (batches of at most %d, the template's BatchSize for inboundmail) feeds sqsbatch.Handler(inboundmail.Flow) as functions/inboundmail wires it (S3 read, parse, ingestion, then the order's context by getOrder)",
 				mail.what(), m.batch),
 			act: func(ctx context.Context) (string, time.Time, error) {
 				orderID, err := admin.addOrder(ctx, rig.url, seller.ID, seller.MarketplaceIDs[0])
@@ -800,7 +801,7 @@ func (e *env) freshPollSteady(ctx context.Context, cfg config.Config) ([]Result,
 			for j, m := range sender.msgs {
 				ev.Records = append(ev.Records, events.SQSMessage{MessageId: fmt.Sprintf("%d-%d", t.Unix(), j), Body: m.Encode(), EventSource: "aws:sqs"})
 			}
-			if _, err := poller.HandleSQS(ctx, ev); err != nil {
+			if _, err := sqsbatch.Handler(poller)(ctx, ev); err != nil {
 				return fmt.Errorf("poll at %s: %w", t, err)
 			}
 		}
@@ -879,7 +880,7 @@ func (e *env) freshPollSteady(ctx context.Context, cfg config.Config) ([]Result,
 poll above, at MARKETPLACE_POLL_INTERVAL_SECONDS = %s, on one
 sandbox.ManualClock shared by the sandbox, the store, the fan-out and the
 poller; every %s of the clock one poll.Fanout.Handle call, then
-poll.Poller.HandleSQS on the jobs it sent. First a warm-up of %s (%d
+sqsbatch.Handler(poll.Poller) on the jobs it sent. First a warm-up of %s (%d
 searchOrders calls) until two calls came further apart than the interval
 (the rate budget's burst spent, at most %s); then %d cancellation requests
 at random moments over %s, and %s more; an event's time runs from its

@@ -22,6 +22,7 @@ import (
 	"github.com/keybuzz/keybuzz-amazon/shared/sellerapi"
 	"github.com/keybuzz/keybuzz-amazon/shared/sesmail"
 	"github.com/keybuzz/keybuzz-amazon/shared/spapi"
+	"github.com/keybuzz/keybuzz-amazon/shared/sqsbatch"
 )
 
 // mailWarmUp is how many mails each side handles before it is timed.
@@ -35,7 +36,7 @@ const mailWarmUp = 10
 // the same records, in batches of the template's BatchSize, one invocation
 // at a time: the bare baseline (the record's notification decoded, S3
 // GetObject of the raw mail, one INSERT of it) and the real intake
-// (inboundmail.Flow.HandleSQS as functions/inboundmail wires it), each in a
+// (sqsbatch.Handler(inboundmail.Flow) as functions/inboundmail wires it), each in a
 // database of its own, with pools of boot.LambdaMaxConns as in Lambda; the
 // baseline handles a batch's records with as many at once as the real flow
 // was measured to during its warm-up. Statements sent in one pipelined
@@ -97,7 +98,7 @@ func benchMail(ctx context.Context, e *env) (section, error) {
 		store: func(s inboundmail.Store) inboundmail.Store { inFlight.Store = s; return inFlight },
 	})
 	realSide := func(ctx context.Context, ev events.SQSEvent) error {
-		resp, err := flow.HandleSQS(ctx, ev)
+		resp, err := sqsbatch.Handler(flow)(ctx, ev)
 		if err == nil && len(resp.BatchItemFailures) > 0 {
 			err = fmt.Errorf("%d records failed", len(resp.BatchItemFailures))
 		}
@@ -226,7 +227,7 @@ handle the same SQS records, in batches of %d (the template's BatchSize
 for inboundmail), one invocation at a time, after a warm-up each, the
 baseline first (the runs of the benchmark alternate them so).
 
-- **Real intake**: inboundmail.Flow.HandleSQS as functions/inboundmail wires it (SNS envelope and SES notification, the address lookup, S3 read, MIME parse and understanding, the one ingestion path with the outcome row, then the order's context by getOrder within its budget), on a fresh database. Outcomes: %s.
+- **Real intake**: sqsbatch.Handler(inboundmail.Flow) as functions/inboundmail wires it (SNS envelope and SES notification, the address lookup, S3 read, MIME parse and understanding, the one ingestion path with the outcome row, then the order's context by getOrder within its budget), on a fresh database. Outcomes: %s.
 - **Baseline** (s3_read_plus_insert): per record, the SES notification decoded (shared/sesmail), S3 GetObject of the raw mail, one INSERT of it into a table of its own (primary key only) on a fresh database; a batch's records %d at a time, as many as the real flow handled at once in its warm-up (the most records between their S3 read and their ingestion at once).
 
 %s

@@ -32,6 +32,7 @@ import (
 	"github.com/keybuzz/keybuzz-amazon/shared/sellerapi"
 	"github.com/keybuzz/keybuzz-amazon/shared/sesmail"
 	"github.com/keybuzz/keybuzz-amazon/shared/spapi"
+	"github.com/keybuzz/keybuzz-amazon/shared/sqsbatch"
 )
 
 // The push and mail channels under chaos, in-process like the soak's
@@ -462,7 +463,7 @@ func (w *world) newNotifyContainer() *chanContainer {
 	gw := sellerapi.New(credcache.New(deadSecrets{c: c.amazon, s: w.secrets}, credcache.WithClock(w.clock.Now)),
 		lwa.New(w.sbServer.URL+"/auth/o2/token", lwa.WithHTTPClient(hc)), spapi.New(spapi.WithHTTPClient(hc)), st,
 		sellerapi.WithEndpoint(w.sbServer.URL), sellerapi.WithLogger(w.log))
-	c.handle = push.NewIntake(deadPush{c, w.store}, gw, push.WithClock(w.clock.Now), push.WithLogger(slog.New(w.errs.handler(w.log.Handler())))).HandleSQS
+	c.handle = sqsbatch.Handler(push.NewIntake(deadPush{c, w.store}, gw, push.WithClock(w.clock.Now), push.WithLogger(slog.New(w.errs.handler(w.log.Handler())))))
 	return c
 }
 
@@ -470,7 +471,7 @@ func (w *world) newMailContainer() *chanContainer {
 	c := &chanContainer{}
 	flow := inboundmail.New(deadMail{c, w.store}, deadObjects{c, mailbucket.New(w.s3)}, devstack.InboundDomain,
 		inboundmail.WithBucket(devstack.MailBucket), inboundmail.WithMaxBytes(mailMaxBytes), inboundmail.WithLogger(slog.New(w.errs.handler(w.log.Handler()))))
-	c.handle = flow.HandleSQS
+	c.handle = sqsbatch.Handler(flow)
 	return c
 }
 

@@ -29,6 +29,7 @@ import (
 	"github.com/keybuzz/keybuzz-amazon/shared/secret"
 	"github.com/keybuzz/keybuzz-amazon/shared/sellerapi"
 	"github.com/keybuzz/keybuzz-amazon/shared/spapi"
+	"github.com/keybuzz/keybuzz-amazon/shared/sqsbatch"
 	"github.com/keybuzz/keybuzz-amazon/shared/vaultstore"
 )
 
@@ -246,7 +247,7 @@ func (w *world) worker(ctx context.Context) {
 		}
 		c.inPage.Store(0)
 		t0 := time.Now()
-		resp, _ := c.poller.HandleSQS(ictx, ev)
+		resp, _ := sqsbatch.Handler(c.poller)(ictx, ev)
 		done.Store(true)
 		if timer != nil && !timer.Stop() {
 			for killed.Load() == nil {

@@ -23,6 +23,7 @@ import (
 	"github.com/keybuzz/keybuzz-amazon/shared/mailaddress"
 	"github.com/keybuzz/keybuzz-amazon/shared/mailbucket"
 	"github.com/keybuzz/keybuzz-amazon/shared/postgres"
+	"github.com/keybuzz/keybuzz-amazon/shared/sqsbatch"
 )
 
 // mailRig is the test stack's mail path: the SMTP receiver playing SES
@@ -75,7 +76,7 @@ func newMailRig(t *testing.T) *mailRig {
 	t.Cleanup(func() { srv.Close() })
 	r.smtpAddr = srv.Addr()
 	flow := inboundmail.New(r.store, mailbucket.New(s3c), r.domain, inboundmail.WithBucket(bucket))
-	r.consumer = localpoll.Consumer{Handler: flow.HandleSQS, SQS: sqsc, QueueURL: *q.QueueUrl}
+	r.consumer = localpoll.Consumer{Handler: sqsbatch.Handler(flow), SQS: sqsc, QueueURL: *q.QueueUrl}
 	return r
 }
 

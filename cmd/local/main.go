@@ -35,6 +35,7 @@ import (
 	"github.com/keybuzz/keybuzz-amazon/shared/push"
 	"github.com/keybuzz/keybuzz-amazon/shared/sellerapi"
 	"github.com/keybuzz/keybuzz-amazon/shared/spapi"
+	"github.com/keybuzz/keybuzz-amazon/shared/sqsbatch"
 )
 
 func main() {
@@ -85,11 +86,11 @@ func run(ctx context.Context, env *boot.Env, addr string, pollOnce bool) error {
 		if err != nil {
 			return err
 		}
-		notifications = &localpoll.Consumer{SQS: sqsClient, QueueURL: queueURL, Handler: intake.HandleSQS, Log: env.Log, Name: "ordernotify"}
+		notifications = &localpoll.Consumer{SQS: sqsClient, QueueURL: queueURL, Handler: sqsbatch.Handler(intake), Log: env.Log, Name: "ordernotify"}
 	}
 	poller := poll.NewPoller(store, source, pollOpts...)
 	fanout := poll.NewFanout(store, pollsender.NewSender(sqsClient, cfg.PollQueueURL), poll.WithLogger(env.Log), poll.WithMetrics(m))
-	schedule := localpoll.Config{Fanout: fanout.Handle, Tenant: poller.HandleSQS, SQS: sqsClient,
+	schedule := localpoll.Config{Fanout: fanout.Handle, Tenant: sqsbatch.Handler(poller), SQS: sqsClient,
 		QueueURL: cfg.PollQueueURL, Interval: cfg.PollInterval, Log: env.Log}
 	if pollOnce {
 		sum, err := localpoll.PollOnce(ctx, schedule)
@@ -150,7 +151,7 @@ func run(ctx context.Context, env *boot.Env, addr string, pollOnce bool) error {
 			opts = append(opts, inboundmail.WithOrderContext(inboundmail.NewOrderContexts(store, gw, inboundmail.WithLogger(env.Log))))
 		}
 		mail := inboundmail.New(store, mailbucket.New(s3), cfg.InboundMailDomain, opts...)
-		go localpoll.Consumer{Handler: mail.HandleSQS, SQS: sqsClient, QueueURL: mailQueue, Log: env.Log, Name: "inboundmail"}.Run(ctx)
+		go localpoll.Consumer{Handler: sqsbatch.Handler(mail), SQS: sqsClient, QueueURL: mailQueue, Log: env.Log, Name: "inboundmail"}.Run(ctx)
 		env.Log.Info("inbound mail", "smtp", os.Getenv("INBOUND_SMTP_ADDR"), "domain", cfg.InboundMailDomain)
 	}
 	env.Log.Info("listening", "url", "http://"+addr, "poll_interval", cfg.PollInterval.String(),

@@ -25,6 +25,7 @@ import (
 	"github.com/keybuzz/keybuzz-amazon/shared/secret"
 	"github.com/keybuzz/keybuzz-amazon/shared/sellerapi"
 	"github.com/keybuzz/keybuzz-amazon/shared/spapi"
+	"github.com/keybuzz/keybuzz-amazon/shared/sqsbatch"
 	"github.com/keybuzz/keybuzz-amazon/shared/vaultstore"
 )
 
@@ -86,7 +87,7 @@ VALUES ($1, 'CONNECTED', 'eu', $2, $3, now(), now())`, tenant, strings.Join(mps,
 			ticks.Add(1)
 			return fanout.Handle(ctx, ev)
 		},
-		Tenant: poller.HandleSQS, SQS: client, QueueURL: queueURL, Interval: period, Log: log,
+		Tenant: sqsbatch.Handler(poller), SQS: client, QueueURL: queueURL, Interval: period, Log: log,
 	}
 	// Cancelled rather than given a deadline: the poller yields when an
 	// invocation's deadline is near, and the local schedule has none.

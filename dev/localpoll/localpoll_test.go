@@ -28,6 +28,7 @@ import (
 	"github.com/keybuzz/keybuzz-amazon/shared/secret"
 	"github.com/keybuzz/keybuzz-amazon/shared/sellerapi"
 	"github.com/keybuzz/keybuzz-amazon/shared/spapi"
+	"github.com/keybuzz/keybuzz-amazon/shared/sqsbatch"
 	"github.com/keybuzz/keybuzz-amazon/shared/vaultstore"
 )
 
@@ -88,7 +89,7 @@ VALUES ($1, 'CONNECTED', 'eu', $2, $3, $3) RETURNING "id"`, tn.id, strings.Join(
 
 	poller := poll.NewPoller(store, src, poll.WithConfig(poll.Config{Interval: time.Minute, Lookback: 7 * 24 * time.Hour}), poll.WithClock(clock.Now), poll.WithLogger(log), poll.WithMetrics(m))
 	fanout := poll.NewFanout(store, pollsender.NewSender(client, queueURL), poll.WithClock(clock.Now), poll.WithLogger(log), poll.WithMetrics(m))
-	cfg := localpoll.Config{Fanout: fanout.Handle, Tenant: poller.HandleSQS, SQS: client, QueueURL: queueURL, Interval: time.Minute, Log: log}
+	cfg := localpoll.Config{Fanout: fanout.Handle, Tenant: sqsbatch.Handler(poller), SQS: client, QueueURL: queueURL, Interval: time.Minute, Log: log}
 	sum, err := localpoll.PollOnce(ctx, cfg)
 	if err != nil {
 		t.Fatal(err)

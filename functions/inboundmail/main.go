@@ -19,6 +19,7 @@ import (
 	"github.com/keybuzz/keybuzz-amazon/shared/postgres"
 	"github.com/keybuzz/keybuzz-amazon/shared/sellerapi"
 	"github.com/keybuzz/keybuzz-amazon/shared/spapi"
+	"github.com/keybuzz/keybuzz-amazon/shared/sqsbatch"
 )
 
 func main() {
@@ -38,5 +39,5 @@ func main() {
 	}
 	flow := inboundmail.New(store, mailbucket.New(s3), cfg.InboundMailDomain, opts...)
 
-	lambda.Start(flow.HandleSQS)
+	lambda.Start(sqsbatch.Handler(flow))
 }

@@ -19,6 +19,7 @@ import (
 	"github.com/keybuzz/keybuzz-amazon/shared/push"
 	"github.com/keybuzz/keybuzz-amazon/shared/sellerapi"
 	"github.com/keybuzz/keybuzz-amazon/shared/spapi"
+	"github.com/keybuzz/keybuzz-amazon/shared/sqsbatch"
 )
 
 func main() {
@@ -35,5 +36,5 @@ func main() {
 	dest := push.NewDestinations(store, secrets, api, gw, cfg.NotificationsQueueARN)
 	intake := push.NewIntake(store, gw, push.WithMetrics(env.Metrics()), push.WithUnsubscriber(push.NewSubscriber(store, dest, gw)))
 
-	lambda.Start(intake.HandleSQS)
+	lambda.Start(sqsbatch.Handler(intake))
 }

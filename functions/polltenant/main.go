@@ -19,6 +19,7 @@ import (
 	"github.com/keybuzz/keybuzz-amazon/shared/push"
 	"github.com/keybuzz/keybuzz-amazon/shared/sellerapi"
 	"github.com/keybuzz/keybuzz-amazon/shared/spapi"
+	"github.com/keybuzz/keybuzz-amazon/shared/sqsbatch"
 )
 
 func main() {
@@ -30,7 +31,7 @@ func main() {
 	opts := []poll.Option{poll.WithMetrics(env.Metrics()),
 		poll.WithConfig(poll.Config{Interval: cfg.PollInterval, FallbackInterval: cfg.PollFallbackInterval, Lookback: cfg.PollLookback})}
 	if cfg.UseMock { // AMAZON_USE_MOCK=true
-		lambda.Start(poll.NewPoller(store, poll.MockSource{}, opts...).HandleSQS)
+		lambda.Start(sqsbatch.Handler(poll.NewPoller(store, poll.MockSource{}, opts...)))
 		return
 	}
 	secrets := credcache.New(env.Vault(ctx))
@@ -42,5 +43,5 @@ func main() {
 		opts = append(opts, poll.WithSubscriber(push.NewSubscriber(store, dest, gw)))
 	}
 
-	lambda.Start(poll.NewPoller(store, amazon, opts...).HandleSQS)
+	lambda.Start(sqsbatch.Handler(poll.NewPoller(store, amazon, opts...)))
 }

@@ -18,6 +18,7 @@ import (
 	"github.com/keybuzz/keybuzz-amazon/shared/mailaddress"
 	"github.com/keybuzz/keybuzz-amazon/shared/postgres"
 	"github.com/keybuzz/keybuzz-amazon/shared/relaymail"
+	"github.com/keybuzz/keybuzz-amazon/shared/sqsbatch"
 )
 
 // BenchmarkHandleSQS: relay mails through the handler (SNS envelope, SES
@@ -50,7 +51,7 @@ func BenchmarkHandleSQS(b *testing.B) {
 			k := (i*10 + j) % len(bodies)
 			ev.Records = append(ev.Records, events.SQSMessage{MessageId: fmt.Sprint(k), Body: bodies[k]})
 		}
-		if _, err := f.flow.HandleSQS(context.Background(), ev); err != nil {
+		if _, err := sqsbatch.Handler(f.flow)(context.Background(), ev); err != nil {
 			b.Fatal(err)
 		}
 		mails += 10
@@ -121,7 +122,7 @@ VALUES ($1, 'CONNECTED', 'EU', 'A13V1IB3VIYZZH') RETURNING "id"`, tenant).Scan(&
 			ev.Records = append(ev.Records, events.SQSMessage{MessageId: fmt.Sprint(i*10 + j), Body: body(i*10 + j)})
 		}
 		b.StartTimer()
-		resp, err := flow.HandleSQS(ctx, ev)
+		resp, err := sqsbatch.Handler(flow)(ctx, ev)
 		if err != nil || len(resp.BatchItemFailures) > 0 {
 			b.Fatal(err, resp.BatchItemFailures)
 		}

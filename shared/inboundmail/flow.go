@@ -20,13 +20,10 @@ import (
 	"sync"
 	"time"
 
-	"github.com/aws/aws-lambda-go/events"
-
 	"github.com/keybuzz/keybuzz-amazon/shared/logging"
 	"github.com/keybuzz/keybuzz-amazon/shared/marketplace"
 	"github.com/keybuzz/keybuzz-amazon/shared/relaymail"
 	"github.com/keybuzz/keybuzz-amazon/shared/sesmail"
-	"github.com/keybuzz/keybuzz-amazon/shared/sqsbatch"
 )
 
 // Store is what the flow needs of the database.
@@ -65,7 +62,6 @@ type OrderContext interface {
 type config struct {
 	Domain   string // INBOUND_MAIL_DOMAIN: only recipients on it are ours
 	MaxBytes int64  // INBOUND_MAIL_MAX_BYTES: larger mails are TOO_LARGE
-	Parallel int    // SQS records processed at once
 	Bucket   string // INBOUND_MAIL_BUCKET: the only bucket mails are read from ("" any)
 	// AttachmentPrefix is where attachments go in the mail bucket, under
 	// the tenant and the SES message id.
@@ -91,13 +87,12 @@ type options struct {
 	log              *slog.Logger
 	now              func() time.Time
 	maxBytes         int64
-	parallel         int
 	attachmentPrefix string
 	bucket           string
 }
 
 func apply(opts []Option) options {
-	o := options{log: slog.Default(), now: time.Now, maxBytes: 25 << 20, parallel: 4, attachmentPrefix: "attachments/"}
+	o := options{log: slog.Default(), now: time.Now, maxBytes: 25 << 20, attachmentPrefix: "attachments/"}
 	for _, f := range opts {
 		f(&o)
 	}
@@ -135,16 +130,6 @@ func WithMaxBytes(n int64) Option {
 	}
 }
 
-// WithParallel sets how many SQS records are processed at once (default 4;
-// n <= 0 keeps it).
-func WithParallel(n int) Option {
-	return func(o *options) {
-		if n > 0 {
-			o.parallel = n
-		}
-	}
-}
-
 // WithBucket reads mails only from the named bucket (INBOUND_MAIL_BUCKET,
 // the receipt rule's): a notification naming another one is recorded
 // MALFORMED and nothing is read. Default: any bucket (IAM is then the only
@@ -157,43 +142,48 @@ func WithAttachmentPrefix(p string) Option { return func(o *options) { o.attachm
 
 // New builds the flow: mails to recipients on domain (INBOUND_MAIL_DOMAIN),
 // read from objects, stored in store (options: WithOrderContext,
-// WithMaxBytes, WithParallel, WithBucket, WithAttachmentPrefix, WithLogger,
+// WithMaxBytes, WithBucket, WithAttachmentPrefix, WithLogger,
 // WithClock).
 func New(store Store, objects Objects, domain string, opts ...Option) *Flow {
 	o := apply(opts)
-	cfg := config{Domain: strings.ToLower(strings.TrimSpace(domain)), MaxBytes: o.maxBytes, Parallel: o.parallel,
+	cfg := config{Domain: strings.ToLower(strings.TrimSpace(domain)), MaxBytes: o.maxBytes,
 		AttachmentPrefix: o.attachmentPrefix, Bucket: o.bucket}
 	return &Flow{cfg: cfg, store: store, objects: objects, orders: o.orders, log: o.log, now: o.now}
 }
 
-// HandleSQS is the inboundmail Lambda handler: records are processed (up to
-// Config.Parallel at once) and only those that failed transiently are
-// reported, so SQS retries them alone. An address is looked up once per
-// batch (addressBook), however many of the batch's mails it receives.
-func (f *Flow) HandleSQS(ctx context.Context, ev events.SQSEvent) (events.SQSEventResponse, error) {
+// ConsumeBatch returns what consumes the mail queue messages of one batch
+// (the inboundmail function: sqsbatch.Handler feeds it each record) and
+// what runs after them. An address is looked up once per batch
+// (addressBook), however many of the batch's mails it receives; after the
+// batch, order contexts an empty budget deferred are fetched if due.
+func (f *Flow) ConsumeBatch(context.Context) (func(ctx context.Context, messageID, body string, receives int) error, func(ctx context.Context)) {
 	book := newAddressBook(f.store)
-	res := sqsbatch.Handle(ctx, ev, f.cfg.Parallel, func(ctx context.Context, r events.SQSMessage) error {
-		err := f.process(ctx, r.MessageId, r.Body, book)
+	consume := func(ctx context.Context, messageID, body string, receives int) error {
+		err := f.process(ctx, messageID, body, book)
 		if err != nil {
-			f.log.ErrorContext(ctx, "mail left for retry", "sqs_message_id", r.MessageId, "err", err,
-				"receive_count", r.Attributes["ApproximateReceiveCount"])
+			f.log.ErrorContext(ctx, "mail left for retry", "sqs_message_id", messageID, "err", err, "receive_count", receives)
 		}
 		return err
-	})
-	// Contexts an empty budget deferred, now that time has passed.
-	if f.orders != nil {
-		if _, err := f.orders.RetryDue(ctx, 5); err != nil {
-			f.log.WarnContext(ctx, "order contexts not retried", "err", err)
+	}
+	done := func(ctx context.Context) {
+		// Contexts an empty budget deferred, now that time has passed.
+		if f.orders != nil {
+			if _, err := f.orders.RetryDue(ctx, 5); err != nil {
+				f.log.WarnContext(ctx, "order contexts not retried", "err", err)
+			}
 		}
 	}
-	return res, nil
+	return consume, done
 }
 
-// Process handles one SQS body. It returns an error only when a retry may
-// succeed (database or S3 unavailable, the object not yet readable); every
-// other case is recorded and acknowledged.
-func (f *Flow) Process(ctx context.Context, sqsMessageID, body string) error {
-	return f.process(ctx, sqsMessageID, body, newAddressBook(f.store))
+// Consume handles one mail queue message as a batch of its own. It returns
+// an error only when a retry may succeed (database or S3 unavailable, the
+// object not yet readable); every other case is recorded and acknowledged.
+func (f *Flow) Consume(ctx context.Context, messageID, body string, receives int) error {
+	consume, done := f.ConsumeBatch(ctx)
+	err := consume(ctx, messageID, body, receives)
+	done(ctx)
+	return err
 }
 
 func (f *Flow) process(ctx context.Context, sqsMessageID, body string, book *addressBook) error {

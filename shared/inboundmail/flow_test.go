@@ -16,6 +16,7 @@ import (
 	"github.com/keybuzz/keybuzz-amazon/shared/inboundmail"
 	"github.com/keybuzz/keybuzz-amazon/shared/marketplace"
 	"github.com/keybuzz/keybuzz-amazon/shared/sesmail"
+	"github.com/keybuzz/keybuzz-amazon/shared/sqsbatch"
 )
 
 const domain = "inbound.example"
@@ -214,7 +215,7 @@ func (f *fixture) deliverTo(sesID string, raw []byte, rcpt string) string {
 
 func (f *fixture) process(t *testing.T, body string) error {
 	t.Helper()
-	return f.flow.Process(context.Background(), "sqs-1", body)
+	return f.flow.Consume(context.Background(), "sqs-1", body, 0)
 }
 
 const rcptA = "amazon.tenant-a.fr.tok1@" + domain
@@ -314,7 +315,7 @@ func TestTransientFailuresGoBackToSQS(t *testing.T) {
 	body := f.deliver(t, "ses-t", corpusMail(t, "en-us-utf8-qp"), []string{rcptA})
 	f.objects.getErr = errors.New("s3 unavailable")
 	ev := events.SQSEvent{Records: []events.SQSMessage{{MessageId: "m1", Body: body}, {MessageId: "m2", Body: "not json"}}}
-	resp, err := f.flow.HandleSQS(context.Background(), ev)
+	resp, err := sqsbatch.Handler(f.flow)(context.Background(), ev)
 	if err != nil {
 		t.Fatal(err)
 	}

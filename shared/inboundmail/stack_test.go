@@ -23,6 +23,7 @@ import (
 	"github.com/keybuzz/keybuzz-amazon/shared/mailbucket"
 	"github.com/keybuzz/keybuzz-amazon/shared/marketplace"
 	"github.com/keybuzz/keybuzz-amazon/shared/postgres"
+	"github.com/keybuzz/keybuzz-amazon/shared/sqsbatch"
 )
 
 // stackMail is the test stack's mail intake: the SMTP receiver playing SES
@@ -72,7 +73,7 @@ func newStackMail(t *testing.T) *stackMail {
 	t.Cleanup(func() {
 		_, _ = snsc.Unsubscribe(context.Background(), &sns.UnsubscribeInput{SubscriptionArn: sub.SubscriptionArn})
 	})
-	m.consumer = localpoll.Consumer{Handler: m.flow.HandleSQS, SQS: sqsc, QueueURL: *q.QueueUrl}
+	m.consumer = localpoll.Consumer{Handler: sqsbatch.Handler(m.flow), SQS: sqsc, QueueURL: *q.QueueUrl}
 	return m
 }
 

@@ -16,6 +16,7 @@ import (
 	"github.com/keybuzz/keybuzz-amazon/shared/postgres"
 	"github.com/keybuzz/keybuzz-amazon/shared/secret"
 	"github.com/keybuzz/keybuzz-amazon/shared/spapi"
+	"github.com/keybuzz/keybuzz-amazon/shared/sqsbatch"
 	"github.com/keybuzz/keybuzz-amazon/shared/vaultstore"
 )
 
@@ -30,7 +31,7 @@ func TestMockSourceSeedTest3(t *testing.T) {
 	s.connectionID = e.addConnection(s.tenantID, "", "A13V1IB3VIYZZH", "")
 	p := e.poller(poll.MockSource{Now: e.clock.Now})
 	for run, want := range []int{3, 0} {
-		resp, err := p.HandleSQS(context.Background(), sqsEvent(s.message().Encode()))
+		resp, err := sqsbatch.Handler(p)(context.Background(), sqsEvent(s.message().Encode()))
 		if err != nil || len(resp.BatchItemFailures) != 0 {
 			t.Fatalf("run %d: %+v %v", run, resp, err)
 		}
@@ -55,7 +56,7 @@ func TestSandboxSyncMatchesBuyerEvents(t *testing.T) {
 	p := e.poller(e.source(nil))
 	ctx := context.Background()
 
-	resp, err := p.HandleSQS(ctx, sqsEvent(s.message().Encode()))
+	resp, err := sqsbatch.Handler(p)(ctx, sqsEvent(s.message().Encode()))
 	if err != nil || len(resp.BatchItemFailures) != 0 {
 		t.Fatalf("poll: %+v %v", resp, err)
 	}
@@ -310,7 +311,7 @@ func TestBatchReportsOnlyTheFailingRecord(t *testing.T) {
 	a, b, c := e.connect(1), e.connect(2), e.connect(3)
 	e.sb.InjectFault(b.id, sandbox.Fault{Kind: "503", Count: 5})
 	p := e.poller(e.source(nil))
-	resp, err := p.HandleSQS(context.Background(), sqsEvent(a.message().Encode(), b.message().Encode(), "{not json", c.message().Encode()))
+	resp, err := sqsbatch.Handler(p)(context.Background(), sqsEvent(a.message().Encode(), b.message().Encode(), "{not json", c.message().Encode()))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -396,7 +397,7 @@ func TestDatabaseDownFailsEveryRecord(t *testing.T) {
 	p := poll.NewPoller(postgres.New(pool), poll.MockSource{}, poll.WithLogger(quiet()))
 	a := pollqueue.Message{TenantID: "t-a", ConnectionID: "c-a"}
 	b := pollqueue.Message{TenantID: "t-b", ConnectionID: "c-b"}
-	resp, err := p.HandleSQS(context.Background(), sqsEvent(a.Encode(), b.Encode()))
+	resp, err := sqsbatch.Handler(p)(context.Background(), sqsEvent(a.Encode(), b.Encode()))
 	if err != nil || len(resp.BatchItemFailures) != 2 {
 		t.Fatalf("%+v %v, want both records failed", resp, err)
 	}

@@ -4,7 +4,7 @@
 // budget, searchOrders page by page, one transaction per page.
 //
 // Follow one message: Fanout.Handle -> postgres.ClaimDue -> pollsender.Sender
-// -> SQS -> Poller.HandleSQS -> Poller.Poll -> postgres.AcquirePoll ->
+// -> SQS -> sqsbatch.Handler -> Poller.Consume -> Poller.Poll -> postgres.AcquirePoll ->
 // Source.Fetch (AmazonSource: sellerapi.Gateway, spapi searchOrders) ->
 // postgres.IngestPage per page -> postgres.FinishPoll.
 package poll
@@ -19,15 +19,12 @@ import (
 	"net/url"
 	"time"
 
-	"github.com/aws/aws-lambda-go/events"
-
 	"github.com/keybuzz/keybuzz-amazon/shared/logging"
 	"github.com/keybuzz/keybuzz-amazon/shared/lwa"
 	"github.com/keybuzz/keybuzz-amazon/shared/marketplace"
 	"github.com/keybuzz/keybuzz-amazon/shared/metrics"
 	"github.com/keybuzz/keybuzz-amazon/shared/pollqueue"
 	"github.com/keybuzz/keybuzz-amazon/shared/sellerapi"
-	"github.com/keybuzz/keybuzz-amazon/shared/sqsbatch"
 )
 
 // Store is the part of postgres.Store the poller uses.
@@ -58,7 +55,6 @@ type Config struct {
 	Overlap          time.Duration // each window starts this long before the cursor (2 min)
 	LeaseFor         time.Duration // lease per page, longer than a page takes (5 min)
 	MaxPages         int           // pages per poll before yielding (50)
-	Parallel         int           // SQS records polled at once (4)
 	// DeadlineMargin: no new page is started when the invocation's deadline
 	// is closer than this (15 s).
 	DeadlineMargin time.Duration
@@ -85,9 +81,6 @@ func (c Config) withDefaults() Config {
 	}
 	if c.MaxPages <= 0 {
 		c.MaxPages = 50
-	}
-	if c.Parallel <= 0 {
-		c.Parallel = 4
 	}
 	if c.DeadlineMargin <= 0 {
 		c.DeadlineMargin = 15 * time.Second
@@ -130,20 +123,19 @@ func NewPoller(store Store, source Source, opts ...Option) *Poller {
 		subscriber: o.subscriber}
 }
 
-// HandleSQS is the polltenant Lambda handler: each record is polled (up to
-// Config.Parallel at once) and only the records that failed transiently are
-// reported, so SQS retries them alone. A malformed body is logged and
-// acknowledged: no retry can fix it (docs/polling.md).
-func (p *Poller) HandleSQS(ctx context.Context, ev events.SQSEvent) (events.SQSEventResponse, error) {
-	return sqsbatch.Handle(ctx, ev, p.cfg.Parallel, func(ctx context.Context, r events.SQSMessage) error {
-		msg, err := pollqueue.Decode(r.Body)
-		if err != nil {
-			p.log.ErrorContext(ctx, "poll message dropped: malformed body", "err", err, "receive_count", r.Attributes["ApproximateReceiveCount"])
-			p.metrics.Emit("polltenant", map[string]float64{metrics.Errors: 1}, map[string]string{"request_id": r.MessageId, "error_kind": "malformed_message"})
-			return nil
-		}
-		return p.Poll(logging.WithTenantID(ctx, msg.TenantID), msg)
-	}), nil
+// Consume polls the connection one poll queue message names (the
+// polltenant function: sqsbatch.Handler feeds it each record). A malformed
+// body is logged and acknowledged: no retry can fix it
+// (docs/polling.md). It returns an error only for what a redelivery may
+// fix.
+func (p *Poller) Consume(ctx context.Context, messageID, body string, receives int) error {
+	msg, err := pollqueue.Decode(body)
+	if err != nil {
+		p.log.ErrorContext(ctx, "poll message dropped: malformed body", "err", err, "receive_count", receives)
+		p.metrics.Emit("polltenant", map[string]float64{metrics.Errors: 1}, map[string]string{"request_id": messageID, "error_kind": "malformed_message"})
+		return nil
+	}
+	return p.Poll(logging.WithTenantID(ctx, msg.TenantID), msg)
 }
 
 // Result is what one poll did.

@@ -6,10 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"strconv"
 	"time"
-
-	"github.com/aws/aws-lambda-go/events"
 
 	"github.com/keybuzz/keybuzz-amazon/shared/logging"
 	"github.com/keybuzz/keybuzz-amazon/shared/lwa"
@@ -17,7 +14,6 @@ import (
 	"github.com/keybuzz/keybuzz-amazon/shared/metrics"
 	"github.com/keybuzz/keybuzz-amazon/shared/sellerapi"
 	"github.com/keybuzz/keybuzz-amazon/shared/spapi"
-	"github.com/keybuzz/keybuzz-amazon/shared/sqsbatch"
 )
 
 // IntakeStore is the part of postgres.Store the intake uses.
@@ -40,13 +36,12 @@ const notFoundRetries = 3
 
 // Intake consumes the notifications queue.
 type Intake struct {
-	store    IntakeStore
-	orders   sellerapi.Orders
-	now      func() time.Time
-	log      *slog.Logger
-	metrics  *metrics.Writer
-	unsub    Unsubscriber
-	parallel int
+	store   IntakeStore
+	orders  sellerapi.Orders
+	now     func() time.Time
+	log     *slog.Logger
+	metrics *metrics.Writer
+	unsub   Unsubscriber
 }
 
 // WithClock sets an Intake's clock (default time.Now).
@@ -70,7 +65,7 @@ func WithUnsubscriber(u Unsubscriber) Option { return func(o *options) { o.unsub
 // WithLogger, WithMetrics, WithUnsubscriber).
 func NewIntake(store IntakeStore, orders sellerapi.Orders, opts ...Option) *Intake {
 	o := apply(opts)
-	return &Intake{store: store, orders: orders, now: o.now, log: o.log, metrics: o.metrics, unsub: o.unsub, parallel: 4}
+	return &Intake{store: store, orders: orders, now: o.now, log: o.log, metrics: o.metrics, unsub: o.unsub}
 }
 
 // unsubscribeTimeout bounds the retry of a disconnected connection's
@@ -97,16 +92,12 @@ func (in *Intake) endLeftover(ctx context.Context, t marketplace.PushTarget) str
 	return string(t.Status) + "; leftover subscription ended"
 }
 
-// HandleSQS is the ordernotify Lambda handler (ReportBatchItemFailures):
-// records are handled up to four at once and only those that failed
-// transiently are reported, so SQS retries them alone (and, after the
-// queue's maxReceiveCount, moves them to the DLQ).
-func (in *Intake) HandleSQS(ctx context.Context, ev events.SQSEvent) (events.SQSEventResponse, error) {
-	return sqsbatch.Handle(ctx, ev, in.parallel, func(ctx context.Context, r events.SQSMessage) error {
-		receives, _ := strconv.Atoi(r.Attributes["ApproximateReceiveCount"])
-		_, err := in.Handle(ctx, r.MessageId, r.Body, receives)
-		return err
-	}), nil
+// Consume handles one notifications queue message (the ordernotify
+// function: sqsbatch.Handler feeds it each record): Handle without its
+// result.
+func (in *Intake) Consume(ctx context.Context, messageID, body string, receives int) error {
+	_, err := in.Handle(ctx, messageID, body, receives)
+	return err
 }
 
 // Result is what one notification came to.

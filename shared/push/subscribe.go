@@ -5,7 +5,8 @@
 // the same ingestion as polling. Polling stays as the fallback
 // (docs/push.md).
 //
-// Follow one notification: Amazon -> SQS -> Intake.HandleSQS -> Decode ->
+// Follow one notification: Amazon -> SQS -> sqsbatch.Handler ->
+// Intake.Consume -> Intake.Handle -> Decode ->
 // postgres.ConnectionBySubscription (route by SubscriptionId, check
 // SellerId) -> getOrder (sellerapi.Gateway.GetOrder, within its budget) ->
 // spapi.BuyerEvents (the externalIds polling gives) -> postgres.IngestEvents
