@@ -30,6 +30,25 @@ type ChannelInvariants struct {
 	NotificationsMalformed  int            `json:"notificationsMalformed"`
 	NotificationOutcomes    map[string]int `json:"notificationOutcomes"`
 	NotificationsWrongOwner int            `json:"notificationsWrongOwner"` // recorded under a tenant other than their seller's
+	// Genuine ones delivered but never recorded: dead-lettered (every
+	// delivery met an injected fault) or dropped by the intake (must be 0).
+	NotificationsDeadLettered int `json:"notificationsDeadLettered"`
+	NotificationsUnrecorded   int `json:"notificationsUnrecorded"`
+}
+
+// notificationDeadLettered reports whether a delivery of the notification
+// with that id reached the DLQ, every delivery of its message explained.
+func (w *world) notificationDeadLettered(id string) bool {
+	body, ok := w.payloads.body("notify-sent", id)
+	if !ok {
+		return false
+	}
+	for _, msgID := range w.payloads.idsWithBody("notify", body) {
+		if w.trace.deadLettered(msgID, 5) {
+			return true
+		}
+	}
+	return false
 }
 
 // mailDeadLettered reports whether the mail with token reached the DLQ,
@@ -193,7 +212,16 @@ func (w *world) checkChannels(ctx context.Context, q querier, v *Invariants, mai
 		}
 		c.NotificationsSent++
 		if !ok {
-			continue // dead-lettered or not handled: the fallback poll stores its event (the lost check)
+			// Its event is the fallback poll's (the lost check), but a
+			// notification the intake received must leave a record, unless
+			// every delivery of it failed on an injected fault.
+			if w.notificationDeadLettered(n.id) {
+				c.NotificationsDeadLettered++
+			} else {
+				c.NotificationsUnrecorded++
+				v.problem("notification %s of seller %s (order %s) reached the queue and was never recorded", n.id, n.seller, n.order)
+			}
+			continue
 		}
 		c.NotificationsRecorded++
 		c.NotificationOutcomes[r.outcome]++

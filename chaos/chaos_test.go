@@ -29,7 +29,8 @@ func TestChaosShort(t *testing.T) {
 	}
 	v := res.Invariants
 	if v.Lost != 0 || v.Duplicated != 0 || v.WrongTenant != 0 || v.AfterRevocation != 0 || v.Phantom != 0 || v.TicketMessageMissing != 0 ||
-		v.TicketsWrong != 0 || v.QueueLeft != 0 || v.OutsideContract != 0 || v.SecretsFound() != 0 {
+		v.TicketsWrong != 0 || v.QueueLeft != 0 || v.OutsideContract != 0 || v.SecretsFound() != 0 ||
+		v.Channels.NotificationsUnrecorded != 0 {
 		t.Fatal("a data invariant is violated (table above)")
 	}
 	if !res.Passed {

@@ -95,7 +95,7 @@ func (v *Invariants) problem(format string, args ...any) {
 func (v Invariants) OK() bool {
 	return v.Lost == 0 && v.Duplicated == 0 && v.WrongTenant == 0 && v.AfterRevocation == 0 && v.Phantom == 0 && v.TicketMessageMissing == 0 &&
 		v.TicketsWrong == 0 && v.ConnectionsWrong == 0 && v.QueueLeft == 0 && v.DLQUnexplained == 0 && v.SecretsFound() == 0 &&
-		v.OutsideContract == 0
+		v.OutsideContract == 0 && v.Channels.NotificationsUnrecorded == 0
 }
 
 // SecretsFound is every secret found by any scanner, in any form.

@@ -3,9 +3,12 @@ package main
 import (
 	"context"
 	"errors"
+	"net/http"
 	"testing"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/sqs"
 	"github.com/jackc/pgx/v5"
 
 	"github.com/keybuzz/keybuzz-amazon/dev/sandbox"
@@ -172,6 +175,34 @@ WHERE e."id" = $1 AND tm."ticketId" = (SELECT t."ticketId" FROM "TicketMessage" 
 			mustExec(t, tx, `UPDATE "MarketplaceNotification" SET "tenantId" = $1 WHERE "id" = (SELECT "id" FROM "MarketplaceNotification"
 WHERE "tenantId" IS NOT NULL AND "tenantId" <> $1 AND "notificationId" NOT LIKE 'chaos-forged-%' LIMIT 1)`, other.id)
 		}, func(v Invariants) int { return v.Channels.NotificationsWrongOwner }},
+		{"a notification delivered and never recorded", func(tx pgx.Tx) {
+			mustExec(t, tx, `DELETE FROM "MarketplaceNotification" WHERE "id" = (SELECT "id" FROM "MarketplaceNotification"
+WHERE "tenantId" = $1 AND "notificationId" NOT LIKE 'chaos-forged-%' LIMIT 1)`, live.id)
+		}, func(v Invariants) int { return v.Channels.NotificationsUnrecorded }},
+		{"an event without its TicketMessage", func(tx pgx.Tx) {
+			id, _ := msgOf(tx, live)
+			var tm string
+			if err := tx.QueryRow(ctx, `SELECT "ticketMessageId" FROM "ExternalMessage" WHERE "id" = $1`, id).Scan(&tm); err != nil {
+				t.Fatal(err)
+			}
+			mustExec(t, tx, `UPDATE "ExternalMessage" SET "ticketMessageId" = NULL WHERE "id" = $1`, id)
+			mustExec(t, tx, `DELETE FROM "TicketMessage" WHERE "id" = $1`, tm)
+		}, func(v Invariants) int { return v.TicketMessageMissing }},
+		{"a mail without its TicketMessage", func(tx pgx.Tx) {
+			id, _ := mailOf(tx, live)
+			var tm string
+			if err := tx.QueryRow(ctx, `SELECT "ticketMessageId" FROM "ExternalMessage" WHERE "id" = $1`, id).Scan(&tm); err != nil {
+				t.Fatal(err)
+			}
+			mustExec(t, tx, `UPDATE "ExternalMessage" SET "ticketMessageId" = NULL WHERE "id" = $1`, id)
+			mustExec(t, tx, `DELETE FROM "TicketMessage" WHERE "id" = $1`, tm)
+		}, func(v Invariants) int { return v.TicketMessageMissing }},
+		{"a live connection left in ERROR", func(tx pgx.Tx) {
+			mustExec(t, tx, `UPDATE "MarketplaceConnection" SET "status" = 'ERROR', "lastError" = 'broken on purpose' WHERE "tenantId" = $1`, live.id)
+		}, func(v Invariants) int { return v.ConnectionsWrong }},
+		{"a revoked connection left CONNECTED", func(tx pgx.Tx) {
+			mustExec(t, tx, `UPDATE "MarketplaceConnection" SET "status" = 'CONNECTED', "lastError" = NULL WHERE "tenantId" = $1`, revoked.id)
+		}, func(v Invariants) int { return v.ConnectionsWrong }},
 		{"a forged notification stored", func(tx pgx.Tx) {
 			mustExec(t, tx, `UPDATE "MarketplaceNotification" SET "outcome" = 'STORED' WHERE "notificationId" LIKE 'chaos-forged-%'`)
 		}, func(v Invariants) int { return v.Channels.ForgedStored }},
@@ -199,6 +230,69 @@ WHERE "tenantId" IS NOT NULL AND "tenantId" <> $1 AND "notificationId" NOT LIKE 
 			t.Logf("failed as it should: %v", v.Problems)
 		})
 	}
+
+	// A mail stored although its tenant was not CONNECTED when it was sent
+	// (the harness's record of one stored mail says so).
+	t.Run("a mail stored for a tenant that was not CONNECTED", func(t *testing.T) {
+		w.ch.mu.Lock()
+		var m *sentMail
+		for _, s := range w.ch.mails {
+			if s.tenant == live.id && s.accepting {
+				m = s
+				break
+			}
+		}
+		w.ch.mu.Unlock()
+		if m == nil {
+			t.Fatal("no mail of the live tenant")
+		}
+		m.accepting = false
+		defer func() { m.accepting = true }()
+		v, err := w.checkWith(ctx, w.check)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if v.AfterRevocation == 0 || v.OK() {
+			t.Fatalf("the check did not fail: %+v", v)
+		}
+	})
+	// A message the system left in a queue.
+	t.Run("a message left in the poll queue", func(t *testing.T) {
+		if _, err := w.sqs.SendMessage(ctx, &sqs.SendMessageInput{QueueUrl: aws.String(w.queueURL), MessageBody: aws.String(`{"left":"behind"}`)}); err != nil {
+			t.Fatal(err)
+		}
+		v, err := w.checkInvariants(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out, err := w.sqs.ReceiveMessage(ctx, &sqs.ReceiveMessageInput{QueueUrl: aws.String(w.queueURL), WaitTimeSeconds: 2})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, m := range out.Messages {
+			w.sqs.DeleteMessage(ctx, &sqs.DeleteMessageInput{QueueUrl: aws.String(w.queueURL), ReceiptHandle: m.ReceiptHandle})
+		}
+		if v.QueueLeft == 0 || v.OK() {
+			t.Fatalf("the check did not fail: %+v", v)
+		}
+	})
+	// A request outside Amazon's contract (an unknown searchOrders
+	// parameter) reaches the sandbox.
+	t.Run("a request outside Amazon's contract", func(t *testing.T) {
+		resp, err := http.Get(w.sbServer.URL + "/orders/2026-01-01/orders?marketplaceIds=A13V1IB3VIYZZH&notAParameter=1")
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		defer func() { w.violations = nil }()
+		v, err := w.checkWith(ctx, w.check)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if v.OutsideContract == 0 || v.OK() {
+			t.Fatalf("the check did not fail: %+v", v)
+		}
+	})
 
 	// Dead letters: a defect of the store for one tenant (no injected
 	// fault) is unexplained; an injected Amazon fault explains its own.

@@ -125,6 +125,8 @@ func (r Result) Table() string {
 			{"notifications delivered to the queue (genuine; duplicates once)", c.NotificationsSent},
 			{"of those, recorded once (MarketplaceNotification)", c.NotificationsRecorded},
 			{"**recorded under another tenant**", c.NotificationsWrongOwner},
+			{"not recorded: every delivery met an injected fault, then the DLQ (the fallback poll stores the event)", c.NotificationsDeadLettered},
+			{"**received and never recorded**", c.NotificationsUnrecorded},
 			{"forged notifications (another tenant's SellerId and order) / **stored**", -2},
 			{"malformed notification bodies sent", c.NotificationsMalformed},
 		} {
