@@ -84,6 +84,11 @@ type DeliveryFaults struct {
 	DelayEvery     int           `json:"delayEvery"`
 	Delay          time.Duration `json:"-"`
 	ReorderEvery   int           `json:"reorderEvery"`
+	// GetOrderLag makes getOrder lag behind what notifications announce, as
+	// Amazon's eventually consistent read APIs do: for this long after a
+	// change, getOrder answers 404 for an order placed then and shows an
+	// older order without its new cancellation request.
+	GetOrderLag time.Duration `json:"-"`
 }
 
 // NotificationStats counts what the sandbox published and delivered.
@@ -114,6 +119,7 @@ type notifier struct {
 	subs         map[string]*subscription // by id
 	faults       DeliveryFaults
 	seq          int
+	variant      int // notifications rendered: picks each one's shape (orderchange.go)
 	held         *outgoing
 	stats        NotificationStats
 	outbox       chan outgoing // delivery order, drained by one goroutine
@@ -147,22 +153,25 @@ func (s *Server) notificationRoutes(m *http.ServeMux) {
 	m.HandleFunc("DELETE /notifications/v1/subscriptions/{notificationType}/{subscriptionId}", s.notificationsAPI(OpDeleteSubscriptionByID, true, s.handleDeleteSubscription))
 
 	m.HandleFunc("PUT /_sandbox/notifications/faults", func(w http.ResponseWriter, r *http.Request) {
-		var in struct {
-			DeliveryFaults
-			DelayMs int64 `json:"delayMs"`
-		}
+		var in faultsJSON
 		if !decode(w, r, &in) {
 			return
 		}
 		f := in.DeliveryFaults
 		f.Delay = time.Duration(in.DelayMs) * time.Millisecond
-		if f.DropEvery < 0 || f.DuplicateEvery < 0 || f.DelayEvery < 0 || f.ReorderEvery < 0 || f.Delay < 0 {
+		f.GetOrderLag = time.Duration(in.GetOrderLagMs) * time.Millisecond
+		if f.DropEvery < 0 || f.DuplicateEvery < 0 || f.DelayEvery < 0 || f.ReorderEvery < 0 || f.Delay < 0 || f.GetOrderLag < 0 {
 			adminError(w, http.StatusBadRequest, "every field must be >= 0")
 			return
 		}
 		s.SetDeliveryFaults(f)
-		writeJSON(w, http.StatusOK, jsonType, in)
+		// The settings in force, as the sandbox reads them back.
+		writeJSON(w, http.StatusOK, jsonType, toFaultsJSON(s.DeliveryFaults()))
 	})
+	m.HandleFunc("GET /_sandbox/notifications/faults", func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, http.StatusOK, jsonType, toFaultsJSON(s.DeliveryFaults()))
+	})
+	s.orderChangeRoutes(m)
 	m.HandleFunc("GET /_sandbox/notifications/stats", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, jsonType, s.NotificationStats())
 	})
@@ -411,6 +420,33 @@ func (s *Server) SetDeliveryFaults(f DeliveryFaults) {
 	n.faults, n.seq = f, 0
 }
 
+// DeliveryFaults returns the faults in force.
+func (s *Server) DeliveryFaults() DeliveryFaults {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.notifierLocked().faults
+}
+
+// faultsJSON is DeliveryFaults on the admin API, durations in milliseconds.
+type faultsJSON struct {
+	DeliveryFaults
+	DelayMs       int64 `json:"delayMs"`
+	GetOrderLagMs int64 `json:"getOrderLagMs"`
+}
+
+func toFaultsJSON(f DeliveryFaults) faultsJSON {
+	return faultsJSON{DeliveryFaults: f, DelayMs: f.Delay.Milliseconds(), GetOrderLagMs: f.GetOrderLag.Milliseconds()}
+}
+
+// getOrderLagLocked is how far behind the present getOrder reads. Caller
+// holds s.mu.
+func (s *Server) getOrderLagLocked() time.Duration {
+	if s.notes == nil {
+		return 0
+	}
+	return s.notes.faults.GetOrderLag
+}
+
 // NotificationStats returns a copy of the delivery counters.
 func (s *Server) NotificationStats() NotificationStats {
 	s.mu.Lock()
@@ -495,9 +531,10 @@ func (s *Server) publishLocked(seller Seller, o *order, changeType string, at ti
 	if dest == nil {
 		return
 	}
-	body := notificationBody(s.cfg.ApplicationID, sub.id, seller.ID, o, changeType, at, s.now())
 	n.stats.Published++
 	n.seq++
+	n.variant++
+	body := notificationBody(s.cfg.ApplicationID, sub.id, seller.ID, o, changeType, at, s.now(), n.variant-1)
 	f := n.faults
 	every := func(k int) bool { return k > 0 && n.seq%k == 0 }
 	out := outgoing{arn: dest.arn, body: body, copies: 1}
@@ -559,74 +596,6 @@ func (s *Server) send(n *notifier, out outgoing) {
 }
 
 var errNoDelivery = errors.New("no Deliver configured (start the sandbox with --sqs-endpoint)")
-
-// notificationBody renders an ORDER_CHANGE notification as Amazon sends it
-// to SQS (OrderChangeNotification.json).
-func notificationBody(appID, subID, sellerID string, o *order, changeType string, at, now time.Time) string {
-	fulfillment := "MFN"
-	if o.fulfilledBy == "AMAZON" {
-		fulfillment = "AFN"
-	}
-	status := notificationStatus[o.status]
-	if status == "" {
-		status = "Unshipped"
-	}
-	shipped, unshipped := 0, 0
-	items := []map[string]any{}
-	for _, it := range o.items {
-		item := map[string]any{"OrderItemId": it.id, "SellerSKU": it.sku, "SupplySourceId": nil, "Quantity": it.qty}
-		if o.status == "SHIPPED" {
-			item["OrderItemStatus"], item["QuantityShipped"] = "Shipped", it.qty
-			shipped += it.qty
-		} else {
-			item["OrderItemStatus"], item["QuantityShipped"] = "Unshipped", 0
-			unshipped += it.qty
-		}
-		if it.cancel != nil && !it.cancel.at.After(now) {
-			item["IsBuyerRequestedCancel"] = true
-		}
-		items = append(items, item)
-	}
-	reason := "Buyer Requested Cancel"
-	if changeType == "OrderStatusChange" {
-		reason = "Order status changed to " + status
-	}
-	body := map[string]any{
-		"NotificationVersion": "1.0",
-		"NotificationType":    "ORDER_CHANGE",
-		"PayloadVersion":      "1.0",
-		"EventTime":           at.UTC().Format(time.RFC3339Nano),
-		"Payload": map[string]any{"OrderChangeNotification": map[string]any{
-			"NotificationLevel": "OrderLevel",
-			"SellerId":          sellerID,
-			"AmazonOrderId":     o.id,
-			"OrderChangeType":   changeType,
-			"OrderChangeTrigger": map[string]any{
-				"TimeOfOrderChange": at.UTC().Format(time.RFC3339Nano),
-				"ChangeReason":      reason,
-			},
-			"Summary": map[string]any{
-				"MarketplaceId":          o.marketplaceID,
-				"OrderStatus":            status,
-				"PurchaseDate":           o.created.UTC().Format(time.RFC3339),
-				"DestinationPostalCode":  nil,
-				"FulfillmentType":        fulfillment,
-				"OrderType":              "StandardOrder",
-				"NumberOfItemsShipped":   shipped,
-				"NumberOfItemsUnshipped": unshipped,
-				"OrderItems":             items,
-			},
-		}},
-		"NotificationMetadata": map[string]any{
-			"ApplicationId":  appID,
-			"SubscriptionId": subID,
-			"PublishTime":    now.UTC().Format(time.RFC3339Nano),
-			"NotificationId": newRequestID(),
-		},
-	}
-	b, _ := json.Marshal(body)
-	return string(b)
-}
 
 // DropSubscriptions deletes every subscription of the seller, as Amazon
 // does when the seller removes the application (docs/push.md): no

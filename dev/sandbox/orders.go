@@ -332,7 +332,11 @@ func money(cents int) jsonMoney {
 // toJSON renders the order with the datasets asked for in includedData.
 // BUYER adds buyer, PROCEEDS the grand total, FULFILLMENT the status and
 // CANCELLATION the items' cancellation requests.
-func (o *order) toJSON(included map[string]bool) jsonOrder {
+func (o *order) toJSON(included map[string]bool) jsonOrder { return o.toJSONAsOf(included, time.Time{}) }
+
+// toJSONAsOf is toJSON as a read lagging at asOf sees the order: without
+// the cancellation requests made after it (zero: every one).
+func (o *order) toJSONAsOf(included map[string]bool, asOf time.Time) jsonOrder {
 	j := jsonOrder{
 		OrderID:         o.id,
 		CreatedTime:     o.created.UTC().Format(timeLayout),
@@ -360,7 +364,7 @@ func (o *order) toJSON(included map[string]bool) jsonOrder {
 				Price: jsonPrice{UnitPrice: money(it.unitPrice)},
 			},
 		}
-		if included["CANCELLATION"] && it.cancel != nil {
+		if included["CANCELLATION"] && it.cancel != nil && (asOf.IsZero() || !it.cancel.at.After(asOf)) {
 			ji.Cancellation = &jsonCancellation{CancellationRequest: &jsonCancellationRequest{
 				Requester: "BUYER", CancelReason: it.cancel.reason,
 			}}

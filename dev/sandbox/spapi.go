@@ -489,7 +489,15 @@ func (s *Server) handleGetOrder(w http.ResponseWriter, r *http.Request, c spCall
 	s.mu.Lock()
 	o := s.storeLocked(c.seller).byID[id]
 	var j jsonOrder
-	if o != nil {
+	if lag := s.getOrderLagLocked(); o != nil && lag > 0 {
+		// Eventually consistent: the read sees the order as it was lag ago.
+		asOf := s.now().Add(-lag)
+		if o.created.After(asOf) {
+			o = nil
+		} else {
+			j = o.toJSONAsOf(included, asOf)
+		}
+	} else if o != nil {
 		j = o.toJSON(included)
 	}
 	s.mu.Unlock()

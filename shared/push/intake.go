@@ -29,11 +29,6 @@ type Unsubscriber interface {
 	Unsubscribe(ctx context.Context, c marketplace.Connection) error
 }
 
-// notFoundRetries is how many deliveries a notification whose order getOrder
-// does not find yet is retried before it is recorded and dropped (Amazon
-// may publish before the order reads back; the fallback poll still sees it).
-const notFoundRetries = 3
-
 // Intake consumes the notifications queue.
 type Intake struct {
 	store   IntakeStore
@@ -42,6 +37,7 @@ type Intake struct {
 	log     *slog.Logger
 	metrics *metrics.Writer
 	unsub   Unsubscriber
+	backoff Backoff
 }
 
 // WithClock sets an Intake's clock (default time.Now).
@@ -62,10 +58,10 @@ func WithMetrics(m *metrics.Writer) Option { return func(o *options) { o.metrics
 func WithUnsubscriber(u Unsubscriber) Option { return func(o *options) { o.unsub = u } }
 
 // NewIntake returns the ordernotify handler's Intake (options: WithClock,
-// WithLogger, WithMetrics, WithUnsubscriber).
+// WithLogger, WithMetrics, WithUnsubscriber, WithBackoff).
 func NewIntake(store IntakeStore, orders sellerapi.Orders, opts ...Option) *Intake {
 	o := apply(opts)
-	return &Intake{store: store, orders: orders, now: o.now, log: o.log, metrics: o.metrics, unsub: o.unsub}
+	return &Intake{store: store, orders: orders, now: o.now, log: o.log, metrics: o.metrics, unsub: o.unsub, backoff: o.backoff.withDefaults()}
 }
 
 // unsubscribeTimeout bounds the retry of a disconnected connection's
@@ -166,10 +162,10 @@ func (in *Intake) Handle(ctx context.Context, messageID, body string, receives i
 	switch {
 	case err == nil && order.OrderID != n.AmazonOrderID:
 		return drop(marketplace.OutcomeOrderNotFound, "getOrder answered another order")
-	case errors.Is(err, spapi.ErrNotFound) && receives < notFoundRetries:
-		return in.retry(ctx, rec, err)
+	case errors.Is(err, spapi.ErrNotFound) && receives < in.backoff.Deliveries:
+		return in.later(ctx, rec, receives, "getOrder answered 404")
 	case errors.Is(err, spapi.ErrNotFound):
-		return drop(marketplace.OutcomeOrderNotFound, "")
+		return in.leftToPoll(ctx, rec, marketplace.OutcomeOrderNotFound, receives, "getOrder still answered 404")
 	case lwa.IsInvalidGrant(err), errors.Is(err, marketplace.ErrNoCredentials):
 		// The poller marks the connection; nothing to retry here.
 		return drop(marketplace.OutcomeNotConnected, safeError(err))
@@ -179,6 +175,17 @@ func (in *Intake) Handle(ctx context.Context, messageID, body string, receives i
 		return in.retry(ctx, rec, err)
 	}
 	msgs := spapi.BuyerEvents([]spapi.Order{order})
+	if missing(n, msgs) {
+		if receives < in.backoff.Deliveries {
+			return in.later(ctx, rec, receives, "getOrder does not show the buyer's request yet")
+		}
+		if len(msgs) == 0 {
+			return in.leftToPoll(ctx, rec, marketplace.OutcomeNoEvent, receives, "getOrder still did not show the buyer's request")
+		}
+		// Store what the order shows; the fallback poll reads the rest.
+		in.log.WarnContext(ctx, "notification partly readable; the rest is left to the fallback poll",
+			"notification_id", rec.NotificationID, "receive_count", receives)
+	}
 	if len(msgs) == 0 {
 		return drop(marketplace.OutcomeNoEvent, "")
 	}
@@ -202,6 +209,31 @@ func (in *Intake) Handle(ctx context.Context, messageID, body string, receives i
 func permanent(err error) bool {
 	return errors.Is(err, spapi.ErrInvalidInput) || errors.Is(err, spapi.ErrUnauthorized)
 }
+
+// later hands a notification getOrder is behind on back to the queue, to
+// be delivered again after the back-off's delay for this delivery.
+func (in *Intake) later(ctx context.Context, rec marketplace.NotificationRecord, receives int, reason string) (Result, error) {
+	d := in.backoff.delay(max(receives, 1))
+	in.log.InfoContext(ctx, "notification ahead of getOrder; delivered again later", "notification_id", rec.NotificationID,
+		"connection_id", rec.ConnectionID, "order_id", rec.OrderID, "reason", reason, "receive_count", receives, "retry_after_ms", d.Milliseconds())
+	in.metrics.Emit("ordernotify", map[string]float64{"notifications": 1, "aheadOfGetOrder": 1},
+		map[string]string{"tenant_id": rec.TenantID, "connection_id": rec.ConnectionID, "request_id": logging.RequestID(ctx)})
+	return Result{Outcome: OutcomeRetryLater, ConnectionID: rec.ConnectionID}, &RetryLaterError{After: d, Reason: reason}
+}
+
+// leftToPoll records a notification whose order getOrder still did not
+// show after the back-off's deliveries: the fallback poll will store its
+// event (it reads every order changed in its window).
+func (in *Intake) leftToPoll(ctx context.Context, rec marketplace.NotificationRecord, o marketplace.Outcome, receives int, reason string) (Result, error) {
+	rec.Outcome, rec.Detail = o, fmt.Sprintf("%s after %d deliveries: left to the fallback poll", reason, receives)
+	in.log.WarnContext(ctx, "notification left to the fallback poll", "notification_id", rec.NotificationID,
+		"connection_id", rec.ConnectionID, "order_id", rec.OrderID, "receive_count", receives)
+	return in.finish(ctx, rec, Result{Outcome: o, ConnectionID: rec.ConnectionID}, in.now())
+}
+
+// OutcomeRetryLater is a Result's outcome (never recorded) for a
+// notification handed back to the queue because getOrder is behind it.
+const OutcomeRetryLater marketplace.Outcome = "RETRY_LATER"
 
 // retry logs a transient failure and hands the record back to SQS.
 func (in *Intake) retry(ctx context.Context, rec marketplace.NotificationRecord, err error) (Result, error) {

@@ -18,6 +18,7 @@ type options struct {
 	now        func() time.Time
 	metrics    *metrics.Writer
 	unsub      Unsubscriber // Intake
+	backoff    Backoff      // Intake
 }
 
 // WithLogger sets the logger of a Subscriber or an Intake (default
