@@ -332,7 +332,9 @@ func money(cents int) jsonMoney {
 // toJSON renders the order with the datasets asked for in includedData.
 // BUYER adds buyer, PROCEEDS the grand total, FULFILLMENT the status and
 // CANCELLATION the items' cancellation requests.
-func (o *order) toJSON(included map[string]bool) jsonOrder { return o.toJSONAsOf(included, time.Time{}) }
+func (o *order) toJSON(included map[string]bool) jsonOrder {
+	return o.toJSONAsOf(included, time.Time{})
+}
 
 // toJSONAsOf is toJSON as a read lagging at asOf sees the order: without
 // the cancellation requests made after it (zero: every one).
