@@ -38,7 +38,7 @@ import (
 const apiPoolSize = 10
 
 // benchAPI drives oauthstart and status through the local server's handlers
-// (httpapi.API.Routes, built as the API functions' mains build them) with a bounded
+// (httpapi.Mux of the five routes, built as the API functions' mains build them) with a bounded
 // load generator on loopback, and the same requests through a bare
 // net/http handler doing the route's work in one database round trip.
 func benchAPI(ctx context.Context, e *env) (section, error) {
@@ -78,9 +78,12 @@ func benchAPI(ctx context.Context, e *env) (section, error) {
 	vault := &countingVault{Store: secrets}
 	cached, lwaClient := credcache.New(vault), lwa.New(cfg.LWATokenURL)
 	gw := sellerapi.New(cached, lwaClient, spapi.New(), store, sellerapi.WithEndpoint(cfg.SPAPIEndpoint), sellerapi.WithLogger(log))
-	flow := connect.New(store, connect.WithSecrets(cached), connect.WithExchanger(lwaClient), connect.WithSellerCentralURL(cfg.SellerCentralURL),
-		connect.WithLogger(log), connect.WithParticipations(gw))
-	api := &httpapi.API{Connect: flow, Auth: verifier, Log: log, ReturnURL: cfg.FrontendReturnURL}
+	api := httpapi.Mux(
+		httpapi.StartRoute(connect.NewStart(store, cached, connect.StartConfig{SellerCentralURL: cfg.SellerCentralURL}), verifier, log),
+		httpapi.CallbackRoute(connect.NewCallback(store, cached, lwaClient, connect.CallbackConfig{Participations: gw, Log: log}), log, cfg.FrontendReturnURL),
+		httpapi.LoginRoute(connect.NewLogin(store, cached, connect.LoginConfig{SellerCentralURL: cfg.SellerCentralURL}), log, ""),
+		httpapi.StatusRoute(connect.NewStatus(store, connect.StatusConfig{Log: log}), verifier, log),
+		httpapi.DisconnectRoute(connect.NewDisconnect(store, cached, connect.DisconnectConfig{Log: log}), verifier, log))
 
 	// Tenants, half of them connected (status reads a row either way).
 	if _, err := pool.Exec(ctx, `
@@ -101,7 +104,7 @@ FROM generate_series(1, $1) g`, sc.APITenants); err != nil {
 		}
 	}
 
-	realURL, stopReal, err := serve(api.Routes())
+	realURL, stopReal, err := serve(api)
 	if err != nil {
 		return sec, err
 	}
@@ -208,8 +211,8 @@ server, PostgreSQL and Vault share the CPUs.`, m.Ratios["bare_handler"], realStm
 	sec.Notes = append(sec.Notes, fmt.Sprintf(`Load: %d requests per side, %d concurrent keep-alive clients on loopback, %d tenants
 (half CONNECTED), every request with a valid HS256 Bearer token; after a
 warm-up of each side, one round of the bare handler then one of the real
-routes (the runs alternate them so). The real side is httpapi.API.Routes()
-built as the API functions' mains build it (JWT verifier, connect.Service with
+routes (the runs alternate them so). The real side is httpapi.Mux of the routes
+built as the API functions' mains build it (JWT verifier, the connect flows with
 credcache.New(vaultstore, credcache.DefaultTTL = %s), postgres.Store on a pool
 of %d connections configured as postgres.Open), served by net/http as
 cmd/local serves it. The bare side is a net/http handler on its own pool of

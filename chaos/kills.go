@@ -156,11 +156,13 @@ func newKiller(ctx context.Context, w *world, bin string) (*killer, error) {
 	secrets := credcache.New(vaultstore.New(w.vaultDir, devstack.KVMount, devstack.AppSecretPath))
 	lwaClient := lwa.New(k.srv.URL+"/auth/o2/token", lwa.WithHTTPClient(&http.Client{Timeout: 10 * time.Second}))
 	gw := sellerapi.New(secrets, lwaClient, spapi.New(spapi.WithHTTPClient(&http.Client{Timeout: 10 * time.Second})), store, sellerapi.WithEndpoint(k.srv.URL))
-	svc := connect.New(store, connect.WithSecrets(secrets),
-		connect.WithExchanger(lwaClient), connect.WithSellerCentralURL(k.srv.URL),
-		connect.WithLogger(w.log), connect.WithParticipations(gw),
-		connect.WithInboundAddresses(mailaddress.NewAddresses(store, devstack.InboundDomain)))
-	k.api = httptest.NewServer((&httpapi.API{Connect: svc, Auth: w.verifier, Log: w.log}).Routes())
+	inbound := mailaddress.NewAddresses(store, devstack.InboundDomain)
+	k.api = httptest.NewServer(httpapi.Mux(
+		httpapi.StartRoute(connect.NewStart(store, secrets, connect.StartConfig{SellerCentralURL: k.srv.URL}), w.verifier, w.log),
+		httpapi.CallbackRoute(connect.NewCallback(store, secrets, lwaClient, connect.CallbackConfig{Participations: gw, InboundAddresses: inbound, Log: w.log}), w.log, ""),
+		httpapi.LoginRoute(connect.NewLogin(store, secrets, connect.LoginConfig{SellerCentralURL: k.srv.URL}), w.log, ""),
+		httpapi.StatusRoute(connect.NewStatus(store, connect.StatusConfig{InboundAddresses: inbound, Log: w.log}), w.verifier, w.log),
+		httpapi.DisconnectRoute(connect.NewDisconnect(store, secrets, connect.DisconnectConfig{Log: w.log}), w.verifier, w.log)))
 	for n := 1; n <= w.set.KillTenants; n++ {
 		t := &tenant{n: w.set.Tenants + n, id: fmt.Sprintf("tenant-kill-%05d", n), seller: sandbox.SellerID(w.set.Tenants + n), sb: k.sb, front: k.front}
 		if err := w.connectVia(ctx, k.api.URL, t); err != nil {

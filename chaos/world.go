@@ -247,20 +247,25 @@ func newWorld(ctx context.Context, set Settings, out *syncBuffer) (w *world, err
 	lwaClient := lwa.New(w.sbServer.URL+"/auth/o2/token", lwa.WithHTTPClient(&http.Client{Timeout: 10 * time.Second}))
 	sp := spapi.New(spapi.WithHTTPClient(&http.Client{Timeout: 10 * time.Second}))
 	gw := sellerapi.New(apps, lwaClient, sp, w.store, sellerapi.WithEndpoint(w.sbServer.URL), sellerapi.WithLogger(w.log))
-	opts := []connect.Option{connect.WithSecrets(apps), connect.WithExchanger(lwaClient), connect.WithSellerCentralURL(w.sbServer.URL),
-		connect.WithClock(w.clock.Now), connect.WithLogger(w.log), connect.WithParticipations(gw)}
+	callbackCfg := connect.CallbackConfig{Participations: gw, Now: w.clock.Now, Log: w.log}
+	disconnectCfg := connect.DisconnectConfig{Log: w.log}
+	statusCfg := connect.StatusConfig{Now: w.clock.Now, Log: w.log}
 	if set.Channels {
 		// As the callback function wires them: an ORDER_CHANGE subscription
 		// and the inbound addresses for each new connection.
 		dest := push.NewDestinations(w.store, apps, sp, gw, fmt.Sprintf("arn:aws:sqs:%s:000000000000:chaos-notify", devstack.Region))
 		sub := push.NewSubscriber(w.store, dest, gw, push.WithLogger(w.log), push.WithClock(w.clock.Now))
-		opts = append(opts, connect.WithOnConnected(sub.OnConnected), connect.WithUnsubscriber(sub),
-			connect.WithInboundAddresses(mailaddress.NewAddresses(w.store, devstack.InboundDomain)))
+		inbound := mailaddress.NewAddresses(w.store, devstack.InboundDomain)
+		callbackCfg.OnConnected, callbackCfg.Unsubscriber, callbackCfg.InboundAddresses = sub.OnConnected, sub, inbound
+		disconnectCfg.Unsubscriber, statusCfg.InboundAddresses = sub, inbound
 	}
-	svc := connect.New(w.store, opts...)
 	w.verifier = verifier
-	api := &httpapi.API{Connect: svc, Auth: verifier, Log: w.log}
-	w.apiServer = httptest.NewServer(api.Routes())
+	w.apiServer = httptest.NewServer(httpapi.Mux(
+		httpapi.StartRoute(connect.NewStart(w.store, apps, connect.StartConfig{SellerCentralURL: w.sbServer.URL, Now: w.clock.Now}), verifier, w.log),
+		httpapi.CallbackRoute(connect.NewCallback(w.store, apps, lwaClient, callbackCfg), w.log, ""),
+		httpapi.LoginRoute(connect.NewLogin(w.store, apps, connect.LoginConfig{SellerCentralURL: w.sbServer.URL, Now: w.clock.Now}), w.log, ""),
+		httpapi.StatusRoute(connect.NewStatus(w.store, statusCfg), verifier, w.log),
+		httpapi.DisconnectRoute(connect.NewDisconnect(w.store, apps, disconnectCfg), verifier, w.log)))
 	return w, nil
 }
 

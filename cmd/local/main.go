@@ -110,21 +110,25 @@ func run(ctx context.Context, env *boot.Env, addr string, pollOnce bool) error {
 	if loginURL == "" {
 		loginURL = returnURL // a seller arriving from the sandbox's Appstore signs in on the page
 	}
-	opts := []connect.Option{connect.WithLogger(env.Log), connect.WithSecrets(secrets), connect.WithExchanger(lwaClient),
-		connect.WithSellerCentralURL(cfg.SellerCentralURL), connect.WithParticipations(gw),
-		connect.WithAppSource(cfg.AppSource), connect.WithReturnHosts(returnHosts...),
-		connect.WithAccount(gw), connect.WithPushStatus(store),
-		connect.WithInboundAddresses(mailaddress.NewAddresses(store, cfg.InboundMailDomain))}
+	inbound := mailaddress.NewAddresses(store, cfg.InboundMailDomain)
+	callbackCfg := connect.CallbackConfig{AppSource: cfg.AppSource, Participations: gw, Accounts: gw, InboundAddresses: inbound, Log: env.Log}
+	disconnectCfg := connect.DisconnectConfig{Log: env.Log}
 	if subscriber != nil {
-		opts = append(opts, connect.WithOnConnected(subscriber.OnConnected), connect.WithUnsubscriber(subscriber))
+		callbackCfg.OnConnected, callbackCfg.Unsubscriber, disconnectCfg.Unsubscriber = subscriber.OnConnected, subscriber, subscriber
 	}
-	flow := connect.New(store, opts...)
-	api := &httpapi.API{Connect: flow, Auth: env.Verifier(ctx), Log: env.Log, ReturnURL: returnURL, LoginURL: loginURL}
-	page := &devui.Page{API: api, Tickets: store, Messages: store, Log: env.Log, Token: func(tenant string) (string, error) {
+	verifier := env.Verifier(ctx)
+	start := httpapi.StartRoute(connect.NewStart(store, secrets, connect.StartConfig{AppSource: cfg.AppSource,
+		SellerCentralURL: cfg.SellerCentralURL, ReturnHosts: returnHosts}), verifier, env.Log)
+	callback := httpapi.CallbackRoute(connect.NewCallback(store, secrets, lwaClient, callbackCfg), env.Log, returnURL)
+	login := httpapi.LoginRoute(connect.NewLogin(store, secrets, connect.LoginConfig{AppSource: cfg.AppSource,
+		SellerCentralURL: cfg.SellerCentralURL}), env.Log, loginURL)
+	status := httpapi.StatusRoute(connect.NewStatus(store, connect.StatusConfig{PushStatus: store, InboundAddresses: inbound, Log: env.Log}), verifier, env.Log)
+	disconnect := httpapi.DisconnectRoute(connect.NewDisconnect(store, secrets, disconnectCfg), verifier, env.Log)
+	page := &devui.Page{Start: start, Status: status, Disconnect: disconnect, Tickets: store, Messages: store, Log: env.Log, Token: func(tenant string) (string, error) {
 		return auth.Issue(cfg.JWTHS256Secret, cfg.JWTIssuer, cfg.JWTAudience, cfg.TenantClaim, tenant, time.Hour, time.Now())
 	}, SandboxURL: cfg.SellerCentralURL, Apps: store, AppSource: cfg.AppSource,
 		SMTPAddr: os.Getenv("INBOUND_SMTP_ADDR")}
-	mux := api.Routes()
+	mux := httpapi.Mux(start, callback, login, status, disconnect)
 	mux.Handle("/", page.Handler())
 
 	srv := &http.Server{Addr: addr, Handler: mux, ReadHeaderTimeout: 5 * time.Second, MaxHeaderBytes: 16 << 10}

@@ -71,9 +71,9 @@ func newTwoApps(t *testing.T) *twoApps {
 func (e *twoApps) connect(tenant string, seller int, app marketplace.AppSource) {
 	e.t.Helper()
 	ctx := context.Background()
-	flow := connect.New(e.store, connect.WithSecrets(e.secrets), connect.WithExchanger(lwa.New(e.sbURL+"/auth/o2/token")), connect.WithSellerCentralURL(e.sbURL), connect.WithLogger(e.log),
-		connect.WithAppSource(app))
-	st, err := flow.Start(ctx, connect.StartInput{TenantID: tenant})
+	start := connect.NewStart(e.store, e.secrets, connect.StartConfig{AppSource: app, SellerCentralURL: e.sbURL})
+	callback := connect.NewCallback(e.store, e.secrets, lwa.New(e.sbURL+"/auth/o2/token"), connect.CallbackConfig{AppSource: app, Log: e.log})
+	st, err := start.Run(ctx, connect.StartInput{TenantID: tenant})
 	if err != nil {
 		e.t.Fatal(err)
 	}
@@ -89,7 +89,7 @@ func (e *twoApps) connect(tenant string, seller int, app marketplace.AppSource) 
 	resp.Body.Close()
 	loc, _ := url.Parse(resp.Header.Get("Location"))
 	cb := loc.Query()
-	if _, err := flow.Callback(ctx, connect.CallbackInput{Code: secret.Value(cb.Get("spapi_oauth_code")), State: st.State,
+	if _, err := callback.Run(ctx, connect.CallbackInput{Code: secret.Value(cb.Get("spapi_oauth_code")), State: st.State,
 		SellingPartnerID: cb.Get("selling_partner_id"), Binding: st.Binding}); err != nil {
 		e.t.Fatalf("connect %s on %s: %v (consent %d %s)", tenant, app, err, resp.StatusCode, loc)
 	}

@@ -68,19 +68,21 @@ func startLocal(t *testing.T) *local {
 	log := slog.New(slog.NewJSONHandler(io.Discard, nil))
 	store := postgres.New(pool)
 	cached, lwaClient := credcache.New(secrets), lwa.New(sbURL+"/auth/o2/token")
-	flow := connect.New(store, connect.WithSecrets(cached), connect.WithExchanger(lwaClient), connect.WithSellerCentralURL(sbURL),
-		connect.WithLogger(log), connect.WithParticipations(sellerapi.New(cached, lwaClient, spapi.New(), store, sellerapi.WithEndpoint(sbURL))))
+	gw := sellerapi.New(cached, lwaClient, spapi.New(), store, sellerapi.WithEndpoint(sbURL))
 	verifier, err := auth.NewVerifier(ctx, config.Config{JWTHS256Secret: jwtSecret, JWTIssuer: "kb", JWTAudience: "kb-amazon", TenantClaim: "tenantId"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	api := &httpapi.API{Connect: flow, Auth: verifier, Log: log, ReturnURL: srv.URL + "/", LoginURL: srv.URL + "/"}
-	page := &devui.Page{API: api, Tickets: store, Log: log, Token: func(tenant string) (string, error) {
+	start := httpapi.StartRoute(connect.NewStart(store, cached, connect.StartConfig{SellerCentralURL: sbURL}), verifier, log)
+	callback := httpapi.CallbackRoute(connect.NewCallback(store, cached, lwaClient, connect.CallbackConfig{Participations: gw, Log: log}), log, srv.URL+"/")
+	login := httpapi.LoginRoute(connect.NewLogin(store, cached, connect.LoginConfig{SellerCentralURL: sbURL}), log, srv.URL+"/")
+	status := httpapi.StatusRoute(connect.NewStatus(store, connect.StatusConfig{Log: log}), verifier, log)
+	disconnect := httpapi.DisconnectRoute(connect.NewDisconnect(store, cached, connect.DisconnectConfig{Log: log}), verifier, log)
+	page := &devui.Page{Start: start, Status: status, Disconnect: disconnect, Tickets: store, Log: log, Token: func(tenant string) (string, error) {
 		return auth.Issue(jwtSecret, "kb", "kb-amazon", "tenantId", tenant, time.Hour, time.Now())
 	}, SandboxURL: sbURL, Apps: store, AppSource: marketplace.AppKeyBuzz}
-	for p, h := range map[string]http.Handler{httpapi.StartPath: api.Start(), httpapi.CallbackPath: api.Callback(),
-		httpapi.StatusPath: api.Status(), httpapi.DisconnectPath: api.Disconnect(), httpapi.LoginPath: api.Login(), "/": page.Handler()} {
-		mux.Handle(p, h)
+	for _, r := range []httpapi.Route{start, callback, login, status, disconnect, {Path: "/", Handler: page.Handler()}} {
+		mux.Handle(r.Path, r.Handler)
 	}
 	return &local{url: srv.URL, store: store, secrets: secrets}
 }

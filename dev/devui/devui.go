@@ -33,9 +33,11 @@ type MessageLister interface {
 
 // Page serves the local page.
 type Page struct {
-	API     *httpapi.API
-	Token   func(tenantID string) (string, error) // a dev Bearer JWT
-	Tickets TicketLister
+	// Start, Status and Disconnect are the connector's routes the page
+	// calls (httpapi.StartRoute, StatusRoute, DisconnectRoute).
+	Start, Status, Disconnect http.Handler
+	Token                     func(tenantID string) (string, error) // a dev Bearer JWT
+	Tickets                   TicketLister
 	// Messages lists the tickets' messages; nil shows tickets without them.
 	Messages MessageLister
 	// SMTPAddr, when set, says where the SMTP receiver playing SES listens
@@ -117,7 +119,7 @@ func (p *Page) index(w http.ResponseWriter, r *http.Request) {
 		v.OldApps, _ = p.Apps.OldAppConnections(r.Context(), p.AppSource, "", 20)
 	}
 	if marketplace.ValidTenantID(v.Tenant) {
-		rec, err := p.call(r.Context(), http.MethodGet, httpapi.StatusPath, v.Tenant, p.API.Status())
+		rec, err := p.call(r.Context(), http.MethodGet, httpapi.StatusPath, v.Tenant, p.Status)
 		if err == nil {
 			_ = json.Unmarshal(rec.Body.Bytes(), &v.Status)
 		}
@@ -165,7 +167,7 @@ func (p *Page) connect(w http.ResponseWriter, r *http.Request) {
 		b, _ := json.Marshal(map[string]string{"appstore_login": login})
 		body = string(b)
 	}
-	rec, err := p.callBody(r, http.MethodPost, httpapi.StartPath, tenant, body, p.API.Start())
+	rec, err := p.callBody(r, http.MethodPost, httpapi.StartPath, tenant, body, p.Start)
 	if err != nil {
 		http.Error(w, err.Error(), http.StatusInternalServerError)
 		return
@@ -199,7 +201,7 @@ func (p *Page) disconnect(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "tenant id: 1-128 letters, digits, '-' or '_'", http.StatusBadRequest)
 		return
 	}
-	rec, err := p.callBody(r, http.MethodPost, httpapi.DisconnectPath, tenant, "", p.API.Disconnect())
+	rec, err := p.callBody(r, http.MethodPost, httpapi.DisconnectPath, tenant, "", p.Disconnect)
 	if err != nil || rec.Code != http.StatusOK {
 		http.Redirect(w, r, "/?tenant="+url.QueryEscape(tenant)+"&amazon_error=disconnect_failed", http.StatusSeeOther)
 		return

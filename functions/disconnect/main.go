@@ -28,14 +28,14 @@ func main() {
 
 	store := postgres.New(env.Pool(ctx, boot.LambdaMaxConns))
 	secrets := credcache.New(env.Vault(ctx))
-	opts := []connect.Option{connect.WithSecrets(secrets)}
+	var opt connect.DisconnectConfig
 	if cfg.PushEnabled() { // end the ORDER_CHANGE subscription (deleteSubscriptionById, grantless)
 		sp := spapi.New()
 		gw := sellerapi.New(secrets, lwa.New(cfg.LWATokenURL), sp, store, sellerapi.WithEndpoint(cfg.SPAPIEndpoint))
 		dest := push.NewDestinations(store, secrets, sp, gw, cfg.NotificationsQueueARN)
-		opts = append(opts, connect.WithUnsubscriber(push.NewSubscriber(store, dest, gw)))
+		opt.Unsubscriber = push.NewSubscriber(store, dest, gw)
 	}
-	api := &httpapi.API{Connect: connect.New(store, opts...), Auth: env.Verifier(ctx), Log: env.Log}
+	route := httpapi.DisconnectRoute(connect.NewDisconnect(store, secrets, opt), env.Verifier(ctx), env.Log)
 
-	lambda.Start(httpadapter.NewV2(api.Disconnect()).ProxyWithContext)
+	lambda.Start(httpadapter.NewV2(route).ProxyWithContext)
 }

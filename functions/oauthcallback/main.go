@@ -32,16 +32,15 @@ func main() {
 	gw := sellerapi.New(secrets, lwa.New(cfg.LWATokenURL), sp, store, sellerapi.WithEndpoint(cfg.SPAPIEndpoint))
 	// The state names the app its consent used; AMAZON_SPAPI_APP_SOURCE is
 	// the fallback for states started before apps were recorded.
-	opts := []connect.Option{connect.WithSecrets(secrets), connect.WithExchanger(lwa.New(cfg.LWATokenURL)),
-		connect.WithSellerCentralURL(cfg.SellerCentralURL), connect.WithAppSource(cfg.AppSource),
-		connect.WithParticipations(gw), connect.WithAccount(gw),
-		connect.WithInboundAddresses(mailaddress.NewAddresses(store, cfg.InboundMailDomain))}
+	opt := connect.CallbackConfig{AppSource: cfg.AppSource, Participations: gw, Accounts: gw,
+		InboundAddresses: mailaddress.NewAddresses(store, cfg.InboundMailDomain)}
 	if cfg.PushEnabled() { // subscribe the new connection to ORDER_CHANGE (docs/push.md)
 		dest := push.NewDestinations(store, secrets, sp, gw, cfg.NotificationsQueueARN)
 		subscriber := push.NewSubscriber(store, dest, gw)
-		opts = append(opts, connect.WithOnConnected(subscriber.OnConnected), connect.WithUnsubscriber(subscriber))
+		opt.OnConnected, opt.Unsubscriber = subscriber.OnConnected, subscriber
 	}
-	api := &httpapi.API{Connect: connect.New(store, opts...), Auth: env.Verifier(ctx), Log: env.Log, ReturnURL: cfg.FrontendReturnURL}
+	flow := connect.NewCallback(store, secrets, lwa.New(cfg.LWATokenURL), opt)
+	route := httpapi.CallbackRoute(flow, env.Log, cfg.FrontendReturnURL)
 
-	lambda.Start(httpadapter.NewV2(api.Callback()).ProxyWithContext)
+	lambda.Start(httpadapter.NewV2(route).ProxyWithContext)
 }

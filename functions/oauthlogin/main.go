@@ -23,9 +23,9 @@ func main() {
 
 	// The log-in checks amazon_callback_uri against the app's region: the
 	// app's credentials, no Amazon call.
-	flow := connect.New(postgres.New(env.Pool(ctx, boot.LambdaMaxConns)), connect.WithSecrets(credcache.New(env.Vault(ctx))),
-		connect.WithSellerCentralURL(cfg.SellerCentralURL), connect.WithAppSource(cfg.AppSource))
-	api := &httpapi.API{Connect: flow, Auth: env.Verifier(ctx), Log: env.Log, LoginURL: cfg.FrontendLoginURL}
+	flow := connect.NewLogin(postgres.New(env.Pool(ctx, boot.LambdaMaxConns)), credcache.New(env.Vault(ctx)), connect.LoginConfig{
+		AppSource: cfg.AppSource, SellerCentralURL: cfg.SellerCentralURL})
+	route := httpapi.LoginRoute(flow, env.Log, cfg.FrontendLoginURL)
 
-	lambda.Start(httpadapter.NewV2(api.Login()).ProxyWithContext)
+	lambda.Start(httpadapter.NewV2(route).ProxyWithContext)
 }

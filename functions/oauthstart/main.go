@@ -23,10 +23,9 @@ func main() {
 	// Start builds the consent URL: the app's credentials, no Amazon call.
 	// New consents use AMAZON_SPAPI_APP_SOURCE's app; return_url may name
 	// FRONTEND_RETURN_HOSTS (and FRONTEND_RETURN_URL's host).
-	flow := connect.New(postgres.New(env.Pool(ctx, boot.LambdaMaxConns)), connect.WithSecrets(credcache.New(env.Vault(ctx))),
-		connect.WithSellerCentralURL(cfg.SellerCentralURL), connect.WithAppSource(cfg.AppSource),
-		connect.WithReturnHosts(cfg.FrontendReturnHosts...))
-	api := &httpapi.API{Connect: flow, Auth: env.Verifier(ctx), Log: env.Log}
+	flow := connect.NewStart(postgres.New(env.Pool(ctx, boot.LambdaMaxConns)), credcache.New(env.Vault(ctx)), connect.StartConfig{
+		AppSource: cfg.AppSource, SellerCentralURL: cfg.SellerCentralURL, ReturnHosts: cfg.FrontendReturnHosts})
+	route := httpapi.StartRoute(flow, env.Verifier(ctx), env.Log)
 
-	lambda.Start(httpadapter.NewV2(api.Start()).ProxyWithContext)
+	lambda.Start(httpadapter.NewV2(route).ProxyWithContext)
 }

@@ -21,9 +21,9 @@ func main() {
 
 	// Status reads the database only: no Vault client, no Amazon client.
 	store := postgres.New(env.Pool(ctx, boot.LambdaMaxConns))
-	flow := connect.New(store, connect.WithPushStatus(store),
-		connect.WithInboundAddresses(mailaddress.NewAddresses(store, env.Config.InboundMailDomain)))
-	api := &httpapi.API{Connect: flow, Auth: env.Verifier(ctx), Log: env.Log}
+	flow := connect.NewStatus(store, connect.StatusConfig{PushStatus: store,
+		InboundAddresses: mailaddress.NewAddresses(store, env.Config.InboundMailDomain)})
+	route := httpapi.StatusRoute(flow, env.Verifier(ctx), env.Log)
 
-	lambda.Start(httpadapter.NewV2(api.Status()).ProxyWithContext)
+	lambda.Start(httpadapter.NewV2(route).ProxyWithContext)
 }

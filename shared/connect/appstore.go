@@ -3,6 +3,7 @@ package connect
 import (
 	"context"
 	"fmt"
+	"io"
 	"net/url"
 	"regexp"
 	"strings"
@@ -28,66 +29,41 @@ type LoginResult struct {
 	ExpiresAt time.Time
 }
 
+// LoginStore is the part of the database the log-in route needs.
+type LoginStore interface {
+	CreateAppstoreLogin(ctx context.Context, l marketplace.AppstoreLogin) error
+}
+
+// LoginConfig tunes a Login; zero fields take the defaults.
+type LoginConfig struct {
+	AppSource        marketplace.AppSource // AMAZON_SPAPI_APP_SOURCE; default external_test
+	SellerCentralURL string                // AMAZON_SELLER_CENTRAL_URL: also accepted as amazon_callback_uri's origin
+	Now              func() time.Time      // default time.Now
+	Random           io.Reader             // default crypto/rand
+}
+
+// Login is the log-in route's flow (Appstore-initiated authorization).
+type Login struct {
+	store            LoginStore
+	apps             Apps
+	appSource        marketplace.AppSource
+	sellerCentralURL string
+	now              func() time.Time
+	random           io.Reader
+}
+
+// NewLogin returns the log-in flow on store, checking amazon_callback_uri
+// against the region of apps' application.
+func NewLogin(store LoginStore, apps Apps, cfg LoginConfig) *Login {
+	return &Login{store: store, apps: apps, appSource: appSourceOr(cfg.AppSource), sellerCentralURL: strings.TrimRight(cfg.SellerCentralURL, "/"),
+		now: nowOr(cfg.Now), random: randomOr(cfg.Random)}
+}
+
 // amazonStatePattern is Amazon's opaque amazon_state: printable ASCII
 // (at most maxAmazonState bytes).
 var amazonStatePattern = regexp.MustCompile(`^[!-~]+$`)
 
 const maxAmazonState = 2048
-
-// Login records an Appstore-initiated authorization until the seller has
-// signed in to KeyBuzz: only an https Seller Central or Vendor Central
-// amazon_callback_uri of the app's region is accepted (the sandbox's
-// AMAZON_SELLER_CENTRAL_URL as well), so the route can never redirect
-// anywhere else.
-func (s *Service) Login(ctx context.Context, in LoginInput) (LoginResult, error) {
-	if in.AmazonCallbackURI == "" || in.AmazonState == "" {
-		return LoginResult{}, fmt.Errorf("missing amazon_callback_uri or amazon_state: %w", marketplace.ErrBadRequest)
-	}
-	if len(in.AmazonState) > maxAmazonState || !amazonStatePattern.MatchString(in.AmazonState) {
-		return LoginResult{}, fmt.Errorf("malformed amazon_state: %w", marketplace.ErrBadRequest)
-	}
-	if in.SellingPartnerID != "" && !ValidSellerID(in.SellingPartnerID) {
-		return LoginResult{}, fmt.Errorf("malformed selling_partner_id: %w", marketplace.ErrBadRequest)
-	}
-	if in.Version != "" && in.Version != "beta" {
-		return LoginResult{}, fmt.Errorf("version %q: %w", in.Version, marketplace.ErrBadRequest)
-	}
-	app, err := s.secrets.AppFor(ctx, s.appSource)
-	if err != nil {
-		return LoginResult{}, fmt.Errorf("log-in: %w", err)
-	}
-	if err := s.checkCallbackURI(app, in.AmazonCallbackURI); err != nil {
-		return LoginResult{}, err
-	}
-	id, err := s.randomValue()
-	if err != nil {
-		return LoginResult{}, fmt.Errorf("log-in: random id: %w", err)
-	}
-	expires := s.now().Add(StateTTL).UTC().Truncate(time.Millisecond)
-	if err := s.store.CreateAppstoreLogin(ctx, marketplace.AppstoreLogin{
-		LoginHash: hashState(id), AmazonCallbackURI: in.AmazonCallbackURI, AmazonState: in.AmazonState,
-		SellingPartnerID: in.SellingPartnerID, Version: in.Version, ExpiresAt: expires,
-	}); err != nil {
-		return LoginResult{}, fmt.Errorf("log-in: %w", err)
-	}
-	return LoginResult{LoginID: id, ExpiresAt: expires}, nil
-}
-
-// checkCallbackURI accepts an https Seller or Vendor Central URL of the
-// app's region, or one on the configured Seller Central override's origin.
-func (s *Service) checkCallbackURI(app marketplace.AppCredentials, raw string) error {
-	if amazon.IsCentralURL(raw, app.Region) {
-		return nil
-	}
-	if s.sellerCentralURL != "" {
-		if o, err := url.Parse(s.sellerCentralURL); err == nil {
-			if u, err := url.Parse(raw); err == nil && u.User == nil && u.Scheme == o.Scheme && strings.EqualFold(u.Host, o.Host) {
-				return nil
-			}
-		}
-	}
-	return fmt.Errorf("amazon_callback_uri: %w", marketplace.ErrBadCallbackURI)
-}
 
 // appstoreConsentURL sends the browser back to Amazon's amazon_callback_uri
 // with Amazon's amazon_state, our state and version=beta for a draft app.
@@ -107,29 +83,6 @@ func appstoreConsentURL(app marketplace.AppCredentials, l marketplace.AppstoreLo
 	return u.String()
 }
 
-// checkReturnURL accepts an empty return URL or an absolute https one (http
-// on loopback) on an allowed host, without user info; it returns it without
-// its fragment.
-func (s *Service) checkReturnURL(raw string) (string, error) {
-	if raw == "" {
-		return "", nil
-	}
-	u, err := url.Parse(raw)
-	if err != nil || !u.IsAbs() || u.Host == "" || u.User != nil || u.Opaque != "" || len(raw) > 2048 {
-		return "", fmt.Errorf("return_url: %w", marketplace.ErrBadReturnURL)
-	}
-	if u.Scheme != "https" && !(u.Scheme == "http" && IsLoopbackHost(u.Hostname())) {
-		return "", fmt.Errorf("return_url scheme %q: %w", u.Scheme, marketplace.ErrBadReturnURL)
-	}
-	for _, h := range s.returnHosts {
-		if strings.EqualFold(h, u.Host) {
-			u.Fragment = ""
-			return u.String(), nil
-		}
-	}
-	return "", fmt.Errorf("return_url host %q: %w", u.Host, marketplace.ErrBadReturnURL)
-}
-
 // IsLoopbackHost reports whether host (no port) names this machine.
 func IsLoopbackHost(host string) bool {
 	switch strings.ToLower(strings.Trim(host, "[]")) {
@@ -137,4 +90,59 @@ func IsLoopbackHost(host string) bool {
 		return true
 	}
 	return strings.HasPrefix(host, "127.")
+}
+
+// Login records an Appstore-initiated authorization until the seller has
+// signed in to KeyBuzz: only an https Seller Central or Vendor Central
+// amazon_callback_uri of the app's region is accepted (the sandbox's
+// AMAZON_SELLER_CENTRAL_URL as well), so the route can never redirect
+// anywhere else.
+func (s *Login) Run(ctx context.Context, in LoginInput) (LoginResult, error) {
+	if in.AmazonCallbackURI == "" || in.AmazonState == "" {
+		return LoginResult{}, fmt.Errorf("missing amazon_callback_uri or amazon_state: %w", marketplace.ErrBadRequest)
+	}
+	if len(in.AmazonState) > maxAmazonState || !amazonStatePattern.MatchString(in.AmazonState) {
+		return LoginResult{}, fmt.Errorf("malformed amazon_state: %w", marketplace.ErrBadRequest)
+	}
+	if in.SellingPartnerID != "" && !ValidSellerID(in.SellingPartnerID) {
+		return LoginResult{}, fmt.Errorf("malformed selling_partner_id: %w", marketplace.ErrBadRequest)
+	}
+	if in.Version != "" && in.Version != "beta" {
+		return LoginResult{}, fmt.Errorf("version %q: %w", in.Version, marketplace.ErrBadRequest)
+	}
+	app, err := s.apps.AppFor(ctx, s.appSource)
+	if err != nil {
+		return LoginResult{}, fmt.Errorf("log-in: %w", err)
+	}
+	if err := checkCallbackURI(s.sellerCentralURL, app, in.AmazonCallbackURI); err != nil {
+		return LoginResult{}, err
+	}
+	id, err := randomValue(s.random)
+	if err != nil {
+		return LoginResult{}, fmt.Errorf("log-in: random id: %w", err)
+	}
+	expires := s.now().Add(StateTTL).UTC().Truncate(time.Millisecond)
+	if err := s.store.CreateAppstoreLogin(ctx, marketplace.AppstoreLogin{
+		LoginHash: hashState(id), AmazonCallbackURI: in.AmazonCallbackURI, AmazonState: in.AmazonState,
+		SellingPartnerID: in.SellingPartnerID, Version: in.Version, ExpiresAt: expires,
+	}); err != nil {
+		return LoginResult{}, fmt.Errorf("log-in: %w", err)
+	}
+	return LoginResult{LoginID: id, ExpiresAt: expires}, nil
+}
+
+// checkCallbackURI accepts an https Seller or Vendor Central URL of the
+// app's region, or one on the configured Seller Central override's origin.
+func checkCallbackURI(sellerCentralURL string, app marketplace.AppCredentials, raw string) error {
+	if amazon.IsCentralURL(raw, app.Region) {
+		return nil
+	}
+	if sellerCentralURL != "" {
+		if o, err := url.Parse(sellerCentralURL); err == nil {
+			if u, err := url.Parse(raw); err == nil && u.User == nil && u.Scheme == o.Scheme && strings.EqualFold(u.Host, o.Host) {
+				return nil
+			}
+		}
+	}
+	return fmt.Errorf("amazon_callback_uri: %w", marketplace.ErrBadCallbackURI)
 }

@@ -43,7 +43,7 @@ func TestCallbackInputValidate(t *testing.T) {
 }
 
 type memStore struct {
-	Store
+	StartStore
 	began  []string
 	begins []marketplace.Begin
 }
@@ -98,9 +98,9 @@ func TestStartBuildsConsentURL(t *testing.T) {
 			app := base
 			tt.app(&app)
 			store := &memStore{}
-			svc := New(store, WithSecrets(memSecrets{app: app}), WithSellerCentralURL(tt.override), WithRandom(fixedReader(7)),
-				WithClock(func() time.Time { return time.Date(2026, 11, 27, 10, 0, 0, 0, time.UTC) }))
-			res, err := svc.Start(context.Background(), StartInput{TenantID: "tenant-1"})
+			svc := NewStart(store, memSecrets{app: app}, StartConfig{SellerCentralURL: tt.override, Random: fixedReader(7),
+				Now: func() time.Time { return time.Date(2026, 11, 27, 10, 0, 0, 0, time.UTC) }})
+			res, err := svc.Run(context.Background(), StartInput{TenantID: "tenant-1"})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -128,8 +128,8 @@ func TestStartBuildsConsentURL(t *testing.T) {
 			}
 		})
 	}
-	svc := New(&memStore{}, WithSecrets(memSecrets{app: base}))
-	if _, err := svc.Start(context.Background(), StartInput{TenantID: "../etc"}); !errors.Is(err, marketplace.ErrBadRequest) {
+	svc := NewStart(&memStore{}, memSecrets{app: base}, StartConfig{})
+	if _, err := svc.Run(context.Background(), StartInput{TenantID: "../etc"}); !errors.Is(err, marketplace.ErrBadRequest) {
 		t.Errorf("bad tenant: %v", err)
 	}
 }

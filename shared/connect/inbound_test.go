@@ -37,8 +37,8 @@ func TestStatusInboundAddresses(t *testing.T) {
 	in := &memInbound{}
 	st := &statusStore{conn: marketplace.Connection{ID: "c1", TenantID: "t1", Status: marketplace.StatusConnected,
 		MarketplaceID: "A1PA6795UKMFR9,A13V1IB3VIYZZH"}}
-	s := New(st, WithInboundAddresses(in))
-	got, err := s.Status(context.Background(), "t1")
+	s := NewStatus(st, StatusConfig{InboundAddresses: in})
+	got, err := s.Run(context.Background(), "t1")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -48,7 +48,7 @@ func TestStatusInboundAddresses(t *testing.T) {
 	// Not connected: nothing provisioned.
 	st.conn.Status = marketplace.StatusDisabled
 	in.addrs = nil
-	if got, _ := s.Status(context.Background(), "t1"); len(got.InboundAddresses) != 0 {
+	if got, _ := s.Run(context.Background(), "t1"); len(got.InboundAddresses) != 0 {
 		t.Errorf("a disabled connection got addresses: %+v", got.InboundAddresses)
 	}
 }

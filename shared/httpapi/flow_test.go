@@ -88,7 +88,7 @@ type stack struct {
 	sbURL   string
 	server  *httptest.Server
 	clock   *clock
-	api     *httpapi.API
+	api     *http.ServeMux
 	appPath string
 	// unsubscribed records the connections whose subscriptions were ended.
 	unsubscribed *unsubscribeLog
@@ -159,14 +159,14 @@ func newStack(t testing.TB, opt stackOption) *stack {
 	st := &stack{t: t, pool: pool, secrets: admin, sandbox: sb, sbURL: sbURL, clock: clk, appPath: appPath,
 		unsubscribed: &unsubscribeLog{}, bindings: &jar{m: map[string]*http.Cookie{}}}
 	st.api = st.buildAPI(admin, opt)
-	st.server = httptest.NewServer(st.api.Routes())
+	st.server = httptest.NewServer(st.api)
 	t.Cleanup(st.server.Close)
 	return st
 }
 
 // buildAPI wires the connector on the stack's database, sandbox and clock,
 // with secrets from the given Vault store.
-func (s *stack) buildAPI(secrets *vaultstore.Store, opt stackOption) *httpapi.API {
+func (s *stack) buildAPI(secrets *vaultstore.Store, opt stackOption) *http.ServeMux {
 	t := s.t
 	log := logging.New(&suiteLogs, "debug").With("test", t.Name())
 	lwaURL := s.sbURL + "/auth/o2/token"
@@ -180,16 +180,19 @@ func (s *stack) buildAPI(secrets *vaultstore.Store, opt stackOption) *httpapi.AP
 	store := postgres.New(s.pool, postgres.WithClock(s.clock.Now))
 	cached, lwaClient := credcache.New(secrets, credcache.WithClock(s.clock.Now)), lwa.New(lwaURL, lwa.WithHTTPClient(hc))
 	gw := sellerapi.New(cached, lwaClient, spapi.New(), store, sellerapi.WithEndpoint(s.sbURL), sellerapi.WithLogger(log))
-	svc := connect.New(store, connect.WithSecrets(cached), connect.WithExchanger(lwaClient), connect.WithSellerCentralURL(s.sbURL),
-		connect.WithClock(s.clock.Now), connect.WithLogger(log), connect.WithParticipations(gw),
-		connect.WithReturnHosts(opt.returnHosts...), connect.WithUnsubscriber(s.unsubscribed), connect.WithAccount(gw))
 	verifier, err := auth.NewVerifier(context.Background(), config.Config{
 		JWTHS256Secret: jwtSecret, JWTIssuer: jwtIssuer, JWTAudience: jwtAudience, TenantClaim: "tenantId",
 	})
 	if err != nil {
 		t.Fatalf("verifier: %v", err)
 	}
-	return &httpapi.API{Connect: svc, Auth: verifier, Log: log, ReturnURL: opt.returnURL, LoginURL: opt.loginURL}
+	return httpapi.Mux(
+		httpapi.StartRoute(connect.NewStart(store, cached, connect.StartConfig{SellerCentralURL: s.sbURL, ReturnHosts: opt.returnHosts, Now: s.clock.Now}), verifier, log),
+		httpapi.CallbackRoute(connect.NewCallback(store, cached, lwaClient, connect.CallbackConfig{Participations: gw, Accounts: gw,
+			Unsubscriber: s.unsubscribed, Now: s.clock.Now, Log: log}), log, opt.returnURL),
+		httpapi.LoginRoute(connect.NewLogin(store, cached, connect.LoginConfig{SellerCentralURL: s.sbURL, Now: s.clock.Now}), log, opt.loginURL),
+		httpapi.StatusRoute(connect.NewStatus(store, connect.StatusConfig{Now: s.clock.Now, Log: log}), verifier, log),
+		httpapi.DisconnectRoute(connect.NewDisconnect(store, cached, connect.DisconnectConfig{Unsubscriber: s.unsubscribed, Log: log}), verifier, log))
 }
 
 // withVaultAt serves the same connector but with Vault at addr.
@@ -206,7 +209,7 @@ func (s *stack) withVaultAt(addr string) *stack {
 	vc.SetToken(testenv.Env(s.t, "VAULT_TOKEN"))
 	other := *s
 	other.api = s.buildAPI(vaultstore.New(vc, "secret", s.appPath), stackOption{})
-	other.server = httptest.NewServer(other.api.Routes())
+	other.server = httptest.NewServer(other.api)
 	s.t.Cleanup(other.server.Close)
 	return &other
 }

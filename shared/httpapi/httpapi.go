@@ -40,25 +40,53 @@ type Authenticator interface {
 	Authenticate(r *http.Request) (auth.Claims, error)
 }
 
-// Connector is the Connect flow (connect.Service).
-type Connector interface {
-	Start(ctx context.Context, in connect.StartInput) (connect.StartResult, error)
-	Callback(ctx context.Context, in connect.CallbackInput) (connect.CallbackResult, error)
-	Login(ctx context.Context, in connect.LoginInput) (connect.LoginResult, error)
-	Status(ctx context.Context, tenantID string) (connect.Status, error)
-	Disconnect(ctx context.Context, tenantID string) (connect.DisconnectResult, error)
+// Route is one route: the handler and the path API Gateway and the local
+// server serve it on. A Lambda function serves one Route (through
+// httpadapter.NewV2); the local server mounts them all (Mux).
+type Route struct {
+	Path string
+	http.Handler
 }
 
-// API holds what the handlers share.
-type API struct {
-	Connect   Connector
-	Auth      Authenticator
-	Log       *slog.Logger
-	ReturnURL string // FRONTEND_RETURN_URL: callback redirects there when start named no return_url
-	// LoginURL is the frontend page where a seller arriving from the
-	// Appstore signs in (FRONTEND_LOGIN_URL, else FRONTEND_RETURN_URL);
-	// empty: the log-in route answers JSON.
-	LoginURL string
+// Mux mounts routes on one handler (the local server).
+func Mux(routes ...Route) *http.ServeMux {
+	mux := http.NewServeMux()
+	for _, r := range routes {
+		mux.Handle(r.Path, r.Handler)
+	}
+	return mux
+}
+
+// base is what every route's middleware needs: who calls (for the routes
+// a tenant calls) and where to log.
+type base struct {
+	auth Authenticator
+	log  *slog.Logger
+}
+
+// Starter is the start flow (connect.Start).
+type Starter interface {
+	Run(ctx context.Context, in connect.StartInput) (connect.StartResult, error)
+}
+
+// Callbacker is the callback flow (connect.Callback).
+type Callbacker interface {
+	Run(ctx context.Context, in connect.CallbackInput) (connect.CallbackResult, error)
+}
+
+// LoginFlow is the Appstore log-in flow (connect.Login).
+type LoginFlow interface {
+	Run(ctx context.Context, in connect.LoginInput) (connect.LoginResult, error)
+}
+
+// StatusFlow is the status flow (connect.Status).
+type StatusFlow interface {
+	Run(ctx context.Context, tenantID string) (connect.StatusResult, error)
+}
+
+// Disconnector is the disconnect flow (connect.Disconnect).
+type Disconnector interface {
+	Run(ctx context.Context, tenantID string) (connect.DisconnectResult, error)
 }
 
 type startRequest struct {
@@ -74,28 +102,30 @@ type startResponse struct {
 	Message   string    `json:"message"`
 }
 
-// Start serves POST StartPath: an optional JSON body {return_url,
-// appstore_login}; the answer sets the browser binding cookie (so the
-// frontend calls it with credentials) and carries the consent URL.
-func (a *API) Start() http.Handler {
-	return a.wrapTenant(http.MethodPost, func(w http.ResponseWriter, r *http.Request, claims auth.Claims) {
+// StartRoute serves POST StartPath with flow, for the tenant authn names:
+// an optional JSON body {return_url, appstore_login}; the answer sets the
+// browser binding cookie (so the frontend calls it with credentials) and
+// carries the consent URL.
+func StartRoute(flow Starter, authn Authenticator, log *slog.Logger) Route {
+	a := &base{auth: authn, log: log}
+	return Route{StartPath, a.wrapTenant(http.MethodPost, func(w http.ResponseWriter, r *http.Request, claims auth.Claims) {
 		var body startRequest
 		if err := readJSON(r, &body); err != nil {
-			writeError(w, r, a.Log, err)
+			writeError(w, r, a.log, err)
 			return
 		}
-		res, err := a.Connect.Start(r.Context(), connect.StartInput{
+		res, err := flow.Run(r.Context(), connect.StartInput{
 			TenantID: claims.TenantID, ReturnURL: body.ReturnURL, AppstoreLogin: secret.Value(body.AppstoreLogin),
 		})
 		if err != nil {
-			writeError(w, r, a.Log, err)
+			writeError(w, r, a.log, err)
 			return
 		}
 		setBinding(w, r, res.Binding, res.ExpiresAt)
-		a.Log.InfoContext(r.Context(), "oauth start", "expires_at", res.ExpiresAt, "appstore", body.AppstoreLogin != "")
+		a.log.InfoContext(r.Context(), "oauth start", "expires_at", res.ExpiresAt, "appstore", body.AppstoreLogin != "")
 		writeJSON(w, http.StatusOK, startResponse{Success: true, AuthURL: res.AuthURL, State: res.State.Reveal(),
 			ExpiresAt: res.ExpiresAt, Message: StartMessage})
-	})
+	})}
 }
 
 // readJSON decodes an optional JSON body into v (an empty body is none).
@@ -120,9 +150,13 @@ type callbackResponse struct {
 	SellingPartnerID string `json:"sellingPartnerId,omitempty"`
 }
 
-// Callback serves GET CallbackPath: Amazon's redirect of the seller's browser.
-func (a *API) Callback() http.Handler {
-	return a.wrap(http.MethodGet, func(w http.ResponseWriter, r *http.Request) {
+// CallbackRoute serves GET CallbackPath with flow: Amazon's redirect of the
+// seller's browser (no JWT: the state and the browser binding). returnURL
+// (FRONTEND_RETURN_URL) is where the browser goes when start named no
+// return_url; empty: the answer is JSON.
+func CallbackRoute(flow Callbacker, log *slog.Logger, returnURL string) Route {
+	a := &callback{base: base{log: log}, returnURL: returnURL}
+	return Route{CallbackPath, a.wrap(http.MethodGet, func(w http.ResponseWriter, r *http.Request) {
 		// Amazon's advice for the page that receives the code, and no cache
 		// may keep an answer that depended on it.
 		w.Header().Set("Referrer-Policy", "no-referrer")
@@ -147,7 +181,7 @@ func (a *API) Callback() http.Handler {
 			a.callbackDone(w, r, connect.CallbackResult{}, errors.Join(marketplace.ErrBadRequest, errors.New("consent refused")))
 			return
 		}
-		res, err := a.Connect.Callback(r.Context(), connect.CallbackInput{
+		res, err := flow.Run(r.Context(), connect.CallbackInput{
 			Code:             secret.Value(code),
 			State:            secret.Value(q.Get("state")),
 			SellingPartnerID: q.Get("selling_partner_id"),
@@ -160,24 +194,29 @@ func (a *API) Callback() http.Handler {
 			clearBinding(w, r) // the starter's browser is done with it
 		}
 		a.callbackDone(w, r, res, err)
-	})
+	})}
+}
+
+type callback struct {
+	base
+	returnURL string
 }
 
 // callbackDone sends the browser to the start's return URL (or
 // FRONTEND_RETURN_URL) with KeyBuzz's parameters, amazon_connected=true and
 // tenant_id on success, amazon_error=<code> on failure; with neither it
 // answers JSON.
-func (a *API) callbackDone(w http.ResponseWriter, r *http.Request, res connect.CallbackResult, err error) {
+func (a *callback) callbackDone(w http.ResponseWriter, r *http.Request, res connect.CallbackResult, err error) {
 	if err != nil {
 		e, _ := classify(err)
-		a.Log.InfoContext(r.Context(), "oauth callback failed", "code", e.Code, "error", err.Error())
+		a.log.InfoContext(r.Context(), "oauth callback failed", "code", e.Code, "error", err.Error())
 	} else {
-		a.Log.InfoContext(r.Context(), "oauth callback connected", "selling_partner_id", res.SellingPartnerID,
+		a.log.InfoContext(r.Context(), "oauth callback connected", "selling_partner_id", res.SellingPartnerID,
 			"replaced_selling_partner_id", res.ReplacedSellingPartnerID)
 	}
 	target := res.ReturnURL
 	if target == "" {
-		target = a.ReturnURL
+		target = a.returnURL
 	}
 	if u, perr := url.Parse(target); target != "" && perr == nil && u.IsAbs() {
 		q := u.Query()
@@ -197,7 +236,7 @@ func (a *API) callbackDone(w http.ResponseWriter, r *http.Request, res connect.C
 		return
 	}
 	if err != nil {
-		writeError(w, r, a.Log, err)
+		writeError(w, r, a.log, err)
 		return
 	}
 	writeJSON(w, http.StatusOK, callbackResponse{Success: true, Message: "Amazon account connected",
@@ -214,35 +253,38 @@ type loginResponse struct {
 // LoginMessage tells an API-only caller what to do with the log-in id.
 const LoginMessage = "Sign in to KeyBuzz, then POST oauth/start with {\"appstore_login\": appstoreLogin} and send the browser to authUrl"
 
-// Login serves GET LoginPath, the app's log-in URI for Appstore-initiated
-// authorization: it keeps Amazon's parameters and sends the browser to the
-// frontend's sign-in page with amazon_appstore_login=<id>. It never
-// redirects to amazon_callback_uri itself; a refused one is a JSON error.
-func (a *API) Login() http.Handler {
-	return a.wrap(http.MethodGet, func(w http.ResponseWriter, r *http.Request) {
+// LoginRoute serves GET LoginPath with flow, the app's log-in URI for
+// Appstore-initiated authorization: it keeps Amazon's parameters and sends
+// the browser to loginURL, the frontend's sign-in page (FRONTEND_LOGIN_URL,
+// else FRONTEND_RETURN_URL), with amazon_appstore_login=<id>; with no
+// loginURL it answers JSON. It never redirects to amazon_callback_uri
+// itself; a refused one is a JSON error.
+func LoginRoute(flow LoginFlow, log *slog.Logger, loginURL string) Route {
+	a := &base{log: log}
+	return Route{LoginPath, a.wrap(http.MethodGet, func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Referrer-Policy", "no-referrer")
 		w.Header().Set("Cache-Control", "no-store")
 		q, err := url.ParseQuery(r.URL.RawQuery)
 		if err != nil {
-			writeError(w, r, a.Log, errors.Join(marketplace.ErrBadRequest, errors.New("malformed query")))
+			writeError(w, r, a.log, errors.Join(marketplace.ErrBadRequest, errors.New("malformed query")))
 			return
 		}
 		for _, k := range []string{"amazon_callback_uri", "amazon_state", "selling_partner_id", "version"} {
 			if len(q[k]) > 1 {
-				writeError(w, r, a.Log, errors.Join(marketplace.ErrBadRequest, errors.New("repeated "+k)))
+				writeError(w, r, a.log, errors.Join(marketplace.ErrBadRequest, errors.New("repeated "+k)))
 				return
 			}
 		}
-		res, err := a.Connect.Login(r.Context(), connect.LoginInput{
+		res, err := flow.Run(r.Context(), connect.LoginInput{
 			AmazonCallbackURI: q.Get("amazon_callback_uri"), AmazonState: q.Get("amazon_state"),
 			SellingPartnerID: q.Get("selling_partner_id"), Version: q.Get("version"),
 		})
 		if err != nil {
-			writeError(w, r, a.Log, err)
+			writeError(w, r, a.log, err)
 			return
 		}
-		a.Log.InfoContext(r.Context(), "appstore log-in", "selling_partner_id", q.Get("selling_partner_id"))
-		if u, perr := url.Parse(a.LoginURL); a.LoginURL != "" && perr == nil && u.IsAbs() {
+		a.log.InfoContext(r.Context(), "appstore log-in", "selling_partner_id", q.Get("selling_partner_id"))
+		if u, perr := url.Parse(loginURL); loginURL != "" && perr == nil && u.IsAbs() {
 			uq := u.Query()
 			uq.Set("amazon_appstore_login", res.LoginID.Reveal())
 			u.RawQuery = uq.Encode()
@@ -251,7 +293,7 @@ func (a *API) Login() http.Handler {
 			return
 		}
 		writeJSON(w, http.StatusOK, loginResponse{Success: true, AppstoreLogin: res.LoginID.Reveal(), ExpiresAt: res.ExpiresAt, Message: LoginMessage})
-	})
+	})}
 }
 
 type statusResponse struct {
@@ -288,19 +330,20 @@ type inboundAddressJSON struct {
 // Connect (KeyBuzz's frontend convention).
 const NoConnectionStatus = "DISCONNECTED"
 
-// Status serves GET StatusPath.
-func (a *API) Status() http.Handler {
-	return a.wrapTenant(http.MethodGet, func(w http.ResponseWriter, r *http.Request, claims auth.Claims) {
-		st, err := a.Connect.Status(r.Context(), claims.TenantID)
+// StatusRoute serves GET StatusPath with flow, for the tenant authn names.
+func StatusRoute(flow StatusFlow, authn Authenticator, log *slog.Logger) Route {
+	a := &base{auth: authn, log: log}
+	return Route{StatusPath, a.wrapTenant(http.MethodGet, func(w http.ResponseWriter, r *http.Request, claims auth.Claims) {
+		st, err := flow.Run(r.Context(), claims.TenantID)
 		if err != nil {
-			writeError(w, r, a.Log, err)
+			writeError(w, r, a.log, err)
 			return
 		}
 		writeJSON(w, http.StatusOK, statusBody(st))
-	})
+	})}
 }
 
-func statusBody(st connect.Status) statusResponse {
+func statusBody(st connect.StatusResult) statusResponse {
 	resp := statusResponse{Connected: st.Connected, Status: NoConnectionStatus}
 	if c := st.Connection; c != nil {
 		resp.Status = string(c.Status)
@@ -332,12 +375,14 @@ type disconnectResponse struct {
 	Message   string  `json:"message"`
 }
 
-// Disconnect serves POST DisconnectPath: idempotent.
-func (a *API) Disconnect() http.Handler {
-	return a.wrapTenant(http.MethodPost, func(w http.ResponseWriter, r *http.Request, claims auth.Claims) {
-		res, err := a.Connect.Disconnect(r.Context(), claims.TenantID)
+// DisconnectRoute serves POST DisconnectPath with flow, for the tenant authn
+// names: idempotent.
+func DisconnectRoute(flow Disconnector, authn Authenticator, log *slog.Logger) Route {
+	a := &base{auth: authn, log: log}
+	return Route{DisconnectPath, a.wrapTenant(http.MethodPost, func(w http.ResponseWriter, r *http.Request, claims auth.Claims) {
+		res, err := flow.Run(r.Context(), claims.TenantID)
 		if err != nil {
-			writeError(w, r, a.Log, err)
+			writeError(w, r, a.log, err)
 			return
 		}
 		resp := disconnectResponse{Success: true, Status: NoConnectionStatus, Message: "Amazon account disconnected"}
@@ -345,18 +390,7 @@ func (a *API) Disconnect() http.Handler {
 			resp.Status, resp.LastError = string(c.Status), nonEmpty(c.LastError)
 		}
 		writeJSON(w, http.StatusOK, resp)
-	})
-}
-
-// Routes mounts the routes on one handler (the local server).
-func (a *API) Routes() *http.ServeMux {
-	mux := http.NewServeMux()
-	mux.Handle(StartPath, a.Start())
-	mux.Handle(CallbackPath, a.Callback())
-	mux.Handle(LoginPath, a.Login())
-	mux.Handle(StatusPath, a.Status())
-	mux.Handle(DisconnectPath, a.Disconnect())
-	return mux
+	})}
 }
 
 func nonEmpty(s string) *string {

@@ -41,18 +41,18 @@ func validRequestID(id string) bool {
 // wrapTenant is wrap for the routes a tenant calls with its Bearer JWT:
 // the token is verified first (401 otherwise) and the tenant id joins the
 // request's log attributes.
-func (a *API) wrapTenant(method string, h func(w http.ResponseWriter, r *http.Request, claims auth.Claims)) http.Handler {
+func (a *base) wrapTenant(method string, h func(w http.ResponseWriter, r *http.Request, claims auth.Claims)) http.Handler {
 	return a.wrap(method, func(w http.ResponseWriter, r *http.Request) {
-		claims, err := a.Auth.Authenticate(r)
+		claims, err := a.auth.Authenticate(r)
 		if err != nil {
-			writeError(w, r, a.Log, err)
+			writeError(w, r, a.log, err)
 			return
 		}
 		h(w, r.WithContext(logging.WithTenantID(r.Context(), claims.TenantID)), claims)
 	})
 }
 
-func (a *API) wrap(method string, h http.HandlerFunc) http.Handler {
+func (a *base) wrap(method string, h http.HandlerFunc) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
 		ctx := logging.WithRequestID(r.Context(), requestID(r))
@@ -61,19 +61,19 @@ func (a *API) wrap(method string, h http.HandlerFunc) http.Handler {
 		rec := &statusRecorder{ResponseWriter: w, status: http.StatusOK}
 		defer func() {
 			if p := recover(); p != nil {
-				a.Log.ErrorContext(ctx, "panic", "panic", fmt.Sprint(p))
-				writeError(rec, r, a.Log, fmt.Errorf("panic in handler"))
+				a.log.ErrorContext(ctx, "panic", "panic", fmt.Sprint(p))
+				writeError(rec, r, a.log, fmt.Errorf("panic in handler"))
 			}
-			a.Log.InfoContext(r.Context(), "request", "method", r.Method, "path", r.URL.Path,
+			a.log.InfoContext(r.Context(), "request", "method", r.Method, "path", r.URL.Path,
 				"status", rec.status, "duration_ms", time.Since(start).Milliseconds())
 		}()
 		if r.Method != method {
 			rec.Header().Set("Allow", method)
-			writeError(rec, r, a.Log, fmt.Errorf("method %s: %w", r.Method, errMethod))
+			writeError(rec, r, a.log, fmt.Errorf("method %s: %w", r.Method, errMethod))
 			return
 		}
 		if r.ContentLength > maxBody {
-			writeError(rec, r, a.Log, fmt.Errorf("body of %d bytes: %w", r.ContentLength, marketplace.ErrBadRequest))
+			writeError(rec, r, a.log, fmt.Errorf("body of %d bytes: %w", r.ContentLength, marketplace.ErrBadRequest))
 			return
 		}
 		r.Body = http.MaxBytesReader(rec, r.Body, maxBody)
