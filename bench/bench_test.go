@@ -47,11 +47,11 @@ func TestSmallScale(t *testing.T) {
 
 	// Every benchmark reported, with its measures.
 	want := map[string][]string{
-		"fanout":    {"fanout_throughput", "fanout_run_time"},
+		"fanout":    {"fanout_throughput", "fanout_run_time", "fanout_time_per_million"},
 		"ingest":    {"ingest_throughput", "ingest_vs_row_by_row", "reingest_throughput"},
 		"api":       {"api_status_throughput", "api_status_p50", "api_status_p99", "api_oauthstart_throughput", "api_oauthstart_p50", "api_oauthstart_p99"},
 		"budget":    {"budget_use_known_plan", "budget_429_after_plan_change"},
-		"coldstart": {"coldstart_status", "size_status", "coldstart_functions_measured"},
+		"coldstart": {"coldstart_status", "coldstart_status_total", "size_status", "coldstart_functions_measured"},
 		"mail":      {"mail_intake_throughput", "mail_intake_statements_per_mail"},
 		"freshness": {"freshness_push_p99", "freshness_push_p50", "freshness_push_max", "freshness_mail_p99", "freshness_mail_p50", "freshness_mail_max",
 			"freshness_poll_steady_p99", "freshness_poll_steady_p50", "freshness_poll_steady_max"},
@@ -98,6 +98,12 @@ func TestSmallScale(t *testing.T) {
 			t.Errorf("measure %s reported twice", r.Name)
 		}
 		byName[r.Name] = r
+	}
+	// Every goal says which result would miss it.
+	for _, r := range results {
+		if !strings.HasPrefix(r.Goal, "report only") && r.Miss == "" {
+			t.Errorf("%s: goal %q says nothing of what would miss it", r.Name, r.Goal)
+		}
 	}
 	for bench, names := range want {
 		for _, n := range names {

@@ -79,6 +79,7 @@ func benchBudget(ctx context.Context, e *env) (section, error) {
 				Ratios:    map[string]float64{"theoretical_max_calls": use},
 				Goal:      "≥ 0.95, zero 429s and no failed poll in every run",
 				checks:    []check{atLeast("value", 0.95), inEvery(atMost("baseline:throttled_429", 0)), inEvery(atMost("baseline:failed_polls", 0))},
+				miss:      "the poller leaves more than 5% of Amazon's allowance unused, or spends past it (a 429), or a poll fails",
 				explain:   budgetExplain(out),
 			})
 			continue
@@ -89,6 +90,7 @@ func benchBudget(ctx context.Context, e *env) (section, error) {
 			Ratios:    map[string]float64{"theoretical_max_calls": use},
 			Goal:      "≤ 1 429 and no failed poll in every run",
 			checks:    []check{inEvery(atMost("value", 1)), inEvery(atMost("baseline:failed_polls", 0))},
+			miss:      "the poller keeps calling at the old plan's pace after Amazon lowered it (two or more 429s), or a poll fails",
 			explain:   budgetExplain(out),
 		})
 	}

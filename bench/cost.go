@@ -147,10 +147,12 @@ run, per 1,000 tenants per day: polling only: %s. Push with fallback: %s.`, m.Ra
 		Name: "cost_invocations_push_vs_poll", Value: round3(totPush), Unit: "invocations/1k tenants/day",
 		Baselines: map[string]float64{"polling_only": round3(totPoll)}, Ratios: map[string]float64{"polling_only": rInv},
 		Goal: "≤ 0.2 × polling_only", checks: []check{atMost("ratio:polling_only", 0.2)}, explain: explain("Lambda invocations"),
+		miss: "push with fallback polling needs more than a fifth of polling only's invocations",
 	}, Result{
 		Name: "cost_spapi_calls_push_vs_poll", Value: round3(callsPush), Unit: "calls/1k tenants/day",
 		Baselines: map[string]float64{"polling_only": round3(callsPoll)}, Ratios: map[string]float64{"polling_only": rCalls},
 		Goal: "≤ 0.2 × polling_only", checks: []check{atMost("ratio:polling_only", 0.2)}, explain: explain("SP-API calls"),
+		miss: "push with fallback polling makes more than a fifth of polling only's SP-API calls",
 	}, Result{
 		Name: "cost_statements_push_vs_poll", Value: round3(float64(withPush.statements) * scale), Unit: "statements/1k tenants/day",
 		Baselines: map[string]float64{"polling_only": round3(float64(pollOnly.statements) * scale)},

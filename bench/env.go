@@ -36,6 +36,28 @@ type env struct {
 	buildDir string
 	// channels overrides the scale's freshness channels (-fresh).
 	channels []string
+	// run is the number of the current run of a benchmark, from 1: the
+	// order of its baselines and the real code alternates with it
+	// (baselineFirst).
+	run int
+}
+
+// baselineFirst is whether the current run measures its baselines before
+// the real code: odd runs do, even runs measure the real code first, so
+// neither side always gets the warmer (or the colder) machine.
+func (e *env) baselineFirst() bool { return e.run%2 == 1 }
+
+// inOrder runs the baseline and the real side in the current run's order
+// (baselineFirst) and says which went first, for the report.
+func (e *env) inOrder(baseline, real func() error) (string, error) {
+	first, second, order := baseline, real, "baseline first, then the real code"
+	if !e.baselineFirst() {
+		first, second, order = real, baseline, "real code first, then the baseline"
+	}
+	if err := first(); err != nil {
+		return order, err
+	}
+	return order, second()
 }
 
 // built is one bootstrap binary and its size in MB.

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"math"
 	"os"
 	"runtime"
 	"strconv"
@@ -78,67 +79,85 @@ FROM generate_series(1, $1) g`, sc.Tenants); err != nil {
 		bodies[i] = pollqueue.Message{TenantID: x.tenant, ConnectionID: x.conn, EnqueuedAt: now}.Encode()
 	}
 
-	// One round of the ceiling, then one of the fan-out, each into a fresh
-	// queue; the runs of the benchmark alternate them so.
-	q, err := e.freshQueue(ctx, "ceiling")
-	if err != nil {
-		return sec, err
-	}
-	d, err := ceilingLoop(ctx, e.sqs, q, bodies)
-	if err != nil {
-		return sec, fmt.Errorf("ceiling: %w", err)
-	}
-	ceiling := rate(len(bodies), d)
-	e.logf("fanout: ceiling: %d messages in %s (%.0f msg/s)", len(bodies), d.Round(time.Millisecond), ceiling)
-	e.deleteQueue(ctx, q)
+	// One round of the ceiling and one of the fan-out, each into a fresh
+	// queue, in the run's order (the baseline first in odd runs).
+	var (
+		ceiling, fanout, naive float64
+		n                      int
+		naiveD                 time.Duration
+		lastRun                poll.FanoutResult
+		runTime                time.Duration
+		counted                = &inflightSQS{api: e.sqs}
+	)
+	ceilingSide := func() error {
+		q, err := e.freshQueue(ctx, "ceiling")
+		if err != nil {
+			return err
+		}
+		d, err := ceilingLoop(ctx, e.sqs, q, bodies)
+		if err != nil {
+			return fmt.Errorf("ceiling: %w", err)
+		}
+		ceiling = rate(len(bodies), d)
+		e.logf("fanout: ceiling: %d messages in %s (%.0f msg/s)", len(bodies), d.Round(time.Millisecond), ceiling)
+		e.deleteQueue(ctx, q)
 
-	if _, err := pool.Exec(ctx, `UPDATE "MarketplaceConnection" SET "pollClaimedUntil" = NULL`); err != nil {
-		return sec, err
+		q, err = e.freshQueue(ctx, "naive")
+		if err != nil {
+			return err
+		}
+		n = min(sc.NaiveSample, len(bodies))
+		start := time.Now()
+		for i := 0; i < n; i++ {
+			if _, err := e.sqs.SendMessage(ctx, &sqs.SendMessageInput{QueueUrl: aws.String(q), MessageBody: aws.String(bodies[i])}); err != nil {
+				return fmt.Errorf("naive: %w", err)
+			}
+		}
+		naiveD = time.Since(start)
+		naive = rate(n, naiveD)
+		e.logf("fanout: naive: %d messages in %s (%.0f msg/s)", n, naiveD.Round(time.Millisecond), naive)
+		e.deleteQueue(ctx, q)
+		return nil
 	}
-	if q, err = e.freshQueue(ctx, "fanout"); err != nil {
-		return sec, err
+	realSide := func() error {
+		if _, err := pool.Exec(ctx, `UPDATE "MarketplaceConnection" SET "pollClaimedUntil" = NULL`); err != nil {
+			return err
+		}
+		q, err := e.freshQueue(ctx, "fanout")
+		if err != nil {
+			return err
+		}
+		f := poll.NewFanout(store, pollsender.NewSender(counted, q), poll.WithLogger(e.quiet))
+		trace.reset()
+		start := time.Now()
+		lastRun, err = f.Run(ctx)
+		runTime = time.Since(start)
+		if err != nil {
+			return fmt.Errorf("fan-out run: %w", err)
+		}
+		if lastRun.Claimed != sc.Tenants || lastRun.Sent != sc.Tenants || lastRun.Failed != 0 {
+			return fmt.Errorf("fan-out run: claimed %d, sent %d, failed %d of %d connections", lastRun.Claimed, lastRun.Sent, lastRun.Failed, sc.Tenants)
+		}
+		depth, err := e.queueDepth(ctx, q)
+		if err != nil {
+			return err
+		}
+		if depth != sc.Tenants {
+			return fmt.Errorf("fan-out run: the queue holds %d messages, want %d", depth, sc.Tenants)
+		}
+		fanout = rate(lastRun.Sent, runTime)
+		e.logf("fanout: pollfanout: %d messages in %s (%.0f msg/s)", lastRun.Sent, runTime.Round(time.Millisecond), fanout)
+		e.deleteQueue(ctx, q)
+		return nil
 	}
-	counted := &inflightSQS{api: e.sqs}
-	f := poll.NewFanout(store, pollsender.NewSender(counted, q), poll.WithLogger(e.quiet))
-	trace.reset()
-	start := time.Now()
-	lastRun, err := f.Run(ctx)
-	runTime := time.Since(start)
+	order, err := e.inOrder(ceilingSide, realSide)
 	if err != nil {
-		return sec, fmt.Errorf("fan-out run: %w", err)
-	}
-	if lastRun.Claimed != sc.Tenants || lastRun.Sent != sc.Tenants || lastRun.Failed != 0 {
-		return sec, fmt.Errorf("fan-out run: claimed %d, sent %d, failed %d of %d connections", lastRun.Claimed, lastRun.Sent, lastRun.Failed, sc.Tenants)
+		return sec, err
 	}
 	claimCalls, claimTotal := 0, time.Duration(0)
 	if st, ok := trace.find(`"pollClaimedUntil" = $2`); ok {
 		claimCalls, claimTotal = st.Calls, st.Total
 	}
-	depth, err := e.queueDepth(ctx, q)
-	if err != nil {
-		return sec, err
-	}
-	if depth != sc.Tenants {
-		return sec, fmt.Errorf("fan-out run: the queue holds %d messages, want %d", depth, sc.Tenants)
-	}
-	fanout := rate(lastRun.Sent, runTime)
-	e.logf("fanout: pollfanout: %d messages in %s (%.0f msg/s)", lastRun.Sent, runTime.Round(time.Millisecond), fanout)
-	e.deleteQueue(ctx, q)
-
-	if q, err = e.freshQueue(ctx, "naive"); err != nil {
-		return sec, err
-	}
-	n := min(sc.NaiveSample, len(bodies))
-	start = time.Now()
-	for i := 0; i < n; i++ {
-		if _, err := e.sqs.SendMessage(ctx, &sqs.SendMessageInput{QueueUrl: aws.String(q), MessageBody: aws.String(bodies[i])}); err != nil {
-			return sec, fmt.Errorf("naive: %w", err)
-		}
-	}
-	naiveD := time.Since(start)
-	naive := rate(n, naiveD)
-	e.logf("fanout: naive: %d messages in %s (%.0f msg/s)", n, naiveD.Round(time.Millisecond), naive)
-	e.deleteQueue(ctx, q)
 
 	// Evidence: the claim statement's plan for one chunk (rolled back).
 	trace.reset()
@@ -189,6 +208,7 @@ were HOT. The table has %d indexes and %s, read from the catalog;
 		Ratios:    map[string]float64{"emulator_ceiling": rc, "naive_one_by_one": rn},
 		Goal:      "≥ 0.8 × emulator_ceiling and ≥ 10 × naive_one_by_one",
 		checks:    []check{atLeast("ratio:emulator_ceiling", 0.8), atLeast("ratio:naive_one_by_one", 10)},
+		miss:      "the claims and the sender cost more than a fifth of what the emulator alone takes, or batching and parallel calls gain less than tenfold",
 		explain: func(m Result) string {
 			var why []string
 			if m.Ratios["emulator_ceiling"] < 0.8 {
@@ -216,8 +236,8 @@ that loop.`, m.Ratios["naive_one_by_one"], ratio(ceiling, naive), reach, 1000/ma
 	}, Result{
 		Name: "fanout_run_time", Value: ms(runTime), Unit: "ms",
 		Baselines: map[string]float64{"schedule_period": schedulePeriodMS}, Ratios: map[string]float64{"schedule_period": ratio(ms(runTime), schedulePeriodMS)},
-		Goal: "< schedule_period", checks: []check{atMost("ratio:schedule_period", 0.999)},
-	})
+		Goal: "report only",
+	}, fanoutMillion(sc.Tenants, runTime, ceiling, rate(sc.Tenants, claimLat)))
 	sec.Notes = append(sec.Notes, fmt.Sprintf(`%d CONNECTED connections, all due, in a fresh database; one `+"`poll.Fanout.Run`"+`
 as functions/pollfanout builds it (postgres.Store on a %d-connection pool
 configured as postgres.Open, pollsender.NewSender with its default
@@ -227,8 +247,10 @@ with at most %d SendMessageBatch calls in flight (counted on its SQS client),
 and the queue held all of them afterwards. The ceiling sends the same %d
 message bodies with a bare loop of SendMessageBatch (10 per call, %d calls in
 flight, no database); the naive baseline sends %d of them with one SendMessage
-per message, one after the other (its rate is what counts). The schedule
-period is MARKETPLACE_POLL_INTERVAL_SECONDS as config.Load reads it here (%s).
+per message, one after the other (its rate is what counts). Order in this
+run: %s (odd runs measure the baselines first, even runs the fan-out). The
+schedule period is MARKETPLACE_POLL_INTERVAL_SECONDS as config.Load reads
+it here (%s).
 
 Claiming alone (ClaimDue in chunks of 1000 on the same database, no SQS):
 %d connections in %s (%.0f claims/s). Statements recorded (pgx tracer on the
@@ -238,10 +260,48 @@ store's pool):
 The first chunk's plan (EXPLAIN ANALYZE with the arguments the store sent,
 rolled back):
 
-%s`, sc.Tenants, fanoutPoolSize, lastRun.Claimed, claimCalls, lastRun.Sent, lastRun.Failed, peak, len(bodies), senderParallel, n,
+%s`, sc.Tenants, fanoutPoolSize, lastRun.Claimed, claimCalls, lastRun.Sent, lastRun.Failed, peak, len(bodies), senderParallel, n, order,
 		time.Duration(schedulePeriodMS)*time.Millisecond,
 		sc.Tenants, claimLat.Round(time.Millisecond), rate(sc.Tenants, claimLat), claimStats, codeBlock(plan)))
 	return sec, nil
+}
+
+// million is the fleet the fan-out must serve inside one schedule period.
+const million = 1_000_000
+
+// fanoutMillion is the fan-out's time for a million due connections: the
+// measured run when it had a million (-fanout-tenants 1000000), else the
+// measured run scaled linearly to a million (claims in chunks and sends in
+// batches: both grow with the count). Its goal is one schedule period; a
+// miss says which of the two bounds it, from the ceiling's and the claims'
+// own rates measured in the same run.
+func fanoutMillion(tenants int, runTime time.Duration, ceiling, claimRate float64) Result {
+	scale := float64(million) / float64(max(tenants, 1))
+	secs := math.Round(runTime.Seconds()*scale*10) / 10
+	period := schedulePeriodMS / 1000
+	how := "measured"
+	if tenants != million {
+		how = fmt.Sprintf("projected linearly from %d", tenants)
+	}
+	return Result{
+		Name: "fanout_time_per_million", Value: secs, Unit: "s per 1M tenants",
+		Baselines: map[string]float64{"schedule_period": period}, Ratios: map[string]float64{"schedule_period": ratio(secs, period)},
+		Goal:   fmt.Sprintf("≤ 1 × schedule_period (1,000,000 due connections fanned out inside one period; %s)", how),
+		checks: []check{atMost("ratio:schedule_period", 1)},
+		miss:   "a million due connections take longer than one schedule period to claim and send",
+		explain: func(m Result) string {
+			ceil1M, claim1M := float64(million)/max(ceiling, 1), float64(million)/max(claimRate, 1)
+			bound := fmt.Sprintf("the emulator: its own ceiling alone (bare SendMessageBatch, no database) would need %.0f s for a million, more than the period, so no sender reaches the goal on this emulator", ceil1M)
+			switch {
+			case ceil1M <= period && claim1M > period:
+				bound = fmt.Sprintf("the claims: claiming alone (no SQS) would need %.0f s for a million", claim1M)
+			case ceil1M <= period:
+				bound = fmt.Sprintf("neither alone: the emulator's ceiling would need %.0f s and the claims alone %.0f s for a million; together, on the same cores, they exceed the period", ceil1M, claim1M)
+			}
+			return fmt.Sprintf("A million would take %s s (%s), %.2f × the %s s period. Bound by %s.",
+				num(m.Value), how, m.Ratios["schedule_period"], num(period), bound)
+		},
+	}
 }
 
 // fanoutPoolSize is the pool the fan-out's store gets: boot.LambdaMaxConns.

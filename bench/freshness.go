@@ -370,7 +370,7 @@ func freshResults(prefix string, ch freshChannel, r freshness, evidence, bound s
 		Name: prefix + "_p99", Value: round3(r.p99.Seconds()), Unit: "s",
 		Baselines: map[string]float64{"goal_limit": lim, "events": float64(r.sent), "arrived": float64(r.seen)},
 		Ratios:    map[string]float64{"goal_limit": ratio(r.p99.Seconds(), lim)},
-		Goal:      goal, checks: checks,
+		Goal:      goal, checks: checks, miss: "an event takes longer than the limit to become a ticket (p99), or one never arrives",
 		explain: func(m Result) string {
 			return fmt.Sprintf(`p99 %s s (median over runs). In the last run %d of %d events arrived: fastest %.1f s, p50 %.1f s, max %.1f s; %s.%s%s`,
 				num(m.Value), r.seen, r.sent, r.least.Seconds(), r.p50.Seconds(), r.worst.Seconds(), evidence, boundText(ch, r), prefixed(" ", bound))

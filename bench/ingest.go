@@ -33,71 +33,90 @@ func benchIngest(ctx context.Context, e *env) (section, error) {
 	pages := paginate(events, sc.PageSize)
 	threads := countThreads(events)
 
-	// The ceiling first: COPY page by page.
-	copyD, copyTrace, err := e.ingestPageCopy(ctx, pages)
-	if err != nil {
-		return sec, fmt.Errorf("per-page COPY baseline: %w", err)
-	}
-	copyRate := rate(len(events), copyD)
-	e.logf("ingest: per-page COPY %d events in %d transactions in %s (%.0f events/s)", len(events), len(pages), copyD.Round(time.Millisecond), copyRate)
-
-	// The real store code.
-	trace := newSQLTrace()
-	store, _, err := e.freshStore(ctx, "ingest", 2, nil, trace)
-	if err != nil {
-		return sec, err
-	}
-	connID, err := seedLeasedConnection(ctx, store)
-	if err != nil {
-		return sec, err
-	}
-	trace.reset()
-	first, created, tickets, err := ingestAll(ctx, store, connID, pages)
-	if err != nil {
-		return sec, fmt.Errorf("first pass: %w", err)
-	}
-	if created != len(events) || tickets != threads {
-		return sec, fmt.Errorf("first pass created %d messages and %d tickets, want %d and %d", created, tickets, len(events), threads)
-	}
-	firstRate := rate(len(events), first)
-	e.logf("ingest: store first pass %d events in %d pages in %s (%.0f events/s)", len(events), len(pages), first.Round(time.Millisecond), firstRate)
-	firstStats := trace.table()
-	firstCalls, firstList := trace.calls(), trace.list()
-	firstStmt, _ := trace.find(`INSERT INTO "ExternalMessage"`)
-
-	trace.reset()
-	again, created, tickets, err := ingestAll(ctx, store, connID, pages)
-	if err != nil {
-		return sec, fmt.Errorf("re-ingest: %w", err)
-	}
-	if created != 0 || tickets != 0 {
-		return sec, fmt.Errorf("re-ingest created %d messages and %d tickets, want none", created, tickets)
-	}
-	againRate := rate(len(events), again)
-	e.logf("ingest: store re-ingest (all duplicates) in %s (%.0f events/s)", again.Round(time.Millisecond), againRate)
-	againStats := trace.table()
-	if err := checkCounts(ctx, store.Pool(), len(events), threads); err != nil {
-		return sec, err
-	}
-
-	// Row by row, on a sample.
+	// The baselines (COPY page by page; row by row on a sample) and the
+	// real store code (a first pass, then the same pages again), in the
+	// run's order: the baselines first in odd runs, the store first in
+	// even runs.
 	sample := events[:min(sc.RowByRowSample, len(events))]
-	rowD, err := e.ingestRowByRow(ctx, sample)
-	if err != nil {
-		return sec, fmt.Errorf("row-by-row baseline: %w", err)
+	var (
+		copyD, rowD, first, again time.Duration
+		copyTrace                 *sqlTrace
+		copyRate, rowRate         float64
+		firstRate, againRate      float64
+		firstStats, againStats    string
+		firstCalls                int
+		firstList                 string
+		firstStmt                 stmtStats
+		trace                     = newSQLTrace()
+		store                     *postgres.Store
+	)
+	baselines := func() (err error) {
+		if copyD, copyTrace, err = e.ingestPageCopy(ctx, pages); err != nil {
+			return fmt.Errorf("per-page COPY baseline: %w", err)
+		}
+		copyRate = rate(len(events), copyD)
+		e.logf("ingest: per-page COPY %d events in %d transactions in %s (%.0f events/s)", len(events), len(pages), copyD.Round(time.Millisecond), copyRate)
+		if rowD, err = e.ingestRowByRow(ctx, sample); err != nil {
+			return fmt.Errorf("row-by-row baseline: %w", err)
+		}
+		rowRate = rate(len(sample), rowD)
+		e.logf("ingest: row by row %d events in %s (%.0f events/s)", len(sample), rowD.Round(time.Millisecond), rowRate)
+		return nil
 	}
-	rowRate := rate(len(sample), rowD)
-	e.logf("ingest: row by row %d events in %s (%.0f events/s)", len(sample), rowD.Round(time.Millisecond), rowRate)
+	real := func() (err error) {
+		if store, _, err = e.freshStore(ctx, "ingest", 2, nil, trace); err != nil {
+			return err
+		}
+		connID, err := seedLeasedConnection(ctx, store)
+		if err != nil {
+			return err
+		}
+		trace.reset()
+		var created, tickets int
+		if first, created, tickets, err = ingestAll(ctx, store, connID, pages); err != nil {
+			return fmt.Errorf("first pass: %w", err)
+		}
+		if created != len(events) || tickets != threads {
+			return fmt.Errorf("first pass created %d messages and %d tickets, want %d and %d", created, tickets, len(events), threads)
+		}
+		firstRate = rate(len(events), first)
+		e.logf("ingest: store first pass %d events in %d pages in %s (%.0f events/s)", len(events), len(pages), first.Round(time.Millisecond), firstRate)
+		firstStats = trace.table()
+		firstCalls, firstList = trace.calls(), trace.list()
+		firstStmt, _ = trace.find(`INSERT INTO "ExternalMessage"`)
 
-	// Plans of the page statement, fresh and duplicate (rolled back).
+		trace.reset()
+		if again, created, tickets, err = ingestAll(ctx, store, connID, pages); err != nil {
+			return fmt.Errorf("re-ingest: %w", err)
+		}
+		if created != 0 || tickets != 0 {
+			return fmt.Errorf("re-ingest created %d messages and %d tickets, want none", created, tickets)
+		}
+		againRate = rate(len(events), again)
+		e.logf("ingest: store re-ingest (all duplicates) in %s (%.0f events/s)", again.Round(time.Millisecond), againRate)
+		againStats = trace.table()
+		return checkCounts(ctx, store.Pool(), len(events), threads)
+	}
+	order, err := e.inOrder(baselines, real)
+	if err != nil {
+		return sec, err
+	}
+
+	// Plans of the page statement, fresh and duplicate (rolled back),
+	// held to their labels: the fresh page inserts its events, the stored
+	// one inserts nothing.
 	freshPlan, dupPlan := "(not recorded)", "(not recorded)"
-	if firstStmt.SQL != "" {
-		if freshPlan, err = explainFreshPage(ctx, store.Pool(), firstStmt); err != nil {
-			return sec, fmt.Errorf("explain fresh page: %w", err)
-		}
-		if dupPlan, err = explainStmt(ctx, store.Pool(), firstStmt); err != nil {
-			return sec, fmt.Errorf("explain duplicate page: %w", err)
-		}
+	if firstStmt.SQL == "" {
+		return sec, fmt.Errorf("the page statement (INSERT INTO \"ExternalMessage\") was not recorded")
+	}
+	if freshPlan, err = explainFreshPage(ctx, store.Pool(), firstStmt); err != nil {
+		return sec, fmt.Errorf("explain fresh page: %w", err)
+	}
+	if dupPlan, err = explainStmt(ctx, store.Pool(), firstStmt); err != nil {
+		return sec, fmt.Errorf("explain duplicate page: %w", err)
+	}
+	if err := checkPlanLabels(freshPlan, dupPlan, len(pages[len(pages)-1])); err != nil {
+		return sec, err
 	}
 	catalog, err := tableFacts(ctx, store.Pool(), ingestTables...)
 	if err != nil {
@@ -120,6 +139,7 @@ func benchIngest(ctx context.Context, e *env) (section, error) {
 		Baselines: map[string]float64{"page_copy": copyRate, "row_by_row": rowRate},
 		Ratios:    map[string]float64{"page_copy": rCopy, "row_by_row": rRow},
 		Goal:      "≥ 0.7 × page_copy", checks: []check{atLeast("ratio:page_copy", 0.7)},
+		miss: "the one page statement (dedupe, threads, tickets, messages, fence) costs more than 1/0.7 of writing the same rows by COPY",
 		explain: func(m Result) string {
 			return fmt.Sprintf(`It reaches %.2f of the per-page COPY ceiling (median). In the last run a page
 cost the store %.2f ms in %.1f statements (%s; pgx tracer), of which the page
@@ -133,6 +153,7 @@ statements (%s). %s The tables carry %s (pg_index) and %s
 		Name: "ingest_vs_row_by_row", Value: firstRate, Unit: "events/s",
 		Baselines: map[string]float64{"row_by_row": rowRate}, Ratios: map[string]float64{"row_by_row": rRow},
 		Goal: "≥ 5 × row_by_row", checks: []check{atLeast("ratio:row_by_row", 5)},
+		miss: "set-based pages gain less than fivefold over three round trips per event",
 		explain: func(m Result) string {
 			perRow, perStore := 1000/max(rowRate, 1), 1000/max(firstRate, 1)
 			trips := 3 * ms(rtt)
@@ -157,9 +178,14 @@ checks: %s).`, m.Ratios["row_by_row"], perStore, perRow, ms(rtt), fsync, 100*sha
 	}, Result{
 		Name: "reingest_throughput", Value: againRate, Unit: "events/s",
 		Baselines: map[string]float64{"first_pass": firstRate}, Ratios: map[string]float64{"first_pass": rAgain},
-		Goal: "≥ 1 × first_pass (no slower)", checks: []check{atLeast("ratio:first_pass", 1)},
+		Goal:   "≥ 3 × first_pass (a page already stored costs at most a third of a new one)",
+		checks: []check{atLeast("ratio:first_pass", 3)},
+		miss:   "a redelivered or re-read page costs more than a third of storing it, as it would if duplicates went through the inserts and their conflicts instead of being skipped by the anti-join",
 		explain: func(m Result) string {
-			return "Compare the two statement tables below and the duplicate page's plan."
+			return fmt.Sprintf(`A page already stored cost %.2f ms against %.2f ms for a new one in the last
+run (%.2f × faster, median %.2f). Compare the statement tables of the first
+pass and the re-ingest below, and the two plans: a stored page should stop
+at the anti-join against ExternalMessage's unique index.`, perPage(again), perPage(first), ratio(ms(first), ms(again)), m.Ratios["first_pass"])
 		},
 	})
 	sec.Notes = append(sec.Notes, fmt.Sprintf(`%d buyer cancellation events on %d orders (1 to 3 items each, so
@@ -173,7 +199,8 @@ pages again; nothing is created (checked). **Per-page COPY**: pgx CopyFrom of
 the same rows (ids made in Go), page by page, each page's rows (the tickets
 of the threads it opens, its messages) in a transaction of its own, %d
 transactions in all, in a fresh database. **Row by row**: %d of the events,
-each as three autocommitted INSERT round trips, in a fresh database.
+each as three autocommitted INSERT round trips, in a fresh database. Order
+in this run: %s (odd runs measure the baselines first, even runs the store).
 
 Statements of the first pass (pgx tracer on the store's pool; the time is
 the client's, round trip included):
@@ -185,15 +212,17 @@ Statements of the per-page COPY (its pool traced the same way):
 Statements of the re-ingest:
 
 %s
-The page statement's plan for a page of new events (EXPLAIN ANALYZE,
-rolled back):
+The page statement's plan for a page of new events (EXPLAIN ANALYZE with
+the arguments of the first pass's last page, whose events are deleted first
+in the same transaction, rolled back; checked: it inserts the page's %d
+ExternalMessage rows, and the plan of the page already stored inserts none):
 
 %s
 
 and for a page already stored:
 
 %s`, len(events), threads, len(events[0].Raw), len(pages), sc.PageSize,
-		len(pages), len(sample), firstStats, copyTrace.table(), againStats, codeBlock(freshPlan), codeBlock(dupPlan)))
+		len(pages), len(sample), order, firstStats, copyTrace.table(), againStats, len(pages[len(pages)-1]), codeBlock(freshPlan), codeBlock(dupPlan)))
 	return sec, nil
 }
 
@@ -528,16 +557,24 @@ VALUES ($1, $2, 'AMAZON', $3, $4, $5, $6, 'INBOUND', $7, $8, $9, $10, $11, $12, 
 // explainFreshPage EXPLAINs the recorded page statement as if its events
 // were new: in one transaction, it deletes them, explains, and rolls back.
 func explainFreshPage(ctx context.Context, pool *pgxpool.Pool, s stmtStats) (string, error) {
+	params := sqlParams(s.Args)
+	if len(params) < 5 {
+		return "", fmt.Errorf("the page statement was recorded with %d parameters, want at least 5", len(params))
+	}
 	tx, err := pool.Begin(ctx)
 	if err != nil {
 		return "", err
 	}
 	defer tx.Rollback(ctx) //nolint:errcheck
 	// $2 is the connection, $5 the page's externalIds.
-	if _, err := tx.Exec(ctx, `
+	tag, err := tx.Exec(ctx, `
 WITH e AS (DELETE FROM "ExternalMessage" WHERE "connectionId" = $1 AND "externalId" = ANY($2) RETURNING "ticketMessageId")
-DELETE FROM "TicketMessage" WHERE "id" IN (SELECT "ticketMessageId" FROM e)`, s.Args[1], s.Args[4]); err != nil {
+DELETE FROM "TicketMessage" WHERE "id" IN (SELECT "ticketMessageId" FROM e)`, params[1], params[4])
+	if err != nil {
 		return "", err
+	}
+	if tag.RowsAffected() == 0 {
+		return "", fmt.Errorf("explain fresh page: the page's events were not found to delete (connection %v)", params[1])
 	}
 	rows, err := tx.Query(ctx, "EXPLAIN (ANALYZE, BUFFERS, COSTS OFF) "+s.SQL, s.Args...)
 	if err != nil {
@@ -548,6 +585,41 @@ DELETE FROM "TicketMessage" WHERE "id" IN (SELECT "ticketMessageId" FROM e)`, s.
 		return "", err
 	}
 	return strings.Join(lines, "\n"), nil
+}
+
+// insertedRows reads how many rows a plan's "Insert on <table>" node
+// produced (EXPLAIN ANALYZE's actual rows); ok is false when the plan has
+// no such node.
+func insertedRows(plan, table string) (n int, ok bool) {
+	prefix := `Insert on "` + table + `"`
+	for _, line := range strings.Split(plan, "\n") {
+		line = strings.TrimSpace(strings.TrimPrefix(strings.TrimSpace(line), "->"))
+		if !strings.HasPrefix(line, prefix) {
+			continue
+		}
+		_, rest, found := strings.Cut(line, " rows=")
+		if !found {
+			continue
+		}
+		if _, err := fmt.Sscanf(rest, "%d", &n); err == nil {
+			return n, true
+		}
+	}
+	return 0, false
+}
+
+// checkPlanLabels holds the two plans to their labels: the plan shown for
+// a page of new events inserts that page's events into ExternalMessage
+// (want rows), the plan of a page already stored inserts none.
+func checkPlanLabels(freshPlan, dupPlan string, want int) error {
+	n, ok := insertedRows(freshPlan, "ExternalMessage")
+	if !ok || n != want || want == 0 {
+		return fmt.Errorf(`the plan labelled "a page of new events" inserts %d ExternalMessage rows (node found: %v), want the page's %d`, n, ok, want)
+	}
+	if n, ok := insertedRows(dupPlan, "ExternalMessage"); !ok || n != 0 {
+		return fmt.Errorf(`the plan labelled "a page already stored" inserts %d ExternalMessage rows (node found: %v), want 0`, n, ok)
+	}
+	return nil
 }
 
 func uuidLike() string {

@@ -1,9 +1,13 @@
 package main
 
 import (
+	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/jackc/pgx/v5"
 )
 
 func TestMergeRuns(t *testing.T) {
@@ -155,5 +159,117 @@ func TestFreshResultsGoal(t *testing.T) {
 	only := mergeRuns([][]Result{freshResults("f", freshChannel{limit: 10 * time.Second, reportOnly: true}, r, "", "")})
 	if only[0].Goal != "report only" || !only[0].Met {
 		t.Errorf("report-only channel: %+v", only[0])
+	}
+}
+
+func TestInOrderAlternates(t *testing.T) {
+	for run, want := range map[int]string{1: "baseline,real", 2: "real,baseline", 3: "baseline,real", 4: "real,baseline"} {
+		e := &env{run: run}
+		var got []string
+		order, err := e.inOrder(func() error { got = append(got, "baseline"); return nil }, func() error { got = append(got, "real"); return nil })
+		if err != nil || strings.Join(got, ",") != want {
+			t.Errorf("run %d: ran %v (err %v), want %s", run, got, err, want)
+		}
+		if !strings.HasPrefix(order, strings.Split(want, ",")[0]) {
+			t.Errorf("run %d: order text %q, want it to start with %s", run, order, strings.Split(want, ",")[0])
+		}
+	}
+	// A failing first side stops the second.
+	e := &env{run: 2}
+	ran := false
+	if _, err := e.inOrder(func() error { ran = true; return nil }, func() error { return errors.New("boom") }); err == nil || ran {
+		t.Errorf("err %v, baseline ran %v after the real side failed", err, ran)
+	}
+}
+
+func TestMissText(t *testing.T) {
+	tests := []struct {
+		checks  []check
+		meaning string
+		want    string
+	}{
+		{nil, "x", ""},
+		{[]check{atLeast("ratio:page_copy", 0.7)}, "", "the ratio to page_copy below 0.7 (median)"},
+		{[]check{atLeast("value", 0.95), inEvery(atMost("baseline:throttled_429", 0))}, "it wastes quota",
+			"the value below 0.95 (median), or throttled_429 above 0 in any run: it wastes quota"},
+	}
+	for _, tt := range tests {
+		if got := missText(tt.checks, tt.meaning); got != tt.want {
+			t.Errorf("missText(%v, %q) = %q, want %q", tt.checks, tt.meaning, got, tt.want)
+		}
+	}
+	// The goals table carries it.
+	r := &report{Sections: []section{{Title: "S", Results: mergeRuns([][]Result{{{Name: "m", Value: 1, Unit: "u", Goal: "≥ 2",
+		checks: []check{atLeast("value", 2)}, miss: "too slow"}}})}}}
+	if md := r.markdown(); !strings.Contains(md, "| the value below 2 (median): too slow |") {
+		t.Errorf("goals table lacks the miss:\n%s", md)
+	}
+}
+
+func TestCheckPlanLabels(t *testing.T) {
+	plan := func(n int) string {
+		return fmt.Sprintf(`Result (actual time=0.9..0.9 rows=1 loops=1)
+  CTE ins
+    ->  Insert on "ExternalMessage" (actual time=0.898..0.899 rows=%d loops=1)
+          Conflict Resolution: NOTHING
+  CTE tm
+    ->  Insert on "TicketMessage" (actual time=0.900..0.900 rows=%d loops=1)`, n, n)
+	}
+	if n, ok := insertedRows(plan(100), "ExternalMessage"); !ok || n != 100 {
+		t.Errorf("insertedRows = %d, %v", n, ok)
+	}
+	if _, ok := insertedRows("Result (actual time=0.1..0.1 rows=1 loops=1)", "ExternalMessage"); ok {
+		t.Error("a plan without the insert node read as one")
+	}
+	tests := []struct {
+		name       string
+		fresh, dup string
+		ok         bool
+	}{
+		{"labels hold", plan(100), plan(0), true},
+		// Round 2's bug: the statement's arguments were read one position
+		// off, so the "new events" plan deleted nothing and inserted nothing.
+		{"new events plan inserts nothing", plan(0), plan(0), false},
+		{"stored page plan inserts", plan(100), plan(100), false},
+		{"fewer rows than the page", plan(40), plan(0), false},
+		{"no plan", "(not recorded)", plan(0), false},
+	}
+	for _, tt := range tests {
+		if err := checkPlanLabels(tt.fresh, tt.dup, 100); (err == nil) != tt.ok {
+			t.Errorf("%s: err %v, want ok %v", tt.name, err, tt.ok)
+		}
+	}
+}
+
+func TestSQLParams(t *testing.T) {
+	got := sqlParams([]any{pgx.QueryExecModeCacheDescribe, "tenant", "conn"})
+	if len(got) != 2 || got[0] != "tenant" || got[1] != "conn" {
+		t.Errorf("sqlParams with a mode = %v", got)
+	}
+	if got := sqlParams([]any{"tenant", "conn"}); len(got) != 2 || got[0] != "tenant" {
+		t.Errorf("sqlParams without a mode = %v", got)
+	}
+}
+
+func TestFanoutMillion(t *testing.T) {
+	period := schedulePeriodMS / 1000
+	// 100,000 in 4 s: a million projected at 40 s.
+	r := mergeRuns([][]Result{{fanoutMillion(100_000, 4*time.Second, 30_000, 200_000)}})[0]
+	if r.Value != 40 || !strings.Contains(r.Goal, "projected linearly from 100000") || r.Met != (40 <= period) {
+		t.Errorf("projected: %+v", r)
+	}
+	// A million measured in 90 s, the emulator's ceiling 12,000 msg/s: the
+	// emulator bounds it.
+	r = mergeRuns([][]Result{{fanoutMillion(million, 90*time.Second, 12_000, 200_000)}})[0]
+	if r.Value != 90 || !strings.Contains(r.Goal, "measured") || r.Met {
+		t.Errorf("measured: %+v", r)
+	}
+	if period == 60 && !strings.Contains(r.Bound, "Bound by the emulator: its own ceiling alone") {
+		t.Errorf("bound: %s", r.Bound)
+	}
+	// The ceiling fits, the claims do not.
+	r = mergeRuns([][]Result{{fanoutMillion(million, 90*time.Second, 40_000, 10_000)}})[0]
+	if period == 60 && !strings.Contains(r.Bound, "Bound by the claims") {
+		t.Errorf("bound: %s", r.Bound)
 	}
 }

@@ -181,6 +181,7 @@ func run(ctx context.Context, o options) (*report, error) {
 			logf("== %s (%s scale), run %d of %d", b.name, sc.Name, i, sc.Runs)
 			start := time.Now()
 			stopProfile := startProfile(o.profileDir, fmt.Sprintf("%s-%d", b.name, i), logf)
+			e.run = i
 			sec, err := b.run(ctx, e)
 			stopProfile()
 			e.close() // each run's databases and queues go at once

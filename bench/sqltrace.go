@@ -229,6 +229,19 @@ func openTracedPool(ctx context.Context, url string, maxConns int32, trace *sqlT
 	return pgxpool.NewWithConfig(ctx, cfg)
 }
 
+// sqlParams are a recorded statement's parameters, $1 first: a call that
+// chooses its own query execution mode passes it as the first argument
+// (postgres.Store's page statement passes pgx.QueryExecModeCacheDescribe),
+// and the tracer sees it among the arguments.
+func sqlParams(args []any) []any {
+	if len(args) > 0 {
+		if _, ok := args[0].(pgx.QueryExecMode); ok {
+			return args[1:]
+		}
+	}
+	return args
+}
+
 // explainStmt EXPLAINs (ANALYZE, BUFFERS) a recorded statement with its last
 // arguments, in a transaction it rolls back.
 func explainStmt(ctx context.Context, pool *pgxpool.Pool, s stmtStats) (string, error) {

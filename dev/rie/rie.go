@@ -16,6 +16,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -55,8 +56,15 @@ func Emulator(ctx context.Context) (string, error) {
 // outPath as Lambda runs it on provided.al2023: a static Linux binary for the
 // host's architecture, without the legacy RPC mode.
 func Build(ctx context.Context, pkg, outPath string) error {
+	return BuildArch(ctx, pkg, outPath, runtime.GOARCH)
+}
+
+// BuildArch compiles pkg as Build does, for the architecture goarch
+// (`make build` builds for LAMBDA_ARCH, arm64): a binary this machine may
+// not run, but whose size is the deployed one.
+func BuildArch(ctx context.Context, pkg, outPath, goarch string) error {
 	cmd := exec.CommandContext(ctx, "go", "build", "-tags", "lambda.norpc", "-trimpath", "-ldflags=-s -w", "-o", outPath, pkg)
-	cmd.Env = append(os.Environ(), "GOOS=linux", "GOARCH="+runtime.GOARCH, "CGO_ENABLED=0")
+	cmd.Env = append(os.Environ(), "GOOS=linux", "GOARCH="+goarch, "CGO_ENABLED=0")
 	if out, err := cmd.CombinedOutput(); err != nil {
 		return fmt.Errorf("build %s: %w\n%s", pkg, err, out)
 	}
@@ -73,9 +81,28 @@ type Instance struct {
 	err  error
 }
 
+// Option tunes Start.
+type Option func(*startConfig)
+
+type startConfig struct{ logLevel string }
+
+// WithLogLevel sets the emulator's --log-level (default "error"); at
+// "info" its logs carry the INIT REPORT line that InitDuration reads.
+func WithLogLevel(level string) Option {
+	return func(c *startConfig) {
+		if level != "" {
+			c.logLevel = level
+		}
+	}
+}
+
 // Start runs bootstrap under aws-lambda-rie on free loopback ports with env
 // added to the current environment, and returns once the emulator listens.
-func Start(ctx context.Context, bootstrap string, env []string) (*Instance, error) {
+func Start(ctx context.Context, bootstrap string, env []string, opts ...Option) (*Instance, error) {
+	cfg := startConfig{logLevel: "error"}
+	for _, o := range opts {
+		o(&cfg)
+	}
 	emu, err := Emulator(ctx)
 	if err != nil {
 		return nil, err
@@ -98,7 +125,7 @@ func Start(ctx context.Context, bootstrap string, env []string) (*Instance, erro
 	cmd := exec.Command(emu,
 		"--runtime-interface-emulator-address", addr,
 		"--runtime-api-address", "127.0.0.1:"+strconv.Itoa(runtimePort),
-		"--log-level", "error",
+		"--log-level", cfg.logLevel,
 		abs)
 	cmd.Dir = filepath.Dir(abs)
 	cmd.Env = append(append(os.Environ(), "AWS_LAMBDA_FUNCTION_NAME="+filepath.Base(filepath.Dir(abs))), env...)
@@ -159,6 +186,26 @@ func (in *Instance) Invoke(ctx context.Context, event []byte) ([]byte, error) {
 
 // Logs returns everything the emulator and the function wrote so far.
 func (in *Instance) Logs() string { return in.logs.String() }
+
+// InitDuration reads the function's init phase from an instance's logs
+// (started WithLogLevel("info")): the emulator's "INIT REPORT(durationMs:
+// …)", the time from starting the bootstrap's process to its first call
+// for the next invocation, which is what Lambda reports as Init Duration
+// (the process, package initialisation and main up to lambda.Start). The
+// emulator starts the bootstrap on the first invoke, so its own start-up
+// is not in it. ok is false when the line is missing.
+func InitDuration(logs string) (d time.Duration, ok bool) {
+	const marker = "INIT REPORT(durationMs: "
+	i := strings.Index(logs, marker)
+	if i < 0 {
+		return 0, false
+	}
+	var v float64
+	if _, err := fmt.Sscanf(logs[i+len(marker):], "%f", &v); err != nil {
+		return 0, false
+	}
+	return time.Duration(v * float64(time.Millisecond)), true
+}
 
 // Close stops the emulator and the function.
 func (in *Instance) Close() error {
