@@ -3,6 +3,7 @@ package keybuzzamazon
 import (
 	"os"
 	"os/exec"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -113,6 +114,44 @@ func TestFlowsImportNoFlow(t *testing.T) {
 		for _, dep := range fields[1:] {
 			if other := strings.TrimPrefix(dep, mod); other != dep && other != flow && slices.Contains(flows, other) {
 				t.Errorf("flow shared/%s depends on flow shared/%s", flow, other)
+			}
+		}
+	}
+}
+
+// TestLocalServerBuildsWhatShips keeps cmd/local from drifting from the
+// functions: every function's main builds its flow with a builder of
+// shared/wire (or wire/wiremail), and the local server calls the same
+// builders.
+func TestLocalServerBuildsWhatShips(t *testing.T) {
+	builder := regexp.MustCompile(`\b(wire|wiremail)\.([A-Z]\w*)\(`)
+	local, err := os.ReadFile("cmd/local/main.go")
+	if err != nil {
+		t.Fatal(err)
+	}
+	localCalls := map[string]bool{}
+	for _, m := range builder.FindAllStringSubmatch(string(local), -1) {
+		localCalls[m[1]+"."+m[2]] = true
+	}
+	entries, err := os.ReadDir("functions")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range entries {
+		if !e.IsDir() {
+			continue
+		}
+		src, err := os.ReadFile("functions/" + e.Name() + "/main.go")
+		if err != nil {
+			t.Fatal(err)
+		}
+		calls := builder.FindAllStringSubmatch(string(src), -1)
+		if len(calls) == 0 {
+			t.Errorf("functions/%s builds its flow without a builder of shared/wire", e.Name())
+		}
+		for _, m := range calls {
+			if name := m[1] + "." + m[2]; !localCalls[name] {
+				t.Errorf("functions/%s calls %s, cmd/local does not", e.Name(), name)
 			}
 		}
 	}

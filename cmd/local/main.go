@@ -21,21 +21,15 @@ import (
 	"github.com/keybuzz/keybuzz-amazon/dev/localpoll"
 	"github.com/keybuzz/keybuzz-amazon/shared/auth"
 	"github.com/keybuzz/keybuzz-amazon/shared/boot"
-	"github.com/keybuzz/keybuzz-amazon/shared/connect"
 	"github.com/keybuzz/keybuzz-amazon/shared/credcache"
 	"github.com/keybuzz/keybuzz-amazon/shared/httpapi"
-	"github.com/keybuzz/keybuzz-amazon/shared/inboundmail"
-	"github.com/keybuzz/keybuzz-amazon/shared/lwa"
-	"github.com/keybuzz/keybuzz-amazon/shared/mailaddress"
 	"github.com/keybuzz/keybuzz-amazon/shared/mailbucket"
 	"github.com/keybuzz/keybuzz-amazon/shared/metrics"
-	"github.com/keybuzz/keybuzz-amazon/shared/poll"
 	"github.com/keybuzz/keybuzz-amazon/shared/pollsender"
 	"github.com/keybuzz/keybuzz-amazon/shared/postgres"
-	"github.com/keybuzz/keybuzz-amazon/shared/push"
-	"github.com/keybuzz/keybuzz-amazon/shared/sellerapi"
-	"github.com/keybuzz/keybuzz-amazon/shared/spapi"
 	"github.com/keybuzz/keybuzz-amazon/shared/sqsbatch"
+	"github.com/keybuzz/keybuzz-amazon/shared/wire"
+	"github.com/keybuzz/keybuzz-amazon/shared/wire/wiremail"
 )
 
 func main() {
@@ -49,7 +43,7 @@ func main() {
 	env.Must("local", run(ctx, env, *addr, *pollOnce))
 }
 
-// run wires what the five functions' mains wire, in one process.
+// run builds what the functions' mains build (shared/wire), in one process.
 func run(ctx context.Context, env *boot.Env, addr string, pollOnce bool) error {
 	cfg := env.Config
 	if err := cfg.RequireQueue(); err != nil {
@@ -59,39 +53,26 @@ func run(ctx context.Context, env *boot.Env, addr string, pollOnce bool) error {
 	defer pool.Close()
 	store := postgres.New(pool)
 	secrets := credcache.New(env.Vault(ctx))
-	lwaClient := lwa.New(cfg.LWATokenURL)
 	sqsClient, err := pollsender.NewClient(ctx)
 	env.Must("sqs", err)
 	m := metrics.New(os.Stdout)
 
-	sp := spapi.New()
-	gw := sellerapi.New(secrets, lwaClient, sp, store, sellerapi.WithEndpoint(cfg.SPAPIEndpoint), sellerapi.WithLogger(env.Log))
-	var source poll.Source = poll.NewAmazonSource(gw, sp)
-	if cfg.UseMock {
-		source = poll.MockSource{}
-	}
-	pollOpts := []poll.Option{poll.WithLogger(env.Log), poll.WithMetrics(m),
-		poll.WithConfig(poll.Config{Interval: cfg.PollInterval, FallbackInterval: cfg.PollFallbackInterval, Lookback: cfg.PollLookback})}
-	// Push (NOTIFICATIONS_QUEUE_ARN, set by `make dev`): connections are
-	// subscribed on connect and by the poller, and a consumer of the
+	// Each function as its builder (shared/wire) builds it for Lambda.
+	poller := wire.PollTenant(cfg, store, secrets, m, env.Log)
+	fanout := wire.PollFanout(store, pollsender.NewSender(sqsClient, cfg.PollQueueURL), m, env.Log)
+	schedule := localpoll.Config{Fanout: fanout.Handle, Tenant: sqsbatch.Handler(poller), SQS: sqsClient,
+		QueueURL: cfg.PollQueueURL, Interval: cfg.PollInterval, Log: env.Log}
+	// Push (NOTIFICATIONS_QUEUE_ARN, set by `make dev`): a consumer of the
 	// notifications queue feeds ordernotify's handler.
-	var subscriber *push.Subscriber
 	var notifications *localpoll.Consumer
 	if cfg.PushEnabled() && !cfg.UseMock {
-		dest := push.NewDestinations(store, secrets, sp, gw, cfg.NotificationsQueueARN)
-		subscriber = push.NewSubscriber(store, dest, gw, push.WithLogger(env.Log))
-		pollOpts = append(pollOpts, poll.WithSubscriber(subscriber))
-		intake := push.NewIntake(store, gw, push.WithLogger(env.Log), push.WithMetrics(m), push.WithUnsubscriber(subscriber))
 		queueURL, err := localpoll.QueueURL(ctx, sqsClient, cfg.NotificationsQueueARN)
 		if err != nil {
 			return err
 		}
-		notifications = &localpoll.Consumer{SQS: sqsClient, QueueURL: queueURL, Handler: sqsbatch.Handler(intake), Log: env.Log, Name: "ordernotify"}
+		notifications = &localpoll.Consumer{SQS: sqsClient, QueueURL: queueURL, Handler: sqsbatch.Handler(wire.OrderNotify(cfg, store, secrets, m, env.Log)),
+			Log: env.Log, Name: "ordernotify"}
 	}
-	poller := poll.NewPoller(store, source, pollOpts...)
-	fanout := poll.NewFanout(store, pollsender.NewSender(sqsClient, cfg.PollQueueURL), poll.WithLogger(env.Log), poll.WithMetrics(m))
-	schedule := localpoll.Config{Fanout: fanout.Handle, Tenant: sqsbatch.Handler(poller), SQS: sqsClient,
-		QueueURL: cfg.PollQueueURL, Interval: cfg.PollInterval, Log: env.Log}
 	if pollOnce {
 		sum, err := localpoll.PollOnce(ctx, schedule)
 		if err != nil {
@@ -102,28 +83,22 @@ func run(ctx context.Context, env *boot.Env, addr string, pollOnce bool) error {
 		return nil
 	}
 
-	returnURL, returnHosts, loginURL := cfg.FrontendReturnURL, cfg.FrontendReturnHosts, cfg.FrontendLoginURL
-	if returnURL == "" {
-		returnURL = "http://" + addr + "/" // locally the consent comes back to the page
-		returnHosts = append(returnHosts, addr)
+	// Locally the consent comes back to the page, and a seller arriving
+	// from the sandbox's Appstore signs in there.
+	api := cfg
+	if api.FrontendReturnURL == "" {
+		api.FrontendReturnURL = "http://" + addr + "/"
+		api.FrontendReturnHosts = append(api.FrontendReturnHosts, addr)
 	}
-	if loginURL == "" {
-		loginURL = returnURL // a seller arriving from the sandbox's Appstore signs in on the page
-	}
-	inbound := mailaddress.NewAddresses(store, cfg.InboundMailDomain)
-	callbackCfg := connect.CallbackConfig{AppSource: cfg.AppSource, Participations: gw, Accounts: gw, InboundAddresses: inbound, Log: env.Log}
-	disconnectCfg := connect.DisconnectConfig{Log: env.Log}
-	if subscriber != nil {
-		callbackCfg.OnConnected, callbackCfg.Unsubscriber, disconnectCfg.Unsubscriber = subscriber.OnConnected, subscriber, subscriber
+	if api.FrontendLoginURL == "" {
+		api.FrontendLoginURL = api.FrontendReturnURL
 	}
 	verifier := env.Verifier(ctx)
-	start := httpapi.StartRoute(connect.NewStart(store, secrets, connect.StartConfig{AppSource: cfg.AppSource,
-		SellerCentralURL: cfg.SellerCentralURL, ReturnHosts: returnHosts}), verifier, env.Log)
-	callback := httpapi.CallbackRoute(connect.NewCallback(store, secrets, lwaClient, callbackCfg), env.Log, returnURL)
-	login := httpapi.LoginRoute(connect.NewLogin(store, secrets, connect.LoginConfig{AppSource: cfg.AppSource,
-		SellerCentralURL: cfg.SellerCentralURL}), env.Log, loginURL)
-	status := httpapi.StatusRoute(connect.NewStatus(store, connect.StatusConfig{PushStatus: store, InboundAddresses: inbound, Log: env.Log}), verifier, env.Log)
-	disconnect := httpapi.DisconnectRoute(connect.NewDisconnect(store, secrets, disconnectCfg), verifier, env.Log)
+	start := wire.OAuthStart(api, store, secrets, verifier, env.Log)
+	callback := wire.OAuthCallback(api, store, secrets, env.Log)
+	login := wire.OAuthLogin(api, store, secrets, env.Log)
+	status := wire.Status(api, store, verifier, env.Log)
+	disconnect := wire.Disconnect(api, store, secrets, verifier, env.Log)
 	page := &devui.Page{Start: start, Status: status, Disconnect: disconnect, Tickets: store, Messages: store, Log: env.Log, Token: func(tenant string) (string, error) {
 		return auth.Issue(cfg.JWTHS256Secret, cfg.JWTIssuer, cfg.JWTAudience, cfg.TenantClaim, tenant, time.Hour, time.Now())
 	}, SandboxURL: cfg.SellerCentralURL, Apps: store, AppSource: cfg.AppSource,
@@ -150,11 +125,7 @@ func run(ctx context.Context, env *boot.Env, addr string, pollOnce bool) error {
 		if err != nil {
 			return err
 		}
-		opts := []inboundmail.Option{inboundmail.WithBucket(cfg.InboundMailBucket), inboundmail.WithLogger(env.Log), inboundmail.WithMaxBytes(cfg.InboundMailMaxBytes)}
-		if !cfg.UseMock {
-			opts = append(opts, inboundmail.WithOrderContext(inboundmail.NewOrderContexts(store, gw, inboundmail.WithLogger(env.Log))))
-		}
-		mail := inboundmail.New(store, mailbucket.New(s3), cfg.InboundMailDomain, opts...)
+		mail := wiremail.InboundMail(cfg, store, secrets, mailbucket.New(s3), env.Log)
 		go localpoll.Consumer{Handler: sqsbatch.Handler(mail), SQS: sqsClient, QueueURL: mailQueue, Log: env.Log, Name: "inboundmail"}.Run(ctx)
 		env.Log.Info("inbound mail", "smtp", os.Getenv("INBOUND_SMTP_ADDR"), "domain", cfg.InboundMailDomain)
 	}

@@ -11,31 +11,17 @@ import (
 	"github.com/awslabs/aws-lambda-go-api-proxy/httpadapter"
 
 	"github.com/keybuzz/keybuzz-amazon/shared/boot"
-	"github.com/keybuzz/keybuzz-amazon/shared/connect"
 	"github.com/keybuzz/keybuzz-amazon/shared/credcache"
-	"github.com/keybuzz/keybuzz-amazon/shared/httpapi"
-	"github.com/keybuzz/keybuzz-amazon/shared/lwa"
 	"github.com/keybuzz/keybuzz-amazon/shared/postgres"
-	"github.com/keybuzz/keybuzz-amazon/shared/push"
-	"github.com/keybuzz/keybuzz-amazon/shared/sellerapi"
-	"github.com/keybuzz/keybuzz-amazon/shared/spapi"
+	"github.com/keybuzz/keybuzz-amazon/shared/wire"
 )
 
 func main() {
 	ctx := context.Background()
 	env := boot.Load("disconnect")
-	cfg := env.Config
 
 	store := postgres.New(env.Pool(ctx, boot.LambdaMaxConns))
-	secrets := credcache.New(env.Vault(ctx))
-	var opt connect.DisconnectConfig
-	if cfg.PushEnabled() { // end the ORDER_CHANGE subscription (deleteSubscriptionById, grantless)
-		sp := spapi.New()
-		gw := sellerapi.New(secrets, lwa.New(cfg.LWATokenURL), sp, store, sellerapi.WithEndpoint(cfg.SPAPIEndpoint))
-		dest := push.NewDestinations(store, secrets, sp, gw, cfg.NotificationsQueueARN)
-		opt.Unsubscriber = push.NewSubscriber(store, dest, gw)
-	}
-	route := httpapi.DisconnectRoute(connect.NewDisconnect(store, secrets, opt), env.Verifier(ctx), env.Log)
+	route := wire.Disconnect(env.Config, store, credcache.New(env.Vault(ctx)), env.Verifier(ctx), env.Log)
 
 	lambda.Start(httpadapter.NewV2(route).ProxyWithContext)
 }

@@ -13,13 +13,10 @@ import (
 
 	"github.com/keybuzz/keybuzz-amazon/shared/boot"
 	"github.com/keybuzz/keybuzz-amazon/shared/credcache"
-	"github.com/keybuzz/keybuzz-amazon/shared/inboundmail"
-	"github.com/keybuzz/keybuzz-amazon/shared/lwa"
 	"github.com/keybuzz/keybuzz-amazon/shared/mailbucket"
 	"github.com/keybuzz/keybuzz-amazon/shared/postgres"
-	"github.com/keybuzz/keybuzz-amazon/shared/sellerapi"
-	"github.com/keybuzz/keybuzz-amazon/shared/spapi"
 	"github.com/keybuzz/keybuzz-amazon/shared/sqsbatch"
+	"github.com/keybuzz/keybuzz-amazon/shared/wire/wiremail"
 )
 
 func main() {
@@ -31,13 +28,11 @@ func main() {
 	store := postgres.New(env.Pool(ctx, boot.LambdaMaxConns))
 	s3, err := mailbucket.NewClient(ctx, cfg.InboundS3PathStyle)
 	env.Must("s3 client", err)
-	opts := []inboundmail.Option{inboundmail.WithBucket(cfg.InboundMailBucket), inboundmail.WithMaxBytes(cfg.InboundMailMaxBytes)}
-	if !cfg.UseMock {
-		// Order context: getOrder with the seller's token, within its budget.
-		orders := sellerapi.New(credcache.New(env.Vault(ctx)), lwa.New(cfg.LWATokenURL), spapi.New(), store, sellerapi.WithEndpoint(cfg.SPAPIEndpoint))
-		opts = append(opts, inboundmail.WithOrderContext(inboundmail.NewOrderContexts(store, orders)))
+	var secrets *credcache.Cache
+	if !cfg.UseMock { // order context: getOrder with the seller's token
+		secrets = credcache.New(env.Vault(ctx))
 	}
-	flow := inboundmail.New(store, mailbucket.New(s3), cfg.InboundMailDomain, opts...)
+	flow := wiremail.InboundMail(cfg, store, secrets, mailbucket.New(s3), env.Log)
 
 	lambda.Start(sqsbatch.Handler(flow))
 }

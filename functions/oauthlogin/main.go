@@ -10,22 +10,17 @@ import (
 	"github.com/awslabs/aws-lambda-go-api-proxy/httpadapter"
 
 	"github.com/keybuzz/keybuzz-amazon/shared/boot"
-	"github.com/keybuzz/keybuzz-amazon/shared/connect"
 	"github.com/keybuzz/keybuzz-amazon/shared/credcache"
-	"github.com/keybuzz/keybuzz-amazon/shared/httpapi"
 	"github.com/keybuzz/keybuzz-amazon/shared/postgres"
+	"github.com/keybuzz/keybuzz-amazon/shared/wire"
 )
 
 func main() {
 	ctx := context.Background()
 	env := boot.Load("oauthlogin")
-	cfg := env.Config
 
-	// The log-in checks amazon_callback_uri against the app's region: the
-	// app's credentials, no Amazon call.
-	flow := connect.NewLogin(postgres.New(env.Pool(ctx, boot.LambdaMaxConns)), credcache.New(env.Vault(ctx)), connect.LoginConfig{
-		AppSource: cfg.AppSource, SellerCentralURL: cfg.SellerCentralURL})
-	route := httpapi.LoginRoute(flow, env.Log, cfg.FrontendLoginURL)
+	store := postgres.New(env.Pool(ctx, boot.LambdaMaxConns))
+	route := wire.OAuthLogin(env.Config, store, credcache.New(env.Vault(ctx)), env.Log)
 
 	lambda.Start(httpadapter.NewV2(route).ProxyWithContext)
 }

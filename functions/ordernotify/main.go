@@ -14,27 +14,18 @@ import (
 
 	"github.com/keybuzz/keybuzz-amazon/shared/boot"
 	"github.com/keybuzz/keybuzz-amazon/shared/credcache"
-	"github.com/keybuzz/keybuzz-amazon/shared/lwa"
 	"github.com/keybuzz/keybuzz-amazon/shared/postgres"
-	"github.com/keybuzz/keybuzz-amazon/shared/push"
-	"github.com/keybuzz/keybuzz-amazon/shared/sellerapi"
-	"github.com/keybuzz/keybuzz-amazon/shared/spapi"
 	"github.com/keybuzz/keybuzz-amazon/shared/sqsbatch"
+	"github.com/keybuzz/keybuzz-amazon/shared/wire"
 )
 
 func main() {
 	ctx := context.Background()
 	env := boot.Load("ordernotify")
-	cfg := env.Config
 
 	store := postgres.New(env.Pool(ctx, boot.LambdaMaxConns))
 	secrets := credcache.New(env.Vault(ctx))
-	api := spapi.New()
-	gw := sellerapi.New(secrets, lwa.New(cfg.LWATokenURL), api, store, sellerapi.WithEndpoint(cfg.SPAPIEndpoint))
-	// A notification for a disconnected seller retries the unsubscribe the
-	// disconnect could not finish (grantless: no seller token needed).
-	dest := push.NewDestinations(store, secrets, api, gw, cfg.NotificationsQueueARN)
-	intake := push.NewIntake(store, gw, push.WithMetrics(env.Metrics()), push.WithUnsubscriber(push.NewSubscriber(store, dest, gw)))
+	intake := wire.OrderNotify(env.Config, store, secrets, env.Metrics(), env.Log)
 
 	lambda.Start(sqsbatch.Handler(intake))
 }

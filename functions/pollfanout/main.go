@@ -9,9 +9,9 @@ import (
 	"github.com/aws/aws-lambda-go/lambda"
 
 	"github.com/keybuzz/keybuzz-amazon/shared/boot"
-	"github.com/keybuzz/keybuzz-amazon/shared/poll"
 	"github.com/keybuzz/keybuzz-amazon/shared/pollsender"
 	"github.com/keybuzz/keybuzz-amazon/shared/postgres"
+	"github.com/keybuzz/keybuzz-amazon/shared/wire"
 )
 
 func main() {
@@ -23,8 +23,7 @@ func main() {
 	store := postgres.New(env.Pool(ctx, boot.LambdaMaxConns))
 	sqsClient, err := pollsender.NewClient(ctx)
 	env.Must("sqs", err)
-	sender := pollsender.NewSender(sqsClient, cfg.PollQueueURL)
-	fanout := poll.NewFanout(store, sender, poll.WithMetrics(env.Metrics()))
+	fanout := wire.PollFanout(store, pollsender.NewSender(sqsClient, cfg.PollQueueURL), env.Metrics(), env.Log)
 
 	lambda.Start(fanout.Handle)
 }

@@ -13,13 +13,9 @@ import (
 
 	"github.com/keybuzz/keybuzz-amazon/shared/boot"
 	"github.com/keybuzz/keybuzz-amazon/shared/credcache"
-	"github.com/keybuzz/keybuzz-amazon/shared/lwa"
-	"github.com/keybuzz/keybuzz-amazon/shared/poll"
 	"github.com/keybuzz/keybuzz-amazon/shared/postgres"
-	"github.com/keybuzz/keybuzz-amazon/shared/push"
-	"github.com/keybuzz/keybuzz-amazon/shared/sellerapi"
-	"github.com/keybuzz/keybuzz-amazon/shared/spapi"
 	"github.com/keybuzz/keybuzz-amazon/shared/sqsbatch"
+	"github.com/keybuzz/keybuzz-amazon/shared/wire"
 )
 
 func main() {
@@ -28,20 +24,12 @@ func main() {
 	cfg := env.Config
 
 	store := postgres.New(env.Pool(ctx, boot.LambdaMaxConns))
-	opts := []poll.Option{poll.WithMetrics(env.Metrics()),
-		poll.WithConfig(poll.Config{Interval: cfg.PollInterval, FallbackInterval: cfg.PollFallbackInterval, Lookback: cfg.PollLookback})}
-	if cfg.UseMock { // AMAZON_USE_MOCK=true
-		lambda.Start(sqsbatch.Handler(poll.NewPoller(store, poll.MockSource{}, opts...)))
-		return
+	var secrets *credcache.Cache
+	if !cfg.UseMock { // AMAZON_USE_MOCK=true polls the seed's mock source
+		secrets = credcache.New(env.Vault(ctx))
 	}
-	secrets := credcache.New(env.Vault(ctx))
-	api := spapi.New()
-	gw := sellerapi.New(secrets, lwa.New(cfg.LWATokenURL), api, store, sellerapi.WithEndpoint(cfg.SPAPIEndpoint))
-	amazon := poll.NewAmazonSource(gw, api)
-	if cfg.PushEnabled() {
-		dest := push.NewDestinations(store, secrets, api, gw, cfg.NotificationsQueueARN)
-		opts = append(opts, poll.WithSubscriber(push.NewSubscriber(store, dest, gw)))
-	}
+	// The poller, on the seller gateway, subscribing connections with push on.
+	poller := wire.PollTenant(cfg, store, secrets, env.Metrics(), env.Log)
 
-	lambda.Start(sqsbatch.Handler(poll.NewPoller(store, amazon, opts...)))
+	lambda.Start(sqsbatch.Handler(poller))
 }
