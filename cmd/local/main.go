@@ -28,6 +28,7 @@ import (
 	"github.com/keybuzz/keybuzz-amazon/shared/pollsender"
 	"github.com/keybuzz/keybuzz-amazon/shared/postgres"
 	"github.com/keybuzz/keybuzz-amazon/shared/sqsbatch"
+	"github.com/keybuzz/keybuzz-amazon/shared/sqsvisibility"
 	"github.com/keybuzz/keybuzz-amazon/shared/wire"
 	"github.com/keybuzz/keybuzz-amazon/shared/wire/wiremail"
 )
@@ -70,7 +71,8 @@ func run(ctx context.Context, env *boot.Env, addr string, pollOnce bool) error {
 		if err != nil {
 			return err
 		}
-		notifications = &localpoll.Consumer{SQS: sqsClient, QueueURL: queueURL, Handler: sqsbatch.Handler(wire.OrderNotify(cfg, store, secrets, m, env.Log)),
+		notifications = &localpoll.Consumer{SQS: sqsClient, QueueURL: queueURL,
+			Handler: sqsbatch.Handler(wire.OrderNotify(cfg, store, secrets, m, env.Log), sqsbatch.WithDelayer(sqsvisibility.New(sqsClient))),
 			Log: env.Log, Name: "ordernotify"}
 	}
 	if pollOnce {

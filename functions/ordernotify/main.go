@@ -14,8 +14,10 @@ import (
 
 	"github.com/keybuzz/keybuzz-amazon/shared/boot"
 	"github.com/keybuzz/keybuzz-amazon/shared/credcache"
+	"github.com/keybuzz/keybuzz-amazon/shared/pollsender"
 	"github.com/keybuzz/keybuzz-amazon/shared/postgres"
 	"github.com/keybuzz/keybuzz-amazon/shared/sqsbatch"
+	"github.com/keybuzz/keybuzz-amazon/shared/sqsvisibility"
 	"github.com/keybuzz/keybuzz-amazon/shared/wire"
 )
 
@@ -27,5 +29,10 @@ func main() {
 	secrets := credcache.New(env.Vault(ctx))
 	intake := wire.OrderNotify(env.Config, store, secrets, env.Metrics(), env.Log)
 
-	lambda.Start(sqsbatch.Handler(intake))
+	// A notification ahead of getOrder comes back after the intake's
+	// back-off: the message's visibility, set through SQS.
+	sqsClient, err := pollsender.NewClient(ctx)
+	env.Must("sqs", err)
+
+	lambda.Start(sqsbatch.Handler(intake, sqsbatch.WithDelayer(sqsvisibility.New(sqsClient))))
 }

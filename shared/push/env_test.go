@@ -30,6 +30,7 @@ import (
 	"github.com/keybuzz/keybuzz-amazon/shared/sellerapi"
 	"github.com/keybuzz/keybuzz-amazon/shared/spapi"
 	"github.com/keybuzz/keybuzz-amazon/shared/sqsbatch"
+	"github.com/keybuzz/keybuzz-amazon/shared/sqsvisibility"
 	"github.com/keybuzz/keybuzz-amazon/shared/vaultstore"
 )
 
@@ -128,7 +129,7 @@ func (e *env) createQueue(name string) (string, string) {
 // mapping does, until a receive waiting wait seconds comes back empty.
 func (e *env) drain(wait int32) (records, failed int) {
 	e.t.Helper()
-	c := localpoll.Consumer{SQS: e.sqs, QueueURL: e.queueURL, Handler: sqsbatch.Handler(e.intake), Log: quiet(), Name: "ordernotify"}
+	c := localpoll.Consumer{SQS: e.sqs, QueueURL: e.queueURL, Handler: sqsbatch.Handler(e.intake, sqsbatch.WithDelayer(sqsvisibility.New(e.sqs))), Log: quiet(), Name: "ordernotify"}
 	records, failed, err := c.Drain(context.Background(), wait)
 	if err != nil {
 		e.t.Fatalf("drain: %v", err)

@@ -250,8 +250,29 @@ func (in *Intake) retry(ctx context.Context, rec marketplace.NotificationRecord,
 		"connection_id", rec.ConnectionID, "error_kind", kind, "err", safeError(err))
 	in.metrics.Emit("ordernotify", map[string]float64{"notifications": 1, metrics.Errors: 1},
 		map[string]string{"tenant_id": rec.TenantID, "connection_id": rec.ConnectionID, "error_kind": kind, "request_id": logging.RequestID(ctx)})
-	return Result{ConnectionID: rec.ConnectionID}, fmt.Errorf("notification %s: %w", rec.NotificationID, err)
+	err = fmt.Errorf("notification %s: %w", rec.NotificationID, err)
+	// An empty budget or a 429 says when a token is there again: the
+	// notification comes back then, not at the queue's visibility timeout.
+	switch {
+	case nb != nil:
+		err = &budgetWait{after: nb.RetryAt.Sub(in.now()), err: err}
+	case th != nil:
+		err = &budgetWait{after: th.RetryAt.Sub(in.now()), err: err}
+	}
+	return Result{ConnectionID: rec.ConnectionID}, err
 }
+
+// budgetWait is a transient failure that knows when to try again.
+type budgetWait struct {
+	after time.Duration
+	err   error
+}
+
+func (e *budgetWait) Error() string { return e.err.Error() }
+func (e *budgetWait) Unwrap() error { return e.err }
+
+// RetryAfter is when the budget has a token again (at least a second).
+func (e *budgetWait) RetryAfter() time.Duration { return max(e.after, time.Second) }
 
 // finish records the outcome; a record that cannot be written makes SQS
 // deliver the notification again (ingestion is idempotent).

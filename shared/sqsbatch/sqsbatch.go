@@ -10,6 +10,7 @@ package sqsbatch
 
 import (
 	"context"
+	"log/slog"
 	"strconv"
 	"sync"
 
@@ -38,7 +39,11 @@ type BatchConsumer interface {
 // Option configures a Handler.
 type Option func(*options)
 
-type options struct{ parallel int }
+type options struct {
+	parallel int
+	delayer  Delayer
+	log      *slog.Logger
+}
 
 // DefaultParallel is how many records of one event are handled at once.
 const DefaultParallel = 4
@@ -58,9 +63,9 @@ func WithParallel(n int) Option {
 type LambdaHandler func(ctx context.Context, ev events.SQSEvent) (events.SQSEventResponse, error)
 
 // Handler returns the Lambda handler that feeds c every record of an event
-// (option: WithParallel). It never fails the whole batch.
+// (options: WithParallel, WithDelayer). It never fails the whole batch.
 func Handler(c Consumer, opts ...Option) LambdaHandler {
-	o := options{parallel: DefaultParallel}
+	o := options{parallel: DefaultParallel, log: slog.Default()}
 	for _, f := range opts {
 		f(&o)
 	}
@@ -74,7 +79,9 @@ func Handler(c Consumer, opts ...Option) LambdaHandler {
 		}
 		res := run(ctx, ev, o.parallel, func(ctx context.Context, r events.SQSMessage) error {
 			receives, _ := strconv.Atoi(r.Attributes["ApproximateReceiveCount"])
-			return consume(ctx, r.MessageId, r.Body, receives)
+			err := consume(ctx, r.MessageId, r.Body, receives)
+			o.delay(ctx, r, err)
+			return err
 		})
 		done(ctx)
 		return res, nil
