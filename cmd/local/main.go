@@ -73,7 +73,7 @@ func run(ctx context.Context, env *boot.Env, addr string, pollOnce bool) error {
 		}
 		notifications = &localpoll.Consumer{SQS: sqsClient, QueueURL: queueURL,
 			Handler: sqsbatch.Handler(wire.OrderNotify(cfg, store, secrets, m, env.Log), sqsbatch.WithDelayer(sqsvisibility.New(sqsClient))),
-			Log: env.Log, Name: "ordernotify"}
+			Log:     env.Log, Name: "ordernotify"}
 	}
 	if pollOnce {
 		sum, err := localpoll.PollOnce(ctx, schedule)
