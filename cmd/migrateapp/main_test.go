@@ -58,7 +58,7 @@ func newTwoApps(t *testing.T) *twoApps {
 		marketplace.AppExternalTest: {ClientID: cfg.ClientID, ClientSecret: cfg.ClientSecret, ApplicationID: cfg.ApplicationID},
 		marketplace.AppKeyBuzz:      kb,
 	} {
-		if err := vs.PutAppFor(ctx, src, marketplace.AppCredentials{ClientID: app.ClientID, ClientSecret: secret.Value(app.ClientSecret),
+		if err := vaultstore.New(testenv.Vault(t), "secret", paths[src]).PutApp(ctx, marketplace.AppCredentials{ClientID: app.ClientID, ClientSecret: secret.Value(app.ClientSecret),
 			ApplicationID: app.ApplicationID, RedirectURI: cfg.RedirectURIs[0], Region: "eu", Draft: true}); err != nil {
 			t.Fatal(err)
 		}

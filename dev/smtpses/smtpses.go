@@ -269,3 +269,16 @@ func (s slogLogger) Printf(format string, v ...interface{}) {
 	s.l.Warn("smtpses: " + fmt.Sprintf(format, v...))
 }
 func (s slogLogger) Println(v ...interface{}) { s.l.Warn("smtpses: " + fmt.Sprint(v...)) }
+
+// SNSBody puts a notification in SNS's envelope, as SNS delivers it to SQS
+// (tests build mail queue messages with it; SNS itself does this on AWS and
+// in the emulator).
+func SNSBody(n sesmail.Notification, messageID, topicArn string, at time.Time) (string, error) {
+	b, err := json.Marshal(n)
+	if err != nil {
+		return "", err
+	}
+	e, err := json.Marshal(sesmail.Envelope{Type: "Notification", MessageID: messageID, TopicArn: topicArn,
+		Subject: "Amazon SES Email Receipt Notification", Message: string(b), Timestamp: at.UTC().Format(time.RFC3339Nano)})
+	return string(e), err
+}

@@ -96,6 +96,22 @@ func LookupMarketplace(id string) (Marketplace, error) {
 // A13V1IB3VIYZZH), or "" for an unknown id.
 func LanguageOf(marketplaceID string) string { return marketplaces[marketplaceID].Language }
 
+// languageHome is the country of a language's own store.
+var languageHome = map[string]string{
+	"fr": "FR", "de": "DE", "it": "IT", "es": "ES", "nl": "NL", "sv": "SE", "pl": "PL", "tr": "TR", "ja": "JP", "pt": "BR",
+}
+
+// HomeMarketplace is the marketplace that is a language's own store (FR
+// for "fr", BR for "pt"); none for a language many stores share (English,
+// Arabic).
+func HomeMarketplace(language string) (Marketplace, bool) {
+	cc, ok := languageHome[language]
+	if !ok {
+		return Marketplace{}, false
+	}
+	return MarketplaceForCountry(cc)
+}
+
 // MarketplacesIn lists a region's marketplace ids, sorted.
 func MarketplacesIn(region string) []string {
 	var ids []string

@@ -326,25 +326,27 @@ type inboundAddressJSON struct {
 	LastInboundAt     *time.Time `json:"lastInboundAt"`
 }
 
-// NoConnectionStatus is status's status for a tenant that never started
-// Connect (KeyBuzz's frontend convention).
-const NoConnectionStatus = "DISCONNECTED"
-
 // StatusRoute serves GET StatusPath with flow, for the tenant authn names.
 func StatusRoute(flow StatusFlow, authn Authenticator, log *slog.Logger) Route {
+	return tenantRoute(StatusPath, http.MethodGet, authn, log, flow.Run, func(st connect.StatusResult) any { return statusBody(st) })
+}
+
+// tenantRoute serves method on path for the tenant authn names: run's
+// result, through body, as JSON; its error by the error table.
+func tenantRoute[T any](path, method string, authn Authenticator, log *slog.Logger, run func(ctx context.Context, tenantID string) (T, error), body func(T) any) Route {
 	a := &base{auth: authn, log: log}
-	return Route{StatusPath, a.wrapTenant(http.MethodGet, func(w http.ResponseWriter, r *http.Request, claims auth.Claims) {
-		st, err := flow.Run(r.Context(), claims.TenantID)
+	return Route{path, a.wrapTenant(method, func(w http.ResponseWriter, r *http.Request, claims auth.Claims) {
+		res, err := run(r.Context(), claims.TenantID)
 		if err != nil {
 			writeError(w, r, a.log, err)
 			return
 		}
-		writeJSON(w, http.StatusOK, statusBody(st))
+		writeJSON(w, http.StatusOK, body(res))
 	})}
 }
 
 func statusBody(st connect.StatusResult) statusResponse {
-	resp := statusResponse{Connected: st.Connected, Status: NoConnectionStatus}
+	resp := statusResponse{Connected: st.Connected, Status: string(marketplace.StatusDisconnected)}
 	if c := st.Connection; c != nil {
 		resp.Status = string(c.Status)
 		resp.DisplayName = nonEmpty(c.DisplayName)
@@ -378,19 +380,13 @@ type disconnectResponse struct {
 // DisconnectRoute serves POST DisconnectPath with flow, for the tenant authn
 // names: idempotent.
 func DisconnectRoute(flow Disconnector, authn Authenticator, log *slog.Logger) Route {
-	a := &base{auth: authn, log: log}
-	return Route{DisconnectPath, a.wrapTenant(http.MethodPost, func(w http.ResponseWriter, r *http.Request, claims auth.Claims) {
-		res, err := flow.Run(r.Context(), claims.TenantID)
-		if err != nil {
-			writeError(w, r, a.log, err)
-			return
-		}
-		resp := disconnectResponse{Success: true, Status: NoConnectionStatus, Message: "Amazon account disconnected"}
+	return tenantRoute(DisconnectPath, http.MethodPost, authn, log, flow.Run, func(res connect.DisconnectResult) any {
+		resp := disconnectResponse{Success: true, Status: string(marketplace.StatusDisconnected), Message: "Amazon account disconnected"}
 		if c := res.Connection; c != nil {
 			resp.Status, resp.LastError = string(c.Status), nonEmpty(c.LastError)
 		}
-		writeJSON(w, http.StatusOK, resp)
-	})}
+		return resp
+	})
 }
 
 func nonEmpty(s string) *string {

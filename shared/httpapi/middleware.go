@@ -1,8 +1,6 @@
 package httpapi
 
 import (
-	"crypto/rand"
-	"encoding/hex"
 	"fmt"
 	"net/http"
 	"time"
@@ -93,9 +91,7 @@ func requestID(r *http.Request) string {
 	if id := r.Header.Get("X-Request-Id"); validRequestID(id) {
 		return id
 	}
-	b := make([]byte, 8)
-	_, _ = rand.Read(b)
-	return hex.EncodeToString(b)
+	return marketplace.NewID(8)
 }
 
 type statusRecorder struct {

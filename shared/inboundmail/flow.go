@@ -265,7 +265,7 @@ func (f *Flow) deliver(ctx context.Context, n sesmail.Notification, rcpt string,
 	rec := marketplace.ReceivedMail{
 		SESMessageID: n.Mail.MessageID, Recipient: rcpt,
 		Bucket: n.Receipt.Action.BucketName, ObjectKey: n.Receipt.Action.ObjectKey,
-		MessageID: msgID(n.Mail.CommonHeaders.MessageID), Subject: truncate(n.Mail.CommonHeaders.Subject, 500),
+		MessageID: relaymail.MessageID(n.Mail.CommonHeaders.MessageID), Subject: truncate(n.Mail.CommonHeaders.Subject, 500),
 		Verdicts: verdicts(n.Receipt), ReceivedAt: n.Receipt.Timestamp,
 	}
 	if len(n.Mail.CommonHeaders.From) > 0 {
@@ -485,10 +485,6 @@ func inboundMessage(rec marketplace.ReceivedMail, m *relaymail.Mail, r relaymail
 		ReceivedAt:    rec.ReceivedAt,
 		Raw:           b,
 	}
-}
-
-func msgID(s string) string {
-	return strings.Trim(strings.TrimSpace(s), "<>")
 }
 
 func truncate(s string, n int) string {

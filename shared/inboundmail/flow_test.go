@@ -13,6 +13,7 @@ import (
 
 	"github.com/aws/aws-lambda-go/events"
 
+	"github.com/keybuzz/keybuzz-amazon/dev/smtpses"
 	"github.com/keybuzz/keybuzz-amazon/shared/inboundmail"
 	"github.com/keybuzz/keybuzz-amazon/shared/marketplace"
 	"github.com/keybuzz/keybuzz-amazon/shared/sesmail"
@@ -197,7 +198,7 @@ func (f *fixture) deliver(t *testing.T, sesID string, raw []byte, rcpts []string
 			n.Receipt.VirusVerdict.Status = v
 		}
 	}
-	body, err := sesmail.Wrap(n, "sns-"+sesID, "arn:aws:sns:eu-west-1:000000000000:mail", time.Unix(0, 0))
+	body, err := smtpses.SNSBody(n, "sns-"+sesID, "arn:aws:sns:eu-west-1:000000000000:mail", time.Unix(0, 0))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -4,6 +4,8 @@
 package marketplace
 
 import (
+	"crypto/rand"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"time"
@@ -171,4 +173,11 @@ type TicketSummary struct {
 	Messages      int
 	LastMessageAt *time.Time
 	CreatedAt     time.Time
+}
+
+// NewID returns n random bytes in hex: a request id, a lease owner.
+func NewID(n int) string {
+	b := make([]byte, n)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
 }

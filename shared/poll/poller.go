@@ -11,16 +11,12 @@ package poll
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
-	"net/url"
 	"time"
 
 	"github.com/keybuzz/keybuzz-amazon/shared/logging"
-	"github.com/keybuzz/keybuzz-amazon/shared/lwa"
 	"github.com/keybuzz/keybuzz-amazon/shared/marketplace"
 	"github.com/keybuzz/keybuzz-amazon/shared/metrics"
 	"github.com/keybuzz/keybuzz-amazon/shared/pollqueue"
@@ -162,7 +158,7 @@ func (p *Poller) Poll(ctx context.Context, msg pollqueue.Message) error {
 // PollResult is Poll returning what was done.
 func (p *Poller) PollResult(ctx context.Context, msg pollqueue.Message) (Result, error) {
 	start := time.Now()
-	owner := logging.RequestID(ctx) + "/" + randomHex(6)
+	owner := logging.RequestID(ctx) + "/" + marketplace.NewID(6)
 	st, err := p.store.AcquirePoll(ctx, msg.TenantID, msg.ConnectionID, owner, p.cfg.LeaseFor)
 	if errors.Is(err, marketplace.ErrNotFound) {
 		p.log.WarnContext(ctx, "poll skipped: no such connection for this tenant", "connection_id", msg.ConnectionID)
@@ -192,7 +188,7 @@ func (p *Poller) PollResult(ctx context.Context, msg pollqueue.Message) (Result,
 	cancelSync()
 	if syncErr == nil && !st.Pushed && p.subscriber != nil {
 		if ok, err := p.subscriber.Subscribe(ctx, st.TenantID, st.ConnectionID); err != nil {
-			p.log.WarnContext(ctx, "push subscription failed; polling at the normal interval", "connection_id", st.ConnectionID, "err", safeError(err))
+			p.log.WarnContext(ctx, "push subscription failed; polling at the normal interval", "connection_id", st.ConnectionID, "err", errorText(err))
 		} else if ok && res.Cursor != nil { // a complete sync: next at the fallback interval
 			res.NextPollAt = p.nextPeriod(msg.EnqueuedAt, p.cfg.FallbackInterval)
 		}
@@ -214,10 +210,10 @@ func (p *Poller) PollResult(ctx context.Context, msg pollqueue.Message) (Result,
 		out.Status, out.Error, out.NextPollAt = marketplace.StatusError, marketplace.ErrNoCredentials.Message, p.now()
 	case errors.As(syncErr, &throttled):
 		kind, res.Throttled = "throttled", true
-		out.Error, out.NextPollAt, retErr = safeError(syncErr), time.Time{}, syncErr
+		out.Error, out.NextPollAt, retErr = errorText(syncErr), time.Time{}, syncErr
 	default:
 		kind = "transient"
-		out.Error, out.NextPollAt, retErr = safeError(syncErr), time.Time{}, syncErr
+		out.Error, out.NextPollAt, retErr = errorText(syncErr), time.Time{}, syncErr
 	}
 	fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 	defer cancel()
@@ -233,7 +229,7 @@ func (p *Poller) PollResult(ctx context.Context, msg pollqueue.Message) (Result,
 		attrs = append(attrs, "next_poll_at", res.NextPollAt)
 	}
 	if syncErr != nil {
-		attrs = append(attrs, "error_kind", kind, "err", safeError(syncErr))
+		attrs = append(attrs, "error_kind", kind, "err", errorText(syncErr))
 		if retErr != nil {
 			p.log.WarnContext(ctx, "poll failed; SQS will retry", attrs...)
 		} else {
@@ -381,31 +377,5 @@ func (p *Poller) emit(ctx context.Context, msg pollqueue.Message, r Result, errK
 	p.metrics.Emit("polltenant", v, props)
 }
 
-// safeError renders err for lastError and logs: URLs (which carry query
-// strings) are reduced to their host. Tokens never appear in errors: LWA
-// and SP-API errors carry codes and Amazon's messages only.
-func safeError(err error) string {
-	var ue *url.Error
-	if errors.As(err, &ue) {
-		host := ""
-		if u, perr := url.Parse(ue.URL); perr == nil {
-			host = u.Host
-		}
-		return fmt.Sprintf("%s %s: %v", ue.Op, host, ue.Err)
-	}
-	var le *lwa.Error
-	if errors.As(err, &le) {
-		return le.Error()
-	}
-	s := err.Error()
-	if len(s) > 1000 {
-		s = s[:1000]
-	}
-	return s
-}
-
-func randomHex(n int) string {
-	b := make([]byte, n)
-	_, _ = rand.Read(b)
-	return hex.EncodeToString(b)
-}
+// errorText is err as lastError and the logs keep it (at most 1000 bytes).
+func errorText(err error) string { return sellerapi.ErrorText(err, 1000) }

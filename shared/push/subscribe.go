@@ -23,7 +23,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/keybuzz/keybuzz-amazon/shared/lwa"
 	"github.com/keybuzz/keybuzz-amazon/shared/marketplace"
 	"github.com/keybuzz/keybuzz-amazon/shared/sellerapi"
 	"github.com/keybuzz/keybuzz-amazon/shared/spapi"
@@ -349,16 +348,5 @@ func (s *Subscriber) deleteAtAmazon(ctx context.Context, t marketplace.PushTarge
 		})
 }
 
-// safeError is err for pushError and logs: Amazon's codes and messages,
-// never a token (LWA and SP-API errors carry none).
-func safeError(err error) string {
-	var le *lwa.Error
-	if errors.As(err, &le) {
-		return le.Error()
-	}
-	s := err.Error()
-	if len(s) > 500 {
-		s = s[:500]
-	}
-	return s
-}
+// safeError is err as pushError and the logs keep it (at most 500 bytes).
+func safeError(err error) string { return sellerapi.ErrorText(err, 500) }

@@ -47,10 +47,8 @@ func origin(m *Mail, sender amazon.Marketplace) (amazon.Marketplace, string) {
 	if mp, ok := namedStore(text); ok {
 		return mp, orDefault(lang, mp.Language)
 	}
-	if mp, ok := languageHome[lang]; ok && lang != sender.Language {
-		if m, ok := amazon.MarketplaceForCountry(mp); ok {
-			return m, lang
-		}
+	if m, ok := amazon.HomeMarketplace(lang); ok && lang != sender.Language {
+		return m, lang
 	}
 	return sender, orDefault(lang, sender.Language)
 }
@@ -60,12 +58,6 @@ func orDefault(s, d string) string {
 		return s
 	}
 	return d
-}
-
-// languageHome is the marketplace a language's own store is: where a
-// notification written in it and naming no store comes from.
-var languageHome = map[string]string{
-	"fr": "FR", "de": "DE", "it": "IT", "es": "ES", "nl": "NL", "sv": "SE", "pl": "PL", "tr": "TR", "ja": "JP", "pt": "BR",
 }
 
 var storeRe = regexp.MustCompile(`(?i)\bamazon\.(com\.(?:be|tr|mx|br|au)|co\.(?:uk|jp|za)|com|ca|fr|de|it|es|nl|se|pl|ie|eg|sa|ae|in|sg)\b`)

@@ -129,7 +129,7 @@ func Parse(raw []byte, lim Limits) (*Mail, error) {
 		return nil, fmt.Errorf("%w: no header fields", ErrMalformed)
 	}
 	m.Subject = decodeHeader(ent.Header.Get("Subject"))
-	m.MessageID = msgID(ent.Header.Get("Message-Id"))
+	m.MessageID = MessageID(ent.Header.Get("Message-Id"))
 	m.InReplyTo = msgIDs(ent.Header.Get("In-Reply-To"))
 	m.References = msgIDs(ent.Header.Get("References"))
 	if d := ent.Header.Get("Date"); d != "" {
@@ -181,7 +181,7 @@ func Parse(raw []byte, lim Limits) (*Mail, error) {
 				Part:        partPath(path),
 				Filename:    filename,
 				ContentType: mediaType,
-				ContentID:   msgID(e.Header.Get("Content-Id")),
+				ContentID:   MessageID(e.Header.Get("Content-Id")),
 				Inline:      disp == "inline" || (disp == "" && e.Header.Get("Content-Id") != ""),
 				Data:        body,
 			})
@@ -314,7 +314,10 @@ func parseAddressList(s string) ([]Address, error) {
 	return out, nil
 }
 
-func msgID(s string) string {
+// MessageID is the id of a Message-ID header (or of one entry of
+// References or In-Reply-To): what stands between its angle brackets, or
+// the whole when it has none and no space.
+func MessageID(s string) string {
 	s = strings.TrimSpace(s)
 	if i := strings.IndexByte(s, '<'); i >= 0 {
 		if j := strings.IndexByte(s[i:], '>'); j > 0 {
@@ -330,7 +333,7 @@ func msgID(s string) string {
 func msgIDs(s string) []string {
 	var out []string
 	for _, f := range strings.Fields(strings.ReplaceAll(s, ",", " ")) {
-		if id := msgID(f); id != "" {
+		if id := MessageID(f); id != "" {
 			out = append(out, id)
 		}
 	}

@@ -15,6 +15,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/url"
 	"time"
 
 	"golang.org/x/oauth2"
@@ -119,6 +120,31 @@ func (e *ThrottledError) Error() string {
 	return fmt.Sprintf("throttled by Amazon until %s: %v", e.RetryAt.UTC().Format(time.RFC3339), e.Err)
 }
 func (e *ThrottledError) Unwrap() error { return e.Err }
+
+// ErrorText renders err for what the connector records (lastError,
+// pushError) and logs, in at most limit bytes: a URL (which carries a query
+// string) is reduced to its host, an LWA error to its code and
+// description. Tokens never appear in errors: LWA and SP-API errors carry
+// codes and Amazon's messages only.
+func ErrorText(err error, limit int) string {
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		host := ""
+		if u, perr := url.Parse(ue.URL); perr == nil {
+			host = u.Host
+		}
+		return fmt.Sprintf("%s %s: %v", ue.Op, host, ue.Err)
+	}
+	var le *lwa.Error
+	if errors.As(err, &le) {
+		return le.Error()
+	}
+	s := err.Error()
+	if len(s) > limit {
+		s = s[:limit]
+	}
+	return s
+}
 
 // IsReauth reports whether err means the seller must reconnect: LWA
 // answered invalid_grant on refresh.

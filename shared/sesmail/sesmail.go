@@ -149,15 +149,3 @@ func Decode(body string) (Notification, error) {
 	}
 	return n, nil
 }
-
-// Wrap puts a notification in SNS's envelope, as SNS delivers it to SQS
-// (the local receiver and tests use it; SNS itself does this on AWS).
-func Wrap(n Notification, messageID, topicArn string, at time.Time) (string, error) {
-	b, err := json.Marshal(n)
-	if err != nil {
-		return "", err
-	}
-	e, err := json.Marshal(Envelope{Type: "Notification", MessageID: messageID, TopicArn: topicArn,
-		Subject: "Amazon SES Email Receipt Notification", Message: string(b), Timestamp: at.UTC().Format(time.RFC3339Nano)})
-	return string(e), err
-}

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/keybuzz/keybuzz-amazon/dev/smtpses"
 	"github.com/keybuzz/keybuzz-amazon/shared/sesmail"
 )
 
@@ -29,7 +30,7 @@ func TestDecodeBareAndWrapped(t *testing.T) {
 		n.Receipt.DMARCVerdict.Status != sesmail.Pass || len(n.Receipt.Recipients) != 1 || n.Mail.CommonHeaders.MessageID == "" {
 		t.Fatalf("decoded %+v", n)
 	}
-	wrapped, err := sesmail.Wrap(n, "sns-1", n.Receipt.Action.TopicArn, time.Unix(0, 0))
+	wrapped, err := smtpses.SNSBody(n, "sns-1", n.Receipt.Action.TopicArn, time.Unix(0, 0))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -104,12 +104,6 @@ func (s *Store) appPathOf(source marketplace.AppSource) string {
 	return s.appPath
 }
 
-// PutAppFor writes an application's credentials at its AppFor path (local
-// set-up and tests).
-func (s *Store) PutAppFor(ctx context.Context, source marketplace.AppSource, app marketplace.AppCredentials) error {
-	return s.putApp(ctx, s.appPathOf(source), app)
-}
-
 // AppPath is the KV path of an application's LWA credentials in the seed's
 // layout.
 func AppPath(source marketplace.AppSource) string {
