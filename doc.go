@@ -4,18 +4,28 @@
 //
 // The repository is a SAM application built from this one module:
 //
-//   - functions/oauthstart, functions/oauthcallback, functions/status: the
-//     HTTP API routes under /api/v1/marketplaces/amazon (payload 2.0),
-//     thin mains around http.Handlers from shared/;
-//   - functions/pollfanout and functions/polltenant: the EventBridge schedule
-//     that enqueues one poll job per connected tenant, and the SQS consumer
-//     that polls Amazon and stores tickets;
-//   - shared/: the domain and one package per dependency it adapts
-//     (PostgreSQL, Vault, Amazon's LWA and SP-API, SQS, configuration);
+//   - functions/oauthstart, oauthcallback, oauthlogin, status and
+//     disconnect: the HTTP API routes under /api/v1/marketplaces/amazon
+//     (payload 2.0), one httpapi.Route each;
+//   - functions/pollfanout and polltenant: the EventBridge schedule that
+//     enqueues one poll job per due connection, and the SQS consumer that
+//     polls Amazon (the fallback channel);
+//   - functions/ordernotify: the SQS consumer of Amazon's ORDER_CHANGE
+//     notifications (the push channel);
+//   - functions/inboundmail: the SQS consumer of the mails SES receives for
+//     the tenants' inbound addresses (Amazon's buyer-message relay);
+//   - shared/: the domain, the flows (connect, poll, push, inboundmail;
+//     none imports another), the seller gateway (sellerapi), the queue
+//     transport (sqsbatch), one builder per function (wire) and one package
+//     per dependency it adapts (PostgreSQL, Vault, Amazon's LWA and SP-API,
+//     SQS, S3, SES, configuration);
 //   - template.yaml, samconfig.toml and sam.mk: the deployment
 //     (docs/deploy.md); events/: an event per function for local invocation.
 //
-// This package holds no code: its tests check template.yaml against the
+// This package holds no code: house_test.go holds the house (nothing
+// deployed imports dev/, each function links only what it uses, no flow
+// imports another, cmd/local builds what the functions build); the other
+// tests check template.yaml against the
 // official SAM schema and the deployment's promises (routes, authorizers,
 // queue wiring, least privilege, builds), and that the files in events/
 // decode into the aws-lambda-go event types. They read the template with
