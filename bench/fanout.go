@@ -81,6 +81,10 @@ FROM generate_series(1, $1) g`, sc.Tenants); err != nil {
 
 	// One round of the ceiling and one of the fan-out, each into a fresh
 	// queue, in the run's order (the baseline first in odd runs).
+	// CPU of the emulator, PostgreSQL and this process while each side
+	// ran: what bounds a side is the one that kept its cores busy.
+	meter := newCPUMeter([][2]string{{"fauxqs", os.Getenv("AWS_ENDPOINT_URL_SQS")}, {"PostgreSQL", e.baseURL}, {"bench process (claims, sender, SDK)", "self"}})
+	var ceilingCPU, runCPU cpuUse
 	var (
 		ceiling, fanout, naive float64
 		n                      int
@@ -94,10 +98,12 @@ FROM generate_series(1, $1) g`, sc.Tenants); err != nil {
 		if err != nil {
 			return err
 		}
+		before := meter.sample()
 		d, err := ceilingLoop(ctx, e.sqs, q, bodies)
 		if err != nil {
 			return fmt.Errorf("ceiling: %w", err)
 		}
+		ceilingCPU = meter.since(before, d)
 		ceiling = rate(len(bodies), d)
 		e.logf("fanout: ceiling: %d messages in %s (%.0f msg/s)", len(bodies), d.Round(time.Millisecond), ceiling)
 		e.deleteQueue(ctx, q)
@@ -129,9 +135,11 @@ FROM generate_series(1, $1) g`, sc.Tenants); err != nil {
 		}
 		f := poll.NewFanout(store, pollsender.NewSender(counted, q), poll.WithLogger(e.quiet))
 		trace.reset()
+		before := meter.sample()
 		start := time.Now()
 		lastRun, err = f.Run(ctx)
 		runTime = time.Since(start)
+		runCPU = meter.since(before, runTime)
 		if err != nil {
 			return fmt.Errorf("fan-out run: %w", err)
 		}
@@ -237,7 +245,7 @@ that loop.`, m.Ratios["naive_one_by_one"], ratio(ceiling, naive), reach, 1000/ma
 		Name: "fanout_run_time", Value: ms(runTime), Unit: "ms",
 		Baselines: map[string]float64{"schedule_period": schedulePeriodMS}, Ratios: map[string]float64{"schedule_period": ratio(ms(runTime), schedulePeriodMS)},
 		Goal: "report only",
-	}, fanoutMillion(sc.Tenants, runTime, ceiling, rate(sc.Tenants, claimLat)))
+	}, fanoutMillion(sc.Tenants, runTime, ceiling, rate(sc.Tenants, claimLat), cpuBound(runCPU, ceilingCPU)))
 	sec.Notes = append(sec.Notes, fmt.Sprintf(`%d CONNECTED connections, all due, in a fresh database; one `+"`poll.Fanout.Run`"+`
 as functions/pollfanout builds it (postgres.Store on a %d-connection pool
 configured as postgres.Open, pollsender.NewSender with its default
@@ -252,6 +260,8 @@ run: %s (odd runs measure the baselines first, even runs the fan-out). The
 schedule period is MARKETPLACE_POLL_INTERVAL_SECONDS as config.Load reads
 it here (%s).
 
+%s
+
 Claiming alone (ClaimDue in chunks of 1000 on the same database, no SQS):
 %d connections in %s (%.0f claims/s). Statements recorded (pgx tracer on the
 store's pool):
@@ -261,7 +271,7 @@ The first chunk's plan (EXPLAIN ANALYZE with the arguments the store sent,
 rolled back):
 
 %s`, sc.Tenants, fanoutPoolSize, lastRun.Claimed, claimCalls, lastRun.Sent, lastRun.Failed, peak, len(bodies), senderParallel, n, order,
-		time.Duration(schedulePeriodMS)*time.Millisecond,
+		time.Duration(schedulePeriodMS)*time.Millisecond, cpuBound(runCPU, ceilingCPU),
 		sc.Tenants, claimLat.Round(time.Millisecond), rate(sc.Tenants, claimLat), claimStats, codeBlock(plan)))
 	return sec, nil
 }
@@ -275,7 +285,7 @@ const million = 1_000_000
 // batches: both grow with the count). Its goal is one schedule period; a
 // miss says which of the two bounds it, from the ceiling's and the claims'
 // own rates measured in the same run.
-func fanoutMillion(tenants int, runTime time.Duration, ceiling, claimRate float64) Result {
+func fanoutMillion(tenants int, runTime time.Duration, ceiling, claimRate float64, cpu string) Result {
 	scale := float64(million) / float64(max(tenants, 1))
 	secs := math.Round(runTime.Seconds()*scale*10) / 10
 	period := schedulePeriodMS / 1000
@@ -298,10 +308,27 @@ func fanoutMillion(tenants int, runTime time.Duration, ceiling, claimRate float6
 			case ceil1M <= period:
 				bound = fmt.Sprintf("neither alone: the emulator's ceiling would need %.0f s and the claims alone %.0f s for a million; together, on the same cores, they exceed the period", ceil1M, claim1M)
 			}
-			return fmt.Sprintf("A million would take %s s (%s), %.2f × the %s s period. Bound by %s.",
-				num(m.Value), how, m.Ratios["schedule_period"], num(period), bound)
+			return fmt.Sprintf("A million would take %s s (%s), %.2f × the %s s period. Bound by %s. %s",
+				num(m.Value), how, m.Ratios["schedule_period"], num(period), bound, cpu)
 		},
 	}
+}
+
+// cpuBound says who kept the cores busy during the fan-out run and the
+// ceiling (last run), from /proc: fauxqs runs its JavaScript on one
+// thread, so one core of it is the most the emulator can give.
+func cpuBound(run, ceiling cpuUse) string {
+	if len(run.names) == 0 {
+		return ""
+	}
+	who, cores := run.busiest()
+	s := fmt.Sprintf("CPU while the fan-out ran (last run; /proc, the process behind each server's port and its children): %s; while the ceiling ran: %s.", run.text(), ceiling.text())
+	if f := run.cores("fauxqs"); f >= 0.85 {
+		s += fmt.Sprintf(" fauxqs (Node.js: its JavaScript on one thread) kept %.2f of a core busy, so the emulator's single thread is the bound on this machine; AWS's SQS has no such ceiling (docs/scale.md).", f)
+	} else if who != "" {
+		s += fmt.Sprintf(" The busiest was %s (%.2f cores) on a %d-core machine shared with the other sessions' work.", who, cores, runtime.NumCPU())
+	}
+	return s
 }
 
 // fanoutPoolSize is the pool the fan-out's store gets: boot.LambdaMaxConns.

@@ -204,17 +204,20 @@ func spread(vs []float64) [2]float64 {
 
 // report is one invocation: every benchmark's runs, merged.
 type report struct {
-	Scale     string
-	Runs      int
-	Command   string
-	Commit    string // git rev-parse HEAD
-	Dirty     bool   // the work tree had uncommitted changes
-	Cores     int
-	GoVersion string
-	GOOS      string
-	GOARCH    string
-	Date      time.Time
-	Sections  []section
+	Scale string
+	Runs  int
+	// FanoutTenants is the fan-out benchmark's size (-fanout-tenants or the
+	// scale's).
+	FanoutTenants int
+	Command       string
+	Commit        string // git rev-parse HEAD
+	Dirty         bool   // the work tree had uncommitted changes
+	Cores         int
+	GoVersion     string
+	GOOS          string
+	GOARCH        string
+	Date          time.Time
+	Sections      []section
 }
 
 func (r *report) results() []Result {
@@ -247,8 +250,9 @@ func (r *report) json() ([]byte, error) {
 		Date    time.Time `json:"date"`
 		Scale   string    `json:"scale"`
 		Runs    int       `json:"runs"`
+		Fanout  int       `json:"fanout_tenants"`
 		Results []Result  `json:"results"`
-	}{r.Commit, r.Dirty, r.Date, r.Scale, r.Runs, res}
+	}{r.Commit, r.Dirty, r.Date, r.Scale, r.Runs, r.FanoutTenants, res}
 	b, err := json.MarshalIndent(doc, "", "  ")
 	return append(b, '\n'), err
 }
@@ -289,7 +293,7 @@ func (r *report) markdown() string {
 	fmt.Fprintf(&b, "| commit | %s |\n", r.commitText())
 	fmt.Fprintf(&b, "| date | %s |\n", r.Date.Format("2006-01-02 15:04 MST"))
 	fmt.Fprintf(&b, "| command | `%s` |\n", r.Command)
-	fmt.Fprintf(&b, "| scale | %s, %d run(s) |\n", r.Scale, r.Runs)
+	fmt.Fprintf(&b, "| scale | %s, %d run(s); fan-out of %d tenants |\n", r.Scale, r.Runs, r.FanoutTenants)
 	fmt.Fprintf(&b, "| machine | %d cores (runtime.NumCPU), %s/%s |\n", r.Cores, r.GOOS, r.GOARCH)
 	fmt.Fprintf(&b, "| Go | %s |\n\n", r.GoVersion)
 	if goals := r.goalsTable(); goals != "" {

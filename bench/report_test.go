@@ -3,6 +3,8 @@ package main
 import (
 	"errors"
 	"fmt"
+	"net"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -254,22 +256,48 @@ func TestSQLParams(t *testing.T) {
 func TestFanoutMillion(t *testing.T) {
 	period := schedulePeriodMS / 1000
 	// 100,000 in 4 s: a million projected at 40 s.
-	r := mergeRuns([][]Result{{fanoutMillion(100_000, 4*time.Second, 30_000, 200_000)}})[0]
+	r := mergeRuns([][]Result{{fanoutMillion(100_000, 4*time.Second, 30_000, 200_000, "")}})[0]
 	if r.Value != 40 || !strings.Contains(r.Goal, "projected linearly from 100000") || r.Met != (40 <= period) {
 		t.Errorf("projected: %+v", r)
 	}
 	// A million measured in 90 s, the emulator's ceiling 12,000 msg/s: the
 	// emulator bounds it.
-	r = mergeRuns([][]Result{{fanoutMillion(million, 90*time.Second, 12_000, 200_000)}})[0]
+	r = mergeRuns([][]Result{{fanoutMillion(million, 90*time.Second, 12_000, 200_000, "cpu evidence")}})[0]
 	if r.Value != 90 || !strings.Contains(r.Goal, "measured") || r.Met {
 		t.Errorf("measured: %+v", r)
 	}
-	if period == 60 && !strings.Contains(r.Bound, "Bound by the emulator: its own ceiling alone") {
+	if period == 60 && (!strings.Contains(r.Bound, "Bound by the emulator: its own ceiling alone") || !strings.Contains(r.Bound, "cpu evidence")) {
 		t.Errorf("bound: %s", r.Bound)
 	}
 	// The ceiling fits, the claims do not.
-	r = mergeRuns([][]Result{{fanoutMillion(million, 90*time.Second, 40_000, 10_000)}})[0]
+	r = mergeRuns([][]Result{{fanoutMillion(million, 90*time.Second, 40_000, 10_000, "")}})[0]
 	if period == 60 && !strings.Contains(r.Bound, "Bound by the claims") {
 		t.Errorf("bound: %s", r.Bound)
+	}
+}
+
+// TestCPUMeter finds the process behind a listening port and counts the CPU
+// it burns.
+func TestCPUMeter(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	m := newCPUMeter([][2]string{{"listener", "http://" + ln.Addr().String()}, {"self", "self"}, {"nobody", "http://127.0.0.1:1"}})
+	if m.roots[0] != os.Getpid() || m.roots[1] != os.Getpid() || m.roots[2] != 0 {
+		t.Fatalf("pids %v, want this process (%d) twice and 0", m.roots, os.Getpid())
+	}
+	before := m.sample()
+	t0 := time.Now()
+	for x := 0; time.Since(t0) < 300*time.Millisecond; x++ {
+		_ = x * x
+	}
+	u := m.since(before, time.Since(t0))
+	if c := u.cores("self"); c <= 0.1 {
+		t.Errorf("a busy loop used %.2f cores", c)
+	}
+	if u.cores("nobody") != -1 || !strings.Contains(u.text(), "nobody not found in /proc") {
+		t.Errorf("a server not found: %s", u.text())
 	}
 }

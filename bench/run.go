@@ -27,6 +27,8 @@ type options struct {
 	fresh string
 	// runs is how many times each benchmark runs (0: the scale's).
 	runs int
+	// fanoutTenants overrides the scale's fan-out size (0: the scale's).
+	fanoutTenants int
 	// log receives progress lines (nil: stderr).
 	log func(format string, args ...any)
 }
@@ -133,6 +135,12 @@ func run(ctx context.Context, o options) (*report, error) {
 	if o.runs > 0 {
 		sc.Runs = o.runs
 	}
+	if o.fanoutTenants < 0 {
+		return nil, fmt.Errorf("-fanout-tenants %d: want a positive count", o.fanoutTenants)
+	}
+	if o.fanoutTenants > 0 {
+		sc.Tenants = o.fanoutTenants
+	}
 	var only []string
 	for _, n := range strings.Split(o.only, ",") {
 		if n = strings.TrimSpace(n); n != "" {
@@ -162,7 +170,7 @@ func run(ctx context.Context, o options) (*report, error) {
 	defer e.closeAll()
 
 	rep := &report{
-		Scale: sc.Name, Runs: sc.Runs, Command: o.command, Cores: runtime.NumCPU(), GoVersion: runtime.Version(),
+		Scale: sc.Name, Runs: sc.Runs, FanoutTenants: sc.Tenants, Command: o.command, Cores: runtime.NumCPU(), GoVersion: runtime.Version(),
 		GOOS: runtime.GOOS, GOARCH: runtime.GOARCH, Date: time.Now().UTC(),
 	}
 	rep.Commit, rep.Dirty = gitCommit(ctx)
