@@ -16,6 +16,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 	"github.com/aws/aws-sdk-go-v2/service/sqs/types"
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/keybuzz/keybuzz-amazon/shared/boot"
 	"github.com/keybuzz/keybuzz-amazon/shared/config"
@@ -45,14 +46,14 @@ func benchFanout(ctx context.Context, e *env) (section, error) {
 	}
 	pool := store.Pool()
 	t0 := time.Now()
-	if _, err := pool.Exec(ctx, `
+	if err := setupExec(ctx, pool, `
 INSERT INTO "MarketplaceConnection" ("tenantId", "type", "status", "region", "marketplaceId", "sellingPartnerId", "connectedAt", "nextPollAt")
 SELECT 'bench-fanout-' || g, 'AMAZON', 'CONNECTED', 'EU', 'A13V1IB3VIYZZH', 'ASELLER' || g, now() - interval '1 day',
        now() - interval '1 minute' - g * interval '1 millisecond'
-FROM generate_series(1, $1) g`, sc.Tenants); err != nil {
+FROM generate_series(1, $1::int) g`, sc.Tenants); err != nil {
 		return sec, fmt.Errorf("seed connections: %w", err)
 	}
-	if _, err := pool.Exec(ctx, `ANALYZE "MarketplaceConnection"`); err != nil {
+	if err := setupExec(ctx, pool, `ANALYZE "MarketplaceConnection"`); err != nil {
 		return sec, err
 	}
 	e.logf("fanout: %d connections seeded in %s", sc.Tenants, time.Since(t0).Round(time.Millisecond))
@@ -126,7 +127,7 @@ FROM generate_series(1, $1) g`, sc.Tenants); err != nil {
 		return nil
 	}
 	realSide := func() error {
-		if _, err := pool.Exec(ctx, `UPDATE "MarketplaceConnection" SET "pollClaimedUntil" = NULL`); err != nil {
+		if err := resetClaims(ctx, pool); err != nil {
 			return err
 		}
 		q, err := e.freshQueue(ctx, "fanout")
@@ -169,7 +170,7 @@ FROM generate_series(1, $1) g`, sc.Tenants); err != nil {
 
 	// Evidence: the claim statement's plan for one chunk (rolled back).
 	trace.reset()
-	claimLat, err := timeClaims(ctx, store, sc.Tenants)
+	claimLat, chunks, err := timeClaims(ctx, store, sc.Tenants)
 	if err != nil {
 		return sec, err
 	}
@@ -263,8 +264,8 @@ it here (%s).
 %s
 
 Claiming alone (ClaimDue in chunks of 1000 on the same database, no SQS):
-%d connections in %s (%.0f claims/s). Statements recorded (pgx tracer on the
-store's pool):
+%d connections in %s (%.0f claims/s), the table vacuumed first.%s Statements
+recorded (pgx tracer on the store's pool):
 
 %s
 The first chunk's plan (EXPLAIN ANALYZE with the arguments the store sent,
@@ -272,8 +273,25 @@ rolled back):
 
 %s`, sc.Tenants, fanoutPoolSize, lastRun.Claimed, claimCalls, lastRun.Sent, lastRun.Failed, peak, len(bodies), senderParallel, n, order,
 		time.Duration(schedulePeriodMS)*time.Millisecond, cpuBound(runCPU, ceilingCPU),
-		sc.Tenants, claimLat.Round(time.Millisecond), rate(sc.Tenants, claimLat), claimStats, codeBlock(plan)))
+		sc.Tenants, claimLat.Round(time.Millisecond), rate(sc.Tenants, claimLat), chunkTrend(chunks), claimStats, codeBlock(plan)))
 	return sec, nil
+}
+
+// setupExec runs a statement of the benchmark's own setup (seeding, resets)
+// on one of pool's connections without the database's statement_timeout
+// (migrations set 20 s, the connector's longest statement; a million rows
+// take longer), then restores it.
+func setupExec(ctx context.Context, pool *pgxpool.Pool, sql string, args ...any) error {
+	return pool.AcquireFunc(ctx, func(c *pgxpool.Conn) error {
+		if _, err := c.Exec(ctx, `SET statement_timeout = 0`); err != nil {
+			return err
+		}
+		_, err := c.Exec(ctx, sql, args...)
+		if _, rerr := c.Exec(ctx, `RESET statement_timeout`); err == nil {
+			err = rerr
+		}
+		return err
+	})
 }
 
 // million is the fleet the fan-out must serve inside one schedule period.
@@ -410,18 +428,21 @@ func ceilingLoop(ctx context.Context, client *sqs.Client, queueURL string, bodie
 
 // timeClaims resets the claims and times claiming every connection with
 // the store's ClaimDue in the fan-out's chunks, without SQS.
-func timeClaims(ctx context.Context, store *postgres.Store, n int) (time.Duration, error) {
-	if _, err := store.Pool().Exec(ctx, `UPDATE "MarketplaceConnection" SET "pollClaimedUntil" = NULL`); err != nil {
-		return 0, err
+func timeClaims(ctx context.Context, store *postgres.Store, n int) (time.Duration, []time.Duration, error) {
+	if err := resetClaims(ctx, store.Pool()); err != nil {
+		return 0, nil, err
 	}
 	start := time.Now()
 	total := 0
+	var chunks []time.Duration
 	var cursor marketplace.ClaimCursor
 	for {
+		t0 := time.Now()
 		jobs, next, err := store.ClaimDue(ctx, 1000, time.Hour, cursor)
 		if err != nil {
-			return 0, err
+			return 0, nil, err
 		}
+		chunks = append(chunks, time.Since(t0))
 		cursor = next
 		total += len(jobs)
 		if len(jobs) < 1000 {
@@ -430,9 +451,36 @@ func timeClaims(ctx context.Context, store *postgres.Store, n int) (time.Duratio
 	}
 	d := time.Since(start)
 	if total != n {
-		return 0, fmt.Errorf("claimed %d of %d", total, n)
+		return 0, nil, fmt.Errorf("claimed %d of %d", total, n)
 	}
-	return d, nil
+	return d, chunks, nil
+}
+
+// resetClaims makes every connection due again (drops the claims a run
+// made), then vacuums the table, as autovacuum would between two ticks, so
+// a claim run does not walk the reset's dead row versions.
+func resetClaims(ctx context.Context, pool *pgxpool.Pool) error {
+	if err := setupExec(ctx, pool, `UPDATE "MarketplaceConnection" SET "pollClaimedUntil" = NULL WHERE "pollClaimedUntil" IS NOT NULL`); err != nil {
+		return err
+	}
+	return setupExec(ctx, pool, `VACUUM (ANALYZE) "MarketplaceConnection"`)
+}
+
+// chunkTrend says how a claim chunk's time moves through the run: the
+// mean of the first and of the last tenth of the chunks.
+func chunkTrend(chunks []time.Duration) string {
+	if len(chunks) < 10 {
+		return ""
+	}
+	mean := func(ds []time.Duration) float64 {
+		var t time.Duration
+		for _, d := range ds {
+			t += d
+		}
+		return ms(t) / float64(max(len(ds), 1))
+	}
+	k := len(chunks) / 10
+	return fmt.Sprintf(" A chunk took %.2f ms on average in the first tenth of the run and %.2f ms in the last tenth.", mean(chunks[:k]), mean(chunks[len(chunks)-k:]))
 }
 
 // explainFirstChunk runs the store's first ClaimDue once more to record its
@@ -447,7 +495,7 @@ func explainFirstChunk(ctx context.Context, store *postgres.Store, trace *sqlTra
 	if !ok {
 		return "", fmt.Errorf("first chunk not recorded")
 	}
-	if _, err := store.Pool().Exec(ctx, `UPDATE "MarketplaceConnection" SET "pollClaimedUntil" = NULL`); err != nil {
+	if err := setupExec(ctx, store.Pool(), `UPDATE "MarketplaceConnection" SET "pollClaimedUntil" = NULL WHERE "pollClaimedUntil" IS NOT NULL`); err != nil {
 		return "", err
 	}
 	return explainStmt(ctx, store.Pool(), first)
