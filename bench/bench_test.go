@@ -55,7 +55,8 @@ func TestSmallScale(t *testing.T) {
 		"mail":      {"mail_intake_throughput", "mail_intake_statements_per_mail"},
 		"freshness": {"freshness_push_p99", "freshness_push_p50", "freshness_push_max", "freshness_mail_p99", "freshness_mail_p50", "freshness_mail_max",
 			"freshness_poll_steady_p99", "freshness_poll_steady_p50", "freshness_poll_steady_max"},
-		"cost": {"cost_invocations_push_vs_poll", "cost_spapi_calls_push_vs_poll", "cost_statements_push_vs_poll", "cost_handler_seconds_push_vs_poll"},
+		"cost": {"cost_invocations_push_vs_poll", "cost_spapi_calls_push_vs_poll", "cost_statements_push_vs_poll", "cost_handler_seconds_push_vs_poll",
+			"cost_poll_cadence_real_clock", "cost_dollars_per_tenant_month_push"},
 	}
 	if len(rep.Sections) != len(benchmarks) {
 		t.Errorf("%d sections, want %d", len(rep.Sections), len(benchmarks))

@@ -3,6 +3,7 @@ package main
 import (
 	"errors"
 	"fmt"
+	"math"
 	"net"
 	"os"
 	"strings"
@@ -299,5 +300,54 @@ func TestCPUMeter(t *testing.T) {
 	}
 	if u.cores("nobody") != -1 || !strings.Contains(u.text(), "nobody not found in /proc") {
 		t.Errorf("a server not found: %s", u.text())
+	}
+}
+
+func TestAtCadence(t *testing.T) {
+	d := dayCost{
+		records:     map[string]int{"polltenant": 1000, "ordernotify": 0},
+		invocations: map[string]int{"polltenant": 200, "pollfanout": 100},
+		duration:    map[string]time.Duration{"polltenant": 10 * time.Second, "pollfanout": time.Second},
+		spapi:       map[string]int{"searchOrders": 400},
+		statements:  8000,
+	}
+	// The real clock polls half as often as the driven day.
+	got := atCadence(d, 1, 0.5)
+	if got.records["polltenant"] != 500 || got.invocations["polltenant"] != 100 || got.duration["polltenant"] != 5*time.Second || got.statements != 4000 {
+		t.Errorf("scaled: %+v", got)
+	}
+	if got.invocations["pollfanout"] != 100 || got.duration["pollfanout"] != time.Second {
+		t.Errorf("the fan-out is per tick, not per poll: %+v", got)
+	}
+	if got.spapi["searchOrders"] != 400 {
+		t.Errorf("searchOrders %d: the budget, not the polls, caps them", got.spapi["searchOrders"])
+	}
+	if d.records["polltenant"] != 1000 {
+		t.Error("atCadence changed its argument")
+	}
+	// Fewer polls than the budget allows: one call per poll at most.
+	if got := atCadence(d, 1, 0.2); got.spapi["searchOrders"] != 200 {
+		t.Errorf("searchOrders %d, want 200 (one per poll)", got.spapi["searchOrders"])
+	}
+	if got := atCadence(d, 0, 1); got.records["polltenant"] != 1000 {
+		t.Errorf("no driven cadence: unchanged, got %+v", got)
+	}
+}
+
+func TestDollarsPerTenantMonth(t *testing.T) {
+	sc := scale{CostTenants: 1, CostDay: 24 * time.Hour}
+	// One tenant-day: 1,440 polls (batches of 5) of 10 ms, no notification.
+	d := dayCost{records: map[string]int{"polltenant": 1440}, duration: map[string]time.Duration{"polltenant": 14400 * time.Millisecond}}
+	got := dollarsPerTenantMonth(d, sc, 5)
+	wantReq := 288 * 30 * lambdaPerRequest
+	wantDur := 14.4 * 0.5 * lambdaArmPerGBSecond * 30
+	wantSQS := (144 + 576) * 30 * sqsPerRequest
+	for _, c := range []struct {
+		name      string
+		got, want float64
+	}{{"requests", got.requests, wantReq}, {"duration", got.duration, wantDur}, {"sqs", got.sqs, wantSQS}, {"total", got.total, wantReq + wantDur + wantSQS}} {
+		if math.Abs(c.got-c.want) > 1e-12 {
+			t.Errorf("%s = %v, want %v", c.name, c.got, c.want)
+		}
 	}
 }

@@ -66,6 +66,10 @@ type scale struct {
 	CostTenants int
 	CostDay     time.Duration
 	CostEvents  int
+	// The polling-only cadence on the real clock: fan-outs measured, and
+	// their period (0: MARKETPLACE_POLL_INTERVAL_SECONDS, the real one).
+	CadencePeriods  int
+	CadenceInterval time.Duration
 	// Runs is how many times each benchmark runs; medians count.
 	Runs int
 }
@@ -80,7 +84,8 @@ var scales = map[string]scale{
 		ColdRuns:    3,
 		FreshEvents: 40, FreshSpread: 45 * time.Second, FreshGrace: 150 * time.Second, FreshChannels: []string{"poll", "push", "mail", "poll_steady"},
 		CostTenants: 5, CostDay: 24 * time.Hour, CostEvents: 10,
-		Runs: 3,
+		CadencePeriods: 5,
+		Runs:           3,
 	},
 	"small": {
 		Name: "small", Tenants: 1_000, NaiveSample: 200,
@@ -95,6 +100,7 @@ var scales = map[string]scale{
 		// for the test run.
 		FreshChannels: []string{"push", "mail", "poll_steady"},
 		CostTenants:   2, CostDay: 2 * time.Hour, CostEvents: 2,
+		CadencePeriods: 4, CadenceInterval: 2 * time.Second,
 		Runs: 1,
 	},
 }
@@ -125,6 +131,8 @@ var benchmarks = []benchmark{
 	{"budget", benchBudget},
 	{"freshness", benchFreshness},
 	{"cost", benchCost},
+	// Replies' latency and cost (issue 26, item 1) go here as "replies",
+	// once the reply sender they measure has landed.
 }
 
 func run(ctx context.Context, o options) (*report, error) {
