@@ -16,23 +16,29 @@ var (
 
 // statusOf is the one table from support errors to HTTP status codes.
 var statusOf = map[*marketplace.Error]int{
-	errMethod:                       http.StatusMethodNotAllowed,
-	marketplace.ErrBadRequest:       http.StatusBadRequest,
-	marketplace.ErrInvalidState:     http.StatusBadRequest,
-	marketplace.ErrUnauthorized:     http.StatusUnauthorized,
-	marketplace.ErrNotFound:         http.StatusNotFound,
-	marketplace.ErrNotConnected:     http.StatusConflict,
-	marketplace.ErrNeedsReauth:      http.StatusConflict,
-	marketplace.ErrNoCredentials:    http.StatusNotFound,
-	marketplace.ErrCodeRejected:     http.StatusBadRequest,
-	marketplace.ErrTokenExchange:    http.StatusBadGateway,
-	marketplace.ErrAppMisconfigured: http.StatusInternalServerError,
-	marketplace.ErrUnavailable:      http.StatusServiceUnavailable,
-	marketplace.ErrBrowserMismatch:  http.StatusForbidden,
-	marketplace.ErrSellerTaken:      http.StatusConflict,
-	marketplace.ErrBadReturnURL:     http.StatusBadRequest,
-	marketplace.ErrBadCallbackURI:   http.StatusBadRequest,
-	marketplace.ErrSellerMismatch:   http.StatusBadRequest,
+	errMethod:                        http.StatusMethodNotAllowed,
+	marketplace.ErrBadRequest:        http.StatusBadRequest,
+	marketplace.ErrInvalidState:      http.StatusBadRequest,
+	marketplace.ErrUnauthorized:      http.StatusUnauthorized,
+	marketplace.ErrNotFound:          http.StatusNotFound,
+	marketplace.ErrNotConnected:      http.StatusConflict,
+	marketplace.ErrNeedsReauth:       http.StatusConflict,
+	marketplace.ErrNoCredentials:     http.StatusNotFound,
+	marketplace.ErrCodeRejected:      http.StatusBadRequest,
+	marketplace.ErrTokenExchange:     http.StatusBadGateway,
+	marketplace.ErrAppMisconfigured:  http.StatusInternalServerError,
+	marketplace.ErrUnavailable:       http.StatusServiceUnavailable,
+	marketplace.ErrBrowserMismatch:   http.StatusForbidden,
+	marketplace.ErrSellerTaken:       http.StatusConflict,
+	marketplace.ErrBadReturnURL:      http.StatusBadRequest,
+	marketplace.ErrBadCallbackURI:    http.StatusBadRequest,
+	marketplace.ErrSellerMismatch:    http.StatusBadRequest,
+	marketplace.ErrTicketClosed:      http.StatusConflict,
+	marketplace.ErrNotAmazonTicket:   http.StatusConflict,
+	marketplace.ErrOAuthNotConnected: http.StatusConflict,
+	marketplace.ErrNoBuyerAddress:    http.StatusConflict,
+	marketplace.ErrNoSenderAddress:   http.StatusConflict,
+	marketplace.ErrIdempotencyReused: http.StatusUnprocessableEntity,
 }
 
 // precedence: when an error wraps several support errors (an exchange that
@@ -43,6 +49,8 @@ var precedence = []*marketplace.Error{
 	marketplace.ErrBadRequest, marketplace.ErrInvalidState, marketplace.ErrUnauthorized,
 	marketplace.ErrCodeRejected, marketplace.ErrTokenExchange, marketplace.ErrUnavailable, marketplace.ErrAppMisconfigured,
 	marketplace.ErrNoCredentials, marketplace.ErrNotConnected, marketplace.ErrNeedsReauth, marketplace.ErrNotFound,
+	marketplace.ErrIdempotencyReused, marketplace.ErrOAuthNotConnected, marketplace.ErrNotAmazonTicket, marketplace.ErrTicketClosed,
+	marketplace.ErrNoBuyerAddress, marketplace.ErrNoSenderAddress,
 }
 
 // classify returns the support error and HTTP status for err.

@@ -1,0 +1,126 @@
+package replies
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+
+	"github.com/keybuzz/keybuzz-amazon/shared/reply"
+	"github.com/keybuzz/keybuzz-amazon/shared/sesmail"
+	"github.com/keybuzz/keybuzz-amazon/shared/sessender"
+)
+
+// EventStore is what Events needs of the database (postgres.Store).
+type EventStore interface {
+	ApplySESEvent(ctx context.Context, ev reply.Event) (bool, error)
+	ReplyForNotice(ctx context.Context, tenantID, alias, orderID string) (string, error)
+	ApplyNotice(ctx context.Context, ev reply.Event, needsApproval bool) error
+	SenderDelivered(ctx context.Context, tenantID, address string) error
+}
+
+// Events moves replies to their fate from SES's sending events (through
+// SNS and the SES-events queue) and Amazon's notices (through the mail
+// intake).
+type Events struct {
+	store EventStore
+	log   *slog.Logger
+}
+
+// NewEvents builds the flow.
+func NewEvents(store EventStore, log *slog.Logger) *Events {
+	if log == nil {
+		log = slog.Default()
+	}
+	return &Events{store: store, log: log}
+}
+
+// Handle applies one SQS body: SES's event, bare or in SNS's envelope. A
+// body that is no event is dropped (logged); only the database makes it
+// fail back to the queue.
+func (e *Events) Handle(ctx context.Context, body string) error {
+	ev, err := sesmail.DecodeEvent(body)
+	if errors.Is(err, sesmail.ErrNotEvent) {
+		e.log.InfoContext(ctx, "SES events queue: not an event", "reason", err.Error())
+		return nil
+	}
+	if err != nil {
+		e.log.WarnContext(ctx, "SES events queue: unreadable body dropped", "err", err)
+		return nil
+	}
+	re := reply.Event{SESMessageID: ev.Mail.MessageID, Type: ev.EventType, ReplyID: ev.Mail.Tag(sessender.TagReply),
+		TenantID: ev.Mail.Tag(sessender.TagTenant), At: ev.At().UTC(), Payload: []byte(body)}
+	switch {
+	case ev.Bounce != nil:
+		diag := ""
+		if len(ev.Bounce.BouncedRecipients) > 0 {
+			diag = ev.Bounce.BouncedRecipients[0].DiagnosticCode
+		}
+		re.Key = ev.Bounce.FeedbackID
+		re.ReasonCode, re.Reason = reply.BounceReason(ev.Bounce.BounceType, ev.Bounce.BounceSubType, diag)
+	case ev.Complaint != nil:
+		re.Key = ev.Complaint.FeedbackID
+		re.ReasonCode, re.Reason = "complaint", "The buyer's mail system reported the reply as unwanted (complaint)"
+	case ev.Reject != nil:
+		re.ReasonCode, re.Reason = "ses_reject", "SES refused to send the reply: "+ev.Reject.Reason
+	case ev.Failure != nil:
+		re.ReasonCode, re.Reason = "rendering_failure", "SES could not render the reply: "+ev.Failure.ErrorMessage
+	case ev.DeliveryDelay != nil:
+		re.Key = ev.DeliveryDelay.Timestamp.UTC().Format("2006-01-02T15:04:05.000Z")
+	}
+	fresh, err := e.store.ApplySESEvent(ctx, re)
+	if err != nil {
+		return fmt.Errorf("apply SES %s of %s: %w", ev.EventType, ev.Mail.MessageID, err)
+	}
+	if ev.EventType == sesmail.EventDelivery && re.TenantID != "" && fresh {
+		if err := e.store.SenderDelivered(ctx, re.TenantID, ev.Mail.Source); err != nil {
+			return err
+		}
+	}
+	e.log.InfoContext(ctx, "SES event", "event_type", ev.EventType, "ses_message_id", ev.Mail.MessageID,
+		"reply_id", re.ReplyID, "fresh", fresh)
+	return nil
+}
+
+// Notice is Amazon's notice about a message the tenant sent, as the mail
+// intake read it (shared/relaymail's Notice).
+type Notice struct {
+	TenantID string
+	Reason   string // relaymail.NoticeReason: SENDER_NOT_APPROVED…
+	OrderID  string
+	Alias    string
+	Text     string // the notice's words, for the ticket's note
+}
+
+// ApplyNotice finds the reply the notice concerns and ends it FAILED with
+// Amazon's reason and an internal note; found is false when no reply of
+// the tenant matches (a notice about a message sent from Seller Central).
+func (e *Events) ApplyNotice(ctx context.Context, n Notice) (bool, error) {
+	if n.Alias == "" {
+		return false, nil
+	}
+	id, err := e.store.ReplyForNotice(ctx, n.TenantID, n.Alias, n.OrderID)
+	if err != nil || id == "" {
+		return false, err
+	}
+	code, reason := reply.NoticeReason(n.Reason)
+	if t := strings.TrimSpace(n.Text); t != "" {
+		reason += "\n\nAmazon wrote: " + truncate(t, 1000)
+	}
+	err = e.store.ApplyNotice(ctx, reply.Event{Type: reply.EventAmazonNotice, ReplyID: id, TenantID: n.TenantID,
+		ReasonCode: code, Reason: reason}, n.Reason == "SENDER_NOT_APPROVED")
+	if err != nil {
+		return false, err
+	}
+	e.log.InfoContext(ctx, "Amazon refused a reply", "reply_id", id, "reason", n.Reason)
+	return true, nil
+}
+
+func truncate(s string, n int) string {
+	r := []rune(s)
+	if len(r) <= n {
+		return s
+	}
+	return string(r[:n]) + "…"
+}
