@@ -47,6 +47,7 @@ func run(args []string) error {
 	models := fs.String("models", "", "directory of Amazon's SP-API models (testdata/amazon-models): every SP-API request is checked against them, one outside them answered 400 and logged")
 	sqsEndpoint := fs.String("sqs-endpoint", "", "SQS endpoint (fauxqs) to deliver ORDER_CHANGE notifications to; empty: not delivered")
 	fs.StringVar(&cfg.RelaySMTP, "relay-smtp", "", "host:port buyer messages are relayed to by SMTP (the local receiver playing SES)")
+	replySMTP := fs.String("reply-smtp", "", "listen address of the SMTP relay for replies to buyers' aliases (what the SESv2 stand-in delivers to); empty: none")
 	manual := fs.Bool("manual-clock", false, "start a manual clock at the current time, driven by POST /_sandbox/clock/advance")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -74,7 +75,16 @@ func run(args []string) error {
 	if err != nil {
 		return err
 	}
-	srv := &http.Server{Handler: sandbox.New(cfg), ReadHeaderTimeout: 10 * time.Second}
+	sb := sandbox.New(cfg)
+	if *replySMTP != "" {
+		relay, err := sb.StartReplyRelay(*replySMTP)
+		if err != nil {
+			return err
+		}
+		defer relay.Close()
+		logger.Info("reply relay started", "addr", relay.Addr())
+	}
+	srv := &http.Server{Handler: sb, ReadHeaderTimeout: 10 * time.Second}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 

@@ -61,6 +61,7 @@ func (s *Stack) startSandbox(ctx context.Context, port int, app AppCredentials, 
 		"--models", filepath.Join(s.repo, "testdata", "amazon-models"),
 		"--sqs-endpoint", sqsEndpoint,
 		"--relay-smtp", s.smtpAddr,
+		"--reply-smtp", s.replyAddr,
 	)
 	cmd.Dir = s.stateDir
 	cmd.Env = os.Environ()

@@ -39,6 +39,8 @@ type Profile struct {
 	Name string
 	// Ports; 0 means any free loopback port.
 	PostgresPort, VaultPort, SQSPort, SandboxPort, SMTPPort int
+	// ReplySMTPPort is the sandbox's SMTP relay for replies (0: any).
+	ReplySMTPPort int
 	// StateDir holds the PostgreSQL cluster, logs and the env file; empty
 	// means a temporary directory removed by Close.
 	StateDir string
@@ -58,7 +60,7 @@ type Profile struct {
 // Dev is the profile of `make dev`: fixed ports, state kept in .local/.
 func Dev(repo string) Profile {
 	return Profile{
-		Name: "dev", PostgresPort: 55432, VaultPort: 18200, SQSPort: 19324, SandboxPort: 4580, SMTPPort: 2525,
+		Name: "dev", PostgresPort: 55432, VaultPort: 18200, SQSPort: 19324, SandboxPort: 4580, SMTPPort: 2525, ReplySMTPPort: 2526,
 		StateDir: filepath.Join(repo, ".local"), EnvFile: "dev.env",
 		VaultToken: "dev-root", JWTSecret: "local-dev-jwt-secret-not-for-production",
 		Extra: map[string]string{"MARKETPLACE_POLL_INTERVAL_SECONDS": "60"},
@@ -110,13 +112,14 @@ type Stack struct {
 	tempDir  bool
 	progress func(string)
 
-	mu       sync.Mutex
-	procs    []*process
-	closers  []func() error // in-process services (the SMTP receiver)
-	smtpAddr string         // the SMTP receiver's address, chosen before the sandbox starts (it relays there)
-	env      map[string]string
-	EnvPath  string // the env file written by Start
-	closed   bool
+	mu        sync.Mutex
+	procs     []*process
+	closers   []func() error // in-process services (the SMTP receiver)
+	smtpAddr  string         // the SMTP receiver's address, chosen before the sandbox starts (it relays there)
+	replyAddr string         // the sandbox's SMTP relay for replies to buyers (the SESv2 stand-in delivers there)
+	env       map[string]string
+	EnvPath   string // the env file written by Start
+	closed    bool
 }
 
 // Start starts (or adopts) every service, applies migrations, seeds Vault
@@ -201,6 +204,13 @@ func Start(ctx context.Context, profile Profile, opts Options) (_ *Stack, err er
 		}
 	}
 	s.smtpAddr = "127.0.0.1:" + strconv.Itoa(smtpPort)
+	replyPort := profile.ReplySMTPPort
+	if replyPort == 0 {
+		if replyPort, err = loopback.FreePort(); err != nil {
+			return nil, err
+		}
+	}
+	s.replyAddr = "127.0.0.1:" + strconv.Itoa(replyPort)
 
 	var wg sync.WaitGroup
 	errs := make([]error, 3)
@@ -224,6 +234,9 @@ func Start(ctx context.Context, profile Profile, opts Options) (_ *Stack, err er
 	}
 	if err := s.mail(sctx); err != nil {
 		return nil, fmt.Errorf("mail intake: %w", err)
+	}
+	if err := s.replies(sctx); err != nil {
+		return nil, fmt.Errorf("replies: %w", err)
 	}
 
 	s.EnvPath = filepath.Join(s.stateDir, profile.EnvFile)

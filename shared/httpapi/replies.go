@@ -1,0 +1,126 @@
+package httpapi
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/keybuzz/keybuzz-amazon/shared/auth"
+	"github.com/keybuzz/keybuzz-amazon/shared/marketplace"
+	"github.com/keybuzz/keybuzz-amazon/shared/reply"
+)
+
+// The reply routes, at KeyBuzz's paths (its backend's amazonReply.routes.ts).
+const (
+	SendReplyPath = "/api/v1/marketplaces/amazon/tickets/{ticketId}/send-reply"
+	OutboundPath  = "/api/v1/marketplaces/amazon/tickets/{ticketId}/outbound"
+)
+
+// ReplyQueuedMessage is KeyBuzz's message in send-reply's answer.
+const ReplyQueuedMessage = "Reply queued for sending"
+
+// ReplyQueue is the replies flow the routes use (replies.Queue).
+type ReplyQueue interface {
+	Reply(ctx context.Context, req reply.Request) (reply.Queued, error)
+	Outbound(ctx context.Context, tenantID, ticketID string) ([]reply.Outbound, *time.Time, error)
+}
+
+// SendReplyRoute serves POST SendReplyPath with queue, for the tenant
+// authn names: {"message"} and an optional Idempotency-Key header; 202
+// {success, jobId, message, status}.
+func SendReplyRoute(queue ReplyQueue, authn Authenticator, log *slog.Logger) Route {
+	if log == nil {
+		log = slog.Default()
+	}
+	a := &base{auth: authn, log: log}
+	return Route{SendReplyPath, a.wrapTenant(http.MethodPost, func(w http.ResponseWriter, r *http.Request, claims auth.Claims) {
+		ticketID, ok := ticketIDOf(r.URL.Path, "/send-reply")
+		if !ok {
+			writeError(w, r, log, fmt.Errorf("path %q: %w", r.URL.Path, marketplace.ErrNotFound))
+			return
+		}
+		var body struct {
+			Message *string `json:"message"`
+		}
+		if err := readJSON(r, &body); err != nil {
+			writeError(w, r, log, err)
+			return
+		}
+		key := strings.TrimSpace(r.Header.Get("Idempotency-Key"))
+		if len(key) > 255 || strings.ContainsFunc(key, func(c rune) bool { return c < 0x20 || c > 0x7e }) {
+			writeError(w, r, log, fmt.Errorf("Idempotency-Key: %w", marketplace.ErrBadRequest))
+			return
+		}
+		text := ""
+		if body.Message != nil {
+			text = *body.Message
+		}
+		q, err := queue.Reply(r.Context(), reply.Request{TenantID: claims.TenantID, TicketID: ticketID, AgentID: claims.Subject,
+			IdempotencyKey: key, Text: text})
+		var v *reply.Violation
+		if errors.As(err, &v) {
+			log.InfoContext(r.Context(), "reply refused by a content rule", "code", v.Code)
+			var eb errorBody
+			eb.Error.Code, eb.Error.Message = v.Code, v.Message
+			writeJSON(w, http.StatusBadRequest, eb)
+			return
+		}
+		if err != nil {
+			writeError(w, r, log, err)
+			return
+		}
+		writeJSON(w, http.StatusAccepted, sendReplyResponse{Success: true, JobID: q.ReplyID, Message: ReplyQueuedMessage, Status: q.Status})
+	})}
+}
+
+type sendReplyResponse struct {
+	Success bool   `json:"success"`
+	JobID   string `json:"jobId"`
+	Message string `json:"message"`
+	Status  string `json:"status"`
+}
+
+// OutboundRoute serves GET OutboundPath: the ticket's replies newest
+// first and when its oldest unanswered buyer message turns 24 hours old.
+func OutboundRoute(queue ReplyQueue, authn Authenticator, log *slog.Logger) Route {
+	if log == nil {
+		log = slog.Default()
+	}
+	a := &base{auth: authn, log: log}
+	return Route{OutboundPath, a.wrapTenant(http.MethodGet, func(w http.ResponseWriter, r *http.Request, claims auth.Claims) {
+		ticketID, ok := ticketIDOf(r.URL.Path, "/outbound")
+		if !ok {
+			writeError(w, r, log, fmt.Errorf("path %q: %w", r.URL.Path, marketplace.ErrNotFound))
+			return
+		}
+		list, due, err := queue.Outbound(r.Context(), claims.TenantID, ticketID)
+		if err != nil {
+			writeError(w, r, log, err)
+			return
+		}
+		writeJSON(w, http.StatusOK, outboundResponse{Messages: list, ResponseDueAt: due})
+	})}
+}
+
+type outboundResponse struct {
+	Messages      []reply.Outbound `json:"messages"`
+	ResponseDueAt *time.Time       `json:"responseDueAt"`
+}
+
+// ticketIDOf reads {ticketId} from …/tickets/{ticketId}<suffix> (API
+// Gateway hands the function the raw path, not a ServeMux's values).
+func ticketIDOf(path, suffix string) (string, bool) {
+	const prefix = "/api/v1/marketplaces/amazon/tickets/"
+	if !strings.HasPrefix(path, prefix) || !strings.HasSuffix(path, suffix) {
+		return "", false
+	}
+	id := strings.TrimSuffix(strings.TrimPrefix(path, prefix), suffix)
+	if id == "" || len(id) > 128 || strings.ContainsAny(id, "/?#%") {
+		return "", false
+	}
+	return id, true
+}
