@@ -23,6 +23,7 @@ import (
 	"github.com/keybuzz/keybuzz-amazon/shared/boot"
 	"github.com/keybuzz/keybuzz-amazon/shared/credcache"
 	"github.com/keybuzz/keybuzz-amazon/shared/httpapi"
+	"github.com/keybuzz/keybuzz-amazon/shared/inboundmail"
 	"github.com/keybuzz/keybuzz-amazon/shared/mailbucket"
 	"github.com/keybuzz/keybuzz-amazon/shared/metrics"
 	"github.com/keybuzz/keybuzz-amazon/shared/pollsender"
@@ -106,7 +107,7 @@ func run(ctx context.Context, env *boot.Env, addr string, pollOnce bool) error {
 	}, SandboxURL: cfg.SellerCentralURL, Apps: store, AppSource: cfg.AppSource,
 		SMTPAddr: os.Getenv("INBOUND_SMTP_ADDR")}
 	mux := httpapi.Mux(start, callback, login, status, disconnect)
-	replyRoutes(ctx, env, store, sqsClient, mux, verifier)
+	_, replyEvents := replyRoutes(ctx, env, store, sqsClient, mux, verifier)
 	mux.Handle("/", page.Handler())
 
 	srv := &http.Server{Addr: addr, Handler: mux, ReadHeaderTimeout: 5 * time.Second, MaxHeaderBytes: 16 << 10}
@@ -128,7 +129,11 @@ func run(ctx context.Context, env *boot.Env, addr string, pollOnce bool) error {
 		if err != nil {
 			return err
 		}
-		mail := wiremail.InboundMail(cfg, store, secrets, mailbucket.New(s3), env.Log)
+		var extra []inboundmail.Option
+		if replyEvents != nil {
+			extra = append(extra, inboundmail.WithRefusedReplies(replyEvents))
+		}
+		mail := wiremail.InboundMail(cfg, store, secrets, mailbucket.New(s3), env.Log, extra...)
 		go localpoll.Consumer{Handler: sqsbatch.Handler(mail), SQS: sqsClient, QueueURL: mailQueue, Log: env.Log, Name: "inboundmail"}.Run(ctx)
 		env.Log.Info("inbound mail", "smtp", os.Getenv("INBOUND_SMTP_ADDR"), "domain", cfg.InboundMailDomain)
 	}

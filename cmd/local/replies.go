@@ -13,17 +13,19 @@ import (
 	"github.com/keybuzz/keybuzz-amazon/shared/reply"
 	"github.com/keybuzz/keybuzz-amazon/shared/replyqueue"
 	"github.com/keybuzz/keybuzz-amazon/shared/sessender"
+	"github.com/keybuzz/keybuzz-amazon/shared/sqsbatch"
 )
 
 // replyRoutes mounts send-reply and outbound and starts the consumers that
 // stand for replysender and sesevents, when the stack has the reply queues
 // (REPLY_QUEUE_URL, SES_EVENTS_QUEUE_URL, AWS_ENDPOINT_URL_SESV2: `make dev`
-// sets them). It returns the replies flow the local page uses (nil: none).
-func replyRoutes(ctx context.Context, env *boot.Env, store *postgres.Store, sqsClient localSQS, mux *http.ServeMux, authn httpapi.Authenticator) *replies.Queue {
+// sets them). It returns the replies flows (nil: none): the mail intake
+// hands Amazon's notices about replies to the second.
+func replyRoutes(ctx context.Context, env *boot.Env, store *postgres.Store, sqsClient localSQS, mux *http.ServeMux, authn httpapi.Authenticator) (*replies.Queue, *replies.Events) {
 	replyQueue, eventsQueue := os.Getenv("REPLY_QUEUE_URL"), os.Getenv("SES_EVENTS_QUEUE_URL")
 	if replyQueue == "" || eventsQueue == "" || os.Getenv("AWS_ENDPOINT_URL_SESV2") == "" {
 		env.Log.Info("replies off: REPLY_QUEUE_URL, SES_EVENTS_QUEUE_URL or AWS_ENDPOINT_URL_SESV2 unset")
-		return nil
+		return nil, nil
 	}
 	ses, err := sessender.NewClient(ctx)
 	env.Must("sesv2", err)
@@ -33,10 +35,10 @@ func replyRoutes(ctx context.Context, env *boot.Env, store *postgres.Store, sqsC
 	for _, r := range []httpapi.Route{httpapi.SendReplyRoute(queue, authn, env.Log), httpapi.OutboundRoute(queue, authn, env.Log)} {
 		mux.Handle(r.Path, r.Handler)
 	}
-	go localpoll.Consumer{Handler: replyqueue.SenderHandler(sender.Handle, 10, env.Log), SQS: sqsClient, QueueURL: replyQueue, Log: env.Log, Name: "replysender"}.Run(ctx)
-	go localpoll.Consumer{Handler: replyqueue.EventsHandler(events.Handle, 10), SQS: sqsClient, QueueURL: eventsQueue, Log: env.Log, Name: "sesevents"}.Run(ctx)
+	go localpoll.Consumer{Handler: sqsbatch.Handler(sender, sqsbatch.WithParallel(10)), SQS: sqsClient, QueueURL: replyQueue, Log: env.Log, Name: "replysender"}.Run(ctx)
+	go localpoll.Consumer{Handler: sqsbatch.Handler(events, sqsbatch.WithParallel(10)), SQS: sqsClient, QueueURL: eventsQueue, Log: env.Log, Name: "sesevents"}.Run(ctx)
 	env.Log.Info("replies", "sesv2", os.Getenv("AWS_ENDPOINT_URL_SESV2"), "queue", replyQueue)
-	return queue
+	return queue, events
 }
 
 // localSQS is the SQS client the local consumers and the job sender share.

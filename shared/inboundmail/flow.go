@@ -74,6 +74,7 @@ type Flow struct {
 	store   Store
 	objects Objects
 	orders  OrderContext
+	notices RefusedReplies
 	log     *slog.Logger
 	now     func() time.Time
 }
@@ -84,6 +85,7 @@ type Option func(*options)
 
 type options struct {
 	orders           OrderContext
+	notices          RefusedReplies
 	log              *slog.Logger
 	now              func() time.Time
 	maxBytes         int64
@@ -98,6 +100,16 @@ func apply(opts []Option) options {
 	}
 	return o
 }
+
+// RefusedReplies hears Amazon's notices about messages the tenant sent
+// (relaymail.KindOutgoingNotice): the replies flow fails the reply the
+// notice concerns. found is false when no reply of the tenant matches.
+type RefusedReplies interface {
+	RefusedReply(ctx context.Context, tenantID string, n relaymail.Notice, text string) (found bool, err error)
+}
+
+// WithRefusedReplies hands Amazon's notices about sent messages to r.
+func WithRefusedReplies(r RefusedReplies) Option { return func(o *options) { o.notices = r } }
 
 // WithOrderContext attaches order context to tickets of mails naming an order.
 func WithOrderContext(oc OrderContext) Option { return func(o *options) { o.orders = oc } }
@@ -148,7 +160,7 @@ func New(store Store, objects Objects, domain string, opts ...Option) *Flow {
 	o := apply(opts)
 	cfg := config{Domain: strings.ToLower(strings.TrimSpace(domain)), MaxBytes: o.maxBytes,
 		AttachmentPrefix: o.attachmentPrefix, Bucket: o.bucket}
-	return &Flow{cfg: cfg, store: store, objects: objects, orders: o.orders, log: o.log, now: o.now}
+	return &Flow{cfg: cfg, store: store, objects: objects, orders: o.orders, notices: o.notices, log: o.log, now: o.now}
 }
 
 // ConsumeBatch returns what consumes the mail queue messages of one batch
@@ -337,6 +349,14 @@ func (f *Flow) deliver(ctx context.Context, n sesmail.Notification, rcpt string,
 	f.log.InfoContext(ctx, "mail "+strings.ToLower(string(res.Outcome)), "ses_message_id", rec.SESMessageID,
 		"outcome", res.Outcome, "kind", r.Kind, "order_id", r.OrderID, "ticket_id", res.TicketID,
 		"ticket_created", res.TicketCreated, "attachments", len(atts))
+	if f.notices != nil && r.Kind == relaymail.KindOutgoingNotice && r.Notice != nil {
+		// Idempotent: a redelivered notice finds its reply already FAILED.
+		found, err := f.notices.RefusedReply(ctx, addr.TenantID, *r.Notice, r.Words)
+		if err != nil {
+			return fmt.Errorf("notice about a sent message: %w", err)
+		}
+		f.log.InfoContext(ctx, "Amazon's notice about a sent message", "reason", r.Notice.Reason, "order_id", r.Notice.OrderID, "reply_found", found)
+	}
 	if f.orders != nil && res.MessageCreated && r.OrderID != "" && res.TicketID != "" {
 		if err := f.orders.Attach(ctx, addr.TenantID, addr.ConnectionID, res.TicketID, r.OrderID); err != nil {
 			f.log.WarnContext(ctx, "order context left for later", "order_id", r.OrderID, "err", err)

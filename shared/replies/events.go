@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"strings"
 
+	"github.com/keybuzz/keybuzz-amazon/shared/relaymail"
 	"github.com/keybuzz/keybuzz-amazon/shared/reply"
 	"github.com/keybuzz/keybuzz-amazon/shared/sesmail"
 	"github.com/keybuzz/keybuzz-amazon/shared/sessender"
@@ -34,6 +35,11 @@ func NewEvents(store EventStore, log *slog.Logger) *Events {
 		log = slog.Default()
 	}
 	return &Events{store: store, log: log}
+}
+
+// Consume is the SES-events queue's consumer (shared/sqsbatch).
+func (e *Events) Consume(ctx context.Context, messageID, body string, receives int) error {
+	return e.Handle(ctx, body)
 }
 
 // Handle applies one SQS body: SES's event, bare or in SNS's envelope. A
@@ -115,6 +121,11 @@ func (e *Events) ApplyNotice(ctx context.Context, n Notice) (bool, error) {
 	}
 	e.log.InfoContext(ctx, "Amazon refused a reply", "reply_id", id, "reason", n.Reason)
 	return true, nil
+}
+
+// RefusedReply is ApplyNotice for the mail intake (inboundmail.RefusedReplies).
+func (e *Events) RefusedReply(ctx context.Context, tenantID string, n relaymail.Notice, text string) (bool, error) {
+	return e.ApplyNotice(ctx, Notice{TenantID: tenantID, Reason: string(n.Reason), OrderID: n.OrderID, Alias: n.Alias, Text: text})
 }
 
 func truncate(s string, n int) string {

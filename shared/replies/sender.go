@@ -108,6 +108,18 @@ func NewSender(store SendStore, mail Mailer, cfg SenderConfig) *Sender {
 	return &Sender{store: store, mail: mail, cfg: cfg, owner: "sender-" + hex.EncodeToString(b)}
 }
 
+// Consume is the outbound queue's consumer (shared/sqsbatch): a malformed
+// body is dropped (logged); an error asks SQS to redeliver the job after
+// the queue's visibility timeout, which is the sender's back-off.
+func (s *Sender) Consume(ctx context.Context, messageID, body string, receives int) error {
+	job, err := reply.DecodeJob(body)
+	if err != nil {
+		s.cfg.Log.WarnContext(ctx, "reply job dropped", "sqs_message_id", messageID, "err", err)
+		return nil
+	}
+	return s.Handle(ctx, job)
+}
+
 // budgetName is the one SES budget the senders share.
 const budgetName = "ses:SendEmail"
 

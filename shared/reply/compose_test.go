@@ -179,3 +179,16 @@ func TestSendError(t *testing.T) {
 		t.Fatal("transient seen as permanent")
 	}
 }
+
+func TestJobBody(t *testing.T) {
+	j := Job{ReplyID: "c1", TenantID: "t"}
+	got, err := DecodeJob(EncodeJob(j))
+	if err != nil || got != j {
+		t.Fatalf("round trip %v %v", got, err)
+	}
+	for _, bad := range []string{"", "{}", `{"tenantId":"t"}`, `{"replyId":"c","x":1}`, `{"replyId":"c"} {}`, "null", "[]"} {
+		if _, err := DecodeJob(bad); !errors.Is(err, ErrMalformedJob) {
+			t.Errorf("%q: %v", bad, err)
+		}
+	}
+}

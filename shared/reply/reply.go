@@ -14,6 +14,7 @@ package reply
 import (
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -92,6 +93,29 @@ func SenderFor(alias string, addressByCountry map[string]string) (string, error)
 type Job struct {
 	ReplyID  string `json:"replyId"`
 	TenantID string `json:"tenantId"`
+}
+
+// ErrMalformedJob is a queue body that is no Job.
+var ErrMalformedJob = errors.New("malformed reply job")
+
+// EncodeJob is a job's queue body.
+func EncodeJob(j Job) string {
+	b, _ := json.Marshal(j)
+	return string(b)
+}
+
+// DecodeJob reads a job's queue body.
+func DecodeJob(body string) (Job, error) {
+	var j Job
+	dec := json.NewDecoder(strings.NewReader(body))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&j); err != nil || j.ReplyID == "" || dec.More() {
+		if len(body) > 100 {
+			body = body[:100] + "…"
+		}
+		return Job{}, fmt.Errorf("%w: %q", ErrMalformedJob, body)
+	}
+	return j, nil
 }
 
 // SendError is a failed attempt to hand a reply to SES. Permanent ones

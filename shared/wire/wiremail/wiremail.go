@@ -16,12 +16,13 @@ import (
 // bucket), for recipients on INBOUND_MAIL_DOMAIN, stored in store; a ticket
 // about an order gets the order's context through the seller gateway,
 // within its getOrder budget (not with AMAZON_USE_MOCK: secrets is then
-// unused).
-func InboundMail(cfg config.Config, store *postgres.Store, secrets *credcache.Cache, objects inboundmail.Objects, log *slog.Logger) *inboundmail.Flow {
+// unused). extra adds options (the replies flow that hears Amazon's
+// notices about sent replies: inboundmail.WithRefusedReplies).
+func InboundMail(cfg config.Config, store *postgres.Store, secrets *credcache.Cache, objects inboundmail.Objects, log *slog.Logger, extra ...inboundmail.Option) *inboundmail.Flow {
 	opts := []inboundmail.Option{inboundmail.WithBucket(cfg.InboundMailBucket), inboundmail.WithMaxBytes(cfg.InboundMailMaxBytes), inboundmail.WithLogger(log)}
 	if !cfg.UseMock {
 		gw, _ := wire.Seller(cfg, store, secrets, log)
 		opts = append(opts, inboundmail.WithOrderContext(inboundmail.NewOrderContexts(store, gw, inboundmail.WithLogger(log))))
 	}
-	return inboundmail.New(store, objects, cfg.InboundMailDomain, opts...)
+	return inboundmail.New(store, objects, cfg.InboundMailDomain, append(opts, extra...)...)
 }
