@@ -139,7 +139,10 @@ CREATE TABLE IF NOT EXISTS keybuzz_amazon."SendBudget" (
 
 -- Amazon's refusals of a tenant's sending address (a notice "sender not
 -- approved"), per inbound address: the status route tells the frontend to
--- approve it under Messaging Permissions; a later delivered reply clears it.
+-- approve it under Messaging Permissions. Nothing from Amazon says an
+-- address became approved (SES's Delivery only means Amazon's mail server
+-- took the mail; its refusal notice comes after): the flag stays with the
+-- time of the last refusal ("noticedAt").
 CREATE TABLE IF NOT EXISTS keybuzz_amazon."SenderApproval" (
     "tenantId"     text NOT NULL,
     "emailAddress" text NOT NULL,

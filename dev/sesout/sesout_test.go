@@ -18,6 +18,7 @@ import (
 
 	"github.com/keybuzz/keybuzz-amazon/dev/sesout"
 	"github.com/keybuzz/keybuzz-amazon/shared/reply"
+	"github.com/keybuzz/keybuzz-amazon/shared/replymail"
 	"github.com/keybuzz/keybuzz-amazon/shared/sesmail"
 	"github.com/keybuzz/keybuzz-amazon/shared/sessender"
 )
@@ -118,7 +119,7 @@ func start(t *testing.T) (*sesout.Server, *events, *mx, *sessender.Sender) {
 
 func composed(t *testing.T, from, to string) []byte {
 	t.Helper()
-	raw, err := reply.Compose(reply.Mail{From: from, To: to, BuyerSubject: "Où est mon colis ?", InReplyTo: "<buyer-1@email.amazonses.com>",
+	raw, err := replymail.Compose(replymail.Mail{From: from, To: to, BuyerSubject: "Où est mon colis ?", InReplyTo: "<buyer-1@email.amazonses.com>",
 		Text: "Bonjour,\nil part demain.", Date: time.Unix(1, 0)})
 	if err != nil {
 		t.Fatal(err)

@@ -484,13 +484,6 @@ func (s *Store) SendersNeedingApproval(ctx context.Context, tenantID string) (ma
 	return out, unavailable("senders needing approval", rows.Err())
 }
 
-// SenderDelivered clears an address's approval need: a reply from it was delivered.
-func (s *Store) SenderDelivered(ctx context.Context, tenantID, address string) error {
-	_, err := s.pool.Exec(ctx, `UPDATE keybuzz_amazon."SenderApproval" SET "needed" = false, "updatedAt" = now()
-		WHERE "tenantId" = $1 AND "emailAddress" = lower($2) AND "needed"`, tenantID, address)
-	return unavailable("sender delivered", err)
-}
-
 // TakeSendToken spends one token of the SES sending budget (rate per
 // second, burst), persisted so that every sender shares it. It returns how
 // long to wait when the bucket is empty (nothing spent then).

@@ -18,7 +18,6 @@ type EventStore interface {
 	ApplySESEvent(ctx context.Context, ev reply.Event) (bool, error)
 	ReplyForNotice(ctx context.Context, tenantID, alias, orderID string) (string, error)
 	ApplyNotice(ctx context.Context, ev reply.Event, needsApproval bool) error
-	SenderDelivered(ctx context.Context, tenantID, address string) error
 }
 
 // Events moves replies to their fate from SES's sending events (through
@@ -78,11 +77,6 @@ func (e *Events) Handle(ctx context.Context, body string) error {
 	fresh, err := e.store.ApplySESEvent(ctx, re)
 	if err != nil {
 		return fmt.Errorf("apply SES %s of %s: %w", ev.EventType, ev.Mail.MessageID, err)
-	}
-	if ev.EventType == sesmail.EventDelivery && re.TenantID != "" && fresh {
-		if err := e.store.SenderDelivered(ctx, re.TenantID, ev.Mail.Source); err != nil {
-			return err
-		}
 	}
 	e.log.InfoContext(ctx, "SES event", "event_type", ev.EventType, "ses_message_id", ev.Mail.MessageID,
 		"reply_id", re.ReplyID, "fresh", fresh)

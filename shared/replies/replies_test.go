@@ -21,6 +21,7 @@ import (
 	"github.com/keybuzz/keybuzz-amazon/shared/postgres"
 	"github.com/keybuzz/keybuzz-amazon/shared/replies"
 	"github.com/keybuzz/keybuzz-amazon/shared/reply"
+	"github.com/keybuzz/keybuzz-amazon/shared/replymail"
 	"github.com/keybuzz/keybuzz-amazon/shared/sesmail"
 	"github.com/keybuzz/keybuzz-amazon/shared/sessender"
 )
@@ -159,6 +160,7 @@ func (w *world) send(text, key string) reply.Queued {
 	if err != nil {
 		w.t.Fatal(err)
 	}
+	w.clock.Advance(time.Second) // replies listed newest first are told apart by time
 	return q
 }
 
@@ -388,7 +390,7 @@ func TestReplySendFailures(t *testing.T) {
 		t.Fatal(ok, err)
 	}
 	client, _ := sessender.NewClient(ctx)
-	raw, _ := reply.Compose(reply.Mail{From: p.From, To: p.To, BuyerSubject: p.Subject, Text: p.Text})
+	raw, _ := replymail.Compose(replymail.Mail{From: p.From, To: p.To, BuyerSubject: p.Subject, Text: p.Text})
 	if _, err := sessender.New(client, "replies").Send(ctx, sessender.Message{ReplyID: p.ID, TenantID: p.TenantID, From: p.From, To: p.To, Raw: raw}); err != nil {
 		t.Fatal(err)
 	}
@@ -413,7 +415,7 @@ func TestReplySendFailures(t *testing.T) {
 	w.pub.hold = true
 	q = w.send("Deuxième panne", "")
 	p, _, _, _ = w.store.ClaimReply(ctx, q.ReplyID, "dead-sender", time.Minute)
-	raw, _ = reply.Compose(reply.Mail{From: p.From, To: p.To, BuyerSubject: p.Subject, Text: p.Text})
+	raw, _ = replymail.Compose(replymail.Mail{From: p.From, To: p.To, BuyerSubject: p.Subject, Text: p.Text})
 	sesID, err := sessender.New(client, "replies").Send(ctx, sessender.Message{ReplyID: p.ID, TenantID: p.TenantID, From: p.From, To: p.To, Raw: raw})
 	if err != nil {
 		t.Fatal(err)
@@ -530,9 +532,13 @@ func TestReplyEventsAnyOrder(t *testing.T) {
 	}
 
 	// A bounce on a fresh reply fails it with the diagnostic.
+	w.clock.Advance(time.Second)
 	q2 := w.send("Encore", "")
 	if err := w.sender.Handle(ctx, reply.Job{ReplyID: q2.ReplyID}); err != nil {
 		t.Fatal(err)
+	}
+	if out := w.outbound()[0]; out.ID != q2.ReplyID {
+		t.Fatalf("newest first: %s, want %s", out.ID, q2.ReplyID)
 	}
 	sesID = *w.outbound()[0].ProviderMessageID
 	b2 := ev("Bounce", func(e *sesmail.Event) {

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/keybuzz/keybuzz-amazon/shared/reply"
+	"github.com/keybuzz/keybuzz-amazon/shared/replymail"
 	"github.com/keybuzz/keybuzz-amazon/shared/sessender"
 )
 
@@ -163,7 +164,7 @@ func (s *Sender) Handle(ctx context.Context, job reply.Job) error {
 			return s.retry(ctx, p, false, "cancelled while waiting for the SES sending rate")
 		}
 	}
-	raw, err := reply.Compose(reply.Mail{From: p.From, To: p.To, BuyerSubject: p.Subject, InReplyTo: p.InReplyTo,
+	raw, err := replymail.Compose(replymail.Mail{From: p.From, To: p.To, BuyerSubject: p.Subject, InReplyTo: p.InReplyTo,
 		References: p.References, Text: p.Text, Date: s.cfg.Now()})
 	if err != nil {
 		return s.store.ReplyFailed(ctx, p.ID, s.owner, "compose", "the reply could not be written as an e-mail: "+err.Error())

@@ -143,3 +143,15 @@ func IsPermanent(err error) bool {
 	var se *SendError
 	return errors.As(err, &se) && se.Permanent
 }
+
+// Subject is "Re: <subject>", never "Re: Re: …".
+func Subject(buyerSubject string) string {
+	s := strings.TrimSpace(buyerSubject)
+	if len(s) >= 3 && strings.EqualFold(s[:3], "re:") {
+		return "Re: " + strings.TrimSpace(s[3:])
+	}
+	if s == "" {
+		return "Re:"
+	}
+	return "Re: " + s
+}

@@ -72,7 +72,7 @@ type Message struct {
 	TenantID string
 	From     string
 	To       string
-	Raw      []byte // reply.Compose's output
+	Raw      []byte // replymail.Compose's output
 }
 
 // Send hands the message to SES and returns SES's MessageId. Its errors are

@@ -1,4 +1,7 @@
-package reply
+// Package replymail writes a reply to a buyer as raw MIME (what SESv2's
+// SendEmail takes): github.com/emersion/go-message, apart from the reply
+// domain so that the routes do not link a MIME library.
+package replymail
 
 import (
 	"bytes"
@@ -10,6 +13,8 @@ import (
 	"time"
 
 	"github.com/emersion/go-message/mail"
+
+	"github.com/keybuzz/keybuzz-amazon/shared/reply"
 )
 
 // Mail is what a reply's raw MIME says. SES replaces Message-ID and Date:
@@ -22,18 +27,6 @@ type Mail struct {
 	References   []string // the buyer mail's References, before its Message-ID ("" entries ignored)
 	Text         string   // the checked reply text
 	Date         time.Time
-}
-
-// Subject is "Re: <subject>", never "Re: Re: …".
-func Subject(buyerSubject string) string {
-	s := strings.TrimSpace(buyerSubject)
-	if len(s) >= 3 && strings.EqualFold(s[:3], "re:") {
-		return "Re: " + strings.TrimSpace(s[3:])
-	}
-	if s == "" {
-		return "Re:"
-	}
-	return "Re: " + s
 }
 
 // Compose writes the reply as raw MIME (CRLF lines): From, To, Subject,
@@ -57,7 +50,7 @@ func Compose(m Mail) ([]byte, error) {
 	// Bare addresses (go-message writes "<addr>" for a nameless one).
 	h.Set("From", from.Address)
 	h.Set("To", to.Address)
-	h.SetSubject(Subject(m.BuyerSubject))
+	h.SetSubject(reply.Subject(m.BuyerSubject))
 	date := m.Date
 	if date.IsZero() {
 		date = time.Now()
