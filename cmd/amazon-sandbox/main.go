@@ -44,6 +44,7 @@ func run(args []string) error {
 	fs.BoolVar(&cfg.Draft, "draft", cfg.Draft, "the app is in Draft: consent needs version=beta")
 	fs.BoolVar(&cfg.AutoApprove, "auto-approve", cfg.AutoApprove, "skip the consent page")
 	fs.IntVar(&cfg.Sellers, "sellers", cfg.Sellers, "number of sellers")
+	fs.IntVar(&cfg.OmitRateLimitEvery, "omit-rate-limit-every", cfg.OmitRateLimitEvery, "every n-th SP-API answer of a seller lacks x-amzn-RateLimit-Limit (Amazon sends it when available); 0: always sent")
 	models := fs.String("models", "", "directory of Amazon's SP-API models (testdata/amazon-models): every SP-API request is checked against them, one outside them answered 400 and logged")
 	sqsEndpoint := fs.String("sqs-endpoint", "", "SQS endpoint (fauxqs) to deliver ORDER_CHANGE notifications to; empty: not delivered")
 	fs.StringVar(&cfg.RelaySMTP, "relay-smtp", "", "host:port buyer messages are relayed to by SMTP (the local receiver playing SES)")

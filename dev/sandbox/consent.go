@@ -145,7 +145,7 @@ func (s *Server) approve(w http.ResponseWriter, r *http.Request, c consentReques
 	q.Set("state", c.State)
 	q.Set("selling_partner_id", sellerID)
 	app, _ := s.appByID(c.ApplicationID)
-	q.Set("spapi_oauth_code", s.issueCode(sellerID, app.ClientID))
+	q.Set("spapi_oauth_code", s.issueCode(sellerID, app.ClientID, c.RedirectURI))
 	u.RawQuery = q.Encode()
 	w.Header().Set("Cache-Control", "no-store")
 	w.Header().Set("Referrer-Policy", "no-referrer")

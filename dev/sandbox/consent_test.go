@@ -47,7 +47,8 @@ func TestConsentPage(t *testing.T) {
 		q.Get("selling_partner_id") != s2 || q.Get("spapi_oauth_code") == "" {
 		t.Fatalf("redirect %s", loc)
 	}
-	tok := e.postForm(t, "/auth/o2/token", e.clientForm("authorization_code", "code", q.Get("spapi_oauth_code")))
+	// The consent named a redirect_uri: the exchange repeats it (LWA).
+	tok := e.postForm(t, "/auth/o2/token", e.clientForm("authorization_code", "code", q.Get("spapi_oauth_code"), "redirect_uri", e.cfg.RedirectURIs[1]))
 	if tok.status != 200 {
 		t.Fatalf("exchange approved code: %d %s", tok.status, tok.body)
 	}

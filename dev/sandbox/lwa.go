@@ -26,8 +26,12 @@ var grantlessScopes = map[string]bool{
 type authCode struct {
 	sellerID string
 	clientID string // the application consented to
-	expires  time.Time
-	used     bool
+	// redirectURI is the redirect_uri the consent request named ("" when it
+	// named none): the code exchange must repeat it (RFC 6749 4.1.3, as LWA
+	// does).
+	redirectURI string
+	expires     time.Time
+	used        bool
 }
 
 type refreshToken struct {
@@ -181,6 +185,13 @@ func (s *Server) grantCode(p map[string]string) (map[string]any, *lwaError) {
 	if c == nil || c.used || !s.now().Before(c.expires) || (c.clientID != "" && c.clientID != p["client_id"]) {
 		return nil, &lwaError{http.StatusBadRequest, "invalid_grant", "The request has an invalid grant parameter : code"}
 	}
+	if c.redirectURI != "" && p["redirect_uri"] != c.redirectURI {
+		// The code stays usable: the client may retry with the right URI.
+		if p["redirect_uri"] == "" {
+			return nil, missing("redirect_uri")
+		}
+		return nil, &lwaError{http.StatusBadRequest, "invalid_grant", "The redirect URI does not match the one of the authorization request"}
+	}
 	c.used = true
 	rt := s.issueRefreshForLocked(c.sellerID, c.clientID)
 	at := s.issueAccessLocked(c.sellerID)
@@ -252,11 +263,11 @@ func (s *Server) issueAccessLocked(sellerID string) string {
 	return t
 }
 
-func (s *Server) issueCode(sellerID, clientID string) string {
+func (s *Server) issueCode(sellerID, clientID, redirectURI string) string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	c := "ANsb" + devrand.Hex(16)
-	s.codes[c] = &authCode{sellerID: sellerID, clientID: clientID, expires: s.now().Add(codeTTL)}
+	s.codes[c] = &authCode{sellerID: sellerID, clientID: clientID, redirectURI: redirectURI, expires: s.now().Add(codeTTL)}
 	s.issued = append(s.issued, c)
 	return c
 }

@@ -181,3 +181,17 @@ func (s *Server) SetOrderChangeFilter(sellerID string, types []string) {
 		}
 	}
 }
+
+// SellerFulfilled says whether the seller ships the order itself (MFN):
+// only then does getOrder give the buyer's buyerEmail, as the Orders model
+// says ("Only available for merchant-fulfilled (FBM) orders").
+func (s *Server) SellerFulfilled(sellerID, orderID string) bool {
+	seller, ok := s.seller(sellerID)
+	if !ok {
+		return false
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	o := s.storeLocked(seller).byID[orderID]
+	return o != nil && o.fulfilledBy != "AMAZON"
+}

@@ -292,7 +292,7 @@ type (
 	}
 	jsonBuyer struct {
 		BuyerName  string `json:"buyerName"`
-		BuyerEmail string `json:"buyerEmail"`
+		BuyerEmail string `json:"buyerEmail,omitempty"`
 	}
 	jsonProceeds struct {
 		GrandTotal jsonMoney `json:"grandTotal"`
@@ -350,7 +350,11 @@ func (o *order) toJSONAsOf(included map[string]bool, asOf time.Time) jsonOrder {
 		},
 	}
 	if included["BUYER"] {
-		j.Buyer = &jsonBuyer{BuyerName: o.buyerName, BuyerEmail: o.buyerEmail}
+		j.Buyer = &jsonBuyer{BuyerName: o.buyerName}
+		if o.fulfilledBy != "AMAZON" {
+			// The model gives buyerEmail for seller-fulfilled orders only.
+			j.Buyer.BuyerEmail = o.buyerEmail
+		}
 	}
 	if included["FULFILLMENT"] {
 		j.Fulfillment = &jsonFulfillment{FulfillmentStatus: o.status, FulfilledBy: o.fulfilledBy}

@@ -29,7 +29,7 @@ func TestRateLimiter(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			e := start(t)
+			e := start(t, everyRateHeader)
 			s1 := seller1()
 			_, access := e.authorize(t, s1)
 			if tt.setPlan {

@@ -45,6 +45,11 @@ type Config struct {
 	Clock Clock
 	// Sellers is the number of deterministic sellers (default 3).
 	Sellers int
+	// OmitRateLimitEvery: every n-th admitted SP-API answer of a seller
+	// carries no x-amzn-RateLimit-Limit, which Amazon sends only "when
+	// available" (the models' wording); 0 sends it on every 200, 400 and
+	// 404. Default 4.
+	OmitRateLimitEvery int
 	// Logger receives request logs; tokens, codes and secrets are never logged.
 	Logger *slog.Logger
 	// OtherApps are further applications registered with the sandbox (a
@@ -85,9 +90,10 @@ func DefaultConfig() Config {
 			"http://127.0.0.1:3000/api/v1/marketplaces/amazon/oauth/callback",
 			"http://localhost:3000/api/v1/marketplaces/amazon/oauth/callback",
 		},
-		Draft:    true,
-		Sellers:  3,
-		LoginURI: "http://127.0.0.1:3000/api/v1/marketplaces/amazon/oauth/login",
+		Draft:              true,
+		Sellers:            3,
+		OmitRateLimitEvery: 4,
+		LoginURI:           "http://127.0.0.1:3000/api/v1/marketplaces/amazon/oauth/login",
 	}
 }
 
@@ -174,24 +180,25 @@ type Server struct {
 	sellers  []Seller
 	sellerBy map[string]int // id -> index in sellers
 
-	mu            sync.Mutex
-	codes         map[string]*authCode
-	amazonStates  map[string]*amazonState
-	refreshTokens map[string]*refreshToken
-	accessTokens  map[string]*accessToken
-	rotate        map[string]bool
-	issued        []string
-	stores        map[string]*orderStore
-	plans         map[bucketKey]ratePlan
-	buckets       map[bucketKey]*bucket
-	faults        map[string][]Fault
-	stats         map[string]*Stats
-	pages         map[string]*pageState
-	contract      *openapicheck.Contract
-	violations    []*openapicheck.Violation
-	checked       int
-	accountDenied map[string]bool
-	notes         *notifier
+	mu             sync.Mutex
+	codes          map[string]*authCode
+	amazonStates   map[string]*amazonState
+	refreshTokens  map[string]*refreshToken
+	accessTokens   map[string]*accessToken
+	rotate         map[string]bool
+	issued         []string
+	stores         map[string]*orderStore
+	plans          map[bucketKey]ratePlan
+	buckets        map[bucketKey]*bucket
+	faults         map[string][]Fault
+	stats          map[string]*Stats
+	pages          map[string]*pageState
+	contract       *openapicheck.Contract
+	violations     []*openapicheck.Violation
+	checked        int
+	accountDenied  map[string]bool
+	rateLimitCount map[string]int // admitted SP-API answers per seller (omitRateLimit)
+	notes          *notifier
 
 	relay relay // buyer messages by e-mail (relay.go)
 }

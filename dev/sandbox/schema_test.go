@@ -121,7 +121,7 @@ func validate(t *testing.T, definition string, body []byte) {
 // TestAnswersMatchModel validates every kind of SP-API answer against the
 // official model.
 func TestAnswersMatchModel(t *testing.T) {
-	e := start(t)
+	e := start(t, everyRateHeader)
 	s1 := seller1()
 	_, access := e.authorize(t, s1)
 	e.srv.SetRatePlan(s1, sandbox.OpSearchOrders, 100, 1000)
@@ -325,7 +325,7 @@ func TestSchemaRejects(t *testing.T) {
 // error answers are GetMarketplaceParticipationsResponse too.
 func TestMarketplaceParticipationsMatchModel(t *testing.T) {
 	const path = "/sellers/v1/marketplaceParticipations"
-	e := start(t)
+	e := start(t, everyRateHeader)
 	s1 := seller1()
 	expired := func() string {
 		_, a := e.authorize(t, s1)

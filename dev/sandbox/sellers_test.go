@@ -10,7 +10,7 @@ import (
 // TestMarketplaceParticipations: each seller sees its own marketplaces, in
 // its order, described as Amazon describes them.
 func TestMarketplaceParticipations(t *testing.T) {
-	e := start(t)
+	e := start(t, everyRateHeader)
 	want := map[string]struct{ country, name, lang, domain string }{
 		sandbox.MarketplaceFR: {"FR", "Amazon.fr", "fr_FR", "www.amazon.fr"},
 		sandbox.MarketplaceDE: {"DE", "Amazon.de", "de_DE", "www.amazon.de"},

@@ -68,9 +68,10 @@ type spCall struct {
 	rateLimit string // value of x-amzn-RateLimit-Limit
 }
 
-// reply writes an SP-API answer; x-amzn-RateLimit-Limit only on 200/400/404.
+// reply writes an SP-API answer; x-amzn-RateLimit-Limit only on 200/400/404
+// (and not on the answers omitRateLimit picks).
 func (c spCall) reply(w http.ResponseWriter, status int, body any) {
-	if status == http.StatusOK || status == http.StatusBadRequest || status == http.StatusNotFound {
+	if c.rateLimit != "" && (status == http.StatusOK || status == http.StatusBadRequest || status == http.StatusNotFound) {
 		w.Header().Set("x-amzn-RateLimit-Limit", c.rateLimit)
 	}
 	writeJSON(w, status, jsonType, body)
@@ -126,12 +127,31 @@ func (s *Server) spapi(op string, h func(http.ResponseWriter, *http.Request, spC
 			return
 		}
 		c := spCall{seller: seller, rateLimit: strconv.FormatFloat(rate, 'f', -1, 64)}
+		if s.omitRateLimit(sellerID) {
+			c.rateLimit = ""
+		}
 		if violation != nil {
 			c.fail(w, http.StatusBadRequest, *invalidInput("Invalid Input: " + strings.Join(violation.Problems, "; ")))
 			return
 		}
 		h(w, r, c)
 	}
+}
+
+// omitRateLimit counts the seller's admitted answers and says whether this
+// one goes without x-amzn-RateLimit-Limit (Config.OmitRateLimitEvery).
+func (s *Server) omitRateLimit(sellerID string) bool {
+	n := s.cfg.OmitRateLimitEvery
+	if n <= 0 {
+		return false
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.rateLimitCount == nil {
+		s.rateLimitCount = map[string]int{}
+	}
+	s.rateLimitCount[sellerID]++
+	return s.rateLimitCount[sellerID]%n == 0
 }
 
 // checkContract checks r against Config.Contract, counts it and records a

@@ -195,7 +195,9 @@ func (s *Callback) Run(ctx context.Context, in CallbackInput) (CallbackResult, e
 	if err != nil {
 		return res, fmt.Errorf("callback: %w", err)
 	}
-	tok, err := s.lwa.Exchange(ctx, lwa.App{ClientID: app.ClientID, ClientSecret: app.ClientSecret}, in.Code)
+	// The consent URL named the app's redirect URI when it has one (Start,
+	// the Appstore log-in): the exchange repeats it, as LWA requires.
+	tok, err := s.lwa.Exchange(ctx, lwa.App{ClientID: app.ClientID, ClientSecret: app.ClientSecret, RedirectURI: app.RedirectURI}, in.Code)
 	if err != nil {
 		code := lwaCode(err)
 		s.recordError(ctx, claim.ConnectionID, marketplace.ErrTokenExchange.Message+": "+code)

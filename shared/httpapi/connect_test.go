@@ -291,8 +291,10 @@ func TestTokenExchangeFailures(t *testing.T) {
 	}{
 		{name: "code used twice (invalid_grant)", mangle: func(s *stack, q url.Values) {
 			// Someone (an attacker with the URL) used the code first.
+			// It repeats the consent's redirect_uri, as LWA requires.
 			form := url.Values{"grant_type": {"authorization_code"}, "code": {q.Get("spapi_oauth_code")},
-				"client_id": {sandbox.DefaultConfig().ClientID}, "client_secret": {sandbox.DefaultConfig().ClientSecret}}
+				"client_id": {sandbox.DefaultConfig().ClientID}, "client_secret": {sandbox.DefaultConfig().ClientSecret},
+				"redirect_uri": {sandbox.DefaultConfig().RedirectURIs[0]}}
 			resp, err := http.PostForm(s.sbURL+"/auth/o2/token", form)
 			if err != nil {
 				t.Fatal(err)

@@ -19,6 +19,10 @@ import (
 type App struct {
 	ClientID     string
 	ClientSecret secret.Value
+	// RedirectURI is sent with a code exchange: LWA requires the
+	// redirect_uri of the consent request that produced the code, when it
+	// named one (RFC 6749 4.1.3). Empty when the consent named none.
+	RedirectURI string
 }
 
 // Token is an LWA answer.
@@ -104,6 +108,7 @@ func (c *Client) config(app App) *oauth2.Config {
 	return &oauth2.Config{
 		ClientID:     app.ClientID,
 		ClientSecret: app.ClientSecret.Reveal(),
+		RedirectURL:  app.RedirectURI,
 		// LWA takes the client credentials in the form body.
 		Endpoint: oauth2.Endpoint{TokenURL: c.tokenURL, AuthStyle: oauth2.AuthStyleInParams},
 	}

@@ -46,12 +46,19 @@ func TestSearchOrdersAgainstSandbox(t *testing.T) {
 			t.Fatal(err)
 		}
 		pages++
-		if page.RateLimit != spapi.SearchOrdersRate || !page.LastUpdatedBefore.Equal(t0.Add(-2*time.Minute)) || page.RequestID == "" {
+		// The sandbox leaves x-amzn-RateLimit-Limit off every fourth answer
+		// (Amazon sends it "when available"): RateLimit is 0 then.
+		wantRate := spapi.SearchOrdersRate
+		if pages%4 == 0 {
+			wantRate = 0
+		}
+		if page.RateLimit != wantRate || !page.LastUpdatedBefore.Equal(t0.Add(-2*time.Minute)) || page.RequestID == "" {
 			t.Fatalf("page %d: rate %v, lastUpdatedBefore %v, request id %q", pages, page.RateLimit, page.LastUpdatedBefore, page.RequestID)
 		}
 		for _, o := range page.Orders {
 			orders++
-			if o.OrderID == "" || o.LastUpdatedTime.IsZero() || o.Buyer == nil || o.Buyer.BuyerEmail == "" || len(o.Raw) == 0 || o.SalesChannel.MarketplaceID == "" {
+			// buyerEmail only for a seller-fulfilled order (the Orders model).
+			if o.OrderID == "" || o.LastUpdatedTime.IsZero() || o.Buyer == nil || (o.Buyer.BuyerEmail != "") != sb.SellerFulfilled(seller.ID, o.OrderID) || len(o.Raw) == 0 || o.SalesChannel.MarketplaceID == "" {
 				t.Fatalf("order not decoded: %+v", o)
 			}
 			for _, it := range o.OrderItems {
