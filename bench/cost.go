@@ -229,6 +229,7 @@ on average, what arrived between two of its receives).
 		notifyWindow, float64(withPush.records["ordernotify"])/float64(max(withPush.invocations["ordernotify"], 1)),
 		cad.perPeriod, drivenPerPeriod, cad.perPeriod/max(drivenPerPeriod, 1e-9), pollText, drivenText, e.costFallback(), pushText))
 	sec.Notes = append(sec.Notes, "**The real-clock cadence.** "+cad.text())
+	sec.Notes = append(sec.Notes, millionText(map[string]dayCost{"push with fallback": withPush, "polling only": pollOnly}, scale, pollBatch))
 	sec.Notes = append(sec.Notes, fmt.Sprintf(`**Dollars per tenant per month** (30 days), from the counts above at %s:
 push with fallback $%.6f (Lambda requests $%.6f, duration $%.6f, SQS $%.6f),
 polling only $%.6f (requests $%.6f, duration $%.6f, SQS $%.6f). Duration is
@@ -241,6 +242,29 @@ batch of %d; per notification a receive and a delete. RDS, Vault, logs and
 tracing are not in it.`, priceSource, dollarsPush.total, dollarsPush.requests, dollarsPush.duration, dollarsPush.sqs,
 		dollarsPoll.total, dollarsPoll.requests, dollarsPoll.duration, dollarsPoll.sqs, pollBatch))
 	return sec, nil
+}
+
+// millionText carries this run's figures to a million tenants, the inputs
+// of docs/scale.md's model: per second, polltenant records and
+// invocations, ordernotify records, database statements, SP-API calls, and
+// handler-seconds per second (the concurrency the handlers' own time needs,
+// before Amazon's latency, which this machine does not have).
+func millionText(days map[string]dayCost, perK float64, pollBatch int) string {
+	const perSecond = 1000.0 / 86400 // 1,000 × (1,000 tenants per day) per second
+	var lines []string
+	for _, name := range slices.Sorted(maps.Keys(days)) {
+		d := days[name]
+		k := perK * perSecond
+		calls := 0
+		for _, v := range d.spapi {
+			calls += v
+		}
+		busy := (d.duration["polltenant"] + d.duration["ordernotify"]).Seconds() * k
+		lines = append(lines, fmt.Sprintf("- %s: polltenant %.0f records/s (%.0f invocations/s in batches of %d), ordernotify %.0f records/s, %.0f database statements/s, %.0f SP-API calls/s, %.1f handler-seconds per second",
+			name, float64(d.records["polltenant"])*k, float64(d.records["polltenant"])*k/float64(pollBatch), pollBatch, float64(d.records["ordernotify"])*k,
+			float64(d.statements)*k, float64(calls)*k, busy))
+	}
+	return "**At a million tenants** (this run's figures × 1,000, per second; docs/scale.md turns them into Lambda concurrency, SQS requests, database connections and quotas):\n\n" + strings.Join(lines, "\n")
 }
 
 // atCadence is the polling-only day at another cadence: its polltenant

@@ -7,7 +7,7 @@
 // runs several times (-runs) and the medians count.
 //
 //	go run ./bench [-scale full|small] [-runs 3] [-only api,coldstart,fanout,ingest,mail,budget,freshness,cost]
-//	               [-fresh poll,push,mail,poll_steady] [-fanout-tenants 1000000]
+//	               [-fresh poll,push,mail,poll_steady] [-fanout-tenants 100000]
 //	               [-out BENCHMARKS.md] [-json bench/results.json]
 //
 // It prints a table and writes BENCHMARKS.md and bench/results.json. Each
@@ -32,7 +32,7 @@ func main() {
 	flag.StringVar(&o.fresh, "fresh", "", "comma-separated freshness channels to run ("+strings.Join(freshChannelNames, ", ")+"); empty: the scale's")
 	flag.StringVar(&o.out, "out", "BENCHMARKS.md", "markdown report to write; empty: none")
 	flag.StringVar(&o.jsonOut, "json", "bench/results.json", "JSON results to write; empty: none")
-	flag.IntVar(&o.fanoutTenants, "fanout-tenants", 0, "due connections one fan-out run claims and sends (0: the scale's: full 100000, small 1000); 1000000 measures the million the goal projects to")
+	flag.IntVar(&o.fanoutTenants, "fanout-tenants", 0, "due connections one fan-out run claims and sends (0: the scale's: full 1000000, small 1000); below a million, the goal's million is projected linearly")
 	flag.IntVar(&o.runs, "runs", 0, "runs of each benchmark, medians reported (0: the scale's: full 3, small 1)")
 	flag.StringVar(&o.profileDir, "profile-dir", "", "write a CPU profile of each benchmark into this folder")
 	flag.Parse()

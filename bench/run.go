@@ -76,7 +76,9 @@ type scale struct {
 
 var scales = map[string]scale{
 	"full": {
-		Name: "full", Tenants: 100_000, NaiveSample: 5_000,
+		// A million: the fan-out's goal is measured, not projected (about 3
+		// minutes a run with its seeding; -fanout-tenants shortens it).
+		Name: "full", Tenants: 1_000_000, NaiveSample: 5_000,
 		Events: 100_000, PageSize: 100, RowByRowSample: 10_000,
 		Mails:       1_000,
 		APIRequests: 4_000, APIConcurrency: 8, APITenants: 1_000,
@@ -84,7 +86,7 @@ var scales = map[string]scale{
 		ColdRuns:    3,
 		FreshEvents: 40, FreshSpread: 45 * time.Second, FreshGrace: 150 * time.Second, FreshChannels: []string{"poll", "push", "mail", "poll_steady"},
 		CostTenants: 5, CostDay: 24 * time.Hour, CostEvents: 10,
-		CadencePeriods: 5,
+		CadencePeriods: 4,
 		Runs:           3,
 	},
 	"small": {
