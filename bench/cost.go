@@ -445,7 +445,7 @@ func (e *env) simulateDay(ctx context.Context, withPush bool, pollBatch, notifyB
 	gw := sellerapi.New(secrets, lwaClient, api, store, sellerapi.WithEndpoint(rig.url), sellerapi.WithLogger(e.quiet))
 	amazon := poll.NewAmazonSource(gw, api, poll.WithClock(clock.Now))
 	const lookback = 24 * time.Hour
-	pollOpts := []poll.Option{poll.WithConfig(poll.Config{Interval: cfg.PollInterval, FallbackInterval: cfg.PollFallbackInterval, Lookback: lookback}),
+	pollOpts := []poll.PollerOption{poll.WithConfig(poll.Config{Interval: cfg.PollInterval, FallbackInterval: cfg.PollFallbackInterval, Lookback: lookback}),
 		poll.WithClock(clock.Now), poll.WithLogger(e.quiet)}
 	sender := &captureSender{}
 	fanout := poll.NewFanout(store, sender, poll.WithClock(clock.Now), poll.WithLogger(e.quiet))

@@ -176,7 +176,7 @@ func (w *world) newContainer() *container {
 	sp := spapi.New(spapi.WithHTTPClient(hc))
 	gw := sellerapi.New(credcache.New(deadSecrets{c: c, s: w.secrets}, credcache.WithClock(w.clock.Now)),
 		lwa.New(w.sbServer.URL+"/auth/o2/token", lwa.WithHTTPClient(hc)), sp, st, sellerapi.WithEndpoint(w.sbServer.URL), sellerapi.WithLogger(w.log))
-	src := poll.NewAmazonSource(gw, sp, poll.WithAmazonConfig(poll.AmazonConfig{PageSize: w.set.PageSize}), poll.WithClock(w.clock.Now), poll.WithLogger(w.log))
+	src := poll.NewAmazonSource(gw, sp, poll.WithAmazonConfig(poll.AmazonConfig{PageSize: w.set.PageSize}), poll.WithClock(w.clock.Now))
 	c.poller = poll.NewPoller(st, src, poll.WithConfig(poll.Config{Interval: time.Minute, Lookback: lookback}), poll.WithClock(w.clock.Now),
 		poll.WithLogger(slog.New(w.errs.handler(w.log.Handler()))))
 	return c

@@ -254,7 +254,7 @@ func newWorld(ctx context.Context, set Settings, out *syncBuffer) (w *world, err
 		// As the callback function wires them: an ORDER_CHANGE subscription
 		// and the inbound addresses for each new connection.
 		dest := push.NewDestinations(w.store, apps, sp, gw, fmt.Sprintf("arn:aws:sqs:%s:000000000000:chaos-notify", devstack.Region))
-		sub := push.NewSubscriber(w.store, dest, gw, push.WithLogger(w.log), push.WithClock(w.clock.Now))
+		sub := push.NewSubscriber(w.store, dest, gw, push.WithLogger(w.log))
 		inbound := mailaddress.NewAddresses(w.store, devstack.InboundDomain)
 		callbackCfg.OnConnected, callbackCfg.Unsubscriber, callbackCfg.InboundAddresses = sub.OnConnected, sub, inbound
 		disconnectCfg.Unsubscriber, statusCfg.InboundAddresses = sub, inbound

@@ -79,9 +79,24 @@ type Flow struct {
 	now     func() time.Time
 }
 
-// Option configures a Flow or OrderContexts; a constructor ignores the
-// options that are not its own.
-type Option func(*options)
+// FlowOption configures a Flow: WithOrderContext, WithMaxBytes,
+// WithBucket, WithAttachmentPrefix, WithLogger, WithClock.
+type FlowOption interface{ applyFlow(*options) }
+
+// ContextsOption configures OrderContexts: WithLogger, WithClock.
+type ContextsOption interface{ applyContexts(*options) }
+
+// An option is of the types of the constructors it configures, so that
+// giving it to another does not compile.
+type (
+	flowOption func(*options)
+	// CommonOption configures a Flow or OrderContexts.
+	CommonOption func(*options)
+)
+
+func (f flowOption) applyFlow(o *options)       { f(o) }
+func (f CommonOption) applyFlow(o *options)     { f(o) }
+func (f CommonOption) applyContexts(o *options) { f(o) }
 
 type options struct {
 	orders           OrderContext
@@ -93,10 +108,22 @@ type options struct {
 	bucket           string
 }
 
-func apply(opts []Option) options {
-	o := options{log: slog.Default(), now: time.Now, maxBytes: 25 << 20, attachmentPrefix: "attachments/"}
+func defaults() options {
+	return options{log: slog.Default(), now: time.Now, maxBytes: 25 << 20, attachmentPrefix: "attachments/"}
+}
+
+func applyFlow(opts []FlowOption) options {
+	o := defaults()
 	for _, f := range opts {
-		f(&o)
+		f.applyFlow(&o)
+	}
+	return o
+}
+
+func applyContexts(opts []ContextsOption) options {
+	o := defaults()
+	for _, f := range opts {
+		f.applyContexts(&o)
 	}
 	return o
 }
@@ -112,10 +139,12 @@ type RefusedReplies interface {
 func WithRefusedReplies(r RefusedReplies) Option { return func(o *options) { o.notices = r } }
 
 // WithOrderContext attaches order context to tickets of mails naming an order.
-func WithOrderContext(oc OrderContext) Option { return func(o *options) { o.orders = oc } }
+func WithOrderContext(oc OrderContext) FlowOption {
+	return flowOption(func(o *options) { o.orders = oc })
+}
 
 // WithLogger sets the logger (default slog.Default()).
-func WithLogger(l *slog.Logger) Option {
+func WithLogger(l *slog.Logger) CommonOption {
 	return func(o *options) {
 		if l != nil {
 			o.log = l
@@ -124,7 +153,7 @@ func WithLogger(l *slog.Logger) Option {
 }
 
 // WithClock sets the clock (default time.Now).
-func WithClock(now func() time.Time) Option {
+func WithClock(now func() time.Time) CommonOption {
 	return func(o *options) {
 		if now != nil {
 			o.now = now
@@ -134,30 +163,32 @@ func WithClock(now func() time.Time) Option {
 
 // WithMaxBytes makes larger mails TOO_LARGE (INBOUND_MAIL_MAX_BYTES;
 // default 25 MiB; n <= 0 keeps it).
-func WithMaxBytes(n int64) Option {
-	return func(o *options) {
+func WithMaxBytes(n int64) FlowOption {
+	return flowOption(func(o *options) {
 		if n > 0 {
 			o.maxBytes = n
 		}
-	}
+	})
 }
 
 // WithBucket reads mails only from the named bucket (INBOUND_MAIL_BUCKET,
 // the receipt rule's): a notification naming another one is recorded
 // MALFORMED and nothing is read. Default: any bucket (IAM is then the only
 // guard).
-func WithBucket(name string) Option { return func(o *options) { o.bucket = name } }
+func WithBucket(name string) FlowOption { return flowOption(func(o *options) { o.bucket = name }) }
 
 // WithAttachmentPrefix sets where attachments go in the mail bucket
 // (default "attachments/").
-func WithAttachmentPrefix(p string) Option { return func(o *options) { o.attachmentPrefix = p } }
+func WithAttachmentPrefix(p string) FlowOption {
+	return flowOption(func(o *options) { o.attachmentPrefix = p })
+}
 
 // New builds the flow: mails to recipients on domain (INBOUND_MAIL_DOMAIN),
 // read from objects, stored in store (options: WithOrderContext,
 // WithMaxBytes, WithBucket, WithAttachmentPrefix, WithLogger,
 // WithClock).
-func New(store Store, objects Objects, domain string, opts ...Option) *Flow {
-	o := apply(opts)
+func New(store Store, objects Objects, domain string, opts ...FlowOption) *Flow {
+	o := applyFlow(opts)
 	cfg := config{Domain: strings.ToLower(strings.TrimSpace(domain)), MaxBytes: o.maxBytes,
 		AttachmentPrefix: o.attachmentPrefix, Bucket: o.bucket}
 	return &Flow{cfg: cfg, store: store, objects: objects, orders: o.orders, notices: o.notices, log: o.log, now: o.now}

@@ -57,8 +57,8 @@ type OrderContexts struct {
 // seller's token within the connection's getOrder budget (sellerapi.Gateway;
 // without a token it fails with a *sellerapi.NoBudgetError or
 // *sellerapi.ThrottledError) (options: WithLogger, WithClock).
-func NewOrderContexts(store ContextStore, orders sellerapi.Orders, opts ...Option) *OrderContexts {
-	o := apply(opts)
+func NewOrderContexts(store ContextStore, orders sellerapi.Orders, opts ...ContextsOption) *OrderContexts {
+	o := applyContexts(opts)
 	return &OrderContexts{store: store, orders: orders, log: o.log, now: o.now, timeout: 5 * time.Second, waiting: map[string]time.Time{}}
 }
 

@@ -31,12 +31,14 @@ type AmazonConfig struct {
 
 // WithAmazonConfig tunes an AmazonSource (default: AmazonConfig's
 // defaults).
-func WithAmazonConfig(c AmazonConfig) Option { return func(o *options) { o.amazon = c } }
+func WithAmazonConfig(c AmazonConfig) SourceOption {
+	return sourceOption(func(o *options) { o.amazon = c })
+}
 
 // NewAmazonSource builds the real source: searchOrders with api, on the
 // seller's behalf through gw (options: WithAmazonConfig, WithClock).
-func NewAmazonSource(gw *sellerapi.Gateway, api *spapi.Client, opts ...Option) *AmazonSource {
-	o := apply(opts)
+func NewAmazonSource(gw *sellerapi.Gateway, api *spapi.Client, opts ...SourceOption) *AmazonSource {
+	o := applySource(opts)
 	cfg := o.amazon
 	if cfg.Plan.Rate <= 0 {
 		cfg.Plan = marketplace.RatePlan{Rate: spapi.SearchOrdersRate, Burst: spapi.SearchOrdersBurst}

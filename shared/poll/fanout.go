@@ -51,13 +51,15 @@ type Fanout struct {
 }
 
 // WithFanoutConfig tunes a Fanout (default: FanoutConfig's defaults).
-func WithFanoutConfig(c FanoutConfig) Option { return func(o *options) { o.fanout = c } }
+func WithFanoutConfig(c FanoutConfig) FanoutOption {
+	return fanoutOption(func(o *options) { o.fanout = c })
+}
 
 // NewFanout returns a Fanout claiming store's due connections and sending
 // their messages with sender (options: WithFanoutConfig, WithClock,
 // WithLogger, WithMetrics).
-func NewFanout(store ClaimStore, sender Sender, opts ...Option) *Fanout {
-	o := apply(opts)
+func NewFanout(store ClaimStore, sender Sender, opts ...FanoutOption) *Fanout {
+	o := applyFanout(opts)
 	cfg := o.fanout
 	if cfg.Chunk <= 0 {
 		cfg.Chunk = 1000

@@ -7,13 +7,37 @@ import (
 	"github.com/keybuzz/keybuzz-amazon/shared/metrics"
 )
 
-// Option configures a Poller (WithConfig, WithSubscriber, WithMetrics), a
-// Fanout (WithFanoutConfig, WithMetrics) or an AmazonSource
-// (WithAmazonConfig); WithClock configures all three, WithLogger a Poller
-// and a Fanout. A
-// constructor ignores the options that are not its own; each option is
-// declared beside the constructor it configures.
-type Option func(*options)
+// PollerOption configures a Poller: WithConfig, WithSubscriber,
+// WithMetrics, WithClock, WithLogger.
+type PollerOption interface{ applyPoller(*options) }
+
+// FanoutOption configures a Fanout: WithFanoutConfig, WithMetrics,
+// WithClock, WithLogger.
+type FanoutOption interface{ applyFanout(*options) }
+
+// SourceOption configures an AmazonSource: WithAmazonConfig, WithClock.
+type SourceOption interface{ applySource(*options) }
+
+// An option is of the types of the constructors it configures, so that
+// giving it to another does not compile.
+type (
+	pollerOption func(*options)
+	fanoutOption func(*options)
+	sourceOption func(*options)
+	// RunOption configures a Poller or a Fanout.
+	RunOption func(*options)
+	// ClockOption configures a Poller, a Fanout or an AmazonSource.
+	ClockOption func(*options)
+)
+
+func (f pollerOption) applyPoller(o *options) { f(o) }
+func (f fanoutOption) applyFanout(o *options) { f(o) }
+func (f sourceOption) applySource(o *options) { f(o) }
+func (f RunOption) applyPoller(o *options)    { f(o) }
+func (f RunOption) applyFanout(o *options)    { f(o) }
+func (f ClockOption) applyPoller(o *options)  { f(o) }
+func (f ClockOption) applyFanout(o *options)  { f(o) }
+func (f ClockOption) applySource(o *options)  { f(o) }
 
 type options struct {
 	poller     Config // Poller
@@ -26,7 +50,7 @@ type options struct {
 }
 
 // WithClock sets the clock (default time.Now).
-func WithClock(now func() time.Time) Option {
+func WithClock(now func() time.Time) ClockOption {
 	return func(o *options) {
 		if now != nil {
 			o.now = now
@@ -34,8 +58,8 @@ func WithClock(now func() time.Time) Option {
 	}
 }
 
-// WithLogger sets the logger (default slog.Default()).
-func WithLogger(l *slog.Logger) Option {
+// WithLogger sets a Poller's or a Fanout's logger (default slog.Default()).
+func WithLogger(l *slog.Logger) RunOption {
 	return func(o *options) {
 		if l != nil {
 			o.log = l
@@ -44,12 +68,30 @@ func WithLogger(l *slog.Logger) Option {
 }
 
 // WithMetrics makes a Poller or a Fanout emit metrics to m (default: none).
-func WithMetrics(m *metrics.Writer) Option { return func(o *options) { o.metrics = m } }
+func WithMetrics(m *metrics.Writer) RunOption { return func(o *options) { o.metrics = m } }
 
-func apply(opts []Option) options {
-	o := options{now: time.Now, log: slog.Default()}
+func defaults() options { return options{now: time.Now, log: slog.Default()} }
+
+func applyPoller(opts []PollerOption) options {
+	o := defaults()
 	for _, f := range opts {
-		f(&o)
+		f.applyPoller(&o)
+	}
+	return o
+}
+
+func applyFanout(opts []FanoutOption) options {
+	o := defaults()
+	for _, f := range opts {
+		f.applyFanout(&o)
+	}
+	return o
+}
+
+func applySource(opts []SourceOption) options {
+	o := defaults()
+	for _, f := range opts {
+		f.applySource(&o)
 	}
 	return o
 }

@@ -103,18 +103,20 @@ type Poller struct {
 }
 
 // WithConfig tunes a Poller (default: Config's defaults).
-func WithConfig(c Config) Option { return func(o *options) { o.poller = c } }
+func WithConfig(c Config) PollerOption { return pollerOption(func(o *options) { o.poller = c }) }
 
 // WithSubscriber makes a Poller subscribe, after a successful poll, a
 // connection that has no push subscription yet (Connect's own attempt
 // failed, or the connection predates push). Its failures never fail a poll.
-func WithSubscriber(s Subscriber) Option { return func(o *options) { o.subscriber = s } }
+func WithSubscriber(s Subscriber) PollerOption {
+	return pollerOption(func(o *options) { o.subscriber = s })
+}
 
 // NewPoller returns a Poller of store's connections reading source
 // (options: WithConfig, WithSubscriber, WithClock, WithLogger,
 // WithMetrics).
-func NewPoller(store Store, source Source, opts ...Option) *Poller {
-	o := apply(opts)
+func NewPoller(store Store, source Source, opts ...PollerOption) *Poller {
+	o := applyPoller(opts)
 	return &Poller{store: store, source: source, cfg: o.poller.withDefaults(), now: o.now, log: o.log, metrics: o.metrics,
 		subscriber: o.subscriber}
 }

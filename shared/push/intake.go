@@ -41,26 +41,30 @@ type Intake struct {
 }
 
 // WithClock sets an Intake's clock (default time.Now).
-func WithClock(now func() time.Time) Option {
-	return func(o *options) {
+func WithClock(now func() time.Time) IntakeOption {
+	return intakeOption(func(o *options) {
 		if now != nil {
 			o.now = now
 		}
-	}
+	})
 }
 
 // WithMetrics makes an Intake emit metrics to m (default: none).
-func WithMetrics(m *metrics.Writer) Option { return func(o *options) { o.metrics = m } }
+func WithMetrics(m *metrics.Writer) IntakeOption {
+	return intakeOption(func(o *options) { o.metrics = m })
+}
 
 // WithUnsubscriber lets an Intake end the subscription of a DISABLED
 // connection when one of its notifications still arrives: disconnect's own
 // deleteSubscriptionById failed (docs/push.md). Default: none.
-func WithUnsubscriber(u Unsubscriber) Option { return func(o *options) { o.unsub = u } }
+func WithUnsubscriber(u Unsubscriber) IntakeOption {
+	return intakeOption(func(o *options) { o.unsub = u })
+}
 
 // NewIntake returns the ordernotify handler's Intake (options: WithClock,
 // WithLogger, WithMetrics, WithUnsubscriber, WithBackoff).
-func NewIntake(store IntakeStore, orders sellerapi.Orders, opts ...Option) *Intake {
-	o := apply(opts)
+func NewIntake(store IntakeStore, orders sellerapi.Orders, opts ...IntakeOption) *Intake {
+	o := applyIntake(opts)
 	return &Intake{store: store, orders: orders, now: o.now, log: o.log, metrics: o.metrics, unsub: o.unsub, backoff: o.backoff.withDefaults()}
 }
 

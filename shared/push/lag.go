@@ -60,7 +60,7 @@ func (b Backoff) delay(receives int) time.Duration {
 
 // WithBackoff sets how an Intake retries a notification getOrder does not
 // show yet (default: Backoff's defaults).
-func WithBackoff(b Backoff) Option { return func(o *options) { o.backoff = b } }
+func WithBackoff(b Backoff) IntakeOption { return intakeOption(func(o *options) { o.backoff = b }) }
 
 // RetryLaterError hands a notification back to the queue, to be delivered
 // again no sooner than RetryAfter (the queue adapter sets the message's

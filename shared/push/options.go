@@ -7,10 +7,26 @@ import (
 	"github.com/keybuzz/keybuzz-amazon/shared/metrics"
 )
 
-// Option configures a Subscriber (WithRetryAfter, WithLogger) or an Intake (WithClock, WithLogger,
-// WithMetrics, WithUnsubscriber); a constructor ignores the options that are not its own.
-// Each option is declared beside the constructor it configures.
-type Option func(*options)
+// SubscriberOption configures a Subscriber: WithRetryAfter, WithLogger.
+type SubscriberOption interface{ applySubscriber(*options) }
+
+// IntakeOption configures an Intake: WithClock, WithLogger, WithMetrics,
+// WithUnsubscriber, WithBackoff.
+type IntakeOption interface{ applyIntake(*options) }
+
+// An option is of the types of the constructors it configures, so that
+// giving it to another does not compile.
+type (
+	subscriberOption func(*options)
+	intakeOption     func(*options)
+	// LoggerOption configures a Subscriber or an Intake.
+	LoggerOption func(*options)
+)
+
+func (f subscriberOption) applySubscriber(o *options) { f(o) }
+func (f intakeOption) applyIntake(o *options)         { f(o) }
+func (f LoggerOption) applySubscriber(o *options)     { f(o) }
+func (f LoggerOption) applyIntake(o *options)         { f(o) }
 
 type options struct {
 	retryAfter time.Duration // Subscriber
@@ -23,7 +39,7 @@ type options struct {
 
 // WithLogger sets the logger of a Subscriber or an Intake (default
 // slog.Default()).
-func WithLogger(l *slog.Logger) Option {
+func WithLogger(l *slog.Logger) LoggerOption {
 	return func(o *options) {
 		if l != nil {
 			o.log = l
@@ -31,10 +47,22 @@ func WithLogger(l *slog.Logger) Option {
 	}
 }
 
-func apply(opts []Option) options {
-	o := options{retryAfter: 10 * time.Minute, log: slog.Default(), now: time.Now}
+func defaults() options {
+	return options{retryAfter: 10 * time.Minute, log: slog.Default(), now: time.Now}
+}
+
+func applySubscriber(opts []SubscriberOption) options {
+	o := defaults()
 	for _, f := range opts {
-		f(&o)
+		f.applySubscriber(&o)
+	}
+	return o
+}
+
+func applyIntake(opts []IntakeOption) options {
+	o := defaults()
+	for _, f := range opts {
+		f.applyIntake(&o)
 	}
 	return o
 }

@@ -209,19 +209,19 @@ type Subscriber struct {
 
 // WithRetryAfter spaces a Subscriber's attempts for one connection
 // (default 10 minutes; a duration <= 0 keeps it).
-func WithRetryAfter(d time.Duration) Option {
-	return func(o *options) {
+func WithRetryAfter(d time.Duration) SubscriberOption {
+	return subscriberOption(func(o *options) {
 		if d > 0 {
 			o.retryAfter = d
 		}
-	}
+	})
 }
 
 // NewSubscriber returns a Subscriber pointing subscriptions at
 // destinations, made with seller's tokens (options: WithRetryAfter,
 // WithLogger).
-func NewSubscriber(store SubscriptionStore, destinations *Destinations, seller Seller, opts ...Option) *Subscriber {
-	o := apply(opts)
+func NewSubscriber(store SubscriptionStore, destinations *Destinations, seller Seller, opts ...SubscriberOption) *Subscriber {
+	o := applySubscriber(opts)
 	return &Subscriber{store: store, destinations: destinations, seller: seller, retryAfter: o.retryAfter, log: o.log}
 }
 

@@ -47,7 +47,7 @@ func Subscriber(cfg config.Config, store *postgres.Store, secrets *credcache.Cac
 // gateway (the seed's mock source with AMAZON_USE_MOCK, secrets then
 // unused), subscribing connections to push when it is on.
 func PollTenant(cfg config.Config, store *postgres.Store, secrets *credcache.Cache, m *metrics.Writer, log *slog.Logger) *poll.Poller {
-	opts := []poll.Option{poll.WithMetrics(m), poll.WithLogger(log),
+	opts := []poll.PollerOption{poll.WithMetrics(m), poll.WithLogger(log),
 		poll.WithConfig(poll.Config{Interval: cfg.PollInterval, FallbackInterval: cfg.PollFallbackInterval, Lookback: cfg.PollLookback})}
 	if cfg.UseMock {
 		return poll.NewPoller(store, poll.MockSource{}, opts...)
@@ -69,7 +69,7 @@ func PollFanout(store *postgres.Store, sender poll.Sender, m *metrics.Writer, lo
 // disconnect could not finish (grantless: no seller token needed).
 func OrderNotify(cfg config.Config, store *postgres.Store, secrets *credcache.Cache, m *metrics.Writer, log *slog.Logger) *push.Intake {
 	gw, api := Seller(cfg, store, secrets, log)
-	opts := []push.Option{push.WithMetrics(m), push.WithLogger(log)}
+	opts := []push.IntakeOption{push.WithMetrics(m), push.WithLogger(log)}
 	if sub := Subscriber(cfg, store, secrets, gw, api, log); sub != nil {
 		opts = append(opts, push.WithUnsubscriber(sub))
 	}

@@ -18,8 +18,8 @@ import (
 // within its getOrder budget (not with AMAZON_USE_MOCK: secrets is then
 // unused). extra adds options (the replies flow that hears Amazon's
 // notices about sent replies: inboundmail.WithRefusedReplies).
-func InboundMail(cfg config.Config, store *postgres.Store, secrets *credcache.Cache, objects inboundmail.Objects, log *slog.Logger, extra ...inboundmail.Option) *inboundmail.Flow {
-	opts := []inboundmail.Option{inboundmail.WithBucket(cfg.InboundMailBucket), inboundmail.WithMaxBytes(cfg.InboundMailMaxBytes), inboundmail.WithLogger(log)}
+func InboundMail(cfg config.Config, store *postgres.Store, secrets *credcache.Cache, objects inboundmail.Objects, log *slog.Logger, extra ...inboundmail.FlowOption) *inboundmail.Flow {
+	opts := []inboundmail.FlowOption{inboundmail.WithBucket(cfg.InboundMailBucket), inboundmail.WithMaxBytes(cfg.InboundMailMaxBytes), inboundmail.WithLogger(log)}
 	if !cfg.UseMock {
 		gw, _ := wire.Seller(cfg, store, secrets, log)
 		opts = append(opts, inboundmail.WithOrderContext(inboundmail.NewOrderContexts(store, gw, inboundmail.WithLogger(log))))
