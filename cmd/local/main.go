@@ -129,7 +129,7 @@ func run(ctx context.Context, env *boot.Env, addr string, pollOnce bool) error {
 		if err != nil {
 			return err
 		}
-		var extra []inboundmail.Option
+		var extra []inboundmail.FlowOption
 		if replyEvents != nil {
 			extra = append(extra, inboundmail.WithRefusedReplies(replyEvents))
 		}

@@ -136,7 +136,9 @@ type RefusedReplies interface {
 }
 
 // WithRefusedReplies hands Amazon's notices about sent messages to r.
-func WithRefusedReplies(r RefusedReplies) Option { return func(o *options) { o.notices = r } }
+func WithRefusedReplies(r RefusedReplies) FlowOption {
+	return flowOption(func(o *options) { o.notices = r })
+}
 
 // WithOrderContext attaches order context to tickets of mails naming an order.
 func WithOrderContext(oc OrderContext) FlowOption {
