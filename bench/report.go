@@ -52,11 +52,14 @@ type check struct {
 	// every: it must hold in every run, not just on the median (counts of
 	// failures and 429s).
 	every bool
+	// strict: the limit itself misses (below, not at most).
+	strict bool
 }
 
 func atLeast(of string, limit float64) check { return check{of: of, atLeast: true, limit: limit} }
 func atMost(of string, limit float64) check  { return check{of: of, limit: limit} }
 func inEvery(c check) check                  { c.every = true; return c }
+func below(of string, limit float64) check   { return check{of: of, limit: limit, strict: true} }
 
 func (c check) holds(r Result) bool {
 	var v float64
@@ -72,8 +75,11 @@ func (c check) holds(r Result) bool {
 	if !ok || math.IsNaN(v) {
 		return false
 	}
-	if c.atLeast {
+	switch {
+	case c.atLeast:
 		return v >= c.limit
+	case c.strict:
+		return v < c.limit
 	}
 	return v <= c.limit
 }
@@ -96,8 +102,11 @@ func missText(checks []check, meaning string) string {
 			of = strings.TrimPrefix(of, "baseline:")
 		}
 		op := "above"
-		if c.atLeast {
+		switch {
+		case c.atLeast:
 			op = "below"
+		case c.strict:
+			op = "at or above"
 		}
 		parts[i] = fmt.Sprintf("%s %s %s", of, op, num(c.limit))
 		if c.every {

@@ -193,6 +193,7 @@ func TestMissText(t *testing.T) {
 	}{
 		{nil, "x", ""},
 		{[]check{atLeast("ratio:page_copy", 0.7)}, "", "the ratio to page_copy below 0.7 (median)"},
+		{[]check{below("value", 15)}, "", "the value at or above 15 (median)"},
 		{[]check{atLeast("value", 0.95), inEvery(atMost("baseline:throttled_429", 0))}, "it wastes quota",
 			"the value below 0.95 (median), or throttled_429 above 0 in any run: it wastes quota"},
 	}
@@ -348,6 +349,23 @@ func TestDollarsPerTenantMonth(t *testing.T) {
 	}{{"requests", got.requests, wantReq}, {"duration", got.duration, wantDur}, {"sqs", got.sqs, wantSQS}, {"total", got.total, wantReq + wantDur + wantSQS}} {
 		if math.Abs(c.got-c.want) > 1e-12 {
 			t.Errorf("%s = %v, want %v", c.name, c.got, c.want)
+		}
+	}
+}
+
+func TestCheckHolds(t *testing.T) {
+	r := Result{Value: 15, Ratios: map[string]float64{"x": 0.5}, Baselines: map[string]float64{"n": 0}}
+	for _, tc := range []struct {
+		c    check
+		want bool
+	}{
+		{below("value", 15), false}, {below("value", 15.01), true},
+		{atMost("value", 15), true}, {atLeast("value", 15), true}, {atLeast("value", 15.01), false},
+		{atLeast("ratio:x", 0.5), true}, {atMost("baseline:n", 0), true},
+		{atMost("ratio:missing", 1), false},
+	} {
+		if got := tc.c.holds(r); got != tc.want {
+			t.Errorf("%+v holds = %v, want %v", tc.c, got, tc.want)
 		}
 	}
 }
