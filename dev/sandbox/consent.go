@@ -93,6 +93,9 @@ func (s *Server) handleConsentPage(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	c := consentParams(q)
 	redirect, seller, cerr := s.consent(c)
+	if cerr == nil {
+		cerr = regionConsent(r, seller)
+	}
 	if cerr != nil {
 		s.renderConsentError(w, cerr)
 		return
@@ -128,6 +131,9 @@ func (s *Server) handleConsentApprove(w http.ResponseWriter, r *http.Request) {
 	}
 	c := consentParams(r.PostForm)
 	redirect, seller, cerr := s.consent(c)
+	if cerr == nil {
+		cerr = regionConsent(r, seller)
+	}
 	if cerr != nil {
 		s.renderConsentError(w, cerr)
 		return

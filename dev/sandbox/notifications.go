@@ -204,6 +204,10 @@ func (s *Server) notificationsAPI(op string, grantless bool, h func(http.Respons
 			writeAPIError(w, http.StatusForbidden, apiError{"Unauthorized", "Access to requested resource is denied.", detail})
 			return
 		}
+		if seller, ok := s.seller(sellerID); ok && wrongRegion(r, seller) {
+			writeAPIError(w, http.StatusForbidden, apiError{"Unauthorized", "Access to requested resource is denied.", ""})
+			return
+		}
 		// Calls are counted per seller (grantless ones under ""); the
 		// injectable SP-API faults stay with the Orders and Sellers calls.
 		s.mu.Lock()

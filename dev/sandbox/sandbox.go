@@ -43,8 +43,12 @@ type Config struct {
 	AutoApprove bool
 	// Clock drives every TTL, bucket and generated timestamp; nil = real time.
 	Clock Clock
-	// Sellers is the number of deterministic sellers (default 3).
+	// Sellers is the number of deterministic EU sellers (default 3).
 	Sellers int
+	// SellersNA and SellersFE are the sellers of the NA region (Amazon.com
+	// and .ca) and of the FE region (Amazon.co.jp and .com.au), listed
+	// after the EU ones (RegionSellerID; default 1 each).
+	SellersNA, SellersFE int
 	// OmitRateLimitEvery: every n-th admitted SP-API answer of a seller
 	// carries no x-amzn-RateLimit-Limit, which Amazon sends only "when
 	// available" (the models' wording); 0 sends it on every 200, 400 and
@@ -92,6 +96,8 @@ func DefaultConfig() Config {
 		},
 		Draft:              true,
 		Sellers:            3,
+		SellersNA:          1,
+		SellersFE:          1,
 		OmitRateLimitEvery: 4,
 		LoginURI:           "http://127.0.0.1:3000/api/v1/marketplaces/amazon/oauth/login",
 	}
@@ -240,6 +246,16 @@ func New(cfg Config) *Server {
 		sl := newSeller(n)
 		s.sellerBy[sl.ID] = len(s.sellers)
 		s.sellers = append(s.sellers, sl)
+	}
+	for _, r := range []struct {
+		code string
+		n    int
+	}{{"na", cfg.SellersNA}, {"fe", cfg.SellersFE}} {
+		for n := 1; n <= r.n; n++ {
+			sl := newRegionSeller(r.code, n)
+			s.sellerBy[sl.ID] = len(s.sellers)
+			s.sellers = append(s.sellers, sl)
+		}
 	}
 	s.routes()
 	return s

@@ -11,11 +11,15 @@ import (
 // its order, described as Amazon describes them.
 func TestMarketplaceParticipations(t *testing.T) {
 	e := start(t, everyRateHeader)
-	want := map[string]struct{ country, name, lang, domain string }{
-		sandbox.MarketplaceFR: {"FR", "Amazon.fr", "fr_FR", "www.amazon.fr"},
-		sandbox.MarketplaceDE: {"DE", "Amazon.de", "de_DE", "www.amazon.de"},
-		sandbox.MarketplaceIT: {"IT", "Amazon.it", "it_IT", "www.amazon.it"},
-		sandbox.MarketplaceES: {"ES", "Amazon.es", "es_ES", "www.amazon.es"},
+	want := map[string]struct{ country, name, currency, lang, domain string }{
+		sandbox.MarketplaceFR: {"FR", "Amazon.fr", "EUR", "fr_FR", "www.amazon.fr"},
+		sandbox.MarketplaceDE: {"DE", "Amazon.de", "EUR", "de_DE", "www.amazon.de"},
+		sandbox.MarketplaceIT: {"IT", "Amazon.it", "EUR", "it_IT", "www.amazon.it"},
+		sandbox.MarketplaceES: {"ES", "Amazon.es", "EUR", "es_ES", "www.amazon.es"},
+		sandbox.MarketplaceUS: {"US", "Amazon.com", "USD", "en_US", "www.amazon.com"},
+		sandbox.MarketplaceCA: {"CA", "Amazon.ca", "CAD", "en_CA", "www.amazon.ca"},
+		sandbox.MarketplaceJP: {"JP", "Amazon.co.jp", "JPY", "ja_JP", "www.amazon.co.jp"},
+		sandbox.MarketplaceAU: {"AU", "Amazon.com.au", "AUD", "en_AU", "www.amazon.com.au"},
 	}
 	for _, sl := range e.srv.Sellers() {
 		t.Run(sl.ID, func(t *testing.T) {
@@ -42,7 +46,7 @@ func TestMarketplaceParticipations(t *testing.T) {
 			for i, p := range body.Payload {
 				m, w := p.Marketplace, want[sl.MarketplaceIDs[i]]
 				if m.ID != sl.MarketplaceIDs[i] || m.CountryCode != w.country || m.Name != w.name ||
-					m.DefaultCurrencyCode != "EUR" || m.DefaultLanguageCode != w.lang || m.DomainName != w.domain {
+					m.DefaultCurrencyCode != w.currency || m.DefaultLanguageCode != w.lang || m.DomainName != w.domain {
 					t.Errorf("participation %d: marketplace %+v, want %s %+v", i, m, sl.MarketplaceIDs[i], w)
 				}
 				if !p.Participation.IsParticipating || p.Participation.HasSuspendedListings || p.StoreName != sl.Name {

@@ -96,6 +96,10 @@ func (s *Server) spapi(op string, h func(http.ResponseWriter, *http.Request, spC
 			return
 		}
 		seller, _ := s.seller(sellerID)
+		if wrongRegion(r, seller) {
+			writeAPIError(w, http.StatusForbidden, apiError{"Unauthorized", "Access to requested resource is denied.", ""})
+			return
+		}
 		f, faulted := s.nextFault(sellerID, op)
 		if faulted {
 			switch f.Kind {
