@@ -43,7 +43,7 @@ func (w *world) notificationDeadLettered(id string) bool {
 	if !ok {
 		return false
 	}
-	for _, msgID := range w.payloads.idsWithBody("notify", body) {
+	for _, msgID := range append(w.payloads.idsWithBody("notify", body), w.payloads.idsWithBody("kill-notify", body)...) {
 		if w.trace.deadLettered(msgID, 5) {
 			return true
 		}

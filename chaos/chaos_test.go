@@ -30,7 +30,7 @@ func TestChaosShort(t *testing.T) {
 	v := res.Invariants
 	if v.Lost != 0 || v.Duplicated != 0 || v.WrongTenant != 0 || v.AfterRevocation != 0 || v.Phantom != 0 || v.TicketMessageMissing != 0 ||
 		v.TicketsWrong != 0 || v.QueueLeft != 0 || v.OutsideContract != 0 || v.SecretsFound() != 0 ||
-		v.Channels.NotificationsUnrecorded != 0 {
+		v.Channels.NotificationsUnrecorded != 0 || v.HalfDone != 0 {
 		t.Fatal("a data invariant is violated (table above)")
 	}
 	if !res.Passed {
@@ -44,10 +44,13 @@ func TestChaosShort(t *testing.T) {
 		t.Fatalf("the soak proved too little: %d crashes, %d events, %d revoked, faults %v",
 			res.Crashes, res.Invariants.EventsExpected, res.Invariants.Revoked, res.Faults)
 	}
+	if res.Counters["kill_rollback_verified"] == 0 {
+		t.Errorf("no kill inside a transaction was shown to roll back: %v", res.Counters)
+	}
 	if c := v.Channels; c.MailsStored == 0 || c.NotificationsRecorded == 0 || c.NotificationsForged == 0 || c.HostileSent == 0 {
 		t.Errorf("the channels proved too little: %+v", c)
 	}
-	for _, c := range append(append(append([]string(nil), killCategories...), mailKillCategories...), "frozen_takeover") {
+	for _, c := range append(append(append(append([]string(nil), killCategories...), mailKillCategories...), notifyKillCategories...), "frozen_takeover") {
 		if res.RealKills[c] == 0 {
 			t.Errorf("no real kill landed %s: %v (missed %v)", c, res.RealKills, res.RealKillsMissed)
 		}

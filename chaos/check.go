@@ -71,6 +71,7 @@ type Invariants struct {
 	Revoked              int `json:"revoked"`
 	NeedsReauth          int `json:"needsReauth"`
 	QueueLeft            int `json:"queueLeft"`
+	HalfDone             int `json:"halfDone"` // a transaction killed before its commit that left rows behind
 	DLQ                  int `json:"dlq"`
 	DLQUnexplained       int `json:"dlqUnexplained"`
 	SecretsIssued        int `json:"secretsIssued"`
@@ -94,7 +95,7 @@ func (v *Invariants) problem(format string, args ...any) {
 // OK is true when no invariant is violated.
 func (v Invariants) OK() bool {
 	return v.Lost == 0 && v.Duplicated == 0 && v.WrongTenant == 0 && v.AfterRevocation == 0 && v.Phantom == 0 && v.TicketMessageMissing == 0 &&
-		v.TicketsWrong == 0 && v.ConnectionsWrong == 0 && v.QueueLeft == 0 && v.DLQUnexplained == 0 && v.SecretsFound() == 0 &&
+		v.TicketsWrong == 0 && v.ConnectionsWrong == 0 && v.QueueLeft == 0 && v.HalfDone == 0 && v.DLQUnexplained == 0 && v.SecretsFound() == 0 &&
 		v.OutsideContract == 0 && v.Channels.NotificationsUnrecorded == 0
 }
 
@@ -254,6 +255,22 @@ func (w *world) checkInvariants(ctx context.Context) (Invariants, error) {
 			return v, err
 		}
 		dlq = append(dlq, more...)
+		if k.notifyURL != "" {
+			d, err := w.queueDepth(ctx, k.notifyURL)
+			if err != nil {
+				return v, err
+			}
+			v.QueueLeft += d
+			more, err := w.drainQueue(ctx, k.notifyDLQ)
+			if err != nil {
+				return v, err
+			}
+			dlq = append(dlq, more...)
+		}
+		v.HalfDone = len(k.halfDone)
+		for _, h := range k.halfDone {
+			v.problem("a transaction killed before its commit left work behind: %s", h)
+		}
 	}
 	if w.ch != nil {
 		for _, u := range []string{w.ch.notifyURL, w.ch.mailURL} {

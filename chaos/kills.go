@@ -32,6 +32,7 @@ import (
 	"github.com/keybuzz/keybuzz-amazon/shared/mailaddress"
 	"github.com/keybuzz/keybuzz-amazon/shared/pollqueue"
 	"github.com/keybuzz/keybuzz-amazon/shared/postgres"
+	"github.com/keybuzz/keybuzz-amazon/shared/push"
 	"github.com/keybuzz/keybuzz-amazon/shared/sellerapi"
 	"github.com/keybuzz/keybuzz-amazon/shared/spapi"
 	"github.com/keybuzz/keybuzz-amazon/shared/vaultstore"
@@ -79,12 +80,16 @@ type killer struct {
 	api      *httptest.Server
 	queueURL string
 	dlqURL   string
-	env      []string
-	bin      string
-	inst     *rie.Instance
-	spare    chan spareInstance // the next cold container, starting
-	clock    *jumpClock
-	logs     int // instances whose logs were kept
+	// The ordernotify kills' queue (its sandbox delivers the kill tenants'
+	// notifications there), and what a killed transaction left behind.
+	notifyURL, notifyDLQ string
+	halfDone             []string
+	env                  []string
+	bin                  string
+	inst                 *rie.Instance
+	spare                chan spareInstance // the next cold container, starting
+	clock                *jumpClock
+	logs                 int // instances whose logs were kept
 
 	landed     map[string]int
 	missed     map[string]int
@@ -117,8 +122,11 @@ func buildBootstrap(ctx context.Context, dir string) (string, error) {
 	if err := rie.Build(ctx, filepath.Join(root, "functions", "polltenant"), bin); err != nil {
 		return "", err
 	}
-	// The inboundmail bootstrap beside it (mailBootstrap).
+	// The inboundmail and ordernotify bootstraps beside it (mailBootstrap, notifyBootstrap).
 	if err := rie.Build(ctx, filepath.Join(root, "functions", "inboundmail"), mailBootstrap(bin)); err != nil {
+		return "", err
+	}
+	if err := rie.Build(ctx, filepath.Join(root, "functions", "ordernotify"), notifyBootstrap(bin)); err != nil {
 		return "", err
 	}
 	if _, err := rie.Emulator(ctx); err != nil {
@@ -134,6 +142,22 @@ func newKiller(ctx context.Context, w *world, bin string) (*killer, error) {
 	k.clock = &jumpClock{}
 	cfg.Clock = k.clock
 	cfg.Contract = w.contract // the real bootstrap's requests are checked against Amazon's models too
+	if w.set.NotifyKills > 0 {
+		var err error
+		if k.notifyURL, k.notifyDLQ, err = w.createQueuePair(ctx, notifyQueueName, w.set.Visibility); err != nil {
+			return nil, err
+		}
+		deliver := sandbox.SQSDelivery(w.stack.Get("AWS_ENDPOINT_URL_SQS"))
+		cfg.Deliver = func(ctx context.Context, arn, body string) error {
+			if err := deliver(ctx, arn, body); err != nil {
+				return err
+			}
+			if w.ch != nil {
+				w.recordNotification(body, false) // the channel check judges these too
+			}
+			return nil
+		}
+	}
 	k.sb = sandbox.New(cfg)
 	for _, sl := range k.sb.Sellers() {
 		k.sb.RotateRefreshTokens(sl.ID, true)
@@ -157,9 +181,16 @@ func newKiller(ctx context.Context, w *world, bin string) (*killer, error) {
 	lwaClient := lwa.New(k.srv.URL+"/auth/o2/token", lwa.WithHTTPClient(&http.Client{Timeout: 10 * time.Second}))
 	gw := sellerapi.New(secrets, lwaClient, spapi.New(spapi.WithHTTPClient(&http.Client{Timeout: 10 * time.Second})), store, sellerapi.WithEndpoint(k.srv.URL))
 	inbound := mailaddress.NewAddresses(store, devstack.InboundDomain)
+	callbackCfg := connect.CallbackConfig{Participations: gw, InboundAddresses: inbound, Log: w.log}
+	if w.set.NotifyKills > 0 {
+		// Subscribed to ORDER_CHANGE as they connect, to the kill phase's queue.
+		dest := push.NewDestinations(store, secrets, spapi.New(spapi.WithHTTPClient(&http.Client{Timeout: 10 * time.Second})), gw, notifyQueueARN())
+		sub := push.NewSubscriber(store, dest, gw, push.WithLogger(w.log))
+		callbackCfg.OnConnected, callbackCfg.Unsubscriber = sub.OnConnected, sub
+	}
 	k.api = httptest.NewServer(httpapi.Mux(
 		httpapi.StartRoute(connect.NewStart(store, secrets, connect.StartConfig{SellerCentralURL: k.srv.URL}), w.verifier, w.log),
-		httpapi.CallbackRoute(connect.NewCallback(store, secrets, lwaClient, connect.CallbackConfig{Participations: gw, InboundAddresses: inbound, Log: w.log}), w.log, ""),
+		httpapi.CallbackRoute(connect.NewCallback(store, secrets, lwaClient, callbackCfg), w.log, ""),
 		httpapi.LoginRoute(connect.NewLogin(store, secrets, connect.LoginConfig{SellerCentralURL: k.srv.URL}), w.log, ""),
 		httpapi.StatusRoute(connect.NewStatus(store, connect.StatusConfig{InboundAddresses: inbound, Log: w.log}), w.verifier, w.log),
 		httpapi.DisconnectRoute(connect.NewDisconnect(store, secrets, connect.DisconnectConfig{Log: w.log}), w.verifier, w.log)))
@@ -170,6 +201,7 @@ func newKiller(ctx context.Context, w *world, bin string) (*killer, error) {
 		}
 		w.killTenants = append(w.killTenants, t)
 		w.byTenant[t.id] = t
+		w.bySeller[t.seller] = t
 		if addrs, err := store.InboundAddresses(ctx, t.id); err == nil && len(addrs) > 0 {
 			t.address = addrs[0].EmailAddress
 			w.addrTenant[strings.ToLower(t.address)] = t.id
@@ -700,6 +732,11 @@ func (k *killer) run(ctx context.Context) error {
 	if w.ch != nil && w.set.MailKills > 0 {
 		if err := k.mailKills(ctx); err != nil {
 			return fmt.Errorf("mail kills: %w", err)
+		}
+	}
+	if w.set.NotifyKills > 0 {
+		if err := k.notifyKills(ctx); err != nil {
+			return fmt.Errorf("notification kills: %w", err)
 		}
 	}
 	// Recovery: what the kills left is redelivered; then one clean poll per

@@ -91,7 +91,8 @@ func (r Result) Table() string {
 		{"revoked tenants / in NEEDS_REAUTH", v.Revoked},
 		{"tenants whose Vault secret was deleted (want ERROR or NEEDS_REAUTH)", v.SecretGone},
 		{"connections not in the state their last fault implies", v.ConnectionsWrong},
-		{"messages left in the poll queue", v.QueueLeft},
+		{"messages left in the queues (poll, notifications, mail)", v.QueueLeft},
+		{"**transactions killed before their commit that left rows behind**", v.HalfDone},
 		{"dead letters (re-polled by the next schedule)", v.DLQ},
 		{"**dead letters not traced to an injected fault**", v.DLQUnexplained},
 		{"secret values issued (tokens, codes, JWTs, states)", v.SecretsIssued},
@@ -171,6 +172,15 @@ func (r Result) Table() string {
 				fmt.Fprintf(&b, "| %s (inboundmail bootstrap) | %d | %d |\n", c, r.RealKills[c], r.RealKillsMissed[c])
 				total += r.RealKills[c]
 			}
+		}
+		for _, c := range notifyKillCategories {
+			if r.RealKills[c]+r.RealKillsMissed[c] > 0 {
+				fmt.Fprintf(&b, "| %s (ordernotify bootstrap) | %d | %d |\n", c, r.RealKills[c], r.RealKillsMissed[c])
+				total += r.RealKills[c]
+			}
+		}
+		if n := r.Counters["kill_rollback_verified"]; n > 0 {
+			fmt.Fprintf(&b, "| of the kills inside a transaction, rolled back by PostgreSQL and checked to leave nothing behind | %d | |\n", n)
 		}
 		fmt.Fprintf(&b, "| **real SIGKILLs, total** | **%d** | |\n", total)
 		if len(r.TakeoverSeconds) > 0 {

@@ -55,6 +55,9 @@ type Settings struct {
 	// MailKills: real kills (SIGKILL) of the inboundmail bootstrap under
 	// aws-lambda-rie, inside its ingestion transaction and before the ack.
 	MailKills int `json:"mailKills"`
+	// NotifyKills: real kills (SIGKILL) of the ordernotify bootstrap under
+	// aws-lambda-rie, inside its ingestion transaction and before the ack.
+	NotifyKills int `json:"notifyKills"`
 	// Load run (0: none): API requests after connecting, and Vault's delay meanwhile.
 	LoadRequests    int           `json:"loadRequests"`
 	DrainTimeout    time.Duration `json:"drainTimeout"` // a cycle fails when its queue is not drained by then
@@ -75,7 +78,7 @@ func Short() Settings {
 		LWAFaultRate: 0.05, EmptyRate: 0.005, Rotation: true, RotateEvery: 2, SealEvery: 3,
 		VaultEvery: 2, PGEvery: 3, Visibility: 2, DrainTimeout: 10 * time.Minute,
 		Kills: 20, Freezes: 1, KillTenants: 12,
-		Channels: true, MailKills: 10, MailRate: 0.3, MailFaultRate: 0.15, HostileMailRate: 0.02,
+		Channels: true, MailKills: 10, NotifyKills: 6, MailRate: 0.3, MailFaultRate: 0.15, HostileMailRate: 0.02,
 		PushFaults: sandbox.DeliveryFaults{DropEvery: 7, DuplicateEvery: 5, DelayEvery: 11, Delay: 1500 * time.Millisecond, ReorderEvery: 6},
 	}
 }
@@ -110,6 +113,7 @@ func (s *Settings) flags(fs *flag.FlagSet) {
 	fs.IntVar(&s.KillTenants, "kill-tenants", s.KillTenants, "tenants of the real-kill phase")
 	fs.BoolVar(&s.Channels, "channels", s.Channels, "the push and mail channels under chaos")
 	fs.IntVar(&s.MailKills, "mail-kills", s.MailKills, "real kills (SIGKILL) of the inboundmail bootstrap under aws-lambda-rie")
+	fs.IntVar(&s.NotifyKills, "notify-kills", s.NotifyKills, "real kills (SIGKILL) of the ordernotify bootstrap under aws-lambda-rie")
 	fs.StringVar(&s.MarkdownPath, "md", s.MarkdownPath, "RELIABILITY.md to update (this setting's block)")
 	fs.StringVar(&s.JSONPath, "json", s.JSONPath, "results JSON to write")
 }
