@@ -726,7 +726,7 @@ func (w *world) channelsDrained(ctx context.Context) bool {
 	if w.ch == nil {
 		return true
 	}
-	if w.sb.NotificationStats().InFlight() != 0 {
+	if w.sb.NotificationStats().InFlight != 0 {
 		return false
 	}
 	for _, u := range []string{w.ch.notifyURL, w.ch.mailURL} {

@@ -83,7 +83,7 @@ func (k *killer) notifyKills(ctx context.Context) error {
 		if err != nil {
 			return fmt.Errorf("order for %s: %w", t.id, err)
 		}
-		for k.sb.NotificationStats().InFlight() != 0 {
+		for k.sb.NotificationStats().InFlight != 0 {
 			time.Sleep(10 * time.Millisecond)
 		}
 		msgs, ev, err := k.receiveFrom(ctx, k.notifyURL, "kill-notify", 5)
@@ -165,7 +165,7 @@ func (k *killer) drainNotifications(ctx context.Context, in *rie.Instance) error
 			return err
 		}
 		if len(msgs) == 0 {
-			if d, err := w.queueDepth(ctx, k.notifyURL); err == nil && d == 0 && k.sb.NotificationStats().InFlight() == 0 {
+			if d, err := w.queueDepth(ctx, k.notifyURL); err == nil && d == 0 && k.sb.NotificationStats().InFlight == 0 {
 				empty++
 			}
 			continue

@@ -101,6 +101,11 @@ type NotificationStats struct {
 	Reordered  int `json:"reordered"`
 	Failed     int `json:"failed"` // SendMessage errors (no queue, emulator down)
 	Held       int `json:"held"`   // held back for reordering, not sent yet (0 or 1)
+	// InFlight is how many SendMessage calls are still to come for the
+	// notifications handed to delivery (queued behind others or waiting
+	// out a delay; a duplicate counts twice), the held one excluded: while
+	// it is not 0, the subscriber's queue is not final.
+	InFlight int `json:"inFlight"`
 }
 
 type destination struct {
@@ -467,11 +472,6 @@ func (s *Server) NotificationStats() NotificationStats {
 // the delayed ones are sent (the held one excluded).
 func (st NotificationStats) Due() int { return st.Published - st.Dropped + st.Duplicated - st.Held }
 
-// InFlight is how many SendMessage calls are still to come for notifications
-// already published (queued behind others or waiting out a delay), the held
-// one excluded: while it is not 0, the subscriber's queue is not final.
-func (st NotificationStats) InFlight() int { return st.Due() - st.Sent - st.Failed }
-
 // Subscriptions lists the seller's subscription ids by notification type.
 func (s *Server) Subscriptions(sellerID string) map[string]string {
 	s.mu.Lock()
@@ -559,8 +559,10 @@ func (s *Server) publishLocked(seller Seller, o *order, changeType string, at ti
 		return
 	}
 	n.start.Do(func() { go s.deliverLoop(n) })
+	n.stats.InFlight += out.copies
 	n.outbox <- out
 	if n.held != nil {
+		n.stats.InFlight += n.held.copies
 		n.outbox <- *n.held
 		n.held = nil
 	}
@@ -589,8 +591,10 @@ func (s *Server) send(n *notifier, out outgoing) {
 		s.mu.Lock()
 		if err != nil {
 			n.stats.Failed++
+			n.stats.InFlight--
 		} else {
 			n.stats.Sent++
+			n.stats.InFlight--
 		}
 		s.mu.Unlock()
 		if err != nil {

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/santhosh-tekuri/jsonschema/v6"
 
@@ -255,6 +256,37 @@ func TestNotificationsAPI(t *testing.T) {
 	if st := e.srv.NotificationStats(); st.Published != 5 || st.Dropped != 2 || st.Sent != 3 {
 		t.Errorf("stats %+v, want 5 published, 2 dropped, 3 sent", st)
 	}
+
+	// In flight: a duplicated notification held back for reordering is
+	// not on its way; once the next one releases it, both are, copy by
+	// copy, until their SendMessage calls return (the soak's drain waits
+	// for 0: a queue seen empty before then is not final).
+	e.srv.SetDeliveryFaults(sandbox.DeliveryFaults{DuplicateEvery: 1, ReorderEvery: 1})
+	if _, err := e.srv.AddOrder(seller1(), "", true); err != nil {
+		t.Fatal(err)
+	}
+	if st := e.srv.NotificationStats(); st.Held != 1 || st.InFlight != 0 {
+		t.Errorf("stats %+v, want 1 held (twice when sent), none in flight", st)
+	}
+	if _, err := e.srv.AddOrder(seller1(), "", true); err != nil {
+		t.Fatal(err)
+	}
+	if st := e.srv.NotificationStats(); st.Held != 0 || st.InFlight != 4 {
+		t.Errorf("stats %+v, want none held, 4 SendMessage calls in flight", st)
+	}
+	for range 4 {
+		<-d.ch
+	}
+	for deadline := time.Now().Add(5 * time.Second); e.srv.NotificationStats().InFlight != 0; {
+		if time.Now().After(deadline) {
+			t.Fatalf("stats %+v, want nothing in flight once every copy was sent", e.srv.NotificationStats())
+		}
+		time.Sleep(time.Millisecond)
+	}
+	if st := e.srv.NotificationStats(); st.Sent != 7 {
+		t.Errorf("stats %+v, want 7 sent", st)
+	}
+	e.srv.SetDeliveryFaults(sandbox.DeliveryFaults{})
 
 	// deleteSubscriptionById is grantless; then 404.
 	if a := e.call(t, "DELETE", "/notifications/v1/subscriptions/ORDER_CHANGE/"+subID, access, nil); a.status != http.StatusForbidden {
