@@ -14,7 +14,7 @@ SHELL := /bin/bash
 
 GO        ?= go
 STACK     := .local/bin/stack
-FUNCTIONS := oauthstart oauthcallback oauthlogin status disconnect pollfanout polltenant ordernotify inboundmail
+FUNCTIONS := oauthstart oauthcallback oauthlogin status disconnect pollfanout polltenant ordernotify inboundmail sendreply outbound replysender sesevents
 LAMBDA_ARCH ?= arm64
 TENANT    ?= tenant-local
 GOFILES    = $(shell find . -name '*.go' -not -path './.local/*' -not -path '*/node_modules/*' -not -path './build/*')

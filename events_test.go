@@ -16,6 +16,7 @@ import (
 
 	"github.com/keybuzz/keybuzz-amazon/dev/cfn"
 	"github.com/keybuzz/keybuzz-amazon/shared/push"
+	"github.com/keybuzz/keybuzz-amazon/shared/reply"
 	"github.com/keybuzz/keybuzz-amazon/shared/sesmail"
 )
 
@@ -64,15 +65,42 @@ func TestEventsDecode(t *testing.T) {
 	}
 }
 
+// routeMatches says whether the route key "METHOD /a/{p}/b" is method and
+// path, with params naming exactly its {p} segments' values.
+func routeMatches(key, method, path string, params map[string]string) bool {
+	m, pattern, ok := strings.Cut(key, " ")
+	if !ok || m != method {
+		return false
+	}
+	ps, segs := strings.Split(pattern, "/"), strings.Split(path, "/")
+	if len(ps) != len(segs) {
+		return false
+	}
+	named := 0
+	for i, p := range ps {
+		if strings.HasPrefix(p, "{") && strings.HasSuffix(p, "}") {
+			if segs[i] == "" || params[p[1:len(p)-1]] != segs[i] {
+				return false
+			}
+			named++
+		} else if p != segs[i] {
+			return false
+		}
+	}
+	return named == len(params)
+}
+
 func checkAPIEvent(t *testing.T, id string, ev events.APIGatewayV2HTTPRequest, routes map[string]cfn.Route, local map[string]string) {
 	t.Helper()
 	rc := ev.RequestContext
 	if ev.Version != "2.0" || rc.Stage != "$default" {
 		t.Errorf("version %q stage %q, want 2.0 and $default", ev.Version, rc.Stage)
 	}
-	key := rc.HTTP.Method + " " + ev.RawPath
-	if ev.RouteKey != key || rc.RouteKey != key || rc.HTTP.Path != ev.RawPath {
-		t.Errorf("routeKey %q / %q, http %s %s disagree", ev.RouteKey, rc.RouteKey, rc.HTTP.Method, rc.HTTP.Path)
+	// routeKey is the template's route; a {param} segment of it matches one
+	// segment of rawPath, given in pathParameters.
+	key := ev.RouteKey
+	if rc.RouteKey != key || rc.HTTP.Path != ev.RawPath || !routeMatches(key, rc.HTTP.Method, ev.RawPath, ev.PathParameters) {
+		t.Errorf("routeKey %q / %q, http %s %s, pathParameters %v disagree", ev.RouteKey, rc.RouteKey, rc.HTTP.Method, rc.HTTP.Path, ev.PathParameters)
 	}
 	r, ok := routes[key]
 	if !ok || r.Function != id {
@@ -163,6 +191,23 @@ var sqsBodies = map[string]func(t *testing.T, i int, body string){
 	notificationsQueueID: func(t *testing.T, i int, body string) {
 		if _, err := push.Decode(body); err != nil {
 			t.Errorf("record %d: %v", i, err)
+		}
+	},
+	// A reply's job, as send-reply enqueues it.
+	replyQueueID: func(t *testing.T, i int, body string) {
+		if _, err := reply.DecodeJob(body); err != nil {
+			t.Errorf("record %d: %v", i, err)
+		}
+	},
+	// SES's sending event in SNS's envelope, as the configuration set publishes it.
+	sesEventsQueueID: func(t *testing.T, i int, body string) {
+		e, err := sesmail.DecodeEvent(body)
+		if err != nil {
+			t.Errorf("record %d: %v", i, err)
+			return
+		}
+		if e.Mail.Tag(reply.TagReply) == "" || e.Mail.Tag(reply.TagTenant) == "" {
+			t.Errorf("record %d: event without the reply and tenant tags", i)
 		}
 	},
 }

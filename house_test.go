@@ -3,6 +3,7 @@ package keybuzzamazon
 import (
 	"os"
 	"os/exec"
+	"path/filepath"
 	"regexp"
 	"slices"
 	"strings"
@@ -41,21 +42,23 @@ func TestFunctionsImportNoDevelopmentTree(t *testing.T) {
 // whether or not it is called. The AWS SDK's configuration loader (its SSO,
 // STS, IMDS and shared-file credential providers: shared/awsenv reads
 // Lambda's environment instead), the SQS and S3 clients outside the
-// functions that call them, the MIME parser and its charsets outside
-// inboundmail (shared/mailaddress is apart from shared/inboundmail for
-// that), and debugging and template packages nowhere. Built as `make
+// functions that call them, the SESv2 client outside replysender, the
+// MIME library outside inboundmail and replysender (shared/mailaddress is
+// apart from shared/inboundmail, shared/replymail from shared/reply, for
+// that), its charsets outside inboundmail, and debugging and template packages nowhere. Built as `make
 // build` builds (linux/arm64, -tags lambda.norpc).
 func TestFunctionsLinkOnlyWhatTheyUse(t *testing.T) {
 	allowed := map[string][]string{ // package: the functions that may link it
-		"github.com/aws/aws-sdk-go-v2/config":      nil,
-		"github.com/aws/aws-sdk-go-v2/service/sqs": {"pollfanout", "ordernotify"}, // ordernotify: a notification's visibility (sqsvisibility)
-		"github.com/aws/aws-sdk-go-v2/service/s3":  {"inboundmail"},
-		"github.com/emersion/go-message":           {"inboundmail"},
-		"golang.org/x/text/encoding":               {"inboundmail"},
-		"net/http/pprof":                           nil,
-		"expvar":                                   nil,
-		"text/template":                            nil,
-		"html/template":                            nil,
+		"github.com/aws/aws-sdk-go-v2/config":        nil,
+		"github.com/aws/aws-sdk-go-v2/service/sqs":   {"pollfanout", "ordernotify", "sendreply"}, // ordernotify: a notification's visibility (sqsvisibility); sendreply: the reply's job
+		"github.com/aws/aws-sdk-go-v2/service/sesv2": {"replysender"},
+		"github.com/aws/aws-sdk-go-v2/service/s3":    {"inboundmail"},
+		"github.com/emersion/go-message":             {"inboundmail", "replysender"}, // replysender writes (shared/replymail)
+		"golang.org/x/text/encoding":                 {"inboundmail"},
+		"net/http/pprof":                             nil,
+		"expvar":                                     nil,
+		"text/template":                              nil,
+		"html/template":                              nil,
 	}
 	entries, err := os.ReadDir("functions")
 	if err != nil {
@@ -122,17 +125,23 @@ func TestFlowsImportNoFlow(t *testing.T) {
 
 // TestLocalServerBuildsWhatShips keeps cmd/local from drifting from the
 // functions: every function's main builds its flow with a builder of
-// shared/wire (or wire/wiremail), and the local server calls the same
+// shared/wire (or wire/wiremail, wire/wirereply), and the local server calls the same
 // builders.
 func TestLocalServerBuildsWhatShips(t *testing.T) {
-	builder := regexp.MustCompile(`\b(wire|wiremail)\.([A-Z]\w*)\(`)
-	local, err := os.ReadFile("cmd/local/main.go")
-	if err != nil {
-		t.Fatal(err)
+	builder := regexp.MustCompile(`\b(wire|wiremail|wirereply)\.([A-Z]\w*)\(`)
+	localFiles, err := filepath.Glob("cmd/local/*.go")
+	if err != nil || len(localFiles) == 0 {
+		t.Fatalf("cmd/local: %v", err)
 	}
 	localCalls := map[string]bool{}
-	for _, m := range builder.FindAllStringSubmatch(string(local), -1) {
-		localCalls[m[1]+"."+m[2]] = true
+	for _, f := range localFiles {
+		local, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, m := range builder.FindAllStringSubmatch(string(local), -1) {
+			localCalls[m[1]+"."+m[2]] = true
+		}
 	}
 	entries, err := os.ReadDir("functions")
 	if err != nil {

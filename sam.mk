@@ -45,3 +45,16 @@ build-OrderNotifyFunction:
 .PHONY: build-InboundMailFunction
 build-InboundMailFunction:
 	$(call sam_go_build,inboundmail)
+
+.PHONY: build-SendReplyFunction build-OutboundFunction build-ReplySenderFunction build-SesEventsFunction
+build-SendReplyFunction:
+	$(call sam_go_build,sendreply)
+
+build-OutboundFunction:
+	$(call sam_go_build,outbound)
+
+build-ReplySenderFunction:
+	$(call sam_go_build,replysender)
+
+build-SesEventsFunction:
+	$(call sam_go_build,sesevents)

@@ -231,7 +231,8 @@ func TestPoliciesSendTo(t *testing.T) {
 
 const (
 	notificationsQueuePolicyID = "NotificationsQueuePolicy"
-	mailQueuePolicyID          = "MailQueuePolicy" // SNS's mail topic only (serviceOnlyQueuePolicy)
+	mailQueuePolicyID          = "MailQueuePolicy"      // SNS's mail topic only (serviceOnlyQueuePolicy)
+	sesEventsQueuePolicyID     = "SesEventsQueuePolicy" // SNS's SES-events topic only (serviceOnlyQueuePolicy)
 )
 
 // TestTemplateNotificationsQueuePolicy: Amazon's notifications principal,
@@ -239,8 +240,8 @@ const (
 // the policy grants nothing else and no other queue.
 func TestTemplateNotificationsQueuePolicy(t *testing.T) {
 	tmpl := loadTemplate(t)
-	if got := tmpl.ResourcesOfType("AWS::SQS::QueuePolicy"); !slices.Equal(got, []string{mailQueuePolicyID, notificationsQueuePolicyID}) {
-		t.Fatalf("queue policies = %v, want only %s and %s", got, mailQueuePolicyID, notificationsQueuePolicyID)
+	if got := tmpl.ResourcesOfType("AWS::SQS::QueuePolicy"); !slices.Equal(got, []string{mailQueuePolicyID, notificationsQueuePolicyID, sesEventsQueuePolicyID}) {
+		t.Fatalf("queue policies = %v, want only %s, %s and %s", got, mailQueuePolicyID, notificationsQueuePolicyID, sesEventsQueuePolicyID)
 	}
 	p := decodeInto[struct {
 		Queues         []any

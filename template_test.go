@@ -34,6 +34,12 @@ var samFunctions = []samFunction{
 	{id: pollTenantID, dir: "polltenant", trigger: "SQS", consumes: pollQueueID},
 	{id: orderNotifyID, dir: "ordernotify", trigger: "SQS", consumes: notificationsQueueID},
 	{id: "InboundMailFunction", dir: "inboundmail", trigger: "SQS", consumes: mailQueueID},
+	{id: "SendReplyFunction", dir: "sendreply", trigger: "HttpApi", sendsTo: []string{replyQueueID},
+		routes: []apiRoute{{"POST", "/api/v1/marketplaces/amazon/tickets/{ticketId}/send-reply", true}}},
+	{id: "OutboundFunction", dir: "outbound", trigger: "HttpApi",
+		routes: []apiRoute{{"GET", "/api/v1/marketplaces/amazon/tickets/{ticketId}/outbound", true}}},
+	{id: "ReplySenderFunction", dir: "replysender", trigger: "SQS", consumes: replyQueueID},
+	{id: "SesEventsFunction", dir: "sesevents", trigger: "SQS", consumes: sesEventsQueueID},
 }
 
 type samFunction struct {
@@ -56,14 +62,16 @@ type apiRoute struct {
 }
 
 const (
-	templatePath  = "template.yaml"
-	samSchemaPath = "testdata/sam/sam.schema.json"
-	pollQueueID   = "PollQueue"
-	pollDLQID     = "PollDeadLetterQueue"
-	mailQueueID   = "MailQueue"
-	fanoutID      = "PollFanoutFunction"
-	pollTenantID  = "PollTenantFunction"
-	httpAPIID     = "HttpApi"
+	templatePath     = "template.yaml"
+	samSchemaPath    = "testdata/sam/sam.schema.json"
+	pollQueueID      = "PollQueue"
+	pollDLQID        = "PollDeadLetterQueue"
+	mailQueueID      = "MailQueue"
+	replyQueueID     = "ReplyQueue"
+	sesEventsQueueID = "SesEventsQueue"
+	fanoutID         = "PollFanoutFunction"
+	pollTenantID     = "PollTenantFunction"
+	httpAPIID        = "HttpApi"
 
 	orderNotifyID        = "OrderNotifyFunction"
 	notificationsQueueID = "NotificationsQueue"

@@ -130,13 +130,13 @@ func composed(t *testing.T, from, to string) []byte {
 func TestSendThroughStandIn(t *testing.T) {
 	srv, ev, m, sender := start(t)
 	const from, to = "amazon.t1.fr.tok@inbound.keybuzz.test", "buyer+x@marketplace.amazon.fr"
-	id, err := sender.Send(context.Background(), sessender.Message{ReplyID: "r1", TenantID: "tenant.1", From: from, To: to, Raw: composed(t, from, to)})
+	id, err := sender.Send(context.Background(), reply.Outgoing{ReplyID: "r1", TenantID: "tenant.1", From: from, To: to, Raw: composed(t, from, to)})
 	if err != nil {
 		t.Fatal(err)
 	}
 	srv.Wait()
 	sent := srv.Sent()
-	if len(sent) != 1 || sent[0].MessageID != id || sent[0].Tags[sessender.TagReply] != "r1" || sent[0].Tags[sessender.TagTenant] != "tenant_1" ||
+	if len(sent) != 1 || sent[0].MessageID != id || sent[0].Tags[reply.TagReply] != "r1" || sent[0].Tags[reply.TagTenant] != "tenant_1" ||
 		sent[0].ConfigurationSet != "replies" {
 		t.Fatalf("sent %+v", sent)
 	}
@@ -149,7 +149,7 @@ func TestSendThroughStandIn(t *testing.T) {
 		t.Fatalf("events %v", got)
 	}
 	ev.mu.Lock()
-	tag := ev.list[0].Mail.Tag(sessender.TagReply)
+	tag := ev.list[0].Mail.Tag(reply.TagReply)
 	ev.mu.Unlock()
 	if tag != "r1" {
 		t.Fatalf("Send event's reply tag %q", tag)
@@ -165,7 +165,7 @@ func TestSendErrors(t *testing.T) {
 	srv, ev, _, sender := start(t)
 	const from, to = "amazon.t1.fr.tok@inbound.keybuzz.test", "buyer@marketplace.amazon.fr"
 	send := func(from, to string) (string, error) {
-		return sender.Send(context.Background(), sessender.Message{ReplyID: "r", TenantID: "t", From: from, To: to, Raw: composed(t, from, to)})
+		return sender.Send(context.Background(), reply.Outgoing{ReplyID: "r", TenantID: "t", From: from, To: to, Raw: composed(t, from, to)})
 	}
 	tests := []struct {
 		name      string
@@ -199,7 +199,7 @@ func TestSendErrors(t *testing.T) {
 	}
 
 	other := sessender.New(mustClient(t), "missing-set")
-	_, err := other.Send(context.Background(), sessender.Message{ReplyID: "r", TenantID: "t", From: from, To: to, Raw: composed(t, from, to)})
+	_, err := other.Send(context.Background(), reply.Outgoing{ReplyID: "r", TenantID: "t", From: from, To: to, Raw: composed(t, from, to)})
 	var se *reply.SendError
 	if !errors.As(err, &se) || !se.Permanent || se.Code != "NotFoundException" {
 		t.Fatalf("missing configuration set: %v", err)
@@ -217,7 +217,7 @@ func mustClient(t *testing.T) sessender.API {
 func TestBounceOnRefusedAlias(t *testing.T) {
 	srv, ev, _, sender := start(t)
 	const from, to = "amazon.t1.fr.tok@inbound.keybuzz.test", "refuse@marketplace.amazon.fr"
-	id, err := sender.Send(context.Background(), sessender.Message{ReplyID: "r2", TenantID: "t", From: from, To: to, Raw: composed(t, from, to)})
+	id, err := sender.Send(context.Background(), reply.Outgoing{ReplyID: "r2", TenantID: "t", From: from, To: to, Raw: composed(t, from, to)})
 	if err != nil {
 		t.Fatal(err)
 	}

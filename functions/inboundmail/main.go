@@ -13,9 +13,11 @@ import (
 
 	"github.com/keybuzz/keybuzz-amazon/shared/boot"
 	"github.com/keybuzz/keybuzz-amazon/shared/credcache"
+	"github.com/keybuzz/keybuzz-amazon/shared/inboundmail"
 	"github.com/keybuzz/keybuzz-amazon/shared/mailbucket"
 	"github.com/keybuzz/keybuzz-amazon/shared/postgres"
 	"github.com/keybuzz/keybuzz-amazon/shared/sqsbatch"
+	"github.com/keybuzz/keybuzz-amazon/shared/wire"
 	"github.com/keybuzz/keybuzz-amazon/shared/wire/wiremail"
 )
 
@@ -32,7 +34,9 @@ func main() {
 	if !cfg.UseMock { // order context: getOrder with the seller's token
 		secrets = credcache.New(env.Vault(ctx))
 	}
-	flow := wiremail.InboundMail(cfg, store, secrets, mailbucket.New(s3), env.Log)
+	// Amazon's notices about replies the tenant sent fail those replies.
+	refused := inboundmail.WithRefusedReplies(wire.SESEvents(store, env.Log))
+	flow := wiremail.InboundMail(cfg, store, secrets, mailbucket.New(s3), env.Log, refused)
 
 	lambda.Start(sqsbatch.Handler(flow))
 }

@@ -78,6 +78,16 @@ type Config struct {
 	InboundMailMaxBytes int64  // INBOUND_MAIL_MAX_BYTES: larger mails are TOO_LARGE (25 MiB)
 	InboundMailBucket   string // INBOUND_MAIL_BUCKET: the receipt rule's bucket, the only one mails are read from
 	InboundS3PathStyle  bool   // INBOUND_S3_PATH_STYLE: path-style S3 URLs (the local emulator)
+
+	// Replies to buyers (docs/replies.md).
+	ReplyQueueURL       string // REPLY_QUEUE_URL: the outbound queue send-reply fills
+	SESConfigurationSet string // SES_CONFIGURATION_SET: its event destination tells each reply's fate
+	// SESMaxSendRate is SES's sending rate per second for the account and
+	// region (SES_MAX_SEND_RATE, default 1: a sandbox account's).
+	SESMaxSendRate float64
+	// ReplyBlockedKeywords is KeyBuzz's keyword screen (REPLY_BLOCKED_KEYWORDS,
+	// comma-separated; "none" screens nothing; default KeyBuzz's list).
+	ReplyBlockedKeywords []string
 }
 
 // Load reads the environment through getenv (os.Getenv in production).
@@ -141,6 +151,24 @@ func Load(getenv func(string) string) (Config, error) {
 	}
 	if c.InboundS3PathStyle, err = strconv.ParseBool(get("INBOUND_S3_PATH_STYLE", "false")); err != nil {
 		errs = append(errs, fmt.Errorf("INBOUND_S3_PATH_STYLE: %w", err))
+	}
+
+	c.ReplyQueueURL = get("REPLY_QUEUE_URL", "")
+	c.SESConfigurationSet = get("SES_CONFIGURATION_SET", "")
+	if c.SESMaxSendRate, err = strconv.ParseFloat(get("SES_MAX_SEND_RATE", "1"), 64); err != nil || c.SESMaxSendRate <= 0 || c.SESMaxSendRate > 10000 {
+		errs = append(errs, fmt.Errorf("SES_MAX_SEND_RATE: want a positive rate per second, got %q", getenv("SES_MAX_SEND_RATE")))
+	}
+	switch kw := get("REPLY_BLOCKED_KEYWORDS", ""); strings.ToLower(kw) {
+	case "":
+		c.ReplyBlockedKeywords = nil // the flow's default: KeyBuzz's list
+	case "none":
+		c.ReplyBlockedKeywords = []string{}
+	default:
+		for _, k := range strings.Split(kw, ",") {
+			if k = strings.TrimSpace(k); k != "" {
+				c.ReplyBlockedKeywords = append(c.ReplyBlockedKeywords, k)
+			}
+		}
 	}
 
 	if !c.AppSource.Valid() {
@@ -271,6 +299,14 @@ func (c Config) RequireInboundMail() error {
 	}
 	if c.InboundMailBucket == "" {
 		return fmt.Errorf("INBOUND_MAIL_BUCKET: want the mail bucket's name")
+	}
+	return nil
+}
+
+// RequireReplies checks what the send-reply route and the reply sender need.
+func (c Config) RequireReplies() error {
+	if c.ReplyQueueURL == "" {
+		return errors.New("REPLY_QUEUE_URL: want the outbound queue's URL")
 	}
 	return nil
 }

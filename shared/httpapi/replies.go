@@ -23,9 +23,13 @@ const (
 // ReplyQueuedMessage is KeyBuzz's message in send-reply's answer.
 const ReplyQueuedMessage = "Reply queued for sending"
 
-// ReplyQueue is the replies flow the routes use (replies.Queue).
+// ReplyQueue is the flow of send-reply (replies.Queue).
 type ReplyQueue interface {
 	Reply(ctx context.Context, req reply.Request) (reply.Queued, error)
+}
+
+// OutboundLister is the flow of outbound (replies.Queue, or the store).
+type OutboundLister interface {
 	Outbound(ctx context.Context, tenantID, ticketID string) ([]reply.Outbound, *time.Time, error)
 }
 
@@ -86,7 +90,7 @@ type sendReplyResponse struct {
 
 // OutboundRoute serves GET OutboundPath: the ticket's replies newest
 // first and when its oldest unanswered buyer message turns 24 hours old.
-func OutboundRoute(queue ReplyQueue, authn Authenticator, log *slog.Logger) Route {
+func OutboundRoute(queue OutboundLister, authn Authenticator, log *slog.Logger) Route {
 	if log == nil {
 		log = slog.Default()
 	}

@@ -4,12 +4,14 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/keybuzz/keybuzz-amazon/dev/openapicheck"
 	"github.com/keybuzz/keybuzz-amazon/shared/auth"
 	"github.com/keybuzz/keybuzz-amazon/shared/httpapi"
 	"github.com/keybuzz/keybuzz-amazon/shared/marketplace"
@@ -57,6 +59,7 @@ func TestReplyRoutes(t *testing.T) {
 	srv := httptest.NewServer(mux)
 	defer srv.Close()
 	do := func(method, path, tenant, body string, hdr ...string) (int, map[string]any) {
+		t.Helper()
 		req, _ := http.NewRequest(method, srv.URL+path, strings.NewReader(body))
 		if tenant != "" {
 			req.Header.Set("Authorization", "Bearer "+tenant)
@@ -69,8 +72,12 @@ func TestReplyRoutes(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		if resp.StatusCode != 405 {
+			openapicheck.ValidateResponse(t, method, path, resp.StatusCode, resp.Header.Get("Content-Type"), b)
+		}
 		var m map[string]any
-		_ = json.NewDecoder(resp.Body).Decode(&m)
+		_ = json.Unmarshal(b, &m)
 		return resp.StatusCode, m
 	}
 	const send = "/api/v1/marketplaces/amazon/tickets/tk1/send-reply"

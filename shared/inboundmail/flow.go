@@ -132,7 +132,7 @@ func applyContexts(opts []ContextsOption) options {
 // (relaymail.KindOutgoingNotice): the replies flow fails the reply the
 // notice concerns. found is false when no reply of the tenant matches.
 type RefusedReplies interface {
-	RefusedReply(ctx context.Context, tenantID string, n relaymail.Notice, text string) (found bool, err error)
+	RefusedReply(ctx context.Context, tenantID, reason, orderID, alias, text string) (found bool, err error)
 }
 
 // WithRefusedReplies hands Amazon's notices about sent messages to r.
@@ -384,7 +384,8 @@ func (f *Flow) deliver(ctx context.Context, n sesmail.Notification, rcpt string,
 		"ticket_created", res.TicketCreated, "attachments", len(atts))
 	if f.notices != nil && r.Kind == relaymail.KindOutgoingNotice && r.Notice != nil {
 		// Idempotent: a redelivered notice finds its reply already FAILED.
-		found, err := f.notices.RefusedReply(ctx, addr.TenantID, *r.Notice, r.Words)
+		n := r.Notice
+		found, err := f.notices.RefusedReply(ctx, addr.TenantID, string(n.Reason), n.OrderID, n.Alias, r.Words)
 		if err != nil {
 			return fmt.Errorf("notice about a sent message: %w", err)
 		}

@@ -7,10 +7,8 @@ import (
 	"log/slog"
 	"strings"
 
-	"github.com/keybuzz/keybuzz-amazon/shared/relaymail"
 	"github.com/keybuzz/keybuzz-amazon/shared/reply"
 	"github.com/keybuzz/keybuzz-amazon/shared/sesmail"
-	"github.com/keybuzz/keybuzz-amazon/shared/sessender"
 )
 
 // EventStore is what Events needs of the database (postgres.Store).
@@ -54,8 +52,8 @@ func (e *Events) Handle(ctx context.Context, body string) error {
 		e.log.WarnContext(ctx, "SES events queue: unreadable body dropped", "err", err)
 		return nil
 	}
-	re := reply.Event{SESMessageID: ev.Mail.MessageID, Type: ev.EventType, ReplyID: ev.Mail.Tag(sessender.TagReply),
-		TenantID: ev.Mail.Tag(sessender.TagTenant), At: ev.At().UTC(), Payload: []byte(body)}
+	re := reply.Event{SESMessageID: ev.Mail.MessageID, Type: ev.EventType, ReplyID: ev.Mail.Tag(reply.TagReply),
+		TenantID: ev.Mail.Tag(reply.TagTenant), At: ev.At().UTC(), Payload: []byte(body)}
 	switch {
 	case ev.Bounce != nil:
 		diag := ""
@@ -118,8 +116,8 @@ func (e *Events) ApplyNotice(ctx context.Context, n Notice) (bool, error) {
 }
 
 // RefusedReply is ApplyNotice for the mail intake (inboundmail.RefusedReplies).
-func (e *Events) RefusedReply(ctx context.Context, tenantID string, n relaymail.Notice, text string) (bool, error) {
-	return e.ApplyNotice(ctx, Notice{TenantID: tenantID, Reason: string(n.Reason), OrderID: n.OrderID, Alias: n.Alias, Text: text})
+func (e *Events) RefusedReply(ctx context.Context, tenantID, reason, orderID, alias, text string) (bool, error) {
+	return e.ApplyNotice(ctx, Notice{TenantID: tenantID, Reason: reason, OrderID: orderID, Alias: alias, Text: text})
 }
 
 func truncate(s string, n int) string {

@@ -1,9 +1,9 @@
-// Package replies holds the flows of replies to buyers: Queue (the
-// send-reply and outbound routes: check, store, enqueue), Sender (one
-// queued reply to SES, at most once) and Events (SES's sending events and
-// Amazon's notices move a reply to its fate). Each takes one decoded
-// request or message and returns a result; the routes, the SQS adapter
-// and the mains around them do the transport.
+// Package replies holds the flows of replies to buyers that link no MIME
+// library: Queue (the send-reply and outbound routes: check, store,
+// enqueue) and Events (SES's sending events and Amazon's notices move a
+// reply to its fate). The sender is shared/replysender. Each takes one
+// decoded request or message and returns a result; the routes, the SQS
+// adapter and the mains around them do the transport.
 package replies
 
 import (
@@ -64,7 +64,8 @@ func (q *Queue) Reply(ctx context.Context, req reply.Request) (reply.Queued, err
 	}
 	if res.Status == reply.StatusPending {
 		if err := q.jobs.Enqueue(ctx, reply.Job{ReplyID: res.ReplyID, TenantID: req.TenantID}); err != nil {
-			// Stored but not queued: the sweep (Sender.Due) finds it.
+			// Stored but not queued: the agent's retry with the same
+			// Idempotency-Key enqueues it again.
 			q.log.ErrorContext(ctx, "reply stored, job not enqueued", "reply_id", res.ReplyID, "err", err)
 			return reply.Queued{}, fmt.Errorf("enqueue reply %s: %w", res.ReplyID, marketplace.ErrUnavailable)
 		}

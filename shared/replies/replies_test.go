@@ -22,6 +22,7 @@ import (
 	"github.com/keybuzz/keybuzz-amazon/shared/replies"
 	"github.com/keybuzz/keybuzz-amazon/shared/reply"
 	"github.com/keybuzz/keybuzz-amazon/shared/replymail"
+	"github.com/keybuzz/keybuzz-amazon/shared/replysender"
 	"github.com/keybuzz/keybuzz-amazon/shared/sesmail"
 	"github.com/keybuzz/keybuzz-amazon/shared/sessender"
 )
@@ -80,7 +81,7 @@ type world struct {
 	clock  *sandbox.ManualClock
 	jobs   *jobs
 	queue  *replies.Queue
-	sender *replies.Sender
+	sender *replysender.Sender
 	events *replies.Events
 	ses    *sesout.Server
 	pub    *snsToEvents
@@ -115,7 +116,7 @@ func newWorld(t *testing.T) *world {
 		t.Fatal(err)
 	}
 	w.queue = replies.NewQueue(store, w.jobs, reply.DefaultRules(), nil)
-	w.sender = replies.NewSender(store, sessender.New(client, "replies"), replies.SenderConfig{Rate: 1000, Burst: 1000, Now: clock.Now,
+	w.sender = replysender.NewSender(store, sessender.New(client, "replies"), replysender.SenderConfig{Rate: 1000, Burst: 1000, Now: clock.Now,
 		Sleep: func(context.Context, time.Duration) error { return nil }})
 	w.tenant, w.conn = w.connected("tenant-r")
 	w.from = fmt.Sprintf("amazon.%s.fr.tok@inbound.keybuzz.test", w.tenant)
@@ -185,7 +186,7 @@ func (w *world) count(sql string, args ...any) int {
 func (w *world) mailsTo(replyID string) int {
 	n := 0
 	for _, s := range w.ses.Sent() {
-		if s.Tags[sessender.TagReply] == replyID {
+		if s.Tags[reply.TagReply] == replyID {
 			n++
 		}
 	}
@@ -345,7 +346,7 @@ func TestReplySendFailures(t *testing.T) {
 			if err == nil {
 				return
 			}
-			if !errors.Is(err, replies.ErrRetryLater) {
+			if !errors.Is(err, replysender.ErrRetryLater) {
 				t.Fatal(err)
 			}
 			w.clock.Advance(10 * time.Minute)
@@ -357,7 +358,7 @@ func TestReplySendFailures(t *testing.T) {
 		q := w.send(fmt.Sprintf("Bonjour (%+v)", f), "")
 		job := reply.Job{ReplyID: q.ReplyID, TenantID: w.tenant}
 		err := w.sender.Handle(ctx, job)
-		if !errors.Is(err, replies.ErrRetryLater) {
+		if !errors.Is(err, replysender.ErrRetryLater) {
 			t.Fatalf("%+v: first attempt %v", f, err)
 		}
 		out := w.outbound()[0]
@@ -391,11 +392,11 @@ func TestReplySendFailures(t *testing.T) {
 	}
 	client, _ := sessender.NewClient(ctx)
 	raw, _ := replymail.Compose(replymail.Mail{From: p.From, To: p.To, BuyerSubject: p.Subject, Text: p.Text})
-	if _, err := sessender.New(client, "replies").Send(ctx, sessender.Message{ReplyID: p.ID, TenantID: p.TenantID, From: p.From, To: p.To, Raw: raw}); err != nil {
+	if _, err := sessender.New(client, "replies").Send(ctx, reply.Outgoing{ReplyID: p.ID, TenantID: p.TenantID, From: p.From, To: p.To, Raw: raw}); err != nil {
 		t.Fatal(err)
 	}
 	// ...the process dies here. Its redelivered job, before the lease ends:
-	if err := w.sender.Handle(ctx, reply.Job{ReplyID: q.ReplyID}); !errors.Is(err, replies.ErrRetryLater) {
+	if err := w.sender.Handle(ctx, reply.Job{ReplyID: q.ReplyID}); !errors.Is(err, replysender.ErrRetryLater) {
 		t.Fatalf("live claim: %v", err)
 	}
 	w.pub.release(t)
@@ -416,7 +417,7 @@ func TestReplySendFailures(t *testing.T) {
 	q = w.send("Deuxième panne", "")
 	p, _, _, _ = w.store.ClaimReply(ctx, q.ReplyID, "dead-sender", time.Minute)
 	raw, _ = replymail.Compose(replymail.Mail{From: p.From, To: p.To, BuyerSubject: p.Subject, Text: p.Text})
-	sesID, err := sessender.New(client, "replies").Send(ctx, sessender.Message{ReplyID: p.ID, TenantID: p.TenantID, From: p.From, To: p.To, Raw: raw})
+	sesID, err := sessender.New(client, "replies").Send(ctx, reply.Outgoing{ReplyID: p.ID, TenantID: p.TenantID, From: p.From, To: p.To, Raw: raw})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -471,7 +472,7 @@ func TestReplyEventsAnyOrder(t *testing.T) {
 	w.pub.held = nil
 	ev := func(typ string, fill func(*sesmail.Event)) string {
 		e := sesmail.Event{EventType: typ, Mail: sesmail.EventMail{MessageID: sesID, Timestamp: t0, Source: w.from,
-			Tags: map[string][]string{sessender.TagReply: {q.ReplyID}, sessender.TagTenant: {w.tenant}}}}
+			Tags: map[string][]string{reply.TagReply: {q.ReplyID}, reply.TagTenant: {w.tenant}}}}
 		if fill != nil {
 			fill(&e)
 		}
@@ -542,7 +543,7 @@ func TestReplyEventsAnyOrder(t *testing.T) {
 	}
 	sesID = *w.outbound()[0].ProviderMessageID
 	b2 := ev("Bounce", func(e *sesmail.Event) {
-		e.Mail.Tags[sessender.TagReply] = []string{q2.ReplyID}
+		e.Mail.Tags[reply.TagReply] = []string{q2.ReplyID}
 		e.Bounce = &sesmail.Bounce{BounceType: "Permanent", BounceSubType: "General", FeedbackID: "fb-2", Timestamp: t0,
 			BouncedRecipients: []sesmail.Recipient{{EmailAddress: w.alias, DiagnosticCode: "smtp; 550 5.1.1 unknown"}}}
 	})

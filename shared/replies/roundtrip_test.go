@@ -35,6 +35,7 @@ import (
 	"github.com/keybuzz/keybuzz-amazon/shared/replies"
 	"github.com/keybuzz/keybuzz-amazon/shared/reply"
 	"github.com/keybuzz/keybuzz-amazon/shared/replyqueue"
+	"github.com/keybuzz/keybuzz-amazon/shared/replysender"
 	"github.com/keybuzz/keybuzz-amazon/shared/secret"
 	"github.com/keybuzz/keybuzz-amazon/shared/sessender"
 	"github.com/keybuzz/keybuzz-amazon/shared/sqsbatch"
@@ -140,7 +141,7 @@ func newRig(t *testing.T) *rig {
 	jobsURL, _ := queue("replies-jobs", "2")
 	events := replies.NewEvents(r.store, quiet)
 	q := replies.NewQueue(r.store, replyqueue.NewJobs(sqsc, jobsURL), reply.DefaultRules(), quiet)
-	sender := replies.NewSender(r.store, sessender.New(sesClient, "replies"), replies.SenderConfig{Rate: 50, Burst: 50, Log: quiet})
+	sender := replysender.NewSender(r.store, sessender.New(sesClient, "replies"), replysender.SenderConfig{Rate: 50, Burst: 50, Log: quiet})
 	mail := inboundmail.New(r.store, mailbucket.New(s3c), domain, inboundmail.WithBucket(bucket), inboundmail.WithLogger(quiet),
 		inboundmail.WithRefusedReplies(events))
 	for name, c := range map[string]struct {

@@ -95,6 +95,22 @@ type Job struct {
 	TenantID string `json:"tenantId"`
 }
 
+// The SES message tags every reply carries; SES copies them into each of
+// its events (mail.tags), which is how an event finds its reply.
+const (
+	TagReply  = "keybuzz-reply"
+	TagTenant = "keybuzz-tenant"
+)
+
+// Outgoing is one reply as handed to SES.
+type Outgoing struct {
+	ReplyID  string
+	TenantID string
+	From     string
+	To       string
+	Raw      []byte // replymail.Compose's output
+}
+
 // ErrMalformedJob is a queue body that is no Job.
 var ErrMalformedJob = errors.New("malformed reply job")
 

@@ -29,12 +29,6 @@ import (
 	"github.com/keybuzz/keybuzz-amazon/shared/reply"
 )
 
-// The tags every reply carries; SES copies them into each event's mail.tags.
-const (
-	TagReply  = "keybuzz-reply"
-	TagTenant = "keybuzz-tenant"
-)
-
 // API is the part of the SESv2 client the sender uses.
 type API interface {
 	SendEmail(ctx context.Context, in *sesv2.SendEmailInput, opts ...func(*sesv2.Options)) (*sesv2.SendEmailOutput, error)
@@ -66,25 +60,16 @@ func NewClient(_ context.Context) (*sesv2.Client, error) {
 	}), nil
 }
 
-// Message is one reply to send.
-type Message struct {
-	ReplyID  string
-	TenantID string
-	From     string
-	To       string
-	Raw      []byte // replymail.Compose's output
-}
-
 // Send hands the message to SES and returns SES's MessageId. Its errors are
 // *reply.SendError.
-func (s *Sender) Send(ctx context.Context, m Message) (string, error) {
+func (s *Sender) Send(ctx context.Context, m reply.Outgoing) (string, error) {
 	in := &sesv2.SendEmailInput{
 		FromEmailAddress: aws.String(m.From),
 		Destination:      &types.Destination{ToAddresses: []string{m.To}},
 		Content:          &types.EmailContent{Raw: &types.RawMessage{Data: m.Raw}},
 		EmailTags: []types.MessageTag{
-			{Name: aws.String(TagReply), Value: aws.String(TagValue(m.ReplyID))},
-			{Name: aws.String(TagTenant), Value: aws.String(TagValue(m.TenantID))},
+			{Name: aws.String(reply.TagReply), Value: aws.String(TagValue(m.ReplyID))},
+			{Name: aws.String(reply.TagTenant), Value: aws.String(TagValue(m.TenantID))},
 		},
 	}
 	if s.configurationSet != "" {

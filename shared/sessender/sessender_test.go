@@ -59,18 +59,18 @@ func (f *fakeAPI) SendEmail(_ context.Context, in *sesv2.SendEmailInput, _ ...fu
 func TestSendInput(t *testing.T) {
 	id := "0102-x"
 	api := &fakeAPI{out: &sesv2.SendEmailOutput{MessageId: &id}}
-	got, err := New(api, "replies").Send(context.Background(), Message{ReplyID: "cm1", TenantID: "acme.fr/1", From: "a@in.test", To: "b@marketplace.amazon.fr", Raw: []byte("x")})
+	got, err := New(api, "replies").Send(context.Background(), reply.Outgoing{ReplyID: "cm1", TenantID: "acme.fr/1", From: "a@in.test", To: "b@marketplace.amazon.fr", Raw: []byte("x")})
 	if err != nil || got != id {
 		t.Fatalf("Send = %q, %v", got, err)
 	}
 	in := api.in
 	if *in.FromEmailAddress != "a@in.test" || in.Destination.ToAddresses[0] != "b@marketplace.amazon.fr" || string(in.Content.Raw.Data) != "x" ||
-		*in.ConfigurationSetName != "replies" || *in.EmailTags[0].Name != TagReply || *in.EmailTags[0].Value != "cm1" ||
-		*in.EmailTags[1].Name != TagTenant || *in.EmailTags[1].Value != "acme_fr_1" {
+		*in.ConfigurationSetName != "replies" || *in.EmailTags[0].Name != reply.TagReply || *in.EmailTags[0].Value != "cm1" ||
+		*in.EmailTags[1].Name != reply.TagTenant || *in.EmailTags[1].Value != "acme_fr_1" {
 		t.Fatalf("input %+v", in)
 	}
 	api.out = &sesv2.SendEmailOutput{}
-	if _, err := New(api, "").Send(context.Background(), Message{Raw: []byte("x")}); err == nil || api.in.ConfigurationSetName != nil {
+	if _, err := New(api, "").Send(context.Background(), reply.Outgoing{Raw: []byte("x")}); err == nil || api.in.ConfigurationSetName != nil {
 		t.Fatalf("no MessageId: %v; set %v", err, api.in.ConfigurationSetName)
 	}
 }

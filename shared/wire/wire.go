@@ -21,6 +21,8 @@ import (
 	"github.com/keybuzz/keybuzz-amazon/shared/poll"
 	"github.com/keybuzz/keybuzz-amazon/shared/postgres"
 	"github.com/keybuzz/keybuzz-amazon/shared/push"
+	"github.com/keybuzz/keybuzz-amazon/shared/replies"
+	"github.com/keybuzz/keybuzz-amazon/shared/reply"
 	"github.com/keybuzz/keybuzz-amazon/shared/sellerapi"
 	"github.com/keybuzz/keybuzz-amazon/shared/spapi"
 )
@@ -125,4 +127,31 @@ func Disconnect(cfg config.Config, store *postgres.Store, secrets *credcache.Cac
 		opt.Unsubscriber = sub
 	}
 	return httpapi.DisconnectRoute(connect.NewDisconnect(store, secrets, opt), verifier, log)
+}
+
+// Rules are the content rules with the deployment's keyword screen
+// (REPLY_BLOCKED_KEYWORDS; KeyBuzz's list by default).
+func Rules(cfg config.Config) reply.Rules {
+	r := reply.DefaultRules()
+	if cfg.ReplyBlockedKeywords != nil {
+		r.BlockedKeywords = cfg.ReplyBlockedKeywords
+	}
+	return r
+}
+
+// SendReply is sendreply's route: checked, stored, then sent to jobs (the
+// outbound queue).
+func SendReply(cfg config.Config, store *postgres.Store, jobs replies.JobQueue, verifier *auth.Verifier, log *slog.Logger) httpapi.Route {
+	return httpapi.SendReplyRoute(replies.NewQueue(store, jobs, Rules(cfg), log), verifier, log)
+}
+
+// Outbound is outbound's route: the database only.
+func Outbound(store *postgres.Store, verifier *auth.Verifier, log *slog.Logger) httpapi.Route {
+	return httpapi.OutboundRoute(store, verifier, log)
+}
+
+// SESEvents is sesevents' flow (and the mail intake's hearer of Amazon's
+// notices about replies).
+func SESEvents(store *postgres.Store, log *slog.Logger) *replies.Events {
+	return replies.NewEvents(store, log)
 }

@@ -1,4 +1,6 @@
-package replies
+// Package replysender is the flow of the replysender function: one queued
+// reply to SES, at most once (see Sender).
+package replysender
 
 import (
 	"context"
@@ -11,7 +13,6 @@ import (
 
 	"github.com/keybuzz/keybuzz-amazon/shared/reply"
 	"github.com/keybuzz/keybuzz-amazon/shared/replymail"
-	"github.com/keybuzz/keybuzz-amazon/shared/sessender"
 )
 
 // SendStore is what Sender needs of the database (postgres.Store).
@@ -27,7 +28,7 @@ type SendStore interface {
 
 // Mailer hands a raw mail to SES (sessender.Sender).
 type Mailer interface {
-	Send(ctx context.Context, m sessender.Message) (string, error)
+	Send(ctx context.Context, m reply.Outgoing) (string, error)
 }
 
 // SenderConfig tunes the Sender; zero fields take the defaults named.
@@ -170,7 +171,7 @@ func (s *Sender) Handle(ctx context.Context, job reply.Job) error {
 		return s.store.ReplyFailed(ctx, p.ID, s.owner, "compose", "the reply could not be written as an e-mail: "+err.Error())
 	}
 	start := s.cfg.Now()
-	sesID, err := s.mail.Send(ctx, sessender.Message{ReplyID: p.ID, TenantID: p.TenantID, From: p.From, To: p.To, Raw: raw})
+	sesID, err := s.mail.Send(ctx, reply.Outgoing{ReplyID: p.ID, TenantID: p.TenantID, From: p.From, To: p.To, Raw: raw})
 	if err == nil {
 		log.InfoContext(ctx, "reply accepted by SES", "ses_message_id", sesID, "duration_ms", s.cfg.Now().Sub(start).Milliseconds())
 		if err := s.store.ReplyAccepted(ctx, p.ID, s.owner, sesID); err != nil {
