@@ -21,10 +21,15 @@ func TestSandboxBuyerMessageBecomesATicket(t *testing.T) {
 	tenant, _, addrs := m.tenant("CONNECTED", "A13V1IB3VIYZZH")
 
 	var sellers struct {
-		Sellers []struct{ ID string } `json:"sellers"`
+		Sellers []struct{ ID, Region string } `json:"sellers"`
 	}
 	call(t, http.MethodGet, sandboxURL+"/_sandbox/sellers", nil, &sellers)
-	seller := sellers.Sellers[len(sellers.Sellers)-1].ID
+	seller := "" // the last EU seller: it sells on Amazon.fr
+	for _, s := range sellers.Sellers {
+		if s.Region == "eu" {
+			seller = s.ID
+		}
+	}
 	call(t, http.MethodPut, sandboxURL+"/_sandbox/sellers/"+seller+"/forwarding", map[string]string{"address": addrs[0].EmailAddress}, nil)
 	var order struct{ OrderID string }
 	call(t, http.MethodPost, sandboxURL+"/_sandbox/sellers/"+seller+"/orders", map[string]any{"marketplaceId": "A13V1IB3VIYZZH"}, &order)
