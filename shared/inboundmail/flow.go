@@ -112,22 +112,6 @@ func defaults() options {
 	return options{log: slog.Default(), now: time.Now, maxBytes: 25 << 20, attachmentPrefix: "attachments/"}
 }
 
-func applyFlow(opts []FlowOption) options {
-	o := defaults()
-	for _, f := range opts {
-		f.applyFlow(&o)
-	}
-	return o
-}
-
-func applyContexts(opts []ContextsOption) options {
-	o := defaults()
-	for _, f := range opts {
-		f.applyContexts(&o)
-	}
-	return o
-}
-
 // RefusedReplies hears Amazon's notices about messages the tenant sent
 // (relaymail.KindOutgoingNotice): the replies flow fails the reply the
 // notice concerns. found is false when no reply of the tenant matches.
@@ -190,7 +174,7 @@ func WithAttachmentPrefix(p string) FlowOption {
 // WithMaxBytes, WithBucket, WithAttachmentPrefix, WithLogger,
 // WithClock).
 func New(store Store, objects Objects, domain string, opts ...FlowOption) *Flow {
-	o := applyFlow(opts)
+	o := apply(opts, FlowOption.applyFlow)
 	cfg := config{Domain: strings.ToLower(strings.TrimSpace(domain)), MaxBytes: o.maxBytes,
 		AttachmentPrefix: o.attachmentPrefix, Bucket: o.bucket}
 	return &Flow{cfg: cfg, store: store, objects: objects, orders: o.orders, notices: o.notices, log: o.log, now: o.now}
@@ -552,3 +536,13 @@ func truncate(s string, n int) string {
 }
 
 func utf8RuneStart(b byte) bool { return b&0xC0 != 0x80 }
+
+// apply sets opts, each through its constructor's method (a method
+// expression such as FlowOption.applyFlow), on the defaults.
+func apply[O any](opts []O, set func(O, *options)) options {
+	o := defaults()
+	for _, f := range opts {
+		set(f, &o)
+	}
+	return o
+}

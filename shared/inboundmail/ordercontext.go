@@ -58,7 +58,7 @@ type OrderContexts struct {
 // without a token it fails with a *sellerapi.NoBudgetError or
 // *sellerapi.ThrottledError) (options: WithLogger, WithClock).
 func NewOrderContexts(store ContextStore, orders sellerapi.Orders, opts ...ContextsOption) *OrderContexts {
-	o := applyContexts(opts)
+	o := apply(opts, ContextsOption.applyContexts)
 	return &OrderContexts{store: store, orders: orders, log: o.log, now: o.now, timeout: 5 * time.Second, waiting: map[string]time.Time{}}
 }
 

@@ -38,7 +38,7 @@ func WithAmazonConfig(c AmazonConfig) SourceOption {
 // NewAmazonSource builds the real source: searchOrders with api, on the
 // seller's behalf through gw (options: WithAmazonConfig, WithClock).
 func NewAmazonSource(gw *sellerapi.Gateway, api *spapi.Client, opts ...SourceOption) *AmazonSource {
-	o := applySource(opts)
+	o := apply(opts, SourceOption.applySource)
 	cfg := o.amazon
 	if cfg.Plan.Rate <= 0 {
 		cfg.Plan = marketplace.RatePlan{Rate: spapi.SearchOrdersRate, Burst: spapi.SearchOrdersBurst}

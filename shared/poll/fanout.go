@@ -59,7 +59,7 @@ func WithFanoutConfig(c FanoutConfig) FanoutOption {
 // their messages with sender (options: WithFanoutConfig, WithClock,
 // WithLogger, WithMetrics).
 func NewFanout(store ClaimStore, sender Sender, opts ...FanoutOption) *Fanout {
-	o := applyFanout(opts)
+	o := apply(opts, FanoutOption.applyFanout)
 	cfg := o.fanout
 	if cfg.Chunk <= 0 {
 		cfg.Chunk = 1000

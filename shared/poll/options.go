@@ -72,26 +72,12 @@ func WithMetrics(m *metrics.Writer) RunOption { return func(o *options) { o.metr
 
 func defaults() options { return options{now: time.Now, log: slog.Default()} }
 
-func applyPoller(opts []PollerOption) options {
+// apply sets opts, each through its constructor's method (a method
+// expression such as PollerOption.applyPoller), on the defaults.
+func apply[O any](opts []O, set func(O, *options)) options {
 	o := defaults()
 	for _, f := range opts {
-		f.applyPoller(&o)
-	}
-	return o
-}
-
-func applyFanout(opts []FanoutOption) options {
-	o := defaults()
-	for _, f := range opts {
-		f.applyFanout(&o)
-	}
-	return o
-}
-
-func applySource(opts []SourceOption) options {
-	o := defaults()
-	for _, f := range opts {
-		f.applySource(&o)
+		set(f, &o)
 	}
 	return o
 }

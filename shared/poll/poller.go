@@ -116,7 +116,7 @@ func WithSubscriber(s Subscriber) PollerOption {
 // (options: WithConfig, WithSubscriber, WithClock, WithLogger,
 // WithMetrics).
 func NewPoller(store Store, source Source, opts ...PollerOption) *Poller {
-	o := applyPoller(opts)
+	o := apply(opts, PollerOption.applyPoller)
 	return &Poller{store: store, source: source, cfg: o.poller.withDefaults(), now: o.now, log: o.log, metrics: o.metrics,
 		subscriber: o.subscriber}
 }

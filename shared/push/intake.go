@@ -64,7 +64,7 @@ func WithUnsubscriber(u Unsubscriber) IntakeOption {
 // NewIntake returns the ordernotify handler's Intake (options: WithClock,
 // WithLogger, WithMetrics, WithUnsubscriber, WithBackoff).
 func NewIntake(store IntakeStore, orders sellerapi.Orders, opts ...IntakeOption) *Intake {
-	o := applyIntake(opts)
+	o := apply(opts, IntakeOption.applyIntake)
 	return &Intake{store: store, orders: orders, now: o.now, log: o.log, metrics: o.metrics, unsub: o.unsub, backoff: o.backoff.withDefaults()}
 }
 

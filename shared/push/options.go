@@ -51,18 +51,12 @@ func defaults() options {
 	return options{retryAfter: 10 * time.Minute, log: slog.Default(), now: time.Now}
 }
 
-func applySubscriber(opts []SubscriberOption) options {
+// apply sets opts, each through its constructor's method (a method
+// expression such as IntakeOption.applyIntake), on the defaults.
+func apply[O any](opts []O, set func(O, *options)) options {
 	o := defaults()
 	for _, f := range opts {
-		f.applySubscriber(&o)
-	}
-	return o
-}
-
-func applyIntake(opts []IntakeOption) options {
-	o := defaults()
-	for _, f := range opts {
-		f.applyIntake(&o)
+		set(f, &o)
 	}
 	return o
 }

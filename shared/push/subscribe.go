@@ -221,7 +221,7 @@ func WithRetryAfter(d time.Duration) SubscriberOption {
 // destinations, made with seller's tokens (options: WithRetryAfter,
 // WithLogger).
 func NewSubscriber(store SubscriptionStore, destinations *Destinations, seller Seller, opts ...SubscriberOption) *Subscriber {
-	o := applySubscriber(opts)
+	o := apply(opts, SubscriberOption.applySubscriber)
 	return &Subscriber{store: store, destinations: destinations, seller: seller, retryAfter: o.retryAfter, log: o.log}
 }
 
