@@ -26,8 +26,17 @@ type PushStatuses interface {
 type StatusConfig struct {
 	PushStatus       PushStatuses     // push's liveness
 	InboundAddresses InboundAddresses // the tenant's inbound addresses (provisioned when missing)
-	Now              func() time.Time // default time.Now
-	Log              *slog.Logger     // default slog.Default()
+	// SenderApprovals says which inbound addresses Amazon refused as reply
+	// senders (not approved under Messaging Permissions); nil: not asked.
+	SenderApprovals SenderApprovals
+	Now             func() time.Time // default time.Now
+	Log             *slog.Logger     // default slog.Default()
+}
+
+// SenderApprovals lists a tenant's sending addresses Amazon refused as not
+// approved, with Amazon's reason (postgres.Store).
+type SenderApprovals interface {
+	SendersNeedingApproval(ctx context.Context, tenantID string) (map[string]string, error)
 }
 
 // Status is the status route's flow: where the tenant's connection stands.
@@ -35,13 +44,14 @@ type Status struct {
 	store      StatusStore
 	pushStatus PushStatuses
 	inbound    InboundAddresses
+	approvals  SenderApprovals
 	now        func() time.Time
 	log        *slog.Logger
 }
 
 // NewStatus returns the status flow on store.
 func NewStatus(store StatusStore, cfg StatusConfig) *Status {
-	return &Status{store: store, pushStatus: cfg.PushStatus, inbound: cfg.InboundAddresses, now: nowOr(cfg.Now), log: logOr(cfg.Log)}
+	return &Status{store: store, pushStatus: cfg.PushStatus, inbound: cfg.InboundAddresses, approvals: cfg.SenderApprovals, now: nowOr(cfg.Now), log: logOr(cfg.Log)}
 }
 
 // StatusResult is what the status route answers.
@@ -60,6 +70,10 @@ type StatusResult struct {
 	// marketplace country; InboundEmail is the primary marketplace's.
 	InboundAddresses []marketplace.InboundAddress
 	InboundEmail     string
+	// ReplyApprovalNeeded maps an inbound address (lower case) Amazon
+	// refused as a reply sender to Amazon's reason: the seller must add it
+	// under Seller Central > Settings > Messaging Permissions.
+	ReplyApprovalNeeded map[string]string
 }
 
 // Status returns the tenant's connection state; no connection is not an error.
@@ -101,6 +115,13 @@ func (s *Status) Run(ctx context.Context, tenantID string) (StatusResult, error)
 		}
 		if st.InboundEmail == "" && len(addrs) > 0 {
 			st.InboundEmail = addrs[0].EmailAddress
+		}
+	}
+	if s.approvals != nil { // the answer comes without it rather than fail
+		if need, err := s.approvals.SendersNeedingApproval(ctx, tenantID); err == nil {
+			st.ReplyApprovalNeeded = need
+		} else {
+			s.log.WarnContext(ctx, "sender approvals unavailable", "error", err.Error())
 		}
 	}
 	return st, nil

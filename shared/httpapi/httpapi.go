@@ -324,6 +324,10 @@ type inboundAddressJSON struct {
 	PipelineStatus    string     `json:"pipelineStatus"`
 	MarketplaceStatus string     `json:"marketplaceStatus"`
 	LastInboundAt     *time.Time `json:"lastInboundAt"`
+	// ReplyApprovalNeeded: Amazon refused a reply from this address; the
+	// seller must approve it under Messaging Permissions (replyApprovalReason says so).
+	ReplyApprovalNeeded bool    `json:"replyApprovalNeeded"`
+	ReplyApprovalReason *string `json:"replyApprovalReason"`
 }
 
 // StatusRoute serves GET StatusPath with flow, for the tenant authn names.
@@ -363,8 +367,10 @@ func statusBody(st connect.StatusResult) statusResponse {
 	resp.InboundEmail = nonEmpty(st.InboundEmail)
 	resp.InboundAddresses = []inboundAddressJSON{}
 	for _, a := range st.InboundAddresses {
+		reason, need := st.ReplyApprovalNeeded[strings.ToLower(a.EmailAddress)]
 		resp.InboundAddresses = append(resp.InboundAddresses, inboundAddressJSON{Country: a.Country, MarketplaceID: a.MarketplaceID,
-			EmailAddress: a.EmailAddress, PipelineStatus: a.PipelineStatus, MarketplaceStatus: a.MarketplaceStatus, LastInboundAt: a.LastInboundAt})
+			EmailAddress: a.EmailAddress, PipelineStatus: a.PipelineStatus, MarketplaceStatus: a.MarketplaceStatus, LastInboundAt: a.LastInboundAt,
+			ReplyApprovalNeeded: need, ReplyApprovalReason: nonEmpty(reason)})
 	}
 	return resp
 }

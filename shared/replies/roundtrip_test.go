@@ -27,6 +27,7 @@ import (
 	"github.com/keybuzz/keybuzz-amazon/dev/testenv"
 	"github.com/keybuzz/keybuzz-amazon/shared/auth"
 	"github.com/keybuzz/keybuzz-amazon/shared/config"
+	"github.com/keybuzz/keybuzz-amazon/shared/connect"
 	"github.com/keybuzz/keybuzz-amazon/shared/httpapi"
 	"github.com/keybuzz/keybuzz-amazon/shared/inboundmail"
 	"github.com/keybuzz/keybuzz-amazon/shared/mailaddress"
@@ -302,9 +303,10 @@ func TestRoundTrip(t *testing.T) {
 	if notes != 1 {
 		t.Fatalf("%d internal notes", notes)
 	}
-	need, err := r.store.SendersNeedingApproval(ctx, r.tenant)
-	if err != nil || need[strings.ToLower(r.from)] == "" {
-		t.Fatalf("approval needed: %v %v", need, err)
+	// The status route's flow tells, per inbound address, what to approve.
+	status, err := connect.NewStatus(r.store, connect.StatusConfig{SenderApprovals: r.store}).Run(ctx, r.tenant)
+	if err != nil || !strings.Contains(status.ReplyApprovalNeeded[strings.ToLower(r.from)], "Messaging Permissions") {
+		t.Fatalf("status: approval needed %v, %v", status.ReplyApprovalNeeded, err)
 	}
 }
 

@@ -113,7 +113,7 @@ func OAuthLogin(cfg config.Config, store *postgres.Store, secrets *credcache.Cac
 // Status is status's route: the database only (no Vault, no Amazon).
 func Status(cfg config.Config, store *postgres.Store, verifier *auth.Verifier, log *slog.Logger) httpapi.Route {
 	flow := connect.NewStatus(store, connect.StatusConfig{PushStatus: store,
-		InboundAddresses: mailaddress.NewAddresses(store, cfg.InboundMailDomain), Log: log})
+		InboundAddresses: mailaddress.NewAddresses(store, cfg.InboundMailDomain), SenderApprovals: store, Log: log})
 	return httpapi.StatusRoute(flow, verifier, log)
 }
 
