@@ -141,6 +141,14 @@ func (s *Stack) startPostgres(ctx context.Context, dir string, port int) (string
 END $$`); err != nil {
 		return "", fmt.Errorf("create role %s: %w", dbRole, err)
 	}
+	// The connector's server-side limits are its role's (docs/deploy.md: the
+	// deployment sets them on the connector's own role, never through a
+	// migration), so that a frozen or killed Lambda never holds locks long.
+	if _, err := conn.Exec(ctx, `ALTER ROLE `+dbRole+` SET idle_in_transaction_session_timeout = '15s';
+ALTER ROLE `+dbRole+` SET lock_timeout = '5s';
+ALTER ROLE `+dbRole+` SET statement_timeout = '20s'`); err != nil {
+		return "", fmt.Errorf("role %s limits: %w", dbRole, err)
+	}
 	var exists bool
 	if err := conn.QueryRow(ctx, `SELECT EXISTS (SELECT FROM pg_database WHERE datname = $1)`, dbName).Scan(&exists); err != nil {
 		return "", fmt.Errorf("look up database: %w", err)

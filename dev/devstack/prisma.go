@@ -12,6 +12,8 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+
+	"github.com/jackc/pgx/v5"
 )
 
 // PrismaDir holds KeyBuzz's schema as its backend publishes it
@@ -117,4 +119,72 @@ func KeybuzzSchemaHash(repo string) (string, error) {
 		h.Write(b)
 	}
 	return hex.EncodeToString(h.Sum(nil))[:16], nil
+}
+
+// TenantSignupSQL (the fixtures of development and test databases) plays KeyBuzz's sign-up in development and test databases
+// (never in the connector's migrations): KeyBuzz creates a "Tenant" row when
+// a tenant signs up, and its Ticket and inbound_* tables reference it, so a
+// ticket for a tenant id that only a test or the local page made up would
+// fail its foreign key. A trigger in the schema keybuzz_dev creates the
+// tenant (slug and name its id) the first time a row names it. It also
+// defines keybuzz_dev.connection, the tests' way to set up a connection.
+const TenantSignupSQL = `
+CREATE SCHEMA IF NOT EXISTS keybuzz_dev;
+CREATE OR REPLACE FUNCTION keybuzz_dev.sign_up_tenant() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    INSERT INTO public."Tenant" ("id", "slug", "name", "updatedAt")
+    VALUES (NEW."tenantId", NEW."tenantId", NEW."tenantId", now() AT TIME ZONE 'UTC')
+    ON CONFLICT DO NOTHING;
+    RETURN NEW;
+END $$;
+CREATE OR REPLACE TRIGGER keybuzz_dev_sign_up BEFORE INSERT ON public."Ticket"
+    FOR EACH ROW EXECUTE FUNCTION keybuzz_dev.sign_up_tenant();
+CREATE OR REPLACE TRIGGER keybuzz_dev_sign_up BEFORE INSERT ON public."inbound_connections"
+    FOR EACH ROW EXECUTE FUNCTION keybuzz_dev.sign_up_tenant();
+CREATE OR REPLACE TRIGGER keybuzz_dev_sign_up BEFORE INSERT ON public."inbound_addresses"
+    FOR EACH ROW EXECUTE FUNCTION keybuzz_dev.sign_up_tenant();
+
+-- A connection as tests set one up: KeyBuzz's row and the connector's, with
+-- the connector's status mapped as shared/postgres writes it
+-- (NEEDS_REAUTH: KeyBuzz's ERROR with the reason "revoked"; the wave-1
+-- DISCONNECTED: DISABLED). Returns the connection's id.
+CREATE OR REPLACE FUNCTION keybuzz_dev.connection(
+    tenant text, status text DEFAULT 'CONNECTED', region text DEFAULT 'EU', marketplace_id text DEFAULT NULL,
+    seller text DEFAULT NULL, vault_path text DEFAULT NULL, connected_at timestamptz DEFAULT NULL,
+    next_poll_at timestamptz DEFAULT now(), app_source text DEFAULT 'external_test', authorized_at timestamptz DEFAULT NULL
+) RETURNS text LANGUAGE plpgsql AS $$
+DECLARE
+    id text := keybuzz_amazon.cuid();
+BEGIN
+    INSERT INTO public."MarketplaceConnection" ("id", "tenantId", "type", "status", "region", "marketplaceId", "vaultPath", "createdAt", "updatedAt")
+    VALUES (id, tenant, 'AMAZON',
+            (CASE status WHEN 'NEEDS_REAUTH' THEN 'ERROR' WHEN 'DISCONNECTED' THEN 'DISABLED' ELSE status END)::"MarketplaceConnectionStatus",
+            upper(region), marketplace_id, vault_path, now() AT TIME ZONE 'UTC', now() AT TIME ZONE 'UTC');
+    INSERT INTO keybuzz_amazon."Connection" ("connectionId", "tenantId", "sellingPartnerId", "sellerRegion", "appSource",
+        "connectedAt", "authorizedAt", "reauthReason", "pollable", "nextPollAt")
+    VALUES (id, tenant, seller, upper(region), app_source, connected_at, authorized_at,
+            CASE WHEN status = 'NEEDS_REAUTH' THEN 'revoked' END, status = 'CONNECTED', next_poll_at);
+    RETURN id;
+END $$;
+`
+
+// KeybuzzDatabase makes databaseURL KeyBuzz's database as a local stack or
+// a test has it: `public` built by Prisma from KeyBuzz's schema, then, with
+// signUp, KeyBuzz's sign-up played for any tenant id (TenantSignupSQL).
+func KeybuzzDatabase(ctx context.Context, repo, databaseURL string, signUp bool) error {
+	if err := PushKeybuzzSchema(ctx, repo, databaseURL); err != nil {
+		return err
+	}
+	if !signUp {
+		return nil
+	}
+	conn, err := pgx.Connect(ctx, databaseURL)
+	if err != nil {
+		return fmt.Errorf("connect: %w", err)
+	}
+	defer conn.Close(context.WithoutCancel(ctx))
+	if _, err := conn.Exec(ctx, TenantSignupSQL); err != nil {
+		return fmt.Errorf("tenant sign-up fixture: %w", err)
+	}
+	return nil
 }

@@ -291,6 +291,14 @@ func (s *Stack) postgres(ctx context.Context, lookup func(string) (string, bool)
 			return err
 		}
 		s.progress(fmt.Sprintf("postgres   %s (%s)", url, time.Since(start).Round(time.Millisecond)))
+		// KeyBuzz's database as KeyBuzz has it: `public` built by Prisma from
+		// its schema (and its sign-up played for made-up tenants); a
+		// DATABASE_URL from the environment is taken to be KeyBuzz's already.
+		pstart := time.Now()
+		if err := KeybuzzDatabase(ctx, s.repo, url, true); err != nil {
+			return fmt.Errorf("KeyBuzz's schema: %w", err)
+		}
+		s.progress(fmt.Sprintf("postgres: KeyBuzz's public schema by prisma db push (%s)", time.Since(pstart).Round(time.Millisecond)))
 	}
 	s.set("DATABASE_URL", url)
 	if migrate != nil {

@@ -39,8 +39,10 @@ var (
 	templateErr  error
 )
 
-// DatabaseURL creates an empty, migrated database for this test, dropped at
-// the end, and returns its URL.
+// DatabaseURL creates a database for this test, dropped at the end, and
+// returns its URL: KeyBuzz's `public` built by Prisma from its schema (with
+// KeyBuzz's sign-up played for any tenant id: devstack.TenantSignupSQL),
+// then the connector's migrations.
 func DatabaseURL(t testing.TB) string {
 	t.Helper()
 	base := Env(t, "DATABASE_URL")
@@ -53,8 +55,7 @@ func DatabaseURL(t testing.TB) string {
 }
 
 // EmptyDatabaseURL creates an empty database for this test (no migration
-// applied), dropped at the end, and returns its URL: for tests that migrate
-// step by step.
+// applied, no KeyBuzz schema), dropped at the end, and returns its URL.
 func EmptyDatabaseURL(t testing.TB) string {
 	t.Helper()
 	return createDatabase(t, Env(t, "DATABASE_URL"), "")
@@ -81,6 +82,27 @@ func createDatabase(t testing.TB, base, options string) string {
 		c.Exec(context.Background(), fmt.Sprintf(`DROP DATABASE IF EXISTS %q WITH (FORCE)`, name)) //nolint:errcheck
 	})
 	return devstack.WithDatabase(base, name)
+}
+
+var (
+	keybuzzOnce sync.Once
+	keybuzzName string
+	keybuzzErr  error
+)
+
+// KeybuzzDatabaseURL creates a database for this test holding only
+// KeyBuzz's `public`, built by Prisma from its schema (no sign-up fixture,
+// no connector migration), dropped at the end: for tests of the
+// migrations on KeyBuzz's database.
+func KeybuzzDatabaseURL(t testing.TB) string {
+	t.Helper()
+	base := Env(t, "DATABASE_URL")
+	ctx := context.Background()
+	keybuzzOnce.Do(func() { keybuzzName, keybuzzErr = ensureKeybuzzTemplate(ctx, base) })
+	if keybuzzErr != nil {
+		t.Fatalf("prepare KeyBuzz database: %v", keybuzzErr)
+	}
+	return createDatabase(t, base, fmt.Sprintf(`TEMPLATE %q`, keybuzzName))
 }
 
 // Pool opens a pool on a fresh test database.
@@ -141,7 +163,56 @@ func ensureTemplate(ctx context.Context, base string) (string, error) {
 	if _, err := admin.Exec(ctx, fmt.Sprintf(`CREATE DATABASE %q`, building)); err != nil {
 		return "", err
 	}
+	repo, err := devstack.RepoRoot()
+	if err != nil {
+		return "", err
+	}
+	if err := devstack.KeybuzzDatabase(ctx, repo, devstack.WithDatabase(base, building), true); err != nil {
+		return "", err
+	}
 	if _, err := migrate.Apply(ctx, devstack.WithDatabase(base, building)); err != nil {
+		return "", err
+	}
+	if _, err := admin.Exec(ctx, fmt.Sprintf(`ALTER DATABASE %q RENAME TO %q`, building, name)); err != nil {
+		return "", err
+	}
+	return name, nil
+}
+
+// ensureKeybuzzTemplate creates (once per KeyBuzz schema, across
+// processes) a database holding only KeyBuzz's public schema.
+func ensureKeybuzzTemplate(ctx context.Context, base string) (string, error) {
+	repo, err := devstack.RepoRoot()
+	if err != nil {
+		return "", err
+	}
+	h, err := devstack.KeybuzzSchemaHash(repo)
+	if err != nil {
+		return "", err
+	}
+	name := "kbtmpl_" + h
+	admin, err := pgx.Connect(ctx, base)
+	if err != nil {
+		return "", fmt.Errorf("connect: %w", err)
+	}
+	defer admin.Close(ctx)
+	if _, err := admin.Exec(ctx, `SELECT pg_advisory_lock(727275)`); err != nil {
+		return "", err
+	}
+	defer admin.Exec(ctx, `SELECT pg_advisory_unlock(727275)`) //nolint:errcheck
+	var exists bool
+	if err := admin.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)`, name).Scan(&exists); err != nil {
+		return "", err
+	}
+	if exists {
+		return name, nil
+	}
+	building := name + "_build"
+	admin.Exec(ctx, fmt.Sprintf(`DROP DATABASE IF EXISTS %q WITH (FORCE)`, building)) //nolint:errcheck
+	if _, err := admin.Exec(ctx, fmt.Sprintf(`CREATE DATABASE %q`, building)); err != nil {
+		return "", err
+	}
+	if err := devstack.KeybuzzDatabase(ctx, repo, devstack.WithDatabase(base, building), false); err != nil {
 		return "", err
 	}
 	if _, err := admin.Exec(ctx, fmt.Sprintf(`ALTER DATABASE %q RENAME TO %q`, building, name)); err != nil {
@@ -156,6 +227,12 @@ func migrationsHash() (string, error) {
 		return "", err
 	}
 	var all []byte
+	if repo, err := devstack.RepoRoot(); err == nil {
+		if h, err := devstack.KeybuzzSchemaHash(repo); err == nil {
+			all = append(all, h...)
+		}
+	}
+	all = append(all, devstack.TenantSignupSQL...)
 	for _, e := range entries {
 		b, err := migrations.FS.ReadFile(e.Name())
 		if err != nil {

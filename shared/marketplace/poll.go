@@ -99,6 +99,10 @@ type InboundPage struct {
 type PageResult struct {
 	MessagesCreated int // new ExternalMessage rows (= new TicketMessage rows)
 	TicketsCreated  int
+	// ExternalMessageIDs and TicketIDs are the KeyBuzz rows the batch
+	// created (none for what was already stored).
+	ExternalMessageIDs []string
+	TicketIDs          []string
 }
 
 // ClaimCursor is where the previous chunk of a fan-out ended, so that the

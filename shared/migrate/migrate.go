@@ -1,5 +1,7 @@
 // Package migrate applies the SQL files of package migrations, in order, once
-// each, recording what ran in "_KeybuzzMigration".
+// each, recording what ran in keybuzz_amazon."_Migration". It touches only
+// the connector's schema, keybuzz_amazon (created when missing); KeyBuzz's
+// `public` is Prisma's.
 package migrate
 
 import (
@@ -36,8 +38,9 @@ func ApplyConn(ctx context.Context, conn *pgx.Conn, files fs.FS) ([]string, erro
 	}
 	sort.Strings(names)
 
-	// The role's server-side limits (migration 0009) are for the Lambdas'
-	// short statements; a schema change may wait for locks and run longer.
+	// The connector role's server-side limits (docs/deploy.md) are for the
+	// Lambdas' short statements; a schema change may wait for locks and run
+	// longer.
 	if _, err := conn.Exec(ctx, `SET statement_timeout = 0; SET lock_timeout = 0; SET idle_in_transaction_session_timeout = 0`); err != nil {
 		return nil, fmt.Errorf("migrate: session limits: %w", err)
 	}
@@ -46,11 +49,23 @@ func ApplyConn(ctx context.Context, conn *pgx.Conn, files fs.FS) ([]string, erro
 	}
 	defer conn.Exec(context.WithoutCancel(ctx), `SELECT pg_advisory_unlock($1)`, lockKey) //nolint:errcheck
 
-	if _, err := conn.Exec(ctx, `CREATE TABLE IF NOT EXISTS "_KeybuzzMigration" (
+	// The schema is created only when missing: a deployment may create it
+	// beforehand for the connector's role (which then needs no CREATE on
+	// the database).
+	var exists bool
+	if err := conn.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = 'keybuzz_amazon')`).Scan(&exists); err != nil {
+		return nil, fmt.Errorf("migrate: look up schema: %w", err)
+	}
+	if !exists {
+		if _, err := conn.Exec(ctx, `CREATE SCHEMA keybuzz_amazon`); err != nil {
+			return nil, fmt.Errorf("migrate: create schema keybuzz_amazon: %w", err)
+		}
+	}
+	if _, err := conn.Exec(ctx, `CREATE TABLE IF NOT EXISTS keybuzz_amazon."_Migration" (
 		"name" text PRIMARY KEY, "appliedAt" timestamptz NOT NULL DEFAULT now())`); err != nil {
 		return nil, fmt.Errorf("migrate: bookkeeping table: %w", err)
 	}
-	rows, err := conn.Query(ctx, `SELECT "name" FROM "_KeybuzzMigration"`)
+	rows, err := conn.Query(ctx, `SELECT "name" FROM keybuzz_amazon."_Migration"`)
 	if err != nil {
 		return nil, fmt.Errorf("migrate: read applied: %w", err)
 	}
@@ -76,7 +91,7 @@ func ApplyConn(ctx context.Context, conn *pgx.Conn, files fs.FS) ([]string, erro
 			if _, err := tx.Exec(ctx, string(sql)); err != nil {
 				return err
 			}
-			_, err := tx.Exec(ctx, `INSERT INTO "_KeybuzzMigration" ("name") VALUES ($1)`, name)
+			_, err := tx.Exec(ctx, `INSERT INTO keybuzz_amazon."_Migration" ("name") VALUES ($1)`, name)
 			return err
 		})
 		if err != nil {

@@ -20,15 +20,21 @@ type OldAppConnection struct {
 
 // oldAppWhere selects the consented connections on another app than $1
 // that are not yet asked to move (DISABLED and never-consented ones aside).
-const oldAppWhere = `"type" = 'AMAZON' AND "appSource" <> $1 AND "status" <> 'DISABLED' AND "authorizedAt" IS NOT NULL
-	AND NOT ("status" = 'NEEDS_REAUTH' AND COALESCE("reauthReason", '') = 'app_migration')`
+const oldAppWhere = `k."type" = 'AMAZON' AND k."appSource" <> $1 AND mc."status" <> 'DISABLED' AND k."authorizedAt" IS NOT NULL
+	AND NOT (mc."status" = 'ERROR' AND COALESCE(k."reauthReason", '') = 'app_migration')`
+
+// oldAppFrom joins the connector's rows (k) with KeyBuzz's (mc).
+const oldAppFrom = `keybuzz_amazon."Connection" k JOIN public."MarketplaceConnection" mc ON mc."id" = k."connectionId"`
+
+// oldAppStatus is the connector's status of a row of oldAppFrom.
+const oldAppStatus = `CASE WHEN mc."status" = 'ERROR' AND k."reauthReason" IS NOT NULL THEN 'NEEDS_REAUTH' ELSE mc."status"::text END`
 
 // OldAppConnections lists, in id order after the id after, up to limit
 // connections still on another application than target (the migration's
 // dry run).
 func (s *Store) OldAppConnections(ctx context.Context, target marketplace.AppSource, after string, limit int) ([]OldAppConnection, error) {
-	rows, err := s.pool.Query(ctx, `SELECT "id", "tenantId", "status"::text, "appSource", COALESCE("sellingPartnerId", '')
-		FROM "MarketplaceConnection" WHERE `+oldAppWhere+` AND "id" > $2 ORDER BY "id" LIMIT $3`, string(target), after, limit)
+	rows, err := s.pool.Query(ctx, `SELECT k."connectionId", k."tenantId", `+oldAppStatus+`, k."appSource", COALESCE(k."sellingPartnerId", '')
+		FROM `+oldAppFrom+` WHERE `+oldAppWhere+` AND k."connectionId" > $2 ORDER BY k."connectionId" LIMIT $3`, string(target), after, limit)
 	if err != nil {
 		return nil, unavailable("list old-app connections", err)
 	}
@@ -43,13 +49,21 @@ func (s *Store) OldAppConnections(ctx context.Context, target marketplace.AppSou
 func (s *Store) MarkAppMigration(ctx context.Context, target marketplace.AppSource, limit int) ([]OldAppConnection, error) {
 	rows, err := s.pool.Query(ctx, `
 		WITH batch AS (
-			SELECT "id" FROM "MarketplaceConnection" WHERE `+oldAppWhere+`
-			ORDER BY "id" LIMIT $2 FOR UPDATE SKIP LOCKED
+			SELECT k."connectionId" FROM `+oldAppFrom+` WHERE `+oldAppWhere+`
+			ORDER BY k."connectionId" LIMIT $2 FOR NO KEY UPDATE OF k SKIP LOCKED
+		), k AS (
+			UPDATE keybuzz_amazon."Connection" k SET "reauthReason" = 'app_migration', "pollable" = false,
+				"pollClaimedUntil" = NULL, "updatedAt" = $4::timestamptz
+			FROM batch WHERE k."connectionId" = batch."connectionId"
+			RETURNING k.*
+		), mc AS (
+			UPDATE public."MarketplaceConnection" mc SET "status" = 'ERROR', "lastError" = $3,
+				"updatedAt" = $4::timestamptz AT TIME ZONE 'UTC'
+			FROM k WHERE mc."id" = k."connectionId"
+			RETURNING mc."id"
 		)
-		UPDATE "MarketplaceConnection" c SET "status" = 'NEEDS_REAUTH', "reauthReason" = 'app_migration',
-			"lastError" = $3, "pollClaimedUntil" = NULL, "updatedAt" = $4::timestamptz AT TIME ZONE 'UTC'
-		FROM batch WHERE c."id" = batch."id"
-		RETURNING c."id", c."tenantId", c."status"::text, c."appSource", COALESCE(c."sellingPartnerId", '')`,
+		SELECT k."connectionId", k."tenantId", 'NEEDS_REAUTH', k."appSource", COALESCE(k."sellingPartnerId", '')
+		FROM k JOIN mc ON mc."id" = k."connectionId"`,
 		string(target), limit, AppMigrationMessage, s.now())
 	if err != nil {
 		return nil, unavailable("mark app migration", err)

@@ -11,10 +11,20 @@ import (
 	"github.com/keybuzz/keybuzz-amazon/shared/marketplace"
 )
 
-const connectionColumns = `"id", "tenantId", "status"::text, COALESCE("displayName", ''), COALESCE("region", ''),
-	COALESCE("marketplaceId", ''), COALESCE("sellingPartnerId", ''), COALESCE("vaultPath", ''),
-	"lastSyncAt", COALESCE("lastError", ''), "connectedAt", "appSource", "authorizedAt", COALESCE("reauthReason", ''),
-	"createdAt", "updatedAt"`
+// connectionColumns read a connection from KeyBuzz's "MarketplaceConnection"
+// (mc) and the connector's facts about it (k, keybuzz_amazon."Connection";
+// NULL for a connection the connector never managed). KeyBuzz's status
+// ERROR with a re-authorization reason is the connector's NEEDS_REAUTH:
+// KeyBuzz's enum has no such value, so it is never written.
+const connectionColumns = `mc."id", mc."tenantId",
+	CASE WHEN mc."status" = 'ERROR' AND k."reauthReason" IS NOT NULL THEN 'NEEDS_REAUTH' ELSE mc."status"::text END,
+	COALESCE(mc."displayName", ''), COALESCE(mc."region", ''),
+	COALESCE(mc."marketplaceId", ''), COALESCE(k."sellingPartnerId", ''), COALESCE(mc."vaultPath", ''),
+	mc."lastSyncAt", COALESCE(mc."lastError", ''), k."connectedAt", COALESCE(k."appSource", 'external_test'), k."authorizedAt",
+	COALESCE(k."reauthReason", ''), mc."createdAt", mc."updatedAt"`
+
+// connectionFrom joins the two for connectionColumns.
+const connectionFrom = `public."MarketplaceConnection" mc LEFT JOIN keybuzz_amazon."Connection" k ON k."connectionId" = mc."id"`
 
 func scanConnection(row pgx.Row) (marketplace.Connection, error) {
 	var c marketplace.Connection
@@ -24,28 +34,65 @@ func scanConnection(row pgx.Row) (marketplace.Connection, error) {
 	return c, err
 }
 
-// BeginConnect creates the tenant's Amazon connection PENDING on its first
-// start (an existing connection keeps its status until a consent completes:
-// a connected seller keeps polling, a disconnected one stays DISABLED),
-// records the hashed OAuth state bound to it and to the browser, and drops
-// the tenant's expired states: one statement, atomic.
+// utc is how a time goes into KeyBuzz's timestamp(3) columns (UTC wall
+// clock) from a timestamptz parameter, whatever the session's TimeZone.
+func utc(param string) string { return param + "::timestamptz AT TIME ZONE 'UTC'" }
+
+// BeginConnect gives the tenant its Amazon connection and records the
+// hashed OAuth state bound to it and to the browser, dropping the tenant's
+// expired states, in one transaction. The connection is the one the
+// connector already manages for the tenant; else KeyBuzz's own row for the
+// tenant (its backend's start may have created it PENDING), adopted; else a
+// new KeyBuzz row, PENDING "Amazon (pending)" in "EU" with an id in
+// Prisma's cuid shape. An existing connection keeps its status until a
+// consent completes. Of two first starts at once, one creates and the other
+// uses it (the connector's unique tenant and type).
 func (s *Store) BeginConnect(ctx context.Context, b marketplace.Begin) (marketplace.Connection, error) {
-	c, err := scanConnection(s.pool.QueryRow(ctx, `
-		WITH conn AS (
-			INSERT INTO "MarketplaceConnection" ("tenantId", "type", "status", "displayName", "region", "appSource")
-			VALUES ($1, $2, 'PENDING', 'Amazon (pending)', 'EU', $8)
-			ON CONFLICT ("tenantId", "type") DO UPDATE SET "updatedAt" = $5::timestamptz AT TIME ZONE 'UTC'
-			RETURNING *
-		), state AS (
-			INSERT INTO "MarketplaceOAuthState" ("stateHash", "tenantId", "connectionId", "expiresAt",
-				"bindingHash", "returnUrl", "appSource", "sellingPartnerId")
-			SELECT $3, $1, conn."id", $4::timestamptz, $6, NULLIF($7, ''), $8, NULLIF($9, '') FROM conn
-		), expired AS (
-			DELETE FROM "MarketplaceOAuthState" WHERE "tenantId" = $1 AND "expiresAt" < $5::timestamptz
-		)
-		SELECT `+connectionColumns+` FROM conn`,
-		b.TenantID, marketplace.Type, b.StateHash, b.ExpiresAt, s.now(), b.BindingHash, b.ReturnURL,
-		string(b.AppSource), b.SellingPartnerID))
+	now := s.now()
+	var c marketplace.Connection
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		var id string
+		err := tx.QueryRow(ctx, `
+			WITH mine AS (
+				SELECT "connectionId" AS id FROM keybuzz_amazon."Connection" WHERE "tenantId" = $1 AND "type" = $2
+			), theirs AS (
+				SELECT "id" FROM public."MarketplaceConnection"
+				WHERE "tenantId" = $1 AND "type" = $2::"MarketplaceType" AND NOT EXISTS (SELECT 1 FROM mine)
+				ORDER BY ("status" = 'CONNECTED') DESC, "updatedAt" DESC, "id" LIMIT 1
+			), ins AS (
+				INSERT INTO keybuzz_amazon."Connection" ("connectionId", "tenantId", "type", "appSource", "createdAt", "updatedAt")
+				SELECT COALESCE((SELECT "id" FROM theirs), keybuzz_amazon.cuid()), $1, $2, $3, $4, $4
+				WHERE NOT EXISTS (SELECT 1 FROM mine)
+				ON CONFLICT ("tenantId", "type") DO NOTHING
+				RETURNING "connectionId" AS id
+			)
+			SELECT id FROM mine UNION ALL SELECT id FROM ins`,
+			b.TenantID, marketplace.Type, string(b.AppSource), now).Scan(&id)
+		if errors.Is(err, pgx.ErrNoRows) { // another start created it since this statement's snapshot
+			err = tx.QueryRow(ctx, `SELECT "connectionId" FROM keybuzz_amazon."Connection" WHERE "tenantId" = $1 AND "type" = $2`,
+				b.TenantID, marketplace.Type).Scan(&id)
+		}
+		if err != nil {
+			return err
+		}
+		c, err = scanConnection(tx.QueryRow(ctx, `
+			WITH conn AS (
+				INSERT INTO public."MarketplaceConnection" ("id", "tenantId", "type", "status", "displayName", "region", "createdAt", "updatedAt")
+				VALUES ($1, $2, $3::"MarketplaceType", 'PENDING', 'Amazon (pending)', 'EU', `+utc("$5")+`, `+utc("$5")+`)
+				ON CONFLICT ("id") DO UPDATE SET "updatedAt" = EXCLUDED."updatedAt"
+				RETURNING *
+			), state AS (
+				INSERT INTO keybuzz_amazon."OAuthState" ("stateHash", "tenantId", "connectionId", "expiresAt",
+					"bindingHash", "returnUrl", "appSource", "sellingPartnerId", "createdAt")
+				SELECT $4, $2, conn."id", $6::timestamptz, $7, NULLIF($8, ''), $9, NULLIF($10, ''), $5 FROM conn
+			), expired AS (
+				DELETE FROM keybuzz_amazon."OAuthState" WHERE "tenantId" = $2 AND "expiresAt" < $5::timestamptz
+			)
+			SELECT `+connectionColumns+` FROM conn mc LEFT JOIN keybuzz_amazon."Connection" k ON k."connectionId" = mc."id"`,
+			id, b.TenantID, marketplace.Type, b.StateHash, now, b.ExpiresAt, b.BindingHash, b.ReturnURL,
+			string(b.AppSource), b.SellingPartnerID))
+		return err
+	})
 	if err != nil {
 		return marketplace.Connection{}, unavailable("begin connect", err)
 	}
@@ -62,7 +109,7 @@ func (s *Store) ConsumeState(ctx context.Context, stateHash, bindingHash string)
 	var sc marketplace.StateClaim
 	now := s.now()
 	err := s.pool.QueryRow(ctx, `
-		UPDATE "MarketplaceOAuthState" SET "consumedAt" = $2
+		UPDATE keybuzz_amazon."OAuthState" SET "consumedAt" = $2
 		WHERE "stateHash" = $1 AND "consumedAt" IS NULL AND "expiresAt" > $2 AND "bindingHash" = $3
 		RETURNING "tenantId", "connectionId", COALESCE("returnUrl", ''), "appSource", COALESCE("sellingPartnerId", '')`,
 		stateHash, now, bindingHash).Scan(&sc.TenantID, &sc.ConnectionID, &sc.ReturnURL, &sc.AppSource, &sc.SellingPartnerID)
@@ -74,7 +121,7 @@ func (s *Store) ConsumeState(ctx context.Context, stateHash, bindingHash string)
 	}
 	err = s.pool.QueryRow(ctx, `
 		SELECT "tenantId", "connectionId", COALESCE("returnUrl", ''), "appSource", COALESCE("sellingPartnerId", '')
-		FROM "MarketplaceOAuthState" WHERE "stateHash" = $1 AND "consumedAt" IS NULL AND "expiresAt" > $2`,
+		FROM keybuzz_amazon."OAuthState" WHERE "stateHash" = $1 AND "consumedAt" IS NULL AND "expiresAt" > $2`,
 		stateHash, now).Scan(&sc.TenantID, &sc.ConnectionID, &sc.ReturnURL, &sc.AppSource, &sc.SellingPartnerID)
 	switch {
 	case errors.Is(err, pgx.ErrNoRows):
@@ -96,27 +143,38 @@ func (s *Store) MarkConnected(ctx context.Context, connectionID string, c market
 	var conn marketplace.Connection
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 		if _, err := tx.Exec(ctx, `
-			DELETE FROM "MarketplaceSyncState" ss USING "MarketplaceConnection" mc
-			WHERE ss."connectionId" = $1 AND mc."id" = $1
-			  AND mc."sellingPartnerId" IS DISTINCT FROM $2 AND mc."sellingPartnerId" IS NOT NULL`,
+			DELETE FROM keybuzz_amazon."SyncState" ss USING keybuzz_amazon."Connection" k
+			WHERE ss."connectionId" = $1 AND k."connectionId" = $1
+			  AND k."sellingPartnerId" IS DISTINCT FROM $2 AND k."sellingPartnerId" IS NOT NULL`,
 			connectionID, c.SellingPartnerID); err != nil {
 			return err
 		}
-		var err error
+		tag, err := tx.Exec(ctx, `
+			UPDATE keybuzz_amazon."Connection" SET
+				"sellingPartnerId" = $2, "sellerRegion" = upper($3), "appSource" = $4, "reauthReason" = NULL,
+				"authorizedAt" = $5, "connectedAt" = $5, "pollable" = true, "nextPollAt" = $5, "pollClaimedUntil" = NULL,
+				"updatedAt" = $5
+			WHERE "connectionId" = $1`, connectionID, c.SellingPartnerID, c.Region, string(c.AppSource), now)
+		if err != nil {
+			return err
+		}
+		if tag.RowsAffected() == 0 {
+			return pgx.ErrNoRows
+		}
 		conn, err = scanConnection(tx.QueryRow(ctx, `
-			UPDATE "MarketplaceConnection" SET
-				"status" = 'CONNECTED', "displayName" = $2, "region" = upper($3), "marketplaceId" = $4,
-				"sellingPartnerId" = $5, "vaultPath" = $6, "lastError" = NULL, "reauthReason" = NULL,
-				"appSource" = $8, "authorizedAt" = $7::timestamptz,
-				"connectedAt" = $7::timestamptz, "nextPollAt" = $7::timestamptz, "pollClaimedUntil" = NULL,
-				"updatedAt" = $7::timestamptz AT TIME ZONE 'UTC'
-			WHERE "id" = $1
-			RETURNING `+connectionColumns,
-			connectionID, c.DisplayName, c.Region, c.MarketplaceID, c.SellingPartnerID, c.VaultPath, now, string(c.AppSource)))
+			WITH mc AS (
+				UPDATE public."MarketplaceConnection" SET
+					"status" = 'CONNECTED', "displayName" = $2, "region" = upper($3), "marketplaceId" = $4,
+					"vaultPath" = $5, "lastError" = NULL, "updatedAt" = `+utc("$6")+`
+				WHERE "id" = $1
+				RETURNING *
+			)
+			SELECT `+connectionColumns+` FROM mc JOIN keybuzz_amazon."Connection" k ON k."connectionId" = mc."id"`,
+			connectionID, c.DisplayName, c.Region, c.MarketplaceID, c.VaultPath, now))
 		return err
 	})
 	switch {
-	case uniqueViolation(err, "MarketplaceConnection_seller_key"):
+	case uniqueViolation(err, "Connection_seller_key"):
 		return marketplace.Connection{}, fmt.Errorf("mark connected: %w", marketplace.ErrSellerTaken)
 	case errors.Is(err, pgx.ErrNoRows):
 		return marketplace.Connection{}, fmt.Errorf("mark connected: %w", marketplace.ErrNotFound)
@@ -130,8 +188,8 @@ func (s *Store) MarkConnected(ctx context.Context, connectionID string, c market
 // region) is connected to; ok is false when it is connected to none.
 func (s *Store) SellerTenant(ctx context.Context, sellingPartnerID, region string) (string, bool, error) {
 	var tenant string
-	err := s.pool.QueryRow(ctx, `SELECT "tenantId" FROM "MarketplaceConnection"
-		WHERE "type" = $1 AND "sellingPartnerId" = $2 AND lower(COALESCE("region", '')) = lower($3)`,
+	err := s.pool.QueryRow(ctx, `SELECT "tenantId" FROM keybuzz_amazon."Connection"
+		WHERE "type" = $1 AND "sellingPartnerId" = $2 AND lower(COALESCE("sellerRegion", '')) = lower($3)`,
 		marketplace.Type, sellingPartnerID, region).Scan(&tenant)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return "", false, nil
@@ -145,16 +203,22 @@ func (s *Store) SellerTenant(ctx context.Context, sellingPartnerID, region strin
 // RecordConnectError stores a failure of the Connect flow on the connection
 // (a code such as "Token exchange failed: invalid_grant", never a secret).
 func (s *Store) RecordConnectError(ctx context.Context, connectionID, message string) error {
-	_, err := s.pool.Exec(ctx, `UPDATE "MarketplaceConnection" SET "lastError" = $2, "updatedAt" = $3::timestamptz AT TIME ZONE 'UTC' WHERE "id" = $1`,
+	_, err := s.pool.Exec(ctx, `UPDATE public."MarketplaceConnection" SET "lastError" = $2, "updatedAt" = `+utc("$3")+` WHERE "id" = $1`,
 		connectionID, message, s.now())
 	return unavailable("record connect error", err)
 }
 
+// tenantConnection selects the tenant's Amazon connection in connectionFrom
+// ($1 tenant, $2 type): the one the connector manages, else KeyBuzz's own
+// most recent row for the tenant (its backend may have created one).
+const tenantConnection = `mc."tenantId" = $1 AND mc."type" = $2::"MarketplaceType"
+	ORDER BY (k."connectionId" IS NOT NULL) DESC, mc."updatedAt" DESC, mc."id" LIMIT 1`
+
 // ConnectionByTenant returns the tenant's Amazon connection; ok is false
 // when it has none.
 func (s *Store) ConnectionByTenant(ctx context.Context, tenantID string) (marketplace.Connection, bool, error) {
-	c, err := scanConnection(s.pool.QueryRow(ctx, `SELECT `+connectionColumns+`
-		FROM "MarketplaceConnection" WHERE "tenantId" = $1 AND "type" = $2`, tenantID, marketplace.Type))
+	c, err := scanConnection(s.pool.QueryRow(ctx, `SELECT `+connectionColumns+` FROM `+connectionFrom+`
+		WHERE `+tenantConnection, tenantID, marketplace.Type))
 	if errors.Is(err, pgx.ErrNoRows) {
 		return marketplace.Connection{}, false, nil
 	}
@@ -174,17 +238,31 @@ func (s *Store) Disconnect(ctx context.Context, tenantID string) (marketplace.Co
 	now := s.now()
 	var conn marketplace.Connection
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		var id string
+		if err := tx.QueryRow(ctx, `SELECT mc."id" FROM `+connectionFrom+` WHERE `+tenantConnection+` FOR NO KEY UPDATE OF mc`,
+			tenantID, marketplace.Type).Scan(&id); err != nil {
+			return err
+		}
+		if _, err := tx.Exec(ctx, `
+			UPDATE keybuzz_amazon."Connection" SET "sellingPartnerId" = NULL, "sellerRegion" = NULL, "reauthReason" = NULL,
+				"pollable" = false, "pollClaimedUntil" = NULL, "updatedAt" = $2
+			WHERE "connectionId" = $1`, id, now); err != nil {
+			return err
+		}
 		var err error
 		conn, err = scanConnection(tx.QueryRow(ctx, `
-			UPDATE "MarketplaceConnection" SET
-				"status" = 'DISABLED', "lastError" = $3, "sellingPartnerId" = NULL, "vaultPath" = NULL,
-				"reauthReason" = NULL, "pollClaimedUntil" = NULL, "updatedAt" = $4::timestamptz AT TIME ZONE 'UTC'
-			WHERE "tenantId" = $1 AND "type" = $2
-			RETURNING `+connectionColumns, tenantID, marketplace.Type, marketplace.DisconnectedMessage, now))
+			WITH mc AS (
+				UPDATE public."MarketplaceConnection" SET "status" = 'DISABLED', "lastError" = $2, "vaultPath" = NULL,
+					"updatedAt" = `+utc("$3")+`
+				WHERE "id" = $1
+				RETURNING *
+			)
+			SELECT `+connectionColumns+` FROM mc LEFT JOIN keybuzz_amazon."Connection" k ON k."connectionId" = mc."id"`,
+			id, marketplace.DisconnectedMessage, now))
 		if err != nil {
 			return err
 		}
-		if _, err := tx.Exec(ctx, `DELETE FROM "MarketplaceOAuthState" WHERE "connectionId" = $1`, conn.ID); err != nil {
+		if _, err := tx.Exec(ctx, `DELETE FROM keybuzz_amazon."OAuthState" WHERE "connectionId" = $1`, conn.ID); err != nil {
 			return err
 		}
 		return stopInboundAddresses(ctx, tx, tenantID, now)
@@ -199,12 +277,8 @@ func (s *Store) Disconnect(ctx context.Context, tenantID string) (marketplace.Co
 }
 
 // stopInboundAddresses marks the tenant's Amazon inbound addresses as no
-// longer accepting mail, when KeyBuzz's inbound_addresses table exists.
+// longer accepting mail.
 func stopInboundAddresses(ctx context.Context, tx pgx.Tx, tenantID string, now time.Time) error {
-	var exists bool
-	if err := tx.QueryRow(ctx, `SELECT to_regclass('inbound_addresses') IS NOT NULL`).Scan(&exists); err != nil || !exists {
-		return err
-	}
 	_, err := tx.Exec(ctx, inboundStopSQL, tenantID, now, marketplace.DisconnectedMessage)
 	return err
 }
@@ -213,6 +287,6 @@ func stopInboundAddresses(ctx context.Context, tx pgx.Tx, tenantID string, now t
 // status to FAILED with lastError "Disconnected by user": KeyBuzz's
 // InboundValidationStatus has no DISABLED (PENDING, VALIDATED, FAILED), and
 // a value its Prisma client does not know would break its reads.
-const inboundStopSQL = `UPDATE "inbound_addresses" SET "pipelineStatus" = 'FAILED', "lastError" = $3,
+const inboundStopSQL = `UPDATE public."inbound_addresses" SET "pipelineStatus" = 'FAILED', "lastError" = $3,
 	"updatedAt" = $2::timestamptz AT TIME ZONE 'UTC'
 	WHERE "tenantId" = $1 AND upper("marketplace"::text) = 'AMAZON'`

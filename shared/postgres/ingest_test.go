@@ -48,18 +48,25 @@ func TestIngestWritesKeyBuzzShape(t *testing.T) {
 		{"mail about no order", []marketplace.InboundMessage{lone, lone}, 1, 1},
 	}
 	for _, s := range steps {
-		res, err := store.Ingest(ctx, tenant, id, s.msgs)
+		res, err := store.IngestEvents(ctx, tenant, id, s.msgs)
 		if err != nil {
 			t.Fatalf("%s: %v", s.name, err)
 		}
-		if res.MessagesCreated != s.wantMsgs || res.TicketsCreated != s.wantTickets {
-			t.Fatalf("%s: %+v, want %d messages %d tickets", s.name, res, s.wantMsgs, s.wantTickets)
+		if res.MessagesCreated != s.wantMsgs || res.TicketsCreated != s.wantTickets ||
+			len(res.ExternalMessageIDs) != s.wantMsgs || len(res.TicketIDs) != s.wantTickets {
+			t.Fatalf("%s: %+v, want %d messages %d tickets (and their ids)", s.name, res, s.wantMsgs, s.wantTickets)
+		}
+		for _, id := range res.ExternalMessageIDs { // the ids are KeyBuzz's rows, in Prisma's cuid shape
+			var n int
+			if err := pool.QueryRow(ctx, `SELECT count(*) FROM public."ExternalMessage" WHERE "id" = $1 AND "id" ~ '^c[0-9a-z]{24}$'`, id).Scan(&n); err != nil || n != 1 {
+				t.Fatalf("%s: created ExternalMessage %q: %d rows, %v", s.name, id, n, err)
+			}
 		}
 	}
 	rows, err := pool.Query(ctx, `
 SELECT t."externalId", t."customerName", COALESCE(t."customerEmail", ''), t."channel"::text, t."status"::text, t."priority"::text, t."subject",
        count(tm."id"), string_agg(DISTINCT tm."senderType"::text || '/' || tm."source"::text || '/' || tm."isInternal"::text, ',')
-FROM "Ticket" t JOIN "TicketMessage" tm ON tm."ticketId" = t."id"
+FROM public."Ticket" t JOIN public."TicketMessage" tm ON tm."ticketId" = t."id"
 WHERE t."tenantId" = $1 GROUP BY t."id" ORDER BY t."externalId"`, tenant)
 	if err != nil {
 		t.Fatal(err)
@@ -81,8 +88,9 @@ WHERE t."tenantId" = $1 GROUP BY t."id" ORDER BY t."externalId"`, tenant)
 		t.Fatalf("tickets:\n got %q\nwant %q", got, want)
 	}
 	var raw, lang, senderName string
-	if err := pool.QueryRow(ctx, `SELECT e."raw"::text, COALESCE(e."language", ''), tm."senderName" FROM "ExternalMessage" e
-		JOIN "TicketMessage" tm ON tm."id" = e."ticketMessageId" WHERE e."externalId" = '<m1@amazon.fr>'`).Scan(&raw, &lang, &senderName); err != nil {
+	if err := pool.QueryRow(ctx, `SELECT e."raw"::text, COALESCE(e."language", ''), tm."senderName" FROM public."ExternalMessage" e
+		JOIN keybuzz_amazon."Message" m ON m."externalMessageId" = e."id"
+		JOIN public."TicketMessage" tm ON tm."id" = m."ticketMessageId" WHERE e."externalId" = '<m1@amazon.fr>'`).Scan(&raw, &lang, &senderName); err != nil {
 		t.Fatal(err)
 	}
 	if raw != "{}" || lang != "fr" || senderName != "Camille" {
@@ -105,7 +113,7 @@ func TestIngestConcurrentThreadOneTicket(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			_, err := store.Ingest(ctx, tenant, id, []marketplace.InboundMessage{{
+			_, err := store.IngestEvents(ctx, tenant, id, []marketplace.InboundMessage{{
 				ExternalID: fmt.Sprintf("<m%d@amazon.fr>", i), ThreadKey: "402-9", OrderID: "402-9",
 				Body: "b", ReceivedAt: clock.Now(),
 			}})
@@ -120,8 +128,8 @@ func TestIngestConcurrentThreadOneTicket(t *testing.T) {
 		}
 	}
 	var tickets, onIt int
-	pool.QueryRow(ctx, `SELECT count(*) FROM "Ticket" WHERE "tenantId" = $1`, tenant).Scan(&tickets)
-	pool.QueryRow(ctx, `SELECT count(*) FROM "TicketMessage" tm JOIN "TicketThread" th ON th."ticketId" = tm."ticketId" WHERE th."threadKey" = '402-9'`).Scan(&onIt)
+	pool.QueryRow(ctx, `SELECT count(*) FROM public."Ticket" WHERE "tenantId" = $1`, tenant).Scan(&tickets)
+	pool.QueryRow(ctx, `SELECT count(*) FROM public."TicketMessage" tm JOIN keybuzz_amazon."TicketThread" th ON th."ticketId" = tm."ticketId" WHERE th."threadKey" = '402-9'`).Scan(&onIt)
 	if tickets != 1 || onIt != n {
 		t.Fatalf("%d tickets, %d messages on the thread's ticket; want 1 and %d", tickets, onIt, n)
 	}
@@ -159,9 +167,9 @@ func TestIngestPageFence(t *testing.T) {
 		t.Helper()
 		var s state
 		if err := pool.QueryRow(ctx, `
-SELECT (SELECT count(*) FROM "ExternalMessage" WHERE "connectionId" = $1), (SELECT count(*) FROM "Ticket" WHERE "tenantId" = $2),
+SELECT (SELECT count(*) FROM public."ExternalMessage" WHERE "connectionId" = $1), (SELECT count(*) FROM public."Ticket" WHERE "tenantId" = $2),
        st."pageCount", st."eventCount", st."paginationToken", st."cursorAt", st."leaseUntil", c."lastSyncAt" AT TIME ZONE 'UTC'
-FROM "MarketplaceSyncState" st JOIN "MarketplaceConnection" c ON c."id" = st."connectionId" WHERE st."connectionId" = $1`, id, tenant).
+FROM keybuzz_amazon."SyncState" st JOIN public."MarketplaceConnection" c ON c."id" = st."connectionId" WHERE st."connectionId" = $1`, id, tenant).
 			Scan(&s.messages, &s.tickets, &s.pages, &s.events, &s.token, &s.cursor, &s.leaseUntil, &s.lastSyncAt); err != nil {
 			t.Fatal(err)
 		}
@@ -208,7 +216,7 @@ FROM "MarketplaceSyncState" st JOIN "MarketplaceConnection" c ON c."id" = st."co
 
 	clock.Advance(time.Second)
 	end = clock.Now()
-	if res, err := store.IngestPage(ctx, marketplace.InboundPage{ConnectionID: id, TenantID: tenant, LeaseOwner: "new", Cursor: &end}); err != nil || res != (marketplace.PageResult{}) {
+	if res, err := store.IngestPage(ctx, marketplace.InboundPage{ConnectionID: id, TenantID: tenant, LeaseOwner: "new", Cursor: &end}); err != nil || res.MessagesCreated != 0 || res.TicketsCreated != 0 || len(res.ExternalMessageIDs) != 0 {
 		t.Fatalf("holder's empty last page: %+v %v", res, err)
 	}
 	s = read()
@@ -243,13 +251,15 @@ func TestTextPostgreSQLRefusesIsStored(t *testing.T) {
 		Decision: "parse: malformed MIME header line: " + bad, Outcome: marketplace.MailMalformed, ReceivedAt: clock.Now()}); err != nil {
 		t.Fatalf("record a malformed mail with a NUL: %v", err)
 	}
-	res, err := store.Ingest(ctx, tenant, id, []marketplace.InboundMessage{{ExternalID: "<nul@x>", ThreadKey: "402-8", OrderID: "402-8",
+	res, err := store.IngestEvents(ctx, tenant, id, []marketplace.InboundMessage{{ExternalID: "<nul@x>", ThreadKey: "402-8", OrderID: "402-8",
 		BuyerName: bad, Subject: bad, Body: bad, ReceivedAt: clock.Now(), Raw: []byte(`{"subject":"a\u0000b"}`)}})
 	if err != nil || res.MessagesCreated != 1 {
 		t.Fatalf("ingest a message with a NUL: %+v %v", res, err)
 	}
 	var decision, body string
-	if err := pool.QueryRow(ctx, `SELECT "decision", (SELECT "body" FROM "ExternalMessage" WHERE "externalId" = '<nul@x>') FROM "InboundMail" WHERE "sesMessageId" = 'ses-nul-1'`).
+	if err := pool.QueryRow(ctx, `SELECT "decision", (SELECT tm."body" FROM public."ExternalMessage" e JOIN keybuzz_amazon."Message" m ON m."externalMessageId" = e."id"
+		JOIN public."TicketMessage" tm ON tm."id" = m."ticketMessageId" WHERE e."externalId" = '<nul@x>')
+	FROM keybuzz_amazon."InboundMail" WHERE "sesMessageId" = 'ses-nul-1'`).
 		Scan(&decision, &body); err != nil {
 		t.Fatal(err)
 	}

@@ -50,7 +50,7 @@ func TestLockWaitIsTransient(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer frozen.Rollback(context.WithoutCancel(ctx)) //nolint:errcheck
-	if _, err := frozen.Exec(ctx, `SELECT 1 FROM "MarketplaceConnection" WHERE "id" = $1 FOR UPDATE`, id); err != nil {
+	if _, err := frozen.Exec(ctx, `SELECT 1 FROM keybuzz_amazon."Connection" WHERE "connectionId" = $1 FOR UPDATE`, id); err != nil {
 		t.Fatal(err)
 	}
 	start := time.Now()

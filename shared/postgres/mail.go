@@ -2,8 +2,6 @@ package postgres
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -43,8 +41,9 @@ func scanAddress(row pgx.Row) (marketplace.InboundAddress, error) {
 // with the tenant's connection: Accepting only while it is CONNECTED.
 func (s *Store) InboundAddressByEmail(ctx context.Context, email string) (marketplace.InboundAddress, error) {
 	a, err := scanAddress(s.pool.QueryRow(ctx, `SELECT `+addressColumns+`
-FROM "inbound_addresses" a
-LEFT JOIN "MarketplaceConnection" c ON c."tenantId" = a."tenantId" AND c."type" = 'AMAZON'
+FROM public."inbound_addresses" a
+LEFT JOIN keybuzz_amazon."Connection" kc ON kc."tenantId" = a."tenantId" AND kc."type" = 'AMAZON'
+LEFT JOIN public."MarketplaceConnection" c ON c."id" = kc."connectionId"
 WHERE lower(a."emailAddress") = lower($1) AND a."marketplace" = $2`, email, marketplace.InboundMarketplace))
 	if errors.Is(err, pgx.ErrNoRows) {
 		return marketplace.InboundAddress{}, fmt.Errorf("inbound address %s: %w", email, marketplace.ErrNotFound)
@@ -58,8 +57,9 @@ WHERE lower(a."emailAddress") = lower($1) AND a."marketplace" = $2`, email, mark
 // InboundAddresses lists a tenant's Amazon inbound addresses by country.
 func (s *Store) InboundAddresses(ctx context.Context, tenantID string) ([]marketplace.InboundAddress, error) {
 	rows, err := s.pool.Query(ctx, `SELECT `+addressColumns+`
-FROM "inbound_addresses" a
-LEFT JOIN "MarketplaceConnection" c ON c."tenantId" = a."tenantId" AND c."type" = 'AMAZON'
+FROM public."inbound_addresses" a
+LEFT JOIN keybuzz_amazon."Connection" kc ON kc."tenantId" = a."tenantId" AND kc."type" = 'AMAZON'
+LEFT JOIN public."MarketplaceConnection" c ON c."id" = kc."connectionId"
 WHERE a."tenantId" = $1 AND a."marketplace" = $2
 ORDER BY a."country"`, tenantID, marketplace.InboundMarketplace)
 	if err != nil {
@@ -93,33 +93,27 @@ func (s *Store) EnsureInboundAddresses(ctx context.Context, tenantID string, add
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 		var connID string
 		if err := tx.QueryRow(ctx, `
-INSERT INTO "inbound_connections" ("id", "tenantId", "marketplace", "countries", "status", "createdAt", "updatedAt")
-VALUES ($1, $2, $3, $4::jsonb, 'WAITING_AMAZON', now() AT TIME ZONE 'UTC', now() AT TIME ZONE 'UTC')
+INSERT INTO public."inbound_connections" ("id", "tenantId", "marketplace", "countries", "status", "createdAt", "updatedAt")
+VALUES (keybuzz_amazon.cuid(), $1, $2, $3::jsonb, 'WAITING_AMAZON', now() AT TIME ZONE 'UTC', now() AT TIME ZONE 'UTC')
 ON CONFLICT ("tenantId", "marketplace") DO UPDATE SET
     "countries" = (SELECT jsonb_agg(DISTINCT c ORDER BY c) FROM jsonb_array_elements_text("inbound_connections"."countries" || EXCLUDED."countries") c),
     "updatedAt" = EXCLUDED."updatedAt"
-RETURNING "id"`, "conn_"+randomID(), tenantID, marketplace.InboundMarketplace, string(cj)).Scan(&connID); err != nil {
+RETURNING "id"`, tenantID, marketplace.InboundMarketplace, string(cj)).Scan(&connID); err != nil {
 			return err
 		}
 		for _, a := range addrs {
 			if _, err := tx.Exec(ctx, `
-INSERT INTO "inbound_addresses" ("id", "connectionId", "tenantId", "marketplace", "country", "token", "emailAddress",
+INSERT INTO public."inbound_addresses" ("id", "connectionId", "tenantId", "marketplace", "country", "token", "emailAddress",
                                  "validationStatus", "pipelineStatus", "marketplaceStatus", "createdAt", "updatedAt")
-VALUES ($1, $2, $3, $4, $5, $6, $7, 'PENDING', 'PENDING', 'PENDING', now() AT TIME ZONE 'UTC', now() AT TIME ZONE 'UTC')
+VALUES (keybuzz_amazon.cuid(), $1, $2, $3, $4, $5, $6, 'PENDING', 'PENDING', 'PENDING', now() AT TIME ZONE 'UTC', now() AT TIME ZONE 'UTC')
 ON CONFLICT ("tenantId", "marketplace", "country") DO NOTHING`,
-				"addr_"+randomID(), connID, tenantID, marketplace.InboundMarketplace, a.Country, a.Token, a.EmailAddress); err != nil {
+				connID, tenantID, marketplace.InboundMarketplace, a.Country, a.Token, a.EmailAddress); err != nil {
 				return err
 			}
 		}
 		return nil
 	})
 	return unavailable("ensure inbound addresses", err)
-}
-
-func randomID() string {
-	b := make([]byte, 16)
-	_, _ = rand.Read(b)
-	return hex.EncodeToString(b)
 }
 
 // mailColumns are "InboundMail"'s columns as recordArgs orders them.
@@ -129,7 +123,7 @@ const mailColumns = `"sesMessageId", "recipient", "bucket", "objectKey", "size",
     "externalMessageId", "ticketId", "receivedAt"`
 
 const recordMailSQL = `
-INSERT INTO "InboundMail" (` + mailColumns + `)
+INSERT INTO keybuzz_amazon."InboundMail" (` + mailColumns + `)
 VALUES ($1, $2, NULLIF($3, ''), NULLIF($4, ''), NULLIF($5, 0), NULLIF($6, ''), NULLIF($7, ''), NULLIF($8, ''),
     NULLIF($9, ''), NULLIF($10, ''), NULLIF($11, ''), NULLIF($12, ''), NULLIF($13, ''), $14, NULLIF($15, ''),
     NULLIF($16, ''), NULLIF($17, ''), NULLIF($18, ''), NULLIF($19, ''), NULLIF($20, ''), NULLIF($21, ''),
@@ -153,7 +147,7 @@ func recordArgs(r marketplace.ReceivedMail, externalMessageID, ticketID string) 
 const recordRefusalSQL = `
 WITH rec AS (` + recordMailSQL + `
 )
-UPDATE "inbound_addresses" SET "lastError" = $26, "updatedAt" = now() AT TIME ZONE 'UTC'
+UPDATE public."inbound_addresses" SET "lastError" = $26, "updatedAt" = now() AT TIME ZONE 'UTC'
 WHERE $25 <> '' AND "id" = $25 AND EXISTS (SELECT 1 FROM rec)`
 
 // RecordMail writes a mail's outcome unless its (sesMessageId, recipient)
@@ -181,10 +175,10 @@ func (s *Store) RecordMail(ctx context.Context, r marketplace.ReceivedMail) erro
 const mailStoredSQL = `
 WITH m AS (
     SELECT "id", COALESCE("ticketId", '') AS "ticketId", ("xmin" = pg_current_xact_id()::xid) AS "created"
-    FROM "ExternalMessage"
+    FROM public."ExternalMessage"
     WHERE "type" = 'AMAZON' AND "connectionId" = $7::text AND "externalId" = $22::text
 ), atts AS (
-    INSERT INTO "InboundMailAttachment" ("tenantId", "externalMessageId", "bucket", "objectKey", "filename", "contentType",
+    INSERT INTO keybuzz_amazon."InboundMailAttachment" ("tenantId", "externalMessageId", "bucket", "objectKey", "filename", "contentType",
         "contentId", "inline", "size", "sha256")
     SELECT $6::text, m."id", $3::text, a."objectKey", NULLIF(a."filename", ''), a."contentType", NULLIF(a."contentId", ''),
         a."inline", a."size", a."sha256"
@@ -193,11 +187,11 @@ WITH m AS (
     WHERE m."created"
     ON CONFLICT ("externalMessageId", "objectKey") DO NOTHING
 ), named AS (
-    UPDATE "Ticket" t SET "customerName" = $23::text, "updatedAt" = now() AT TIME ZONE 'UTC'
+    UPDATE public."Ticket" t SET "customerName" = $23::text, "updatedAt" = now() AT TIME ZONE 'UTC'
     FROM m
     WHERE m."created" AND $23::text <> '' AND t."id" = m."ticketId" AND t."customerName" = $24::text
 ), rec AS (
-    INSERT INTO "InboundMail" (` + mailColumns + `)
+    INSERT INTO keybuzz_amazon."InboundMail" (` + mailColumns + `)
     SELECT $1::text, $2::text, NULLIF($3::text, ''), NULLIF($4::text, ''), NULLIF($5::bigint, 0), NULLIF($6::text, ''),
         NULLIF($7::text, ''), NULLIF($8::text, ''), NULLIF($9::text, ''), NULLIF($10::text, ''), NULLIF($11::text, ''),
         NULLIF($12::text, ''), NULLIF($13::text, ''), CASE WHEN m."created" THEN 'TICKETED' ELSE 'DUPLICATE' END,
@@ -207,7 +201,7 @@ WITH m AS (
     ON CONFLICT ("sesMessageId", "recipient") DO NOTHING
     RETURNING "outcome"
 ), addr AS (
-    UPDATE "inbound_addresses" SET
+    UPDATE public."inbound_addresses" SET
         "lastInboundAt" = GREATEST("lastInboundAt", $21::timestamptz AT TIME ZONE 'UTC'),
         "lastInboundMessageId" = CASE WHEN "lastInboundAt" IS NULL OR "lastInboundAt" <= $21::timestamptz AT TIME ZONE 'UTC'
                                       THEN $22::text ELSE "lastInboundMessageId" END,
@@ -218,7 +212,7 @@ WITH m AS (
 )
 SELECT m."id", m."ticketId", m."created",
     COALESCE((SELECT "outcome" FROM rec),
-             (SELECT "outcome" FROM "InboundMail" WHERE "sesMessageId" = $1::text AND "recipient" = $2::text), '')
+             (SELECT "outcome" FROM keybuzz_amazon."InboundMail" WHERE "sesMessageId" = $1::text AND "recipient" = $2::text), '')
 FROM m`
 
 // IngestMail stores an accepted mail in one transaction and one round
@@ -246,18 +240,24 @@ func (s *Store) IngestMail(ctx context.Context, r marketplace.ReceivedMail, msg 
 	b := &pgx.Batch{}
 	b.Queue(ingestSQL, ingestArgs(r.TenantID, r.ConnectionID, []marketplace.InboundMessage{msg}, s.now(), fence{})...).
 		QueryRow(func(row pgx.Row) error {
-			if err := row.Scan(&page.MessagesCreated, &page.TicketsCreated, &fenced); err != nil {
+			if err := row.Scan(&page.MessagesCreated, &page.TicketsCreated, &fenced, &page.ExternalMessageIDs, &page.TicketIDs); err != nil {
 				return fmt.Errorf("store the message: %w", err)
+			}
+			if !fenced {
+				return fmt.Errorf("store the message of %s: %w", r.ConnectionID, marketplace.ErrNotConnected)
 			}
 			return nil
 		})
 	b.Queue(mailStoredSQL, args...).QueryRow(func(row pgx.Row) error {
-		if err := row.Scan(&extID, &res.TicketID, &created, &outcome); err != nil {
+		if err := row.Scan(&extID, &res.TicketID, &created, &outcome); err != nil && !(errors.Is(err, pgx.ErrNoRows) && !fenced) {
 			return fmt.Errorf("record mail: %w", err)
 		}
 		return nil
 	})
 	if err := s.pool.SendBatch(ctx, b).Close(); err != nil {
+		if errors.Is(err, marketplace.ErrNotConnected) {
+			return marketplace.MailResult{}, fmt.Errorf("ingest mail: %w", err)
+		}
 		return marketplace.MailResult{}, unavailable("ingest mail", err)
 	}
 	res.MessageCreated, res.TicketCreated = page.MessagesCreated > 0, page.TicketsCreated > 0
@@ -274,7 +274,7 @@ func (s *Store) RequestOrderContext(ctx context.Context, c marketplace.OrderCont
 		due = &c.NextAttemptAt
 	}
 	tag, err := s.pool.Exec(ctx, `
-INSERT INTO "TicketOrderContext" ("ticketId", "tenantId", "connectionId", "orderId", "nextAttemptAt")
+INSERT INTO keybuzz_amazon."TicketOrderContext" ("ticketId", "tenantId", "connectionId", "orderId", "nextAttemptAt")
 VALUES ($1, $2, $3, $4, COALESCE($5::timestamptz, now())) ON CONFLICT ("ticketId") DO NOTHING`, c.TicketID, c.TenantID, c.ConnectionID, c.OrderID, due)
 	if err != nil {
 		return false, unavailable("request order context", err)
@@ -288,13 +288,13 @@ VALUES ($1, $2, $3, $4, COALESCE($5::timestamptz, now())) ON CONFLICT ("ticketId
 func (s *Store) CompleteOrderContext(ctx context.Context, c marketplace.OrderContext) error {
 	_, err := s.pool.Exec(ctx, `
 WITH done AS (
-    UPDATE "TicketOrderContext" SET "status" = 'DONE', "context" = $2::jsonb, "attempts" = "attempts" + 1,
+    UPDATE keybuzz_amazon."TicketOrderContext" SET "status" = 'DONE', "context" = $2::jsonb, "attempts" = "attempts" + 1,
         "lastError" = NULL, "updatedAt" = now()
     WHERE "ticketId" = $1 AND "status" = 'PENDING'
     RETURNING "ticketId"
 )
-INSERT INTO "TicketMessage" ("id", "ticketId", "tenantId", "senderType", "senderName", "sentAt", "body", "isInternal", "source")
-SELECT gen_random_uuid()::text, d."ticketId", $3, 'SYSTEM', 'Amazon order', now() AT TIME ZONE 'UTC', $4, true, 'MARKETPLACE'
+INSERT INTO public."TicketMessage" ("id", "ticketId", "tenantId", "senderType", "senderName", "sentAt", "body", "isInternal", "source")
+SELECT keybuzz_amazon.cuid(), d."ticketId", $3, 'SYSTEM', 'Amazon order', now() AT TIME ZONE 'UTC', $4, true, 'MARKETPLACE'
 FROM done d`, c.TicketID, pgJSON(string(c.Context)), c.TenantID, pgText(c.Summary))
 	return unavailable("complete order context", err)
 }
@@ -307,7 +307,7 @@ func (s *Store) DeferOrderContexts(ctx context.Context, ticketIDs []string, retr
 		status = "FAILED"
 	}
 	_, err := s.pool.Exec(ctx, `
-UPDATE "TicketOrderContext" SET "status" = $2, "nextAttemptAt" = $3, "lastError" = $4, "attempts" = "attempts" + 1, "updatedAt" = now()
+UPDATE keybuzz_amazon."TicketOrderContext" SET "status" = $2, "nextAttemptAt" = $3, "lastError" = $4, "attempts" = "attempts" + 1, "updatedAt" = now()
 WHERE "ticketId" = ANY($1::text[]) AND "status" = 'PENDING'`, ticketIDs, status, retryAt, pgText(lastError))
 	return unavailable("defer order contexts", err)
 }
@@ -315,7 +315,7 @@ WHERE "ticketId" = ANY($1::text[]) AND "status" = 'PENDING'`, ticketIDs, status,
 // DueOrderContexts lists PENDING contexts due by now, oldest first.
 func (s *Store) DueOrderContexts(ctx context.Context, now time.Time, limit int) ([]marketplace.OrderContext, error) {
 	rows, err := s.pool.Query(ctx, `
-SELECT "ticketId", "tenantId", "connectionId", "orderId" FROM "TicketOrderContext"
+SELECT "ticketId", "tenantId", "connectionId", "orderId" FROM keybuzz_amazon."TicketOrderContext"
 WHERE "status" = 'PENDING' AND "nextAttemptAt" <= $1 ORDER BY "nextAttemptAt" LIMIT $2`, now, limit)
 	if err != nil {
 		return nil, unavailable("due order contexts", err)
@@ -336,7 +336,7 @@ WHERE "status" = 'PENDING' AND "nextAttemptAt" <= $1 ORDER BY "nextAttemptAt" LI
 func (s *Store) TicketMessages(ctx context.Context, tenantID string, ticketIDs []string) ([]marketplace.TicketMessageView, error) {
 	rows, err := s.pool.Query(ctx, `
 SELECT "ticketId", "senderType"::text, COALESCE("senderName", ''), "body", "sentAt", "isInternal"
-FROM "TicketMessage" WHERE "tenantId" = $1 AND "ticketId" = ANY($2) ORDER BY "sentAt", "id"`, tenantID, ticketIDs)
+FROM public."TicketMessage" WHERE "tenantId" = $1 AND "ticketId" = ANY($2) ORDER BY "sentAt", "id"`, tenantID, ticketIDs)
 	if err != nil {
 		return nil, unavailable("ticket messages", err)
 	}

@@ -30,7 +30,7 @@ func TestIngestMailOutcomes(t *testing.T) {
 		t.Fatal(err)
 	}
 	// A thread an order event opened: its ticket knows no buyer name.
-	if _, err := store.Ingest(ctx, tenant, conn, []marketplace.InboundMessage{{ExternalID: "171-1:cancel", ThreadKey: "171-1", OrderID: "171-1", Body: "cancel", ReceivedAt: clock.Now()}}); err != nil {
+	if _, err := store.IngestEvents(ctx, tenant, conn, []marketplace.InboundMessage{{ExternalID: "171-1:cancel", ThreadKey: "171-1", OrderID: "171-1", Body: "cancel", ReceivedAt: clock.Now()}}); err != nil {
 		t.Fatal(err)
 	}
 	att := marketplace.MailAttachment{ObjectKey: "attachments/" + tenant + "/ses-1/2-colis.png", Filename: "colis.png", ContentType: "image/png", Size: 3, SHA256: "abc"}
@@ -88,9 +88,9 @@ func TestIngestMailOutcomes(t *testing.T) {
 		}
 		var msgs, atts int
 		var outcomes string
-		if err := pool.QueryRow(ctx, `SELECT (SELECT count(*) FROM "ExternalMessage" WHERE "connectionId" = $1),
-    (SELECT count(*) FROM "InboundMailAttachment" WHERE "tenantId" = $2),
-    (SELECT COALESCE(string_agg("sesMessageId" || ':' || "outcome", ' ' ORDER BY "sesMessageId"), '') FROM "InboundMail" WHERE "tenantId" = $2)`,
+		if err := pool.QueryRow(ctx, `SELECT (SELECT count(*) FROM public."ExternalMessage" WHERE "connectionId" = $1),
+    (SELECT count(*) FROM keybuzz_amazon."InboundMailAttachment" WHERE "tenantId" = $2),
+    (SELECT COALESCE(string_agg("sesMessageId" || ':' || "outcome", ' ' ORDER BY "sesMessageId"), '') FROM keybuzz_amazon."InboundMail" WHERE "tenantId" = $2)`,
 			conn, tenant).Scan(&msgs, &atts, &outcomes); err != nil {
 			t.Fatal(err)
 		}
@@ -101,7 +101,7 @@ func TestIngestMailOutcomes(t *testing.T) {
 	var name, status, lastMsg string
 	var last time.Time
 	if err := pool.QueryRow(ctx, `SELECT t."customerName", a."pipelineStatus"::text, a."lastInboundAt", a."lastInboundMessageId"
-FROM "Ticket" t, "inbound_addresses" a WHERE t."id" = $1 AND a."id" = $2`, ticket, addr.ID).Scan(&name, &status, &last, &lastMsg); err != nil {
+FROM public."Ticket" t, public."inbound_addresses" a WHERE t."id" = $1 AND a."id" = $2`, ticket, addr.ID).Scan(&name, &status, &last, &lastMsg); err != nil {
 		t.Fatal(err)
 	}
 	if wantAt := clock.Now().Add(4 * time.Minute).UTC().Truncate(time.Millisecond); name != "Camille" || status != "VALIDATED" || !last.Equal(wantAt) || lastMsg != "m4@amazon.fr" {
@@ -122,7 +122,7 @@ FROM "Ticket" t, "inbound_addresses" a WHERE t."id" = $1 AND a."id" = $2`, ticke
 		t.Fatal(err)
 	}
 	var lastErr, outcome string
-	if err := pool.QueryRow(ctx, `SELECT COALESCE(a."lastError", ''), m."outcome" FROM "inbound_addresses" a, "InboundMail" m
+	if err := pool.QueryRow(ctx, `SELECT COALESCE(a."lastError", ''), m."outcome" FROM public."inbound_addresses" a, keybuzz_amazon."InboundMail" m
 WHERE a."id" = $1 AND m."sesMessageId" = 'ses-5'`, addr.ID).Scan(&lastErr, &outcome); err != nil {
 		t.Fatal(err)
 	}
@@ -130,7 +130,7 @@ WHERE a."id" = $1 AND m."sesMessageId" = 'ses-5'`, addr.ID).Scan(&lastErr, &outc
 		t.Errorf("after a refusal and its redelivery: lastError %q, outcome %s; want the first's", lastErr, outcome)
 	}
 	var unknown int
-	if err := pool.QueryRow(ctx, `SELECT count(*) FROM "InboundMail" WHERE "sesMessageId" = 'ses-6' AND "outcome" = 'UNKNOWN_RECIPIENT' AND "addressId" IS NULL`).Scan(&unknown); err != nil || unknown != 1 {
+	if err := pool.QueryRow(ctx, `SELECT count(*) FROM keybuzz_amazon."InboundMail" WHERE "sesMessageId" = 'ses-6' AND "outcome" = 'UNKNOWN_RECIPIENT' AND "addressId" IS NULL`).Scan(&unknown); err != nil || unknown != 1 {
 		t.Errorf("unknown recipient recorded %d times (%v), want once", unknown, err)
 	}
 }

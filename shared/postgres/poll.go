@@ -16,45 +16,41 @@ import (
 // a poll and the persisted rate budgets. Every time comes from the Store's
 // clock (s.now), so tests drive it; in production it is time.Now.
 
-// claimDueSQL claims up to $3 due CONNECTED connections after the cursor
-// ($4, $5) until $2, in one statement: the partial index
-// "MarketplaceConnection_due_id_idx" serves the inner SELECT, and FOR UPDATE
-// SKIP LOCKED plus the claim column keep an overlapping run from taking the
-// same rows. The outer ORDER BY returns the chunk in keyset order.
-//
-// The lock is FOR NO KEY UPDATE, the strength of the claim's own UPDATE (it
-// changes no key column): it does not conflict with the FOR KEY SHARE lock
-// that the foreign-key check of every ingestion statement (ExternalMessage,
-// TicketMessage -> MarketplaceConnection) holds until its transaction ends.
-// FOR UPDATE did, so SKIP LOCKED skipped every due connection a mail or a
-// notification was being stored for at that moment, run after run while
-// its buyer kept writing (found by the chaos soak's mail channel).
+// claimDueSQL claims up to $3 due connections after the cursor ($4, $5)
+// until $2, in one statement: the partial index "Connection_due_idx" of the
+// connector's keybuzz_amazon."Connection" (rows "pollable": CONNECTED as
+// far as the connector wrote it) serves the inner SELECT, which also checks
+// KeyBuzz's status (a connection KeyBuzz's own backend disabled is not
+// polled), and FOR NO KEY UPDATE SKIP LOCKED of the connector's row plus
+// the claim column keep an overlapping run from taking the same rows.
+// KeyBuzz's row is not locked. The outer ORDER BY returns the chunk in
+// keyset order.
 //
 // The UPDATE reaches the locked rows by their ctid (a TID scan), not by
-// joining "id" back through the primary key: that join's plan depends on
+// joining the id back through the primary key: that join's plan depends on
 // the table's statistics, and the planner may choose to hash the chunk's ids
 // against a sequential scan of the whole table, for every chunk (seen on
 // 100,000 due connections), where a TID scan reads only the chunk's rows.
-// A row locked FOR UPDATE keeps its ctid until this statement updates it;
-// the outer WHERE repeats the claim's conditions, so a row that is not
+// The outer WHERE repeats the claim's conditions, so a row that is not
 // claimable by the time it is updated is left alone.
 const claimDueSQL = `
 WITH claimed AS (
-    UPDATE "MarketplaceConnection" AS c
+    UPDATE keybuzz_amazon."Connection" AS c
     SET "pollClaimedUntil" = $2
     WHERE c.ctid = ANY(ARRAY(
-        SELECT ctid FROM "MarketplaceConnection"
-        WHERE "status" = 'CONNECTED' AND "nextPollAt" <= $1
-          AND ("nextPollAt", "id") > ($4::timestamptz, $5::text)
-          AND ("pollClaimedUntil" IS NULL OR "pollClaimedUntil" < $1)
-        ORDER BY "nextPollAt", "id"
+        SELECT k.ctid FROM keybuzz_amazon."Connection" k
+        JOIN public."MarketplaceConnection" mc ON mc."id" = k."connectionId" AND mc."status" = 'CONNECTED'
+        WHERE k."pollable" AND k."nextPollAt" <= $1
+          AND (k."nextPollAt", k."connectionId") > ($4::timestamptz, $5::text)
+          AND (k."pollClaimedUntil" IS NULL OR k."pollClaimedUntil" < $1)
+        ORDER BY k."nextPollAt", k."connectionId"
         LIMIT $3
-        FOR NO KEY UPDATE SKIP LOCKED))
-      AND c."status" = 'CONNECTED' AND c."nextPollAt" <= $1
+        FOR NO KEY UPDATE OF k SKIP LOCKED))
+      AND c."pollable" AND c."nextPollAt" <= $1
       AND (c."pollClaimedUntil" IS NULL OR c."pollClaimedUntil" < $1)
-    RETURNING c."id", c."tenantId", c."nextPollAt"
+    RETURNING c."connectionId", c."tenantId", c."nextPollAt"
 )
-SELECT "id", "tenantId", "nextPollAt" FROM claimed ORDER BY "nextPollAt", "id"`
+SELECT "connectionId", "tenantId", "nextPollAt" FROM claimed ORDER BY "nextPollAt", "connectionId"`
 
 // ClaimDue claims up to limit due connections after cursor for claimFor. It
 // returns them and the cursor to pass for the next chunk.
@@ -91,26 +87,35 @@ func (s *Store) ReleaseClaims(ctx context.Context, connectionIDs []string) error
 	if len(connectionIDs) == 0 {
 		return nil
 	}
-	_, err := s.pool.Exec(ctx, `UPDATE "MarketplaceConnection" SET "pollClaimedUntil" = NULL WHERE "id" = ANY($1)`, connectionIDs)
+	_, err := s.pool.Exec(ctx, `UPDATE keybuzz_amazon."Connection" SET "pollClaimedUntil" = NULL WHERE "connectionId" = ANY($1)`, connectionIDs)
 	return unavailable("release claims", err)
 }
 
-// acquireSQL takes the lease in one statement: it creates the sync state on
-// a first poll, and otherwise updates it only when no live lease exists
-// (the conflict's WHERE runs on the latest row version, so of concurrent
-// pollers exactly one wins).
+// acquireSQL takes the lease in one statement: it creates the sync state
+// on a first poll (with the KeyBuzz "MarketplaceSyncState" row the
+// connector keeps in the seed's form, id drawn here), and otherwise updates
+// it only when no live lease exists (the conflict's WHERE runs on the
+// latest row version, so of concurrent pollers exactly one wins).
 const acquireSQL = `
 WITH c AS (
-    SELECT "id", "tenantId", "status"::text AS "status", "region", "marketplaceId", "sellingPartnerId", "connectedAt",
-           "pushSubscriptionId" IS NOT NULL AS "pushed", "appSource"
-    FROM "MarketplaceConnection" WHERE "id" = $1 AND "tenantId" = $5
+    SELECT mc."id", mc."tenantId",
+           CASE WHEN mc."status" = 'ERROR' AND k."reauthReason" IS NOT NULL THEN 'NEEDS_REAUTH' ELSE mc."status"::text END AS "status",
+           mc."region", mc."marketplaceId", k."sellingPartnerId", k."connectedAt",
+           k."pushSubscriptionId" IS NOT NULL AS "pushed", k."appSource"
+    FROM public."MarketplaceConnection" mc JOIN keybuzz_amazon."Connection" k ON k."connectionId" = mc."id"
+    WHERE mc."id" = $1 AND mc."tenantId" = $5
 ), l AS (
-    INSERT INTO "MarketplaceSyncState" ("connectionId", "tenantId", "leaseOwner", "leaseUntil", "updatedAt")
-    SELECT c."id", c."tenantId", $2, $4::timestamptz, $3::timestamptz AT TIME ZONE 'UTC' FROM c WHERE c."status" = 'CONNECTED'
+    INSERT INTO keybuzz_amazon."SyncState" ("connectionId", "tenantId", "syncStateId", "leaseOwner", "leaseUntil", "createdAt", "updatedAt")
+    SELECT c."id", c."tenantId", keybuzz_amazon.cuid(), $2, $4::timestamptz, $3::timestamptz, $3::timestamptz FROM c WHERE c."status" = 'CONNECTED'
     ON CONFLICT ("connectionId") DO UPDATE
         SET "leaseOwner" = EXCLUDED."leaseOwner", "leaseUntil" = EXCLUDED."leaseUntil", "updatedAt" = EXCLUDED."updatedAt"
-        WHERE "MarketplaceSyncState"."leaseUntil" IS NULL OR "MarketplaceSyncState"."leaseUntil" < $3::timestamptz
-    RETURNING true AS "won", "cursorAt", "paginationToken", "pageWindowStart", "pageMarketplaceIds"
+        WHERE "SyncState"."leaseUntil" IS NULL OR "SyncState"."leaseUntil" < $3::timestamptz
+    RETURNING true AS "won", (xmax = 0) AS "created", "syncStateId", "cursorAt", "paginationToken", "pageWindowStart", "pageMarketplaceIds"
+), seed AS (
+    INSERT INTO public."MarketplaceSyncState" ("id", "connectionId", "tenantId", "type", "createdAt", "updatedAt")
+    SELECT l."syncStateId", c."id", c."tenantId", 'AMAZON', $3::timestamptz AT TIME ZONE 'UTC', $3::timestamptz AT TIME ZONE 'UTC'
+    FROM l, c WHERE l."created"
+    ON CONFLICT ("id") DO NOTHING
 )
 SELECT c."id", c."tenantId", c."status", COALESCE(c."region", ''), COALESCE(c."marketplaceId", ''),
        COALESCE(c."sellingPartnerId", ''), c."connectedAt", c."pushed",
@@ -137,30 +142,51 @@ func (s *Store) AcquirePoll(ctx context.Context, tenantID, connectionID, owner s
 	return st, nil
 }
 
+// finishSQL ends a poll: the lease released with the outcome in the
+// connector's sync state and the seed's KeyBuzz row; the connection's next
+// poll time (and claim) in the connector's row; lastSyncAt, lastError and,
+// for a permanent failure ($6), the status in KeyBuzz's row, where
+// NEEDS_REAUTH is written as KeyBuzz's ERROR with the connector's reason
+// "revoked". A poll that ends after a disconnect keeps "Disconnected by
+// user" and DISABLED.
 const finishSQL = `
 WITH st AS (
-    UPDATE "MarketplaceSyncState" SET
+    UPDATE keybuzz_amazon."SyncState" SET
         "leaseOwner" = NULL, "leaseUntil" = NULL,
         "pollCount" = "pollCount" + 1,
-        "lastPolledAt" = $3::timestamptz AT TIME ZONE 'UTC',
+        "lastPolledAt" = $3::timestamptz,
         "lastError" = NULLIF($4, ''),
         "lastErrorAt" = CASE WHEN $4 = '' THEN "lastErrorAt" ELSE $3::timestamptz END,
         "errorCount" = "errorCount" + CASE WHEN $4 = '' THEN 0 ELSE 1 END,
         "consecutiveFailures" = CASE WHEN $4 = '' THEN 0 ELSE "consecutiveFailures" + 1 END,
-        "updatedAt" = $3::timestamptz AT TIME ZONE 'UTC'
+        "updatedAt" = $3::timestamptz
     WHERE "connectionId" = $1 AND "leaseOwner" = $2
-    RETURNING 1
+    RETURNING "syncStateId"
+), seed AS (
+    UPDATE public."MarketplaceSyncState" ss SET
+        "lastPolledAt" = $3::timestamptz AT TIME ZONE 'UTC', "lastError" = NULLIF($4, ''),
+        "updatedAt" = $3::timestamptz AT TIME ZONE 'UTC'
+    FROM st WHERE ss."id" = st."syncStateId"
+), prev AS (
+    SELECT "status" = 'CONNECTED' AS "was" FROM public."MarketplaceConnection" WHERE "id" = $1
+), mc AS (
+    UPDATE public."MarketplaceConnection" SET
+        "lastSyncAt" = $3::timestamptz AT TIME ZONE 'UTC',
+        "lastError" = CASE WHEN "status" = 'DISABLED' THEN "lastError" ELSE NULLIF($4, '') END,
+        "status" = CASE WHEN $6::text <> '' AND "status" = 'CONNECTED'
+                        THEN (CASE WHEN $6::text = 'NEEDS_REAUTH' THEN 'ERROR' ELSE $6::text END)::"MarketplaceConnectionStatus"
+                        ELSE "status" END,
+        "updatedAt" = $3::timestamptz AT TIME ZONE 'UTC'
+    WHERE "id" = $1 AND EXISTS (SELECT 1 FROM st)
+    RETURNING (SELECT "was" FROM prev) AS "was", "status"
 )
-UPDATE "MarketplaceConnection" SET
+UPDATE keybuzz_amazon."Connection" k SET
     "pollClaimedUntil" = CASE WHEN $5::timestamptz IS NULL THEN "pollClaimedUntil" ELSE NULL END,
     "nextPollAt" = COALESCE($5::timestamptz, "nextPollAt"),
-    "lastSyncAt" = $3::timestamptz AT TIME ZONE 'UTC',
-    -- A poll that ends after a disconnect keeps "Disconnected by user".
-    "lastError" = CASE WHEN "status" = 'DISABLED' THEN "lastError" ELSE NULLIF($4, '') END,
-    "reauthReason" = CASE WHEN $6::text = 'NEEDS_REAUTH' AND "status" = 'CONNECTED' THEN 'revoked' ELSE "reauthReason" END,
-    "status" = CASE WHEN $6::text <> '' AND "status" = 'CONNECTED' THEN $6::text::"MarketplaceConnectionStatus" ELSE "status" END,
-    "updatedAt" = $3::timestamptz AT TIME ZONE 'UTC'
-WHERE "id" = $1 AND EXISTS (SELECT 1 FROM st)`
+    "reauthReason" = CASE WHEN $6::text = 'NEEDS_REAUTH' AND mc."was" THEN 'revoked' ELSE "reauthReason" END,
+    "pollable" = mc."status" = 'CONNECTED',
+    "updatedAt" = $3::timestamptz
+FROM mc WHERE k."connectionId" = $1`
 
 // FinishPoll records the outcome, releases the lease and, when NextPollAt is
 // set, the fan-out claim. It returns marketplace.ErrLeaseLost when owner no longer holds
@@ -185,18 +211,18 @@ func (s *Store) FinishPoll(ctx context.Context, o marketplace.PollOutcome) error
 // and no 429 back-off runs; FOR UPDATE serialises concurrent takers.
 const takeSQL = `
 WITH b AS (
-    SELECT "id", "rate", "burst", "throttledUntil", "lastThrottledAt",
+    SELECT "rate", "burst", "throttledUntil", "lastThrottledAt",
            LEAST("burst"::float8, "tokens" + "rate" * GREATEST(0, EXTRACT(EPOCH FROM ($3::timestamptz - "refilledAt")))) AS avail,
            ("throttledUntil" IS NULL OR "throttledUntil" <= $3) AS open
-    FROM "MarketplaceRateBudget" WHERE "connectionId" = $1 AND "operation" = $2
+    FROM keybuzz_amazon."RateBudget" WHERE "connectionId" = $1 AND "operation" = $2
     FOR UPDATE
 )
-UPDATE "MarketplaceRateBudget" AS r SET
+UPDATE keybuzz_amazon."RateBudget" AS r SET
     "tokens" = CASE WHEN b.open AND b.avail >= 1 THEN b.avail - 1 ELSE b.avail END,
     "refilledAt" = GREATEST(r."refilledAt", $3),
     "callCount" = r."callCount" + CASE WHEN b.open AND b.avail >= 1 THEN 1 ELSE 0 END,
     "updatedAt" = $3
-FROM b WHERE r."id" = b."id"
+FROM b WHERE r."connectionId" = $1 AND r."operation" = $2
 RETURNING b.open AND b.avail >= 1, b.avail, b.open, b."throttledUntil", r."rate", r."burst", b."lastThrottledAt" IS NOT NULL`
 
 // TakeToken takes one token of the connection's budget for operation,
@@ -214,7 +240,7 @@ func (s *Store) TakeToken(ctx context.Context, connectionID, operation string, p
 			&g.OK, &avail, &open, &throttledUntil, &g.Plan.Rate, &g.Plan.Burst, &g.Throttled)
 		if errors.Is(err, pgx.ErrNoRows) {
 			_, err = s.pool.Exec(ctx, `
-INSERT INTO "MarketplaceRateBudget" ("connectionId", "operation", "tokens", "rate", "burst", "refilledAt", "updatedAt")
+INSERT INTO keybuzz_amazon."RateBudget" ("connectionId", "operation", "tokens", "rate", "burst", "refilledAt", "updatedAt")
 VALUES ($1, $2, $3, $4, $5, $6, $6)
 ON CONFLICT ("connectionId", "operation") DO NOTHING`, connectionID, operation, float64(plan.Burst), plan.Rate, plan.Burst, now)
 			if err != nil {
@@ -251,7 +277,7 @@ func (s *Store) RecordThrottle(ctx context.Context, connectionID, operation stri
 	now := s.now()
 	var until time.Time
 	err := s.pool.QueryRow(ctx, `
-UPDATE "MarketplaceRateBudget" SET
+UPDATE keybuzz_amazon."RateBudget" SET
     "tokens" = 0, "refilledAt" = $3,
     "throttledUntil" = $3::timestamptz + make_interval(secs => GREATEST(1, LEAST(3600,
         (1 / GREATEST("rate", 0.0001)) * power(2, LEAST(4, CASE WHEN "lastThrottledAt" IS NULL THEN 0 ELSE "consecutive429" END))))),
@@ -275,7 +301,7 @@ RETURNING "throttledUntil"`, connectionID, operation, now).Scan(&until)
 func (s *Store) RecordSuccess(ctx context.Context, connectionID, operation string, rate float64) error {
 	now := s.now()
 	_, err := s.pool.Exec(ctx, `
-UPDATE "MarketplaceRateBudget" SET
+UPDATE keybuzz_amazon."RateBudget" SET
     "tokens" = LEAST("burst"::float8, "tokens" + "rate" * GREATEST(0, EXTRACT(EPOCH FROM ($3::timestamptz - "refilledAt")))),
     "refilledAt" = GREATEST("refilledAt", $3),
     "rate" = CASE WHEN $4::float8 > 0 THEN $4::float8 ELSE "rate" END,

@@ -30,9 +30,9 @@ func addConnections(t *testing.T, pool *pgxpool.Pool, n int) []string {
 	t.Helper()
 	var ids []string
 	rows, err := pool.Query(context.Background(), `
-INSERT INTO "MarketplaceConnection" ("tenantId", "status", "region", "marketplaceId", "connectedAt", "nextPollAt")
-SELECT 'tenant-' || g || '-' || md5(random()::text), 'CONNECTED', 'eu', 'A13V1IB3VIYZZH', $1, $1
-FROM generate_series(1, $2) g RETURNING "id"`, t0, n)
+SELECT keybuzz_dev.connection('tenant-' || g || '-' || md5(random()::text), 'CONNECTED', 'eu', 'A13V1IB3VIYZZH',
+    connected_at => $1, next_poll_at => $1)
+FROM generate_series(1, $2) g`, t0, n)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -52,7 +52,7 @@ FROM generate_series(1, $2) g RETURNING "id"`, t0, n)
 func tenantOf(t *testing.T, pool *pgxpool.Pool, id string) string {
 	t.Helper()
 	var tenant string
-	if err := pool.QueryRow(context.Background(), `SELECT "tenantId" FROM "MarketplaceConnection" WHERE "id" = $1`, id).Scan(&tenant); err != nil {
+	if err := pool.QueryRow(context.Background(), `SELECT "tenantId" FROM public."MarketplaceConnection" WHERE "id" = $1`, id).Scan(&tenant); err != nil {
 		t.Fatal(err)
 	}
 	return tenant
@@ -71,7 +71,7 @@ func TestClaimDueTakesAConnectionBeingIngestedInto(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer tx.Rollback(ctx)
-	if _, err := tx.Exec(ctx, `SELECT 1 FROM "MarketplaceConnection" WHERE "id" = $1 FOR KEY SHARE`, ids[0]); err != nil {
+	if _, err := tx.Exec(ctx, `SELECT 1 FROM public."MarketplaceConnection" WHERE "id" = $1 FOR KEY SHARE`, ids[0]); err != nil {
 		t.Fatal(err)
 	}
 	jobs, _, err := store.ClaimDue(ctx, 10, time.Minute, marketplace.ClaimCursor{})
@@ -93,7 +93,7 @@ func TestClaimDueNeverClaimsTwice(t *testing.T) {
 	ctx := context.Background()
 	addConnections(t, pool, 500)
 	// Not due, and not connected: never claimed.
-	if _, err := pool.Exec(ctx, `INSERT INTO "MarketplaceConnection" ("tenantId", "status", "nextPollAt") VALUES ('later', 'CONNECTED', $1), ('gone', 'NEEDS_REAUTH', $2)`,
+	if _, err := pool.Exec(ctx, `SELECT keybuzz_dev.connection('later', 'CONNECTED', next_poll_at => $1), keybuzz_dev.connection('gone', 'NEEDS_REAUTH', next_poll_at => $2)`,
 		t0.Add(time.Hour), t0); err != nil {
 		t.Fatal(err)
 	}
@@ -261,7 +261,7 @@ func TestRateBudgetTokenBucket(t *testing.T) {
 		t.Fatalf("second 429: until %v, want +2s", until2.Sub(clock.Now()))
 	}
 	var count429 int
-	pool.QueryRow(ctx, `SELECT "count429" FROM "MarketplaceRateBudget" WHERE "connectionId" = $1`, id).Scan(&count429)
+	pool.QueryRow(ctx, `SELECT "count429" FROM keybuzz_amazon."RateBudget" WHERE "connectionId" = $1`, id).Scan(&count429)
 	if count429 != 2 {
 		t.Fatalf("count429 = %d", count429)
 	}
@@ -310,15 +310,16 @@ func TestIngestPageIsIdempotent(t *testing.T) {
 		}
 	}
 	var ext, linked, tickets, tms int
-	pool.QueryRow(ctx, `SELECT count(*), count("ticketId") FROM "ExternalMessage"`).Scan(&ext, &linked)
-	pool.QueryRow(ctx, `SELECT count(*) FROM "Ticket" WHERE "tenantId" = $1`, tenant).Scan(&tickets)
-	pool.QueryRow(ctx, `SELECT count(*) FROM "TicketMessage" tm JOIN "ExternalMessage" e ON tm."id" = e."ticketMessageId" AND e."ticketId" = tm."ticketId"`).Scan(&tms)
+	pool.QueryRow(ctx, `SELECT count(*), count("ticketId") FROM public."ExternalMessage"`).Scan(&ext, &linked)
+	pool.QueryRow(ctx, `SELECT count(*) FROM public."Ticket" WHERE "tenantId" = $1`, tenant).Scan(&tickets)
+	pool.QueryRow(ctx, `SELECT count(*) FROM public."TicketMessage" tm JOIN keybuzz_amazon."Message" m ON tm."id" = m."ticketMessageId" AND m."ticketId" = tm."ticketId"`).Scan(&tms)
 	if ext != 5 || linked != 5 || tickets != 3 || tms != 5 {
 		t.Fatalf("ExternalMessage=%d linked=%d Ticket=%d TicketMessage=%d, want 5 5 3 5", ext, linked, tickets, tms)
 	}
 	var token, seedCursor *string
 	var cursor *time.Time
-	pool.QueryRow(ctx, `SELECT "paginationToken", "cursorAt", "cursor" FROM "MarketplaceSyncState" WHERE "connectionId" = $1`, id).Scan(&token, &cursor, &seedCursor)
+	pool.QueryRow(ctx, `SELECT k."paginationToken", k."cursorAt", ss."cursor" FROM keybuzz_amazon."SyncState" k
+JOIN public."MarketplaceSyncState" ss ON ss."id" = k."syncStateId" WHERE k."connectionId" = $1`, id).Scan(&token, &cursor, &seedCursor)
 	if token != nil || cursor == nil || !cursor.Equal(clock.Now()) {
 		t.Fatalf("sync state token=%v cursor=%v", token, cursor)
 	}

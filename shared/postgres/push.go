@@ -21,7 +21,7 @@ import (
 func (s *Store) Destination(ctx context.Context, applicationID, region, queueARN string) (string, bool, error) {
 	var id string
 	err := s.pool.QueryRow(ctx, `
-SELECT "destinationId" FROM "MarketplaceNotificationDestination"
+SELECT "destinationId" FROM keybuzz_amazon."NotificationDestination"
 WHERE "applicationId" = $1 AND "region" = $2 AND "queueArn" = $3`, applicationID, region, queueARN).Scan(&id)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return "", false, nil
@@ -39,14 +39,14 @@ func (s *Store) SaveDestination(ctx context.Context, applicationID, region, queu
 	var id string
 	err := s.pool.QueryRow(ctx, `
 WITH ins AS (
-    INSERT INTO "MarketplaceNotificationDestination" ("applicationId", "region", "queueArn", "destinationId", "createdAt", "updatedAt")
+    INSERT INTO keybuzz_amazon."NotificationDestination" ("applicationId", "region", "queueArn", "destinationId", "createdAt", "updatedAt")
     VALUES ($1, $2, $3, $4, $5, $5)
     ON CONFLICT ("applicationId", "region", "queueArn") DO NOTHING
     RETURNING "destinationId"
 )
 SELECT "destinationId" FROM ins
 UNION ALL
-SELECT "destinationId" FROM "MarketplaceNotificationDestination"
+SELECT "destinationId" FROM keybuzz_amazon."NotificationDestination"
 WHERE "applicationId" = $1 AND "region" = $2 AND "queueArn" = $3 AND NOT EXISTS (SELECT 1 FROM ins)`,
 		applicationID, region, queueARN, destinationID, s.now()).Scan(&id)
 	if errors.Is(err, pgx.ErrNoRows) {
@@ -63,8 +63,12 @@ WHERE "applicationId" = $1 AND "region" = $2 AND "queueArn" = $3 AND NOT EXISTS 
 	return id, nil
 }
 
-const pushTargetColumns = `"id", "tenantId", "status"::text, COALESCE("region", ''), COALESCE("marketplaceId", ''),
-	COALESCE("sellingPartnerId", ''), COALESCE("pushSubscriptionId", ''), COALESCE("appSource", '')`
+// pushTargetColumns read a connection (mc, KeyBuzz's) with the connector's
+// facts (k).
+const pushTargetColumns = `mc."id", mc."tenantId",
+	CASE WHEN mc."status" = 'ERROR' AND k."reauthReason" IS NOT NULL THEN 'NEEDS_REAUTH' ELSE mc."status"::text END,
+	COALESCE(mc."region", ''), COALESCE(mc."marketplaceId", ''),
+	COALESCE(k."sellingPartnerId", ''), COALESCE(k."pushSubscriptionId", ''), COALESCE(k."appSource", '')`
 
 func scanPushTarget(row pgx.Row) (marketplace.PushTarget, error) {
 	var t marketplace.PushTarget
@@ -82,10 +86,15 @@ func scanPushTarget(row pgx.Row) (marketplace.PushTarget, error) {
 func (s *Store) ClaimSubscribe(ctx context.Context, tenantID, connectionID string, retryAfter time.Duration, force bool) (marketplace.PushTarget, bool, error) {
 	now := s.now()
 	t, err := scanPushTarget(s.pool.QueryRow(ctx, `
-UPDATE "MarketplaceConnection" SET "pushAttemptAt" = $3::timestamptz
-WHERE "id" = $1 AND "tenantId" = $2 AND "status" = 'CONNECTED'
-  AND ($5 OR ("pushSubscriptionId" IS NULL AND ("pushAttemptAt" IS NULL OR "pushAttemptAt" <= $4::timestamptz)))
-RETURNING `+pushTargetColumns, connectionID, tenantID, now, now.Add(-retryAfter), force))
+WITH k AS (
+    UPDATE keybuzz_amazon."Connection" k SET "pushAttemptAt" = $3::timestamptz
+    FROM public."MarketplaceConnection" mc
+    WHERE k."connectionId" = $1 AND k."tenantId" = $2 AND mc."id" = k."connectionId" AND mc."status" = 'CONNECTED'
+      AND ($5 OR (k."pushSubscriptionId" IS NULL AND (k."pushAttemptAt" IS NULL OR k."pushAttemptAt" <= $4::timestamptz)))
+    RETURNING k.*
+)
+SELECT `+pushTargetColumns+` FROM k JOIN public."MarketplaceConnection" mc ON mc."id" = k."connectionId"`,
+		connectionID, tenantID, now, now.Add(-retryAfter), force))
 	if errors.Is(err, pgx.ErrNoRows) {
 		return marketplace.PushTarget{}, false, nil
 	}
@@ -101,10 +110,10 @@ RETURNING `+pushTargetColumns, connectionID, tenantID, now, now.Add(-retryAfter)
 func (s *Store) SaveSubscription(ctx context.Context, connectionID, subscriptionID, destinationID string) error {
 	now := s.now()
 	_, err := s.pool.Exec(ctx, `
-UPDATE "MarketplaceConnection" SET "pushSubscriptionId" = $2, "pushDestinationId" = $3, "pushSubscribedAt" = $4,
-    "pushError" = NULL, "updatedAt" = $4::timestamptz AT TIME ZONE 'UTC'
-WHERE "id" = $1`, connectionID, subscriptionID, destinationID, now)
-	if uniqueViolation(err, "MarketplaceConnection_pushSubscriptionId_key") {
+UPDATE keybuzz_amazon."Connection" SET "pushSubscriptionId" = $2, "pushDestinationId" = $3, "pushSubscribedAt" = $4,
+    "pushError" = NULL, "updatedAt" = $4
+WHERE "connectionId" = $1`, connectionID, subscriptionID, destinationID, now)
+	if uniqueViolation(err, "Connection_pushSubscriptionId_key") {
 		return fmt.Errorf("save subscription of %s: %w", connectionID, errors.Join(marketplace.ErrBadRequest, err))
 	}
 	return unavailable("save subscription", err)
@@ -117,7 +126,7 @@ func (s *Store) RecordSubscribeError(ctx context.Context, connectionID, message 
 	if len(message) > 500 {
 		message = message[:500]
 	}
-	_, err := s.pool.Exec(ctx, `UPDATE "MarketplaceConnection" SET "pushError" = $2 WHERE "id" = $1`, connectionID, message)
+	_, err := s.pool.Exec(ctx, `UPDATE keybuzz_amazon."Connection" SET "pushError" = $2 WHERE "connectionId" = $1`, connectionID, message)
 	return unavailable("record subscription error", err)
 }
 
@@ -125,7 +134,7 @@ func (s *Store) RecordSubscribeError(ctx context.Context, connectionID, message 
 // marketplace.ErrNotFound when the tenant has no such connection.
 func (s *Store) PushTarget(ctx context.Context, tenantID, connectionID string) (marketplace.PushTarget, error) {
 	t, err := scanPushTarget(s.pool.QueryRow(ctx, `SELECT `+pushTargetColumns+`
-FROM "MarketplaceConnection" WHERE "id" = $1 AND "tenantId" = $2`, connectionID, tenantID))
+FROM `+connectionFrom+` WHERE mc."id" = $1 AND mc."tenantId" = $2`, connectionID, tenantID))
 	if errors.Is(err, pgx.ErrNoRows) {
 		return marketplace.PushTarget{}, fmt.Errorf("connection %s: %w", connectionID, marketplace.ErrNotFound)
 	}
@@ -140,9 +149,9 @@ FROM "MarketplaceConnection" WHERE "id" = $1 AND "tenantId" = $2`, connectionID,
 // the normal interval again.
 func (s *Store) ClearSubscription(ctx context.Context, connectionID, subscriptionID string) error {
 	_, err := s.pool.Exec(ctx, `
-UPDATE "MarketplaceConnection" SET "pushSubscriptionId" = NULL, "pushDestinationId" = NULL, "pushSubscribedAt" = NULL,
-    "pushAttemptAt" = NULL, "updatedAt" = $3::timestamptz AT TIME ZONE 'UTC'
-WHERE "id" = $1 AND "pushSubscriptionId" = $2`, connectionID, subscriptionID, s.now())
+UPDATE keybuzz_amazon."Connection" SET "pushSubscriptionId" = NULL, "pushDestinationId" = NULL, "pushSubscribedAt" = NULL,
+    "pushAttemptAt" = NULL, "updatedAt" = $3
+WHERE "connectionId" = $1 AND "pushSubscriptionId" = $2`, connectionID, subscriptionID, s.now())
 	return unavailable("clear subscription", err)
 }
 
@@ -150,7 +159,8 @@ WHERE "id" = $1 AND "pushSubscriptionId" = $2`, connectionID, subscriptionID, s.
 // is false when none does.
 func (s *Store) ConnectionBySubscription(ctx context.Context, subscriptionID string) (marketplace.PushTarget, bool, error) {
 	t, err := scanPushTarget(s.pool.QueryRow(ctx, `SELECT `+pushTargetColumns+`
-FROM "MarketplaceConnection" WHERE "pushSubscriptionId" = $1`, subscriptionID))
+FROM keybuzz_amazon."Connection" k JOIN public."MarketplaceConnection" mc ON mc."id" = k."connectionId"
+WHERE k."pushSubscriptionId" = $1`, subscriptionID))
 	if errors.Is(err, pgx.ErrNoRows) {
 		return marketplace.PushTarget{}, false, nil
 	}
@@ -172,20 +182,20 @@ func (s *Store) RecordNotification(ctx context.Context, r marketplace.Notificati
 	}
 	_, err := s.pool.Exec(ctx, `
 WITH rec AS (
-    INSERT INTO "MarketplaceNotification" ("notificationId", "notificationType", "subscriptionId", "connectionId", "tenantId",
+    INSERT INTO keybuzz_amazon."Notification" ("notificationId", "notificationType", "subscriptionId", "connectionId", "tenantId",
         "orderId", "changeType", "outcome", "detail", "eventTime", "messagesCreated", "createdAt", "updatedAt")
     VALUES ($1, NULLIF($2, ''), NULLIF($3, ''), NULLIF($4, ''), NULLIF($5, ''), NULLIF($6, ''), NULLIF($7, ''), $8, NULLIF($9, ''), $10, $11, $12, $12)
     ON CONFLICT ("notificationId") DO UPDATE SET
-        "receivedCount" = "MarketplaceNotification"."receivedCount" + 1,
+        "receivedCount" = "Notification"."receivedCount" + 1,
         -- A notification stored once stays STORED; otherwise the latest outcome.
-        "outcome" = CASE WHEN "MarketplaceNotification"."outcome" = 'STORED' THEN 'STORED' ELSE EXCLUDED."outcome" END,
-        "detail" = CASE WHEN "MarketplaceNotification"."outcome" = 'STORED' THEN "MarketplaceNotification"."detail" ELSE EXCLUDED."detail" END,
-        "messagesCreated" = "MarketplaceNotification"."messagesCreated" + EXCLUDED."messagesCreated",
+        "outcome" = CASE WHEN "Notification"."outcome" = 'STORED' THEN 'STORED' ELSE EXCLUDED."outcome" END,
+        "detail" = CASE WHEN "Notification"."outcome" = 'STORED' THEN "Notification"."detail" ELSE EXCLUDED."detail" END,
+        "messagesCreated" = "Notification"."messagesCreated" + EXCLUDED."messagesCreated",
         "updatedAt" = EXCLUDED."updatedAt"
     RETURNING 1
 )
-UPDATE "MarketplaceConnection" SET "lastNotificationAt" = GREATEST("lastNotificationAt", $12::timestamptz)
-WHERE $13 AND "id" = NULLIF($4, '') AND EXISTS (SELECT 1 FROM rec)`,
+UPDATE keybuzz_amazon."Connection" SET "lastNotificationAt" = GREATEST("lastNotificationAt", $12::timestamptz)
+WHERE $13 AND "connectionId" = NULLIF($4, '') AND EXISTS (SELECT 1 FROM rec)`,
 		r.NotificationID, r.NotificationType, r.SubscriptionID, r.ConnectionID, r.TenantID, r.OrderID, r.ChangeType,
 		string(r.Outcome), detail, r.EventTime, r.MessagesCreated, now, r.Routed)
 	return unavailable("record notification", err)
@@ -193,43 +203,25 @@ WHERE $13 AND "id" = NULLIF($4, '') AND EXISTS (SELECT 1 FROM rec)`,
 
 // IngestEvents stores pushed events of the tenant's connection with the
 // ingestion statement polling uses (same externalIds, so an event pushed
-// and polled is stored once), in one transaction that holds the connection
-// CONNECTED: nothing is stored for a connection disconnected meanwhile
-// (marketplace.ErrNotConnected).
+// and polled is stored once), guarded by the connection being CONNECTED
+// (held FOR SHARE by the statement): nothing is stored for a connection
+// disconnected meanwhile (marketplace.ErrNotConnected).
 func (s *Store) IngestEvents(ctx context.Context, tenantID, connectionID string, msgs []marketplace.InboundMessage) (marketplace.PageResult, error) {
-	now := s.now()
-	msgs = dedupe(msgs)
-	var res marketplace.PageResult
-	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-		var ok bool
-		err := tx.QueryRow(ctx, `
-SELECT EXISTS (SELECT 1 FROM "MarketplaceConnection" WHERE "id" = $1 AND "tenantId" = $2 AND "status" = 'CONNECTED' FOR SHARE)`,
-			connectionID, tenantID).Scan(&ok)
-		if err != nil {
-			return err
-		}
-		if !ok {
-			return marketplace.ErrNotConnected
-		}
-		res, _, err = ingest(ctx, tx, tenantID, connectionID, msgs, now, fence{})
-		return err
-	})
-	if errors.Is(err, marketplace.ErrNotConnected) {
-		return marketplace.PageResult{}, fmt.Errorf("ingest pushed events of %s: %w", connectionID, marketplace.ErrNotConnected)
-	}
+	res, connected, err := ingest(ctx, s.pool, tenantID, connectionID, dedupe(msgs), s.now(), fence{})
 	if err != nil {
 		return marketplace.PageResult{}, unavailable("ingest pushed events", err)
+	}
+	if !connected {
+		return marketplace.PageResult{}, fmt.Errorf("ingest pushed events of %s: %w", connectionID, marketplace.ErrNotConnected)
 	}
 	return res, nil
 }
 
-// PushStatus reads what the status route shows of push for a connection;
-// marketplace.ErrNotFound when the connection does not exist.
 func (s *Store) PushStatus(ctx context.Context, connectionID string) (marketplace.PushStatus, error) {
 	var st marketplace.PushStatus
 	err := s.pool.QueryRow(ctx, `
 SELECT COALESCE("pushSubscriptionId", ''), "pushSubscribedAt", "lastNotificationAt", COALESCE("pushError", '')
-FROM "MarketplaceConnection" WHERE "id" = $1`, connectionID).Scan(&st.SubscriptionID, &st.SubscribedAt, &st.LastNotificationAt, &st.Error)
+FROM keybuzz_amazon."Connection" WHERE "connectionId" = $1`, connectionID).Scan(&st.SubscriptionID, &st.SubscribedAt, &st.LastNotificationAt, &st.Error)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return marketplace.PushStatus{}, fmt.Errorf("connection %s: %w", connectionID, marketplace.ErrNotFound)
 	}

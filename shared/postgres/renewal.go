@@ -22,14 +22,19 @@ func (s *Store) Renew(ctx context.Context) (marketplace.Renewal, error) {
 	var r marketplace.Renewal
 	err := s.pool.QueryRow(ctx, `
 		WITH expired AS (
-			UPDATE "MarketplaceConnection" SET "status" = 'NEEDS_REAUTH', "reauthReason" = $4::text,
-				"lastError" = $5, "pollClaimedUntil" = NULL, "updatedAt" = $1::timestamptz AT TIME ZONE 'UTC'
-			WHERE "status" = 'CONNECTED' AND "authorizedAt" <= $2::timestamptz
-			RETURNING 1
+			UPDATE keybuzz_amazon."Connection" k SET "reauthReason" = $4::text, "pollable" = false,
+				"pollClaimedUntil" = NULL, "updatedAt" = $1::timestamptz
+			FROM public."MarketplaceConnection" mc
+			WHERE mc."id" = k."connectionId" AND mc."status" = 'CONNECTED' AND k."authorizedAt" <= $2::timestamptz
+			RETURNING k."connectionId"
+		), kb AS (
+			UPDATE public."MarketplaceConnection" SET "status" = 'ERROR', "lastError" = $5,
+				"updatedAt" = $1::timestamptz AT TIME ZONE 'UTC'
+			WHERE "id" IN (SELECT "connectionId" FROM expired)
 		)
 		SELECT (SELECT count(*) FROM expired),
-		       (SELECT count(*) FROM "MarketplaceConnection"
-		        WHERE "status" = 'CONNECTED' AND "authorizedAt" > $2::timestamptz AND "authorizedAt" <= $3::timestamptz)`,
+		       (SELECT count(*) FROM keybuzz_amazon."Connection" k JOIN public."MarketplaceConnection" mc ON mc."id" = k."connectionId"
+		        WHERE mc."status" = 'CONNECTED' AND k."authorizedAt" > $2::timestamptz AND k."authorizedAt" <= $3::timestamptz)`,
 		now, expiredBefore, dueBefore, string(marketplace.ReauthExpired), ExpiredMessage).Scan(&r.Expired, &r.DueSoon)
 	if err != nil {
 		return marketplace.Renewal{}, unavailable("renew authorizations", err)

@@ -12,9 +12,9 @@ import (
 func (s *Store) ListTickets(ctx context.Context, tenantID string, limit int) ([]marketplace.TicketSummary, error) {
 	rows, err := s.pool.Query(ctx, `
 		SELECT t."id", t."subject", t."status"::text, COALESCE(th."orderId", t."externalId", ''), t."customerName",
-		       (SELECT count(*) FROM "TicketMessage" m WHERE m."ticketId" = t."id")::int,
+		       (SELECT count(*) FROM public."TicketMessage" m WHERE m."ticketId" = t."id")::int,
 		       th."lastMessageAt", t."createdAt"
-		FROM "Ticket" t LEFT JOIN "TicketThread" th ON th."ticketId" = t."id"
+		FROM public."Ticket" t LEFT JOIN keybuzz_amazon."TicketThread" th ON th."ticketId" = t."id"
 		WHERE t."tenantId" = $1
 		ORDER BY th."lastMessageAt" DESC NULLS LAST, t."createdAt" DESC LIMIT $2`, tenantID, limit)
 	if err != nil {

@@ -36,12 +36,13 @@ func (s *Store) SyncStatus(ctx context.Context, connectionID string) (SyncStatus
 	var pollCount, eventCount, errorCount, count429 *int64
 	err := s.pool.QueryRow(ctx, `
 SELECT c."nextPollAt", ss."cursorAt", ss."paginationToken" IS NOT NULL, ss."lastPolledAt", ss."lastSuccessAt",
-       COALESCE(ss."lastError", c."lastError"), ss."pollCount", ss."eventCount", ss."errorCount",
+       COALESCE(ss."lastError", mc."lastError"), ss."pollCount", ss."eventCount", ss."errorCount",
        b."count429", b."throttledUntil", b."tokens"
-FROM "MarketplaceConnection" c
-LEFT JOIN "MarketplaceSyncState" ss ON ss."connectionId" = c."id"
-LEFT JOIN "MarketplaceRateBudget" b ON b."connectionId" = c."id" AND b."operation" = 'searchOrders'
-WHERE c."id" = $1`, connectionID).Scan(&st.NextPollAt, &st.Cursor, &st.PaginationToken, &st.LastSyncAt, &st.LastSuccessAt,
+FROM keybuzz_amazon."Connection" c
+JOIN public."MarketplaceConnection" mc ON mc."id" = c."connectionId"
+LEFT JOIN keybuzz_amazon."SyncState" ss ON ss."connectionId" = c."connectionId"
+LEFT JOIN keybuzz_amazon."RateBudget" b ON b."connectionId" = c."connectionId" AND b."operation" = 'searchOrders'
+WHERE c."connectionId" = $1`, connectionID).Scan(&st.NextPollAt, &st.Cursor, &st.PaginationToken, &st.LastSyncAt, &st.LastSuccessAt,
 		&lastErr, &pollCount, &eventCount, &errorCount, &count429, &st.ThrottledUntil, &st.Tokens)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return SyncStatus{}, fmt.Errorf("connection %s: %w", connectionID, marketplace.ErrNotFound)
