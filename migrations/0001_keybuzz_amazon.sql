@@ -13,7 +13,9 @@
 -- (shared/migrate records it). Times here are timestamptz; KeyBuzz's are
 -- timestamp(3) holding UTC.
 
-CREATE SCHEMA IF NOT EXISTS keybuzz_amazon;
+-- The schema itself is created by shared/migrate when missing (a
+-- deployment may create it beforehand, owned by the connector's role, which
+-- then needs no CREATE on the database: docs/deploy.md).
 
 -- A text id in the shape of Prisma's cuid() (a "c" and 24 lowercase
 -- alphanumerics, here 96 random bits), for the rows the connector inserts
