@@ -85,7 +85,7 @@ func (r *mailRig) tenant(prefix, status string) (id, address string) {
 	r.t.Helper()
 	id = testenv.ID(prefix)
 	if _, err := r.pool.Exec(context.Background(), `
-INSERT INTO "MarketplaceConnection" ("tenantId", "status", "region", "marketplaceId") VALUES ($1, $2, 'NA', 'ATVPDKIKX0DER')`, id, status); err != nil {
+SELECT keybuzz_dev.connection($1, $2, 'NA', 'ATVPDKIKX0DER')`, id, status); err != nil {
 		r.t.Fatal(err)
 	}
 	addrs, err := mailaddress.NewAddresses(r.store, r.domain).Provision(context.Background(), id, []string{"ATVPDKIKX0DER"})
@@ -112,7 +112,8 @@ func (r *mailRig) send(rcpt string, raw string) {
 func (r *mailRig) rows(tenant string) (bodies []string, tickets, ticketMessages int) {
 	r.t.Helper()
 	ctx := context.Background()
-	rs, err := r.pool.Query(ctx, `SELECT COALESCE("body", '') FROM "ExternalMessage" WHERE "tenantId" = $1 ORDER BY "createdAt"`, tenant)
+	rs, err := r.pool.Query(ctx, `SELECT COALESCE(tm."body", '') FROM public."ExternalMessage" e JOIN keybuzz_amazon."Message" m ON m."externalMessageId" = e."id"
+	JOIN public."TicketMessage" tm ON tm."id" = m."ticketMessageId" WHERE e."tenantId" = $1 ORDER BY e."createdAt", e."id"`, tenant)
 	if err != nil {
 		r.t.Fatal(err)
 	}
@@ -135,7 +136,7 @@ func (r *mailRig) rows(tenant string) (bodies []string, tickets, ticketMessages 
 // was recorded under.
 func (r *mailRig) outcomes(recipient string) []string {
 	r.t.Helper()
-	rs, err := r.pool.Query(context.Background(), `SELECT "outcome"::text || ' ' || COALESCE("tenantId", '-') FROM "InboundMail" WHERE lower("recipient") = lower($1) ORDER BY "createdAt"`, recipient)
+	rs, err := r.pool.Query(context.Background(), `SELECT "outcome"::text || ' ' || COALESCE("tenantId", '-') FROM keybuzz_amazon."InboundMail" WHERE lower("recipient") = lower($1) ORDER BY "createdAt"`, recipient)
 	if err != nil {
 		r.t.Fatal(err)
 	}

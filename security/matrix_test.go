@@ -137,8 +137,10 @@ func connectionOf(t *testing.T, tenant string) (status, seller string) {
 		t.Fatal(err)
 	}
 	defer db.Close(context.Background())
-	err = db.QueryRow(context.Background(), `SELECT "status"::text, COALESCE("sellingPartnerId", '') FROM "MarketplaceConnection" WHERE "tenantId" = $1
-ORDER BY "updatedAt" DESC LIMIT 1`, tenant).Scan(&status, &seller)
+	err = db.QueryRow(context.Background(), `SELECT CASE WHEN mc."status" = 'ERROR' AND k."reauthReason" IS NOT NULL THEN 'NEEDS_REAUTH' ELSE mc."status"::text END,
+	COALESCE(k."sellingPartnerId", '')
+FROM public."MarketplaceConnection" mc LEFT JOIN keybuzz_amazon."Connection" k ON k."connectionId" = mc."id" WHERE mc."tenantId" = $1
+ORDER BY mc."updatedAt" DESC LIMIT 1`, tenant).Scan(&status, &seller)
 	if err == pgx.ErrNoRows {
 		return "", ""
 	}

@@ -68,8 +68,7 @@ func TestRealClockOneWindowPerPeriod(t *testing.T) {
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { secrets.DeleteTenant(context.Background(), tenant) })
-		if _, err := pool.Exec(ctx, `INSERT INTO "MarketplaceConnection" ("tenantId", "status", "region", "marketplaceId", "sellingPartnerId", "connectedAt", "nextPollAt")
-VALUES ($1, 'CONNECTED', 'eu', $2, $3, now(), now())`, tenant, strings.Join(mps, ","), id); err != nil {
+		if _, err := pool.Exec(ctx, `SELECT keybuzz_dev.connection($1, 'CONNECTED', 'eu', $2, $3, connected_at => now(), next_poll_at => now())`, tenant, strings.Join(mps, ","), id); err != nil {
 			t.Fatal(err)
 		}
 	}

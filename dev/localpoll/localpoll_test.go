@@ -72,8 +72,7 @@ func TestPollOnceEndToEnd(t *testing.T) {
 			}
 			t.Cleanup(func() { secrets.DeleteTenant(context.Background(), tn.id) })
 		}
-		if err := pool.QueryRow(ctx, `INSERT INTO "MarketplaceConnection" ("tenantId", "status", "region", "marketplaceId", "connectedAt", "nextPollAt")
-VALUES ($1, 'CONNECTED', 'eu', $2, $3, $3) RETURNING "id"`, tn.id, strings.Join(mps, ","), clock.Now()).Scan(&tn.conn); err != nil {
+		if err := pool.QueryRow(ctx, `SELECT keybuzz_dev.connection($1, 'CONNECTED', 'eu', $2, connected_at => $3, next_poll_at => $3)`, tn.id, strings.Join(mps, ","), clock.Now()).Scan(&tn.conn); err != nil {
 			t.Fatal(err)
 		}
 		tenants = append(tenants, tn)
@@ -102,7 +101,8 @@ VALUES ($1, 'CONNECTED', 'eu', $2, $3, $3) RETURNING "id"`, tn.id, strings.Join(
 		var status string
 		pool.QueryRow(ctx, `SELECT count(*) FROM "ExternalMessage" WHERE "tenantId" = $1`, tn.id).Scan(&msgs)
 		pool.QueryRow(ctx, `SELECT count(*) FROM "Ticket" WHERE "tenantId" = $1`, tn.id).Scan(&tickets)
-		pool.QueryRow(ctx, `SELECT "status" FROM "MarketplaceConnection" WHERE "id" = $1`, tn.conn).Scan(&status)
+		pool.QueryRow(ctx, `SELECT CASE WHEN mc."status" = 'ERROR' AND k."reauthReason" IS NOT NULL THEN 'NEEDS_REAUTH' ELSE mc."status"::text END
+	FROM public."MarketplaceConnection" mc JOIN keybuzz_amazon."Connection" k ON k."connectionId" = mc."id" WHERE mc."id" = $1`, tn.conn).Scan(&status)
 		want := 0
 		for _, ev := range sb.BuyerEvents(tn.seller) {
 			if !ev.At.Before(clock.Now().Add(-7 * 24 * time.Hour)) {

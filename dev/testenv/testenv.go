@@ -147,6 +147,11 @@ func ensureTemplate(ctx context.Context, base string) (string, error) {
 		return "", fmt.Errorf("connect: %w", err)
 	}
 	defer admin.Close(ctx)
+	// Another test binary may be building it (Prisma takes seconds): wait
+	// for it whatever the role's lock_timeout.
+	if _, err := admin.Exec(ctx, `SET lock_timeout = 0; SET statement_timeout = 0`); err != nil {
+		return "", err
+	}
 	if _, err := admin.Exec(ctx, `SELECT pg_advisory_lock(727274)`); err != nil {
 		return "", err
 	}
@@ -196,6 +201,11 @@ func ensureKeybuzzTemplate(ctx context.Context, base string) (string, error) {
 		return "", fmt.Errorf("connect: %w", err)
 	}
 	defer admin.Close(ctx)
+	// Another test binary may be building it (Prisma takes seconds): wait
+	// for it whatever the role's lock_timeout.
+	if _, err := admin.Exec(ctx, `SET lock_timeout = 0; SET statement_timeout = 0`); err != nil {
+		return "", err
+	}
 	if _, err := admin.Exec(ctx, `SELECT pg_advisory_lock(727275)`); err != nil {
 		return "", err
 	}

@@ -54,7 +54,7 @@ func TestSeed1StartReturnsConsentURL(t *testing.T) {
 	}
 	// Only a hash of the state is stored.
 	var stored string
-	if err := s.pool.QueryRow(context.Background(), `SELECT "stateHash" FROM "MarketplaceOAuthState" WHERE "tenantId" = $1`, tenant).Scan(&stored); err != nil {
+	if err := s.pool.QueryRow(context.Background(), `SELECT "stateHash" FROM keybuzz_amazon."OAuthState" WHERE "tenantId" = $1`, tenant).Scan(&stored); err != nil {
 		t.Fatal(err)
 	}
 	if stored == q.Get("state") || len(stored) != 64 {
@@ -425,7 +425,7 @@ func TestConnectNamesTheSellersBusiness(t *testing.T) {
 			t.Errorf("seller %d: status %v, want displayName %q", c.seller, st, want)
 		}
 		var calls, throttled int
-		if err := s.pool.QueryRow(context.Background(), `SELECT "callCount", "count429" FROM "MarketplaceRateBudget" b JOIN "MarketplaceConnection" c ON c."id" = b."connectionId"
+		if err := s.pool.QueryRow(context.Background(), `SELECT "callCount", "count429" FROM keybuzz_amazon."RateBudget" b JOIN public."MarketplaceConnection" c ON c."id" = b."connectionId"
 WHERE c."tenantId" = $1 AND b."operation" = 'getAccount'`, tenant).Scan(&calls, &throttled); err != nil || calls != 1 || throttled != map[int]int{3: 1}[c.seller] {
 			t.Errorf("seller %d: getAccount budget calls %d, 429s %d (%v)", c.seller, calls, throttled, err)
 		}

@@ -212,14 +212,15 @@ func TestDisconnect(t *testing.T) {
 	if err := s.pool.QueryRow(ctx, `SELECT "id" FROM "MarketplaceConnection" WHERE "tenantId" = $1`, tenant).Scan(&connID); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.pool.Exec(ctx, `INSERT INTO "Ticket" ("tenantId", "channel", "subject", "customerName") VALUES ($1, 'AMAZON', 'Order 1', 'Buyer')`, tenant); err != nil {
+	if _, err := s.pool.Exec(ctx, `INSERT INTO "Ticket" ("id", "tenantId", "channel", "subject", "customerName", "updatedAt")
+		VALUES ('ckbticket' || md5($1), $1, 'AMAZON', 'Order 1', 'Buyer', now() AT TIME ZONE 'UTC')`, tenant); err != nil {
 		t.Fatal(err)
 	}
 	// The tenant's inbound mail address (KeyBuzz's inbound_addresses), live.
-	if _, err := s.pool.Exec(ctx, `WITH ic AS (INSERT INTO "inbound_connections" ("tenantId", "marketplace", "countries", "status")
-		VALUES ($1, 'amazon', '["FR"]', 'READY') RETURNING "id")
-		INSERT INTO "inbound_addresses" ("connectionId", "tenantId", "marketplace", "country", "token", "emailAddress", "pipelineStatus")
-		SELECT ic."id", $1, 'amazon', 'FR', 'tok123', 'amazon.'||$1||'.fr.tok123@inbound.keybuzz.io', 'VALIDATED' FROM ic`, tenant); err != nil {
+	if _, err := s.pool.Exec(ctx, `WITH ic AS (INSERT INTO "inbound_connections" ("id", "tenantId", "marketplace", "countries", "status", "updatedAt")
+		VALUES ('ckbconn' || md5($1), $1, 'amazon', '["FR"]', 'READY', now() AT TIME ZONE 'UTC') RETURNING "id")
+		INSERT INTO "inbound_addresses" ("id", "connectionId", "tenantId", "marketplace", "country", "token", "emailAddress", "pipelineStatus", "updatedAt")
+		SELECT 'ckbaddr' || md5($1), ic."id", $1, 'amazon', 'FR', 'tok123', 'amazon.'||$1||'.fr.tok123@inbound.keybuzz.io', 'VALIDATED', now() AT TIME ZONE 'UTC' FROM ic`, tenant); err != nil {
 		t.Fatal(err)
 	}
 

@@ -95,8 +95,7 @@ func BenchmarkHandleSQSPostgres(b *testing.B) {
 	ctx := context.Background()
 	tenant := testenv.ID("tenant")
 	var conn string
-	if err := pool.QueryRow(ctx, `INSERT INTO "MarketplaceConnection" ("tenantId", "status", "region", "marketplaceId")
-VALUES ($1, 'CONNECTED', 'EU', 'A13V1IB3VIYZZH') RETURNING "id"`, tenant).Scan(&conn); err != nil {
+	if err := pool.QueryRow(ctx, `SELECT keybuzz_dev.connection($1, 'CONNECTED', 'EU', 'A13V1IB3VIYZZH')`, tenant).Scan(&conn); err != nil {
 		b.Fatal(err)
 	}
 	addrs, err := mailaddress.NewAddresses(store, domain).Provision(ctx, tenant, []string{"A13V1IB3VIYZZH"})

@@ -52,11 +52,10 @@ func TestOrderContextAfterTheTicket(t *testing.T) {
 	store := postgres.New(pool)
 	tenant := testenv.ID("tenant")
 	var conn string
-	if err := pool.QueryRow(ctx, `INSERT INTO "MarketplaceConnection" ("tenantId", "status", "region", "marketplaceId")
-VALUES ($1, 'CONNECTED', 'EU', 'A13V1IB3VIYZZH') RETURNING "id"`, tenant).Scan(&conn); err != nil {
+	if err := pool.QueryRow(ctx, `SELECT keybuzz_dev.connection($1, 'CONNECTED', 'EU', 'A13V1IB3VIYZZH')`, tenant).Scan(&conn); err != nil {
 		t.Fatal(err)
 	}
-	res, err := store.Ingest(ctx, tenant, conn, []marketplace.InboundMessage{{ExternalID: "<m@x>", ThreadKey: "402-1", OrderID: "402-1",
+	res, err := store.IngestEvents(ctx, tenant, conn, []marketplace.InboundMessage{{ExternalID: "<m@x>", ThreadKey: "402-1", OrderID: "402-1",
 		BuyerName: "Ana", Body: "hello", ReceivedAt: now}})
 	if err != nil || res.TicketsCreated != 1 {
 		t.Fatal(res, err)
@@ -74,7 +73,7 @@ VALUES ($1, 'CONNECTED', 'EU', 'A13V1IB3VIYZZH') RETURNING "id"`, tenant).Scan(&
 	count := func() (system int, status string) {
 		t.Helper()
 		if err := pool.QueryRow(ctx, `SELECT (SELECT count(*) FROM "TicketMessage" WHERE "ticketId" = $1 AND "senderType" = 'SYSTEM' AND "isInternal"),
-  (SELECT "status" FROM "TicketOrderContext" WHERE "ticketId" = $1)`, ticket).Scan(&system, &status); err != nil {
+  (SELECT "status" FROM keybuzz_amazon."TicketOrderContext" WHERE "ticketId" = $1)`, ticket).Scan(&system, &status); err != nil {
 			t.Fatal(err)
 		}
 		return
@@ -126,18 +125,17 @@ func TestOrderContextWaitsForTheBudget(t *testing.T) {
 	store := postgres.New(pool)
 	tenant := testenv.ID("tenant")
 	var conn string
-	if err := pool.QueryRow(ctx, `INSERT INTO "MarketplaceConnection" ("tenantId", "status", "region", "marketplaceId")
-VALUES ($1, 'CONNECTED', 'EU', 'A13V1IB3VIYZZH') RETURNING "id"`, tenant).Scan(&conn); err != nil {
+	if err := pool.QueryRow(ctx, `SELECT keybuzz_dev.connection($1, 'CONNECTED', 'EU', 'A13V1IB3VIYZZH')`, tenant).Scan(&conn); err != nil {
 		t.Fatal(err)
 	}
 	tickets := make([]string, 4)
 	for i := range tickets {
 		order := "402-" + string(rune('a'+i))
-		if _, err := store.Ingest(ctx, tenant, conn, []marketplace.InboundMessage{{ExternalID: "<" + order + "@x>", ThreadKey: order, OrderID: order,
+		if _, err := store.IngestEvents(ctx, tenant, conn, []marketplace.InboundMessage{{ExternalID: "<" + order + "@x>", ThreadKey: order, OrderID: order,
 			Body: "hello", ReceivedAt: now}}); err != nil {
 			t.Fatal(err)
 		}
-		if err := pool.QueryRow(ctx, `SELECT "ticketId" FROM "TicketThread" WHERE "tenantId" = $1 AND "threadKey" = $2`, tenant, order).Scan(&tickets[i]); err != nil {
+		if err := pool.QueryRow(ctx, `SELECT "ticketId" FROM keybuzz_amazon."TicketThread" WHERE "tenantId" = $1 AND "threadKey" = $2`, tenant, order).Scan(&tickets[i]); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -147,7 +145,7 @@ VALUES ($1, 'CONNECTED', 'EU', 'A13V1IB3VIYZZH') RETURNING "id"`, tenant).Scan(&
 		t.Helper()
 		var s string
 		if err := pool.QueryRow(ctx, `SELECT string_agg("status" || '@' || (EXTRACT(EPOCH FROM "nextAttemptAt" - $2::timestamptz) >= 2)::text, ' ' ORDER BY "orderId")
-FROM "TicketOrderContext" WHERE "tenantId" = $1`, tenant, now).Scan(&s); err != nil {
+FROM keybuzz_amazon."TicketOrderContext" WHERE "tenantId" = $1`, tenant, now).Scan(&s); err != nil {
 			t.Fatal(err)
 		}
 		return s

@@ -50,7 +50,7 @@ func TestSandboxBuyerMessageBecomesATicket(t *testing.T) {
 		t.Fatalf("tickets %+v", got)
 	}
 	var atts int
-	if err := m.pool.QueryRow(t.Context(), `SELECT count(*) FROM "InboundMailAttachment" WHERE "tenantId" = $1 AND "filename" = 'colis.png'`, tenant).Scan(&atts); err != nil || atts != 1 {
+	if err := m.pool.QueryRow(t.Context(), `SELECT count(*) FROM keybuzz_amazon."InboundMailAttachment" WHERE "tenantId" = $1 AND "filename" = 'colis.png'`, tenant).Scan(&atts); err != nil || atts != 1 {
 		t.Errorf("attachments %d %v", atts, err)
 	}
 }

@@ -83,8 +83,7 @@ func (m *stackMail) tenant(status string, marketplaces ...string) (tenantID, con
 	ctx := context.Background()
 	tenantID = testenv.ID("tenant")
 	if err := m.pool.QueryRow(ctx, `
-INSERT INTO "MarketplaceConnection" ("tenantId", "status", "region", "marketplaceId")
-VALUES ($1, $2, 'EU', $3) RETURNING "id"`, tenantID, status, marketplaces[0]).Scan(&connID); err != nil {
+SELECT keybuzz_dev.connection($1, $2, 'EU', $3)`, tenantID, status, marketplaces[0]).Scan(&connID); err != nil {
 		m.t.Fatal(err)
 	}
 	addrs, err := mailaddress.NewAddresses(m.store, m.domain).Provision(ctx, tenantID, marketplaces)
@@ -142,7 +141,7 @@ WHERE t."tenantId" = $1 GROUP BY t."id" ORDER BY t."externalId"`, tenantID)
 func (m *stackMail) outcomes(tenantOrRcpt string) map[string]int {
 	m.t.Helper()
 	rows, err := m.pool.Query(context.Background(), `
-SELECT "outcome", count(*) FROM "InboundMail" WHERE "tenantId" = $1 OR "recipient" = $1 GROUP BY "outcome"`, tenantOrRcpt)
+SELECT "outcome", count(*) FROM keybuzz_amazon."InboundMail" WHERE "tenantId" = $1 OR "recipient" = $1 GROUP BY "outcome"`, tenantOrRcpt)
 	if err != nil {
 		m.t.Fatal(err)
 	}

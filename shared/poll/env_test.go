@@ -170,8 +170,8 @@ func (e *env) addConnection(tenantID, sellerID, marketplaces, vaultPath string) 
 	e.t.Helper()
 	var id string
 	err := e.pool.QueryRow(context.Background(), `
-INSERT INTO "MarketplaceConnection" ("tenantId", "status", "region", "marketplaceId", "sellingPartnerId", "vaultPath", "connectedAt", "nextPollAt")
-VALUES ($1, 'CONNECTED', 'eu', $2, $3, $4, $5, $5) RETURNING "id"`, tenantID, marketplaces, sellerID, vaultPath, e.clock.Now()).Scan(&id)
+SELECT keybuzz_dev.connection($1, 'CONNECTED', 'eu', $2, $3, $4, connected_at => $5, next_poll_at => $5)`,
+		tenantID, marketplaces, sellerID, vaultPath, e.clock.Now()).Scan(&id)
 	if err != nil {
 		e.t.Fatal(err)
 	}
@@ -213,7 +213,9 @@ func (e *env) state(s seller) state {
 	st := state{ExternalIDs: map[string]bool{}}
 	var lastErr *string
 	var claimed *time.Time
-	if err := e.pool.QueryRow(ctx, `SELECT "status", "lastError", "nextPollAt", "pollClaimedUntil" FROM "MarketplaceConnection" WHERE "id" = $1`, s.connectionID).
+	if err := e.pool.QueryRow(ctx, `SELECT CASE WHEN mc."status" = 'ERROR' AND k."reauthReason" IS NOT NULL THEN 'NEEDS_REAUTH' ELSE mc."status"::text END,
+	mc."lastError", k."nextPollAt", k."pollClaimedUntil"
+FROM public."MarketplaceConnection" mc JOIN keybuzz_amazon."Connection" k ON k."connectionId" = mc."id" WHERE mc."id" = $1`, s.connectionID).
 		Scan(&st.Status, &lastErr, &st.NextPollAt, &claimed); err != nil {
 		e.t.Fatal(err)
 	}
@@ -221,7 +223,7 @@ func (e *env) state(s seller) state {
 		st.LastError = *lastErr
 	}
 	st.Claimed = claimed != nil
-	_ = e.pool.QueryRow(ctx, `SELECT "cursorAt", "paginationToken" FROM "MarketplaceSyncState" WHERE "connectionId" = $1`, s.connectionID).Scan(&st.Cursor, &st.Token)
+	_ = e.pool.QueryRow(ctx, `SELECT "cursorAt", "paginationToken" FROM keybuzz_amazon."SyncState" WHERE "connectionId" = $1`, s.connectionID).Scan(&st.Cursor, &st.Token)
 	rows, err := e.pool.Query(ctx, `SELECT "externalId" FROM "ExternalMessage" WHERE "connectionId" = $1`, s.connectionID)
 	if err != nil {
 		e.t.Fatal(err)

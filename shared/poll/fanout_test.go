@@ -65,8 +65,8 @@ func drain(t *testing.T, client *sqs.Client, url string) map[string]int {
 func addDue(t *testing.T, pool *pgxpool.Pool, n int, at time.Time) {
 	t.Helper()
 	if _, err := pool.Exec(context.Background(), `
-INSERT INTO "MarketplaceConnection" ("tenantId", "status", "region", "marketplaceId", "connectedAt", "nextPollAt")
-SELECT 'tenant-' || g, 'CONNECTED', 'eu', 'A13V1IB3VIYZZH', $1, $1 FROM generate_series(1, $2) g`, at, n); err != nil {
+SELECT keybuzz_dev.connection('tenant-' || g, 'CONNECTED', 'eu', 'A13V1IB3VIYZZH', connected_at => $1, next_poll_at => $1)
+FROM generate_series(1, $2) g`, at, n); err != nil {
 		t.Fatal(err)
 	}
 }

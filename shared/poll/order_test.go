@@ -55,7 +55,7 @@ func TestGetOrderHasItsOwnBudget(t *testing.T) {
 		burst            int
 	}
 	got := map[string]budget{}
-	rows, err := e.pool.Query(ctx, `SELECT "operation", "callCount", "count429", "rate", "burst" FROM "MarketplaceRateBudget" WHERE "connectionId" = $1`, s.connectionID)
+	rows, err := e.pool.Query(ctx, `SELECT "operation", "callCount", "count429", "rate", "burst" FROM keybuzz_amazon."RateBudget" WHERE "connectionId" = $1`, s.connectionID)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -173,7 +173,7 @@ func (e *env) pageFilters(s seller) pageFilters {
 	e.t.Helper()
 	var f pageFilters
 	var tok *string
-	if err := e.pool.QueryRow(context.Background(), `SELECT "paginationToken", "pageWindowStart", "pageMarketplaceIds" FROM "MarketplaceSyncState" WHERE "connectionId" = $1`,
+	if err := e.pool.QueryRow(context.Background(), `SELECT "paginationToken", "pageWindowStart", "pageMarketplaceIds" FROM keybuzz_amazon."SyncState" WHERE "connectionId" = $1`,
 		s.connectionID).Scan(&tok, &f.windowStart, &f.marketplaces); err != nil {
 		e.t.Fatal(err)
 	}

@@ -93,7 +93,8 @@ func TestSandboxSyncMatchesBuyerEvents(t *testing.T) {
 	}
 	e.checkMatches(s, t0.Add(-7*24*time.Hour))
 	var body string
-	e.pool.QueryRow(ctx, `SELECT "body" FROM "ExternalMessage" WHERE "orderId" = $1`, order).Scan(&body)
+	e.pool.QueryRow(ctx, `SELECT tm."body" FROM public."ExternalMessage" e JOIN keybuzz_amazon."Message" m ON m."externalMessageId" = e."id"
+	JOIN public."TicketMessage" tm ON tm."id" = m."ticketMessageId" WHERE e."orderId" = $1`, order).Scan(&body)
 	if want := "Buyer requested cancellation of order " + order; len(body) < len(want) || body[:len(want)] != want {
 		t.Fatalf("body %q", body)
 	}
@@ -215,7 +216,7 @@ func TestFailures(t *testing.T) {
 			var count429 int
 			var until time.Time
 			var tokens float64
-			e.pool.QueryRow(context.Background(), `SELECT "count429", "throttledUntil", "tokens" FROM "MarketplaceRateBudget" WHERE "connectionId" = $1`, s.connectionID).Scan(&count429, &until, &tokens)
+			e.pool.QueryRow(context.Background(), `SELECT "count429", "throttledUntil", "tokens" FROM keybuzz_amazon."RateBudget" WHERE "connectionId" = $1`, s.connectionID).Scan(&count429, &until, &tokens)
 			if count429 != 1 || tokens != 0 || !until.After(t0) || st.Messages != 0 || st.LastError == "" || !st.Claimed {
 				t.Fatalf("after a 429: count429=%d until=%v tokens=%v state=%+v", count429, until, tokens, st)
 			}
@@ -298,7 +299,7 @@ func TestFailures(t *testing.T) {
 
 // claim marks the connection claimed, as the fan-out does before enqueueing.
 func claim(t *testing.T, e *env, s seller) {
-	if _, err := e.pool.Exec(context.Background(), `UPDATE "MarketplaceConnection" SET "pollClaimedUntil" = $2 WHERE "id" = $1`, s.connectionID, t0.Add(15*time.Minute)); err != nil {
+	if _, err := e.pool.Exec(context.Background(), `UPDATE keybuzz_amazon."Connection" SET "pollClaimedUntil" = $2 WHERE "connectionId" = $1`, s.connectionID, t0.Add(15*time.Minute)); err != nil {
 		t.Fatal(err)
 	}
 }

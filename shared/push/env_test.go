@@ -191,8 +191,7 @@ func (e *env) connect(n int) seller {
 	}
 	e.t.Cleanup(func() { _ = e.secrets.DeleteTenant(context.Background(), s.tenantID) })
 	err = e.pool.QueryRow(ctx, `
-INSERT INTO "MarketplaceConnection" ("tenantId", "status", "region", "marketplaceId", "sellingPartnerId", "vaultPath", "connectedAt", "nextPollAt")
-VALUES ($1, 'CONNECTED', 'eu', $2, $3, $4, $5, $5) RETURNING "id"`, s.tenantID, strings.Join(mps, ","), s.id, path, e.clock.Now()).Scan(&s.connectionID)
+SELECT keybuzz_dev.connection($1, 'CONNECTED', 'eu', $2, $3, $4, connected_at => $5, next_poll_at => $5)`, s.tenantID, strings.Join(mps, ","), s.id, path, e.clock.Now()).Scan(&s.connectionID)
 	if err != nil {
 		e.t.Fatal(err)
 	}
@@ -229,7 +228,8 @@ func (e *env) stored(s seller) stored {
 	e.t.Helper()
 	ctx := context.Background()
 	st := stored{bodies: map[string]string{}}
-	rows, err := e.pool.Query(ctx, `SELECT "externalId", "body" FROM "ExternalMessage" WHERE "connectionId" = $1`, s.connectionID)
+	rows, err := e.pool.Query(ctx, `SELECT e."externalId", tm."body" FROM public."ExternalMessage" e JOIN keybuzz_amazon."Message" m ON m."externalMessageId" = e."id"
+	JOIN public."TicketMessage" tm ON tm."id" = m."ticketMessageId" WHERE e."connectionId" = $1`, s.connectionID)
 	if err != nil {
 		e.t.Fatal(err)
 	}
@@ -285,7 +285,7 @@ func (e *env) checkExactlyOnce(s seller, since time.Time) {
 func (e *env) outcomes() map[string]int {
 	e.t.Helper()
 	out := map[string]int{}
-	rows, err := e.pool.Query(context.Background(), `SELECT "outcome", count(*) FROM "MarketplaceNotification" GROUP BY 1`)
+	rows, err := e.pool.Query(context.Background(), `SELECT "outcome", count(*) FROM keybuzz_amazon."Notification" GROUP BY 1`)
 	if err != nil {
 		e.t.Fatal(err)
 	}

@@ -36,7 +36,7 @@ func TestPushThenPollStoresOnce(t *testing.T) {
 	// schedules the next poll at the fallback interval.
 	e.poll(s)
 	var next time.Time
-	e.pool.QueryRow(ctx, `SELECT "nextPollAt" FROM "MarketplaceConnection" WHERE "id" = $1`, s.connectionID).Scan(&next)
+	e.pool.QueryRow(ctx, `SELECT "nextPollAt" FROM keybuzz_amazon."Connection" WHERE "connectionId" = $1`, s.connectionID).Scan(&next)
 	if want := e.clock.Now().Add(15*time.Minute - 30*time.Second); !next.Equal(want) { // less the schedule's jitter
 		t.Errorf("nextPollAt %v, want the fallback interval (%v)", next, want)
 	}
@@ -93,7 +93,7 @@ func TestPushThenPollStoresOnce(t *testing.T) {
 		t.Errorf("outcomes %v, want 2 STORED", o)
 	}
 	var received int
-	e.pool.QueryRow(ctx, `SELECT max("receivedCount") FROM "MarketplaceNotification"`).Scan(&received)
+	e.pool.QueryRow(ctx, `SELECT max("receivedCount") FROM keybuzz_amazon."Notification"`).Scan(&received)
 	if received != 2 {
 		t.Errorf("max receivedCount %d, want 2 (the duplicate is counted on its notification)", received)
 	}
@@ -171,7 +171,7 @@ func TestDestinationOnceAcrossContainers(t *testing.T) {
 		}
 	}
 	var rows int
-	e.pool.QueryRow(context.Background(), `SELECT count(*) FROM "MarketplaceNotificationDestination"`).Scan(&rows)
+	e.pool.QueryRow(context.Background(), `SELECT count(*) FROM keybuzz_amazon."NotificationDestination"`).Scan(&rows)
 	if rows != 1 {
 		t.Errorf("%d destination rows, want 1", rows)
 	}
@@ -250,7 +250,7 @@ func TestLeftoverSubscriptionOfADisconnectedSellerIsEnded(t *testing.T) {
 			var stored int
 			var subscription *string
 			e.pool.QueryRow(ctx, `SELECT (SELECT count(*) FROM "ExternalMessage" WHERE "tenantId" = $1 AND "orderId" = $2),
-				(SELECT "pushSubscriptionId" FROM "MarketplaceConnection" WHERE "id" = $3)`, s.tenantID, orderID, s.connectionID).Scan(&stored, &subscription)
+				(SELECT "pushSubscriptionId" FROM keybuzz_amazon."Connection" WHERE "connectionId" = $3)`, s.tenantID, orderID, s.connectionID).Scan(&stored, &subscription)
 			if stored != 0 {
 				t.Fatalf("a disconnected seller's notification stored %d messages", stored)
 			}
