@@ -87,9 +87,8 @@ func benchAPI(ctx context.Context, e *env) (section, error) {
 
 	// Tenants, half of them connected (status reads a row either way).
 	if _, err := pool.Exec(ctx, `
-INSERT INTO "MarketplaceConnection" ("tenantId", "type", "status", "displayName", "region", "marketplaceId", "sellingPartnerId", "vaultPath", "connectedAt")
-SELECT 'bench-api-' || g, 'AMAZON', (CASE WHEN g % 2 = 0 THEN 'CONNECTED' ELSE 'PENDING' END)::"MarketplaceConnectionStatus", 'Shop ' || g, 'EU', 'A13V1IB3VIYZZH',
-       'ASELLER' || g, 'keybuzz/tenants/bench-api-' || g || '/amazon', now()
+SELECT keybuzz_dev.connection('bench-api-' || g, CASE WHEN g % 2 = 0 THEN 'CONNECTED' ELSE 'PENDING' END, 'EU', 'A13V1IB3VIYZZH',
+       'ASELLER' || g, 'keybuzz/tenants/bench-api-' || g || '/amazon', connected_at => now(), display_name => 'Shop ' || g)
 FROM generate_series(1, $1) g`, sc.APITenants); err != nil {
 		return sec, fmt.Errorf("seed tenants: %w", err)
 	}
@@ -308,15 +307,18 @@ FROM "MarketplaceConnection" WHERE "tenantId" = $1 AND "type" = 'AMAZON'`, r.Hea
 		state := devrand.Hex(32)
 		var expires time.Time
 		err := pool.QueryRow(r.Context(), `
-WITH c AS (
-    INSERT INTO "MarketplaceConnection" ("tenantId", "type", "status") VALUES ($1, 'AMAZON', 'PENDING')
-    ON CONFLICT ("tenantId", "type") DO UPDATE SET
-        "status" = CASE WHEN "MarketplaceConnection"."status" = 'CONNECTED' THEN 'CONNECTED' ELSE 'PENDING' END::"MarketplaceConnectionStatus",
-        "updatedAt" = now() AT TIME ZONE 'UTC'
+WITH k AS (
+    INSERT INTO keybuzz_amazon."Connection" ("connectionId", "tenantId") VALUES (keybuzz_amazon.cuid(), $1)
+    ON CONFLICT ("tenantId", "type") DO UPDATE SET "updatedAt" = now()
+    RETURNING "connectionId"
+), c AS (
+    INSERT INTO public."MarketplaceConnection" ("id", "tenantId", "type", "status", "createdAt", "updatedAt")
+    SELECT k."connectionId", $1, 'AMAZON', 'PENDING', now() AT TIME ZONE 'UTC', now() AT TIME ZONE 'UTC' FROM k
+    ON CONFLICT ("id") DO UPDATE SET "updatedAt" = EXCLUDED."updatedAt"
     RETURNING "id"
 )
-INSERT INTO "MarketplaceOAuthState" ("stateHash", "tenantId", "connectionId", "expiresAt")
-SELECT $2, $1, c."id", now() + interval '15 minutes' FROM c
+INSERT INTO keybuzz_amazon."OAuthState" ("stateHash", "tenantId", "connectionId", "bindingHash", "appSource", "expiresAt")
+SELECT $2, $1, c."id", '', 'external_test', now() + interval '15 minutes' FROM c
 RETURNING "expiresAt"`, r.Header.Get("X-Bench-Tenant"), state).Scan(&expires)
 		if err != nil {
 			http.Error(w, err.Error(), http.StatusInternalServerError)

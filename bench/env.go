@@ -131,6 +131,15 @@ func (e *env) freshDB(ctx context.Context, label string) (string, error) {
 		_, _ = c.Exec(context.Background(), fmt.Sprintf(`DROP DATABASE IF EXISTS %q WITH (FORCE)`, name))
 	})
 	u := devstack.WithDatabase(e.baseURL, name)
+	repo, err := devstack.RepoRoot()
+	if err != nil {
+		return "", err
+	}
+	// KeyBuzz's database as tests have it (devstack.KeybuzzDatabase), then
+	// the connector's migrations.
+	if err := devstack.KeybuzzDatabase(ctx, repo, u, true); err != nil {
+		return "", fmt.Errorf("KeyBuzz's schema in %s: %w", name, err)
+	}
 	if _, err := migrate.Apply(ctx, u); err != nil {
 		return "", fmt.Errorf("migrate %s: %w", name, err)
 	}

@@ -47,20 +47,23 @@ func benchFanout(ctx context.Context, e *env) (section, error) {
 	pool := store.Pool()
 	t0 := time.Now()
 	if err := setupExec(ctx, pool, `
-INSERT INTO "MarketplaceConnection" ("tenantId", "type", "status", "region", "marketplaceId", "sellingPartnerId", "connectedAt", "nextPollAt")
-SELECT 'bench-fanout-' || g, 'AMAZON', 'CONNECTED', 'EU', 'A13V1IB3VIYZZH', 'ASELLER' || g, now() - interval '1 day',
-       now() - interval '1 minute' - g * interval '1 millisecond'
-FROM generate_series(1, $1::int) g`, sc.Tenants); err != nil {
+WITH g AS MATERIALIZED (SELECT g, keybuzz_amazon.cuid() AS id FROM generate_series(1, $1::int) g), mc AS (
+    INSERT INTO public."MarketplaceConnection" ("id", "tenantId", "type", "status", "region", "marketplaceId", "createdAt", "updatedAt")
+    SELECT id, 'bench-fanout-' || g, 'AMAZON', 'CONNECTED', 'EU', 'A13V1IB3VIYZZH', now() AT TIME ZONE 'UTC', now() AT TIME ZONE 'UTC' FROM g
+)
+INSERT INTO keybuzz_amazon."Connection" ("connectionId", "tenantId", "sellingPartnerId", "sellerRegion", "connectedAt", "pollable", "nextPollAt")
+SELECT id, 'bench-fanout-' || g, 'ASELLER' || g, 'EU', now() - interval '1 day', true, now() - interval '1 minute' - g * interval '1 millisecond'
+FROM g`, sc.Tenants); err != nil {
 		return sec, fmt.Errorf("seed connections: %w", err)
 	}
-	if err := setupExec(ctx, pool, `ANALYZE "MarketplaceConnection"`); err != nil {
+	if err := setupExec(ctx, pool, `ANALYZE public."MarketplaceConnection"; ANALYZE keybuzz_amazon."Connection"`); err != nil {
 		return sec, err
 	}
 	e.logf("fanout: %d connections seeded in %s", sc.Tenants, time.Since(t0).Round(time.Millisecond))
 
 	// The same bodies the fan-out sends (ids of the same shape).
 	var ids []struct{ tenant, conn string }
-	rows, err := pool.Query(ctx, `SELECT "tenantId", "id" FROM "MarketplaceConnection" ORDER BY "nextPollAt"`)
+	rows, err := pool.Query(ctx, `SELECT "tenantId", "connectionId" FROM keybuzz_amazon."Connection" ORDER BY "nextPollAt"`)
 	if err != nil {
 		return sec, err
 	}
@@ -187,7 +190,7 @@ FROM generate_series(1, $1::int) g`, sc.Tenants); err != nil {
 	var relopts []string
 	if err := pool.QueryRow(ctx, `SELECT s.n_tup_upd, s.n_tup_hot_upd,
        (SELECT count(*) FROM pg_index i WHERE i.indrelid = c.oid), COALESCE(c.reloptions, '{}')
-FROM pg_stat_user_tables s JOIN pg_class c ON c.oid = s.relid WHERE s.relname = 'MarketplaceConnection'`).Scan(&upd, &hot, &indexes, &relopts); err != nil {
+FROM pg_stat_user_tables s JOIN pg_class c ON c.oid = s.relid WHERE s.schemaname = 'keybuzz_amazon' AND s.relname = 'Connection'`).Scan(&upd, &hot, &indexes, &relopts); err != nil {
 		return sec, err
 	}
 	fillfactor := "the default fillfactor (100; no reloptions on the table)"
@@ -196,7 +199,7 @@ FROM pg_stat_user_tables s JOIN pg_class c ON c.oid = s.relid WHERE s.relname = 
 			fillfactor = "fillfactor " + v + " (pg_class.reloptions)"
 		}
 	}
-	claimIndexed, err := columnIndexed(ctx, pool, "MarketplaceConnection", "pollClaimedUntil")
+	claimIndexed, err := columnIndexed(ctx, pool, `keybuzz_amazon."Connection"`, "pollClaimedUntil")
 	if err != nil {
 		return sec, err
 	}
@@ -204,7 +207,7 @@ FROM pg_stat_user_tables s JOIN pg_class c ON c.oid = s.relid WHERE s.relname = 
 	if claimIndexed {
 		indexedText = "is in an index (so its updates cannot be HOT)"
 	}
-	sec.Notes = append(sec.Notes, fmt.Sprintf(`Heap-only (HOT) updates of "MarketplaceConnection" over this run (claims and
+	sec.Notes = append(sec.Notes, fmt.Sprintf(`Heap-only (HOT) updates of keybuzz_amazon."Connection" over this run (claims and
 resets; pg_stat_user_tables, whose counters lag slightly): %d of %d updates
 were HOT. The table has %d indexes and %s, read from the catalog;
 "pollClaimedUntil", the column a claim sets, %s (pg_index).`, hot, upd, indexes, fillfactor, indexedText))
@@ -383,7 +386,7 @@ func columnIndexed(ctx context.Context, pool interface {
 }, table, column string) (bool, error) {
 	var n int
 	err := pool.QueryRow(ctx, `SELECT count(*) FROM pg_index i JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = ANY(i.indkey)
-WHERE i.indrelid = format('%I', $1::text)::regclass AND a.attname = $2`, table, column).Scan(&n)
+WHERE i.indrelid = $1::text::regclass AND a.attname = $2`, table, column).Scan(&n)
 	return n > 0, err
 }
 
@@ -460,10 +463,10 @@ func timeClaims(ctx context.Context, store *postgres.Store, n int) (time.Duratio
 // made), then vacuums the table, as autovacuum would between two ticks, so
 // a claim run does not walk the reset's dead row versions.
 func resetClaims(ctx context.Context, pool *pgxpool.Pool) error {
-	if err := setupExec(ctx, pool, `UPDATE "MarketplaceConnection" SET "pollClaimedUntil" = NULL WHERE "pollClaimedUntil" IS NOT NULL`); err != nil {
+	if err := setupExec(ctx, pool, `UPDATE keybuzz_amazon."Connection" SET "pollClaimedUntil" = NULL WHERE "pollClaimedUntil" IS NOT NULL`); err != nil {
 		return err
 	}
-	return setupExec(ctx, pool, `VACUUM (ANALYZE) "MarketplaceConnection"`)
+	return setupExec(ctx, pool, `VACUUM (ANALYZE) keybuzz_amazon."Connection"`)
 }
 
 // chunkTrend says how a claim chunk's time moves through the run: the
@@ -495,7 +498,7 @@ func explainFirstChunk(ctx context.Context, store *postgres.Store, trace *sqlTra
 	if !ok {
 		return "", fmt.Errorf("first chunk not recorded")
 	}
-	if err := setupExec(ctx, store.Pool(), `UPDATE "MarketplaceConnection" SET "pollClaimedUntil" = NULL WHERE "pollClaimedUntil" IS NOT NULL`); err != nil {
+	if err := setupExec(ctx, store.Pool(), `UPDATE keybuzz_amazon."Connection" SET "pollClaimedUntil" = NULL WHERE "pollClaimedUntil" IS NOT NULL`); err != nil {
 		return "", err
 	}
 	return explainStmt(ctx, store.Pool(), first)

@@ -184,7 +184,7 @@ func benchFreshness(ctx context.Context, e *env) (section, error) {
 			act: cancelAct(rig.url, seller.ID, seller.MarketplaceIDs[0]),
 			evidence: func(ctx context.Context) string {
 				var cursor *time.Time
-				err := watch.QueryRow(ctx, `SELECT "cursorAt" FROM "MarketplaceSyncState" WHERE "connectionId" = $1`, connID).Scan(&cursor)
+				err := watch.QueryRow(ctx, `SELECT "cursorAt" FROM keybuzz_amazon."SyncState" WHERE "connectionId" = $1`, connID).Scan(&cursor)
 				st := rig.sb.Stats(seller.ID)
 				calls := fmt.Sprintf("the sandbox answered %d searchOrders calls (%d with 429)", st.Calls["searchOrders"], st.Throttled)
 				switch {
@@ -417,7 +417,7 @@ func callsText(calls map[string]int) string {
 
 // mailOutcomes counts a tenant's InboundMail rows by outcome.
 func mailOutcomes(ctx context.Context, pool *pgxpool.Pool, tenant string) (string, error) {
-	rows, err := pool.Query(ctx, `SELECT "outcome"::text, count(*) FROM "InboundMail" WHERE "tenantId" = $1 GROUP BY 1 ORDER BY 1`, tenant)
+	rows, err := pool.Query(ctx, `SELECT "outcome"::text, count(*) FROM keybuzz_amazon."InboundMail" WHERE "tenantId" = $1 GROUP BY 1 ORDER BY 1`, tenant)
 	if err != nil {
 		return "", err
 	}

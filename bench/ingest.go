@@ -83,7 +83,7 @@ func benchIngest(ctx context.Context, e *env) (section, error) {
 		e.logf("ingest: store first pass %d events in %d pages in %s (%.0f events/s)", len(events), len(pages), first.Round(time.Millisecond), firstRate)
 		firstStats = trace.table()
 		firstCalls, firstList = trace.calls(), trace.list()
-		firstStmt, _ = trace.find(`INSERT INTO "ExternalMessage"`)
+		firstStmt, _ = trace.find(`INSERT INTO public."ExternalMessage"`)
 
 		trace.reset()
 		if again, created, tickets, err = ingestAll(ctx, store, connID, pages); err != nil {
@@ -294,8 +294,8 @@ func tableFacts(ctx context.Context, pool *pgxpool.Pool, tables ...string) (fact
 	f := facts{tables: tables, nIdx: map[string]int{}, nFK: map[string]int{}}
 	for _, t := range tables {
 		var idx, fk int
-		if err := pool.QueryRow(ctx, `SELECT (SELECT count(*) FROM pg_index WHERE indrelid = format('%I', $1::text)::regclass),
-       (SELECT count(*) FROM pg_constraint WHERE conrelid = format('%I', $1::text)::regclass AND contype = 'f')`, t).Scan(&idx, &fk); err != nil {
+		if err := pool.QueryRow(ctx, `SELECT (SELECT count(*) FROM pg_index WHERE indrelid = $1::text::regclass),
+       (SELECT count(*) FROM pg_constraint WHERE conrelid = $1::text::regclass AND contype = 'f')`, t).Scan(&idx, &fk); err != nil {
 			return f, fmt.Errorf("catalog of %s: %w", t, err)
 		}
 		f.nIdx[t], f.nFK[t] = idx, fk
@@ -359,8 +359,7 @@ func countThreads(events []marketplace.InboundMessage) int {
 func seedLeasedConnection(ctx context.Context, store *postgres.Store) (string, error) {
 	var id string
 	if err := store.Pool().QueryRow(ctx, `
-INSERT INTO "MarketplaceConnection" ("tenantId", "type", "status", "region", "marketplaceId", "sellingPartnerId", "connectedAt")
-VALUES ($1, 'AMAZON', 'CONNECTED', 'EU', 'A13V1IB3VIYZZH', 'ASELLERBENCH', now()) RETURNING "id"`, ingestTenant).Scan(&id); err != nil {
+SELECT keybuzz_dev.connection($1, 'CONNECTED', 'EU', 'A13V1IB3VIYZZH', 'ASELLERBENCH', connected_at => now())`, ingestTenant).Scan(&id); err != nil {
 		return "", fmt.Errorf("seed connection: %w", err)
 	}
 	st, err := store.AcquirePoll(ctx, ingestTenant, id, ingestOwner, time.Hour)
@@ -419,7 +418,7 @@ func (e *env) baselineDB(ctx context.Context, name string) (*pgxpool.Pool, strin
 		return nil, "", err
 	}
 	var connID string
-	if err := pool.QueryRow(ctx, `INSERT INTO "MarketplaceConnection" ("tenantId", "status") VALUES ($1, 'CONNECTED') RETURNING "id"`, ingestTenant).Scan(&connID); err != nil {
+	if err := pool.QueryRow(ctx, `SELECT keybuzz_dev.connection($1, 'CONNECTED', 'EU', 'A13V1IB3VIYZZH')`, ingestTenant).Scan(&connID); err != nil {
 		pool.Close()
 		return nil, "", err
 	}
@@ -427,7 +426,7 @@ func (e *env) baselineDB(ctx context.Context, name string) (*pgxpool.Pool, strin
 }
 
 // ingestTables are the tables an inbound event writes.
-var ingestTables = []string{"Ticket", "TicketThread", "TicketMessage", "ExternalMessage"}
+var ingestTables = []string{`public."Ticket"`, `keybuzz_amazon."TicketThread"`, `public."TicketMessage"`, `public."ExternalMessage"`, `keybuzz_amazon."Message"`}
 
 // copyTable is one table's rows for the per-page COPY, by page.
 type copyTable struct {
@@ -440,13 +439,14 @@ type copyTable struct {
 // for it: the tickets of the threads the page opens, its external messages
 // and its ticket messages, ids made in Go.
 func pageCopyRows(pages [][]marketplace.InboundMessage, connID string, now time.Time) []*copyTable {
-	ticket := &copyTable{name: "Ticket", cols: []string{"id", "tenantId", "customerName", "customerEmail", "externalId", "channel", "status", "priority", "subject", "createdAt", "updatedAt"}}
-	thread := &copyTable{name: "TicketThread", cols: []string{"tenantId", "threadKey", "ticketId", "orderId", "lastMessageAt", "createdAt", "updatedAt"}}
-	tm := &copyTable{name: "TicketMessage", cols: []string{"id", "ticketId", "tenantId", "senderType", "senderName", "sentAt", "body", "isInternal", "source"}}
-	em := &copyTable{name: "ExternalMessage", cols: []string{"id", "tenantId", "connectionId", "type", "externalId", "threadId", "orderId", "marketplaceId", "direction", "buyerName", "buyerEmail", "language", "subject", "body", "receivedAt", "raw", "ticketId", "ticketMessageId", "createdAt"}}
+	ticket := &copyTable{name: "public.Ticket", cols: []string{"id", "tenantId", "customerName", "customerEmail", "externalId", "channel", "status", "priority", "subject", "createdAt", "updatedAt"}}
+	thread := &copyTable{name: "keybuzz_amazon.TicketThread", cols: []string{"tenantId", "threadKey", "ticketId", "orderId", "lastMessageAt", "createdAt", "updatedAt"}}
+	tm := &copyTable{name: "public.TicketMessage", cols: []string{"id", "ticketId", "tenantId", "senderType", "senderName", "sentAt", "body", "isInternal", "source"}}
+	em := &copyTable{name: "public.ExternalMessage", cols: []string{"id", "tenantId", "connectionId", "type", "externalId", "threadId", "orderId", "buyerName", "buyerEmail", "language", "receivedAt", "raw", "ticketId", "createdAt"}}
+	link := &copyTable{name: "keybuzz_amazon.Message", cols: []string{"externalMessageId", "tenantId", "connectionId", "ticketId", "ticketMessageId", "threadKey", "marketplaceId", "subject", "createdAt"}}
 	ticketOf := map[string]string{}
 	for _, page := range pages {
-		var tickets, threads, tms, ems [][]any
+		var tickets, threads, tms, ems, links [][]any
 		for _, m := range page {
 			tid, ok := ticketOf[m.ThreadKey]
 			if !ok {
@@ -457,15 +457,18 @@ func pageCopyRows(pages [][]marketplace.InboundMessage, connID string, now time.
 			}
 			tmID := uuidLike()
 			tms = append(tms, []any{tmID, tid, ingestTenant, "CUSTOMER", m.BuyerName, m.ReceivedAt, m.Body, false, "MARKETPLACE"})
-			ems = append(ems, []any{uuidLike(), ingestTenant, connID, "AMAZON", m.ExternalID, m.ThreadKey, m.OrderID, m.MarketplaceID, "INBOUND",
-				m.BuyerName, m.BuyerEmail, m.Language, m.Subject, m.Body, m.ReceivedAt, string(m.Raw), tid, tmID, now})
+			emID := uuidLike()
+			ems = append(ems, []any{emID, ingestTenant, connID, "AMAZON", m.ExternalID, m.ThreadKey, m.OrderID,
+				m.BuyerName, m.BuyerEmail, m.Language, m.ReceivedAt, string(m.Raw), tid, now})
+			links = append(links, []any{emID, ingestTenant, connID, tid, tmID, m.ThreadKey, m.MarketplaceID, m.Subject, now})
 		}
 		ticket.rows = append(ticket.rows, tickets)
 		thread.rows = append(thread.rows, threads)
 		tm.rows = append(tm.rows, tms)
 		em.rows = append(em.rows, ems)
+		link.rows = append(link.rows, links)
 	}
-	return []*copyTable{ticket, thread, tm, em}
+	return []*copyTable{ticket, thread, tm, em, link}
 }
 
 // ingestPageCopy COPYs the rows the store would create into a fresh
@@ -483,7 +486,7 @@ func (e *env) ingestPageCopy(ctx context.Context, pages [][]marketplace.InboundM
 	}
 	defer pool.Close()
 	var connID string
-	if err := pool.QueryRow(ctx, `INSERT INTO "MarketplaceConnection" ("tenantId", "status") VALUES ($1, 'CONNECTED') RETURNING "id"`, ingestTenant).Scan(&connID); err != nil {
+	if err := pool.QueryRow(ctx, `SELECT keybuzz_dev.connection($1, 'CONNECTED', 'EU', 'A13V1IB3VIYZZH')`, ingestTenant).Scan(&connID); err != nil {
 		return 0, nil, err
 	}
 	// Rows built before the clock starts: the ceiling is the database's.
@@ -496,7 +499,7 @@ func (e *env) ingestPageCopy(ctx context.Context, pages [][]marketplace.InboundM
 				if len(t.rows[p]) == 0 {
 					continue
 				}
-				if _, err := tx.CopyFrom(ctx, pgx.Identifier{t.name}, t.cols, pgx.CopyFromRows(t.rows[p])); err != nil {
+				if _, err := tx.CopyFrom(ctx, pgx.Identifier(strings.SplitN(t.name, ".", 2)), t.cols, pgx.CopyFromRows(t.rows[p])); err != nil {
 					return fmt.Errorf("copy %s: %w", t.name, err)
 				}
 			}
@@ -528,25 +531,30 @@ func (e *env) ingestRowByRow(ctx context.Context, events []marketplace.InboundMe
 		var tid, tmID string
 		if err := pool.QueryRow(ctx, `
 WITH t AS (
-    INSERT INTO "TicketThread" ("tenantId", "threadKey", "ticketId", "orderId", "lastMessageAt")
-    VALUES ($1, $2, gen_random_uuid()::text, $3, $7)
+    INSERT INTO keybuzz_amazon."TicketThread" ("tenantId", "threadKey", "ticketId", "orderId", "lastMessageAt")
+    VALUES ($1, $2, keybuzz_amazon.cuid(), $3, $7)
     ON CONFLICT ("tenantId", "threadKey") DO UPDATE SET "lastMessageAt" = GREATEST("TicketThread"."lastMessageAt", EXCLUDED."lastMessageAt")
     RETURNING "ticketId", (xmax = 0) AS "created"
 ), k AS (
-    INSERT INTO "Ticket" ("id", "tenantId", "customerName", "customerEmail", "externalId", "channel", "subject")
-    SELECT t."ticketId", $1, $5, $6, $3, 'AMAZON', $4 FROM t WHERE t."created"
+    INSERT INTO public."Ticket" ("id", "tenantId", "customerName", "customerEmail", "externalId", "channel", "subject", "updatedAt")
+    SELECT t."ticketId", $1, $5, $6, $3, 'AMAZON', $4, now() AT TIME ZONE 'UTC' FROM t WHERE t."created"
 )
 SELECT "ticketId" FROM t`, ingestTenant, m.ThreadKey, m.OrderID, m.Subject, m.BuyerName, m.BuyerEmail, m.ReceivedAt).Scan(&tid); err != nil {
 			return 0, err
 		}
 		if err := pool.QueryRow(ctx, `
-INSERT INTO "TicketMessage" ("ticketId", "tenantId", "senderType", "senderName", "sentAt", "body", "source")
-VALUES ($1, $2, 'CUSTOMER', $3, $4, $5, 'MARKETPLACE') RETURNING "id"`, tid, ingestTenant, m.BuyerName, m.ReceivedAt, m.Body).Scan(&tmID); err != nil {
+INSERT INTO public."TicketMessage" ("id", "ticketId", "tenantId", "senderType", "senderName", "sentAt", "body", "source")
+VALUES (keybuzz_amazon.cuid(), $1, $2, 'CUSTOMER', $3, $4, $5, 'MARKETPLACE') RETURNING "id"`, tid, ingestTenant, m.BuyerName, m.ReceivedAt, m.Body).Scan(&tmID); err != nil {
 			return 0, err
 		}
 		if _, err := pool.Exec(ctx, `
-INSERT INTO "ExternalMessage" ("tenantId", "connectionId", "type", "externalId", "threadId", "orderId", "marketplaceId", "direction", "buyerName", "buyerEmail", "language", "subject", "body", "receivedAt", "raw", "ticketId", "ticketMessageId")
-VALUES ($1, $2, 'AMAZON', $3, $4, $5, $6, 'INBOUND', $7, $8, $9, $10, $11, $12, $13::jsonb, $14, $15)`,
+WITH e AS (
+    INSERT INTO public."ExternalMessage" ("id", "tenantId", "connectionId", "type", "externalId", "threadId", "orderId", "buyerName", "buyerEmail", "language", "receivedAt", "raw", "ticketId")
+    VALUES (keybuzz_amazon.cuid(), $1, $2, 'AMAZON', $3, $4, $5, $7, $8, $9, $12, $13::jsonb, $14)
+    RETURNING "id"
+)
+INSERT INTO keybuzz_amazon."Message" ("externalMessageId", "tenantId", "connectionId", "ticketId", "ticketMessageId", "threadKey", "marketplaceId", "subject")
+SELECT e."id", $1, $2, $14, $15, $4, $6, $10 FROM e`,
 			ingestTenant, connID, m.ExternalID, m.ThreadKey, m.OrderID, m.MarketplaceID, m.BuyerName, m.BuyerEmail, m.Language, m.Subject, m.Body, m.ReceivedAt, string(m.Raw), tid, tmID); err != nil {
 			return 0, err
 		}
@@ -568,8 +576,9 @@ func explainFreshPage(ctx context.Context, pool *pgxpool.Pool, s stmtStats) (str
 	defer tx.Rollback(ctx) //nolint:errcheck
 	// $2 is the connection, $5 the page's externalIds.
 	tag, err := tx.Exec(ctx, `
-WITH e AS (DELETE FROM "ExternalMessage" WHERE "connectionId" = $1 AND "externalId" = ANY($2) RETURNING "ticketMessageId")
-DELETE FROM "TicketMessage" WHERE "id" IN (SELECT "ticketMessageId" FROM e)`, params[1], params[4])
+WITH e AS (DELETE FROM public."ExternalMessage" WHERE "connectionId" = $1 AND "externalId" = ANY($2) RETURNING "id"),
+m AS (DELETE FROM keybuzz_amazon."Message" WHERE "externalMessageId" IN (SELECT "id" FROM e) RETURNING "ticketMessageId")
+DELETE FROM public."TicketMessage" WHERE "id" IN (SELECT "ticketMessageId" FROM m)`, params[1], params[4])
 	if err != nil {
 		return "", err
 	}

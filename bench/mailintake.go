@@ -192,7 +192,7 @@ func benchMail(ctx context.Context, e *env) (section, error) {
 		return sec, err
 	}
 	var ticketed int
-	if err := store.Pool().QueryRow(ctx, `SELECT count(*) FROM "InboundMail" WHERE "tenantId" = $1 AND "outcome" = 'TICKETED'`, tenant).Scan(&ticketed); err != nil {
+	if err := store.Pool().QueryRow(ctx, `SELECT count(*) FROM keybuzz_amazon."InboundMail" WHERE "tenantId" = $1 AND "outcome" = 'TICKETED'`, tenant).Scan(&ticketed); err != nil {
 		return sec, err
 	}
 	if ticketed != len(timed)+len(warmReal) {

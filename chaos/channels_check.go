@@ -170,7 +170,7 @@ func (w *world) checkChannels(ctx context.Context, q querier, v *Invariants, mai
 			v.problem("tenant %s: mail message %s (%s) no mail sent", rows[0].tenant, rows[0].externalID, tok)
 		}
 	}
-	if err := q.QueryRow(ctx, `SELECT count(*) FROM "InboundMail" WHERE "outcome" IN ('MALFORMED', 'TOO_LARGE')`).Scan(&c.HostileRefused); err != nil {
+	if err := q.QueryRow(ctx, `SELECT count(*) FROM keybuzz_amazon."InboundMail" WHERE "outcome" IN ('MALFORMED', 'TOO_LARGE')`).Scan(&c.HostileRefused); err != nil {
 		return fmt.Errorf("InboundMail: %w", err)
 	}
 
@@ -178,7 +178,7 @@ func (w *world) checkChannels(ctx context.Context, q querier, v *Invariants, mai
 	// tenant; each forged one never stored.
 	type rec struct{ tenant, outcome string }
 	recs := map[string]rec{}
-	rows, err := q.Query(ctx, `SELECT "notificationId", COALESCE("tenantId", ''), "outcome" FROM "MarketplaceNotification"`)
+	rows, err := q.Query(ctx, `SELECT "notificationId", COALESCE("tenantId", ''), "outcome" FROM keybuzz_amazon."Notification"`)
 	if err != nil {
 		return fmt.Errorf("MarketplaceNotification: %w", err)
 	}

@@ -144,28 +144,14 @@ func eventKeyOf(externalID, order, body string) (string, string) {
 	return order, externalID
 }
 
-// schema reads which shape of KeyBuzz's tables the database has: wave 1
-// (TicketMessage.externalMessageId, Ticket.orderId) or KeyBuzz's contract
-// (ExternalMessage.ticketMessageId, Ticket.externalId).
-func hasColumn(ctx context.Context, q querier, table, column string) (bool, error) {
-	var ok bool
-	err := q.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM information_schema.columns
-WHERE table_schema = 'public' AND table_name = $1 AND column_name = $2)`, table, column).Scan(&ok)
-	return ok, err
-}
-
-// loadStored reads every ExternalMessage, TicketMessage and Ticket.
+// loadStored reads every ExternalMessage (with what the connector's
+// keybuzz_amazon."Message" keeps of it: its text and its TicketMessage),
+// TicketMessage and Ticket.
 func loadStored(ctx context.Context, q querier) (msgs []*storedMessage, tms map[string]storedTicketMessage, tickets map[string][2]string, err error) {
-	contract, err := hasColumn(ctx, q, "ExternalMessage", "ticketMessageId")
-	if err != nil {
-		return nil, nil, nil, err
-	}
-	emTM, tmEM, ticketOrder := `NULL::text`, `tm."externalMessageId"`, `COALESCE("orderId", "externalThreadId", '')`
-	if contract {
-		emTM, tmEM, ticketOrder = `e."ticketMessageId"`, `NULL::text`, `COALESCE("externalId", '')`
-	}
-	rows, err := q.Query(ctx, `SELECT e."id", e."tenantId", e."connectionId", e."externalId", COALESCE(e."orderId", ''), COALESCE(e."body", ''), `+emTM+`
-FROM "ExternalMessage" e`)
+	rows, err := q.Query(ctx, `SELECT e."id", e."tenantId", e."connectionId", e."externalId", COALESCE(e."orderId", ''),
+       COALESCE(m."body", ''), m."ticketMessageId"
+FROM public."ExternalMessage" e
+LEFT JOIN keybuzz_amazon."Message" m ON m."externalMessageId" = e."id"`)
 	if err != nil {
 		return nil, nil, nil, fmt.Errorf("read ExternalMessage: %w", err)
 	}
@@ -194,8 +180,8 @@ FROM "ExternalMessage" e`)
 	tms = map[string]storedTicketMessage{}
 	// Internal messages (a mail's order context, a SYSTEM note on the
 	// ticket) are the connector's own, no buyer event's.
-	rows, err = q.Query(ctx, `SELECT tm."id", tm."ticketId", tm."tenantId", `+tmEM+` FROM "TicketMessage" tm
-WHERE NOT COALESCE((to_jsonb(tm)->>'isInternal')::boolean, false)`)
+	rows, err = q.Query(ctx, `SELECT tm."id", tm."ticketId", tm."tenantId", NULL::text FROM public."TicketMessage" tm
+WHERE NOT tm."isInternal"`)
 	if err != nil {
 		return nil, nil, nil, fmt.Errorf("read TicketMessage: %w", err)
 	}
@@ -214,7 +200,7 @@ WHERE NOT COALESCE((to_jsonb(tm)->>'isInternal')::boolean, false)`)
 		return nil, nil, nil, err
 	}
 	tickets = map[string][2]string{} // id -> tenant, order
-	rows, err = q.Query(ctx, `SELECT "id", "tenantId", `+ticketOrder+` FROM "Ticket"`)
+	rows, err = q.Query(ctx, `SELECT "id", "tenantId", COALESCE("externalId", '') FROM public."Ticket"`)
 	if err != nil {
 		return nil, nil, nil, fmt.Errorf("read Ticket: %w", err)
 	}
@@ -389,8 +375,10 @@ func (w *world) checkWith(ctx context.Context, q querier) (Invariants, error) {
 		var cursor *time.Time
 		var token, lease *string
 		if err := q.QueryRow(ctx, `
-SELECT c."status"::text, COALESCE(c."lastError", ''), s."cursorAt", s."paginationToken", s."leaseOwner"
-FROM "MarketplaceConnection" c LEFT JOIN "MarketplaceSyncState" s ON s."connectionId" = c."id" WHERE c."id" = $1`, t.connID).
+SELECT CASE WHEN c."status" = 'ERROR' AND k."reauthReason" IS NOT NULL THEN 'NEEDS_REAUTH' ELSE c."status"::text END,
+       COALESCE(c."lastError", ''), s."cursorAt", s."paginationToken", s."leaseOwner"
+FROM public."MarketplaceConnection" c LEFT JOIN keybuzz_amazon."Connection" k ON k."connectionId" = c."id"
+LEFT JOIN keybuzz_amazon."SyncState" s ON s."connectionId" = c."id" WHERE c."id" = $1`, t.connID).
 			Scan(&status, &lastError, &cursor, &token, &lease); err != nil {
 			return v, fmt.Errorf("connection of %s: %w", t.id, err)
 		}

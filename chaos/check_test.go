@@ -88,9 +88,24 @@ func TestCheckerFailsOnBrokenSystem(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	// copyMessage copies an ExternalMessage and what the connector keeps of
+	// it (keybuzz_amazon."Message": no TicketMessage; "body" set replaces
+	// its text), with the columns of set changed.
+	copyMessage := func(tx pgx.Tx, id string, set map[string]any) {
+		copyRow(tx, "ExternalMessage", id, set)
+		link := map[string]any{"externalMessageId": set["id"], "ticketMessageId": nil}
+		if b, ok := set["body"]; ok {
+			link["body"] = b
+		}
+		if _, err := tx.Exec(ctx, `INSERT INTO keybuzz_amazon."Message"
+SELECT (jsonb_populate_record(NULL::keybuzz_amazon."Message", to_jsonb(r) || $2::jsonb)).* FROM keybuzz_amazon."Message" r WHERE r."externalMessageId" = $1`, id, link); err != nil {
+			t.Fatal(err)
+		}
+	}
 	// A mail message of tenant tn (one of its buyer's mails).
 	mailOf := func(tx pgx.Tx, tn *tenant) (id, ext string) {
-		if err := tx.QueryRow(ctx, `SELECT "id", "externalId" FROM "ExternalMessage" WHERE "tenantId" = $1 AND "body" LIKE '%chaos-mail-%' ORDER BY "externalId" LIMIT 1`, tn.id).Scan(&id, &ext); err != nil {
+		if err := tx.QueryRow(ctx, `SELECT e."id", e."externalId" FROM public."ExternalMessage" e JOIN keybuzz_amazon."Message" m ON m."externalMessageId" = e."id"
+	WHERE e."tenantId" = $1 AND m."body" LIKE '%chaos-mail-%' ORDER BY e."externalId" LIMIT 1`, tn.id).Scan(&id, &ext); err != nil {
 			t.Fatal(err)
 		}
 		return id, ext
@@ -98,9 +113,7 @@ func TestCheckerFailsOnBrokenSystem(t *testing.T) {
 	// secondTicket moves ExternalMessage id's ticket message to a copy of its ticket.
 	secondTicket := func(tx pgx.Tx, id string) {
 		var tm, ticket string
-		if err := tx.QueryRow(ctx, `SELECT tm."id", tm."ticketId" FROM "TicketMessage" tm WHERE tm."id" = COALESCE(
-  (SELECT to_jsonb(e2)->>'ticketMessageId' FROM "ExternalMessage" e2 WHERE e2."id" = $1),
-  (SELECT t2."id" FROM "TicketMessage" t2 WHERE to_jsonb(t2)->>'externalMessageId' = $1))`, id).Scan(&tm, &ticket); err != nil {
+		if err := tx.QueryRow(ctx, `SELECT tm."id", tm."ticketId" FROM "TicketMessage" tm WHERE tm."id" = (SELECT m."ticketMessageId" FROM keybuzz_amazon."Message" m WHERE m."externalMessageId" = $1)`, id).Scan(&tm, &ticket); err != nil {
 			t.Fatal(err)
 		}
 		copyRow(tx, "Ticket", ticket, map[string]any{"id": "second-" + ticket, "externalThreadId": nil})
@@ -121,15 +134,13 @@ func TestCheckerFailsOnBrokenSystem(t *testing.T) {
 		}, func(v Invariants) int { return v.Lost }},
 		{"the same event under a second externalId", func(tx pgx.Tx) {
 			id, ext := msgOf(tx, live)
-			copyRow(tx, "ExternalMessage", id, map[string]any{"id": "dup-" + id, "externalId": ext + ":again", "ticketMessageId": nil})
+			copyMessage(tx, id, map[string]any{"id": "dup-" + id, "externalId": ext + ":again"})
 		}, func(v Invariants) int { return v.Duplicated }},
 		{"two tickets for one order thread", func(tx pgx.Tx) {
 			id, _ := msgOf(tx, live)
 			var tm, ticket string
 			if err := tx.QueryRow(ctx, `SELECT tm."id", tm."ticketId" FROM "TicketMessage" tm JOIN "ExternalMessage" e ON e."tenantId" = tm."tenantId"
-WHERE e."id" = $1 AND tm."ticketId" = (SELECT t."ticketId" FROM "TicketMessage" t WHERE t."id" = COALESCE(
-  (SELECT to_jsonb(e2)->>'ticketMessageId' FROM "ExternalMessage" e2 WHERE e2."id" = $1),
-  (SELECT t2."id" FROM "TicketMessage" t2 WHERE to_jsonb(t2)->>'externalMessageId' = $1))) LIMIT 1`, id).Scan(&tm, &ticket); err != nil {
+WHERE e."id" = $1 AND tm."ticketId" = (SELECT t."ticketId" FROM "TicketMessage" t WHERE t."id" = (SELECT m."ticketMessageId" FROM keybuzz_amazon."Message" m WHERE m."externalMessageId" = $1)) LIMIT 1`, id).Scan(&tm, &ticket); err != nil {
 				t.Fatal(err)
 			}
 			copyRow(tx, "Ticket", ticket, map[string]any{"id": "second-" + ticket, "externalThreadId": nil})
@@ -141,13 +152,13 @@ WHERE e."id" = $1 AND tm."ticketId" = (SELECT t."ticketId" FROM "TicketMessage" 
 		}, func(v Invariants) int { return v.WrongTenant }},
 		{"an event stored after the seller revoked", func(tx pgx.Tx) {
 			id, _ := msgOf(tx, revoked)
-			copyRow(tx, "ExternalMessage", id, map[string]any{"id": "late-" + id, "orderId": afterRevocation.OrderID, "ticketMessageId": nil,
+			copyMessage(tx, id, map[string]any{"id": "late-" + id, "orderId": afterRevocation.OrderID,
 				"externalId": afterRevocation.OrderID + ":" + afterRevocation.OrderItemID + ":cancellation",
 				"body":       "Buyer requested cancellation of order " + afterRevocation.OrderID + " (item " + afterRevocation.OrderItemID + "). Reason: x"})
 		}, func(v Invariants) int { return v.AfterRevocation }},
 		{"an event the sandbox never had", func(tx pgx.Tx) {
 			id, _ := msgOf(tx, live)
-			copyRow(tx, "ExternalMessage", id, map[string]any{"id": "phantom-" + id, "orderId": "999-0000000-0000000", "ticketMessageId": nil,
+			copyMessage(tx, id, map[string]any{"id": "phantom-" + id, "orderId": "999-0000000-0000000",
 				"externalId": "999-0000000-0000000:1:cancellation", "body": "Buyer requested cancellation of order 999-0000000-0000000 (item 1). Reason: x"})
 		}, func(v Invariants) int { return v.Phantom }},
 		// The push and mail channels.
@@ -157,7 +168,7 @@ WHERE e."id" = $1 AND tm."ticketId" = (SELECT t."ticketId" FROM "TicketMessage" 
 		}, func(v Invariants) int { return v.Channels.MailsLost }},
 		{"one mail as two messages (a second externalId)", func(tx pgx.Tx) {
 			id, ext := mailOf(tx, live)
-			copyRow(tx, "ExternalMessage", id, map[string]any{"id": "dup-" + id, "externalId": "ses:" + ext, "ticketMessageId": nil})
+			copyMessage(tx, id, map[string]any{"id": "dup-" + id, "externalId": "ses:" + ext})
 		}, func(v Invariants) int { return v.Channels.MailsDuplicated }},
 		{"one mail as two tickets", func(tx pgx.Tx) {
 			id, _ := mailOf(tx, live)
@@ -169,32 +180,32 @@ WHERE e."id" = $1 AND tm."ticketId" = (SELECT t."ticketId" FROM "TicketMessage" 
 		}, func(v Invariants) int { return v.WrongTenant }},
 		{"a malformed mail stored", func(tx pgx.Tx) {
 			id, _ := mailOf(tx, live)
-			copyRow(tx, "ExternalMessage", id, map[string]any{"id": "hostile-" + id, "externalId": "<hostile@x>", "ticketMessageId": nil, "body": "chaos-hostile"})
+			copyMessage(tx, id, map[string]any{"id": "hostile-" + id, "externalId": "<hostile@x>", "body": "chaos-hostile"})
 		}, func(v Invariants) int { return v.Channels.HostileStored }},
 		{"a notification recorded under another tenant", func(tx pgx.Tx) {
-			mustExec(t, tx, `UPDATE "MarketplaceNotification" SET "tenantId" = $1 WHERE "id" = (SELECT "id" FROM "MarketplaceNotification"
+			mustExec(t, tx, `UPDATE keybuzz_amazon."Notification" SET "tenantId" = $1 WHERE "notificationId" = (SELECT "notificationId" FROM keybuzz_amazon."Notification"
 WHERE "tenantId" IS NOT NULL AND "tenantId" <> $1 AND "notificationId" NOT LIKE 'chaos-forged-%' LIMIT 1)`, other.id)
 		}, func(v Invariants) int { return v.Channels.NotificationsWrongOwner }},
 		{"a notification delivered and never recorded", func(tx pgx.Tx) {
-			mustExec(t, tx, `DELETE FROM "MarketplaceNotification" WHERE "id" = (SELECT "id" FROM "MarketplaceNotification"
+			mustExec(t, tx, `DELETE FROM keybuzz_amazon."Notification" WHERE "notificationId" = (SELECT "notificationId" FROM keybuzz_amazon."Notification"
 WHERE "tenantId" = $1 AND "notificationId" NOT LIKE 'chaos-forged-%' LIMIT 1)`, live.id)
 		}, func(v Invariants) int { return v.Channels.NotificationsUnrecorded }},
 		{"an event without its TicketMessage", func(tx pgx.Tx) {
 			id, _ := msgOf(tx, live)
 			var tm string
-			if err := tx.QueryRow(ctx, `SELECT "ticketMessageId" FROM "ExternalMessage" WHERE "id" = $1`, id).Scan(&tm); err != nil {
+			if err := tx.QueryRow(ctx, `SELECT "ticketMessageId" FROM keybuzz_amazon."Message" WHERE "externalMessageId" = $1`, id).Scan(&tm); err != nil {
 				t.Fatal(err)
 			}
-			mustExec(t, tx, `UPDATE "ExternalMessage" SET "ticketMessageId" = NULL WHERE "id" = $1`, id)
+			mustExec(t, tx, `UPDATE keybuzz_amazon."Message" SET "ticketMessageId" = NULL WHERE "externalMessageId" = $1`, id)
 			mustExec(t, tx, `DELETE FROM "TicketMessage" WHERE "id" = $1`, tm)
 		}, func(v Invariants) int { return v.TicketMessageMissing }},
 		{"a mail without its TicketMessage", func(tx pgx.Tx) {
 			id, _ := mailOf(tx, live)
 			var tm string
-			if err := tx.QueryRow(ctx, `SELECT "ticketMessageId" FROM "ExternalMessage" WHERE "id" = $1`, id).Scan(&tm); err != nil {
+			if err := tx.QueryRow(ctx, `SELECT "ticketMessageId" FROM keybuzz_amazon."Message" WHERE "externalMessageId" = $1`, id).Scan(&tm); err != nil {
 				t.Fatal(err)
 			}
-			mustExec(t, tx, `UPDATE "ExternalMessage" SET "ticketMessageId" = NULL WHERE "id" = $1`, id)
+			mustExec(t, tx, `UPDATE keybuzz_amazon."Message" SET "ticketMessageId" = NULL WHERE "externalMessageId" = $1`, id)
 			mustExec(t, tx, `DELETE FROM "TicketMessage" WHERE "id" = $1`, tm)
 		}, func(v Invariants) int { return v.TicketMessageMissing }},
 		{"a live connection left in ERROR", func(tx pgx.Tx) {
@@ -204,12 +215,12 @@ WHERE "tenantId" = $1 AND "notificationId" NOT LIKE 'chaos-forged-%' LIMIT 1)`, 
 			mustExec(t, tx, `UPDATE "MarketplaceConnection" SET "status" = 'CONNECTED', "lastError" = NULL WHERE "tenantId" = $1`, revoked.id)
 		}, func(v Invariants) int { return v.ConnectionsWrong }},
 		{"a forged notification stored", func(tx pgx.Tx) {
-			mustExec(t, tx, `UPDATE "MarketplaceNotification" SET "outcome" = 'STORED' WHERE "notificationId" LIKE 'chaos-forged-%'`)
+			mustExec(t, tx, `UPDATE keybuzz_amazon."Notification" SET "outcome" = 'STORED' WHERE "notificationId" LIKE 'chaos-forged-%'`)
 		}, func(v Invariants) int { return v.Channels.ForgedStored }},
 		{"a pushed event and its poll as two rows", func(tx pgx.Tx) {
 			// What a push intake storing under its own id would leave.
 			id, ext := msgOf(tx, live)
-			copyRow(tx, "ExternalMessage", id, map[string]any{"id": "push-" + id, "externalId": "push:" + ext, "ticketMessageId": nil})
+			copyMessage(tx, id, map[string]any{"id": "push-" + id, "externalId": "push:" + ext})
 		}, func(v Invariants) int { return v.Duplicated }},
 	}
 	for _, b := range breaks {

@@ -404,7 +404,7 @@ func (k *killer) expireLeases(ctx context.Context, msgs []types.Message) (time.D
 	}
 	t0 := time.Now()
 	for {
-		_, err := k.w.check.Exec(ctx, `UPDATE "MarketplaceSyncState" SET "leaseUntil" = now() - interval '1 second'
+		_, err := k.w.check.Exec(ctx, `UPDATE keybuzz_amazon."SyncState" SET "leaseUntil" = now() - interval '1 second'
 WHERE "connectionId" = ANY($1) AND "leaseOwner" IS NOT NULL`, conns)
 		if err == nil {
 			return time.Since(t0), nil
@@ -621,7 +621,7 @@ func (k *killer) freeze(ctx context.Context, t *tenant) (float64, error) {
 		k.ack(ctx, bm, r, bt0)
 		var lease *string
 		var cursor *time.Time
-		if err := k.w.check.QueryRow(ctx, `SELECT "leaseOwner", "cursorAt" FROM "MarketplaceSyncState" WHERE "connectionId" = $1`, t.connID).Scan(&lease, &cursor); err != nil {
+		if err := k.w.check.QueryRow(ctx, `SELECT "leaseOwner", "cursorAt" FROM keybuzz_amazon."SyncState" WHERE "connectionId" = $1`, t.connID).Scan(&lease, &cursor); err != nil {
 			return 0, err
 		}
 		if r.err == nil && len(r.resp.BatchItemFailures) == 0 && lease == nil && cursor != nil && !cursor.Before(want) {
@@ -826,8 +826,9 @@ func (k *killer) behind(ctx context.Context, want time.Time) ([]*tenant, time.Ti
 		var due time.Time
 		err := k.w.check.QueryRow(ctx, `
 SELECT c."status"::text <> 'CONNECTED' OR (c."lastError" IS NULL AND s."paginationToken" IS NULL AND s."leaseOwner" IS NULL
-       AND s."cursorAt" IS NOT NULL AND s."cursorAt" >= $2), COALESCE(c."nextPollAt", now())
-FROM "MarketplaceConnection" c LEFT JOIN "MarketplaceSyncState" s ON s."connectionId" = c."id" WHERE c."id" = $1`, t.connID, want).Scan(&ok, &due)
+       AND s."cursorAt" IS NOT NULL AND s."cursorAt" >= $2), COALESCE(k."nextPollAt", now())
+FROM public."MarketplaceConnection" c LEFT JOIN keybuzz_amazon."Connection" k ON k."connectionId" = c."id"
+LEFT JOIN keybuzz_amazon."SyncState" s ON s."connectionId" = c."id" WHERE c."id" = $1`, t.connID, want).Scan(&ok, &due)
 		if err != nil {
 			return nil, next, fmt.Errorf("state of %s: %w", t.id, err)
 		}

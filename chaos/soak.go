@@ -714,7 +714,7 @@ func (w *world) restartPostgres(ctx context.Context) {
 func (w *world) caughtUp(ctx context.Context) (bool, error) {
 	var behind int
 	err := w.check.QueryRow(ctx, `
-SELECT count(*) FROM "MarketplaceConnection" c LEFT JOIN "MarketplaceSyncState" s ON s."connectionId" = c."id"
+SELECT count(*) FROM public."MarketplaceConnection" c LEFT JOIN keybuzz_amazon."SyncState" s ON s."connectionId" = c."id"
 WHERE c."status"::text = 'CONNECTED' AND (c."lastError" IS NOT NULL OR s."paginationToken" IS NOT NULL
       OR s."cursorAt" IS NULL OR s."cursorAt" < $1 OR s."leaseOwner" IS NOT NULL)`, w.clock.Now().Add(-2*time.Minute)).Scan(&behind)
 	return behind == 0, err

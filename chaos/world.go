@@ -466,7 +466,8 @@ func (w *world) connectVia(ctx context.Context, apiURL string, t *tenant) error 
 	if resp.StatusCode/100 != 2 && resp.StatusCode != http.StatusSeeOther {
 		return fmt.Errorf("callback: HTTP %d %s", resp.StatusCode, bytes.TrimSpace(body))
 	}
-	if err := w.check.QueryRow(ctx, `SELECT "id", "connectedAt" FROM "MarketplaceConnection" WHERE "tenantId" = $1 AND "status" = 'CONNECTED'`, t.id).
+	if err := w.check.QueryRow(ctx, `SELECT mc."id", k."connectedAt" FROM public."MarketplaceConnection" mc JOIN keybuzz_amazon."Connection" k ON k."connectionId" = mc."id"
+	WHERE mc."tenantId" = $1 AND mc."status" = 'CONNECTED'`, t.id).
 		Scan(&t.connID, &t.connectedAt); err != nil {
 		return fmt.Errorf("connection after callback: %w", err)
 	}

@@ -168,17 +168,19 @@ CREATE TABLE IF NOT EXISTS keybuzz_amazon."TicketThread" (
 CREATE INDEX IF NOT EXISTS "TicketThread_tenantId_lastMessageAt_idx" ON keybuzz_amazon."TicketThread" ("tenantId", "lastMessageAt" DESC);
 
 -- What the connector knows of each ExternalMessage it stored: the
--- TicketMessage written for it, the marketplace, the subject and the
--- thread key (KeyBuzz's model has none of these columns).
+-- TicketMessage written for it, the marketplace, the subject, the text as
+-- the buyer sent it and the thread key (KeyBuzz's model has none of these
+-- columns; the TicketMessage's body is KeyBuzz's to show).
 CREATE TABLE IF NOT EXISTS keybuzz_amazon."Message" (
     "externalMessageId" text PRIMARY KEY,           -- public."ExternalMessage"."id"
     "tenantId"          text NOT NULL,
     "connectionId"      text NOT NULL,
     "ticketId"          text NOT NULL,
-    "ticketMessageId"   text NOT NULL UNIQUE,       -- public."TicketMessage"."id"
+    "ticketMessageId"   text UNIQUE,                -- public."TicketMessage"."id"
     "threadKey"         text NOT NULL,
     "marketplaceId"     text,
     "subject"           text,
+    "body"              text,
     "createdAt"         timestamptz(3) NOT NULL DEFAULT now()
 );
 CREATE INDEX IF NOT EXISTS "Message_ticketId_idx" ON keybuzz_amazon."Message" ("ticketId");

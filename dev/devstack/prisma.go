@@ -151,15 +151,17 @@ CREATE OR REPLACE TRIGGER keybuzz_dev_sign_up BEFORE INSERT ON public."inbound_a
 CREATE OR REPLACE FUNCTION keybuzz_dev.connection(
     tenant text, status text DEFAULT 'CONNECTED', region text DEFAULT 'EU', marketplace_id text DEFAULT NULL,
     seller text DEFAULT NULL, vault_path text DEFAULT NULL, connected_at timestamptz DEFAULT NULL,
-    next_poll_at timestamptz DEFAULT now(), app_source text DEFAULT 'external_test', authorized_at timestamptz DEFAULT NULL
+    next_poll_at timestamptz DEFAULT now(), app_source text DEFAULT 'external_test', authorized_at timestamptz DEFAULT NULL,
+    display_name text DEFAULT NULL
 ) RETURNS text LANGUAGE plpgsql AS $$
 DECLARE
     id text := keybuzz_amazon.cuid();
 BEGIN
-    INSERT INTO public."MarketplaceConnection" ("id", "tenantId", "type", "status", "region", "marketplaceId", "vaultPath", "createdAt", "updatedAt")
+    INSERT INTO public."MarketplaceConnection" ("id", "tenantId", "type", "status", "displayName", "region", "marketplaceId", "vaultPath",
+        "createdAt", "updatedAt")
     VALUES (id, tenant, 'AMAZON',
             (CASE status WHEN 'NEEDS_REAUTH' THEN 'ERROR' WHEN 'DISCONNECTED' THEN 'DISABLED' ELSE status END)::"MarketplaceConnectionStatus",
-            upper(region), marketplace_id, vault_path, now() AT TIME ZONE 'UTC', now() AT TIME ZONE 'UTC');
+            display_name, upper(region), marketplace_id, vault_path, now() AT TIME ZONE 'UTC', now() AT TIME ZONE 'UTC');
     INSERT INTO keybuzz_amazon."Connection" ("connectionId", "tenantId", "sellingPartnerId", "sellerRegion", "appSource",
         "connectedAt", "authorizedAt", "reauthReason", "pollable", "nextPollAt")
     VALUES (id, tenant, seller, upper(region), app_source, connected_at, authorized_at,

@@ -132,8 +132,8 @@ WITH fence AS (
     RETURNING "id", "type"::text AS "type", "externalId", "ticketId"
 ), msg AS (
     INSERT INTO keybuzz_amazon."Message" ("externalMessageId", "tenantId", "connectionId", "ticketId", "ticketMessageId",
-                                          "threadKey", "marketplaceId", "subject", "createdAt")
-    SELECT i."id", $1, $2, i."ticketId", keybuzz_amazon.cuid(), f."threadKey", f."marketplaceId", NULLIF(f."subject", ''), $3::timestamptz
+                                          "threadKey", "marketplaceId", "subject", "body", "createdAt")
+    SELECT i."id", $1, $2, i."ticketId", keybuzz_amazon.cuid(), f."threadKey", f."marketplaceId", NULLIF(f."subject", ''), f."body", $3::timestamptz
     FROM ins i JOIN fresh f ON f."type" = i."type" AND f."externalId" = i."externalId"
     RETURNING "externalMessageId", "ticketId", "ticketMessageId"
 ), tm AS (

@@ -73,7 +73,7 @@ func TestNotificationAheadOfGetOrder(t *testing.T) {
 		t.Fatalf("last delivery: %+v %v, want NO_EVENT recorded", res, err)
 	}
 	var detail string
-	e.pool.QueryRow(ctx, `SELECT "detail" FROM "MarketplaceNotification" WHERE "outcome" = 'NO_EVENT'`).Scan(&detail)
+	e.pool.QueryRow(ctx, `SELECT "detail" FROM keybuzz_amazon."Notification" WHERE "outcome" = 'NO_EVENT'`).Scan(&detail)
 	if !strings.Contains(detail, "left to the fallback poll") {
 		t.Errorf("detail %q", detail)
 	}
