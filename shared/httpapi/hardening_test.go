@@ -370,12 +370,12 @@ func TestStatusAnswersRenewal(t *testing.T) {
 	if r, err := store.Renew(context.Background()); err != nil || r.Expired != 0 || r.DueSoon != 1 {
 		t.Errorf("renewal at 336 days: %+v (%v), want 1 due", r, err)
 	}
-	// At expiry: NEEDS_REAUTH (authorization_expired), no longer claimed.
+	// At expiry: re-authorization required (KeyBuzz's ERROR, authorization_expired), no longer claimed.
 	s.clock.Advance(30 * 24 * time.Hour)
 	if r, err := store.Renew(context.Background()); err != nil || r.Expired != 1 {
 		t.Fatalf("renewal at 366 days: %+v (%v), want 1 expired", r, err)
 	}
-	if st := s.status(tenant); st["status"] != "NEEDS_REAUTH" || st["reauthReason"] != "authorization_expired" || st["connected"] != false {
+	if st := s.status(tenant); st["status"] != "ERROR" || st["reauthRequired"] != true || st["reauthReason"] != "authorization_expired" || st["connected"] != false {
 		t.Errorf("after expiry: %v", st)
 	}
 	jobs, _, err := store.ClaimDue(context.Background(), 10, time.Minute, marketplace.ClaimCursor{})

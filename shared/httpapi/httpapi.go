@@ -304,7 +304,11 @@ type statusResponse struct {
 	LastSyncAt  *time.Time `json:"lastSyncAt"`
 	LastError   *string    `json:"lastError"`
 	// Additions to the seed's answer.
-	AppSource              *string    `json:"appSource"`
+	AppSource *string `json:"appSource"`
+	// ReauthRequired: the seller must consent again (Amazon refused the
+	// refresh token, the authorization expired, the app changed); status is
+	// then KeyBuzz's ERROR, whose enum has no re-authorization value.
+	ReauthRequired         bool       `json:"reauthRequired"`
 	ReauthReason           *string    `json:"reauthReason"`
 	AuthorizationExpiresAt *time.Time `json:"authorizationExpiresAt"`
 	// Push (ORDER_CHANGE notifications): live subscription, last notification.
@@ -353,6 +357,9 @@ func statusBody(st connect.StatusResult) statusResponse {
 	resp := statusResponse{Connected: st.Connected, Status: string(marketplace.StatusDisconnected)}
 	if c := st.Connection; c != nil {
 		resp.Status = string(c.Status)
+		if c.Status == marketplace.StatusNeedsReauth {
+			resp.Status, resp.ReauthRequired = string(marketplace.StatusError), true
+		}
 		resp.DisplayName = nonEmpty(c.DisplayName)
 		resp.Region = nonEmpty(strings.ToUpper(c.Region)) // the seed's "EU", "NA"
 		resp.LastSyncAt = c.LastSyncAt
