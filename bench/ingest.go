@@ -443,7 +443,7 @@ func pageCopyRows(pages [][]marketplace.InboundMessage, connID string, now time.
 	thread := &copyTable{name: "keybuzz_amazon.TicketThread", cols: []string{"tenantId", "threadKey", "ticketId", "orderId", "lastMessageAt", "createdAt", "updatedAt"}}
 	tm := &copyTable{name: "public.TicketMessage", cols: []string{"id", "ticketId", "tenantId", "senderType", "senderName", "sentAt", "body", "isInternal", "source"}}
 	em := &copyTable{name: "public.ExternalMessage", cols: []string{"id", "tenantId", "connectionId", "type", "externalId", "threadId", "orderId", "buyerName", "buyerEmail", "language", "receivedAt", "raw", "ticketId", "createdAt"}}
-	link := &copyTable{name: "keybuzz_amazon.Message", cols: []string{"externalMessageId", "tenantId", "connectionId", "ticketId", "ticketMessageId", "threadKey", "marketplaceId", "subject", "createdAt"}}
+	link := &copyTable{name: "keybuzz_amazon.Message", cols: []string{"externalMessageId", "tenantId", "connectionId", "ticketId", "ticketMessageId", "threadKey", "marketplaceId", "subject", "body", "createdAt"}}
 	ticketOf := map[string]string{}
 	for _, page := range pages {
 		var tickets, threads, tms, ems, links [][]any
@@ -460,7 +460,7 @@ func pageCopyRows(pages [][]marketplace.InboundMessage, connID string, now time.
 			emID := uuidLike()
 			ems = append(ems, []any{emID, ingestTenant, connID, "AMAZON", m.ExternalID, m.ThreadKey, m.OrderID,
 				m.BuyerName, m.BuyerEmail, m.Language, m.ReceivedAt, string(m.Raw), tid, now})
-			links = append(links, []any{emID, ingestTenant, connID, tid, tmID, m.ThreadKey, m.MarketplaceID, m.Subject, now})
+			links = append(links, []any{emID, ingestTenant, connID, tid, tmID, m.ThreadKey, m.MarketplaceID, m.Subject, m.Body, now})
 		}
 		ticket.rows = append(ticket.rows, tickets)
 		thread.rows = append(thread.rows, threads)
@@ -553,8 +553,8 @@ WITH e AS (
     VALUES (keybuzz_amazon.cuid(), $1, $2, 'AMAZON', $3, $4, $5, $7, $8, $9, $12, $13::jsonb, $14)
     RETURNING "id"
 )
-INSERT INTO keybuzz_amazon."Message" ("externalMessageId", "tenantId", "connectionId", "ticketId", "ticketMessageId", "threadKey", "marketplaceId", "subject")
-SELECT e."id", $1, $2, $14, $15, $4, $6, $10 FROM e`,
+INSERT INTO keybuzz_amazon."Message" ("externalMessageId", "tenantId", "connectionId", "ticketId", "ticketMessageId", "threadKey", "marketplaceId", "subject", "body")
+SELECT e."id", $1, $2, $14, $15, $4, $6, $10, $11 FROM e`,
 			ingestTenant, connID, m.ExternalID, m.ThreadKey, m.OrderID, m.MarketplaceID, m.BuyerName, m.BuyerEmail, m.Language, m.Subject, m.Body, m.ReceivedAt, string(m.Raw), tid, tmID); err != nil {
 			return 0, err
 		}
