@@ -239,4 +239,3 @@ func lineDiff(a, b string) string {
 	}
 	return strings.Join(out, "\n")
 }
-
