@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 
 	"github.com/jackc/pgx/v5"
 )
@@ -189,4 +190,52 @@ func KeybuzzDatabase(ctx context.Context, repo, databaseURL string, signUp bool)
 		return fmt.Errorf("tenant sign-up fixture: %w", err)
 	}
 	return nil
+}
+
+// GenerateKeybuzzClient generates KeyBuzz's Prisma client from
+// tools/prisma/schema.prisma (`prisma generate`, into tools/prisma's
+// node_modules) unless the current schema's client is there; concurrent
+// callers (test binaries) wait for one another on a file lock.
+func GenerateKeybuzzClient(ctx context.Context, repo string) error {
+	if err := EnsurePrisma(ctx, repo, func(string) {}); err != nil {
+		return err
+	}
+	dir := filepath.Join(repo, PrismaDir)
+	lock, err := os.OpenFile(filepath.Join(dir, "node_modules", ".keybuzz-generate.lock"), os.O_CREATE|os.O_RDWR, 0o644)
+	if err != nil {
+		return fmt.Errorf("generate lock: %w", err)
+	}
+	defer lock.Close()
+	if err := syscall.Flock(int(lock.Fd()), syscall.LOCK_EX); err != nil {
+		return fmt.Errorf("generate lock: %w", err)
+	}
+	defer syscall.Flock(int(lock.Fd()), syscall.LOCK_UN) //nolint:errcheck
+	h, err := KeybuzzSchemaHash(repo)
+	if err != nil {
+		return err
+	}
+	marker := filepath.Join(dir, "node_modules", ".prisma", "client", ".keybuzz-schema")
+	if b, err := os.ReadFile(marker); err == nil && string(b) == h {
+		return nil
+	}
+	// generate reads no database; the URL only satisfies the configuration.
+	if _, err := Prisma(ctx, repo, "postgres://generate.invalid/none", "generate", "--config", "prisma.config.mjs"); err != nil {
+		return err
+	}
+	return os.WriteFile(marker, []byte(h), 0o644)
+}
+
+// KeybuzzClient runs tools/prisma/keybuzz-client.mjs (KeyBuzz's generated
+// Prisma client through @prisma/adapter-pg) with command on databaseURL,
+// stdin as its input, and returns its output (a JSON line).
+func KeybuzzClient(ctx context.Context, repo, databaseURL, command string, stdin []byte) ([]byte, error) {
+	cmd := exec.CommandContext(ctx, "node", filepath.Join(repo, PrismaDir, "keybuzz-client.mjs"), command)
+	cmd.Env = append(os.Environ(), "DATABASE_URL="+databaseURL)
+	cmd.Stdin = bytes.NewReader(stdin)
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Run(); err != nil {
+		return nil, fmt.Errorf("keybuzz-client %s: %w: %s", command, err, stderr.String())
+	}
+	return stdout.Bytes(), nil
 }
