@@ -17,11 +17,11 @@ import (
 // Replies to buyers: KeyBuzz's TicketMessage, MarketplaceOutboundMessage,
 // TicketEvent and Ticket.firstResponseAt, written as its Prisma schema
 // makes them, and the connector's own keybuzz_amazon."Reply",
-// "SesEvent", "SendBudget" and "SenderApproval" (migrations/0011).
+// "SesEvent", "SendBudget" and "SenderApproval" (migrations/0002_replies.sql).
 
 // newCUID is a text id in the shape of Prisma's cuid() (25 characters
 // starting with "c"), which KeyBuzz's client fills itself.
-func newCUID() string { return "c" + randomID()[:24] }
+func newCUID() string { return "c" + marketplace.NewID(12) }
 
 // ErrReplyNotFound is a reply id the store does not know.
 var ErrReplyNotFound = errors.New("reply not found")
@@ -51,7 +51,7 @@ func (s *Store) createReply(ctx context.Context, req reply.Request, plan func(re
 			var id, hash, status string
 			err := tx.QueryRow(ctx, `
 				SELECT r."id", r."requestHash", m."status"::text
-				FROM keybuzz_amazon."Reply" r JOIN "MarketplaceOutboundMessage" m ON m."id" = r."id"
+				FROM keybuzz_amazon."Reply" r JOIN public."MarketplaceOutboundMessage" m ON m."id" = r."id"
 				WHERE r."tenantId" = $1 AND r."idempotencyKey" = $2`, req.TenantID, req.IdempotencyKey).Scan(&id, &hash, &status)
 			switch {
 			case err == nil && hash == req.Hash():
@@ -66,9 +66,9 @@ func (s *Store) createReply(ctx context.Context, req reply.Request, plan func(re
 		t := reply.Thread{TicketID: req.TicketID, TenantID: req.TenantID, Senders: map[string]string{}}
 		err := tx.QueryRow(ctx, `
 			SELECT t."status"::text, t."channel"::text, COALESCE(c."id", ''), COALESCE(c."status"::text = 'CONNECTED', false)
-			FROM "Ticket" t
+			FROM public."Ticket" t
 			LEFT JOIN LATERAL (
-				SELECT mc."id", mc."status" FROM "MarketplaceConnection" mc
+				SELECT mc."id", mc."status" FROM public."MarketplaceConnection" mc
 				WHERE mc."tenantId" = t."tenantId" AND mc."type" = 'AMAZON'
 				ORDER BY (mc."status" = 'CONNECTED') DESC, mc."updatedAt" DESC LIMIT 1) c ON true
 			WHERE t."id" = $1 AND t."tenantId" = $2
@@ -84,14 +84,14 @@ func (s *Store) createReply(ctx context.Context, req reply.Request, plan func(re
 			       COALESCE(ARRAY(SELECT jsonb_array_elements_text(CASE WHEN jsonb_typeof(e."raw"->'references') = 'array'
 			                                                           THEN e."raw"->'references' ELSE '[]'::jsonb END)), '{}'),
 			       COALESCE(e."orderId", '')
-			FROM "ExternalMessage" e
+			FROM public."ExternalMessage" e
 			WHERE e."ticketId" = $1 AND e."tenantId" = $2 AND e."buyerEmail" ILIKE '%@marketplace.amazon.%'
 			ORDER BY (e."raw"->>'messageId' IS NOT NULL) DESC, e."receivedAt" DESC
 			LIMIT 1`, req.TicketID, req.TenantID).Scan(&t.Alias, &t.BuyerSubject, &t.BuyerMessageID, &t.References, &t.OrderID)
 		if err != nil && !errors.Is(err, pgx.ErrNoRows) {
 			return err
 		}
-		rows, err := tx.Query(ctx, `SELECT "country", "emailAddress" FROM "inbound_addresses" WHERE "tenantId" = $1 AND "marketplace" = $2`,
+		rows, err := tx.Query(ctx, `SELECT "country", "emailAddress" FROM public."inbound_addresses" WHERE "tenantId" = $1 AND "marketplace" = $2`,
 			req.TenantID, marketplace.InboundMarketplace)
 		if err != nil {
 			return err
@@ -114,21 +114,21 @@ func (s *Store) createReply(ctx context.Context, req reply.Request, plan func(re
 		payload, _ := json.Marshal(map[string]string{"outboundMessageId": d.ID, "ticketMessageId": messageID, "channel": "AMAZON", "to": d.To})
 		batch := &pgx.Batch{}
 		batch.Queue(`
-			INSERT INTO "TicketMessage" ("id", "ticketId", "tenantId", "senderType", "senderId", "sentAt", "body", "isInternal", "source")
+			INSERT INTO public."TicketMessage" ("id", "ticketId", "tenantId", "senderType", "senderId", "sentAt", "body", "isInternal", "source")
 			VALUES ($1, $2, $3, 'AGENT', NULLIF($4, ''), $5::timestamptz AT TIME ZONE 'UTC', $6, false, 'KEYBUZZ_UI')`,
 			messageID, req.TicketID, req.TenantID, req.AgentID, now, d.Text)
 		batch.Queue(`
-			INSERT INTO "MarketplaceOutboundMessage" ("id", "tenantId", "connectionId", "ticketId", "channel", "marketplaceType",
+			INSERT INTO public."MarketplaceOutboundMessage" ("id", "tenantId", "connectionId", "ticketId", "channel", "marketplaceType",
 			    "externalThreadId", "orderId", "toAddress", "subject", "body", "bodyHash", "status", "attempts", "createdAt", "updatedAt")
 			VALUES ($1, $2, $3, $4, 'AMAZON', 'AMAZON', NULLIF($5, ''), NULLIF($5, ''), $6, $7, $8, $9, 'PENDING', 0,
 			    $10::timestamptz AT TIME ZONE 'UTC', $10::timestamptz AT TIME ZONE 'UTC')`,
 			d.ID, req.TenantID, t.ConnectionID, req.TicketID, d.OrderID, d.To, d.Subject, d.Text, d.BodyHash, now)
 		batch.Queue(`
-			INSERT INTO "TicketEvent" ("id", "ticketId", "tenantId", "type", "createdAt", "actorType", "actorId", "payload")
+			INSERT INTO public."TicketEvent" ("id", "ticketId", "tenantId", "type", "createdAt", "actorType", "actorId", "payload")
 			VALUES ($1, $2, $3, 'MESSAGE_SENT', $4::timestamptz AT TIME ZONE 'UTC', 'AGENT', NULLIF($5, ''), $6::jsonb)`,
 			newCUID(), req.TicketID, req.TenantID, now, req.AgentID, string(payload))
 		batch.Queue(`
-			UPDATE "Ticket" SET "firstResponseAt" = COALESCE("firstResponseAt", $2::timestamptz AT TIME ZONE 'UTC'),
+			UPDATE public."Ticket" SET "firstResponseAt" = COALESCE("firstResponseAt", $2::timestamptz AT TIME ZONE 'UTC'),
 			    "updatedAt" = $2::timestamptz AT TIME ZONE 'UTC'
 			WHERE "id" = $1`, req.TicketID, now)
 		batch.Queue(`
@@ -167,11 +167,11 @@ func nonNil(l []string) []string {
 func (s *Store) Outbound(ctx context.Context, tenantID, ticketID string) ([]reply.Outbound, *time.Time, error) {
 	var due *time.Time
 	err := s.pool.QueryRow(ctx, `
-		SELECT (SELECT min(c."sentAt") FROM "TicketMessage" c
+		SELECT (SELECT min(c."sentAt") FROM public."TicketMessage" c
 		        WHERE c."ticketId" = t."id" AND c."senderType" = 'CUSTOMER' AND NOT c."isInternal"
-		          AND c."sentAt" > COALESCE((SELECT max(a."sentAt") FROM "TicketMessage" a
+		          AND c."sentAt" > COALESCE((SELECT max(a."sentAt") FROM public."TicketMessage" a
 		                                    WHERE a."ticketId" = t."id" AND a."senderType" = 'AGENT' AND NOT a."isInternal"), '-infinity'))
-		FROM "Ticket" t WHERE t."id" = $1 AND t."tenantId" = $2`, ticketID, tenantID).Scan(&due)
+		FROM public."Ticket" t WHERE t."id" = $1 AND t."tenantId" = $2`, ticketID, tenantID).Scan(&due)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, nil, fmt.Errorf("ticket %s: %w", ticketID, marketplace.ErrNotFound)
 	}
@@ -184,7 +184,7 @@ func (s *Store) Outbound(ctx context.Context, tenantID, ticketID string) ([]repl
 	}
 	rows, err := s.pool.Query(ctx, `
 		SELECT "id", "status"::text, "body", "providerMessageId", "error", "attempts", "createdAt", "sentAt"
-		FROM "MarketplaceOutboundMessage" WHERE "ticketId" = $1 AND "tenantId" = $2
+		FROM public."MarketplaceOutboundMessage" WHERE "ticketId" = $1 AND "tenantId" = $2
 		ORDER BY "createdAt" DESC, "id" DESC`, ticketID, tenantID)
 	if err != nil {
 		return nil, nil, unavailable("outbound", err)
@@ -218,7 +218,7 @@ func (s *Store) ClaimReply(ctx context.Context, id, owner string, lease time.Dur
 		FROM cur
 		WHERE r."id" = $1 AND ((r."state" = 'QUEUED' AND r."nextAttemptAt" <= $3) OR (r."state" = 'SENDING' AND r."leaseUntil" < $3))
 		RETURNING r."tenantId", r."ticketId", r."fromAddress", r."toAddress", r."subject", COALESCE(r."inReplyTo", ''), r."references",
-		    (SELECT m."body" FROM "MarketplaceOutboundMessage" m WHERE m."id" = r."id"), r."attempts" - 1, cur.prev,
+		    (SELECT m."body" FROM public."MarketplaceOutboundMessage" m WHERE m."id" = r."id"), r."attempts" - 1, cur.prev,
 		    COALESCE(r."reasonCode" = 'uncertain', false)`,
 		id, owner, now, lease.Milliseconds()).Scan(&p.TenantID, &p.TicketID, &p.From, &p.To, &p.Subject, &p.InReplyTo, &p.References,
 		&p.Text, &p.Attempts, &prev, &p.Uncertain)
@@ -287,7 +287,7 @@ func (s *Store) ReplyRetry(ctx context.Context, id, owner string, next time.Time
 			    UPDATE keybuzz_amazon."Reply" SET "state" = 'QUEUED', "leaseOwner" = NULL, "leaseUntil" = NULL, "nextAttemptAt" = $2,
 			        "reasonCode" = $3, "reason" = $4, "updatedAt" = $5
 			    WHERE "id" = $1 RETURNING 1)
-			UPDATE "MarketplaceOutboundMessage" SET "attempts" = "attempts" + 1, "error" = $4, "updatedAt" = $5::timestamptz AT TIME ZONE 'UTC'
+			UPDATE public."MarketplaceOutboundMessage" SET "attempts" = "attempts" + 1, "error" = $4, "updatedAt" = $5::timestamptz AT TIME ZONE 'UTC'
 			WHERE "id" = $1 AND "status" = 'PENDING'`, id, next, code, reason, now)
 		return err
 	})
@@ -309,7 +309,7 @@ func (s *Store) finishReply(ctx context.Context, id, owner string, f func(pgx.Tx
 		var leaseOwner *string
 		err := tx.QueryRow(ctx, `
 			SELECT r."state", m."status"::text, r."leaseOwner"
-			FROM keybuzz_amazon."Reply" r JOIN "MarketplaceOutboundMessage" m ON m."id" = r."id"
+			FROM keybuzz_amazon."Reply" r JOIN public."MarketplaceOutboundMessage" m ON m."id" = r."id"
 			WHERE r."id" = $1 FOR UPDATE OF r`, id).Scan(&cur.State, &cur.Status, &leaseOwner)
 		if err != nil {
 			return err
@@ -341,7 +341,7 @@ func (s *Store) writeFate(ctx context.Context, tx pgx.Tx, id string, now time.Ti
 		return err
 	}
 	if _, err := tx.Exec(ctx, `
-		UPDATE "MarketplaceOutboundMessage" SET "status" = $2::"OutboundMessageStatus",
+		UPDATE public."MarketplaceOutboundMessage" SET "status" = $2::"OutboundMessageStatus",
 		    "providerMessageId" = COALESCE("providerMessageId", NULLIF($3, '')),
 		    "sentAt" = CASE WHEN $2 = 'SENT' THEN COALESCE("sentAt", $4::timestamptz AT TIME ZONE 'UTC') ELSE "sentAt" END,
 		    "error" = CASE WHEN $5 THEN NULLIF($6, '') WHEN $2 = 'SENT' THEN NULL ELSE "error" END,
@@ -353,7 +353,7 @@ func (s *Store) writeFate(ctx context.Context, tx pgx.Tx, id string, now time.Ti
 	if tr.TicketEvent != "" {
 		payload, _ := json.Marshal(map[string]string{"outboundMessageId": id, "providerMessageId": sesMessageID, "reasonCode": code, "reason": reason})
 		if _, err := tx.Exec(ctx, `
-			INSERT INTO "TicketEvent" ("id", "ticketId", "tenantId", "type", "createdAt", "actorType", "payload")
+			INSERT INTO public."TicketEvent" ("id", "ticketId", "tenantId", "type", "createdAt", "actorType", "payload")
 			VALUES ($1, $2, $3, $4::"TicketEventType", $5::timestamptz AT TIME ZONE 'UTC', 'SYSTEM', $6::jsonb)`,
 			newCUID(), ticketID, tenantID, tr.TicketEvent, now, string(payload)); err != nil {
 			return err
@@ -390,7 +390,7 @@ func (s *Store) ApplySESEvent(ctx context.Context, ev reply.Event) (bool, error)
 		var cur reply.Fate
 		err = tx.QueryRow(ctx, `
 			SELECT r."id", r."state", m."status"::text
-			FROM keybuzz_amazon."Reply" r JOIN "MarketplaceOutboundMessage" m ON m."id" = r."id"
+			FROM keybuzz_amazon."Reply" r JOIN public."MarketplaceOutboundMessage" m ON m."id" = r."id"
 			WHERE (r."sesMessageId" = NULLIF($1, '')) OR (r."id" = NULLIF($2, '') AND r."tenantId" = $3 AND (r."sesMessageId" IS NULL OR r."sesMessageId" = $1))
 			ORDER BY (r."sesMessageId" = NULLIF($1, '')) DESC NULLS LAST LIMIT 1
 			FOR UPDATE OF r`, ev.SESMessageID, ev.ReplyID, ev.TenantID).Scan(&id, &cur.State, &cur.Status)
@@ -437,7 +437,7 @@ func (s *Store) ApplyNotice(ctx context.Context, ev reply.Event, needsApproval b
 		var tenantID, ticketID, from string
 		err := tx.QueryRow(ctx, `
 			SELECT r."state", m."status"::text, r."tenantId", r."ticketId", r."fromAddress"
-			FROM keybuzz_amazon."Reply" r JOIN "MarketplaceOutboundMessage" m ON m."id" = r."id"
+			FROM keybuzz_amazon."Reply" r JOIN public."MarketplaceOutboundMessage" m ON m."id" = r."id"
 			WHERE r."id" = $1 FOR UPDATE OF r`, ev.ReplyID).Scan(&cur.State, &cur.Status, &tenantID, &ticketID, &from)
 		if err != nil {
 			return err
@@ -456,7 +456,7 @@ func (s *Store) ApplyNotice(ctx context.Context, ev reply.Event, needsApproval b
 			return nil
 		}
 		if _, err := tx.Exec(ctx, `
-			INSERT INTO "TicketMessage" ("id", "ticketId", "tenantId", "senderType", "senderName", "sentAt", "body", "isInternal", "source")
+			INSERT INTO public."TicketMessage" ("id", "ticketId", "tenantId", "senderType", "senderName", "sentAt", "body", "isInternal", "source")
 			VALUES ($1, $2, $3, 'SYSTEM', 'Amazon', $4::timestamptz AT TIME ZONE 'UTC', $5, true, 'MARKETPLACE')`,
 			newCUID(), ticketID, tenantID, now, ev.Reason); err != nil {
 			return err

@@ -163,7 +163,7 @@ func newRig(t *testing.T) *rig {
 	// A connected tenant with its FR address, set as the seller's
 	// forwarding address and approved under Messaging Permissions.
 	r.tenant = testenv.ID("reply")
-	if _, err := pool.Exec(ctx, `INSERT INTO "MarketplaceConnection" ("tenantId", "status", "region", "marketplaceId") VALUES ($1, 'CONNECTED', 'eu', $2)`,
+	if _, err := pool.Exec(ctx, `SELECT keybuzz_dev.connection($1, 'CONNECTED', 'eu', $2)`,
 		r.tenant, frMarketplace); err != nil {
 		t.Fatal(err)
 	}
