@@ -396,11 +396,11 @@ func (d deadPush) ConnectionBySubscription(ctx context.Context, sub string) (mar
 	return d.s.ConnectionBySubscription(ctx, sub)
 }
 
-func (d deadPush) IngestEvents(ctx context.Context, tenantID, connectionID string, msgs []marketplace.InboundMessage) (marketplace.PageResult, error) {
+func (d deadPush) IngestNotification(ctx context.Context, tenantID, connectionID string, msgs []marketplace.InboundMessage, rec marketplace.NotificationRecord) (marketplace.PageResult, marketplace.NotificationRecord, error) {
 	if d.c.dead.Load() {
-		return marketplace.PageResult{}, errKilled
+		return marketplace.PageResult{}, rec, errKilled
 	}
-	return d.s.IngestEvents(ctx, tenantID, connectionID, msgs)
+	return d.s.IngestNotification(ctx, tenantID, connectionID, msgs, rec)
 }
 
 func (d deadPush) RecordNotification(ctx context.Context, r marketplace.NotificationRecord) error {

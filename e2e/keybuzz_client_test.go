@@ -93,7 +93,7 @@ func TestKeybuzzPrismaClient(t *testing.T) {
 	resolved := res.TicketIDs[0]
 	must("finish poll", store.FinishPoll(ctx, marketplace.PollOutcome{ConnectionID: conn, LeaseOwner: "poller-1", NextPollAt: now.Add(time.Minute)}))
 	must("subscription", store.SaveSubscription(ctx, conn, "sub-"+conn, "dest-1"))
-	pushed, err := store.IngestEvents(ctx, tenant, conn, []marketplace.InboundMessage{msg("402-0000003-0000003", "cancel 3")})
+	pushed, err := testenv.IngestEvents(ctx, store, tenant, conn, []marketplace.InboundMessage{msg("402-0000003-0000003", "cancel 3")})
 	must("pushed events", err)
 	must("notification", store.RecordNotification(ctx, marketplace.NotificationRecord{NotificationID: "n-" + conn, NotificationType: "ORDER_CHANGE",
 		SubscriptionID: "sub-" + conn, ConnectionID: conn, TenantID: tenant, OrderID: "402-0000003-0000003", Outcome: marketplace.OutcomeStored,
@@ -180,13 +180,13 @@ func TestKeybuzzPrismaClient(t *testing.T) {
 	_, err = store.MarkConnected(ctx, c.ID, marketplace.Connected{DisplayName: "Amazon P", Region: "eu", MarketplaceID: "A13V1IB3VIYZZH",
 		SellingPartnerID: "APENDING" + testenv.ID("s"), VaultPath: "p", AppSource: marketplace.AppExternalTest})
 	must("connect KeyBuzz's PENDING connection", err)
-	if r, err := store.IngestEvents(ctx, pendingTenant, c.ID, []marketplace.InboundMessage{msg("402-0000005-0000005", "cancel 5")}); err != nil || r.TicketsCreated != 1 {
+	if r, err := testenv.IngestEvents(ctx, store, pendingTenant, c.ID, []marketplace.InboundMessage{msg("402-0000005-0000005", "cancel 5")}); err != nil || r.TicketsCreated != 1 {
 		t.Fatalf("events of the adopted connection: %+v %v", r, err)
 	}
 	// A buyer writes again on the ticket KeyBuzz's agent resolved: it joins it.
 	again := msg("402-0000002-0000002", "encore")
 	again.ExternalID = "<m2@marketplace.amazon.fr>"
-	if r, err := store.IngestEvents(ctx, tenant, conn, []marketplace.InboundMessage{again}); err != nil || r.MessagesCreated != 1 || r.TicketsCreated != 0 {
+	if r, err := testenv.IngestEvents(ctx, store, tenant, conn, []marketplace.InboundMessage{again}); err != nil || r.MessagesCreated != 1 || r.TicketsCreated != 0 {
 		t.Fatalf("a message on the resolved ticket's thread: %+v %v", r, err)
 	}
 	// Polling goes on beside KeyBuzz's own sync state rows.
@@ -212,7 +212,7 @@ func TestKeybuzzPrismaClient(t *testing.T) {
 	if c, _, err := store.ConnectionByTenant(ctx, disabledByKeybuzz); err != nil || c.Status != marketplace.StatusDisabled {
 		t.Fatalf("connection KeyBuzz disabled: %+v %v", c, err)
 	}
-	if _, err := store.IngestEvents(ctx, disabledByKeybuzz, dconn, []marketplace.InboundMessage{msg("402-0000007-0000007", "x")}); !errors.Is(err, marketplace.ErrNotConnected) {
+	if _, err := testenv.IngestEvents(ctx, store, disabledByKeybuzz, dconn, []marketplace.InboundMessage{msg("402-0000007-0000007", "x")}); !errors.Is(err, marketplace.ErrNotConnected) {
 		t.Fatalf("events of a connection KeyBuzz disabled: %v, want ErrNotConnected", err)
 	}
 	jobs, _, err := store.ClaimDue(ctx, 1000, time.Minute, marketplace.ClaimCursor{})

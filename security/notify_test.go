@@ -34,13 +34,15 @@ func (w *notifyWorld) ConnectionBySubscription(_ context.Context, sub string) (m
 	return t, ok, nil
 }
 
-func (w *notifyWorld) IngestEvents(_ context.Context, tenantID, _ string, msgs []marketplace.InboundMessage) (marketplace.PageResult, error) {
+func (w *notifyWorld) IngestNotification(_ context.Context, tenantID, _ string, msgs []marketplace.InboundMessage, rec marketplace.NotificationRecord) (marketplace.PageResult, marketplace.NotificationRecord, error) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	for _, m := range msgs {
 		w.ingested[tenantID] = append(w.ingested[tenantID], m.OrderID)
 	}
-	return marketplace.PageResult{MessagesCreated: len(msgs)}, nil
+	rec.Outcome, rec.MessagesCreated = marketplace.OutcomeStored, len(msgs)
+	w.outcomes = append(w.outcomes, rec.Outcome)
+	return marketplace.PageResult{MessagesCreated: len(msgs)}, rec, nil
 }
 
 func (w *notifyWorld) RecordNotification(_ context.Context, r marketplace.NotificationRecord) error {

@@ -20,7 +20,9 @@ import (
 	"github.com/keybuzz/keybuzz-amazon/dev/devrand"
 	"github.com/keybuzz/keybuzz-amazon/dev/devstack"
 	"github.com/keybuzz/keybuzz-amazon/migrations"
+	"github.com/keybuzz/keybuzz-amazon/shared/marketplace"
 	"github.com/keybuzz/keybuzz-amazon/shared/migrate"
+	"github.com/keybuzz/keybuzz-amazon/shared/postgres"
 )
 
 // Env returns the variable or fails the test with a hint.
@@ -262,3 +264,20 @@ func redact(dsn string) string {
 }
 
 func sha256Sum(b []byte) [32]byte { return sha256.Sum256(b) }
+
+// IngestEvents stores msgs for the tenant's connection the way a pushed
+// notification does (store.IngestNotification: guarded by the connection
+// being CONNECTED, the notification recorded in the same transaction, under
+// a made-up id), for tests that need messages stored without a channel.
+// A connection not CONNECTED is marketplace.ErrNotConnected.
+func IngestEvents(ctx context.Context, store *postgres.Store, tenantID, connectionID string, msgs []marketplace.InboundMessage) (marketplace.PageResult, error) {
+	res, rec, err := store.IngestNotification(ctx, tenantID, connectionID, msgs, marketplace.NotificationRecord{
+		NotificationID: "test:" + devrand.Hex(8), NotificationType: "ORDER_CHANGE", ConnectionID: connectionID, TenantID: tenantID, Routed: true})
+	if err != nil {
+		return res, err
+	}
+	if rec.Outcome == marketplace.OutcomeNotConnected {
+		return res, fmt.Errorf("ingest events of %s: %w", connectionID, marketplace.ErrNotConnected)
+	}
+	return res, nil
+}

@@ -55,7 +55,7 @@ func TestOrderContextAfterTheTicket(t *testing.T) {
 	if err := pool.QueryRow(ctx, `SELECT keybuzz_dev.connection($1, 'CONNECTED', 'EU', 'A13V1IB3VIYZZH')`, tenant).Scan(&conn); err != nil {
 		t.Fatal(err)
 	}
-	res, err := store.IngestEvents(ctx, tenant, conn, []marketplace.InboundMessage{{ExternalID: "<m@x>", ThreadKey: "402-1", OrderID: "402-1",
+	res, err := testenv.IngestEvents(ctx, store, tenant, conn, []marketplace.InboundMessage{{ExternalID: "<m@x>", ThreadKey: "402-1", OrderID: "402-1",
 		BuyerName: "Ana", Body: "hello", ReceivedAt: now}})
 	if err != nil || res.TicketsCreated != 1 {
 		t.Fatal(res, err)
@@ -131,7 +131,7 @@ func TestOrderContextWaitsForTheBudget(t *testing.T) {
 	tickets := make([]string, 4)
 	for i := range tickets {
 		order := "402-" + string(rune('a'+i))
-		if _, err := store.IngestEvents(ctx, tenant, conn, []marketplace.InboundMessage{{ExternalID: "<" + order + "@x>", ThreadKey: order, OrderID: order,
+		if _, err := testenv.IngestEvents(ctx, store, tenant, conn, []marketplace.InboundMessage{{ExternalID: "<" + order + "@x>", ThreadKey: order, OrderID: order,
 			Body: "hello", ReceivedAt: now}}); err != nil {
 			t.Fatal(err)
 		}

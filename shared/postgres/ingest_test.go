@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/keybuzz/keybuzz-amazon/dev/testenv"
 	"github.com/keybuzz/keybuzz-amazon/shared/marketplace"
 )
 
@@ -48,7 +49,7 @@ func TestIngestWritesKeyBuzzShape(t *testing.T) {
 		{"mail about no order", []marketplace.InboundMessage{lone, lone}, 1, 1},
 	}
 	for _, s := range steps {
-		res, err := store.IngestEvents(ctx, tenant, id, s.msgs)
+		res, err := testenv.IngestEvents(ctx, store, tenant, id, s.msgs)
 		if err != nil {
 			t.Fatalf("%s: %v", s.name, err)
 		}
@@ -113,7 +114,7 @@ func TestIngestConcurrentThreadOneTicket(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			_, err := store.IngestEvents(ctx, tenant, id, []marketplace.InboundMessage{{
+			_, err := testenv.IngestEvents(ctx, store, tenant, id, []marketplace.InboundMessage{{
 				ExternalID: fmt.Sprintf("<m%d@amazon.fr>", i), ThreadKey: "402-9", OrderID: "402-9",
 				Body: "b", ReceivedAt: clock.Now(),
 			}})
@@ -251,7 +252,7 @@ func TestTextPostgreSQLRefusesIsStored(t *testing.T) {
 		Decision: "parse: malformed MIME header line: " + bad, Outcome: marketplace.MailMalformed, ReceivedAt: clock.Now()}); err != nil {
 		t.Fatalf("record a malformed mail with a NUL: %v", err)
 	}
-	res, err := store.IngestEvents(ctx, tenant, id, []marketplace.InboundMessage{{ExternalID: "<nul@x>", ThreadKey: "402-8", OrderID: "402-8",
+	res, err := testenv.IngestEvents(ctx, store, tenant, id, []marketplace.InboundMessage{{ExternalID: "<nul@x>", ThreadKey: "402-8", OrderID: "402-8",
 		BuyerName: bad, Subject: bad, Body: bad, ReceivedAt: clock.Now(), Raw: []byte(`{"subject":"a\u0000b"}`)}})
 	if err != nil || res.MessagesCreated != 1 {
 		t.Fatalf("ingest a message with a NUL: %+v %v", res, err)

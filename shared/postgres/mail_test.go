@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/keybuzz/keybuzz-amazon/dev/testenv"
 	"github.com/keybuzz/keybuzz-amazon/shared/marketplace"
 )
 
@@ -30,7 +31,7 @@ func TestIngestMailOutcomes(t *testing.T) {
 		t.Fatal(err)
 	}
 	// A thread an order event opened: its ticket knows no buyer name.
-	if _, err := store.IngestEvents(ctx, tenant, conn, []marketplace.InboundMessage{{ExternalID: "171-1:cancel", ThreadKey: "171-1", OrderID: "171-1", Body: "cancel", ReceivedAt: clock.Now()}}); err != nil {
+	if _, err := testenv.IngestEvents(ctx, store, tenant, conn, []marketplace.InboundMessage{{ExternalID: "171-1:cancel", ThreadKey: "171-1", OrderID: "171-1", Body: "cancel", ReceivedAt: clock.Now()}}); err != nil {
 		t.Fatal(err)
 	}
 	att := marketplace.MailAttachment{ObjectKey: "attachments/" + tenant + "/ses-1/2-colis.png", Filename: "colis.png", ContentType: "image/png", Size: 3, SHA256: "abc"}

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/keybuzz/keybuzz-amazon/shared/marketplace"
 )
@@ -175,12 +176,20 @@ WHERE k."pushSubscriptionId" = $1`, subscriptionID))
 // that a notification once STORED stays so), and
 // moves the connection's lastNotificationAt when it was routed.
 func (s *Store) RecordNotification(ctx context.Context, r marketplace.NotificationRecord) error {
-	now := s.now()
+	return unavailable("record notification", recordNotification(ctx, s.pool, r, s.now()))
+}
+
+// execer is a pool or a transaction.
+type execer interface {
+	Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error)
+}
+
+func recordNotification(ctx context.Context, q execer, r marketplace.NotificationRecord, now time.Time) error {
 	detail := r.Detail
 	if len(detail) > 1000 {
 		detail = detail[:1000]
 	}
-	_, err := s.pool.Exec(ctx, `
+	_, err := q.Exec(ctx, `
 WITH rec AS (
     INSERT INTO keybuzz_amazon."Notification" ("notificationId", "notificationType", "subscriptionId", "connectionId", "tenantId",
         "orderId", "changeType", "outcome", "detail", "eventTime", "messagesCreated", "createdAt", "updatedAt")
@@ -198,23 +207,39 @@ UPDATE keybuzz_amazon."Connection" SET "lastNotificationAt" = GREATEST("lastNoti
 WHERE $13 AND "connectionId" = NULLIF($4, '') AND EXISTS (SELECT 1 FROM rec)`,
 		r.NotificationID, r.NotificationType, r.SubscriptionID, r.ConnectionID, r.TenantID, r.OrderID, r.ChangeType,
 		string(r.Outcome), detail, r.EventTime, r.MessagesCreated, now, r.Routed)
-	return unavailable("record notification", err)
+	return err
 }
 
-// IngestEvents stores pushed events of the tenant's connection with the
-// ingestion statement polling uses (same externalIds, so an event pushed
-// and polled is stored once), guarded by the connection being CONNECTED
-// (held FOR SHARE by the statement): nothing is stored for a connection
-// disconnected meanwhile (marketplace.ErrNotConnected).
-func (s *Store) IngestEvents(ctx context.Context, tenantID, connectionID string, msgs []marketplace.InboundMessage) (marketplace.PageResult, error) {
-	res, connected, err := ingest(ctx, s.pool, tenantID, connectionID, dedupe(msgs), s.now(), fence{})
+// IngestNotification stores a notification's events with the ingestion
+// statement polling uses (same externalIds, so an event pushed and polled
+// is stored once), guarded by the connection being CONNECTED, and records
+// the notification's outcome in the same transaction: STORED (new
+// messages), DUPLICATE (none new) or NOT_CONNECTED (the connection was
+// disconnected meanwhile: nothing stored). It returns what it created and
+// the record as written. A failure writes neither.
+func (s *Store) IngestNotification(ctx context.Context, tenantID, connectionID string, msgs []marketplace.InboundMessage, rec marketplace.NotificationRecord) (marketplace.PageResult, marketplace.NotificationRecord, error) {
+	now := s.now()
+	var res marketplace.PageResult
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		r, connected, err := ingest(ctx, tx, tenantID, connectionID, dedupe(msgs), now, fence{})
+		if err != nil {
+			return err
+		}
+		res = r
+		switch {
+		case !connected:
+			rec.Outcome, rec.Detail, rec.MessagesCreated = marketplace.OutcomeNotConnected, "disconnected meanwhile", 0
+		case r.MessagesCreated == 0:
+			rec.Outcome, rec.MessagesCreated = marketplace.OutcomeDuplicate, 0
+		default:
+			rec.Outcome, rec.MessagesCreated = marketplace.OutcomeStored, r.MessagesCreated
+		}
+		return recordNotification(ctx, tx, rec, now)
+	})
 	if err != nil {
-		return marketplace.PageResult{}, unavailable("ingest pushed events", err)
+		return marketplace.PageResult{}, rec, unavailable("ingest notification", err)
 	}
-	if !connected {
-		return marketplace.PageResult{}, fmt.Errorf("ingest pushed events of %s: %w", connectionID, marketplace.ErrNotConnected)
-	}
-	return res, nil
+	return res, rec, nil
 }
 
 func (s *Store) PushStatus(ctx context.Context, connectionID string) (marketplace.PushStatus, error) {

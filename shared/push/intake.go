@@ -19,7 +19,9 @@ import (
 // IntakeStore is the part of postgres.Store the intake uses.
 type IntakeStore interface {
 	ConnectionBySubscription(ctx context.Context, subscriptionID string) (marketplace.PushTarget, bool, error)
-	IngestEvents(ctx context.Context, tenantID, connectionID string, msgs []marketplace.InboundMessage) (marketplace.PageResult, error)
+	// IngestNotification stores the events and the notification's outcome
+	// (STORED, DUPLICATE or NOT_CONNECTED) in one transaction.
+	IngestNotification(ctx context.Context, tenantID, connectionID string, msgs []marketplace.InboundMessage, rec marketplace.NotificationRecord) (marketplace.PageResult, marketplace.NotificationRecord, error)
 	RecordNotification(ctx context.Context, r marketplace.NotificationRecord) error
 }
 
@@ -193,18 +195,14 @@ func (in *Intake) Handle(ctx context.Context, messageID, body string, receives i
 	if len(msgs) == 0 {
 		return drop(marketplace.OutcomeNoEvent, "")
 	}
-	res, err := in.store.IngestEvents(ctx, t.TenantID, t.ConnectionID, msgs)
-	if errors.Is(err, marketplace.ErrNotConnected) {
-		return drop(marketplace.OutcomeNotConnected, "disconnected meanwhile")
-	}
+	// The events and the outcome in one transaction (nothing of either when
+	// it fails): STORED, DUPLICATE, or NOT_CONNECTED when the connection was
+	// disconnected meanwhile.
+	res, stored, err := in.store.IngestNotification(ctx, t.TenantID, t.ConnectionID, msgs, rec)
 	if err != nil {
 		return in.retry(ctx, rec, err)
 	}
-	rec.Outcome, rec.MessagesCreated = marketplace.OutcomeStored, res.MessagesCreated
-	if res.MessagesCreated == 0 {
-		rec.Outcome = marketplace.OutcomeDuplicate
-	}
-	return in.finish(ctx, rec, Result{Outcome: rec.Outcome, ConnectionID: t.ConnectionID, MessagesCreated: res.MessagesCreated, TicketsCreated: res.TicketsCreated}, start)
+	return in.report(ctx, stored, Result{Outcome: stored.Outcome, ConnectionID: t.ConnectionID, MessagesCreated: res.MessagesCreated, TicketsCreated: res.TicketsCreated}, start)
 }
 
 // permanent reports SP-API answers a redelivery cannot change (400, 403
@@ -284,6 +282,11 @@ func (in *Intake) finish(ctx context.Context, rec marketplace.NotificationRecord
 	if err := in.store.RecordNotification(ctx, rec); err != nil {
 		return in.retry(ctx, rec, err)
 	}
+	return in.report(ctx, rec, res, start)
+}
+
+// report logs and measures a notification whose outcome is recorded.
+func (in *Intake) report(ctx context.Context, rec marketplace.NotificationRecord, res Result, start time.Time) (Result, error) {
 	attrs := []any{"notification_id", rec.NotificationID, "outcome", string(rec.Outcome), "connection_id", rec.ConnectionID,
 		"order_id", rec.OrderID, "change_type", rec.ChangeType, "messages_created", res.MessagesCreated,
 		"duration_ms", in.now().Sub(start).Milliseconds()}

@@ -9,8 +9,8 @@
 // Intake.Consume -> Intake.Handle -> Decode ->
 // postgres.ConnectionBySubscription (route by SubscriptionId, check
 // SellerId) -> getOrder (sellerapi.Gateway.GetOrder, within its budget) ->
-// spapi.BuyerEvents (the externalIds polling gives) -> postgres.IngestEvents
-// -> postgres.RecordNotification.
+// spapi.BuyerEvents (the externalIds polling gives) -> postgres.IngestNotification
+// (the events and the outcome in one transaction).
 package push
 
 import (

@@ -143,7 +143,7 @@ func (w *world) connected(prefix string) (tenant, conn string) {
 func (w *world) buyerWrites(tenant, conn, orderID, alias, msgID string) string {
 	raw, _ := json.Marshal(map[string]any{"channel": "email_relay", "messageId": strings.Trim(msgID, "<>"),
 		"references": []string{"first@amazon"}, "subject": "Livraison : question (Commande : " + orderID + ")", "from": alias})
-	if _, err := w.store.IngestEvents(context.Background(), tenant, conn, []marketplace.InboundMessage{{ExternalID: msgID, ThreadKey: orderID,
+	if _, err := testenv.IngestEvents(context.Background(), w.store, tenant, conn, []marketplace.InboundMessage{{ExternalID: msgID, ThreadKey: orderID,
 		OrderID: orderID, BuyerName: "Camille", BuyerEmail: alias, Subject: "Livraison", Body: "Où est mon colis ?", ReceivedAt: w.clock.Now(), Raw: raw}}); err != nil {
 		w.t.Fatal(err)
 	}
@@ -313,7 +313,7 @@ func TestReplyRequestRules(t *testing.T) {
 		t.Fatal("a refused text stored a message")
 	}
 	// An order event's ticket (no relay mail, no buyer e-mail): no alias.
-	if _, err := w.store.IngestEvents(ctx, w.tenant, w.conn, []marketplace.InboundMessage{{ExternalID: "404-1:cancel", ThreadKey: "404-1",
+	if _, err := testenv.IngestEvents(ctx, w.store, w.tenant, w.conn, []marketplace.InboundMessage{{ExternalID: "404-1:cancel", ThreadKey: "404-1",
 		OrderID: "404-1", Body: "cancel", ReceivedAt: t0}}); err != nil {
 		t.Fatal(err)
 	}
