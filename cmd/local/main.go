@@ -107,7 +107,7 @@ func run(ctx context.Context, env *boot.Env, addr string, pollOnce bool) error {
 	}, SandboxURL: cfg.SellerCentralURL, Apps: store, AppSource: cfg.AppSource,
 		SMTPAddr: os.Getenv("INBOUND_SMTP_ADDR")}
 	mux := httpapi.Mux(start, callback, login, status, disconnect)
-	replyEvents := replyRoutes(ctx, env, store, sqsClient, mux, verifier)
+	replyEvents := replyRoutes(ctx, env, store, sqsClient, mux, verifier, page)
 	mux.Handle("/", page.Handler())
 
 	srv := &http.Server{Addr: addr, Handler: mux, ReadHeaderTimeout: 5 * time.Second, MaxHeaderBytes: 16 << 10}

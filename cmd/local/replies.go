@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"os"
 
+	"github.com/keybuzz/keybuzz-amazon/dev/devui"
 	"github.com/keybuzz/keybuzz-amazon/dev/localpoll"
 	"github.com/keybuzz/keybuzz-amazon/shared/auth"
 	"github.com/keybuzz/keybuzz-amazon/shared/boot"
@@ -23,7 +24,7 @@ import (
 // (REPLY_QUEUE_URL, SES_EVENTS_QUEUE_URL, AWS_ENDPOINT_URL_SESV2: `make dev`
 // sets them). It returns the events flow (nil: none), which the mail
 // intake hands Amazon's notices about replies.
-func replyRoutes(ctx context.Context, env *boot.Env, store *postgres.Store, sqsClient localSQS, mux *http.ServeMux, verifier *auth.Verifier) *replies.Events {
+func replyRoutes(ctx context.Context, env *boot.Env, store *postgres.Store, sqsClient localSQS, mux *http.ServeMux, verifier *auth.Verifier, page *devui.Page) *replies.Events {
 	cfg := env.Config
 	eventsQueue := os.Getenv("SES_EVENTS_QUEUE_URL")
 	if cfg.RequireReplies() != nil || eventsQueue == "" || os.Getenv("AWS_ENDPOINT_URL_SESV2") == "" {
@@ -34,12 +35,12 @@ func replyRoutes(ctx context.Context, env *boot.Env, store *postgres.Store, sqsC
 	env.Must("sesv2", err)
 	sender := wirereply.ReplySender(cfg, store, ses, env.Log)
 	events := wire.SESEvents(store, env.Log)
-	for _, r := range []httpapi.Route{
-		wire.SendReply(cfg, store, replyqueue.NewJobs(sqsClient, cfg.ReplyQueueURL), verifier, env.Log),
-		wire.Outbound(store, verifier, env.Log),
-	} {
+	send := wire.SendReply(cfg, store, replyqueue.NewJobs(sqsClient, cfg.ReplyQueueURL), verifier, env.Log)
+	outbound := wire.Outbound(store, verifier, env.Log)
+	for _, r := range []httpapi.Route{send, outbound} {
 		mux.Handle(r.Path, r.Handler)
 	}
+	page.SendReply, page.Outbound = send, outbound // the local page's reply box
 	go localpoll.Consumer{Handler: sqsbatch.Handler(sender, sqsbatch.WithParallel(10)), SQS: sqsClient, QueueURL: cfg.ReplyQueueURL, Log: env.Log, Name: "replysender"}.Run(ctx)
 	go localpoll.Consumer{Handler: sqsbatch.Handler(events, sqsbatch.WithParallel(10)), SQS: sqsClient, QueueURL: eventsQueue, Log: env.Log, Name: "sesevents"}.Run(ctx)
 	env.Log.Info("replies", "sesv2", os.Getenv("AWS_ENDPOINT_URL_SESV2"), "queue", cfg.ReplyQueueURL)

@@ -17,6 +17,7 @@ import (
 	"github.com/keybuzz/keybuzz-amazon/shared/httpapi"
 	"github.com/keybuzz/keybuzz-amazon/shared/marketplace"
 	"github.com/keybuzz/keybuzz-amazon/shared/postgres"
+	"github.com/keybuzz/keybuzz-amazon/shared/reply"
 )
 
 const tenantCookie = "kb_dev_tenant"
@@ -51,6 +52,9 @@ type Page struct {
 	// migration's dry run, make migrate-app); nil hides the section.
 	Apps      OldAppLister
 	AppSource marketplace.AppSource
+	// SendReply and Outbound are the reply routes (httpapi.SendReplyRoute,
+	// OutboundRoute); nil hides the reply box.
+	SendReply, Outbound http.Handler
 }
 
 // OldAppLister lists connections on another application (postgres.Store).
@@ -64,6 +68,7 @@ func (p *Page) Handler() http.Handler {
 	mux.HandleFunc("GET /{$}", p.index)
 	mux.HandleFunc("POST /dev/connect", p.connect)
 	mux.HandleFunc("POST /dev/disconnect", p.disconnect)
+	mux.HandleFunc("POST /dev/reply", p.reply)
 	return mux
 }
 
@@ -82,6 +87,11 @@ type view struct {
 	Inbound       []inboundView
 	SMTPAddr      string
 	SandboxURL    string
+	// Replies: the reply box is shown (the routes are there); Sent are
+	// each ticket's replies, newest first; ReplyOutcome is the last send's.
+	Replies      bool
+	Sent         map[string][]reply.Outbound
+	ReplyOutcome string
 }
 
 // inboundView is one inbound address with its Seller Central step.
@@ -135,6 +145,18 @@ func (p *Page) index(w http.ResponseWriter, r *http.Request) {
 			v.Messages = map[string][]marketplace.TicketMessageView{}
 			for _, m := range list {
 				v.Messages[m.TicketID] = append(v.Messages[m.TicketID], m)
+			}
+		}
+		if p.SendReply != nil && p.Outbound != nil {
+			v.Replies, v.Sent, v.ReplyOutcome = true, map[string][]reply.Outbound{}, q.Get("reply")
+			for _, t := range v.Tickets {
+				rec, err := p.call(r.Context(), http.MethodGet, "/api/v1/marketplaces/amazon/tickets/"+url.PathEscape(t.ID)+"/outbound", v.Tenant, p.Outbound)
+				var out struct {
+					Messages []reply.Outbound `json:"messages"`
+				}
+				if err == nil && rec.Code == http.StatusOK && json.Unmarshal(rec.Body.Bytes(), &out) == nil {
+					v.Sent[t.ID] = out.Messages
+				}
 			}
 		}
 		if list, ok := v.Status["inboundAddresses"].([]any); ok {
@@ -209,6 +231,34 @@ func (p *Page) disconnect(w http.ResponseWriter, r *http.Request) {
 	http.Redirect(w, r, "/?tenant="+url.QueryEscape(tenant)+"&disconnected=true", http.StatusSeeOther)
 }
 
+// reply sends the reply box's text through the real send-reply route and
+// comes back with its outcome (the status, or the error's code).
+func (p *Page) reply(w http.ResponseWriter, r *http.Request) {
+	tenant, ticket := r.PostFormValue("tenant"), r.PostFormValue("ticket")
+	if !marketplace.ValidTenantID(tenant) || ticket == "" || p.SendReply == nil {
+		http.Error(w, "tenant and ticket required", http.StatusBadRequest)
+		return
+	}
+	body, _ := json.Marshal(map[string]string{"message": r.PostFormValue("message")})
+	rec, err := p.callBody(r, http.MethodPost, "/api/v1/marketplaces/amazon/tickets/"+url.PathEscape(ticket)+"/send-reply", tenant, string(body), p.SendReply)
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusInternalServerError)
+		return
+	}
+	var out struct {
+		Status string `json:"status"`
+		Error  struct {
+			Code string `json:"code"`
+		} `json:"error"`
+	}
+	_ = json.Unmarshal(rec.Body.Bytes(), &out)
+	outcome := "queued " + out.Status
+	if rec.Code != http.StatusAccepted {
+		outcome = "refused " + out.Error.Code
+	}
+	http.Redirect(w, r, "/?tenant="+url.QueryEscape(tenant)+"&reply="+url.QueryEscape(outcome), http.StatusSeeOther)
+}
+
 // callBody runs one of the real handlers for the browser's request r with a
 // dev token for tenant, a JSON body, and r's cookies and host.
 func (p *Page) callBody(r *http.Request, method, path, tenant, body string, h http.Handler) (*httptest.ResponseRecorder, error) {
@@ -268,9 +318,13 @@ table{border-collapse:collapse;width:100%}td,th{border-bottom:1px solid #ddd;pad
 {{if .SMTPAddr}}<p>Locally the SMTP receiver playing SES listens on <code>{{.SMTPAddr}}</code>: <code>make mail FILE=testdata/mail/en-us-utf8-qp.eml TENANT={{.Tenant}}</code>{{if .SandboxURL}}, or let the <a href="{{.SandboxURL}}/_sandbox/relay">sandbox's buyer</a> write (set the forwarding address there first){{end}}.</p>{{end}}
 {{else}}<p>No inbound address yet: they come when the connection is CONNECTED.</p>{{end}}
 <h2>Tickets</h2>
+{{with .ReplyOutcome}}<p id="reply-outcome">Reply {{.}}</p>{{end}}
 {{if .Tickets}}{{$msgs := .Messages}}<table id="tickets"><tr><th>Subject</th><th>Order</th><th>Buyer</th><th>Messages</th><th>Last message</th></tr>
 {{range .Tickets}}<tr><td>{{.Subject}}</td><td>{{.OrderID}}</td><td>{{.CustomerName}}</td><td>{{.Messages}}</td><td>{{with .LastMessageAt}}{{.Format "2006-01-02 15:04"}}{{end}}</td></tr>
-{{with index $msgs .ID}}<tr><td colspan="5"><ol class="messages">{{range .}}<li><b>{{.SenderName}}</b> ({{.SenderType}}{{if .Internal}}, internal{{end}}, {{.SentAt.Format "2006-01-02 15:04"}}):<pre style="white-space:pre-wrap;margin:.2rem 0">{{.Body}}</pre></li>{{end}}</ol></td></tr>{{end}}{{end}}</table>
+{{with index $msgs .ID}}<tr><td colspan="5"><ol class="messages">{{range .}}<li><b>{{.SenderName}}</b> ({{.SenderType}}{{if .Internal}}, internal{{end}}, {{.SentAt.Format "2006-01-02 15:04"}}):<pre style="white-space:pre-wrap;margin:.2rem 0">{{.Body}}</pre></li>{{end}}</ol></td></tr>{{end}}
+{{if $.Replies}}<tr><td colspan="5">{{with index $.Sent .ID}}<ul class="replies">{{range .}}<li class="reply-status" data-status="{{.Status}}"><b>{{.Status}}</b>{{with .ProviderMessageID}} (SES {{.}}){{end}}{{with .Error}} <span class="err">{{.}}</span>{{end}}: {{.Body}}</li>{{end}}</ul>{{end}}
+<form class="reply-box" method="post" action="/dev/reply"><input type="hidden" name="tenant" value="{{$.Tenant}}"><input type="hidden" name="ticket" value="{{.ID}}">
+<textarea name="message" rows="3" style="width:100%" placeholder="Reply to the buyer (sent by e-mail to the buyer's relay alias)"></textarea><button type="submit" class="send-reply">Send reply</button></form></td></tr>{{end}}{{end}}</table>
 {{else}}<p>No tickets yet: they appear after the next poll or relayed mail.</p>{{end}}
 {{if .ShowMigration}}<h2>App migration (dry run)</h2>
 <p>Connections still on another application than <code>{{.AppSource}}</code> (they keep polling on theirs);
