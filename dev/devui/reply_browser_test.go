@@ -55,7 +55,7 @@ func TestBrowserReplyBox(t *testing.T) {
 		t.Fatal(err)
 	}
 	raw, _ := json.Marshal(map[string]any{"channel": "email_relay", "messageId": "buyer-1@email.amazonses.com", "subject": "Livraison (Commande : 171-1234567-1234567)"})
-	if _, err := store.Ingest(ctx, tenant, conn, []marketplace.InboundMessage{{ExternalID: "<buyer-1@email.amazonses.com>", ThreadKey: "171-1234567-1234567",
+	if _, err := testenv.IngestEvents(ctx, store, tenant, conn, []marketplace.InboundMessage{{ExternalID: "<buyer-1@email.amazonses.com>", ThreadKey: "171-1234567-1234567",
 		OrderID: "171-1234567-1234567", BuyerName: "Camille", BuyerEmail: "camille+x@marketplace.amazon.fr", Subject: "Livraison", Body: "Où est mon colis ?",
 		ReceivedAt: time.Now(), Raw: raw}}); err != nil {
 		t.Fatal(err)
