@@ -46,8 +46,7 @@ func TestBrowserReplyBox(t *testing.T) {
 	// A connected tenant with an FR inbound address and a ticket its buyer opened by relay mail.
 	tenant := testenv.ID("tenant-replybox")
 	var conn string
-	if err := pool.QueryRow(ctx, `INSERT INTO "MarketplaceConnection" ("tenantId", "status", "region", "marketplaceId")
-		VALUES ($1, 'CONNECTED', 'eu', 'A13V1IB3VIYZZH') RETURNING "id"`, tenant).Scan(&conn); err != nil {
+	if err := pool.QueryRow(ctx, `SELECT keybuzz_dev.connection($1, 'CONNECTED', 'eu', 'A13V1IB3VIYZZH')`, tenant).Scan(&conn); err != nil {
 		t.Fatal(err)
 	}
 	from := fmt.Sprintf("amazon.%s.fr.tok@inbound.keybuzz.test", tenant)
