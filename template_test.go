@@ -27,7 +27,7 @@ var samFunctions = []samFunction{
 	{id: "OAuthLoginFunction", dir: "oauthlogin", trigger: "HttpApi",
 		routes: []apiRoute{{"GET", "/api/v1/marketplaces/amazon/oauth/login", false}}},
 	{id: "StatusFunction", dir: "status", trigger: "HttpApi",
-		routes: []apiRoute{{"GET", "/api/v1/marketplaces/amazon/status", true}}},
+		routes: []apiRoute{{"GET", "/api/v1/marketplaces/amazon/status", true}, {"GET", "/api/v1/marketplaces/amazon/inbound-address", true}}},
 	{id: "DisconnectFunction", dir: "disconnect", trigger: "HttpApi",
 		routes: []apiRoute{{"POST", "/api/v1/marketplaces/amazon/disconnect", true}}},
 	{id: fanoutID, dir: "pollfanout", trigger: "Schedule", sendsTo: []string{pollQueueID}},

@@ -106,7 +106,8 @@ func run(ctx context.Context, env *boot.Env, addr string, pollOnce bool) error {
 		return auth.Issue(cfg.JWTHS256Secret, cfg.JWTIssuer, cfg.JWTAudience, cfg.TenantClaim, tenant, time.Hour, time.Now())
 	}, SandboxURL: cfg.SellerCentralURL, Apps: store, AppSource: cfg.AppSource,
 		SMTPAddr: os.Getenv("INBOUND_SMTP_ADDR")}
-	mux := httpapi.Mux(start, callback, login, status, disconnect)
+	inboundAddress := wire.InboundAddress(api, store, verifier, env.Log)
+	mux := httpapi.Mux(start, callback, login, status, inboundAddress, disconnect)
 	replyEvents := replyRoutes(ctx, env, store, sqsClient, mux, verifier, page)
 	mux.Handle("/", page.Handler())
 

@@ -83,7 +83,10 @@ func PushKeybuzzSchema(ctx context.Context, repo, databaseURL string) error {
 	if err := EnsurePrisma(ctx, repo, func(string) {}); err != nil {
 		return err
 	}
-	_, err := Prisma(ctx, repo, databaseURL, "db", "push", "--config", "prisma.config.mjs")
+	// --accept-data-loss: a development database made before the connector
+	// kept its state in its own schema has the connector's old tables in
+	// public; KeyBuzz's push drops them, as it would.
+	_, err := Prisma(ctx, repo, databaseURL, "db", "push", "--config", "prisma.config.mjs", "--accept-data-loss")
 	return err
 }
 

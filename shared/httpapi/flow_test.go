@@ -26,6 +26,7 @@ import (
 	"github.com/keybuzz/keybuzz-amazon/shared/httpapi"
 	"github.com/keybuzz/keybuzz-amazon/shared/logging"
 	"github.com/keybuzz/keybuzz-amazon/shared/lwa"
+	"github.com/keybuzz/keybuzz-amazon/shared/mailaddress"
 	"github.com/keybuzz/keybuzz-amazon/shared/marketplace"
 	"github.com/keybuzz/keybuzz-amazon/shared/postgres"
 	"github.com/keybuzz/keybuzz-amazon/shared/secret"
@@ -192,6 +193,8 @@ func (s *stack) buildAPI(secrets *vaultstore.Store, opt stackOption) *http.Serve
 			Unsubscriber: s.unsubscribed, Now: s.clock.Now, Log: log}), log, opt.returnURL),
 		httpapi.LoginRoute(connect.NewLogin(store, cached, connect.LoginConfig{SellerCentralURL: s.sbURL, Now: s.clock.Now}), log, opt.loginURL),
 		httpapi.StatusRoute(connect.NewStatus(store, connect.StatusConfig{Now: s.clock.Now, Log: log}), verifier, log),
+		httpapi.InboundAddressRoute(connect.NewStatus(store, connect.StatusConfig{Now: s.clock.Now, Log: log,
+			InboundAddresses: mailaddress.NewAddresses(store, "inbound.keybuzz.test")}), verifier, log),
 		httpapi.DisconnectRoute(connect.NewDisconnect(store, cached, connect.DisconnectConfig{Unsubscriber: s.unsubscribed, Log: log}), verifier, log))
 }
 

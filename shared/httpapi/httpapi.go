@@ -30,6 +30,9 @@ const (
 	LoginPath      = "/api/v1/marketplaces/amazon/oauth/login"
 	StatusPath     = "/api/v1/marketplaces/amazon/status"
 	DisconnectPath = "/api/v1/marketplaces/amazon/disconnect"
+	// InboundAddressPath answers the tenant's inbound address for one
+	// marketplace country (?country=XX), KeyBuzz's route.
+	InboundAddressPath = "/api/v1/marketplaces/amazon/inbound-address"
 )
 
 // StartMessage is the seed's message in start's answer.
@@ -337,6 +340,46 @@ type inboundAddressJSON struct {
 // StatusRoute serves GET StatusPath with flow, for the tenant authn names.
 func StatusRoute(flow StatusFlow, authn Authenticator, log *slog.Logger) Route {
 	return tenantRoute(StatusPath, http.MethodGet, authn, log, flow.Run, func(st connect.StatusResult) any { return statusBody(st) })
+}
+
+// inboundAddressResponse is KeyBuzz's answer: the address, its country and
+// its pipeline status (PENDING, VALIDATED, FAILED).
+type inboundAddressResponse struct {
+	Address string `json:"address"`
+	Country string `json:"country"`
+	Status  string `json:"status"`
+}
+
+// InboundAddressRoute serves GET InboundAddressPath?country=XX with the
+// status flow: the tenant's inbound address for the marketplace country
+// (FR when none is named, as KeyBuzz's route), provisioned with the status
+// when the connection has none yet. A country the tenant does not sell on
+// (no address for it), or a tenant without a connection, is 404; a country
+// that is not two letters is 400.
+func InboundAddressRoute(flow StatusFlow, authn Authenticator, log *slog.Logger) Route {
+	a := &base{auth: authn, log: log}
+	return Route{InboundAddressPath, a.wrapTenant(http.MethodGet, func(w http.ResponseWriter, r *http.Request, claims auth.Claims) {
+		country := strings.ToUpper(strings.TrimSpace(r.URL.Query().Get("country")))
+		if country == "" {
+			country = "FR"
+		}
+		if len(country) != 2 || country[0] < 'A' || country[0] > 'Z' || country[1] < 'A' || country[1] > 'Z' {
+			writeError(w, r, a.log, fmt.Errorf("inbound address: country %q: %w", country, marketplace.ErrBadRequest))
+			return
+		}
+		st, err := flow.Run(r.Context(), claims.TenantID)
+		if err != nil {
+			writeError(w, r, a.log, err)
+			return
+		}
+		for _, addr := range st.InboundAddresses {
+			if strings.EqualFold(addr.Country, country) {
+				writeJSON(w, http.StatusOK, inboundAddressResponse{Address: addr.EmailAddress, Country: strings.ToUpper(addr.Country), Status: addr.PipelineStatus})
+				return
+			}
+		}
+		writeError(w, r, a.log, fmt.Errorf("inbound address for %s: %w", country, marketplace.ErrNotFound))
+	})}
 }
 
 // tenantRoute serves method on path for the tenant authn names: run's

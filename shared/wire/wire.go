@@ -112,9 +112,18 @@ func OAuthLogin(cfg config.Config, store *postgres.Store, secrets *credcache.Cac
 
 // Status is status's route: the database only (no Vault, no Amazon).
 func Status(cfg config.Config, store *postgres.Store, verifier *auth.Verifier, log *slog.Logger) httpapi.Route {
-	flow := connect.NewStatus(store, connect.StatusConfig{PushStatus: store,
+	return httpapi.StatusRoute(statusFlow(cfg, store, log), verifier, log)
+}
+
+// InboundAddress is the inbound-address route (served by the status
+// function): the status flow's addresses, one country at a time.
+func InboundAddress(cfg config.Config, store *postgres.Store, verifier *auth.Verifier, log *slog.Logger) httpapi.Route {
+	return httpapi.InboundAddressRoute(statusFlow(cfg, store, log), verifier, log)
+}
+
+func statusFlow(cfg config.Config, store *postgres.Store, log *slog.Logger) *connect.Status {
+	return connect.NewStatus(store, connect.StatusConfig{PushStatus: store,
 		InboundAddresses: mailaddress.NewAddresses(store, cfg.InboundMailDomain), SenderApprovals: store, Log: log})
-	return httpapi.StatusRoute(flow, verifier, log)
 }
 
 // Disconnect is disconnect's route: with push on, the ORDER_CHANGE
