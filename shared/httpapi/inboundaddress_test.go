@@ -43,7 +43,7 @@ func TestInboundAddress(t *testing.T) {
 		status        int
 		code          string
 	}{
-		{tenant, "?country=JP", http.StatusNotFound, "not_found"},  // the seller does not sell on Amazon.co.jp
+		{tenant, "?country=JP", http.StatusNotFound, "not_found"},   // the seller does not sell on Amazon.co.jp
 		{stranger, "?country=FR", http.StatusNotFound, "not_found"}, // no connection
 		{tenant, "?country=F1", http.StatusBadRequest, "invalid_request"},
 		{tenant, "?country=FRA", http.StatusBadRequest, "invalid_request"},
