@@ -508,3 +508,15 @@ func contains(l []string, s string) bool {
 	}
 	return false
 }
+
+// SNSBody is an event in SNS's envelope, as SNS delivers it to SQS (for
+// tests; SNS itself does this on AWS).
+func SNSBody(e sesmail.Event, messageID, topicArn string, at time.Time) (string, error) {
+	b, err := json.Marshal(e)
+	if err != nil {
+		return "", err
+	}
+	env, err := json.Marshal(sesmail.Envelope{Type: "Notification", MessageID: messageID, TopicArn: topicArn,
+		Message: string(b), Timestamp: at.UTC().Format(time.RFC3339Nano)})
+	return string(env), err
+}

@@ -475,7 +475,7 @@ func TestReplyEventsAnyOrder(t *testing.T) {
 		if fill != nil {
 			fill(&e)
 		}
-		s, _ := sesmail.WrapEvent(e, "sns", "arn", t0)
+		s, _ := sesout.SNSBody(e, "sns", "arn", t0)
 		return s
 	}
 	delivery := ev("Delivery", func(e *sesmail.Event) {

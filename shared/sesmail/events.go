@@ -172,15 +172,3 @@ func DecodeEvent(body string) (Event, error) {
 	}
 	return e, nil
 }
-
-// WrapEvent puts an event in SNS's envelope, as SNS delivers it to SQS
-// (the local SESv2 stand-in and tests use it).
-func WrapEvent(e Event, messageID, topicArn string, at time.Time) (string, error) {
-	b, err := json.Marshal(e)
-	if err != nil {
-		return "", err
-	}
-	env, err := json.Marshal(Envelope{Type: "Notification", MessageID: messageID, TopicArn: topicArn,
-		Message: string(b), Timestamp: at.UTC().Format(time.RFC3339Nano)})
-	return string(env), err
-}

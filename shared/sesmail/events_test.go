@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/keybuzz/keybuzz-amazon/dev/sesout"
 	"github.com/keybuzz/keybuzz-amazon/shared/sesmail"
 )
 
@@ -44,7 +45,7 @@ func TestDecodeEvent(t *testing.T) {
 			if i == 1 {
 				e, _ := sesmail.DecodeEvent(bare)
 				var err error
-				if body, err = sesmail.WrapEvent(e, "sns-1", "arn:aws:sns:eu-west-1:000000000000:ses-events", time.Unix(0, 0)); err != nil {
+				if body, err = sesout.SNSBody(e, "sns-1", "arn:aws:sns:eu-west-1:000000000000:ses-events", time.Unix(0, 0)); err != nil {
 					t.Fatal(err)
 				}
 			}
