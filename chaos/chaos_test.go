@@ -30,7 +30,7 @@ func TestChaosShort(t *testing.T) {
 	v := res.Invariants
 	if v.Lost != 0 || v.Duplicated != 0 || v.WrongTenant != 0 || v.AfterRevocation != 0 || v.Phantom != 0 || v.TicketMessageMissing != 0 ||
 		v.TicketsWrong != 0 || v.QueueLeft != 0 || v.OutsideContract != 0 || v.SecretsFound() != 0 ||
-		v.Channels.NotificationsUnrecorded != 0 || v.HalfDone != 0 {
+		v.Channels.NotificationsUnrecorded != 0 || v.HalfDone != 0 || v.KeybuzzUnreadable != 0 {
 		t.Fatal("a data invariant is violated (table above)")
 	}
 	if !res.Passed {
@@ -43,6 +43,9 @@ func TestChaosShort(t *testing.T) {
 	if res.Crashes < 20 || res.Invariants.EventsExpected < 1000 || res.Invariants.Revoked == 0 {
 		t.Fatalf("the soak proved too little: %d crashes, %d events, %d revoked, faults %v",
 			res.Crashes, res.Invariants.EventsExpected, res.Invariants.Revoked, res.Faults)
+	}
+	if v.KeybuzzRowsRead == 0 {
+		t.Error("KeyBuzz's client read no row after the soak")
 	}
 	if res.Counters["kill_rollback_verified"] == 0 {
 		t.Errorf("no kill inside a transaction was shown to roll back: %v", res.Counters)

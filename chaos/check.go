@@ -72,9 +72,13 @@ type Invariants struct {
 	NeedsReauth          int `json:"needsReauth"`
 	QueueLeft            int `json:"queueLeft"`
 	HalfDone             int `json:"halfDone"` // a transaction killed before its commit that left rows behind
-	DLQ                  int `json:"dlq"`
-	DLQUnexplained       int `json:"dlqUnexplained"`
-	SecretsIssued        int `json:"secretsIssued"`
+	// KeyBuzz's own Prisma client reading every row of the shared models
+	// after the soak: rows read, and rows it could not read (must be 0).
+	KeybuzzRowsRead   int `json:"keybuzzRowsRead"`
+	KeybuzzUnreadable int `json:"keybuzzUnreadable"`
+	DLQ               int `json:"dlq"`
+	DLQUnexplained    int `json:"dlqUnexplained"`
+	SecretsIssued     int `json:"secretsIssued"`
 	// RequestsChecked counts the SP-API requests the sandbox checked against
 	// Amazon's models; OutsideContract those outside them (openapicheck).
 	RequestsChecked int `json:"requestsChecked"`
@@ -95,7 +99,7 @@ func (v *Invariants) problem(format string, args ...any) {
 // OK is true when no invariant is violated.
 func (v Invariants) OK() bool {
 	return v.Lost == 0 && v.Duplicated == 0 && v.WrongTenant == 0 && v.AfterRevocation == 0 && v.Phantom == 0 && v.TicketMessageMissing == 0 &&
-		v.TicketsWrong == 0 && v.ConnectionsWrong == 0 && v.QueueLeft == 0 && v.HalfDone == 0 && v.DLQUnexplained == 0 && v.SecretsFound() == 0 &&
+		v.TicketsWrong == 0 && v.ConnectionsWrong == 0 && v.QueueLeft == 0 && v.HalfDone == 0 && v.KeybuzzUnreadable == 0 && v.DLQUnexplained == 0 && v.SecretsFound() == 0 &&
 		v.OutsideContract == 0 && v.Channels.NotificationsUnrecorded == 0
 }
 

@@ -46,10 +46,14 @@ import (
 // at a chosen point, found by a delay hook that holds the function there
 // and tells the harness:
 //
-//   - inside_page_transaction: a statement trigger on "ExternalMessage"
+//   - during_page_statement: a statement trigger on "ExternalMessage"
 //     (installed in the private database only) sleeps inside the page's
-//     transaction while armed; the harness sees the backend waiting in
-//     pg_stat_activity, then kills;
+//     statement while armed; the harness sees the backend waiting in
+//     pg_stat_activity, then kills. A page is one statement in its own
+//     implicit transaction: PostgreSQL runs it to its end and commits it
+//     without its client, so this kill behaves as a kill just after the
+//     commit (the ordernotify kills inside an explicit transaction are the
+//     rollback point: notifykills.go);
 //   - between_pages: the sandbox front holds the request for the next page
 //     (paginationToken), after the previous page's transaction committed;
 //   - vault_writeback: a proxy in front of Vault holds the write of the
@@ -57,7 +61,7 @@ import (
 //   - before_ack: the function has returned (everything written), the
 //     harness kills before deleting the messages.
 //
-// A freeze SIGSTOPs the process inside the page transaction, past its
+// A freeze SIGSTOPs the process inside the page statement, past its
 // timeout: another container takes over (the harness expires the frozen
 // one's lease, which stands for the 5 minutes passing) once the frozen
 // transaction's locks are freed (the page statement committed without its
@@ -67,7 +71,7 @@ import (
 // After a kill the killed process's lease is expired the same way (the
 // next container would otherwise wait 5 minutes). The harness never
 // changes anything else the connector wrote.
-var killCategories = []string{"inside_page_transaction", "between_pages", "vault_writeback", "before_ack"}
+var killCategories = []string{"during_page_statement", "between_pages", "vault_writeback", "before_ack"}
 
 type killer struct {
 	w        *world
@@ -488,7 +492,7 @@ func (k *killer) killOnce(ctx context.Context, cat string, t *tenant) (string, e
 		arrived, release = k.vltHold.arm(func(r *http.Request) bool {
 			return (r.Method == http.MethodPut || r.Method == http.MethodPost) && strings.Contains(r.URL.Path, "/keybuzz/tenants/")
 		})
-	case "inside_page_transaction":
+	case "during_page_statement":
 		if err := k.setHold(ctx, true); err != nil {
 			return "", err
 		}
@@ -500,7 +504,7 @@ func (k *killer) killOnce(ctx context.Context, cat string, t *tenant) (string, e
 	done := invoke(ictx, k.inst, ev)
 	landed := ""
 	switch cat {
-	case "inside_page_transaction":
+	case "during_page_statement":
 		if _, ok := k.heldBackend(ctx, done, 30*time.Second); ok {
 			landed = cat
 		}
@@ -546,7 +550,7 @@ func (k *killer) killOnce(ctx context.Context, cat string, t *tenant) (string, e
 	return landed, nil
 }
 
-// freeze SIGSTOPs a container inside its page transaction, lets a second
+// freeze SIGSTOPs a container inside its page statement, lets a second
 // one take the tenant over, then thaws and kills the first. It returns the
 // seconds from the freeze until the second container's poll completed.
 func (k *killer) freeze(ctx context.Context, t *tenant) (float64, error) {
@@ -581,7 +585,7 @@ func (k *killer) freeze(ctx context.Context, t *tenant) (float64, error) {
 		k.ack(ctx, msgs, r, t0)
 		a.Close()
 		k.keepLogs(a)
-		return 0, errors.New("freeze: the invocation never reached its page transaction")
+		return 0, errors.New("freeze: the invocation never reached its page statement")
 	}
 	_ = a.Signal(syscall.SIGSTOP)
 	frozen := time.Now()
@@ -727,7 +731,7 @@ func (k *killer) run(ctx context.Context) error {
 		k.seconds = append(k.seconds, took)
 		k.landed["frozen_takeover"]++
 		w.stats.fault("freeze_frozen_takeover")
-		w.print("freeze %d: a second container completed the poll %.1f s after the first froze inside its page transaction", i+1, took)
+		w.print("freeze %d: a second container completed the poll %.1f s after the first froze inside its page statement", i+1, took)
 	}
 	if w.ch != nil && w.set.MailKills > 0 {
 		if err := k.mailKills(ctx); err != nil {

@@ -115,6 +115,9 @@ func Run(ctx context.Context, set Settings) (Result, error) {
 	if err != nil {
 		return res, fmt.Errorf("check: %w", err)
 	}
+	if err := w.keybuzzRead(ctx, &v); err != nil {
+		return res, fmt.Errorf("KeyBuzz's client: %w", err)
+	}
 	secrets := w.secretValues()
 	sc := newScanner(secrets)
 	v.SecretsIssued = sc.n

@@ -196,15 +196,16 @@ func (k *killer) checkRolledBack(ctx context.Context, pid int, t *tenant, order 
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	var msgs, tickets int
+	var msgs, tickets, records int
 	if err := k.w.check.QueryRow(ctx, `
-SELECT (SELECT count(*) FROM "ExternalMessage" WHERE "tenantId" = $1 AND "orderId" = $2),
-       (SELECT count(*) FROM "Ticket" WHERE "tenantId" = $1 AND "externalId" = $2)`, t.id, order).Scan(&msgs, &tickets); err != nil {
+SELECT (SELECT count(*) FROM public."ExternalMessage" WHERE "tenantId" = $1 AND "orderId" = $2),
+       (SELECT count(*) FROM public."Ticket" WHERE "tenantId" = $1 AND "externalId" = $2),
+       (SELECT count(*) FROM keybuzz_amazon."Notification" WHERE "tenantId" = $1 AND "orderId" = $2)`, t.id, order).Scan(&msgs, &tickets, &records); err != nil {
 		return fmt.Errorf("rollback check: %w", err)
 	}
-	if msgs+tickets > 0 {
+	if msgs+tickets+records > 0 {
 		k.w.stats.add("kill_rollback_half_done", 1)
-		k.halfDone = append(k.halfDone, fmt.Sprintf("tenant %s order %s: %d messages, %d tickets after the kill", t.id, order, msgs, tickets))
+		k.halfDone = append(k.halfDone, fmt.Sprintf("tenant %s order %s: %d messages, %d tickets, %d notification records after the kill", t.id, order, msgs, tickets, records))
 		return nil
 	}
 	k.w.stats.add("kill_rollback_verified", 1)

@@ -93,6 +93,8 @@ func (r Result) Table() string {
 		{"connections not in the state their last fault implies", v.ConnectionsWrong},
 		{"messages left in the queues (poll, notifications, mail)", v.QueueLeft},
 		{"**transactions killed before their commit that left rows behind**", v.HalfDone},
+		{"rows of the shared models read by KeyBuzz's own Prisma client after the soak", v.KeybuzzRowsRead},
+		{"**rows KeyBuzz's client could not read**", v.KeybuzzUnreadable},
 		{"dead letters (re-polled by the next schedule)", v.DLQ},
 		{"**dead letters not traced to an injected fault**", v.DLQUnexplained},
 		{"secret values issued (tokens, codes, JWTs, states)", v.SecretsIssued},
@@ -188,7 +190,7 @@ func (r Result) Table() string {
 			if slices.Max(append([]float64{0}, r.LocksFreedSeconds...)) < idleInTransactionTimeout.Seconds() {
 				why = fmt.Sprintf("before the %s idle_in_transaction_session_timeout: the page is one statement, which PostgreSQL ran to its end and committed without the frozen client", idleInTransactionTimeout)
 			}
-			fmt.Fprintf(&b, "\nFrozen (SIGSTOP) inside its page transaction: the frozen transaction's locks were freed after %s s (%s), a second container completed the poll after %s s.\n",
+			fmt.Fprintf(&b, "\nFrozen (SIGSTOP) inside its page statement: the frozen transaction's locks were freed after %s s (%s), a second container completed the poll after %s s.\n",
 				secondsList(r.LocksFreedSeconds), why, secondsList(r.TakeoverSeconds))
 		}
 	}
