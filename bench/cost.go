@@ -581,7 +581,7 @@ func (e *env) simulateDay(ctx context.Context, withPush bool, pollBatch, notifyB
 		}
 	}
 	d.statements = trace.calls()
-	if err := store.Pool().QueryRow(ctx, `SELECT count(*) FROM "ExternalMessage"`).Scan(&d.stored); err != nil {
+	if err := poolOf(store).QueryRow(ctx, `SELECT count(*) FROM "ExternalMessage"`).Scan(&d.stored); err != nil {
 		return d, err
 	}
 	return d, nil

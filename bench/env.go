@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"os"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -166,7 +167,23 @@ func (e *env) freshStore(ctx context.Context, label string, maxConns int32, now 
 	if now != nil {
 		opts = append(opts, postgres.WithClock(now))
 	}
-	return postgres.New(pool, opts...), u, nil
+	store := postgres.New(pool, opts...)
+	pools.Store(store, pool)
+	return store, u, nil
+}
+
+// pools holds the pool of each store freshStore made: the benchmarks read
+// and reset the database beside the store (the store keeps its pool to
+// itself).
+var pools sync.Map // *postgres.Store -> *pgxpool.Pool
+
+// poolOf is the pool under a store freshStore made.
+func poolOf(store *postgres.Store) *pgxpool.Pool {
+	p, ok := pools.Load(store)
+	if !ok {
+		panic("bench: a store freshStore did not make")
+	}
+	return p.(*pgxpool.Pool)
 }
 
 // pool opens a plain pgx pool (for baselines) on url.

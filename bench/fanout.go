@@ -44,7 +44,7 @@ func benchFanout(ctx context.Context, e *env) (section, error) {
 	if err != nil {
 		return sec, err
 	}
-	pool := store.Pool()
+	pool := poolOf(store)
 	t0 := time.Now()
 	if err := setupExec(ctx, pool, `
 WITH g AS MATERIALIZED (SELECT g, keybuzz_amazon.cuid() AS id FROM generate_series(1, $1::int) g), mc AS (
@@ -432,7 +432,7 @@ func ceilingLoop(ctx context.Context, client *sqs.Client, queueURL string, bodie
 // timeClaims resets the claims and times claiming every connection with
 // the store's ClaimDue in the fan-out's chunks, without SQS.
 func timeClaims(ctx context.Context, store *postgres.Store, n int) (time.Duration, []time.Duration, error) {
-	if err := resetClaims(ctx, store.Pool()); err != nil {
+	if err := resetClaims(ctx, poolOf(store)); err != nil {
 		return 0, nil, err
 	}
 	start := time.Now()
@@ -498,10 +498,10 @@ func explainFirstChunk(ctx context.Context, store *postgres.Store, trace *sqlTra
 	if !ok {
 		return "", fmt.Errorf("first chunk not recorded")
 	}
-	if err := setupExec(ctx, store.Pool(), `UPDATE keybuzz_amazon."Connection" SET "pollClaimedUntil" = NULL WHERE "pollClaimedUntil" IS NOT NULL`); err != nil {
+	if err := setupExec(ctx, poolOf(store), `UPDATE keybuzz_amazon."Connection" SET "pollClaimedUntil" = NULL WHERE "pollClaimedUntil" IS NOT NULL`); err != nil {
 		return "", err
 	}
-	return explainStmt(ctx, store.Pool(), first)
+	return explainStmt(ctx, poolOf(store), first)
 }
 
 // explain runs EXPLAIN (ANALYZE, BUFFERS) of sql in a transaction it rolls

@@ -805,7 +805,7 @@ func (e *env) freshPollSteady(ctx context.Context, cfg config.Config) ([]Result,
 				return fmt.Errorf("poll at %s: %w", t, err)
 			}
 		}
-		rows, err := store.Pool().Query(ctx, `SELECT "orderId" FROM "ExternalMessage" WHERE "tenantId" = $1`, tenant)
+		rows, err := poolOf(store).Query(ctx, `SELECT "orderId" FROM "ExternalMessage" WHERE "tenantId" = $1`, tenant)
 		if err != nil {
 			return err
 		}

@@ -95,7 +95,7 @@ func benchIngest(ctx context.Context, e *env) (section, error) {
 		againRate = rate(len(events), again)
 		e.logf("ingest: store re-ingest (all duplicates) in %s (%.0f events/s)", again.Round(time.Millisecond), againRate)
 		againStats = trace.table()
-		return checkCounts(ctx, store.Pool(), len(events), threads)
+		return checkCounts(ctx, poolOf(store), len(events), threads)
 	}
 	order, err := e.inOrder(baselines, real)
 	if err != nil {
@@ -109,22 +109,22 @@ func benchIngest(ctx context.Context, e *env) (section, error) {
 	if firstStmt.SQL == "" {
 		return sec, fmt.Errorf("the page statement (INSERT INTO \"ExternalMessage\") was not recorded")
 	}
-	if freshPlan, err = explainFreshPage(ctx, store.Pool(), firstStmt); err != nil {
+	if freshPlan, err = explainFreshPage(ctx, poolOf(store), firstStmt); err != nil {
 		return sec, fmt.Errorf("explain fresh page: %w", err)
 	}
-	if dupPlan, err = explainStmt(ctx, store.Pool(), firstStmt); err != nil {
+	if dupPlan, err = explainStmt(ctx, poolOf(store), firstStmt); err != nil {
 		return sec, fmt.Errorf("explain duplicate page: %w", err)
 	}
 	if err := checkPlanLabels(freshPlan, dupPlan, len(pages[len(pages)-1])); err != nil {
 		return sec, err
 	}
-	catalog, err := tableFacts(ctx, store.Pool(), ingestTables...)
+	catalog, err := tableFacts(ctx, poolOf(store), ingestTables...)
 	if err != nil {
 		return sec, err
 	}
-	rtt := roundTrip(ctx, store.Pool()) // now: the explanation is written after the run's pools are closed
+	rtt := roundTrip(ctx, poolOf(store)) // now: the explanation is written after the run's pools are closed
 	var fsync string
-	if err := store.Pool().QueryRow(ctx, `SHOW fsync`).Scan(&fsync); err != nil {
+	if err := poolOf(store).QueryRow(ctx, `SHOW fsync`).Scan(&fsync); err != nil {
 		return sec, err
 	}
 
@@ -358,7 +358,7 @@ func countThreads(events []marketplace.InboundMessage) int {
 // lease through the store, as a poller does before its first page.
 func seedLeasedConnection(ctx context.Context, store *postgres.Store) (string, error) {
 	var id string
-	if err := store.Pool().QueryRow(ctx, `
+	if err := poolOf(store).QueryRow(ctx, `
 SELECT keybuzz_dev.connection($1, 'CONNECTED', 'EU', 'A13V1IB3VIYZZH', 'ASELLERBENCH', connected_at => now())`, ingestTenant).Scan(&id); err != nil {
 		return "", fmt.Errorf("seed connection: %w", err)
 	}

@@ -187,12 +187,12 @@ func benchMail(ctx context.Context, e *env) (section, error) {
 	// to the sandbox's counts (the baseline sends no SP-API call).
 	getOrders := rig.sb.Stats(seller.ID).Calls["getOrder"] - callsBefore
 	realCalls, realSQL, realTable := trace.calls(), trace.meanMS()*float64(trace.calls()), trace.table()
-	outcomes, err := mailOutcomes(ctx, store.Pool(), tenant)
+	outcomes, err := mailOutcomes(ctx, poolOf(store), tenant)
 	if err != nil {
 		return sec, err
 	}
 	var ticketed int
-	if err := store.Pool().QueryRow(ctx, `SELECT count(*) FROM keybuzz_amazon."InboundMail" WHERE "tenantId" = $1 AND "outcome" = 'TICKETED'`, tenant).Scan(&ticketed); err != nil {
+	if err := poolOf(store).QueryRow(ctx, `SELECT count(*) FROM keybuzz_amazon."InboundMail" WHERE "tenantId" = $1 AND "outcome" = 'TICKETED'`, tenant).Scan(&ticketed); err != nil {
 		return sec, err
 	}
 	if ticketed != len(timed)+len(warmReal) {

@@ -101,7 +101,7 @@ func (r *sandboxRig) connect(ctx context.Context, e *env, store *postgres.Store,
 		return "", "", seller, err
 	}
 	e.cleanup = append(e.cleanup, func() { _ = r.secrets.DeleteTenant(context.Background(), tenant) })
-	if err := store.Pool().QueryRow(ctx, `
+	if err := poolOf(store).QueryRow(ctx, `
 SELECT keybuzz_dev.connection($1, 'CONNECTED', $2, $3, $4, $5, connected_at => $6, next_poll_at => $6)`,
 		tenant, seller.Region, seller.MarketplaceIDs[0], seller.ID, "keybuzz/tenants/"+tenant+"/amazon", start).Scan(&connID); err != nil {
 		return "", "", seller, fmt.Errorf("seed connection: %w", err)

@@ -102,14 +102,17 @@ WHERE pg_get_userbyid(p.proowner) = $1 AND n.nspname <> 'keybuzz_amazon'`, role)
 }
 
 // TestDriftCheckCatchesDrift proves the checks above can fail: a column
-// added to one of KeyBuzz's tables shows in Prisma's drift check and in the
-// dump of public.
+// (and a CHECK) added to one of KeyBuzz's tables shows in Prisma's drift
+// check and in the dump of public.
 func TestDriftCheckCatchesDrift(t *testing.T) {
 	t.Parallel()
 	dsn := testenv.KeybuzzDatabaseURL(t)
 	admin := connect(t, dsn)
 	before := dumpPublic(t, dsn)
-	if _, err := admin.Exec(context.Background(), `ALTER TABLE "MarketplaceConnection" ADD COLUMN "nextPollAt" timestamptz`); err != nil {
+	// A CHECK constraint too: Prisma's introspection reads constraint types
+	// as PostgreSQL's "char", which the schema engine shim must hand over.
+	if _, err := admin.Exec(context.Background(), `ALTER TABLE "MarketplaceConnection" ADD COLUMN "nextPollAt" timestamptz;
+ALTER TABLE "MarketplaceConnection" ADD CONSTRAINT "MarketplaceConnection_region_check" CHECK ("region" IN ('EU', 'NA', 'FE'))`); err != nil {
 		t.Fatal(err)
 	}
 	if drift := keybuzzDrift(t, dsn); !strings.Contains(drift, `DROP COLUMN "nextPollAt"`) {

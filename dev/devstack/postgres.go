@@ -216,3 +216,34 @@ func WithDatabase(base, name string) string {
 	u.Path = "/" + name
 	return u.String()
 }
+
+// resetWave2Database drops and recreates the stack's own database when it
+// still has the layout of the connector's wave 2 (its tables and enum
+// labels in KeyBuzz's public, recorded in public."_KeybuzzMigration"),
+// which Prisma cannot push KeyBuzz's schema over (an enum label in use by
+// an index). Only the private cluster's database is ever reset; it reports
+// whether it was.
+func resetWave2Database(ctx context.Context, databaseURL string) (bool, error) {
+	conn, err := pgx.Connect(ctx, databaseURL)
+	if err != nil {
+		return false, fmt.Errorf("connect: %w", err)
+	}
+	var old bool
+	err = conn.QueryRow(ctx, `SELECT to_regclass('public."_KeybuzzMigration"') IS NOT NULL`).Scan(&old)
+	conn.Close(context.WithoutCancel(ctx))
+	if err != nil || !old {
+		return false, err
+	}
+	admin, err := pgx.Connect(ctx, WithDatabase(databaseURL, "postgres"))
+	if err != nil {
+		return false, fmt.Errorf("connect: %w", err)
+	}
+	defer admin.Close(context.WithoutCancel(ctx))
+	if _, err := admin.Exec(ctx, `DROP DATABASE `+dbName+` WITH (FORCE)`); err != nil {
+		return false, fmt.Errorf("drop the wave-2 database: %w", err)
+	}
+	if _, err := admin.Exec(ctx, `CREATE DATABASE `+dbName+` OWNER `+dbRole); err != nil {
+		return false, fmt.Errorf("recreate the database: %w", err)
+	}
+	return true, nil
+}

@@ -295,6 +295,11 @@ func (s *Stack) postgres(ctx context.Context, lookup func(string) (string, bool)
 		// its schema (and its sign-up played for made-up tenants); a
 		// DATABASE_URL from the environment is taken to be KeyBuzz's already.
 		pstart := time.Now()
+		if reset, err := resetWave2Database(ctx, url); err != nil {
+			return err
+		} else if reset {
+			s.progress("postgres: the local database had the connector's wave-2 tables in public (KeyBuzz's schema): recreated empty")
+		}
 		if err := KeybuzzDatabase(ctx, s.repo, url, true); err != nil {
 			return fmt.Errorf("KeyBuzz's schema: %w", err)
 		}

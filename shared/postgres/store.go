@@ -46,9 +46,6 @@ func New(pool *pgxpool.Pool, opts ...Option) *Store {
 	return s
 }
 
-// Pool exposes the pool to tests and benchmarks.
-func (s *Store) Pool() *pgxpool.Pool { return s.pool }
-
 // Open connects a pool sized for Lambda (one container serves one request
 // at a time: MaxConns 2) or larger for the local server, keeping up to two
 // connections open. It uses the exec

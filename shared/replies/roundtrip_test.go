@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"github.com/jackc/pgx/v5/pgxpool"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -52,6 +53,7 @@ const frMarketplace = "A13V1IB3VIYZZH"
 type rig struct {
 	t       *testing.T
 	store   *postgres.Store
+	pool    *pgxpool.Pool
 	sb      *sandbox.Server
 	api     *httptest.Server
 	token   string
@@ -104,7 +106,7 @@ func newRig(t *testing.T) *rig {
 		return *tp.TopicArn
 	}
 	pool, _ := testenv.Pool(t)
-	r := &rig{t: t, store: postgres.New(pool)}
+	r := &rig{t: t, store: postgres.New(pool), pool: pool}
 	domain, bucket := testenv.Env(t, "INBOUND_MAIL_DOMAIN"), testenv.Env(t, "INBOUND_MAIL_BUCKET")
 
 	// The mail intake: SMTP receiver -> S3 + SNS -> mail queue -> inboundmail.
@@ -279,7 +281,7 @@ func TestRoundTrip(t *testing.T) {
 	r.eventually(10*time.Second, "SENT with SES's id, delivered", func() bool {
 		o := r.status(id)
 		var state string
-		_ = r.store.Pool().QueryRow(ctx, `SELECT "state" FROM keybuzz_amazon."Reply" WHERE "id" = $1`, id).Scan(&state)
+		_ = r.pool.QueryRow(ctx, `SELECT "state" FROM keybuzz_amazon."Reply" WHERE "id" = $1`, id).Scan(&state)
 		return o.Status == "SENT" && o.ProviderMessageID != nil && strings.HasPrefix(*o.ProviderMessageID, "0102") && state == reply.StateDelivered
 	})
 
@@ -298,7 +300,7 @@ func TestRoundTrip(t *testing.T) {
 		t.Fatal("the refused reply reached the buyer")
 	}
 	var notes int
-	_ = r.store.Pool().QueryRow(ctx, `SELECT count(*) FROM "TicketMessage" WHERE "ticketId" = $1 AND "senderType" = 'SYSTEM' AND "isInternal"
+	_ = r.pool.QueryRow(ctx, `SELECT count(*) FROM "TicketMessage" WHERE "ticketId" = $1 AND "senderType" = 'SYSTEM' AND "isInternal"
 		AND "body" LIKE '%Messaging Permissions%'`, r.ticket).Scan(&notes)
 	if notes != 1 {
 		t.Fatalf("%d internal notes", notes)
@@ -333,7 +335,7 @@ func TestReplyLatency(t *testing.T) {
 		// just after the buyer has the mail.
 		var sesAt *time.Time
 		r.eventually(5*time.Second, "SES's answer recorded", func() bool {
-			return r.store.Pool().QueryRow(ctx, `SELECT "acceptedAt" FROM keybuzz_amazon."Reply" WHERE "id" = $1`, id).Scan(&sesAt) == nil && sesAt != nil
+			return r.pool.QueryRow(ctx, `SELECT "acceptedAt" FROM keybuzz_amazon."Reply" WHERE "id" = $1`, id).Scan(&sesAt) == nil && sesAt != nil
 		})
 		toSES = append(toSES, sesAt.Sub(accepted))
 		toInbox = append(toInbox, inbox.ReceivedAt.Sub(accepted))

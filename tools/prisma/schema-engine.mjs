@@ -36,6 +36,17 @@ function engineVersion() {
   return require(path.join(here, "node_modules/@prisma/engines-version/package.json")).prisma.enginesVersion;
 }
 
+// A panic inside the engine reports its message here (the glue calls
+// global.PRISMA_WASM_PANIC_REGISTRY.set_message), then traps: the message is
+// written as the binary's panic would be, and the program exits with 101.
+let panicMessage = "";
+globalThis.PRISMA_WASM_PANIC_REGISTRY = {
+  set_message(m) {
+    panicMessage = String(m);
+    process.stderr.write(JSON.stringify({ level: "ERROR", fields: { message: panicMessage, is_panic: true } }) + "\n");
+  },
+};
+
 // The glue of @prisma/schema-engine-wasm, bound to the prisma package's wasm.
 async function loadEngine() {
   const glue = await import(path.join(here, "node_modules/@prisma/schema-engine-wasm/schema_engine_bg.js"));
@@ -49,20 +60,38 @@ async function loadEngine() {
 
 // @prisma/adapter-pg 7.10.1 refuses PostgreSQL's internal "char" type (oid
 // 18), which the engine's introspection queries return (pg_class.relkind,
-// pg_constraint.contype…): such columns are handed over as text.
+// pg_constraint.contype…): such columns are handed over as the driver
+// adapter's Character type (the one-character text the engine reads them
+// as), which the pg adapter has no mapping for.
+const CHAR_OID = 18, TEXT_OID = 25;
 async function pgAdapterFactory(url) {
   const { PrismaPg } = require(path.join(here, "node_modules/@prisma/adapter-pg"));
+  const { ColumnTypeEnum } = require(path.join(here, "node_modules/@prisma/driver-adapter-utils"));
   const factory = new PrismaPg({ connectionString: url });
   const probe = await factory.connect();
   const queryable = Object.getPrototypeOf(Object.getPrototypeOf(probe));
-  if (!queryable.__charAsText) {
+  if (!queryable.__charAsCharacter) {
     const performIO = queryable.performIO;
+    const queryRaw = queryable.queryRaw;
+    const charColumns = new WeakMap();
     queryable.performIO = async function (query) {
       const res = await performIO.call(this, query);
-      for (const f of res.fields) if (f.dataTypeID === 18) f.dataTypeID = 25;
+      const chars = [];
+      res.fields.forEach((f, i) => {
+        if (f.dataTypeID === CHAR_OID) {
+          f.dataTypeID = TEXT_OID;
+          chars.push(i);
+        }
+      });
+      if (chars.length) charColumns.set(query, chars);
       return res;
     };
-    queryable.__charAsText = true;
+    queryable.queryRaw = async function (query) {
+      const rs = await queryRaw.call(this, query);
+      for (const i of charColumns.get(query) ?? []) rs.columnTypes[i] = ColumnTypeEnum.Character;
+      return rs;
+    };
+    queryable.__charAsCharacter = true;
   }
   await probe.dispose();
   return factory;
