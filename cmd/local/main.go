@@ -17,6 +17,8 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/aws/aws-lambda-go/events"
+
 	"github.com/keybuzz/keybuzz-amazon/dev/devui"
 	"github.com/keybuzz/keybuzz-amazon/dev/localpoll"
 	"github.com/keybuzz/keybuzz-amazon/shared/auth"
@@ -26,6 +28,7 @@ import (
 	"github.com/keybuzz/keybuzz-amazon/shared/inboundmail"
 	"github.com/keybuzz/keybuzz-amazon/shared/mailbucket"
 	"github.com/keybuzz/keybuzz-amazon/shared/metrics"
+	"github.com/keybuzz/keybuzz-amazon/shared/poll"
 	"github.com/keybuzz/keybuzz-amazon/shared/pollsender"
 	"github.com/keybuzz/keybuzz-amazon/shared/postgres"
 	"github.com/keybuzz/keybuzz-amazon/shared/sqsbatch"
@@ -62,7 +65,15 @@ func run(ctx context.Context, env *boot.Env, addr string, pollOnce bool) error {
 	// Each function as its builder (shared/wire) builds it for Lambda.
 	poller := wire.PollTenant(cfg, store, secrets, m, env.Log)
 	fanout := wire.PollFanout(store, pollsender.NewSender(sqsClient, cfg.PollQueueURL), m, env.Log)
-	schedule := localpoll.Config{Fanout: fanout.Handle, Tenant: sqsbatch.Handler(poller), SQS: sqsClient,
+	clock := wire.ResponseClock(store, m)
+	tick := func(ctx context.Context, ev events.EventBridgeEvent) (poll.FanoutResult, error) {
+		res, err := fanout.Handle(ctx, ev)
+		if _, cerr := clock.Report(ctx); cerr != nil {
+			env.Log.WarnContext(ctx, "response clock not reported", "err", cerr)
+		}
+		return res, err
+	}
+	schedule := localpoll.Config{Fanout: tick, Tenant: sqsbatch.Handler(poller), SQS: sqsClient,
 		QueueURL: cfg.PollQueueURL, Interval: cfg.PollInterval, Log: env.Log}
 	// Push (NOTIFICATIONS_QUEUE_ARN, set by `make dev`): a consumer of the
 	// notifications queue feeds ordernotify's handler.

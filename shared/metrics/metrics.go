@@ -30,6 +30,12 @@ const (
 	// within 30 days; AuthorizationsExpired those a fan-out just ended.
 	RenewalDue            = "connectionsRenewalDue"
 	AuthorizationsExpired = "authorizationsExpired"
+	// Open Amazon tickets by the age of their oldest unanswered buyer
+	// message: Amazon's 24-hour response clock (late: 24 hours or more).
+	UnansweredUnder12h = "unansweredUnder12h"
+	Unanswered12To20h  = "unanswered12To20h"
+	Unanswered20To24h  = "unanswered20To24h"
+	UnansweredLate     = "unansweredLate"
 )
 
 // Writer emits EMF lines to w (os.Stdout in Lambda); safe for concurrent use.

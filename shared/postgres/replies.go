@@ -522,3 +522,30 @@ func (s *Store) ThrottleSend(ctx context.Context, name string, until time.Time) 
 		WHERE "name" = $1`, name, until)
 	return unavailable("throttle send", err)
 }
+
+// UnansweredByAge counts the open AMAZON tickets whose oldest unanswered
+// buyer message (after the last agent message) is under 12 hours old,
+// 12-20 hours, 20-24 hours, and late (24 hours or more, Amazon's response
+// clock), among buyer messages of the last 7 days (older ones are long
+// late, and an index range keeps the count cheap every schedule tick).
+func (s *Store) UnansweredByAge(ctx context.Context) (reply.Unanswered, error) {
+	var u reply.Unanswered
+	now := s.now()
+	err := s.pool.QueryRow(ctx, `
+		WITH waiting AS (
+		    SELECT c."ticketId", min(c."sentAt") AS "since"
+		    FROM public."TicketMessage" c JOIN public."Ticket" t ON t."id" = c."ticketId"
+		    WHERE c."sentAt" > ($1::timestamptz AT TIME ZONE 'UTC') - interval '7 days'
+		      AND c."senderType" = 'CUSTOMER' AND NOT c."isInternal"
+		      AND t."channel" = 'AMAZON' AND t."status" NOT IN ('CLOSED', 'RESOLVED')
+		      AND NOT EXISTS (SELECT 1 FROM public."TicketMessage" a WHERE a."ticketId" = c."ticketId"
+		                      AND a."senderType" = 'AGENT' AND NOT a."isInternal" AND a."sentAt" >= c."sentAt")
+		    GROUP BY c."ticketId"
+		), aged AS (SELECT ($1::timestamptz AT TIME ZONE 'UTC') - "since" AS age FROM waiting)
+		SELECT count(*) FILTER (WHERE age < interval '12 hours'),
+		       count(*) FILTER (WHERE age >= interval '12 hours' AND age < interval '20 hours'),
+		       count(*) FILTER (WHERE age >= interval '20 hours' AND age < interval '24 hours'),
+		       count(*) FILTER (WHERE age >= interval '24 hours')
+		FROM aged`, now).Scan(&u.Under12h, &u.From12To20h, &u.From20To24h, &u.Late)
+	return u, unavailable("unanswered by age", err)
+}

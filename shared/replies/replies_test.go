@@ -18,6 +18,7 @@ import (
 	"github.com/keybuzz/keybuzz-amazon/dev/sesout"
 	"github.com/keybuzz/keybuzz-amazon/dev/testenv"
 	"github.com/keybuzz/keybuzz-amazon/shared/marketplace"
+	"github.com/keybuzz/keybuzz-amazon/shared/metrics"
 	"github.com/keybuzz/keybuzz-amazon/shared/postgres"
 	"github.com/keybuzz/keybuzz-amazon/shared/replies"
 	"github.com/keybuzz/keybuzz-amazon/shared/reply"
@@ -551,5 +552,50 @@ func TestReplyEventsAnyOrder(t *testing.T) {
 	}
 	if out := w.outbound()[0]; out.Status != "FAILED" || out.Error == nil || !strings.Contains(*out.Error, "550 5.1.1") {
 		t.Fatalf("bounce: %+v", out)
+	}
+}
+
+// TestResponseClock: open Amazon tickets by the age of their oldest
+// unanswered buyer message; an answered ticket and a closed one count
+// nowhere; the report is one EMF line.
+func TestResponseClock(t *testing.T) {
+	w := newWorld(t) // its ticket: a buyer message at t0, unanswered
+	ctx := context.Background()
+	ticketAt := func(order string, age time.Duration) string {
+		msg := fmt.Sprintf("<%s@email.amazonses.com>", order)
+		raw, _ := json.Marshal(map[string]any{"channel": "email_relay", "messageId": strings.Trim(msg, "<>")})
+		if _, err := testenv.IngestEvents(ctx, w.store, w.tenant, w.conn, []marketplace.InboundMessage{{ExternalID: msg, ThreadKey: order,
+			OrderID: order, BuyerName: "B", BuyerEmail: "b@marketplace.amazon.fr", Body: "?", ReceivedAt: t0.Add(-age), Raw: raw}}); err != nil {
+			t.Fatal(err)
+		}
+		var ticket string
+		if err := w.pool.QueryRow(ctx, `SELECT "ticketId" FROM "ExternalMessage" WHERE "externalId" = $1`, msg).Scan(&ticket); err != nil {
+			t.Fatal(err)
+		}
+		return ticket
+	}
+	ticketAt("402-0000001-0000001", 13*time.Hour)
+	ticketAt("402-0000002-0000002", 21*time.Hour)
+	ticketAt("402-0000003-0000003", 30*time.Hour)
+	ticketAt("402-0000004-0000004", 40*time.Hour)
+	closed := ticketAt("402-0000005-0000005", 50*time.Hour)
+	if _, err := w.pool.Exec(ctx, `UPDATE "Ticket" SET "status" = 'CLOSED' WHERE "id" = $1`, closed); err != nil {
+		t.Fatal(err)
+	}
+	answered := ticketAt("402-0000006-0000006", 5*time.Hour)
+	if _, err := w.pool.Exec(ctx, `INSERT INTO "TicketMessage" ("id", "ticketId", "tenantId", "senderType", "sentAt", "body", "isInternal", "source")
+		VALUES ('agent-answer', $1, $2, 'AGENT', $3::timestamptz AT TIME ZONE 'UTC', 'ok', false, 'KEYBUZZ_UI')`, answered, w.tenant, t0.Add(-4*time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	var out strings.Builder
+	u, err := replies.NewClock(w.store, metrics.New(&out)).Report(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if u != (reply.Unanswered{Under12h: 1, From12To20h: 1, From20To24h: 1, Late: 2}) {
+		t.Fatalf("unanswered %+v", u)
+	}
+	if !strings.Contains(out.String(), `"unansweredLate":2`) || !strings.Contains(out.String(), `"Function":"responseclock"`) {
+		t.Fatalf("EMF line %s", out.String())
 	}
 }

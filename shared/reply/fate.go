@@ -97,3 +97,9 @@ func NoticeReason(notice string) (code, reason string) {
 		return "amazon_delivery_failed", "Amazon could not deliver the reply to the buyer."
 	}
 }
+
+// Unanswered counts open Amazon tickets by the age of their oldest
+// unanswered buyer message (Amazon's 24-hour response clock).
+type Unanswered struct {
+	Under12h, From12To20h, From20To24h, Late int
+}

@@ -164,3 +164,10 @@ func Outbound(store *postgres.Store, verifier *auth.Verifier, log *slog.Logger) 
 func SESEvents(store *postgres.Store, log *slog.Logger) *replies.Events {
 	return replies.NewEvents(store, log)
 }
+
+// ResponseClock is the response-clock report pollfanout makes on its
+// schedule (open Amazon tickets by the age of their oldest unanswered
+// buyer message).
+func ResponseClock(store *postgres.Store, m *metrics.Writer) *replies.Clock {
+	return replies.NewClock(store, m)
+}
