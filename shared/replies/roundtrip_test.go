@@ -292,7 +292,10 @@ func TestRoundTrip(t *testing.T) {
 		t.Fatalf("send-reply: %d %v", st, m)
 	}
 	id2 := m["jobId"].(string)
-	r.eventually(15*time.Second, "the reply FAILED with Amazon's reason", func() bool {
+	// The notice travels sandbox -> SMTP -> S3 + SNS -> SQS -> the mail
+	// intake; a long poll of the emulator that misses its wake-up returns
+	// after its 20 s wait, so the bound is above it.
+	r.eventually(45*time.Second, "the reply FAILED with Amazon's reason", func() bool {
 		o := r.status(id2)
 		return o.Status == "FAILED" && o.Error != nil && strings.Contains(*o.Error, "Messaging Permissions")
 	})
