@@ -8,13 +8,17 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/keybuzz/keybuzz-amazon/dev/devrand"
 	"github.com/keybuzz/keybuzz-amazon/dev/devstack"
 	"github.com/keybuzz/keybuzz-amazon/dev/testenv"
 	"github.com/keybuzz/keybuzz-amazon/shared/marketplace"
 	"github.com/keybuzz/keybuzz-amazon/shared/postgres"
 )
 
-// TestKeybuzzPrismaClient holds the connector's writes against KeyBuzz's
+// TestKeybuzzPrismaClient holds the connector's writes, made as a role with
+// only the deployment's grants (docs/deploy.md), against KeyBuzz's
 // own Prisma client (generated from tools/prisma/schema.prisma, Prisma 7
 // with @prisma/adapter-pg, as KeyBuzz's backend runs it), on a database
 // whose public schema Prisma built:
@@ -45,7 +49,26 @@ func TestKeybuzzPrismaClient(t *testing.T) {
 		t.Fatalf("generate KeyBuzz's client: %v", err)
 	}
 	pool, dsn := testenv.Pool(t)
-	store := postgres.New(pool)
+	// The connector runs as a role with only docs/deploy.md's grants on
+	// KeyBuzz's tables, owning its own schema, as deployed.
+	role := "kbamzn_" + devrand.Hex(4)
+	if _, err := pool.Exec(ctx, deploymentRoleSQL(role)); err != nil {
+		t.Fatalf("the deployment's role: %v", err)
+	}
+	t.Cleanup(func() {
+		_, _ = pool.Exec(context.Background(), fmt.Sprintf(`REASSIGN OWNED BY %[1]s TO CURRENT_USER; DROP OWNED BY %[1]s; DROP ROLE %[1]s`, role))
+	})
+	cfg, err := pgxpool.ParseConfig(dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.ConnConfig.User = role
+	connectorPool, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(connectorPool.Close)
+	store := postgres.New(connectorPool)
 	now := time.Now().UTC().Truncate(time.Millisecond)
 	must := func(what string, err error) {
 		t.Helper()
@@ -236,6 +259,28 @@ func TestKeybuzzPrismaClient(t *testing.T) {
 	if drift != "" {
 		t.Fatalf("Prisma's drift check of public:\n%s", drift)
 	}
+}
+
+// deploymentRoleSQL makes role what docs/deploy.md makes the connector's
+// role: the owner of keybuzz_amazon (here already migrated, so its objects
+// are handed over) with SELECT, INSERT, UPDATE on the KeyBuzz tables the
+// connector shares and nothing else in public.
+func deploymentRoleSQL(role string) string {
+	return fmt.Sprintf(`
+CREATE ROLE %[1]s LOGIN;
+GRANT USAGE ON SCHEMA public TO %[1]s;
+GRANT SELECT, INSERT, UPDATE ON public."MarketplaceConnection", public."MarketplaceSyncState",
+    public."ExternalMessage", public."Ticket", public."TicketMessage", public."TicketEvent",
+    public."MarketplaceOutboundMessage", public."inbound_connections", public."inbound_addresses" TO %[1]s;
+ALTER SCHEMA keybuzz_amazon OWNER TO %[1]s;
+DO $$ DECLARE r record; BEGIN
+    FOR r IN SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+             WHERE n.nspname = 'keybuzz_amazon' AND c.relkind IN ('r', 'p') LOOP
+        EXECUTE format('ALTER TABLE keybuzz_amazon.%%I OWNER TO %[1]s', r.relname);
+    END LOOP;
+END $$;
+ALTER FUNCTION keybuzz_amazon.cuid() OWNER TO %[1]s;
+`, role)
 }
 
 // readAll reads every row of every shared model with KeyBuzz's client and

@@ -134,7 +134,7 @@ func KeybuzzSchemaHash(repo string) (string, error) {
 // defines keybuzz_dev.connection, the tests' way to set up a connection.
 const TenantSignupSQL = `
 CREATE SCHEMA IF NOT EXISTS keybuzz_dev;
-CREATE OR REPLACE FUNCTION keybuzz_dev.sign_up_tenant() RETURNS trigger LANGUAGE plpgsql AS $$
+CREATE OR REPLACE FUNCTION keybuzz_dev.sign_up_tenant() RETURNS trigger LANGUAGE plpgsql SECURITY DEFINER SET search_path = public AS $$
 BEGIN
     INSERT INTO public."Tenant" ("id", "slug", "name", "updatedAt")
     VALUES (NEW."tenantId", NEW."tenantId", NEW."tenantId", now() AT TIME ZONE 'UTC')
