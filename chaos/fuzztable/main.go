@@ -17,6 +17,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"runtime"
 	"strings"
 	"time"
 )
@@ -45,9 +46,12 @@ func main() {
 	if out, err := exec.Command("git", "rev-parse", "--short=12", "HEAD").Output(); err == nil {
 		commit = strings.TrimSpace(string(out))
 	}
+	if out, err := exec.Command("git", "status", "--porcelain", "--untracked-files=no").Output(); err == nil && len(bytes.TrimSpace(out)) > 0 {
+		commit += "+dirty" // a run on uncommitted changes measured no commit (reports_test.go refuses it)
+	}
 	var b strings.Builder
-	fmt.Fprintf(&b, "_Written by `go run ./chaos/fuzztable -fuzztime %s` on %s at commit %s (2 cores shared with other work: exec rates are low)._\n\n",
-		*fuzztime, time.Now().UTC().Format("2006-01-02 15:04 MST"), commit)
+	fmt.Fprintf(&b, "_Written by `go run ./chaos/fuzztable -fuzztime %s` on %s at commit %s (%d cores, load average %s at the start)._\n\n",
+		*fuzztime, time.Now().UTC().Format("2006-01-02 15:04 MST"), commit, runtime.NumCPU(), loadAverage())
 	b.WriteString("| target | package | checks | duration | execs | result |\n| --- | --- | --- | --- | ---: | --- |\n")
 	failed := false
 	for _, t := range targets {
@@ -101,4 +105,17 @@ func replaceBlock(path, begin, end, body string) error {
 		s += "\n" + block + "\n"
 	}
 	return os.WriteFile(path, []byte(s), 0o644)
+}
+
+// loadAverage is the machine's one-minute load average ("unknown" where
+// /proc has none): the exec rates depend on what else ran.
+func loadAverage() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return "unknown"
+	}
+	if f := strings.Fields(string(b)); len(f) > 0 {
+		return f[0]
+	}
+	return "unknown"
 }
