@@ -30,7 +30,8 @@ func TestChaosShort(t *testing.T) {
 	v := res.Invariants
 	if v.Lost != 0 || v.Duplicated != 0 || v.WrongTenant != 0 || v.AfterRevocation != 0 || v.Phantom != 0 || v.TicketMessageMissing != 0 ||
 		v.TicketsWrong != 0 || v.QueueLeft != 0 || v.OutsideContract != 0 || v.SecretsFound() != 0 ||
-		v.Channels.NotificationsUnrecorded != 0 || v.HalfDone != 0 || v.KeybuzzUnreadable != 0 {
+		v.Channels.NotificationsUnrecorded != 0 || v.HalfDone != 0 || v.KeybuzzUnreadable != 0 ||
+		v.Replies.Duplicated != 0 || v.Replies.Lost != 0 || v.Replies.WrongTenant != 0 {
 		t.Fatal("a data invariant is violated (table above)")
 	}
 	if !res.Passed {
@@ -53,7 +54,10 @@ func TestChaosShort(t *testing.T) {
 	if c := v.Channels; c.MailsStored == 0 || c.NotificationsRecorded == 0 || c.NotificationsForged == 0 || c.HostileSent == 0 {
 		t.Errorf("the channels proved too little: %+v", c)
 	}
-	for _, c := range append(append(append(append([]string(nil), killCategories...), mailKillCategories...), notifyKillCategories...), "frozen_takeover") {
+	if r := v.Replies; r.Requested < res.Setting.ReplyKills || r.Sent == 0 || r.Mails == 0 {
+		t.Errorf("the replies proved too little: %+v", r)
+	}
+	for _, c := range append(append(append(append(append([]string(nil), killCategories...), mailKillCategories...), notifyKillCategories...), replyKillCategories...), "frozen_takeover") {
 		if res.RealKills[c] == 0 {
 			t.Errorf("no real kill landed %s: %v (missed %v)", c, res.RealKills, res.RealKillsMissed)
 		}
@@ -63,7 +67,9 @@ func TestChaosShort(t *testing.T) {
 		// The push and mail channels.
 		"notification_dropped", "notification_duplicated", "notification_delayed", "notification_out_of_order",
 		"notification_forged_seller_id", "notification_malformed", "notify_crash", "mail_crash",
-		"mail_s3_object_missing", "mail_s3_object_late", "mail_sns_duplicate", "mail_malformed", "mail_oversized"} {
+		"mail_s3_object_missing", "mail_s3_object_late", "mail_sns_duplicate", "mail_malformed", "mail_oversized",
+		// Replies.
+		"reply_ses_throttled", "reply_ses_5xx", "reply_ses_answer_lost", "reply_duplicate_request", "reply_same_text_twice"} {
 		if res.Faults[f] == 0 {
 			t.Errorf("fault %s never injected: %v", f, res.Faults)
 		}

@@ -87,7 +87,9 @@ type Invariants struct {
 	Scans map[string]scanReport `json:"scans"`
 	// Channels: the push and mail channels (zero when off).
 	Channels ChannelInvariants `json:"channels"`
-	Problems []string          `json:"problems,omitempty"` // the first violations, for a person
+	// Replies: the reply kills' replies against the SES stand-in's record (zero when off).
+	Replies  ReplyInvariants `json:"replies"`
+	Problems []string        `json:"problems,omitempty"` // the first violations, for a person
 }
 
 func (v *Invariants) problem(format string, args ...any) {
@@ -100,7 +102,8 @@ func (v *Invariants) problem(format string, args ...any) {
 func (v Invariants) OK() bool {
 	return v.Lost == 0 && v.Duplicated == 0 && v.WrongTenant == 0 && v.AfterRevocation == 0 && v.Phantom == 0 && v.TicketMessageMissing == 0 &&
 		v.TicketsWrong == 0 && v.ConnectionsWrong == 0 && v.QueueLeft == 0 && v.HalfDone == 0 && v.KeybuzzUnreadable == 0 && v.DLQUnexplained == 0 && v.SecretsFound() == 0 &&
-		v.OutsideContract == 0 && v.Channels.NotificationsUnrecorded == 0
+		v.OutsideContract == 0 && v.Channels.NotificationsUnrecorded == 0 &&
+		v.Replies.Duplicated == 0 && v.Replies.Lost == 0 && v.Replies.WrongTenant == 0
 }
 
 // SecretsFound is every secret found by any scanner, in any form.
@@ -256,6 +259,9 @@ func (w *world) checkInvariants(ctx context.Context) (Invariants, error) {
 				return v, err
 			}
 			dlq = append(dlq, more...)
+		}
+		if err := w.checkReplies(ctx, &v); err != nil {
+			return v, err
 		}
 		v.HalfDone = len(k.halfDone)
 		for _, h := range k.halfDone {

@@ -12,6 +12,8 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/keybuzz/keybuzz-amazon/dev/sandbox"
+	"github.com/keybuzz/keybuzz-amazon/dev/sesout"
+	"github.com/keybuzz/keybuzz-amazon/shared/reply"
 )
 
 // tiny is a soak small enough to break on purpose: a few tenants, no
@@ -460,5 +462,86 @@ func TestDrainWaitsForDelayedNotifications(t *testing.T) {
 	if v.QueueLeft != 0 {
 		t.Log(string(out.Bytes()))
 		t.Fatalf("%d messages left in the queues after the soak (notifications %+v)", v.QueueLeft, st)
+	}
+}
+
+// TestCheckerReplies breaks the reply judge's inputs one way at a time:
+// each break must fail the verdict through the check meant to see it.
+func TestCheckerReplies(t *testing.T) {
+	good := func() ([]replyRequest, []replyRow, []sesout.Sent) {
+		reqs := []replyRequest{
+			{tenant: "ta", ticket: "k1", alias: "b1@marketplace.amazon.fr", ids: []string{"c1", "c1"}, sameKey: true},
+			{tenant: "tb", ticket: "k2", alias: "b2@marketplace.amazon.fr", ids: []string{"c2"}},
+			{tenant: "tb", ticket: "k2", alias: "b2@marketplace.amazon.fr", ids: []string{"c3"}},
+		}
+		rows := []replyRow{
+			{id: "c1", tenant: "ta", state: reply.StateAccepted, from: "a@in.test", to: "b1@marketplace.amazon.fr"},
+			{id: "c2", tenant: "tb", state: reply.StateDelivered, from: "b@in.test", to: "b2@marketplace.amazon.fr"},
+			{id: "c3", tenant: "tb", state: reply.StateFailed, reason: "SES refused the message", from: "b@in.test", to: "b2@marketplace.amazon.fr"},
+		}
+		mail := func(id, tenant, from, to string) sesout.Sent {
+			return sesout.Sent{MessageID: "m-" + id, From: from, To: []string{to}, Tags: map[string]string{reply.TagReply: id, reply.TagTenant: tenant}}
+		}
+		mails := []sesout.Sent{mail("c1", "ta", "a@in.test", "b1@marketplace.amazon.fr"), mail("c2", "tb", "b@in.test", "b2@marketplace.amazon.fr")}
+		return reqs, rows, mails
+	}
+	addrs := map[string]map[string]bool{"ta": {"a@in.test": true}, "tb": {"b@in.test": true}}
+	aliases := map[string]string{"b1@marketplace.amazon.fr": "ta", "b2@marketplace.amazon.fr": "tb"}
+	judge := func(reqs []replyRequest, rows []replyRow, mails []sesout.Sent) Invariants {
+		var v Invariants
+		judgeReplies(&v, reqs, rows, mails, addrs, aliases)
+		return v
+	}
+	if v := judge(good()); !v.OK() || v.Replies.Requested != 3 || v.Replies.Sent != 2 || v.Replies.Failed != 1 || v.Replies.Mails != 2 {
+		t.Fatalf("the unbroken replies do not pass: %+v %v", v.Replies, v.Problems)
+	}
+	for _, tc := range []struct {
+		name  string
+		brk   func(reqs []replyRequest, rows []replyRow, mails []sesout.Sent) ([]replyRequest, []replyRow, []sesout.Sent)
+		check func(r ReplyInvariants) int
+	}{
+		{"a second mail accepted for one reply", func(q []replyRequest, r []replyRow, m []sesout.Sent) ([]replyRequest, []replyRow, []sesout.Sent) {
+			return q, r, append(m, m[0])
+		}, func(r ReplyInvariants) int { return r.Duplicated }},
+		{"a mail of no reply", func(q []replyRequest, r []replyRow, m []sesout.Sent) ([]replyRequest, []replyRow, []sesout.Sent) {
+			x := m[0]
+			x.Tags = map[string]string{reply.TagReply: "c9", reply.TagTenant: "ta"}
+			return q, r, append(m, x)
+		}, func(r ReplyInvariants) int { return r.Duplicated }},
+		{"a replayed key answering another reply", func(q []replyRequest, r []replyRow, m []sesout.Sent) ([]replyRequest, []replyRow, []sesout.Sent) {
+			q[0].ids[1] = "c8"
+			return q, r, m
+		}, func(r ReplyInvariants) int { return r.Duplicated }},
+		{"a reply left queued", func(q []replyRequest, r []replyRow, m []sesout.Sent) ([]replyRequest, []replyRow, []sesout.Sent) {
+			r[2].state, r[2].reason = reply.StateQueued, ""
+			return q, r, m
+		}, func(r ReplyInvariants) int { return r.Lost }},
+		{"a reply FAILED without a reason", func(q []replyRequest, r []replyRow, m []sesout.Sent) ([]replyRequest, []replyRow, []sesout.Sent) {
+			r[2].reason = " "
+			return q, r, m
+		}, func(r ReplyInvariants) int { return r.Lost }},
+		{"a reply SENT whose mail SES never accepted", func(q []replyRequest, r []replyRow, m []sesout.Sent) ([]replyRequest, []replyRow, []sesout.Sent) {
+			return q, r, m[:1]
+		}, func(r ReplyInvariants) int { return r.Lost }},
+		{"a reply the API accepted and nothing recorded", func(q []replyRequest, r []replyRow, m []sesout.Sent) ([]replyRequest, []replyRow, []sesout.Sent) {
+			return q, r[:2], m
+		}, func(r ReplyInvariants) int { return r.Lost }},
+		{"a mail from another tenant's address", func(q []replyRequest, r []replyRow, m []sesout.Sent) ([]replyRequest, []replyRow, []sesout.Sent) {
+			m[1].From = "a@in.test"
+			return q, r, m
+		}, func(r ReplyInvariants) int { return r.WrongTenant }},
+		{"a mail to another tenant's buyer", func(q []replyRequest, r []replyRow, m []sesout.Sent) ([]replyRequest, []replyRow, []sesout.Sent) {
+			m[1].To = []string{"b1@marketplace.amazon.fr"}
+			return q, r, m
+		}, func(r ReplyInvariants) int { return r.WrongTenant }},
+		{"a reply recorded under another tenant", func(q []replyRequest, r []replyRow, m []sesout.Sent) ([]replyRequest, []replyRow, []sesout.Sent) {
+			r[0].tenant = "tb"
+			return q, r, m
+		}, func(r ReplyInvariants) int { return r.WrongTenant }},
+	} {
+		v := judge(tc.brk(good()))
+		if v.OK() || tc.check(v.Replies) == 0 {
+			t.Errorf("%s: the check did not fail: %+v", tc.name, v.Replies)
+		}
 	}
 }

@@ -88,6 +88,7 @@ type killer struct {
 	// notifications there), and what a killed transaction left behind.
 	notifyURL, notifyDLQ string
 	halfDone             []string
+	replies              *replyRig // the reply kills' side (nil without them)
 	env                  []string
 	bin                  string
 	inst                 *rie.Instance
@@ -126,11 +127,14 @@ func buildBootstrap(ctx context.Context, dir string) (string, error) {
 	if err := rie.Build(ctx, filepath.Join(root, "functions", "polltenant"), bin); err != nil {
 		return "", err
 	}
-	// The inboundmail and ordernotify bootstraps beside it (mailBootstrap, notifyBootstrap).
+	// The inboundmail, ordernotify and replysender bootstraps beside it (mailBootstrap, notifyBootstrap, replyBootstrap).
 	if err := rie.Build(ctx, filepath.Join(root, "functions", "inboundmail"), mailBootstrap(bin)); err != nil {
 		return "", err
 	}
 	if err := rie.Build(ctx, filepath.Join(root, "functions", "ordernotify"), notifyBootstrap(bin)); err != nil {
+		return "", err
+	}
+	if err := rie.Build(ctx, filepath.Join(root, "functions", "replysender"), replyBootstrap(bin)); err != nil {
 		return "", err
 	}
 	if _, err := rie.Emulator(ctx); err != nil {
@@ -741,6 +745,11 @@ func (k *killer) run(ctx context.Context) error {
 	if w.set.NotifyKills > 0 {
 		if err := k.notifyKills(ctx); err != nil {
 			return fmt.Errorf("notification kills: %w", err)
+		}
+	}
+	if w.ch != nil && w.set.ReplyKills > 0 {
+		if err := k.replyKills(ctx); err != nil {
+			return fmt.Errorf("reply kills: %w", err)
 		}
 	}
 	// Recovery: what the kills left is redelivered; then one clean poll per

@@ -117,6 +117,12 @@ func (k *killer) mailKills(ctx context.Context) error {
 			return err
 		}
 	}
+	return k.drainMail(ctx, in)
+}
+
+// drainMail runs the mail queue through in, not killed, until it stays empty.
+func (k *killer) drainMail(ctx context.Context, in *rie.Instance) error {
+	w := k.w
 	deadline := time.Now().Add(w.set.DrainTimeout)
 	for empty := 0; empty < 3; {
 		if time.Now().After(deadline) {
@@ -142,29 +148,39 @@ func (k *killer) mailKills(ctx context.Context) error {
 // sendMail writes a relay-shaped buyer mail to t's address through the
 // SES stand-in, recorded as the sandbox's relay records its own.
 func (k *killer) sendMail(t *tenant) error {
+	_, err := k.sendMailFrom(t, "")
+	return err
+}
+
+// sendMailFrom is sendMail from the buyer's relay alias from ("": one of
+// marketplace.amazon.com); it returns the mail's order.
+func (k *killer) sendMailFrom(t *tenant, from string) (string, error) {
 	ch := k.w.ch
 	order, err := k.sb.AddOrder(t.seller, "", false)
 	if err != nil {
-		return err
+		return "", err
 	}
 	ch.mu.Lock()
 	ch.nextMail++
 	token := fmt.Sprintf("chaos-mail-%d", ch.nextMail)
 	ch.pendingFault = append(ch.pendingFault, "")
+	if from == "" {
+		from = fmt.Sprintf("kim%d@marketplace.amazon.com", ch.nextMail)
+	}
 	ch.mu.Unlock()
-	raw := fmt.Sprintf("From: \"Kim Buyer - Amazon Marketplace\" <kim%d@marketplace.amazon.com>\r\nTo: %s\r\n"+
+	raw := fmt.Sprintf("From: \"Kim Buyer - Amazon Marketplace\" <%s>\r\nTo: %s\r\n"+
 		"Subject: Shipping inquiry from Amazon customer Kim Buyer (Order: %s)\r\nMessage-ID: <%s@chaos.kill>\r\n"+
 		"Date: Tue, 01 Dec 2026 09:01:00 +0000\r\nMIME-Version: 1.0\r\nContent-Type: text/plain; charset=UTF-8\r\n\r\n"+
 		"Order ID: %s\r\n\r\n------------- Begin message -------------\r\n\r\nWhere is my parcel? %s\r\n\r\n------------- End message -------------\r\n",
-		ch.nextMail, t.address, order, token, order, token)
+		from, t.address, order, token, order, token)
 	if err := smtpses.Send(ch.smtp.Addr(), "bounce@marketplace.amazon.com", []string{t.address}, []byte(raw)); err != nil {
-		return fmt.Errorf("mail to %s: %w", t.address, err)
+		return "", fmt.Errorf("mail to %s: %w", t.address, err)
 	}
 	ch.mu.Lock()
 	ch.mails = append(ch.mails, &sentMail{token: token, tenant: t.id, order: order, to: t.address, accepting: true})
 	ch.mu.Unlock()
 	k.w.stats.add("mails_relayed_kill_phase", 1)
-	return nil
+	return order, nil
 }
 
 // receiveFrom is the event source mapping's poll of queueURL.

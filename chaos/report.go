@@ -155,6 +155,23 @@ func (r Result) Table() string {
 			fmt.Fprintf(&b, "\nOutcomes of the genuine notifications recorded: %s (an event pushed and polled is stored once: DUPLICATE).\n", strings.Join(parts, ", "))
 		}
 	}
+	if rp := v.Replies; rp.Requested > 0 {
+		b.WriteString("\n| replies to buyers (send-reply route -> reply queue -> replysender bootstrap -> SESv2 stand-in), against the stand-in's record of every mail it accepted | count |\n| --- | ---: |\n")
+		for _, row := range []struct {
+			k string
+			n int
+		}{
+			{"replies the API accepted (a replayed Idempotency-Key counted once)", rp.Requested},
+			{"SENT with exactly one mail accepted by SES", rp.Sent},
+			{"FAILED with a reason", rp.Failed},
+			{"mails SES accepted", rp.Mails},
+			{"**delivered twice** (a second mail for one reply, a mail of no reply, a replayed key answering another reply)", rp.Duplicated},
+			{"**lost** (not SENT with its mail, nor FAILED with a reason)", rp.Lost},
+			{"**from another tenant's address or to another tenant's buyer**", rp.WrongTenant},
+		} {
+			fmt.Fprintf(&b, "| %s | %d |\n", row.k, row.n)
+		}
+	}
 	b.WriteString("\n| fault injected | count |\n| --- | ---: |\n")
 	for _, k := range r.faultKinds() {
 		fmt.Fprintf(&b, "| %s | %d |\n", k, r.Faults[k])
@@ -178,6 +195,12 @@ func (r Result) Table() string {
 		for _, c := range notifyKillCategories {
 			if r.RealKills[c]+r.RealKillsMissed[c] > 0 {
 				fmt.Fprintf(&b, "| %s (ordernotify bootstrap) | %d | %d |\n", c, r.RealKills[c], r.RealKillsMissed[c])
+				total += r.RealKills[c]
+			}
+		}
+		for _, c := range replyKillCategories {
+			if r.RealKills[c]+r.RealKillsMissed[c] > 0 {
+				fmt.Fprintf(&b, "| %s (replysender bootstrap) | %d | %d |\n", c, r.RealKills[c], r.RealKillsMissed[c])
 				total += r.RealKills[c]
 			}
 		}

@@ -1,0 +1,632 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/sns"
+
+	"github.com/keybuzz/keybuzz-amazon/dev/devstack"
+	"github.com/keybuzz/keybuzz-amazon/dev/localpoll"
+	"github.com/keybuzz/keybuzz-amazon/dev/rie"
+	"github.com/keybuzz/keybuzz-amazon/dev/sesout"
+	"github.com/keybuzz/keybuzz-amazon/shared/amazon"
+	"github.com/keybuzz/keybuzz-amazon/shared/httpapi"
+	"github.com/keybuzz/keybuzz-amazon/shared/postgres"
+	"github.com/keybuzz/keybuzz-amazon/shared/replies"
+	"github.com/keybuzz/keybuzz-amazon/shared/reply"
+	"github.com/keybuzz/keybuzz-amazon/shared/replyqueue"
+	"github.com/keybuzz/keybuzz-amazon/shared/sessender"
+	"github.com/keybuzz/keybuzz-amazon/shared/sqsbatch"
+)
+
+// Real kills of the replysender bootstrap under aws-lambda-rie. Buyers of
+// kill tenants write through the mail intake (their mails become tickets
+// with the buyer's relay alias); agents reply through the real send-reply
+// route (some requests twice with the same Idempotency-Key, some texts
+// twice), which stores each reply and puts its job on the kill phase's
+// reply queue. The SESv2 stand-in (dev/sesout) of this phase records every
+// mail it accepts and publishes SES's events through SNS to a queue that an
+// in-process sesevents consumer reads. The harness plays the event source
+// mapping of the reply queue and SIGKILLs the emulator and the function
+//
+//   - reply_after_claim: the claim is committed, the SendEmail request is
+//     held by a proxy in front of the stand-in and never reaches it;
+//   - reply_after_ses_accepted: the proxy lets SendEmail through, the
+//     stand-in accepts the mail (and publishes its Send event), the proxy
+//     holds the answer: the function dies before it records the reply;
+//   - reply_before_ack: the function returned, the job is not deleted.
+//
+// After a kill the killed sender's claims are expired (the lease passing).
+// Then SES throttling, a 5xx and an answer lost after the mail went are
+// injected on replies sent by a container that is not killed, and the
+// queue is drained: a stale claim is re-examined, SES's own record (its
+// Send event) looked for before any new SendEmail.
+//
+// Judged against the stand-in's record of every mail it accepted: each
+// reply the API accepted ends SENT with exactly one mail, or FAILED with a
+// reason; no mail from an address of another tenant, or to another
+// tenant's buyer.
+var replyKillCategories = []string{"reply_after_claim", "reply_after_ses_accepted", "reply_before_ack"}
+
+// replyFaults are the SES faults injected on replies sent without a kill.
+var replyFaults = []string{"reply_ses_throttled", "reply_ses_5xx", "reply_ses_answer_lost"}
+
+const replyConfigurationSet = "chaos-replies"
+
+// replyRig is the reply side of the kill phase.
+type replyRig struct {
+	ses      *sesout.Server
+	proxy    *httptest.Server
+	api      *httptest.Server
+	before   hold // SendEmail held before it reaches the stand-in
+	after    hold // SendEmail's answer held after the stand-in accepted
+	queueURL string
+	dlqURL   string
+	stopEv   context.CancelFunc
+	evDone   chan struct{}
+	env      []string
+	// What the harness asked for, the record the checker judges against.
+	requests []replyRequest
+	aliases  map[string]string // buyer alias (lower case) -> tenant
+}
+
+// replyRequest is one agent reply the API accepted (202), with its duplicates.
+type replyRequest struct {
+	tenant, ticket, alias string
+	ids                   []string // the jobIds the API answered (a replayed key must answer the first)
+	sameKey               bool
+}
+
+func (k *killer) startReplies(ctx context.Context) (*replyRig, error) {
+	w := k.w
+	rr := &replyRig{aliases: map[string]string{}}
+	var err error
+	if rr.queueURL, rr.dlqURL, err = w.createQueuePair(ctx, "chaos-kill-replies", 2); err != nil {
+		return nil, err
+	}
+	eventsURL, _, err := w.createQueuePair(ctx, "chaos-kill-ses-events", 5)
+	if err != nil {
+		return nil, err
+	}
+	snsc := sns.New(sns.Options{Region: devstack.Region, BaseEndpoint: aws.String(w.stack.Get("AWS_ENDPOINT_URL_SQS")), Credentials: w.awsCreds})
+	topic, err := snsc.CreateTopic(ctx, &sns.CreateTopicInput{Name: aws.String("chaos-kill-ses-events")})
+	if err != nil {
+		return nil, fmt.Errorf("SES events topic: %w", err)
+	}
+	if _, err := snsc.Subscribe(ctx, &sns.SubscribeInput{TopicArn: topic.TopicArn, Protocol: aws.String("sqs"),
+		Endpoint: aws.String(fmt.Sprintf("arn:aws:sqs:%s:000000000000:chaos-kill-ses-events", devstack.Region))}); err != nil {
+		return nil, fmt.Errorf("subscribe the SES events queue: %w", err)
+	}
+	// The stand-in keeps every mail it accepts (no relay: the buyers'
+	// inboxes are its record).
+	if rr.ses, err = sesout.Start("127.0.0.1:0", sesout.Config{Region: devstack.Region, VerifiedDomains: []string{devstack.InboundDomain},
+		ConfigurationSets: []string{replyConfigurationSet}, TopicArn: aws.ToString(topic.TopicArn), SNS: snsc, Log: w.log}); err != nil {
+		return nil, err
+	}
+	target, _ := url.Parse(rr.ses.URL())
+	rp := httputil.NewSingleHostReverseProxy(target)
+	rr.proxy = httptest.NewServer(http.HandlerFunc(func(wr http.ResponseWriter, r *http.Request) {
+		if rr.before.catch(wr, r) {
+			return
+		}
+		rr.after.mu.Lock()
+		a := rr.after.cur
+		if a == nil || !a.pred(r) {
+			rr.after.mu.Unlock()
+			rp.ServeHTTP(wr, r)
+			return
+		}
+		rr.after.cur = nil
+		rr.after.mu.Unlock()
+		rec := httptest.NewRecorder()
+		rp.ServeHTTP(rec, r) // the stand-in accepts; its answer stays here
+		close(a.arrived)
+		select {
+		case <-a.release:
+		case <-r.Context().Done():
+		}
+		if c, _, err := http.NewResponseController(wr).Hijack(); err == nil {
+			c.Close()
+		}
+	}))
+	// SES's events, consumed in process (sesevents is not killed here).
+	store := postgres.New(w.pool, postgres.WithClock(time.Now))
+	evctx, stop := context.WithCancel(ctx)
+	rr.stopEv, rr.evDone = stop, make(chan struct{})
+	go func() {
+		defer close(rr.evDone)
+		localpoll.Consumer{Handler: sqsbatch.Handler(replies.NewEvents(store, w.log)), SQS: w.sqs, QueueURL: eventsURL,
+			Region: devstack.Region, Log: w.log, Name: "sesevents"}.Run(evctx)
+	}()
+	q := replies.NewQueue(store, replyqueue.NewJobs(w.sqs, rr.queueURL), reply.DefaultRules(), w.log)
+	rr.api = httptest.NewServer(httpapi.Mux(httpapi.SendReplyRoute(q, w.verifier, w.log)))
+	rr.env = append(append([]string(nil), k.env...), "AWS_ENDPOINT_URL_SESV2="+rr.proxy.URL, "SES_CONFIGURATION_SET="+replyConfigurationSet,
+		"SES_MAX_SEND_RATE=50", "REPLY_QUEUE_URL="+rr.queueURL)
+	return rr, nil
+}
+
+func (rr *replyRig) close() {
+	if rr.stopEv != nil {
+		rr.stopEv()
+		<-rr.evDone
+	}
+	for _, s := range []*httptest.Server{rr.proxy, rr.api} {
+		if s != nil {
+			s.Close()
+		}
+	}
+	if rr.ses != nil {
+		_ = rr.ses.Close()
+	}
+}
+
+// replyBootstrap is where buildBootstrap puts the replysender bootstrap.
+func replyBootstrap(pollBin string) string {
+	return filepath.Join(filepath.Dir(filepath.Dir(pollBin)), "replysender", "bootstrap")
+}
+
+// buyerTicket has a buyer of t write from a relay alias of the country of
+// t's inbound address, through the mail intake (drained by in), and
+// returns the ticket and the alias.
+func (k *killer) buyerTicket(ctx context.Context, rr *replyRig, t *tenant, n int, in *rie.Instance) (string, string, error) {
+	w := k.w
+	var cc string
+	if err := w.check.QueryRow(ctx, `SELECT "country" FROM public."inbound_addresses" WHERE "tenantId" = $1 AND lower("emailAddress") = lower($2)`,
+		t.id, t.address).Scan(&cc); err != nil {
+		return "", "", fmt.Errorf("country of %s: %w", t.address, err)
+	}
+	m, ok := amazon.MarketplaceForCountry(cc)
+	if !ok {
+		return "", "", fmt.Errorf("no marketplace for %q", cc)
+	}
+	alias := fmt.Sprintf("buyer-r%d-%s@marketplace.amazon.%s", n, strings.ReplaceAll(t.id, "-", ""), amazon.MarketplaceDomain(m.ID))
+	if _, err := k.sendMailFrom(t, alias); err != nil {
+		return "", "", err
+	}
+	if err := k.drainMail(ctx, in); err != nil {
+		return "", "", err
+	}
+	var ticket string
+	if err := w.check.QueryRow(ctx, `SELECT "ticketId" FROM public."ExternalMessage" WHERE "tenantId" = $1 AND "buyerEmail" = $2 LIMIT 1`,
+		t.id, alias).Scan(&ticket); err != nil {
+		return "", "", fmt.Errorf("the buyer mail from %s did not become a ticket of %s: %w", alias, t.id, err)
+	}
+	rr.aliases[strings.ToLower(alias)] = t.id
+	return ticket, alias, nil
+}
+
+// postReply is the agent's reply through the send-reply route.
+func (k *killer) postReply(ctx context.Context, rr *replyRig, t *tenant, ticket, text, key string) (string, error) {
+	tok, err := k.w.token(t.id)
+	if err != nil {
+		return "", err
+	}
+	body, _ := json.Marshal(map[string]string{"message": text})
+	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, rr.api.URL+strings.Replace(httpapi.SendReplyPath, "{ticketId}", url.PathEscape(ticket), 1), bytes.NewReader(body))
+	req.Header.Set("Authorization", "Bearer "+tok)
+	req.Header.Set("Content-Type", "application/json")
+	if key != "" {
+		req.Header.Set("Idempotency-Key", key)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return "", err
+	}
+	defer resp.Body.Close()
+	var out struct {
+		JobID string `json:"jobId"`
+	}
+	raw := new(bytes.Buffer)
+	_, _ = raw.ReadFrom(resp.Body)
+	if resp.StatusCode != http.StatusAccepted || json.Unmarshal(raw.Bytes(), &out) != nil || out.JobID == "" {
+		return "", fmt.Errorf("send-reply for %s: %d %.300s", t.id, resp.StatusCode, raw.String())
+	}
+	k.w.stats.add("reply_requests", 1)
+	return out.JobID, nil
+}
+
+// reply posts one agent reply on ticket; variant 1 repeats the request
+// with the same Idempotency-Key, variant 2 sends the same text twice
+// without a key (two replies).
+func (k *killer) reply(ctx context.Context, rr *replyRig, t *tenant, ticket, alias string, n int) error {
+	text := fmt.Sprintf("Bonjour, votre colis part demain (reponse %d).", n)
+	key := ""
+	if n%3 != 2 {
+		key = fmt.Sprintf("chaos-reply-%d", n)
+	}
+	id, err := k.postReply(ctx, rr, t, ticket, text, key)
+	if err != nil {
+		return err
+	}
+	rq := replyRequest{tenant: t.id, ticket: ticket, alias: alias, ids: []string{id}, sameKey: key != ""}
+	switch n % 3 {
+	case 1: // the agent's client retries: the same key answers the same reply
+		id2, err := k.postReply(ctx, rr, t, ticket, text, key)
+		if err != nil {
+			return err
+		}
+		rq.ids = append(rq.ids, id2)
+		k.w.stats.fault("reply_duplicate_request")
+	case 2: // the same text twice: two replies
+		id2, err := k.postReply(ctx, rr, t, ticket, text, "")
+		if err != nil {
+			return err
+		}
+		rr.requests = append(rr.requests, replyRequest{tenant: t.id, ticket: ticket, alias: alias, ids: []string{id2}})
+		k.w.stats.fault("reply_same_text_twice")
+	}
+	rr.requests = append(rr.requests, rq)
+	return nil
+}
+
+// expireReplyClaims stands for the lease passing after a sender died.
+func (k *killer) expireReplyClaims(ctx context.Context) error {
+	_, err := k.w.check.Exec(ctx, `UPDATE keybuzz_amazon."Reply" SET "leaseUntil" = now() - interval '1 second' WHERE "state" = 'SENDING'`)
+	if err != nil {
+		return fmt.Errorf("expire reply claims: %w", err)
+	}
+	return nil
+}
+
+// replyKills runs ReplyKills kills, alternating the categories, then the
+// SES faults, then drains the reply queue with a container not killed.
+func (k *killer) replyKills(ctx context.Context) error {
+	w := k.w
+	rr, err := k.startReplies(ctx)
+	if err != nil {
+		return err
+	}
+	k.replies = rr
+	defer rr.close()
+	mailIn, err := rie.Start(ctx, mailBootstrap(k.bin), k.env)
+	if err != nil {
+		return err
+	}
+	defer func() { mailIn.Close(); k.keepLogs(mailIn) }()
+	bin := replyBootstrap(k.bin)
+	var in *rie.Instance
+	start := func() error {
+		var err error
+		in, err = rie.Start(ctx, bin, rr.env)
+		return err
+	}
+	defer func() {
+		if in != nil {
+			in.Close()
+			k.keepLogs(in)
+		}
+	}()
+	// One buyer ticket per tenant used.
+	type thread struct{ ticket, alias string }
+	threads := map[string]thread{}
+	threadOf := func(t *tenant, n int) (thread, error) {
+		if th, ok := threads[t.id]; ok {
+			return th, nil
+		}
+		ticket, alias, err := k.buyerTicket(ctx, rr, t, n, mailIn)
+		if err != nil {
+			return thread{}, err
+		}
+		threads[t.id] = thread{ticket, alias}
+		return threads[t.id], nil
+	}
+	n := 0
+	for i := 0; i < w.set.ReplyKills; i++ {
+		cat := replyKillCategories[i%len(replyKillCategories)]
+		t := w.killTenants[i%len(w.killTenants)]
+		th, err := threadOf(t, i)
+		if err != nil {
+			return err
+		}
+		if in == nil {
+			if err := start(); err != nil {
+				return err
+			}
+		}
+		n++
+		if err := k.reply(ctx, rr, t, th.ticket, th.alias, n); err != nil {
+			return err
+		}
+		msgs, ev, err := k.receiveFrom(ctx, rr.queueURL, "reply", 2)
+		if err != nil {
+			return err
+		}
+		if len(msgs) == 0 {
+			k.missed[cat]++
+			continue
+		}
+		isSend := func(r *http.Request) bool {
+			return r.Method == http.MethodPost && strings.HasSuffix(r.URL.Path, "/outbound-emails")
+		}
+		var arrived <-chan struct{}
+		release := func() {}
+		switch cat {
+		case "reply_after_claim":
+			arrived, release = rr.before.arm(isSend)
+		case "reply_after_ses_accepted":
+			arrived, release = rr.after.arm(isSend)
+		}
+		t0 := time.Now()
+		ictx, cancel := context.WithTimeout(ctx, 60*time.Second)
+		done := invoke(ictx, in, ev)
+		landed := false
+		switch cat {
+		case "reply_before_ack":
+			select {
+			case r := <-done:
+				landed = r.err == nil
+				done <- r
+			case <-time.After(45 * time.Second):
+			}
+		default:
+			select {
+			case <-arrived:
+				landed = true
+			case r := <-done:
+				done <- r
+			case <-time.After(30 * time.Second):
+			}
+		}
+		if !landed {
+			release()
+			r := <-done
+			cancel()
+			k.ackOn(ctx, rr.queueURL, msgs, r, t0)
+			k.missed[cat]++
+			continue
+		}
+		_ = in.Signal(syscall.SIGKILL)
+		select {
+		case <-in.Done():
+		case <-time.After(10 * time.Second):
+		}
+		k.keepLogs(in)
+		in = nil
+		cancel()
+		release()
+		for _, m := range msgs {
+			w.trace.add(aws.ToString(m.MessageId), attempt{tenant: t.id, start: t0, end: time.Now(), outcome: "killed"})
+		}
+		if err := k.expireReplyClaims(ctx); err != nil {
+			return err
+		}
+		k.landed[cat]++
+		w.stats.fault("kill_" + cat)
+	}
+	// SES's faults, on replies sent by a container not killed.
+	if in == nil {
+		if err := start(); err != nil {
+			return err
+		}
+	}
+	for i, f := range replyFaults {
+		t := w.killTenants[(w.set.ReplyKills+i)%len(w.killTenants)]
+		th, err := threadOf(t, w.set.ReplyKills+i)
+		if err != nil {
+			return err
+		}
+		if err := k.drainReplies(ctx, rr, in); err != nil {
+			return err
+		}
+		var fl sesout.Faults
+		switch f {
+		case "reply_ses_throttled":
+			fl.Throttle = 1
+		case "reply_ses_5xx":
+			fl.ServerErrors = 1
+		case "reply_ses_answer_lost":
+			fl.LostAnswers = 1
+		}
+		rr.ses.SetFaults(fl)
+		calls := rr.ses.Calls()
+		n++
+		if err := k.reply(ctx, rr, t, th.ticket, th.alias, n); err != nil {
+			return err
+		}
+		if err := k.drainReplies(ctx, rr, in); err != nil {
+			return err
+		}
+		if rr.ses.Calls() > calls {
+			w.stats.fault(f)
+		}
+		rr.ses.SetFaults(sesout.Faults{})
+	}
+	// Recovery: the killed jobs come back after the visibility timeout.
+	return k.drainReplies(ctx, rr, in)
+}
+
+// drainReplies runs the reply queue through in, not killed, until it
+// stays empty and no reply of the phase waits to be sent.
+func (k *killer) drainReplies(ctx context.Context, rr *replyRig, in *rie.Instance) error {
+	w := k.w
+	deadline := time.Now().Add(w.set.DrainTimeout)
+	for empty := 0; empty < 3; {
+		if time.Now().After(deadline) {
+			return errors.New("reply queue not drained")
+		}
+		msgs, ev, err := k.receiveFrom(ctx, rr.queueURL, "reply", 1)
+		if err != nil {
+			return err
+		}
+		if len(msgs) == 0 {
+			var open int
+			if err := w.check.QueryRow(ctx, `SELECT count(*) FROM keybuzz_amazon."Reply" WHERE "state" IN ('QUEUED', 'SENDING')`).Scan(&open); err != nil {
+				return err
+			}
+			if d, err := w.queueDepth(ctx, rr.queueURL); err == nil && d == 0 && open == 0 {
+				empty++
+			} else if d == 0 && open > 0 && empty == 0 {
+				// A job went to the dead letters: the reply stays open
+				// (the checker counts it lost).
+				if dl, err := w.queueDepth(ctx, rr.dlqURL); err == nil && dl > 0 {
+					empty++
+				}
+			}
+			continue
+		}
+		empty = 0
+		t0 := time.Now()
+		k.ackOn(ctx, rr.queueURL, msgs, <-invoke(ctx, in, ev), t0)
+	}
+	return nil
+}
+
+// replyRow is a reply as the connector recorded it.
+type replyRow struct {
+	id, tenant, state, reason, from, to string
+}
+
+// ReplyInvariants judge the replies against the SES stand-in's record.
+type ReplyInvariants struct {
+	Requested   int `json:"requested"`   // replies the API accepted (202), duplicates of a key counted once
+	Sent        int `json:"sent"`        // SENT (accepted or delivered) with exactly one mail
+	Failed      int `json:"failed"`      // FAILED with a reason
+	Mails       int `json:"mails"`       // mails the stand-in accepted
+	Duplicated  int `json:"duplicated"`  // mails beyond one per reply, or no reply's; a replayed key answering another reply
+	Lost        int `json:"lost"`        // accepted requests not ending SENT with its mail, or FAILED with a reason
+	WrongTenant int `json:"wrongTenant"` // mails from an address not the reply's tenant's, or to a buyer not of its ticket
+}
+
+// judgeReplies compares the requests the API accepted, the replies the
+// connector recorded and the mails SES accepted. addresses are each
+// tenant's inbound addresses (lower case).
+func judgeReplies(v *Invariants, reqs []replyRequest, rows []replyRow, mails []sesout.Sent, addresses map[string]map[string]bool, aliases map[string]string) {
+	r := &v.Replies
+	byID := map[string]replyRow{}
+	for _, row := range rows {
+		byID[row.id] = row
+	}
+	perReply := map[string]int{}
+	for _, m := range mails {
+		perReply[m.Tags[reply.TagReply]]++
+	}
+	r.Mails = len(mails)
+	seen := map[string]bool{}
+	for _, q := range reqs {
+		for _, id := range q.ids[1:] {
+			if id != q.ids[0] {
+				r.Duplicated++
+				v.problem("a replayed Idempotency-Key answered reply %s, the first request %s", id, q.ids[0])
+			}
+		}
+		id := q.ids[0]
+		if seen[id] {
+			continue
+		}
+		seen[id] = true
+		r.Requested++
+		row, ok := byID[id]
+		n := perReply[sessender.TagValue(id)]
+		if n > 1 {
+			r.Duplicated += n - 1
+			v.problem("reply %s of %s: SES accepted %d mails", id, q.tenant, n)
+		}
+		switch {
+		case !ok:
+			r.Lost++
+			v.problem("reply %s of %s: accepted by the API, not recorded", id, q.tenant)
+		case (row.state == reply.StateAccepted || row.state == reply.StateDelivered) && n >= 1:
+			r.Sent++
+		case row.state == reply.StateFailed && strings.TrimSpace(row.reason) != "":
+			r.Failed++
+		default:
+			r.Lost++
+			v.problem("reply %s of %s: state %s (reason %q) with %d mails accepted by SES", id, q.tenant, row.state, row.reason, n)
+		}
+		if ok && (row.tenant != q.tenant || !strings.EqualFold(row.to, q.alias)) {
+			r.WrongTenant++
+			v.problem("reply %s asked by %s to %s recorded for %s to %s", id, q.tenant, q.alias, row.tenant, row.to)
+		}
+	}
+	for _, m := range mails {
+		tag := m.Tags[reply.TagReply]
+		var row replyRow
+		found := false
+		for id := range seen {
+			if sessender.TagValue(id) == tag {
+				row, found = byID[id], true
+				break
+			}
+		}
+		if !found {
+			r.Duplicated++
+			v.problem("SES accepted mail %s for no reply the API accepted (tag %q)", m.MessageID, tag)
+			continue
+		}
+		wrong := !addresses[row.tenant][strings.ToLower(m.From)] || m.Tags[reply.TagTenant] != sessender.TagValue(row.tenant) || len(m.To) != 1
+		for _, to := range m.To {
+			wrong = wrong || aliases[strings.ToLower(to)] != row.tenant
+		}
+		if wrong {
+			r.WrongTenant++
+			v.problem("mail %s of reply %s (tenant %s): from %s to %v", m.MessageID, row.id, row.tenant, m.From, m.To)
+		}
+	}
+}
+
+// checkReplies reads what the judge needs.
+func (w *world) checkReplies(ctx context.Context, v *Invariants) error {
+	k := w.killer
+	if k == nil || k.replies == nil {
+		return nil
+	}
+	rr := k.replies
+	var ids []string
+	for _, t := range w.killTenants {
+		ids = append(ids, t.id)
+	}
+	rows, err := w.check.Query(ctx, `SELECT "id", "tenantId", "state", COALESCE("reason", ''), "fromAddress", "toAddress" FROM keybuzz_amazon."Reply" WHERE "tenantId" = ANY($1)`, ids)
+	if err != nil {
+		return fmt.Errorf("replies: %w", err)
+	}
+	var rs []replyRow
+	for rows.Next() {
+		var r replyRow
+		if err := rows.Scan(&r.id, &r.tenant, &r.state, &r.reason, &r.from, &r.to); err != nil {
+			rows.Close()
+			return err
+		}
+		rs = append(rs, r)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return err
+	}
+	addrs := map[string]map[string]bool{}
+	arows, err := w.check.Query(ctx, `SELECT "tenantId", lower("emailAddress") FROM public."inbound_addresses" WHERE "tenantId" = ANY($1)`, ids)
+	if err != nil {
+		return fmt.Errorf("inbound addresses: %w", err)
+	}
+	for arows.Next() {
+		var t, a string
+		if err := arows.Scan(&t, &a); err != nil {
+			arows.Close()
+			return err
+		}
+		if addrs[t] == nil {
+			addrs[t] = map[string]bool{}
+		}
+		addrs[t][a] = true
+	}
+	arows.Close()
+	judgeReplies(v, rr.requests, rs, rr.ses.Sent(), addrs, rr.aliases)
+	d, err := w.queueDepth(ctx, rr.queueURL)
+	if err != nil {
+		return err
+	}
+	v.QueueLeft += d
+	return nil
+}
