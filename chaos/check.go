@@ -186,9 +186,10 @@ LEFT JOIN keybuzz_amazon."Message" m ON m."externalMessageId" = e."id"`)
 	}
 	tms = map[string]storedTicketMessage{}
 	// Internal messages (a mail's order context, a SYSTEM note on the
-	// ticket) are the connector's own, no buyer event's.
+	// ticket) are the connector's own, no buyer event's; an agent's reply
+	// is its Reply's (judged by judgeReplies against SES's record).
 	rows, err = q.Query(ctx, `SELECT tm."id", tm."ticketId", tm."tenantId", NULL::text FROM public."TicketMessage" tm
-WHERE NOT tm."isInternal"`)
+WHERE NOT tm."isInternal" AND NOT EXISTS (SELECT 1 FROM keybuzz_amazon."Reply" r WHERE r."ticketMessageId" = tm."id" AND r."tenantId" = tm."tenantId")`)
 	if err != nil {
 		return nil, nil, nil, fmt.Errorf("read TicketMessage: %w", err)
 	}
