@@ -285,6 +285,7 @@ func (k *killer) expireReplyClaims(ctx context.Context) error {
 // SES faults, then drains the reply queue with a container not killed.
 func (k *killer) replyKills(ctx context.Context) error {
 	w := k.w
+	t0 := time.Now()
 	rr, err := k.startReplies(ctx)
 	if err != nil {
 		return err
@@ -445,7 +446,14 @@ func (k *killer) replyKills(ctx context.Context) error {
 		rr.ses.SetFaults(sesout.Faults{})
 	}
 	// Recovery: the killed jobs come back after the visibility timeout.
-	return k.drainReplies(ctx, rr, in)
+	if err := k.drainReplies(ctx, rr, in); err != nil {
+		return err
+	}
+	w.stats.add("reply_kill_phase_ms", int(time.Since(t0).Milliseconds()))
+	w.stats.add("reply_sendemail_calls", rr.ses.Calls())
+	w.print("reply kills: %d replies asked for, %d SendEmail calls, %d mails accepted by SES, in %s",
+		n, rr.ses.Calls(), len(rr.ses.Sent()), time.Since(t0).Round(time.Second))
+	return nil
 }
 
 // drainReplies runs the reply queue through in, not killed, until it
