@@ -178,34 +178,43 @@ func replyBootstrap(pollBin string) string {
 	return filepath.Join(filepath.Dir(filepath.Dir(pollBin)), "replysender", "bootstrap")
 }
 
-// buyerTicket has a buyer of t write from a relay alias of the country of
-// t's inbound address, through the mail intake (drained by in), and
-// returns the ticket and the alias.
-func (k *killer) buyerTicket(ctx context.Context, rr *replyRig, t *tenant, n int, in *rie.Instance) (string, string, error) {
+// buyerTickets has a buyer of each tenant write from a relay alias of the
+// country of its inbound address, through the mail intake (drained by in),
+// and returns each tenant's ticket and alias.
+func (k *killer) buyerTickets(ctx context.Context, rr *replyRig, ts []*tenant, in *rie.Instance) (map[string][2]string, error) {
 	w := k.w
-	var cc string
-	if err := w.check.QueryRow(ctx, `SELECT "country" FROM public."inbound_addresses" WHERE "tenantId" = $1 AND lower("emailAddress") = lower($2)`,
-		t.id, t.address).Scan(&cc); err != nil {
-		return "", "", fmt.Errorf("country of %s: %w", t.address, err)
-	}
-	m, ok := amazon.MarketplaceForCountry(cc)
-	if !ok {
-		return "", "", fmt.Errorf("no marketplace for %q", cc)
-	}
-	alias := fmt.Sprintf("buyer-r%d-%s@marketplace.amazon.%s", n, strings.ReplaceAll(t.id, "-", ""), amazon.MarketplaceDomain(m.ID))
-	if _, err := k.sendMailFrom(t, alias); err != nil {
-		return "", "", err
+	aliases := map[string]string{}
+	for i, t := range ts {
+		var cc string
+		if err := w.check.QueryRow(ctx, `SELECT "country" FROM public."inbound_addresses" WHERE "tenantId" = $1 AND lower("emailAddress") = lower($2)`,
+			t.id, t.address).Scan(&cc); err != nil {
+			return nil, fmt.Errorf("country of %s: %w", t.address, err)
+		}
+		m, ok := amazon.MarketplaceForCountry(cc)
+		if !ok {
+			return nil, fmt.Errorf("no marketplace for %q", cc)
+		}
+		alias := fmt.Sprintf("buyer-r%d-%s@marketplace.amazon.%s", i, strings.ReplaceAll(t.id, "-", ""), amazon.MarketplaceDomain(m.ID))
+		if _, err := k.sendMailFrom(t, alias); err != nil {
+			return nil, err
+		}
+		aliases[t.id] = alias
 	}
 	if err := k.drainMail(ctx, in); err != nil {
-		return "", "", err
+		return nil, err
 	}
-	var ticket string
-	if err := w.check.QueryRow(ctx, `SELECT "ticketId" FROM public."ExternalMessage" WHERE "tenantId" = $1 AND "buyerEmail" = $2 LIMIT 1`,
-		t.id, alias).Scan(&ticket); err != nil {
-		return "", "", fmt.Errorf("the buyer mail from %s did not become a ticket of %s: %w", alias, t.id, err)
+	out := map[string][2]string{}
+	for _, t := range ts {
+		alias := aliases[t.id]
+		var ticket string
+		if err := w.check.QueryRow(ctx, `SELECT "ticketId" FROM public."ExternalMessage" WHERE "tenantId" = $1 AND "buyerEmail" = $2 LIMIT 1`,
+			t.id, alias).Scan(&ticket); err != nil {
+			return nil, fmt.Errorf("the buyer mail from %s did not become a ticket of %s: %w", alias, t.id, err)
+		}
+		rr.aliases[strings.ToLower(alias)] = t.id
+		out[t.id] = [2]string{ticket, alias}
 	}
-	rr.aliases[strings.ToLower(alias)] = t.id
-	return ticket, alias, nil
+	return out, nil
 }
 
 // postReply is the agent's reply through the send-reply route.
@@ -311,34 +320,26 @@ func (k *killer) replyKills(ctx context.Context) error {
 		}
 	}()
 	// One buyer ticket per tenant used.
-	type thread struct{ ticket, alias string }
-	threads := map[string]thread{}
-	threadOf := func(t *tenant, n int) (thread, error) {
-		if th, ok := threads[t.id]; ok {
-			return th, nil
-		}
-		ticket, alias, err := k.buyerTicket(ctx, rr, t, n, mailIn)
-		if err != nil {
-			return thread{}, err
-		}
-		threads[t.id] = thread{ticket, alias}
-		return threads[t.id], nil
+	var used []*tenant
+	for i := 0; i < w.set.ReplyKills+len(replyFaults) && i < len(w.killTenants); i++ {
+		used = append(used, w.killTenants[i])
+	}
+	threads, err := k.buyerTickets(ctx, rr, used, mailIn)
+	if err != nil {
+		return err
 	}
 	n := 0
 	for i := 0; i < w.set.ReplyKills; i++ {
 		cat := replyKillCategories[i%len(replyKillCategories)]
-		t := w.killTenants[i%len(w.killTenants)]
-		th, err := threadOf(t, i)
-		if err != nil {
-			return err
-		}
+		t := used[i%len(used)]
+		th := threads[t.id]
 		if in == nil {
 			if err := start(); err != nil {
 				return err
 			}
 		}
 		n++
-		if err := k.reply(ctx, rr, t, th.ticket, th.alias, n); err != nil {
+		if err := k.reply(ctx, rr, t, th[0], th[1], n); err != nil {
 			return err
 		}
 		msgs, ev, err := k.receiveFrom(ctx, rr.queueURL, "reply", 2)
@@ -414,11 +415,8 @@ func (k *killer) replyKills(ctx context.Context) error {
 		}
 	}
 	for i, f := range replyFaults {
-		t := w.killTenants[(w.set.ReplyKills+i)%len(w.killTenants)]
-		th, err := threadOf(t, w.set.ReplyKills+i)
-		if err != nil {
-			return err
-		}
+		t := used[(w.set.ReplyKills+i)%len(used)]
+		th := threads[t.id]
 		if err := k.drainReplies(ctx, rr, in); err != nil {
 			return err
 		}
@@ -434,7 +432,7 @@ func (k *killer) replyKills(ctx context.Context) error {
 		rr.ses.SetFaults(fl)
 		calls := rr.ses.Calls()
 		n++
-		if err := k.reply(ctx, rr, t, th.ticket, th.alias, n); err != nil {
+		if err := k.reply(ctx, rr, t, th[0], th[1], n); err != nil {
 			return err
 		}
 		if err := k.drainReplies(ctx, rr, in); err != nil {
