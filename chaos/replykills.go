@@ -12,6 +12,7 @@ import (
 	"net/url"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -68,16 +69,18 @@ const replyConfigurationSet = "chaos-replies"
 
 // replyRig is the reply side of the kill phase.
 type replyRig struct {
-	ses      *sesout.Server
-	proxy    *httptest.Server
-	api      *httptest.Server
-	before   hold // SendEmail held before it reaches the stand-in
-	after    hold // SendEmail's answer held after the stand-in accepted
-	queueURL string
-	dlqURL   string
-	stopEv   context.CancelFunc
-	evDone   chan struct{}
-	env      []string
+	ses    *sesout.Server
+	proxy  *httptest.Server
+	api    *httptest.Server
+	before hold // SendEmail held before it reaches the stand-in
+	after  hold // SendEmail's answer held after the stand-in accepted
+	// heldStatus is the stand-in's answer the after hold kept (200: accepted).
+	heldStatus atomic.Int32
+	queueURL   string
+	dlqURL     string
+	stopEv     context.CancelFunc
+	evDone     chan struct{}
+	env        []string
 	// What the harness asked for, the record the checker judges against.
 	requests []replyRequest
 	aliases  map[string]string // buyer alias (lower case) -> tenant
@@ -133,6 +136,7 @@ func (k *killer) startReplies(ctx context.Context) (*replyRig, error) {
 		rr.after.mu.Unlock()
 		rec := httptest.NewRecorder()
 		rp.ServeHTTP(rec, r) // the stand-in accepts; its answer stays here
+		rr.heldStatus.Store(int32(rec.Code))
 		close(a.arrived)
 		select {
 		case <-a.release:
@@ -376,7 +380,8 @@ func (k *killer) replyKills(ctx context.Context) error {
 		default:
 			select {
 			case <-arrived:
-				landed = true
+				// After SES accepted: only when the stand-in did.
+				landed = cat != "reply_after_ses_accepted" || rr.heldStatus.Load() == http.StatusOK
 			case r := <-done:
 				done <- r
 			case <-time.After(30 * time.Second):
