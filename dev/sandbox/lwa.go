@@ -273,13 +273,24 @@ func (s *Server) issueCode(sellerID, clientID, redirectURI string) string {
 }
 
 // RevokeSeller revokes every refresh token of the seller: refreshing answers
-// invalid_grant from now on (as when a seller removes the app).
+// invalid_grant from now on (as when a seller removes the app). The
+// seller's access tokens stop working at once too (403, expired): Amazon
+// does not document whether a removed app's access tokens last out their
+// hour, and the strict reading is the one under which "nothing is read
+// for a seller after the revocation" can be checked exactly (the soak
+// otherwise stored, now and then, an order a container read with a token
+// cached before the revocation).
 func (s *Server) RevokeSeller(sellerID string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for _, rt := range s.refreshTokens {
 		if rt.sellerID == sellerID {
 			rt.revoked = true
+		}
+	}
+	for _, at := range s.accessTokens {
+		if at.sellerID == sellerID {
+			at.expired = true
 		}
 	}
 }

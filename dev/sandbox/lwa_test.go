@@ -166,3 +166,19 @@ func TestRotationAndAccessTokenExpiry(t *testing.T) {
 		}
 	}
 }
+
+// A seller who removes the app: its refresh tokens answer invalid_grant
+// and the access tokens issued before stop working at once.
+func TestRevokeSellerEndsItsAccessTokens(t *testing.T) {
+	e := start(t)
+	s := sandbox.SellerID(2)
+	_, access := e.authorize(t, s)
+	path := "/orders/2026-01-01/orders?marketplaceIds=A13V1IB3VIYZZH&lastUpdatedAfter=2026-01-01T00:00:00Z"
+	if a := e.call(t, "GET", path, access, nil); a.status != http.StatusOK {
+		t.Fatalf("before the revocation: %d %s", a.status, a.body)
+	}
+	e.srv.RevokeSeller(s)
+	if a := e.call(t, "GET", path, access, nil); a.status != http.StatusForbidden {
+		t.Fatalf("after the revocation: %d %s, want 403", a.status, a.body)
+	}
+}
