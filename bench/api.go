@@ -317,7 +317,7 @@ WITH k AS (
     ON CONFLICT ("id") DO UPDATE SET "updatedAt" = EXCLUDED."updatedAt"
     RETURNING "id"
 )
-INSERT INTO keybuzz_amazon."OAuthState" ("stateHash", "tenantId", "connectionId", "bindingHash", "appSource", "expiresAt")
+INSERT INTO keybuzz_amazon."ConnectState" ("stateHash", "tenantId", "connectionId", "bindingHash", "appSource", "expiresAt")
 SELECT $2, $1, c."id", '', 'external_test', now() + interval '15 minutes' FROM c
 RETURNING "expiresAt"`, r.Header.Get("X-Bench-Tenant"), state).Scan(&expires)
 		if err != nil {

@@ -77,7 +77,7 @@ CREATE INDEX IF NOT EXISTS "Connection_authorizedAt_idx"
 -- single use, 15 minutes, bound to the tenant and to the browser that
 -- started (KeyBuzz's own "OAuthState" keeps its plain states: the connector
 -- never writes it).
-CREATE TABLE IF NOT EXISTS keybuzz_amazon."OAuthState" (
+CREATE TABLE IF NOT EXISTS keybuzz_amazon."ConnectState" (
     "stateHash"        text PRIMARY KEY,
     "tenantId"         text NOT NULL,
     "connectionId"     text NOT NULL REFERENCES keybuzz_amazon."Connection" ("connectionId") ON DELETE CASCADE,
@@ -89,8 +89,8 @@ CREATE TABLE IF NOT EXISTS keybuzz_amazon."OAuthState" (
     "consumedAt"       timestamptz(3),
     "createdAt"        timestamptz(3) NOT NULL DEFAULT now()
 );
-CREATE INDEX IF NOT EXISTS "OAuthState_tenantId_expiresAt_idx" ON keybuzz_amazon."OAuthState" ("tenantId", "expiresAt");
-CREATE INDEX IF NOT EXISTS "OAuthState_connectionId_idx" ON keybuzz_amazon."OAuthState" ("connectionId");
+CREATE INDEX IF NOT EXISTS "ConnectState_tenantId_expiresAt_idx" ON keybuzz_amazon."ConnectState" ("tenantId", "expiresAt");
+CREATE INDEX IF NOT EXISTS "ConnectState_connectionId_idx" ON keybuzz_amazon."ConnectState" ("connectionId");
 
 -- Appstore-initiated log-ins, kept until the signed-in tenant starts the
 -- consent (single use, 15 minutes; a SHA-256 of the log-in id).

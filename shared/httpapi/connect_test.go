@@ -54,7 +54,7 @@ func TestSeed1StartReturnsConsentURL(t *testing.T) {
 	}
 	// Only a hash of the state is stored.
 	var stored string
-	if err := s.pool.QueryRow(context.Background(), `SELECT "stateHash" FROM keybuzz_amazon."OAuthState" WHERE "tenantId" = $1`, tenant).Scan(&stored); err != nil {
+	if err := s.pool.QueryRow(context.Background(), `SELECT "stateHash" FROM keybuzz_amazon."ConnectState" WHERE "tenantId" = $1`, tenant).Scan(&stored); err != nil {
 		t.Fatal(err)
 	}
 	if stored == q.Get("state") || len(stored) != 64 {

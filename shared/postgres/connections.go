@@ -82,11 +82,11 @@ func (s *Store) BeginConnect(ctx context.Context, b marketplace.Begin) (marketpl
 				ON CONFLICT ("id") DO UPDATE SET "updatedAt" = EXCLUDED."updatedAt"
 				RETURNING *
 			), state AS (
-				INSERT INTO keybuzz_amazon."OAuthState" ("stateHash", "tenantId", "connectionId", "expiresAt",
+				INSERT INTO keybuzz_amazon."ConnectState" ("stateHash", "tenantId", "connectionId", "expiresAt",
 					"bindingHash", "returnUrl", "appSource", "sellingPartnerId", "createdAt")
 				SELECT $4, $2, conn."id", $6::timestamptz, $7, NULLIF($8, ''), $9, NULLIF($10, ''), $5 FROM conn
 			), expired AS (
-				DELETE FROM keybuzz_amazon."OAuthState" WHERE "tenantId" = $2 AND "expiresAt" < $5::timestamptz
+				DELETE FROM keybuzz_amazon."ConnectState" WHERE "tenantId" = $2 AND "expiresAt" < $5::timestamptz
 			)
 			SELECT `+connectionColumns+` FROM conn mc LEFT JOIN keybuzz_amazon."Connection" k ON k."connectionId" = mc."id"`,
 			id, b.TenantID, marketplace.Type, b.StateHash, now, b.ExpiresAt, b.BindingHash, b.ReturnURL,
@@ -109,7 +109,7 @@ func (s *Store) ConsumeState(ctx context.Context, stateHash, bindingHash string)
 	var sc marketplace.StateClaim
 	now := s.now()
 	err := s.pool.QueryRow(ctx, `
-		UPDATE keybuzz_amazon."OAuthState" SET "consumedAt" = $2
+		UPDATE keybuzz_amazon."ConnectState" SET "consumedAt" = $2
 		WHERE "stateHash" = $1 AND "consumedAt" IS NULL AND "expiresAt" > $2 AND "bindingHash" = $3
 		RETURNING "tenantId", "connectionId", COALESCE("returnUrl", ''), "appSource", COALESCE("sellingPartnerId", '')`,
 		stateHash, now, bindingHash).Scan(&sc.TenantID, &sc.ConnectionID, &sc.ReturnURL, &sc.AppSource, &sc.SellingPartnerID)
@@ -121,7 +121,7 @@ func (s *Store) ConsumeState(ctx context.Context, stateHash, bindingHash string)
 	}
 	err = s.pool.QueryRow(ctx, `
 		SELECT "tenantId", "connectionId", COALESCE("returnUrl", ''), "appSource", COALESCE("sellingPartnerId", '')
-		FROM keybuzz_amazon."OAuthState" WHERE "stateHash" = $1 AND "consumedAt" IS NULL AND "expiresAt" > $2`,
+		FROM keybuzz_amazon."ConnectState" WHERE "stateHash" = $1 AND "consumedAt" IS NULL AND "expiresAt" > $2`,
 		stateHash, now).Scan(&sc.TenantID, &sc.ConnectionID, &sc.ReturnURL, &sc.AppSource, &sc.SellingPartnerID)
 	switch {
 	case errors.Is(err, pgx.ErrNoRows):
@@ -262,7 +262,7 @@ func (s *Store) Disconnect(ctx context.Context, tenantID string) (marketplace.Co
 		if err != nil {
 			return err
 		}
-		if _, err := tx.Exec(ctx, `DELETE FROM keybuzz_amazon."OAuthState" WHERE "connectionId" = $1`, conn.ID); err != nil {
+		if _, err := tx.Exec(ctx, `DELETE FROM keybuzz_amazon."ConnectState" WHERE "connectionId" = $1`, conn.ID); err != nil {
 			return err
 		}
 		return stopInboundAddresses(ctx, tx, tenantID, now)
