@@ -112,6 +112,16 @@ SELECT (jsonb_populate_record(NULL::keybuzz_amazon."Message", to_jsonb(r) || $2:
 		}
 		return id, ext
 	}
+	// dropTicketMessage deletes ExternalMessage id's TicketMessage (and the
+	// connector's link to it).
+	dropTicketMessage := func(tx pgx.Tx, id string) {
+		var tm string
+		if err := tx.QueryRow(ctx, `SELECT "ticketMessageId" FROM keybuzz_amazon."Message" WHERE "externalMessageId" = $1`, id).Scan(&tm); err != nil {
+			t.Fatal(err)
+		}
+		mustExec(t, tx, `UPDATE keybuzz_amazon."Message" SET "ticketMessageId" = NULL WHERE "externalMessageId" = $1`, id)
+		mustExec(t, tx, `DELETE FROM "TicketMessage" WHERE "id" = $1`, tm)
+	}
 	// secondTicket moves ExternalMessage id's ticket message to a copy of its ticket.
 	secondTicket := func(tx pgx.Tx, id string) {
 		var tm, ticket string
@@ -194,21 +204,11 @@ WHERE "tenantId" = $1 AND "notificationId" NOT LIKE 'chaos-forged-%' LIMIT 1)`, 
 		}, func(v Invariants) int { return v.Channels.NotificationsUnrecorded }},
 		{"an event without its TicketMessage", func(tx pgx.Tx) {
 			id, _ := msgOf(tx, live)
-			var tm string
-			if err := tx.QueryRow(ctx, `SELECT "ticketMessageId" FROM keybuzz_amazon."Message" WHERE "externalMessageId" = $1`, id).Scan(&tm); err != nil {
-				t.Fatal(err)
-			}
-			mustExec(t, tx, `UPDATE keybuzz_amazon."Message" SET "ticketMessageId" = NULL WHERE "externalMessageId" = $1`, id)
-			mustExec(t, tx, `DELETE FROM "TicketMessage" WHERE "id" = $1`, tm)
+			dropTicketMessage(tx, id)
 		}, func(v Invariants) int { return v.TicketMessageMissing }},
 		{"a mail without its TicketMessage", func(tx pgx.Tx) {
 			id, _ := mailOf(tx, live)
-			var tm string
-			if err := tx.QueryRow(ctx, `SELECT "ticketMessageId" FROM keybuzz_amazon."Message" WHERE "externalMessageId" = $1`, id).Scan(&tm); err != nil {
-				t.Fatal(err)
-			}
-			mustExec(t, tx, `UPDATE keybuzz_amazon."Message" SET "ticketMessageId" = NULL WHERE "externalMessageId" = $1`, id)
-			mustExec(t, tx, `DELETE FROM "TicketMessage" WHERE "id" = $1`, tm)
+			dropTicketMessage(tx, id)
 		}, func(v Invariants) int { return v.TicketMessageMissing }},
 		{"a live connection left in ERROR", func(tx pgx.Tx) {
 			mustExec(t, tx, `UPDATE "MarketplaceConnection" SET "status" = 'ERROR', "lastError" = 'broken on purpose' WHERE "tenantId" = $1`, live.id)

@@ -675,26 +675,40 @@ func (k *killer) drain(ctx context.Context) error {
 		}
 		k.inst = in
 	}
+	return k.drainThrough(ctx, k.inst, k.queueURL, "kill", nil)
+}
+
+// drainThrough runs queueURL's messages through in, not killed, until
+// three looks in a row find the queue empty (nothing visible or in
+// flight) and settled (nil: always) says nothing else is on its way.
+func (k *killer) drainThrough(ctx context.Context, in *rie.Instance, queueURL, kind string, settled func(context.Context) (bool, error)) error {
 	deadline := time.Now().Add(k.w.set.DrainTimeout)
 	for empty := 0; empty < 3; {
 		if time.Now().After(deadline) {
-			return errors.New("kill phase: queue not drained")
+			return fmt.Errorf("kill phase: %s queue not drained after %s", kind, k.w.set.DrainTimeout)
 		}
-		msgs, ev, err := k.receive(ctx, 1)
+		msgs, ev, err := k.receiveFrom(ctx, queueURL, kind, 1)
 		if err != nil {
 			return err
 		}
-		if len(msgs) == 0 {
-			d, err := k.w.queueDepth(ctx, k.queueURL)
-			if err == nil && d == 0 {
-				empty++
-			}
+		if len(msgs) > 0 {
+			empty = 0
+			t0 := time.Now()
+			k.ackOn(ctx, queueURL, msgs, <-invoke(ctx, in, ev), t0)
 			continue
 		}
-		empty = 0
-		t0 := time.Now()
-		r := <-invoke(ctx, k.inst, ev)
-		k.ack(ctx, msgs, r, t0)
+		if d, err := k.w.queueDepth(ctx, queueURL); err != nil || d != 0 {
+			continue
+		}
+		ok := true
+		if settled != nil {
+			if ok, err = settled(ctx); err != nil {
+				return err
+			}
+		}
+		if ok {
+			empty++
+		}
 	}
 	return nil
 }

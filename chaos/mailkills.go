@@ -2,9 +2,7 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"syscall"
 	"time"
 
 	"github.com/aws/aws-lambda-go/events"
@@ -96,12 +94,7 @@ func (k *killer) mailKills(ctx context.Context) error {
 			k.missed[cat]++
 			continue
 		}
-		_ = in.Signal(syscall.SIGKILL)
-		select {
-		case <-in.Done():
-		case <-time.After(10 * time.Second):
-		}
-		k.keepLogs(in)
+		k.kill(in)
 		in = nil
 		cancel()
 		_ = k.setHold(ctx, false)
@@ -122,27 +115,7 @@ func (k *killer) mailKills(ctx context.Context) error {
 
 // drainMail runs the mail queue through in, not killed, until it stays empty.
 func (k *killer) drainMail(ctx context.Context, in *rie.Instance) error {
-	w := k.w
-	deadline := time.Now().Add(w.set.DrainTimeout)
-	for empty := 0; empty < 3; {
-		if time.Now().After(deadline) {
-			return errors.New("mail queue not drained")
-		}
-		msgs, ev, err := k.receiveFrom(ctx, w.ch.mailURL, "mail", 1)
-		if err != nil {
-			return err
-		}
-		if len(msgs) == 0 {
-			if d, err := w.queueDepth(ctx, w.ch.mailURL); err == nil && d == 0 {
-				empty++
-			}
-			continue
-		}
-		empty = 0
-		t0 := time.Now()
-		k.ackOn(ctx, w.ch.mailURL, msgs, <-invoke(ctx, in, ev), t0)
-	}
-	return nil
+	return k.drainThrough(ctx, in, k.w.ch.mailURL, "mail", nil)
 }
 
 // sendMail writes a relay-shaped buyer mail to t's address through the

@@ -2,10 +2,8 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"path/filepath"
-	"syscall"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -122,12 +120,7 @@ func (k *killer) notifyKills(ctx context.Context) error {
 			k.missed[cat]++
 			continue
 		}
-		_ = in.Signal(syscall.SIGKILL)
-		select {
-		case <-in.Done():
-		case <-time.After(10 * time.Second):
-		}
-		k.keepLogs(in)
+		k.kill(in)
 		in = nil
 		cancel()
 		_ = k.setHold(ctx, false)
@@ -154,27 +147,9 @@ func (k *killer) notifyKills(ctx context.Context) error {
 // drainNotifications runs the kill phase's notifications queue through in,
 // not killed, until it stays empty and the sandbox has nothing on its way.
 func (k *killer) drainNotifications(ctx context.Context, in *rie.Instance) error {
-	w := k.w
-	deadline := time.Now().Add(w.set.DrainTimeout)
-	for empty := 0; empty < 3; {
-		if time.Now().After(deadline) {
-			return errors.New("kill notifications queue not drained")
-		}
-		msgs, ev, err := k.receiveFrom(ctx, k.notifyURL, "kill-notify", 1)
-		if err != nil {
-			return err
-		}
-		if len(msgs) == 0 {
-			if d, err := w.queueDepth(ctx, k.notifyURL); err == nil && d == 0 && k.sb.NotificationStats().InFlight == 0 {
-				empty++
-			}
-			continue
-		}
-		empty = 0
-		t0 := time.Now()
-		k.ackOn(ctx, k.notifyURL, msgs, <-invoke(ctx, in, ev), t0)
-	}
-	return nil
+	return k.drainThrough(ctx, in, k.notifyURL, "kill-notify", func(context.Context) (bool, error) {
+		return k.sb.NotificationStats().InFlight == 0, nil
+	})
 }
 
 // checkRolledBack waits until PostgreSQL has ended the killed client's

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
@@ -13,7 +12,6 @@ import (
 	"path/filepath"
 	"strings"
 	"sync/atomic"
-	"syscall"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -395,12 +393,7 @@ func (k *killer) replyKills(ctx context.Context) error {
 			k.missed[cat]++
 			continue
 		}
-		_ = in.Signal(syscall.SIGKILL)
-		select {
-		case <-in.Done():
-		case <-time.After(10 * time.Second):
-		}
-		k.keepLogs(in)
+		k.kill(in)
 		in = nil
 		cancel()
 		release()
@@ -460,39 +453,21 @@ func (k *killer) replyKills(ctx context.Context) error {
 }
 
 // drainReplies runs the reply queue through in, not killed, until it
-// stays empty and no reply of the phase waits to be sent.
+// stays empty and no reply of the phase waits to be sent (or the one that
+// does had its job dead-lettered: it stays open, and the checker counts it
+// lost).
 func (k *killer) drainReplies(ctx context.Context, rr *replyRig, in *rie.Instance) error {
-	w := k.w
-	deadline := time.Now().Add(w.set.DrainTimeout)
-	for empty := 0; empty < 3; {
-		if time.Now().After(deadline) {
-			return errors.New("reply queue not drained")
+	return k.drainThrough(ctx, in, rr.queueURL, "reply", func(ctx context.Context) (bool, error) {
+		var open int
+		if err := k.w.check.QueryRow(ctx, `SELECT count(*) FROM keybuzz_amazon."Reply" WHERE "state" IN ('QUEUED', 'SENDING')`).Scan(&open); err != nil {
+			return false, err
 		}
-		msgs, ev, err := k.receiveFrom(ctx, rr.queueURL, "reply", 1)
-		if err != nil {
-			return err
+		if open == 0 {
+			return true, nil
 		}
-		if len(msgs) == 0 {
-			var open int
-			if err := w.check.QueryRow(ctx, `SELECT count(*) FROM keybuzz_amazon."Reply" WHERE "state" IN ('QUEUED', 'SENDING')`).Scan(&open); err != nil {
-				return err
-			}
-			if d, err := w.queueDepth(ctx, rr.queueURL); err == nil && d == 0 && open == 0 {
-				empty++
-			} else if d == 0 && open > 0 && empty == 0 {
-				// A job went to the dead letters: the reply stays open
-				// (the checker counts it lost).
-				if dl, err := w.queueDepth(ctx, rr.dlqURL); err == nil && dl > 0 {
-					empty++
-				}
-			}
-			continue
-		}
-		empty = 0
-		t0 := time.Now()
-		k.ackOn(ctx, rr.queueURL, msgs, <-invoke(ctx, in, ev), t0)
-	}
-	return nil
+		dl, err := k.w.queueDepth(ctx, rr.dlqURL)
+		return err == nil && dl > 0, nil
+	})
 }
 
 // replyRow is a reply as the connector recorded it.

@@ -64,22 +64,9 @@ func (s *Stack) mail(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	topic, err := n.CreateTopic(ctx, &sns.CreateTopicInput{Name: aws.String(MailTopicName)})
+	topicArn, err := topicToQueue(ctx, n, MailTopicName, mqArn)
 	if err != nil {
-		return fmt.Errorf("create topic %s: %w", MailTopicName, err)
-	}
-	subs, err := n.ListSubscriptionsByTopic(ctx, &sns.ListSubscriptionsByTopicInput{TopicArn: topic.TopicArn})
-	if err != nil {
-		return fmt.Errorf("list subscriptions of %s: %w", MailTopicName, err)
-	}
-	subscribed := false
-	for _, sub := range subs.Subscriptions {
-		subscribed = subscribed || aws.ToString(sub.Endpoint) == mqArn
-	}
-	if !subscribed {
-		if _, err := n.Subscribe(ctx, &sns.SubscribeInput{TopicArn: topic.TopicArn, Protocol: aws.String("sqs"), Endpoint: aws.String(mqArn)}); err != nil {
-			return fmt.Errorf("subscribe %s to %s: %w", MailQueueName, MailTopicName, err)
-		}
+		return err
 	}
 	if _, err := b.CreateBucket(ctx, &s3.CreateBucketInput{Bucket: aws.String(MailBucket)}); err != nil {
 		if _, herr := b.HeadBucket(ctx, &s3.HeadBucketInput{Bucket: aws.String(MailBucket)}); herr != nil {
@@ -92,7 +79,7 @@ func (s *Stack) mail(ctx context.Context) error {
 		return err
 	}
 	srv, err := smtpses.Start(s.smtpAddr, smtpses.Config{
-		Domain: InboundDomain, Bucket: MailBucket, Prefix: MailPrefix, TopicArn: *topic.TopicArn, S3: b, SNS: n,
+		Domain: InboundDomain, Bucket: MailBucket, Prefix: MailPrefix, TopicArn: topicArn, S3: b, SNS: n,
 		Log: slog.New(slog.NewJSONHandler(logFile, nil)),
 	})
 	if err != nil {
@@ -109,7 +96,7 @@ func (s *Stack) mail(ctx context.Context) error {
 		"INBOUND_S3_PATH_STYLE", "true",
 		"MAIL_QUEUE_URL", *mq.QueueUrl,
 		"MAIL_DLQ_URL", *dlq.QueueUrl,
-		"MAIL_TOPIC_ARN", *topic.TopicArn,
+		"MAIL_TOPIC_ARN", topicArn,
 		"AWS_ENDPOINT_URL_S3", endpoint,
 		"AWS_ENDPOINT_URL_SNS", endpoint,
 	)
@@ -124,4 +111,27 @@ func queueArn(ctx context.Context, q *sqs.Client, url string) (string, error) {
 		return "", fmt.Errorf("get arn of %s: %w", url, err)
 	}
 	return attrs.Attributes["QueueArn"], nil
+}
+
+// topicToQueue creates the SNS topic (idempotent) and subscribes the queue
+// queueArn to it unless it already is (the stack may start against an
+// emulator that has both), and returns the topic's ARN.
+func topicToQueue(ctx context.Context, n *sns.Client, topicName, queueArn string) (string, error) {
+	topic, err := n.CreateTopic(ctx, &sns.CreateTopicInput{Name: aws.String(topicName)})
+	if err != nil {
+		return "", fmt.Errorf("create topic %s: %w", topicName, err)
+	}
+	subs, err := n.ListSubscriptionsByTopic(ctx, &sns.ListSubscriptionsByTopicInput{TopicArn: topic.TopicArn})
+	if err != nil {
+		return "", fmt.Errorf("list subscriptions of %s: %w", topicName, err)
+	}
+	for _, sub := range subs.Subscriptions {
+		if aws.ToString(sub.Endpoint) == queueArn {
+			return aws.ToString(topic.TopicArn), nil
+		}
+	}
+	if _, err := n.Subscribe(ctx, &sns.SubscribeInput{TopicArn: topic.TopicArn, Protocol: aws.String("sqs"), Endpoint: aws.String(queueArn)}); err != nil {
+		return "", fmt.Errorf("subscribe %s to %s: %w", queueArn, topicName, err)
+	}
+	return aws.ToString(topic.TopicArn), nil
 }

@@ -69,29 +69,16 @@ func (s *Stack) replies(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	topic, err := n.CreateTopic(ctx, &sns.CreateTopicInput{Name: aws.String(SESEventsTopicName)})
+	topicArn, err := topicToQueue(ctx, n, SESEventsTopicName, eventsArn)
 	if err != nil {
-		return fmt.Errorf("create topic %s: %w", SESEventsTopicName, err)
-	}
-	subs, err := n.ListSubscriptionsByTopic(ctx, &sns.ListSubscriptionsByTopicInput{TopicArn: topic.TopicArn})
-	if err != nil {
-		return fmt.Errorf("list subscriptions of %s: %w", SESEventsTopicName, err)
-	}
-	subscribed := false
-	for _, sub := range subs.Subscriptions {
-		subscribed = subscribed || aws.ToString(sub.Endpoint) == eventsArn
-	}
-	if !subscribed {
-		if _, err := n.Subscribe(ctx, &sns.SubscribeInput{TopicArn: topic.TopicArn, Protocol: aws.String("sqs"), Endpoint: aws.String(eventsArn)}); err != nil {
-			return fmt.Errorf("subscribe %s to %s: %w", SESEventsQueueName, SESEventsTopicName, err)
-		}
+		return err
 	}
 	logFile, err := os.OpenFile(filepath.Join(s.logDir, "sesout.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
 	if err != nil {
 		return err
 	}
 	srv, err := sesout.Start("127.0.0.1:0", sesout.Config{Region: Region, VerifiedDomains: []string{InboundDomain},
-		ConfigurationSets: []string{SESConfigurationSet}, RelaySMTP: s.replyAddr, TopicArn: *topic.TopicArn, SNS: n,
+		ConfigurationSets: []string{SESConfigurationSet}, RelaySMTP: s.replyAddr, TopicArn: topicArn, SNS: n,
 		Log: slog.New(slog.NewJSONHandler(logFile, nil))})
 	if err != nil {
 		logFile.Close()
@@ -107,7 +94,7 @@ func (s *Stack) replies(ctx context.Context) error {
 		"REPLY_DLQ_URL", replyDLQ,
 		"SES_EVENTS_QUEUE_URL", eventsURL,
 		"SES_EVENTS_DLQ_URL", eventsDLQ,
-		"SES_EVENTS_TOPIC_ARN", *topic.TopicArn,
+		"SES_EVENTS_TOPIC_ARN", topicArn,
 		"AMAZON_REPLY_SMTP_ADDR", s.replyAddr,
 	)
 	s.progress(fmt.Sprintf("sesv2      %s -> SMTP %s (the sandbox's relay); events -> %s (%s)", srv.URL(), s.replyAddr,
