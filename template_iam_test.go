@@ -27,7 +27,7 @@ var policyTemplates = map[string]string{
 // anyQueue stands for "every queue" in what a policy lets a function send to.
 const anyQueue = "*"
 
-func TestTemplateOnlyFanoutSendsToPollQueue(t *testing.T) {
+func TestTemplateQueueSendersAreListed(t *testing.T) {
 	tmpl := loadTemplate(t)
 	for _, f := range samFunctions {
 		fn := function(t, tmpl, f.id)

@@ -91,9 +91,9 @@ func TestTemplateReplySending(t *testing.T) {
 			t.Errorf("ReplySenderFunction SES_CONFIGURATION_SET = %v, want !Ref ReplyConfigurationSet", env["SES_CONFIGURATION_SET"])
 		}
 	}
-	// And only sendreply knows the outbound queue.
+	// And only sendreply and pollfanout (its reply sweep) know the outbound queue.
 	for id, env := range allEffectiveEnv(t, tmpl) {
-		if v, ok := env["REPLY_QUEUE_URL"]; ok && (id != "SendReplyFunction" || !cfn.IsRefTo(v, replyQueueID)) {
+		if v, ok := env["REPLY_QUEUE_URL"]; ok && ((id != "SendReplyFunction" && id != fanoutID) || !cfn.IsRefTo(v, replyQueueID)) {
 			t.Errorf("%s has REPLY_QUEUE_URL %v", id, v)
 		}
 	}

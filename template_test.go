@@ -30,7 +30,7 @@ var samFunctions = []samFunction{
 		routes: []apiRoute{{"GET", "/api/v1/marketplaces/amazon/status", true}, {"GET", "/api/v1/marketplaces/amazon/inbound-address", true}}},
 	{id: "DisconnectFunction", dir: "disconnect", trigger: "HttpApi",
 		routes: []apiRoute{{"POST", "/api/v1/marketplaces/amazon/disconnect", true}}},
-	{id: fanoutID, dir: "pollfanout", trigger: "Schedule", sendsTo: []string{pollQueueID}},
+	{id: fanoutID, dir: "pollfanout", trigger: "Schedule", sendsTo: []string{pollQueueID, replyQueueID}},
 	{id: pollTenantID, dir: "polltenant", trigger: "SQS", consumes: pollQueueID},
 	{id: orderNotifyID, dir: "ordernotify", trigger: "SQS", consumes: notificationsQueueID},
 	{id: "InboundMailFunction", dir: "inboundmail", trigger: "SQS", consumes: mailQueueID},

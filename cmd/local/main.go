@@ -17,8 +17,6 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/aws/aws-lambda-go/events"
-
 	"github.com/keybuzz/keybuzz-amazon/dev/devui"
 	"github.com/keybuzz/keybuzz-amazon/dev/localpoll"
 	"github.com/keybuzz/keybuzz-amazon/shared/auth"
@@ -28,9 +26,10 @@ import (
 	"github.com/keybuzz/keybuzz-amazon/shared/inboundmail"
 	"github.com/keybuzz/keybuzz-amazon/shared/mailbucket"
 	"github.com/keybuzz/keybuzz-amazon/shared/metrics"
-	"github.com/keybuzz/keybuzz-amazon/shared/poll"
 	"github.com/keybuzz/keybuzz-amazon/shared/pollsender"
 	"github.com/keybuzz/keybuzz-amazon/shared/postgres"
+	"github.com/keybuzz/keybuzz-amazon/shared/replies"
+	"github.com/keybuzz/keybuzz-amazon/shared/replyqueue"
 	"github.com/keybuzz/keybuzz-amazon/shared/sqsbatch"
 	"github.com/keybuzz/keybuzz-amazon/shared/sqsvisibility"
 	"github.com/keybuzz/keybuzz-amazon/shared/wire"
@@ -65,14 +64,11 @@ func run(ctx context.Context, env *boot.Env, addr string, pollOnce bool) error {
 	// Each function as its builder (shared/wire) builds it for Lambda.
 	poller := wire.PollTenant(cfg, store, secrets, m, env.Log)
 	fanout := wire.PollFanout(store, pollsender.NewSender(sqsClient, cfg.PollQueueURL), m, env.Log)
-	clock := wire.ResponseClock(store, m)
-	tick := func(ctx context.Context, ev events.EventBridgeEvent) (poll.FanoutResult, error) {
-		res, err := fanout.Handle(ctx, ev)
-		if _, cerr := clock.Report(ctx); cerr != nil {
-			env.Log.WarnContext(ctx, "response clock not reported", "err", cerr)
-		}
-		return res, err
+	var jobs replies.JobQueue // the reply sweep's outbound queue, when replies are on
+	if cfg.ReplyQueueURL != "" {
+		jobs = replyqueue.NewJobs(sqsClient, cfg.ReplyQueueURL)
 	}
+	tick := wire.PollTick(fanout, store, m, jobs, env.Log)
 	schedule := localpoll.Config{Fanout: tick, Tenant: sqsbatch.Handler(poller), SQS: sqsClient,
 		QueueURL: cfg.PollQueueURL, Interval: cfg.PollInterval, Log: env.Log}
 	// Push (NOTIFICATIONS_QUEUE_ARN, set by `make dev`): a consumer of the

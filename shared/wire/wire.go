@@ -8,7 +8,10 @@
 package wire
 
 import (
+	"context"
 	"log/slog"
+
+	"github.com/aws/aws-lambda-go/events"
 
 	"github.com/keybuzz/keybuzz-amazon/shared/auth"
 	"github.com/keybuzz/keybuzz-amazon/shared/config"
@@ -165,9 +168,27 @@ func SESEvents(store *postgres.Store, log *slog.Logger) *replies.Events {
 	return replies.NewEvents(store, log)
 }
 
-// ResponseClock is the response-clock report pollfanout makes on its
-// schedule (open Amazon tickets by the age of their oldest unanswered
-// buyer message).
-func ResponseClock(store *postgres.Store, m *metrics.Writer) *replies.Clock {
-	return replies.NewClock(store, m)
+// PollTick is pollfanout's handler, one per scheduled tick: the fan-out of
+// the due connections, then Amazon's 24-hour response clock (a metric),
+// then, when the function knows the outbound queue (jobs not nil), the
+// sweep that sends again the jobs of stranded replies. The clock and the
+// sweep never fail the tick: the next tick tries them again.
+func PollTick(fanout *poll.Fanout, store *postgres.Store, m *metrics.Writer, jobs replies.JobQueue, log *slog.Logger) func(context.Context, events.EventBridgeEvent) (poll.FanoutResult, error) {
+	clock := replies.NewClock(store, m)
+	var sweep *replies.Sweep
+	if jobs != nil {
+		sweep = replies.NewSweep(store, jobs, 0, log)
+	}
+	return func(ctx context.Context, ev events.EventBridgeEvent) (poll.FanoutResult, error) {
+		res, err := fanout.Handle(ctx, ev)
+		if _, cerr := clock.Report(ctx); cerr != nil {
+			log.WarnContext(ctx, "response clock not reported", "err", cerr)
+		}
+		if sweep != nil {
+			if _, serr := sweep.Run(ctx); serr != nil {
+				log.WarnContext(ctx, "reply sweep incomplete", "err", serr)
+			}
+		}
+		return res, err
+	}
 }
