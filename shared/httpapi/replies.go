@@ -37,27 +37,16 @@ type OutboundLister interface {
 // authn names: {"message"} and an optional Idempotency-Key header; 202
 // {success, jobId, message, status}.
 func SendReplyRoute(queue ReplyQueue, authn Authenticator, log *slog.Logger) Route {
-	if log == nil {
-		log = slog.Default()
-	}
-	a := &base{auth: authn, log: log}
-	return Route{SendReplyPath, a.wrapTenant(http.MethodPost, func(w http.ResponseWriter, r *http.Request, claims auth.Claims) {
-		ticketID, ok := ticketIDOf(r.URL.Path, "/send-reply")
-		if !ok {
-			writeError(w, r, log, fmt.Errorf("path %q: %w", r.URL.Path, marketplace.ErrNotFound))
-			return
-		}
+	return ticketRoute(SendReplyPath, http.MethodPost, authn, log, func(r *http.Request, claims auth.Claims, ticketID string, log *slog.Logger) (int, any, error) {
 		var body struct {
 			Message *string `json:"message"`
 		}
 		if err := readJSON(r, &body); err != nil {
-			writeError(w, r, log, err)
-			return
+			return 0, nil, err
 		}
 		key := strings.TrimSpace(r.Header.Get("Idempotency-Key"))
 		if len(key) > 255 || strings.ContainsFunc(key, func(c rune) bool { return c < 0x20 || c > 0x7e }) {
-			writeError(w, r, log, fmt.Errorf("Idempotency-Key: %w", marketplace.ErrBadRequest))
-			return
+			return 0, nil, fmt.Errorf("Idempotency-Key: %w", marketplace.ErrBadRequest)
 		}
 		text := ""
 		if body.Message != nil {
@@ -70,15 +59,13 @@ func SendReplyRoute(queue ReplyQueue, authn Authenticator, log *slog.Logger) Rou
 			log.InfoContext(r.Context(), "reply refused by a content rule", "code", v.Code)
 			var eb errorBody
 			eb.Error.Code, eb.Error.Message = v.Code, v.Message
-			writeJSON(w, http.StatusBadRequest, eb)
-			return
+			return http.StatusBadRequest, eb, nil
 		}
 		if err != nil {
-			writeError(w, r, log, err)
-			return
+			return 0, nil, err
 		}
-		writeJSON(w, http.StatusAccepted, sendReplyResponse{Success: true, JobID: q.ReplyID, Message: ReplyQueuedMessage, Status: q.Status})
-	})}
+		return http.StatusAccepted, sendReplyResponse{Success: true, JobID: q.ReplyID, Message: ReplyQueuedMessage, Status: q.Status}, nil
+	})
 }
 
 type sendReplyResponse struct {
@@ -91,22 +78,38 @@ type sendReplyResponse struct {
 // OutboundRoute serves GET OutboundPath: the ticket's replies newest
 // first and when its oldest unanswered buyer message turns 24 hours old.
 func OutboundRoute(queue OutboundLister, authn Authenticator, log *slog.Logger) Route {
+	return ticketRoute(OutboundPath, http.MethodGet, authn, log, func(r *http.Request, claims auth.Claims, ticketID string, _ *slog.Logger) (int, any, error) {
+		list, due, err := queue.Outbound(r.Context(), claims.TenantID, ticketID)
+		if err != nil {
+			return 0, nil, err
+		}
+		return http.StatusOK, outboundResponse{Messages: list, ResponseDueAt: due}, nil
+	})
+}
+
+// ticketRoute serves method on path (…/tickets/{ticketId}/<action>) for
+// the tenant authn names: serve gets the ticket id (a path without one is
+// 404) and the route's logger (log, or slog.Default when nil); its answer
+// is written as JSON with its status, its error by the error table.
+func ticketRoute(path, method string, authn Authenticator, log *slog.Logger,
+	serve func(r *http.Request, claims auth.Claims, ticketID string, log *slog.Logger) (int, any, error)) Route {
 	if log == nil {
 		log = slog.Default()
 	}
 	a := &base{auth: authn, log: log}
-	return Route{OutboundPath, a.wrapTenant(http.MethodGet, func(w http.ResponseWriter, r *http.Request, claims auth.Claims) {
-		ticketID, ok := ticketIDOf(r.URL.Path, "/outbound")
+	suffix := path[strings.LastIndex(path, "/"):]
+	return Route{path, a.wrapTenant(method, func(w http.ResponseWriter, r *http.Request, claims auth.Claims) {
+		ticketID, ok := ticketIDOf(r.URL.Path, suffix)
 		if !ok {
 			writeError(w, r, log, fmt.Errorf("path %q: %w", r.URL.Path, marketplace.ErrNotFound))
 			return
 		}
-		list, due, err := queue.Outbound(r.Context(), claims.TenantID, ticketID)
+		status, body, err := serve(r, claims, ticketID, log)
 		if err != nil {
 			writeError(w, r, log, err)
 			return
 		}
-		writeJSON(w, http.StatusOK, outboundResponse{Messages: list, ResponseDueAt: due})
+		writeJSON(w, status, body)
 	})}
 }
 

@@ -63,24 +63,6 @@ func EffectiveReauthReason(c Connection, now time.Time) ReauthReason {
 	return ""
 }
 
-// Support errors of the hardened Connect flow.
-var (
-	// ErrBrowserMismatch: the callback arrived in a browser that did not
-	// start the consent (no binding cookie, or another one).
-	ErrBrowserMismatch = &Error{Code: "browser_mismatch", Message: "This Amazon authorization was not started in this browser: " +
-		"nothing was connected. Open KeyBuzz in this browser, signed in to the account to connect, and press Connect Amazon again"}
-	// ErrSellerTaken: the seller account belongs to another tenant.
-	ErrSellerTaken = &Error{Code: "seller_already_connected", Message: "This Amazon seller account is already connected to another KeyBuzz account"}
-	// ErrBadReturnURL: return_url is not an absolute URL on an allowed host.
-	ErrBadReturnURL = &Error{Code: "invalid_return_url", Message: "return_url must be an absolute https URL on an allowed host"}
-	// ErrBadCallbackURI: amazon_callback_uri is not an https Seller or
-	// Vendor Central host of the app's regions.
-	ErrBadCallbackURI = &Error{Code: "invalid_amazon_callback_uri", Message: "amazon_callback_uri must be an https Amazon Seller Central or Vendor Central address"}
-	// ErrSellerMismatch: the seller who consented is not the one the
-	// Appstore log-in named.
-	ErrSellerMismatch = &Error{Code: "seller_mismatch", Message: "The Amazon seller who consented is not the one who started from the Appstore"}
-)
-
 // Begin is what a start records with its state.
 type Begin struct {
 	TenantID    string

@@ -7,7 +7,6 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
-	"errors"
 	"time"
 )
 
@@ -106,42 +105,6 @@ type InboundMessage struct {
 
 // DefaultBuyerName names a buyer Amazon does not name, as KeyBuzz does.
 const DefaultBuyerName = "Amazon Buyer"
-
-// Error is a support error with a stable code; httpapi maps each to an HTTP
-// status in one table.
-type Error struct {
-	Code    string
-	Message string
-}
-
-func (e *Error) Error() string { return e.Message }
-
-// The seed's support errors and the few the API adds. Wrap them with context
-// (fmt.Errorf("consume state: %w", ErrInvalidState)) and test with errors.Is.
-var (
-	ErrInvalidState  = &Error{Code: "invalid_state", Message: "Invalid state"}
-	ErrTokenExchange = &Error{Code: "token_exchange_failed", Message: "Token exchange failed"}
-	// ErrCodeRejected is a token exchange LWA refused with invalid_grant: the
-	// code was used, expired or forged: the caller's fault, not ours.
-	ErrCodeRejected     = &Error{Code: "token_exchange_failed", Message: "Token exchange failed: the authorization code was refused"}
-	ErrNotConnected     = &Error{Code: "connection_not_connected", Message: "Connection not CONNECTED"}
-	ErrNoCredentials    = &Error{Code: "no_credentials", Message: "No credentials found"}
-	ErrUnauthorized     = &Error{Code: "unauthorized", Message: "Missing or invalid bearer token"}
-	ErrBadRequest       = &Error{Code: "invalid_request", Message: "Invalid request"}
-	ErrUnavailable      = &Error{Code: "service_unavailable", Message: "A dependency is unavailable, retry later"}
-	ErrNotFound         = &Error{Code: "not_found", Message: "Not found"}
-	ErrNeedsReauth      = &Error{Code: "needs_reauthorization", Message: "Amazon refused the refresh token: the seller must reconnect"}
-	ErrAppMisconfigured = &Error{Code: "app_misconfigured", Message: "Amazon application credentials are missing or invalid"}
-)
-
-// AsError returns the support error err wraps, if any.
-func AsError(err error) (*Error, bool) {
-	var e *Error
-	if errors.As(err, &e) {
-		return e, true
-	}
-	return nil, false
-}
 
 // StateClaim is what a consumed OAuth state was bound to.
 type StateClaim struct {

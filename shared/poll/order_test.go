@@ -22,31 +22,31 @@ func TestGetOrderHasItsOwnBudget(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
 	s := e.connect(1)
-	id, err := e.sb.AddOrder(s.id, "", true)
+	id, err := e.SB.AddOrder(s.ID, "", true)
 	if err != nil {
 		t.Fatal(err)
 	}
 	sp := spapiClient(&http.Client{Timeout: 5 * time.Second})
-	gw := e.gateway(credcache.New(e.secrets, credcache.WithClock(e.clock.Now)), sp)
-	src := poll.NewAmazonSource(gw, sp, poll.WithClock(e.clock.Now))
-	target := marketplace.SellerAccount{TenantID: s.tenantID, ConnectionID: s.connectionID, Region: "eu", SellingPartnerID: s.id}
+	gw := e.gateway(credcache.New(e.Vault, credcache.WithClock(e.Clock.Now)), sp)
+	src := poll.NewAmazonSource(gw, sp, poll.WithClock(e.Clock.Now))
+	target := marketplace.SellerAccount{TenantID: s.TenantID, ConnectionID: s.ConnectionID, Region: "eu", SellingPartnerID: s.ID}
 	ctx := context.Background()
 
 	o, err := gw.GetOrder(ctx, target, id)
 	// buyerEmail only for a seller-fulfilled order (the Orders model).
-	if err != nil || o.OrderID != id || o.Buyer == nil || (o.Buyer.BuyerEmail != "") != e.sb.SellerFulfilled(s.id, id) || len(spapi.BuyerEvents([]spapi.Order{o})) != 1 {
+	if err != nil || o.OrderID != id || o.Buyer == nil || (o.Buyer.BuyerEmail != "") != e.SB.SellerFulfilled(s.ID, id) || len(spapi.BuyerEvents([]spapi.Order{o})) != 1 {
 		t.Fatalf("order %+v, %v", o, err)
 	}
 	if _, err := gw.GetOrder(ctx, target, "402-0000000-0000000"); !errors.Is(err, spapi.ErrNotFound) {
 		t.Fatalf("unknown order: %v", err)
 	}
-	e.sb.InjectFault(s.id, sandbox.Fault{Kind: "429", Count: 1})
+	e.SB.InjectFault(s.ID, sandbox.Fault{Kind: "429", Count: 1})
 	var throttled *sellerapi.ThrottledError
 	if _, err := gw.GetOrder(ctx, target, id); !errors.As(err, &throttled) {
 		t.Fatalf("429: %v", err)
 	}
 	var nb *sellerapi.NoBudgetError
-	if _, err := gw.GetOrder(ctx, target, id); !errors.As(err, &nb) || !nb.RetryAt.After(e.clock.Now()) {
+	if _, err := gw.GetOrder(ctx, target, id); !errors.As(err, &nb) || !nb.RetryAt.After(e.Clock.Now()) {
 		t.Fatalf("after a 429 the getOrder budget waits: %v", err)
 	}
 	type budget struct {
@@ -55,7 +55,7 @@ func TestGetOrderHasItsOwnBudget(t *testing.T) {
 		burst            int
 	}
 	got := map[string]budget{}
-	rows, err := e.pool.Query(ctx, `SELECT "operation", "callCount", "count429", "rate", "burst" FROM keybuzz_amazon."RateBudget" WHERE "connectionId" = $1`, s.connectionID)
+	rows, err := e.Pool.Query(ctx, `SELECT "operation", "callCount", "count429", "rate", "burst" FROM keybuzz_amazon."RateBudget" WHERE "connectionId" = $1`, s.ConnectionID)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -71,7 +71,7 @@ func TestGetOrderHasItsOwnBudget(t *testing.T) {
 		t.Fatalf("budgets %+v, want only getOrder's %+v", got, want)
 	}
 	// Polling still has its whole searchOrders budget.
-	if res, err := e.poller(src).PollResult(ctx, s.message()); err != nil || res.Cursor == nil {
+	if res, err := e.poller(src).PollResult(ctx, message(s)); err != nil || res.Cursor == nil {
 		t.Fatalf("poll after getOrder's 429: %+v, %v", res, err)
 	}
 }

@@ -59,8 +59,8 @@ func TestLongWindowFollowsThePaginationContract(t *testing.T) {
 	claim(t, e, s)
 	rec := &recording{next: counting{&e.apiCalls, &e.beforeAPI}}
 	sp := spapiClient(&http.Client{Transport: rec, Timeout: 5 * time.Second})
-	src := poll.NewAmazonSource(e.gateway(credcache.New(e.secrets, credcache.WithClock(e.clock.Now)), sp), sp,
-		poll.WithAmazonConfig(poll.AmazonConfig{PageSize: 50}), poll.WithClock(e.clock.Now))
+	src := poll.NewAmazonSource(e.gateway(credcache.New(e.Vault, credcache.WithClock(e.Clock.Now)), sp), sp,
+		poll.WithAmazonConfig(poll.AmazonConfig{PageSize: 50}), poll.WithClock(e.Clock.Now))
 
 	p := e.poller(src)
 	ctx := context.Background()
@@ -69,19 +69,19 @@ func TestLongWindowFollowsThePaginationContract(t *testing.T) {
 	// Poll 1: pages 1-2, then a 429 on page 3.
 	fault := func(n int64) {
 		if n == 3 {
-			e.sb.InjectFault(s.id, sandbox.Fault{Kind: "429", Count: 1})
+			e.SB.InjectFault(s.ID, sandbox.Fault{Kind: "429", Count: 1})
 		}
 	}
 	e.beforeAPI.Store(&fault)
-	res, err := p.PollResult(ctx, s.message())
+	res, err := p.PollResult(ctx, message(s))
 	var throttled *sellerapi.ThrottledError
 	if !errors.As(err, &throttled) || res.Pages != 2 {
 		t.Fatalf("poll 1: %+v, %v; want 2 pages then a 429", res, err)
 	}
 	mid := e.pageFilters(s)
-	if mid.token == "" || mid.windowStart == nil || !mid.windowStart.Equal(start) || !slices.Equal(mid.marketplaces, s.marketplaces) {
+	if mid.token == "" || mid.windowStart == nil || !mid.windowStart.Equal(start) || !slices.Equal(mid.marketplaces, s.Marketplaces) {
 		t.Fatalf("after the 429: stored token %q, window start %v, marketplaces %v; want the window's filters (%v, %v)",
-			mid.token, mid.windowStart, mid.marketplaces, start, s.marketplaces)
+			mid.token, mid.windowStart, mid.marketplaces, start, s.Marketplaces)
 	}
 	window := rec.take()
 
@@ -89,18 +89,18 @@ func TestLongWindowFollowsThePaginationContract(t *testing.T) {
 	// has refilled): the stored token with the stored filters; the access
 	// token has expired (403, refreshed, the page asked again), and a 500
 	// ends the poll on its fourth page.
-	e.clock.Advance(time.Hour)
+	e.Clock.Advance(time.Hour)
 	calls := e.apiCalls.Load()
 	fault = func(n int64) {
 		switch n - calls {
 		case 1:
-			e.sb.ExpireAccessTokens(s.id)
+			e.SB.ExpireAccessTokens(s.ID)
 		case 5: // the fourth page (call 2 was the expired token's retry)
-			e.sb.InjectFault(s.id, sandbox.Fault{Kind: "500", Count: 1})
+			e.SB.InjectFault(s.ID, sandbox.Fault{Kind: "500", Count: 1})
 		}
 	}
 	e.beforeAPI.Store(&fault)
-	res, err = p.PollResult(ctx, s.message())
+	res, err = p.PollResult(ctx, message(s))
 	if err == nil || res.Pages != 3 {
 		t.Fatalf("poll 2: %+v, %v; want 3 pages then a 500", res, err)
 	}
@@ -108,13 +108,13 @@ func TestLongWindowFollowsThePaginationContract(t *testing.T) {
 	if n := len(window); n != 8 { // 2 pages, the 429; a page, the expired token and its retry, a page, the 500
 		t.Fatalf("%d searchOrders requests in polls 1 and 2, want 8", n)
 	}
-	e.checkWindow(window, start, s.marketplaces, false)
+	e.checkWindow(window, start, s.Marketplaces, false)
 
 	// Poll 3, 25 hours later: the token has expired (400), the window
 	// restarts from the same start and completes.
 	e.beforeAPI.Store(nil)
-	e.clock.Advance(25 * time.Hour)
-	res, err = p.PollResult(ctx, s.message())
+	e.Clock.Advance(25 * time.Hour)
+	res, err = p.PollResult(ctx, message(s))
 	if err != nil || res.Cursor == nil {
 		t.Fatalf("poll 3: %+v, %v", res, err)
 	}
@@ -125,8 +125,8 @@ func TestLongWindowFollowsThePaginationContract(t *testing.T) {
 	if i0 < 1 || restart[0].Get("paginationToken") != mid.token && restart[0].Get("paginationToken") == "" {
 		t.Fatalf("poll 3 did not start with the stored token then restart the window: first token-less request at %d", i0)
 	}
-	e.checkWindow(restart[:i0], start, s.marketplaces, true)
-	e.checkWindow(restart[i0:], start, s.marketplaces, false)
+	e.checkWindow(restart[:i0], start, s.Marketplaces, true)
+	e.checkWindow(restart[i0:], start, s.Marketplaces, false)
 	if pages := len(restart) - i0; pages < 5 || res.Pages != pages {
 		t.Fatalf("the restarted window has %d pages (poll counted %d), want at least 5", pages, res.Pages)
 	}
@@ -138,11 +138,11 @@ func TestLongWindowFollowsThePaginationContract(t *testing.T) {
 	if f := e.pageFilters(s); f.windowStart != nil || f.marketplaces != nil {
 		t.Fatalf("filters kept after the window ended: %+v", f)
 	}
-	if v := e.sb.TakeViolations(); len(v) != 0 {
+	if v := e.SB.TakeViolations(); len(v) != 0 {
 		t.Fatalf("requests outside Amazon's contract: %v", v)
 	}
-	if stats := e.sb.Stats(s.id); stats.Throttled+stats.FaultsServed < 2 || e.sb.Checked() < len(window)+len(restart) {
-		t.Fatalf("sandbox stats %+v, %d requests checked", stats, e.sb.Checked())
+	if stats := e.SB.Stats(s.ID); stats.Throttled+stats.FaultsServed < 2 || e.SB.Checked() < len(window)+len(restart) {
+		t.Fatalf("sandbox stats %+v, %d requests checked", stats, e.SB.Checked())
 	}
 }
 
@@ -151,14 +151,14 @@ func TestLongWindowFollowsThePaginationContract(t *testing.T) {
 // that every request but the first carries a token (every one when
 // resumed).
 func (e *env) checkWindow(qs []url.Values, start time.Time, marketplaces []string, resumed bool) {
-	e.t.Helper()
+	e.T.Helper()
 	for i, q := range qs {
 		if q.Get("lastUpdatedAfter") != start.UTC().Format(time.RFC3339) || q.Get("marketplaceIds") != strings.Join(marketplaces, ",") ||
 			q.Get("includedData") != "BUYER,CANCELLATION" || q.Get("maxResultsPerPage") != "50" {
-			e.t.Errorf("request %d of the window: %v", i, q)
+			e.T.Errorf("request %d of the window: %v", i, q)
 		}
 		if (i == 0 && !resumed) != (q.Get("paginationToken") == "") {
-			e.t.Errorf("request %d of the window: token %q", i, q.Get("paginationToken"))
+			e.T.Errorf("request %d of the window: token %q", i, q.Get("paginationToken"))
 		}
 	}
 }
@@ -170,12 +170,12 @@ type pageFilters struct {
 }
 
 func (e *env) pageFilters(s seller) pageFilters {
-	e.t.Helper()
+	e.T.Helper()
 	var f pageFilters
 	var tok *string
-	if err := e.pool.QueryRow(context.Background(), `SELECT "paginationToken", "pageWindowStart", "pageMarketplaceIds" FROM keybuzz_amazon."SyncState" WHERE "connectionId" = $1`,
-		s.connectionID).Scan(&tok, &f.windowStart, &f.marketplaces); err != nil {
-		e.t.Fatal(err)
+	if err := e.Pool.QueryRow(context.Background(), `SELECT "paginationToken", "pageWindowStart", "pageMarketplaceIds" FROM keybuzz_amazon."SyncState" WHERE "connectionId" = $1`,
+		s.ConnectionID).Scan(&tok, &f.windowStart, &f.marketplaces); err != nil {
+		e.T.Fatal(err)
 	}
 	if tok != nil {
 		f.token = *tok

@@ -27,11 +27,11 @@ func spapiClient(hc *http.Client) *spapi.Client { return spapi.New(spapi.WithHTT
 func TestMockSourceSeedTest3(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
-	s := seller{tenantID: "tenant-mock"}
-	s.connectionID = e.addConnection(s.tenantID, "", "A13V1IB3VIYZZH", "")
-	p := e.poller(poll.MockSource{Now: e.clock.Now})
+	s := seller{TenantID: "tenant-mock"}
+	s.ConnectionID = e.AddConnection(s.TenantID, "", "A13V1IB3VIYZZH", "")
+	p := e.poller(poll.MockSource{Now: e.Clock.Now})
 	for run, want := range []int{3, 0} {
-		resp, err := sqsbatch.Handler(p)(context.Background(), sqsEvent(s.message().Encode()))
+		resp, err := sqsbatch.Handler(p)(context.Background(), sqsEvent(message(s).Encode()))
 		if err != nil || len(resp.BatchItemFailures) != 0 {
 			t.Fatalf("run %d: %+v %v", run, resp, err)
 		}
@@ -39,7 +39,7 @@ func TestMockSourceSeedTest3(t *testing.T) {
 		if st.Messages != 3 || st.Tickets != 3 || st.TMsg != 3 {
 			t.Fatalf("run %d: ExternalMessage=%d Ticket=%d TicketMessage=%d, want 3 3 3", run, st.Messages, st.Tickets, st.TMsg)
 		}
-		res, err := p.PollResult(context.Background(), s.message())
+		res, err := p.PollResult(context.Background(), message(s))
 		if err != nil || res.MessagesCreated != 0 {
 			t.Fatalf("run %d again: %+v %v (want %d then nothing)", run, res, err, want)
 		}
@@ -56,7 +56,7 @@ func TestSandboxSyncMatchesBuyerEvents(t *testing.T) {
 	p := e.poller(e.source(nil))
 	ctx := context.Background()
 
-	resp, err := sqsbatch.Handler(p)(ctx, sqsEvent(s.message().Encode()))
+	resp, err := sqsbatch.Handler(p)(ctx, sqsEvent(message(s).Encode()))
 	if err != nil || len(resp.BatchItemFailures) != 0 {
 		t.Fatalf("poll: %+v %v", resp, err)
 	}
@@ -71,29 +71,29 @@ func TestSandboxSyncMatchesBuyerEvents(t *testing.T) {
 	}
 
 	// Redelivery of the same SQS message: nothing new.
-	res, err := p.PollResult(ctx, s.message())
+	res, err := p.PollResult(ctx, message(s))
 	if err != nil || res.MessagesCreated != 0 || res.TicketsCreated != 0 {
 		t.Fatalf("redelivery: %+v %v", res, err)
 	}
 
 	// A buyer asks to cancel a new order: it is there after the next poll.
-	e.clock.Advance(5 * time.Minute)
-	order, err := e.sb.AddOrder(s.id, "", false)
+	e.Clock.Advance(5 * time.Minute)
+	order, err := e.SB.AddOrder(s.ID, "", false)
 	if err != nil {
 		t.Fatal(err)
 	}
-	e.clock.Advance(time.Minute)
-	if _, err := e.sb.AddCancellationRequest(s.id, order, "Ordered by mistake"); err != nil {
+	e.Clock.Advance(time.Minute)
+	if _, err := e.SB.AddCancellationRequest(s.ID, order, "Ordered by mistake"); err != nil {
 		t.Fatal(err)
 	}
-	e.clock.Advance(3 * time.Minute) // Amazon lists changes older than two minutes
-	res, err = p.PollResult(ctx, s.message())
+	e.Clock.Advance(3 * time.Minute) // Amazon lists changes older than two minutes
+	res, err = p.PollResult(ctx, message(s))
 	if err != nil || res.MessagesCreated != 1 || res.TicketsCreated != 1 {
 		t.Fatalf("poll after a new request: %+v %v", res, err)
 	}
 	e.checkMatches(s, t0.Add(-7*24*time.Hour))
 	var body string
-	e.pool.QueryRow(ctx, `SELECT tm."body" FROM public."ExternalMessage" e JOIN keybuzz_amazon."Message" m ON m."externalMessageId" = e."id"
+	e.Pool.QueryRow(ctx, `SELECT tm."body" FROM public."ExternalMessage" e JOIN keybuzz_amazon."Message" m ON m."externalMessageId" = e."id"
 	JOIN public."TicketMessage" tm ON tm."id" = m."ticketMessageId" WHERE e."orderId" = $1`, order).Scan(&body)
 	if want := "Buyer requested cancellation of order " + order; len(body) < len(want) || body[:len(want)] != want {
 		t.Fatalf("body %q", body)
@@ -129,17 +129,17 @@ func TestMultiPageSyncResumes(t *testing.T) {
 			ctx, cancel := context.WithCancel(context.Background())
 			defer cancel()
 			k := &killingSource{Source: e.source(nil), killAt: 2, cancel: cancel}
-			return e.poller(k).Poll(ctx, s.message())
+			return e.poller(k).Poll(ctx, message(s))
 		}},
 		{"Amazon fails page 2", func(e *env, s seller, p *poll.Poller) error {
 			f := func(n int64) {
 				if n == 2 {
-					e.sb.InjectFault(s.id, sandbox.Fault{Kind: "500", Count: 1})
+					e.SB.InjectFault(s.ID, sandbox.Fault{Kind: "500", Count: 1})
 				}
 			}
 			e.beforeAPI.Store(&f)
 			defer e.beforeAPI.Store(nil)
-			return p.Poll(context.Background(), s.message())
+			return p.Poll(context.Background(), message(s))
 		}},
 	}
 	for _, c := range cases {
@@ -160,7 +160,7 @@ func TestMultiPageSyncResumes(t *testing.T) {
 			if mid.LastError == "" || !mid.Claimed {
 				t.Fatalf("a failed poll must record lastError and keep the claim for SQS's retry: %+v", mid)
 			}
-			if err := p.Poll(context.Background(), s.message()); err != nil {
+			if err := p.Poll(context.Background(), message(s)); err != nil {
 				t.Fatalf("resume: %v", err)
 			}
 			st := e.checkMatches(s, t0.Add(-30*24*time.Hour))
@@ -183,7 +183,7 @@ func TestConcurrentPollsOneSetOfTickets(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			res, err := e.poller(e.source(nil)).PollResult(context.Background(), s.message())
+			res, err := e.poller(e.source(nil)).PollResult(context.Background(), message(s))
 			if err != nil {
 				t.Error(err)
 			}
@@ -210,37 +210,37 @@ func TestFailures(t *testing.T) {
 		check   check
 	}{
 		{"429 storm", func(e *env, s seller) credcache.Store {
-			e.sb.InjectFault(s.id, sandbox.Fault{Kind: "429", Count: 3})
+			e.SB.InjectFault(s.ID, sandbox.Fault{Kind: "429", Count: 3})
 			return nil
 		}, true, func(t *testing.T, e *env, s seller, st state, err error) {
 			var count429 int
 			var until time.Time
 			var tokens float64
-			e.pool.QueryRow(context.Background(), `SELECT "count429", "throttledUntil", "tokens" FROM keybuzz_amazon."RateBudget" WHERE "connectionId" = $1`, s.connectionID).Scan(&count429, &until, &tokens)
+			e.Pool.QueryRow(context.Background(), `SELECT "count429", "throttledUntil", "tokens" FROM keybuzz_amazon."RateBudget" WHERE "connectionId" = $1`, s.ConnectionID).Scan(&count429, &until, &tokens)
 			if count429 != 1 || tokens != 0 || !until.After(t0) || st.Messages != 0 || st.LastError == "" || !st.Claimed {
 				t.Fatalf("after a 429: count429=%d until=%v tokens=%v state=%+v", count429, until, tokens, st)
 			}
 			// SQS's retry during the back-off makes no call and is acknowledged.
 			calls := e.apiCalls.Load()
 			p := e.poller(e.source(nil))
-			res, err := p.PollResult(context.Background(), s.message())
+			res, err := p.PollResult(context.Background(), message(s))
 			if err != nil || e.apiCalls.Load() != calls || res.NextPollAt.Before(until) || res.NextPollAt.After(until.Add(time.Second)) {
 				t.Fatalf("retry during back-off: %+v %v (calls %d -> %d)", res, err, calls, e.apiCalls.Load())
 			}
 			// After the storm the sync completes.
 			for i := 0; i < 6; i++ {
-				e.clock.Advance(30 * time.Minute)
-				p.Poll(context.Background(), s.message())
+				e.Clock.Advance(30 * time.Minute)
+				p.Poll(context.Background(), message(s))
 			}
 			e.checkMatches(s, t0.Add(-7*24*time.Hour))
 		}},
 		{"expired access token", func(e *env, s seller) credcache.Store { return nil }, false,
 			func(t *testing.T, e *env, s seller, st state, err error) {
 				// The first poll cached the token; Amazon now says it expired.
-				e.sb.ExpireAccessTokens(s.id)
-				e.clock.Advance(5 * time.Minute)
+				e.SB.ExpireAccessTokens(s.ID)
+				e.Clock.Advance(5 * time.Minute)
 				lwaBefore := e.lwaCalls.Load()
-				if err := e.cachedPoller.Poll(context.Background(), s.message()); err != nil {
+				if err := e.cachedPoller.Poll(context.Background(), message(s)); err != nil {
 					t.Fatalf("poll with an expired token: %v", err)
 				}
 				if n := e.lwaCalls.Load() - lwaBefore; n != 1 {
@@ -251,7 +251,7 @@ func TestFailures(t *testing.T) {
 				}
 			}},
 		{"revoked refresh token", func(e *env, s seller) credcache.Store {
-			e.sb.RevokeSeller(s.id)
+			e.SB.RevokeSeller(s.ID)
 			return nil
 		}, false, func(t *testing.T, e *env, s seller, st state, err error) {
 			if st.Status != string(marketplace.StatusNeedsReauth) || st.LastError == "" || st.Messages != 0 || st.Claimed {
@@ -259,7 +259,7 @@ func TestFailures(t *testing.T) {
 			}
 		}},
 		{"no credentials in Vault", func(e *env, s seller) credcache.Store {
-			if err := e.secrets.DeleteTenant(context.Background(), s.tenantID); err != nil {
+			if err := e.Vault.DeleteTenant(context.Background(), s.TenantID); err != nil {
 				t.Fatal(err)
 			}
 			return nil
@@ -288,7 +288,7 @@ func TestFailures(t *testing.T) {
 			secrets := c.setup(e, s)
 			p := e.poller(e.source(secrets))
 			e.cachedPoller = p
-			err := p.Poll(context.Background(), s.message())
+			err := p.Poll(context.Background(), message(s))
 			if (err != nil) != c.wantErr {
 				t.Fatalf("Poll error = %v, want error: %v", err, c.wantErr)
 			}
@@ -299,7 +299,7 @@ func TestFailures(t *testing.T) {
 
 // claim marks the connection claimed, as the fan-out does before enqueueing.
 func claim(t *testing.T, e *env, s seller) {
-	if _, err := e.pool.Exec(context.Background(), `UPDATE keybuzz_amazon."Connection" SET "pollClaimedUntil" = $2 WHERE "connectionId" = $1`, s.connectionID, t0.Add(15*time.Minute)); err != nil {
+	if _, err := e.Pool.Exec(context.Background(), `UPDATE keybuzz_amazon."Connection" SET "pollClaimedUntil" = $2 WHERE "connectionId" = $1`, s.ConnectionID, t0.Add(15*time.Minute)); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -310,9 +310,9 @@ func TestBatchReportsOnlyTheFailingRecord(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
 	a, b, c := e.connect(1), e.connect(2), e.connect(3)
-	e.sb.InjectFault(b.id, sandbox.Fault{Kind: "503", Count: 5})
+	e.SB.InjectFault(b.ID, sandbox.Fault{Kind: "503", Count: 5})
 	p := e.poller(e.source(nil))
-	resp, err := sqsbatch.Handler(p)(context.Background(), sqsEvent(a.message().Encode(), b.message().Encode(), "{not json", c.message().Encode()))
+	resp, err := sqsbatch.Handler(p)(context.Background(), sqsEvent(message(a).Encode(), message(b).Encode(), "{not json", message(c).Encode()))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -336,15 +336,15 @@ func TestSteadyStateMakesNo429(t *testing.T) {
 	polls := 0
 	for i := 0; i < 120; i++ {
 		st := e.state(s)
-		if !st.NextPollAt.After(e.clock.Now()) {
+		if !st.NextPollAt.After(e.Clock.Now()) {
 			polls++
-			if err := p.Poll(context.Background(), s.message()); err != nil {
+			if err := p.Poll(context.Background(), message(s)); err != nil {
 				t.Fatalf("poll %d: %v", i, err)
 			}
 		}
-		e.clock.Advance(time.Minute)
+		e.Clock.Advance(time.Minute)
 	}
-	stats := e.sb.Stats(s.id)
+	stats := e.SB.Stats(s.ID)
 	if stats.Throttled != 0 {
 		t.Fatalf("%d 429s in steady state", stats.Throttled)
 	}
@@ -361,25 +361,25 @@ func TestRotatedRefreshTokenSavedToVault(t *testing.T) {
 	e := newEnv(t)
 	s := e.connect(1)
 	ctx := context.Background()
-	before, err := e.secrets.Tenant(ctx, s.tenantID)
+	before, err := e.Vault.Tenant(ctx, s.TenantID)
 	if err != nil {
 		t.Fatal(err)
 	}
-	e.sb.RotateRefreshTokens(s.id, true)
-	if err := e.poller(e.source(nil)).Poll(ctx, s.message()); err != nil {
+	e.SB.RotateRefreshTokens(s.ID, true)
+	if err := e.poller(e.source(nil)).Poll(ctx, message(s)); err != nil {
 		t.Fatal(err)
 	}
-	after, err := e.secrets.Tenant(ctx, s.tenantID)
+	after, err := e.Vault.Tenant(ctx, s.TenantID)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if after.RefreshToken == before.RefreshToken || after.Version != before.Version+1 || after.SellerID != s.id {
+	if after.RefreshToken == before.RefreshToken || after.Version != before.Version+1 || after.SellerID != s.ID {
 		t.Fatalf("Vault not updated: version %d -> %d, token changed: %v", before.Version, after.Version, after.RefreshToken != before.RefreshToken)
 	}
 	// A cold container polls with the token Vault now holds.
-	e.sb.RotateRefreshTokens(s.id, false)
-	e.clock.Advance(10 * time.Minute)
-	if err := e.poller(e.source(nil)).Poll(ctx, s.message()); err != nil {
+	e.SB.RotateRefreshTokens(s.ID, false)
+	e.Clock.Advance(10 * time.Minute)
+	if err := e.poller(e.source(nil)).Poll(ctx, message(s)); err != nil {
 		t.Fatalf("cold poll with the rotated token: %v", err)
 	}
 	if st := e.state(s); st.Status != "CONNECTED" || st.LastError != "" {
@@ -414,28 +414,28 @@ func TestEmptyBudgetResumesAtTheStoredPage(t *testing.T) {
 	e := newEnv(t)
 	e.cfg.Lookback = 30 * 24 * time.Hour // 4 pages
 	s := e.connect(2)
-	e.sb.SetRatePlan(s.id, sandbox.OpSearchOrders, 0.0056, 2)
+	e.SB.SetRatePlan(s.ID, sandbox.OpSearchOrders, 0.0056, 2)
 	hc := &http.Client{Timeout: 5 * time.Second}
 	sp := spapi.New(spapi.WithHTTPClient(hc))
-	src := poll.NewAmazonSource(e.gateway(credcache.New(e.secrets, credcache.WithClock(e.clock.Now)), sp), sp,
-		poll.WithAmazonConfig(poll.AmazonConfig{Plan: marketplace.RatePlan{Rate: 0.0056, Burst: 2}}), poll.WithClock(e.clock.Now))
+	src := poll.NewAmazonSource(e.gateway(credcache.New(e.Vault, credcache.WithClock(e.Clock.Now)), sp), sp,
+		poll.WithAmazonConfig(poll.AmazonConfig{Plan: marketplace.RatePlan{Rate: 0.0056, Burst: 2}}), poll.WithClock(e.Clock.Now))
 
 	p := e.poller(src)
-	res, err := p.PollResult(context.Background(), s.message())
+	res, err := p.PollResult(context.Background(), message(s))
 	if err != nil || res.Pages != 2 || res.Cursor != nil {
 		t.Fatalf("first poll: %+v %v, want 2 pages and no cursor yet", res, err)
 	}
-	if st := e.state(s); st.Token == nil || !st.NextPollAt.After(e.clock.Now()) || st.Claimed {
+	if st := e.state(s); st.Token == nil || !st.NextPollAt.After(e.Clock.Now()) || st.Claimed {
 		t.Fatalf("after an empty budget: %+v", st)
 	}
 	for i := 0; i < 10 && e.state(s).Cursor == nil; i++ {
-		e.clock.Set(e.state(s).NextPollAt)
-		if err := p.Poll(context.Background(), s.message()); err != nil {
+		e.Clock.Set(e.state(s).NextPollAt)
+		if err := p.Poll(context.Background(), message(s)); err != nil {
 			t.Fatal(err)
 		}
 	}
 	e.checkMatches(s, t0.Add(-30*24*time.Hour))
-	if n := e.sb.Stats(s.id).Throttled; n != 0 {
+	if n := e.SB.Stats(s.ID).Throttled; n != 0 {
 		t.Fatalf("%d 429s", n)
 	}
 }
@@ -448,22 +448,22 @@ func TestReconnectWithinCacheTTLIsNotReauth(t *testing.T) {
 	s := e.connect(1)
 	p := e.poller(e.source(nil)) // one warm container throughout
 	ctx := context.Background()
-	if err := p.Poll(ctx, s.message()); err != nil {
+	if err := p.Poll(ctx, message(s)); err != nil {
 		t.Fatal(err)
 	}
-	e.sb.RevokeSeller(s.id)
-	e.sb.ExpireAccessTokens(s.id)
-	rt, err := e.sb.IssueRefreshToken(s.id) // the seller connects again
+	e.SB.RevokeSeller(s.ID)
+	e.SB.ExpireAccessTokens(s.ID)
+	rt, err := e.SB.IssueRefreshToken(s.ID) // the seller connects again
 	if err != nil {
 		t.Fatal(err)
 	}
-	tc, _ := e.secrets.Tenant(ctx, s.tenantID)
+	tc, _ := e.Vault.Tenant(ctx, s.TenantID)
 	tc.RefreshToken = secret.Value(rt)
-	if _, err := e.secrets.PutTenant(ctx, s.tenantID, tc); err != nil {
+	if _, err := e.Vault.PutTenant(ctx, s.TenantID, tc); err != nil {
 		t.Fatal(err)
 	}
-	e.clock.Advance(time.Minute)
-	if err := p.Poll(ctx, s.message()); err != nil {
+	e.Clock.Advance(time.Minute)
+	if err := p.Poll(ctx, message(s)); err != nil {
 		t.Fatal(err)
 	}
 	if st := e.state(s); st.Status != "CONNECTED" || st.LastError != "" {

@@ -20,10 +20,8 @@ import (
 // mail about no order opens a ticket of its buyer alias.
 func TestIngestWritesKeyBuzzShape(t *testing.T) {
 	t.Parallel()
-	store, pool, clock := newStore(t)
+	store, pool, clock, id, tenant := oneConnection(t)
 	ctx := context.Background()
-	id := addConnections(t, pool, 1)[0]
-	tenant := tenantOf(t, pool, id)
 	order := marketplace.InboundMessage{
 		ExternalID: "402-7:1:cancellation", ThreadKey: "402-7", OrderID: "402-7", MarketplaceID: "A13V1IB3VIYZZH",
 		BuyerEmail: "x7@marketplace.amazon.fr", Language: "fr", Subject: "Cancellation request - order 402-7",
@@ -103,10 +101,8 @@ WHERE t."tenantId" = $1 GROUP BY t."id" ORDER BY t."externalId"`, tenant)
 // the same time end with one ticket, every message on it.
 func TestIngestConcurrentThreadOneTicket(t *testing.T) {
 	t.Parallel()
-	store, pool, clock := newStore(t)
+	store, pool, clock, id, tenant := oneConnection(t)
 	ctx := context.Background()
-	id := addConnections(t, pool, 1)[0]
-	tenant := tenantOf(t, pool, id)
 	const n = 8
 	var wg sync.WaitGroup
 	errs := make(chan error, n)
@@ -144,10 +140,8 @@ func TestIngestConcurrentThreadOneTicket(t *testing.T) {
 // cursor and lastSyncAt; an empty last page still saves the position.
 func TestIngestPageFence(t *testing.T) {
 	t.Parallel()
-	store, pool, clock := newStore(t)
+	store, pool, clock, id, tenant := oneConnection(t)
 	ctx := context.Background()
-	id := addConnections(t, pool, 1)[0]
-	tenant := tenantOf(t, pool, id)
 	if st, err := store.AcquirePoll(ctx, tenant, id, "old", time.Minute); err != nil || !st.Leased {
 		t.Fatal(st, err)
 	}
@@ -233,10 +227,8 @@ FROM keybuzz_amazon."SyncState" st JOIN public."MarketplaceConnection" c ON c."i
 // stored, never failed back to SQS until the DLQ.
 func TestTextPostgreSQLRefusesIsStored(t *testing.T) {
 	t.Parallel()
-	store, pool, clock := newStore(t)
+	store, pool, clock, id, tenant := oneConnection(t)
 	ctx := context.Background()
-	id := addConnections(t, pool, 1)[0]
-	tenant := tenantOf(t, pool, id)
 	bad := "a\x00b\xffc"
 	// A refusal to a known address also leaves its reason on the address.
 	if err := store.EnsureInboundAddresses(ctx, tenant, []marketplace.InboundAddress{{TenantID: tenant, Country: "FR", MarketplaceID: "A13V1IB3VIYZZH",

@@ -18,10 +18,8 @@ import (
 // keeps a refusal's reason on the address, once.
 func TestIngestMailOutcomes(t *testing.T) {
 	t.Parallel()
-	store, pool, clock := newStore(t)
+	store, pool, clock, conn, tenant := oneConnection(t)
 	ctx := context.Background()
-	conn := addConnections(t, pool, 1)[0]
-	tenant := tenantOf(t, pool, conn)
 	email := fmt.Sprintf("amazon.%s.fr.tok@inbound.test", tenant)
 	if err := store.EnsureInboundAddresses(ctx, tenant, []marketplace.InboundAddress{{Country: "FR", Token: "tok", EmailAddress: email}}); err != nil {
 		t.Fatal(err)

@@ -252,7 +252,7 @@ ON CONFLICT ("connectionId", "operation") DO NOTHING`, connectionID, operation, 
 			return marketplace.Grant{}, unavailable("take rate token", err)
 		}
 		if !g.OK {
-			g.RetryAt = now.Add(untilOneToken(avail, g.Plan.Rate))
+			g.RetryAt = now.Add(waitFor(1-avail, g.Plan.Rate))
 			if !open && throttledUntil != nil && throttledUntil.After(g.RetryAt) {
 				g.RetryAt = *throttledUntil
 			}
@@ -262,11 +262,14 @@ ON CONFLICT ("connectionId", "operation") DO NOTHING`, connectionID, operation, 
 	return marketplace.Grant{}, fmt.Errorf("take rate token: budget row vanished")
 }
 
-func untilOneToken(avail, rate float64) time.Duration {
+// waitFor is how long a budget refilling rate tokens a second takes to
+// gain missing tokens, to the millisecond above (an hour at rate 0): the
+// one wait of the rate budgets and the SES sending budget.
+func waitFor(missing, rate float64) time.Duration {
 	if rate <= 0 {
 		return time.Hour
 	}
-	secs := math.Max(0, 1-avail) / rate
+	secs := math.Max(0, missing) / rate
 	return time.Duration(math.Ceil(secs*1000)) * time.Millisecond
 }
 

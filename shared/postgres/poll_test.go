@@ -49,6 +49,15 @@ FROM generate_series(1, $2) g`, t0, n)
 	return ids
 }
 
+// oneConnection is newStore with one CONNECTED connection due at t0: its
+// id and its tenant.
+func oneConnection(t *testing.T) (*postgres.Store, *pgxpool.Pool, *sandbox.ManualClock, string, string) {
+	t.Helper()
+	store, pool, clock := newStore(t)
+	id := addConnections(t, pool, 1)[0]
+	return store, pool, clock, id, tenantOf(t, pool, id)
+}
+
 func tenantOf(t *testing.T, pool *pgxpool.Pool, id string) string {
 	t.Helper()
 	var tenant string
@@ -158,10 +167,8 @@ func TestClaimDueNeverClaimsTwice(t *testing.T) {
 
 func TestAcquirePollOneWinner(t *testing.T) {
 	t.Parallel()
-	store, pool, clock := newStore(t)
+	store, _, clock, id, tenant := oneConnection(t)
 	ctx := context.Background()
-	id := addConnections(t, pool, 1)[0]
-	tenant := tenantOf(t, pool, id)
 
 	var wins, busy int
 	var mu sync.Mutex
@@ -269,10 +276,8 @@ func TestRateBudgetTokenBucket(t *testing.T) {
 
 func TestIngestPageIsIdempotent(t *testing.T) {
 	t.Parallel()
-	store, pool, clock := newStore(t)
+	store, pool, clock, id, tenant := oneConnection(t)
 	ctx := context.Background()
-	id := addConnections(t, pool, 1)[0]
-	tenant := tenantOf(t, pool, id)
 	if st, err := store.AcquirePoll(ctx, tenant, id, "me", time.Minute); err != nil || !st.Leased {
 		t.Fatal(err)
 	}
@@ -330,10 +335,8 @@ JOIN public."MarketplaceSyncState" ss ON ss."id" = k."syncStateId" WHERE k."conn
 
 func TestSyncStatus(t *testing.T) {
 	t.Parallel()
-	store, pool, clock := newStore(t)
+	store, _, clock, id, tenant := oneConnection(t)
 	ctx := context.Background()
-	id := addConnections(t, pool, 1)[0]
-	tenant := tenantOf(t, pool, id)
 	if st, err := store.SyncStatus(ctx, id); err != nil || st.PollCount != 0 || st.Cursor != nil {
 		t.Fatalf("before any poll: %+v %v", st, err)
 	}

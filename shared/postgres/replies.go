@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"math"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -513,7 +512,7 @@ func (s *Store) TakeSendToken(ctx context.Context, name string, rate float64, bu
 	if _, err := s.pool.Exec(ctx, `UPDATE keybuzz_amazon."SendBudget" SET "tokens" = "tokens" + 1 WHERE "name" = $1`, name); err != nil {
 		return 0, unavailable("take send token", err)
 	}
-	return time.Duration(math.Ceil(-tokens/rate*1000)) * time.Millisecond, nil
+	return waitFor(-tokens, rate), nil
 }
 
 // ThrottleSend empties the SES budget until until (SES answered throttled).

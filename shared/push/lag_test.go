@@ -17,10 +17,10 @@ import (
 
 // receiveOne takes the next notification body off the test's queue.
 func (e *env) receiveOne() string {
-	e.t.Helper()
+	e.T.Helper()
 	out, err := e.sqs.ReceiveMessage(context.Background(), &sqs.ReceiveMessageInput{QueueUrl: aws.String(e.queueURL), WaitTimeSeconds: 2, MaxNumberOfMessages: 1})
 	if err != nil || len(out.Messages) != 1 {
-		e.t.Fatalf("receive: %v %d", err, len(out.Messages))
+		e.T.Fatalf("receive: %v %d", err, len(out.Messages))
 	}
 	_, _ = e.sqs.DeleteMessage(context.Background(), &sqs.DeleteMessageInput{QueueUrl: aws.String(e.queueURL), ReceiptHandle: out.Messages[0].ReceiptHandle})
 	return aws.ToString(out.Messages[0].Body)
@@ -37,11 +37,11 @@ func TestNotificationAheadOfGetOrder(t *testing.T) {
 	e.onConnected(s)
 	e.poll(s)
 	ctx := context.Background()
-	e.sb.SetDeliveryFaults(sandbox.DeliveryFaults{GetOrderLag: time.Minute})
+	e.SB.SetDeliveryFaults(sandbox.DeliveryFaults{GetOrderLag: time.Minute})
 
 	// A new order: 404 on the first delivery, then 30 s (the default
 	// back-off's second delay), then stored.
-	if _, err := e.sb.AddOrder(s.id, "", true); err != nil {
+	if _, err := e.SB.AddOrder(s.ID, "", true); err != nil {
 		t.Fatal(err)
 	}
 	body := e.receiveOne()
@@ -52,15 +52,15 @@ func TestNotificationAheadOfGetOrder(t *testing.T) {
 			t.Fatalf("delivery %d within the lag: %+v %v, want a retry after %s", receives, res, err, want)
 		}
 	}
-	e.clock.Advance(61 * time.Second)
+	e.Clock.Advance(61 * time.Second)
 	if res, err := e.intake.Handle(ctx, "m1", body, 3); err != nil || res.Outcome != marketplace.OutcomeStored {
 		t.Fatalf("delivery after the lag: %+v %v, want STORED", res, err)
 	}
 
 	// An old order's new request, never readable within the back-off: the
 	// last delivery records it for the fallback poll.
-	e.sb.SetDeliveryFaults(sandbox.DeliveryFaults{GetOrderLag: time.Hour})
-	ev, err := e.sb.AddCancellationRequest(s.id, oldOrder(t, e, s), "Changed my mind")
+	e.SB.SetDeliveryFaults(sandbox.DeliveryFaults{GetOrderLag: time.Hour})
+	ev, err := e.SB.AddCancellationRequest(s.ID, oldOrder(t, e, s), "Changed my mind")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -73,27 +73,27 @@ func TestNotificationAheadOfGetOrder(t *testing.T) {
 		t.Fatalf("last delivery: %+v %v, want NO_EVENT recorded", res, err)
 	}
 	var detail string
-	e.pool.QueryRow(ctx, `SELECT "detail" FROM keybuzz_amazon."Notification" WHERE "outcome" = 'NO_EVENT'`).Scan(&detail)
+	e.Pool.QueryRow(ctx, `SELECT "detail" FROM keybuzz_amazon."Notification" WHERE "outcome" = 'NO_EVENT'`).Scan(&detail)
 	if !strings.Contains(detail, "left to the fallback poll") {
 		t.Errorf("detail %q", detail)
 	}
-	e.sb.SetDeliveryFaults(sandbox.DeliveryFaults{})
-	e.clock.Advance(16 * time.Minute)
+	e.SB.SetDeliveryFaults(sandbox.DeliveryFaults{})
+	e.Clock.Advance(16 * time.Minute)
 	e.poll(s)
 	if _, ok := e.stored(s).bodies[ev.OrderID+":"+ev.OrderItemID+":cancellation"]; !ok {
 		t.Errorf("the fallback poll did not store %s", ev.OrderID)
 	}
-	e.checkExactlyOnce(s, t0.Add(-2*24*time.Hour))
+	e.CheckExactlyOnce(s, t0.Add(-2*24*time.Hour))
 }
 
 // oldOrder is an order of the seller without a cancellation request, placed
 // before the test.
 func oldOrder(t *testing.T, e *env, s seller) string {
 	t.Helper()
-	id, err := e.sb.AddOrder(s.id, "", false)
+	id, err := e.SB.AddOrder(s.ID, "", false)
 	if err != nil {
 		t.Fatal(err)
 	}
-	e.clock.Advance(2 * time.Hour) // older than any lag the test sets
+	e.Clock.Advance(2 * time.Hour) // older than any lag the test sets
 	return id
 }

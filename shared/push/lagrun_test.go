@@ -49,7 +49,7 @@ func TestPushStoresEveryEventWithGetOrderLag(t *testing.T) {
 			case <-stop:
 				return
 			case <-time.After(20 * time.Millisecond):
-				e.clock.Advance(scale * 20 * time.Millisecond)
+				e.Clock.Advance(scale * 20 * time.Millisecond)
 			}
 		}
 	}()
@@ -57,7 +57,7 @@ func TestPushStoresEveryEventWithGetOrderLag(t *testing.T) {
 	stopClock := func() { stopOnce.Do(func() { close(stop); ticker.Wait() }) }
 	defer stopClock()
 
-	intake := push.NewIntake(e.store, e.gateway(), push.WithClock(e.clock.Now), push.WithLogger(quiet()),
+	intake := push.NewIntake(e.Store, e.gateway(), push.WithClock(e.Clock.Now), push.WithLogger(quiet()),
 		push.WithBackoff(push.Backoff{First: time.Second, Factor: 3, Max: 30 * time.Second, Deliveries: 5}))
 	var deliveries, retried atomic.Int64
 	handler := sqsbatch.Handler(intake, sqsbatch.WithDelayer(sqsvisibility.New(e.sqs)))
@@ -77,7 +77,7 @@ func TestPushStoresEveryEventWithGetOrderLag(t *testing.T) {
 	// Older orders for the requests on existing orders, past any lag.
 	var old []string
 	for i := 0; i < total/2; i++ {
-		id, err := e.sb.AddOrder(s.id, "", false)
+		id, err := e.SB.AddOrder(s.ID, "", false)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -88,13 +88,13 @@ func TestPushStoresEveryEventWithGetOrderLag(t *testing.T) {
 	lags := []time.Duration{0, 3, 7, 10, 13, 17, 20, 23, 27, 30} // seconds, one per ten events
 	start := time.Now()
 	for b, lag := range lags {
-		e.sb.SetDeliveryFaults(sandbox.DeliveryFaults{GetOrderLag: lag * time.Second})
+		e.SB.SetDeliveryFaults(sandbox.DeliveryFaults{GetOrderLag: lag * time.Second})
 		for i := 0; i < total/len(lags); i++ {
 			if i%2 == 0 {
-				if _, err := e.sb.AddOrder(s.id, "", true); err != nil {
+				if _, err := e.SB.AddOrder(s.ID, "", true); err != nil {
 					t.Fatal(err)
 				}
-			} else if _, err := e.sb.AddCancellationRequest(s.id, old[b*5+i/2], "Ordered by mistake"); err != nil {
+			} else if _, err := e.SB.AddCancellationRequest(s.ID, old[b*5+i/2], "Ordered by mistake"); err != nil {
 				t.Fatal(err)
 			}
 			time.Sleep(2 * time.Second / scale) // a request every 2 s of sandbox time
@@ -109,7 +109,7 @@ func TestPushStoresEveryEventWithGetOrderLag(t *testing.T) {
 	elapsed := time.Since(start)
 
 	o := e.outcomes()
-	calls := e.sb.Stats(s.id).Calls[sandbox.OpGetOrder]
+	calls := e.SB.Stats(s.ID).Calls[sandbox.OpGetOrder]
 	t.Logf("%d events, getOrder lag 0-30 s: outcomes %v; %d deliveries (%d handed back), %d getOrder calls; %s real (%s sandbox)",
 		total, o, deliveries.Load(), retried.Load(), calls, elapsed.Round(time.Second), (elapsed * scale).Round(time.Second))
 	if o[string(marketplace.OutcomeStored)] != total || len(o) != 1 {
@@ -119,14 +119,14 @@ func TestPushStoresEveryEventWithGetOrderLag(t *testing.T) {
 		t.Error("no notification was ahead of getOrder: the run proves nothing")
 	}
 	pushed := e.stored(s).messages
-	e.sb.SetDeliveryFaults(sandbox.DeliveryFaults{})
+	e.SB.SetDeliveryFaults(sandbox.DeliveryFaults{})
 	stopClock()
-	e.clock.Advance(16 * time.Minute)
+	e.Clock.Advance(16 * time.Minute)
 	res := e.poll(s)
 	if res.MessagesCreated != 0 {
 		t.Errorf("the fallback poll stored %d events push had not", res.MessagesCreated)
 	}
-	e.checkExactlyOnce(s, t0.Add(-2*24*time.Hour))
+	e.CheckExactlyOnce(s, t0.Add(-2*24*time.Hour))
 	t.Logf("stored by push %d (with the first poll's), by the fallback poll %d", pushed, res.MessagesCreated)
 }
 

@@ -252,8 +252,7 @@ func tokenFor(t *testing.T, base string, cfg sandbox.Config, sellerID string) st
 		}
 		return tok.AccessToken
 	}
-	e := &env{t: t, sbURL: base}
-	tok, err := client.Exchange(context.Background(), app, e.consent(sellerID))
+	tok, err := client.Exchange(context.Background(), app, sandboxtest.Consent(t, base, sellerID))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -25,28 +25,28 @@ func TestPushThenPollStoresOnce(t *testing.T) {
 	s := e.connect(1)
 	e.onConnected(s)
 
-	pt, err := e.store.PushTarget(ctx, s.tenantID, s.connectionID)
+	pt, err := e.Store.PushTarget(ctx, s.TenantID, s.ConnectionID)
 	if err != nil || pt.SubscriptionID == "" {
 		t.Fatalf("after connect: %+v %v, want a subscription", pt, err)
 	}
-	if got := e.sb.Subscriptions(s.id)["ORDER_CHANGE"]; got != pt.SubscriptionID {
+	if got := e.SB.Subscriptions(s.ID)["ORDER_CHANGE"]; got != pt.SubscriptionID {
 		t.Fatalf("sandbox subscription %q, stored %q", got, pt.SubscriptionID)
 	}
 	// The first poll syncs the look-back window and, push being live,
 	// schedules the next poll at the fallback interval.
 	e.poll(s)
 	var next time.Time
-	e.pool.QueryRow(ctx, `SELECT "nextPollAt" FROM keybuzz_amazon."Connection" WHERE "connectionId" = $1`, s.connectionID).Scan(&next)
-	if want := e.clock.Now().Add(15*time.Minute - 30*time.Second); !next.Equal(want) { // less the schedule's jitter
+	e.Pool.QueryRow(ctx, `SELECT "nextPollAt" FROM keybuzz_amazon."Connection" WHERE "connectionId" = $1`, s.ConnectionID).Scan(&next)
+	if want := e.Clock.Now().Add(15*time.Minute - 30*time.Second); !next.Equal(want) { // less the schedule's jitter
 		t.Errorf("nextPollAt %v, want the fallback interval (%v)", next, want)
 	}
 	before := e.stored(s)
 
-	orderID, err := e.sb.AddOrder(s.id, "", false)
+	orderID, err := e.SB.AddOrder(s.ID, "", false)
 	if err != nil {
 		t.Fatal(err)
 	}
-	ev, err := e.sb.AddCancellationRequest(s.id, orderID, "Delivery date is too late")
+	ev, err := e.SB.AddCancellationRequest(s.ID, orderID, "Delivery date is too late")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -67,37 +67,37 @@ func TestPushThenPollStoresOnce(t *testing.T) {
 		t.Errorf("push created %d messages, %d tickets; want 1, 1", after.messages-before.messages, after.tickets-before.tickets)
 	}
 	var name, email string
-	e.pool.QueryRow(ctx, `SELECT "customerName", COALESCE("customerEmail", '') FROM "Ticket" WHERE "tenantId" = $1 AND "externalId" = $2`, s.tenantID, orderID).Scan(&name, &email)
+	e.Pool.QueryRow(ctx, `SELECT "customerName", COALESCE("customerEmail", '') FROM "Ticket" WHERE "tenantId" = $1 AND "externalId" = $2`, s.TenantID, orderID).Scan(&name, &email)
 	// getOrder gives buyerEmail for a seller-fulfilled order only.
-	if name == "" || strings.Contains(email, "@marketplace.amazon.") != e.sb.SellerFulfilled(s.id, orderID) {
+	if name == "" || strings.Contains(email, "@marketplace.amazon.") != e.SB.SellerFulfilled(s.ID, orderID) {
 		t.Errorf("ticket customer %q <%s>: want getOrder's buyer (an address only for a seller-fulfilled order)", name, email)
 	}
 
 	// Polling finds the same event (once searchOrders' window covers it).
-	e.clock.Advance(16 * time.Minute)
+	e.Clock.Advance(16 * time.Minute)
 	if res := e.poll(s); res.EventsSeen == 0 || res.MessagesCreated != 0 {
 		t.Errorf("fallback poll: %+v, want the event seen and nothing created", res)
 	}
-	e.checkExactlyOnce(s, t0.Add(-2*24*time.Hour))
+	e.CheckExactlyOnce(s, t0.Add(-2*24*time.Hour))
 
 	// Amazon delivers at least once: a duplicate changes nothing.
-	e.sb.SetDeliveryFaults(sandbox.DeliveryFaults{DuplicateEvery: 1})
-	if _, err := e.sb.AddCancellationRequest(s.id, orderID, "Changed mind about purchase"); err != nil {
+	e.SB.SetDeliveryFaults(sandbox.DeliveryFaults{DuplicateEvery: 1})
+	if _, err := e.SB.AddCancellationRequest(s.ID, orderID, "Changed mind about purchase"); err != nil {
 		// every item of a one-item order has its request already: add another order
-		orderID, _ = e.sb.AddOrder(s.id, "", true)
+		orderID, _ = e.SB.AddOrder(s.ID, "", true)
 	}
 	e.waitDelivered(3)
 	e.drain(1)
-	e.checkExactlyOnce(s, t0.Add(-2*24*time.Hour))
+	e.CheckExactlyOnce(s, t0.Add(-2*24*time.Hour))
 	if o := e.outcomes(); o[string(marketplace.OutcomeStored)] != 2 {
 		t.Errorf("outcomes %v, want 2 STORED", o)
 	}
 	var received int
-	e.pool.QueryRow(ctx, `SELECT max("receivedCount") FROM keybuzz_amazon."Notification"`).Scan(&received)
+	e.Pool.QueryRow(ctx, `SELECT max("receivedCount") FROM keybuzz_amazon."Notification"`).Scan(&received)
 	if received != 2 {
 		t.Errorf("max receivedCount %d, want 2 (the duplicate is counted on its notification)", received)
 	}
-	st, err := e.store.PushStatus(ctx, s.connectionID)
+	st, err := e.Store.PushStatus(ctx, s.ConnectionID)
 	if err != nil || !st.Live || st.LastNotificationAt == nil {
 		t.Errorf("push status %+v %v: want live with a last notification", st, err)
 	}
@@ -113,32 +113,32 @@ func TestPushSoakWithDroppedNotifications(t *testing.T) {
 	e.onConnected(s)
 	e.poll(s)
 
-	e.sb.SetDeliveryFaults(sandbox.DeliveryFaults{DropEvery: 4, DuplicateEvery: 5, ReorderEvery: 7, DelayEvery: 9, Delay: 50 * time.Millisecond})
+	e.SB.SetDeliveryFaults(sandbox.DeliveryFaults{DropEvery: 4, DuplicateEvery: 5, ReorderEvery: 7, DelayEvery: 9, Delay: 50 * time.Millisecond})
 	// Buyers ask every 2 s (getOrder's budget refills at 0.5/s); the
 	// consumer drains every ten requests.
 	const events = 60
 	for i := 1; i <= events; i++ {
-		if _, err := e.sb.AddOrder(s.id, "", true); err != nil {
+		if _, err := e.SB.AddOrder(s.ID, "", true); err != nil {
 			t.Fatal(err)
 		}
-		e.clock.Advance(2 * time.Second)
+		e.Clock.Advance(2 * time.Second)
 		if i%10 == 0 {
-			st := e.sb.NotificationStats()
+			st := e.SB.NotificationStats()
 			e.waitDelivered(st.Due())
 			if _, failed := e.drain(1); failed != 0 {
 				t.Fatalf("after %d requests: %d records failed", i, failed)
 			}
 		}
 	}
-	st := e.sb.NotificationStats()
+	st := e.SB.NotificationStats()
 	if st.Published != events || st.Dropped != events/4 {
 		t.Fatalf("sandbox %+v, want %d published, %d dropped", st, events, events/4)
 	}
 	pushed := e.stored(s)
 
-	e.clock.Advance(16 * time.Minute)
+	e.Clock.Advance(16 * time.Minute)
 	res := e.poll(s)
-	e.checkExactlyOnce(s, t0.Add(-2*24*time.Hour))
+	e.CheckExactlyOnce(s, t0.Add(-2*24*time.Hour))
 	if got := e.stored(s).messages - pushed.messages; got != events/4 || res.MessagesCreated != events/4 {
 		t.Errorf("the fallback poll created %d (%d reported), want the %d dropped", got, res.MessagesCreated, events/4)
 	}
@@ -160,7 +160,7 @@ func TestDestinationOnceAcrossContainers(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			// A container of its own: its own grantless token cache.
-			d := push.NewDestinations(e.store, e.secrets, e.api, e.gateway(), e.queueARN)
+			d := push.NewDestinations(e.Store, e.secrets, e.api, e.gateway(), e.queueARN)
 			ids[i], errs[i] = d.ID(context.Background(), "", "")
 		}()
 	}
@@ -171,11 +171,11 @@ func TestDestinationOnceAcrossContainers(t *testing.T) {
 		}
 	}
 	var rows int
-	e.pool.QueryRow(context.Background(), `SELECT count(*) FROM keybuzz_amazon."NotificationDestination"`).Scan(&rows)
+	e.Pool.QueryRow(context.Background(), `SELECT count(*) FROM keybuzz_amazon."NotificationDestination"`).Scan(&rows)
 	if rows != 1 {
 		t.Errorf("%d destination rows, want 1", rows)
 	}
-	if c := e.sb.Stats("").Calls; c["createDestination"] < 1 || c["createDestination"] > 8 {
+	if c := e.SB.Stats("").Calls; c["createDestination"] < 1 || c["createDestination"] > 8 {
 		t.Errorf("grantless calls %v", c)
 	}
 }
@@ -188,30 +188,30 @@ func TestSubscriptionFailureIsRetriedByThePoller(t *testing.T) {
 	e := newEnv(t)
 	ctx := context.Background()
 	s := e.connect(3)
-	e.sb.SetRatePlan(s.id, "createSubscription", 0, 1) // one call, then 429s
+	e.SB.SetRatePlan(s.ID, "createSubscription", 0, 1) // one call, then 429s
 	e.onConnected(s)
-	if err := e.subscriber.Unsubscribe(ctx, marketplace.Connection{ID: s.connectionID, TenantID: s.tenantID}); err != nil {
+	if err := e.subscriber.Unsubscribe(ctx, marketplace.Connection{ID: s.ConnectionID, TenantID: s.TenantID}); err != nil {
 		t.Fatalf("unsubscribe: %v", err)
 	}
-	if subs := e.sb.Subscriptions(s.id); len(subs) != 0 {
+	if subs := e.SB.Subscriptions(s.ID); len(subs) != 0 {
 		t.Fatalf("sandbox still has %v after unsubscribe", subs)
 	}
 	e.onConnected(s) // Amazon answers 429
-	st, _ := e.store.PushStatus(ctx, s.connectionID)
+	st, _ := e.Store.PushStatus(ctx, s.ConnectionID)
 	if st.Live || st.Error == "" {
 		t.Fatalf("push status %+v: want not live, with the failure", st)
 	}
 	// Due one interval after the claim (the message's enqueuedAt, now) less
 	// the schedule's jitter (half the one-minute period).
-	if res := e.poll(s); !res.NextPollAt.Equal(e.clock.Now().Add(time.Minute - 30*time.Second)) {
+	if res := e.poll(s); !res.NextPollAt.Equal(e.Clock.Now().Add(time.Minute - 30*time.Second)) {
 		t.Errorf("next poll %v, want the normal interval", res.NextPollAt)
 	}
-	e.sb.SetRatePlan(s.id, "createSubscription", 1, 5)
-	e.clock.Advance(11 * time.Minute)
-	if res := e.poll(s); !res.NextPollAt.Equal(e.clock.Now().Add(15*time.Minute - 30*time.Second)) {
+	e.SB.SetRatePlan(s.ID, "createSubscription", 1, 5)
+	e.Clock.Advance(11 * time.Minute)
+	if res := e.poll(s); !res.NextPollAt.Equal(e.Clock.Now().Add(15*time.Minute - 30*time.Second)) {
 		t.Errorf("next poll %v, want the fallback interval once subscribed", res.NextPollAt)
 	}
-	if st, _ := e.store.PushStatus(ctx, s.connectionID); !st.Live || st.Error != "" {
+	if st, _ := e.Store.PushStatus(ctx, s.ConnectionID); !st.Live || st.Error != "" {
 		t.Errorf("push status %+v: want live, error cleared", st)
 	}
 }
@@ -228,18 +228,18 @@ func TestLeftoverSubscriptionOfADisconnectedSellerIsEnded(t *testing.T) {
 			ctx := context.Background()
 			s := e.connect(2)
 			e.onConnected(s)
-			if len(e.sb.Subscriptions(s.id)) != 1 {
-				t.Fatalf("sandbox subscriptions %v, want one", e.sb.Subscriptions(s.id))
+			if len(e.SB.Subscriptions(s.ID)) != 1 {
+				t.Fatalf("sandbox subscriptions %v, want one", e.SB.Subscriptions(s.ID))
 			}
 			// What a disconnect leaves when its unsubscribe failed.
-			if _, err := e.pool.Exec(ctx, `UPDATE "MarketplaceConnection" SET "status" = 'DISABLED' WHERE "id" = $1`, s.connectionID); err != nil {
+			if _, err := e.Pool.Exec(ctx, `UPDATE "MarketplaceConnection" SET "status" = 'DISABLED' WHERE "id" = $1`, s.ConnectionID); err != nil {
 				t.Fatal(err)
 			}
 			if !withUnsubscriber {
-				e.intake = push.NewIntake(e.store, e.gateway(),
-					push.WithClock(e.clock.Now), push.WithLogger(quiet()))
+				e.intake = push.NewIntake(e.Store, e.gateway(),
+					push.WithClock(e.Clock.Now), push.WithLogger(quiet()))
 			}
-			orderID, err := e.sb.AddOrder(s.id, "", true)
+			orderID, err := e.SB.AddOrder(s.ID, "", true)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -249,12 +249,12 @@ func TestLeftoverSubscriptionOfADisconnectedSellerIsEnded(t *testing.T) {
 			}
 			var stored int
 			var subscription *string
-			e.pool.QueryRow(ctx, `SELECT (SELECT count(*) FROM "ExternalMessage" WHERE "tenantId" = $1 AND "orderId" = $2),
-				(SELECT "pushSubscriptionId" FROM keybuzz_amazon."Connection" WHERE "connectionId" = $3)`, s.tenantID, orderID, s.connectionID).Scan(&stored, &subscription)
+			e.Pool.QueryRow(ctx, `SELECT (SELECT count(*) FROM "ExternalMessage" WHERE "tenantId" = $1 AND "orderId" = $2),
+				(SELECT "pushSubscriptionId" FROM keybuzz_amazon."Connection" WHERE "connectionId" = $3)`, s.TenantID, orderID, s.ConnectionID).Scan(&stored, &subscription)
 			if stored != 0 {
 				t.Fatalf("a disconnected seller's notification stored %d messages", stored)
 			}
-			left := len(e.sb.Subscriptions(s.id))
+			left := len(e.SB.Subscriptions(s.ID))
 			if withUnsubscriber && (left != 0 || subscription != nil) {
 				t.Fatalf("after the notification: %d subscriptions at Amazon, recorded %v; want none", left, subscription)
 			}
