@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgxpool"
+
 	"github.com/keybuzz/keybuzz-amazon/dev/testenv"
 	"github.com/keybuzz/keybuzz-amazon/shared/inboundmail"
 	"github.com/keybuzz/keybuzz-amazon/shared/marketplace"
@@ -41,20 +43,27 @@ func (b *budgetOrders) GetOrder(_ context.Context, t marketplace.SellerAccount, 
 	return o, nil
 }
 
+// connected is a store on a fresh database with one CONNECTED connection
+// of a tenant of its own: the tenant and the connection's id.
+func connected(t *testing.T) (*postgres.Store, *pgxpool.Pool, string, string) {
+	t.Helper()
+	pool, _ := testenv.Pool(t)
+	tenant := testenv.ID("tenant")
+	var conn string
+	if err := pool.QueryRow(context.Background(), `SELECT keybuzz_dev.connection($1, 'CONNECTED', 'EU', 'A13V1IB3VIYZZH')`, tenant).Scan(&conn); err != nil {
+		t.Fatal(err)
+	}
+	return postgres.New(pool), pool, tenant, conn
+}
+
 // TestOrderContextAfterTheTicket: the ticket exists before its order's
 // context; an empty budget defers the context, which comes once the budget
 // allows, once, as an internal SYSTEM message.
 func TestOrderContextAfterTheTicket(t *testing.T) {
 	ctx := context.Background()
-	pool, _ := testenv.Pool(t)
+	store, pool, tenant, conn := connected(t)
 	now := time.Now()
 	clock := func() time.Time { return now }
-	store := postgres.New(pool)
-	tenant := testenv.ID("tenant")
-	var conn string
-	if err := pool.QueryRow(ctx, `SELECT keybuzz_dev.connection($1, 'CONNECTED', 'EU', 'A13V1IB3VIYZZH')`, tenant).Scan(&conn); err != nil {
-		t.Fatal(err)
-	}
 	res, err := testenv.IngestEvents(ctx, store, tenant, conn, []marketplace.InboundMessage{{ExternalID: "<m@x>", ThreadKey: "402-1", OrderID: "402-1",
 		BuyerName: "Ana", Body: "hello", ReceivedAt: now}})
 	if err != nil || res.TicketsCreated != 1 {
@@ -119,15 +128,9 @@ func TestOrderContextAfterTheTicket(t *testing.T) {
 // without a call; once it comes, they are fetched.
 func TestOrderContextWaitsForTheBudget(t *testing.T) {
 	ctx := context.Background()
-	pool, _ := testenv.Pool(t)
+	store, pool, tenant, conn := connected(t)
 	now := time.Now().UTC().Truncate(time.Millisecond)
 	clock := func() time.Time { return now }
-	store := postgres.New(pool)
-	tenant := testenv.ID("tenant")
-	var conn string
-	if err := pool.QueryRow(ctx, `SELECT keybuzz_dev.connection($1, 'CONNECTED', 'EU', 'A13V1IB3VIYZZH')`, tenant).Scan(&conn); err != nil {
-		t.Fatal(err)
-	}
 	tickets := make([]string, 4)
 	for i := range tickets {
 		order := "402-" + string(rune('a'+i))

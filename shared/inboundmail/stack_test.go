@@ -11,7 +11,6 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/sns"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
-	"github.com/aws/aws-sdk-go-v2/service/sqs/types"
 	smtp "github.com/emersion/go-smtp"
 	"github.com/jackc/pgx/v5/pgxpool"
 
@@ -55,25 +54,17 @@ func newStackMail(t *testing.T) *stackMail {
 	// A queue of this test's own on the stack's mail topic, as the mail
 	// queue is subscribed: other tests may run a local server whose
 	// consumer drains the stack's mail queue.
-	q, err := sqsc.CreateQueue(ctx, &sqs.CreateQueueInput{QueueName: aws.String(testenv.ID("mail-test"))})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _, _ = sqsc.DeleteQueue(context.Background(), &sqs.DeleteQueueInput{QueueUrl: q.QueueUrl}) })
-	attrs, err := sqsc.GetQueueAttributes(ctx, &sqs.GetQueueAttributesInput{QueueUrl: q.QueueUrl, AttributeNames: []types.QueueAttributeName{"QueueArn"}})
-	if err != nil {
-		t.Fatal(err)
-	}
+	queueURL, queueARN := testenv.Queue(t, sqsc, testenv.ID("mail-test"), nil)
 	snsc := sns.New(sns.Options{Region: "eu-west-1", BaseEndpoint: aws.String(testenv.Env(t, "AWS_ENDPOINT_URL_SNS")), Credentials: creds})
 	sub, err := snsc.Subscribe(ctx, &sns.SubscribeInput{TopicArn: aws.String(testenv.Env(t, "MAIL_TOPIC_ARN")), Protocol: aws.String("sqs"),
-		Endpoint: aws.String(attrs.Attributes["QueueArn"])})
+		Endpoint: aws.String(queueARN)})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
 		_, _ = snsc.Unsubscribe(context.Background(), &sns.UnsubscribeInput{SubscriptionArn: sub.SubscriptionArn})
 	})
-	m.consumer = localpoll.Consumer{Handler: sqsbatch.Handler(m.flow), SQS: sqsc, QueueURL: *q.QueueUrl}
+	m.consumer = localpoll.Consumer{Handler: sqsbatch.Handler(m.flow), SQS: sqsc, QueueURL: queueURL}
 	return m
 }
 

@@ -4,12 +4,10 @@ import (
 	"context"
 	"sync"
 	"testing"
-	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
-	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/keybuzz/keybuzz-amazon/dev/sandbox"
 	"github.com/keybuzz/keybuzz-amazon/dev/testenv"
@@ -62,22 +60,24 @@ func drain(t *testing.T, client *sqs.Client, url string) map[string]int {
 	}
 }
 
-func addDue(t *testing.T, pool *pgxpool.Pool, n int, at time.Time) {
+// dueStore is a store on a fresh database, on a manual clock at t0, with n
+// CONNECTED connections due at t0.
+func dueStore(t *testing.T, n int) (*postgres.Store, *sandbox.ManualClock) {
 	t.Helper()
+	pool, _ := testenv.Pool(t)
+	clock := sandbox.NewManualClock(t0)
 	if _, err := pool.Exec(context.Background(), `
 SELECT keybuzz_dev.connection('tenant-' || g, 'CONNECTED', 'eu', 'A13V1IB3VIYZZH', connected_at => $1, next_poll_at => $1)
-FROM generate_series(1, $2) g`, at, n); err != nil {
+FROM generate_series(1, $2) g`, t0, n); err != nil {
 		t.Fatal(err)
 	}
+	return postgres.New(pool, postgres.WithClock(clock.Now)), clock
 }
 
 // Two overlapping fan-outs over 1,000 due connections enqueue each exactly once.
 func TestFanoutEnqueuesEachConnectionOnce(t *testing.T) {
 	t.Parallel()
-	pool, _ := testenv.Pool(t)
-	clock := sandbox.NewManualClock(t0)
-	store := postgres.New(pool, postgres.WithClock(clock.Now))
-	addDue(t, pool, 1000, t0)
+	store, clock := dueStore(t, 1000)
 	client, url := newQueue(t)
 
 	var wg sync.WaitGroup
@@ -119,10 +119,7 @@ func TestFanoutEnqueuesEachConnectionOnce(t *testing.T) {
 // A queue that refuses messages: the claims are released for the next run.
 func TestFanoutReleasesUnsentClaims(t *testing.T) {
 	t.Parallel()
-	pool, _ := testenv.Pool(t)
-	clock := sandbox.NewManualClock(t0)
-	store := postgres.New(pool, postgres.WithClock(clock.Now))
-	addDue(t, pool, 25, t0)
+	store, clock := dueStore(t, 25)
 	client, url := newQueue(t)
 
 	bad := pollsender.NewSender(client, url+"-missing", pollsender.WithParallel(4))

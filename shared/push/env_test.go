@@ -11,7 +11,6 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
-	"github.com/aws/aws-sdk-go-v2/service/sqs/types"
 
 	"github.com/keybuzz/keybuzz-amazon/dev/localpoll"
 	"github.com/keybuzz/keybuzz-amazon/dev/sandbox"
@@ -57,7 +56,7 @@ func newEnv(t *testing.T) *env {
 	endpoint := testenv.Env(t, "AWS_ENDPOINT_URL_SQS")
 	e.sqs = sqs.New(sqs.Options{Region: "eu-west-1", BaseEndpoint: aws.String(endpoint),
 		Credentials: credentials.NewStaticCredentialsProvider("local", "local", "")})
-	e.queueURL, e.queueARN = createQueue(t, e.sqs, testenv.ID("push-test"))
+	e.queueURL, e.queueARN = testenv.Queue(t, e.sqs, testenv.ID("push-test"), map[string]string{"VisibilityTimeout": "2"})
 
 	cfg := sandbox.DefaultConfig()
 	cfg.Deliver = sandbox.SQSDelivery(endpoint)
@@ -85,21 +84,6 @@ func (e *env) wire(queueARN string) {
 // against the sandbox.
 func (e *env) gateway() *sellerapi.Gateway {
 	return sellerapi.New(e.secrets, e.LWA, e.api, e.Store, sellerapi.WithEndpoint(e.SBURL), sellerapi.WithLogger(quiet()))
-}
-
-func createQueue(t *testing.T, client *sqs.Client, name string) (string, string) {
-	t.Helper()
-	ctx := context.Background()
-	q, err := client.CreateQueue(ctx, &sqs.CreateQueueInput{QueueName: aws.String(name), Attributes: map[string]string{"VisibilityTimeout": "2"}})
-	if err != nil {
-		t.Fatalf("create queue: %v", err)
-	}
-	t.Cleanup(func() { _, _ = client.DeleteQueue(context.Background(), &sqs.DeleteQueueInput{QueueUrl: q.QueueUrl}) })
-	a, err := client.GetQueueAttributes(ctx, &sqs.GetQueueAttributesInput{QueueUrl: q.QueueUrl, AttributeNames: []types.QueueAttributeName{"QueueArn"}})
-	if err != nil {
-		t.Fatalf("queue arn: %v", err)
-	}
-	return aws.ToString(q.QueueUrl), a.Attributes["QueueArn"]
 }
 
 // drain hands what the queue holds to the intake, as Lambda's event source

@@ -19,7 +19,6 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/sns"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
-	"github.com/aws/aws-sdk-go-v2/service/sqs/types"
 
 	"github.com/keybuzz/keybuzz-amazon/dev/localpoll"
 	"github.com/keybuzz/keybuzz-amazon/dev/sandbox"
@@ -82,17 +81,7 @@ func newRig(t *testing.T) *rig {
 	sqsc := sqs.New(sqs.Options{Region: "eu-west-1", BaseEndpoint: aws.String(endpoint), Credentials: creds})
 	snsc := sns.New(sns.Options{Region: "eu-west-1", BaseEndpoint: aws.String(testenv.Env(t, "AWS_ENDPOINT_URL_SNS")), Credentials: creds})
 	queue := func(name string, visibility string) (url, arn string) {
-		q, err := sqsc.CreateQueue(ctx, &sqs.CreateQueueInput{QueueName: aws.String(testenv.ID(name)),
-			Attributes: map[string]string{"VisibilityTimeout": visibility}})
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { _, _ = sqsc.DeleteQueue(context.Background(), &sqs.DeleteQueueInput{QueueUrl: q.QueueUrl}) })
-		attrs, err := sqsc.GetQueueAttributes(ctx, &sqs.GetQueueAttributesInput{QueueUrl: q.QueueUrl, AttributeNames: []types.QueueAttributeName{"QueueArn"}})
-		if err != nil {
-			t.Fatal(err)
-		}
-		return *q.QueueUrl, attrs.Attributes["QueueArn"]
+		return testenv.Queue(t, sqsc, testenv.ID(name), map[string]string{"VisibilityTimeout": visibility})
 	}
 	topic := func(name, queueArn string) string {
 		tp, err := snsc.CreateTopic(ctx, &sns.CreateTopicInput{Name: aws.String(testenv.ID(name))})
