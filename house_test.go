@@ -90,11 +90,10 @@ func TestFunctionsLinkOnlyWhatTheyUse(t *testing.T) {
 
 // flows are the packages that each carry one concern from a trigger to the
 // store (the Connect flow, the poller, the push intake, the mail intake,
-// the replies to buyers): a
-// flow reaches Amazon through shared/sellerapi and the database through the
+// the replies to buyers and their sender): a flow reaches Amazon through shared/sellerapi and the database through the
 // interfaces it declares, never through another flow. A new flow is added
 // here.
-var flows = []string{"connect", "poll", "push", "inboundmail", "replies"}
+var flows = []string{"connect", "poll", "push", "inboundmail", "replies", "replysender"}
 
 // TestFlowsImportNoFlow holds the one-way house: no flow depends, directly
 // or through another package, on another flow (tests aside).
