@@ -90,9 +90,9 @@ func TestFunctionsLinkOnlyWhatTheyUse(t *testing.T) {
 
 // flows are the packages that each carry one concern from a trigger to the
 // store (the Connect flow, the poller, the push intake, the mail intake,
-// the replies to buyers and their sender): a flow reaches Amazon through shared/sellerapi and the database through the
-// interfaces it declares, never through another flow. A new flow is added
-// here.
+// the replies to buyers and their sender): a flow reaches Amazon through
+// shared/sellerapi and the database through the interfaces it declares,
+// never through another flow. A new flow is added here.
 var flows = []string{"connect", "poll", "push", "inboundmail", "replies", "replysender"}
 
 // TestFlowsImportNoFlow holds the one-way house: no flow depends, directly
