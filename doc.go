@@ -5,7 +5,7 @@
 // The repository is a SAM application built from this one module:
 //
 //   - functions/oauthstart, oauthcallback, oauthlogin, status and
-//     disconnect: the HTTP API routes under /api/v1/marketplaces/amazon
+//     disconnect: the Connect routes under /api/v1/marketplaces/amazon
 //     (payload 2.0), one httpapi.Route each;
 //   - functions/pollfanout and polltenant: the EventBridge schedule that
 //     enqueues one poll job per due connection, and the SQS consumer that
@@ -14,11 +14,19 @@
 //     notifications (the push channel);
 //   - functions/inboundmail: the SQS consumer of the mails SES receives for
 //     the tenants' inbound addresses (Amazon's buyer-message relay);
-//   - shared/: the domain, the flows (connect, poll, push, inboundmail;
-//     none imports another), the seller gateway (sellerapi), the queue
-//     transport (sqsbatch), one builder per function (wire) and one package
-//     per dependency it adapts (PostgreSQL, Vault, Amazon's LWA and SP-API,
-//     SQS, S3, SES, configuration);
+//   - functions/sendreply and outbound: the reply routes under
+//     …/amazon/tickets/{ticketId} (an agent's reply checked, stored and
+//     queued; a ticket's replies and their fate);
+//   - functions/replysender: the SQS consumer of the reply queue, each
+//     reply to SESv2 at most once;
+//   - functions/sesevents: the SQS consumer of SES's sending events, each
+//     reply settled SENT or FAILED;
+//   - shared/: the domain (marketplace, reply), the flows (connect, poll,
+//     push, inboundmail, replies, replysender; none imports another), the
+//     seller gateway (sellerapi), the queue transport (sqsbatch), one
+//     builder per function (wire) and one package per dependency it adapts
+//     (PostgreSQL, Vault, Amazon's LWA and SP-API, SQS, S3, SES,
+//     configuration);
 //   - template.yaml, samconfig.toml and sam.mk: the deployment
 //     (docs/deploy.md); events/: an event per function for local invocation.
 //

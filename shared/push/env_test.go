@@ -125,6 +125,16 @@ type seller = sellertest.Seller
 // secret written through the credential cache.
 func (e *env) connect(n int) seller { return e.Connect(n, e.secrets) }
 
+// pushing is sandbox seller n connected, subscribed as the callback does
+// and polled once (the poll that starts its sync): push now serves it.
+func (e *env) pushing(n int) seller {
+	e.T.Helper()
+	s := e.connect(n)
+	e.onConnected(s)
+	e.poll(s)
+	return s
+}
+
 func (e *env) onConnected(s seller) {
 	e.subscriber.OnConnected(context.Background(), marketplace.Connection{ID: s.ConnectionID, TenantID: s.TenantID})
 }

@@ -33,9 +33,7 @@ func (e *env) receiveOne() string {
 func TestNotificationAheadOfGetOrder(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
-	s := e.connect(1)
-	e.onConnected(s)
-	e.poll(s)
+	s := e.pushing(1)
 	ctx := context.Background()
 	e.SB.SetDeliveryFaults(sandbox.DeliveryFaults{GetOrderLag: time.Minute})
 

@@ -36,9 +36,7 @@ func TestPushStoresEveryEventWithGetOrderLag(t *testing.T) {
 		total = 100
 	)
 	e := newEnv(t)
-	s := e.connect(3)
-	e.onConnected(s)
-	e.poll(s)
+	s := e.pushing(3)
 	stop := make(chan struct{})
 	var ticker sync.WaitGroup
 	ticker.Add(1)

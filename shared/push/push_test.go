@@ -109,9 +109,7 @@ func TestPushThenPollStoresOnce(t *testing.T) {
 func TestPushSoakWithDroppedNotifications(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
-	s := e.connect(2)
-	e.onConnected(s)
-	e.poll(s)
+	s := e.pushing(2)
 
 	e.SB.SetDeliveryFaults(sandbox.DeliveryFaults{DropEvery: 4, DuplicateEvery: 5, ReorderEvery: 7, DelayEvery: 9, Delay: 50 * time.Millisecond})
 	// Buyers ask every 2 s (getOrder's budget refills at 0.5/s); the
@@ -272,9 +270,7 @@ func TestLeftoverSubscriptionOfADisconnectedSellerIsEnded(t *testing.T) {
 func TestEveryOrderChangeVariantHandled(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
-	s := e.connect(1)
-	e.onConnected(s)
-	e.poll(s)
+	s := e.pushing(1)
 	e.SB.SetOrderChangeFilter(s.ID, nil) // every change type, not only the connector's
 
 	var plain, asked []string
