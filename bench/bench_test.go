@@ -56,7 +56,9 @@ func TestSmallScale(t *testing.T) {
 		"freshness": {"freshness_push_p99", "freshness_push_p50", "freshness_push_max", "freshness_mail_p99", "freshness_mail_p50", "freshness_mail_max",
 			"freshness_poll_steady_p99", "freshness_poll_steady_p50", "freshness_poll_steady_max"},
 		"cost": {"cost_invocations_push_vs_poll", "cost_spapi_calls_push_vs_poll", "cost_statements_push_vs_poll", "cost_handler_seconds_push_vs_poll",
-			"cost_poll_cadence_real_clock", "cost_dollars_per_tenant_month_push"},
+			"cost_poll_cadence_real_clock", "cost_dollars_per_tenant_month_push",
+			"cost_reply_ses_sends", "cost_reply_invocations", "cost_reply_statements", "cost_reply_dollars_per_tenant_month"},
+		"replies": replyMeasures,
 	}
 	if len(rep.Sections) != len(benchmarks) {
 		t.Errorf("%d sections, want %d", len(rep.Sections), len(benchmarks))
@@ -160,6 +162,51 @@ func sane(t *testing.T, r Result) {
 		}
 		if !(b > 0) || !(v > 0) {
 			t.Errorf("%s: baseline %s = %v, ratio %v; want both > 0", r.Name, k, b, v)
+		}
+	}
+}
+
+// replyMeasures are the replies benchmark's rows.
+var replyMeasures = []string{"replies_to_ses_p99", "replies_to_ses_p50", "replies_to_ses_max",
+	"replies_to_inbox_p99", "replies_to_inbox_p50", "replies_to_inbox_max", "replies_sender_throughput", "replies_ses_rate"}
+
+// TestReplies runs the replies benchmark alone at the small scale against
+// the stack, end to end: replies from several tenants through the route,
+// the queue, the reply sender, the SESv2 stand-in and the sandbox's buyer
+// relay, then the throughput comparison. Every reply must reach SES and
+// the buyer (the benchmark fails otherwise); timings are not asserted.
+func TestReplies(t *testing.T) {
+	for _, k := range required {
+		testenv.Env(t, k)
+	}
+	if testing.Short() {
+		t.Skip("-short: the replies benchmark takes some seconds")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	rep, err := run(ctx, options{scale: "small", only: "replies", command: "go test ./bench", log: t.Logf})
+	if err != nil {
+		t.Fatalf("run: %v", err)
+	}
+	byName := map[string]Result{}
+	for _, r := range rep.results() {
+		byName[r.Name] = r
+	}
+	for _, n := range replyMeasures {
+		r, ok := byName[n]
+		if !ok {
+			t.Errorf("no measure %s", n)
+			continue
+		}
+		sane(t, r)
+		if !strings.HasPrefix(r.Goal, "report only") && r.Miss == "" {
+			t.Errorf("%s: goal %q says nothing of what would miss it", r.Name, r.Goal)
+		}
+	}
+	for _, n := range []string{"replies_to_ses_p99", "replies_to_inbox_p99"} {
+		r := byName[n]
+		if r.Baselines["arrived"] != r.Baselines["replies"] || r.Baselines["replies"] != float64(scales["small"].Replies) {
+			t.Errorf("%s: %v of %v replies arrived, want all %d", n, r.Baselines["arrived"], r.Baselines["replies"], scales["small"].Replies)
 		}
 	}
 }

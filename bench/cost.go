@@ -230,6 +230,14 @@ on average, what arrived between two of its receives).
 		cad.perPeriod, drivenPerPeriod, cad.perPeriod/max(drivenPerPeriod, 1e-9), pollText, drivenText, e.costFallback(), pushText))
 	sec.Notes = append(sec.Notes, "**The real-clock cadence.** "+cad.text())
 	sec.Notes = append(sec.Notes, millionText(map[string]dayCost{"push with fallback": withPush, "polling only": pollOnly}, scale, pollBatch))
+	// Replies: per reply, and per tenant per month at an assumed count.
+	rc, err := e.measureReplyCost(ctx)
+	if err != nil {
+		return sec, fmt.Errorf("replies: %w", err)
+	}
+	replyRows, replyNote := replyCostResults(rc)
+	sec.Results = append(sec.Results, replyRows...)
+	e.logf("cost: a reply %.3f SendEmail calls, %.0f statements, $%.7f", rc.sesSends, rc.statements["sendreply"]+rc.statements["replysender"]+rc.statements["sesevents"], rc.dollars.total)
 	sec.Notes = append(sec.Notes, fmt.Sprintf(`**Dollars per tenant per month** (30 days), from the counts above at %s:
 push with fallback $%.6f (Lambda requests $%.6f, duration $%.6f, SQS $%.6f),
 polling only $%.6f (requests $%.6f, duration $%.6f, SQS $%.6f). Duration is
@@ -241,6 +249,7 @@ poll record a tenth of a SendMessageBatch and a receive and a delete per
 batch of %d; per notification a receive and a delete. RDS, Vault, logs and
 tracing are not in it.`, priceSource, dollarsPush.total, dollarsPush.requests, dollarsPush.duration, dollarsPush.sqs,
 		dollarsPoll.total, dollarsPoll.requests, dollarsPoll.duration, dollarsPoll.sqs, pollBatch))
+	sec.Notes = append(sec.Notes, replyNote)
 	return sec, nil
 }
 

@@ -1,12 +1,12 @@
 // Command bench measures the connector at scale against the real services
 // of the local stack (`make bench` runs it inside `stack run --profile
 // test`): API, cold start, fan-out, ingestion, mail intake, rate-budget
-// use, freshness (push, mail and poll) and cost. Every
+// use, freshness (push, mail and poll), cost and replies. Every
 // figure is a ratio against baselines measured in the same run on the same
 // machine, because the machines here are shared and noisy; each benchmark
 // runs several times (-runs) and the medians count.
 //
-//	go run ./bench [-scale full|small] [-runs 3] [-only api,coldstart,fanout,ingest,mail,budget,freshness,cost]
+//	go run ./bench [-scale full|small] [-runs 3] [-only api,coldstart,fanout,ingest,mail,budget,freshness,cost,replies]
 //	               [-fresh poll,push,mail,poll_steady] [-fanout-tenants 100000]
 //	               [-out BENCHMARKS.md] [-json bench/results.json]
 //

@@ -70,6 +70,11 @@ type scale struct {
 	// their period (0: MARKETPLACE_POLL_INTERVAL_SECONDS, the real one).
 	CadencePeriods  int
 	CadenceInterval time.Duration
+	// Replies: replies timed from send-reply's 202 (from ReplyTenants
+	// tenants at once), replies the throughput comparison sends on each
+	// side, and replies per tenant in the cost benchmark.
+	Replies, ReplyTenants, ReplyThroughput int
+	CostReplies                            int
 	// Runs is how many times each benchmark runs; medians count.
 	Runs int
 }
@@ -87,7 +92,8 @@ var scales = map[string]scale{
 		FreshEvents: 40, FreshSpread: 45 * time.Second, FreshGrace: 150 * time.Second, FreshChannels: []string{"poll", "push", "mail", "poll_steady"},
 		CostTenants: 5, CostDay: 24 * time.Hour, CostEvents: 10,
 		CadencePeriods: 4,
-		Runs:           3,
+		Replies:        240, ReplyTenants: 8, ReplyThroughput: 400, CostReplies: 10,
+		Runs: 3,
 	},
 	"small": {
 		Name: "small", Tenants: 1_000, NaiveSample: 200,
@@ -103,6 +109,7 @@ var scales = map[string]scale{
 		FreshChannels: []string{"push", "mail", "poll_steady"},
 		CostTenants:   2, CostDay: 2 * time.Hour, CostEvents: 2,
 		CadencePeriods: 4, CadenceInterval: 2 * time.Second,
+		Replies: 40, ReplyTenants: 4, ReplyThroughput: 60, CostReplies: 3,
 		Runs: 1,
 	},
 }
@@ -133,8 +140,7 @@ var benchmarks = []benchmark{
 	{"budget", benchBudget},
 	{"freshness", benchFreshness},
 	{"cost", benchCost},
-	// Replies' latency and cost (issue 26, item 1) go here as "replies",
-	// once the reply sender they measure has landed.
+	{"replies", benchReplies},
 }
 
 func run(ctx context.Context, o options) (*report, error) {
