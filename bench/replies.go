@@ -194,18 +194,12 @@ func (e *env) newReplyRig(ctx context.Context, label string, nTenants int) (*rep
 		return nil, err
 	}
 
-	// Amazon's side: the buyers write through the relay to the tenants'
-	// inbound addresses (SES's receipt rule, the mail intake), and receive
-	// the replies (the sandbox's buyer relay).
-	mail, err := e.newMailRig(ctx, label+"-mail", 30)
+	// Amazon's side, and the tenants with their tickets.
+	tenants, rig, err := e.replyTickets(ctx, label, setupStore, nTenants)
 	if err != nil {
 		return nil, err
 	}
-	rig, err := e.newSandboxRig(ctx, nTenants, nil, false, func(c *sandbox.Config) { c.RelaySMTP = mail.smtp.Addr() })
-	if err != nil {
-		return nil, err
-	}
-	r.sb = rig.sb
+	r.tenants, r.sb = tenants, rig.sb
 	relay, err := rig.sb.StartReplyRelay("127.0.0.1:0")
 	if err != nil {
 		return nil, err
@@ -233,7 +227,7 @@ func (e *env) newReplyRig(ctx context.Context, label string, nTenants int) (*rep
 	if _, err := snsc.Subscribe(ctx, &sns.SubscribeInput{TopicArn: topic.TopicArn, Protocol: aws.String("sqs"), Endpoint: aws.String(eventsARN)}); err != nil {
 		return nil, fmt.Errorf("subscribe the SES events queue: %w", err)
 	}
-	r.ses, err = sesout.Start("127.0.0.1:0", sesout.Config{Region: devstack.Region, VerifiedDomains: []string{mail.domain},
+	r.ses, err = sesout.Start("127.0.0.1:0", sesout.Config{Region: devstack.Region, VerifiedDomains: []string{cfg.InboundMailDomain},
 		ConfigurationSets: []string{devstack.SESConfigurationSet}, RelaySMTP: relay.Addr(), TopicArn: aws.ToString(topic.TopicArn),
 		SNS: snsc, Log: e.quiet})
 	if err != nil {
@@ -284,40 +278,63 @@ func (e *env) newReplyRig(ctx context.Context, label string, nTenants int) (*rep
 	// first).
 	e.cleanup = append(e.cleanup, func() { stop(); wg.Wait() })
 
-	// The tenants and their tickets.
+	r.resetCounts()
+	return r, nil
+}
+
+// replyTickets makes n connected tenants on store, each with a ticket made
+// the real way: the sandbox's buyer writes, the relay mail goes through
+// SES's receipt rule (dev/smtpses) to the mail intake, which makes the
+// ticket; the tenant's inbound address is the seller's forwarding address
+// and approved under its Messaging Permissions. Each tenant gets a Bearer
+// token of the stack's issuer.
+func (e *env) replyTickets(ctx context.Context, label string, store *postgres.Store, n int) ([]replyTenant, *sandboxRig, error) {
+	cfg, err := config.Load(os.Getenv)
+	if err != nil {
+		return nil, nil, err
+	}
+	mail, err := e.newMailRig(ctx, label+"-mail", 30)
+	if err != nil {
+		return nil, nil, err
+	}
+	rig, err := e.newSandboxRig(ctx, n, nil, false, func(c *sandbox.Config) { c.RelaySMTP = mail.smtp.Addr() })
+	if err != nil {
+		return nil, nil, err
+	}
 	secrets := credcache.New(rig.secrets)
-	orders := sellerapi.New(secrets, lwa.New(rig.url+"/auth/o2/token"), spapi.New(), setupStore, sellerapi.WithEndpoint(rig.url), sellerapi.WithLogger(e.quiet))
+	orders := sellerapi.New(secrets, lwa.New(rig.url+"/auth/o2/token"), spapi.New(), store, sellerapi.WithEndpoint(rig.url), sellerapi.WithLogger(e.quiet))
 	key := secret.Value(os.Getenv("AUTH_JWT_HS256_SECRET"))
-	for i := range nTenants {
-		tenant, _, seller, err := rig.connect(ctx, e, setupStore, i, label, time.Now().UTC())
+	var tenants []replyTenant
+	for i := range n {
+		tenant, _, seller, err := rig.connect(ctx, e, store, i, label, time.Now().UTC())
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		mp := seller.MarketplaceIDs[0]
-		addr, err := mail.provision(ctx, setupStore, tenant, mp)
+		addr, err := mail.provision(ctx, store, tenant, mp)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		rig.sb.SetForwarding(seller.ID, addr.EmailAddress)
 		rig.sb.SetApprovedSenders(seller.ID, mp, []string{addr.EmailAddress})
 		order, err := rig.sb.AddOrder(seller.ID, mp, false)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		if _, err := rig.sb.SendBuyerMessage(seller.ID, sandbox.BuyerMessage{OrderID: order, Text: "Bonjour, où est mon colis ?"}); err != nil {
-			return nil, fmt.Errorf("the buyer's mail: %w", err)
+			return nil, nil, fmt.Errorf("the buyer's mail: %w", err)
 		}
 		token, err := auth.Issue(key, cfg.JWTIssuer, cfg.JWTAudience, cfg.TenantClaim, tenant, 2*time.Hour, time.Now())
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
-		r.tenants = append(r.tenants, replyTenant{id: tenant, token: token, seller: seller.ID, from: addr.EmailAddress})
+		tenants = append(tenants, replyTenant{id: tenant, token: token, seller: seller.ID, from: addr.EmailAddress})
 	}
-	records, err := receiveAll(ctx, e.sqs, mail.queueURL, nTenants)
+	records, err := receiveAll(ctx, e.sqs, mail.queueURL, n)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	flow := mail.flow(e, setupStore, orders, nil)
+	flow := mail.flow(e, store, orders, nil)
 	if _, err := inBatches(ctx, records, 10, func(ctx context.Context, ev events.SQSEvent) error {
 		resp, err := sqsbatch.Handler(flow)(ctx, ev)
 		if err == nil && len(resp.BatchItemFailures) > 0 {
@@ -325,16 +342,15 @@ func (e *env) newReplyRig(ctx context.Context, label string, nTenants int) (*rep
 		}
 		return err
 	}); err != nil {
-		return nil, fmt.Errorf("the buyers' mails to tickets: %w", err)
+		return nil, nil, fmt.Errorf("the buyers' mails to tickets: %w", err)
 	}
-	for i := range r.tenants {
-		if err := poolOf(setupStore).QueryRow(ctx, `SELECT "ticketId" FROM "ExternalMessage" WHERE "tenantId" = $1 AND "ticketId" IS NOT NULL LIMIT 1`,
-			r.tenants[i].id).Scan(&r.tenants[i].ticket); err != nil {
-			return nil, fmt.Errorf("ticket of %s: %w", r.tenants[i].id, err)
+	for i := range tenants {
+		if err := poolOf(store).QueryRow(ctx, `SELECT "ticketId" FROM "ExternalMessage" WHERE "tenantId" = $1 AND "ticketId" IS NOT NULL LIMIT 1`,
+			tenants[i].id).Scan(&tenants[i].ticket); err != nil {
+			return nil, nil, fmt.Errorf("ticket of %s: %w", tenants[i].id, err)
 		}
 	}
-	r.resetCounts()
-	return r, nil
+	return tenants, rig, nil
 }
 
 // serveRoute serves the send-reply route (wire.SendReply) with its jobs to
