@@ -483,15 +483,14 @@ func routeReached(answer []byte) error {
 	if json.Unmarshal(answer, &resp) != nil || resp.StatusCode == 0 {
 		return nil
 	}
-	switch {
-	case resp.StatusCode < 300:
-		return nil
-	case resp.StatusCode == 401 || resp.StatusCode == 403 || resp.StatusCode == 404 || resp.StatusCode >= 500:
-		return fmt.Errorf("answered %d %s", resp.StatusCode, tail(resp.Body, 200))
-	case resp.StatusCode >= 400:
-		return nil
+	switch resp.StatusCode {
+	case 401, 403, 404:
+	default:
+		if resp.StatusCode < 500 {
+			return nil
+		}
 	}
-	return nil
+	return fmt.Errorf("answered %d %s", resp.StatusCode, tail(resp.Body, 200))
 }
 
 func tail(s string, n int) string {

@@ -1,10 +1,13 @@
 package main
 
 import (
+	"encoding/json"
 	"math"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/keybuzz/keybuzz-amazon/dev/devstack"
 )
 
 // TestReplyCostGoal: the at-most-once row fails on a reply sent twice, a
@@ -62,3 +65,50 @@ func TestLegStats(t *testing.T) {
 }
 
 func msDur(n int) time.Duration { return time.Duration(n) * time.Millisecond }
+
+// TestFunctionEventTicket: the reply routes' events name the ticket made
+// for the cold start, in the path and the path parameters, with its
+// tenant's token; other events keep theirs.
+func TestFunctionEventTicket(t *testing.T) {
+	repo, err := devstack.RepoRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	tk := &replyTenant{token: "tok-ticket", ticket: "cticket123"}
+	for _, fn := range []string{"sendreply", "outbound"} {
+		b, err := functionEvent(repo, fn, "tok-other", tk)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var ev struct {
+			RawPath        string            `json:"rawPath"`
+			Headers        map[string]string `json:"headers"`
+			PathParameters map[string]string `json:"pathParameters"`
+			RequestContext struct {
+				HTTP struct {
+					Path string `json:"path"`
+				} `json:"http"`
+			} `json:"requestContext"`
+		}
+		if err := json.Unmarshal(b, &ev); err != nil {
+			t.Fatal(err)
+		}
+		if ev.PathParameters["ticketId"] != "cticket123" || !strings.Contains(ev.RawPath, "/tickets/cticket123/") ||
+			ev.RequestContext.HTTP.Path != ev.RawPath || ev.Headers["authorization"] != "Bearer tok-ticket" {
+			t.Errorf("%s: %+v", fn, ev)
+		}
+	}
+	b, err := functionEvent(repo, "status", "tok-other", tk)
+	if err != nil || !strings.Contains(string(b), "Bearer tok-other") {
+		t.Errorf("status: %s %v", b, err)
+	}
+	for answer, ok := range map[string]bool{
+		`{"statusCode":202,"body":"{}"}`: true, `{"statusCode":400,"body":"{\"error\":\"empty\"}"}`: true,
+		`{"statusCode":404,"body":"{}"}`: false, `{"statusCode":401}`: false, `{"statusCode":503}`: false,
+		`{"claimed":3}`: true,
+	} {
+		if err := routeReached([]byte(answer)); (err == nil) != ok {
+			t.Errorf("routeReached(%s) = %v", answer, err)
+		}
+	}
+}

@@ -101,7 +101,7 @@ var scales = map[string]scale{
 		Mails:       40,
 		APIRequests: 200, APIConcurrency: 4, APITenants: 50,
 		SandboxTime: 5 * time.Minute,
-		Functions:   []string{"status"},
+		Functions:   []string{"status", "sendreply"},
 		ColdRuns:    1,
 		FreshEvents: 5, FreshSpread: 3 * time.Second, FreshPollInterval: 2 * time.Second, FreshGrace: 10 * time.Second,
 		// Poll waits for Amazon's searchOrders margin (minutes): too long
