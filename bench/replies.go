@@ -804,7 +804,7 @@ func eachIndex(ctx context.Context, n, parallel int, f func(i int) error) error 
 // Prices of a reply's other services, beside cost.go's Lambda and SQS
 // prices (US East (N. Virginia) list prices, free tiers ignored).
 const (
-	replyPriceSource   = "Amazon SES $0.10 per 1,000 outbound e-mails (aws.amazon.com/ses/pricing), API Gateway HTTP API $1.00 per million requests (aws.amazon.com/api-gateway/pricing, first 300 million), Amazon SNS $0.50 per million publishes (aws.amazon.com/sns/pricing; deliveries to SQS free), as published on those pages and taken on 2026-12-07 with cost.go's Lambda and SQS prices; US East (N. Virginia), free tiers ignored"
+	replyPriceSource   = "Amazon SES $0.10 per 1,000 outbound e-mails (aws.amazon.com/ses/pricing), API Gateway HTTP API $1.00 per million requests (aws.amazon.com/api-gateway/pricing, first 300 million), Amazon SNS $0.50 per million publishes (aws.amazon.com/sns/pricing; deliveries to SQS free): those pages' figures as stored summaries of them give them on 2026-12-07 (the pages themselves not re-read here); US East (N. Virginia), free tiers ignored"
 	sesPerEmail        = 0.10 / 1000
 	httpAPIPerRequest  = 1.00 / 1e6
 	snsPerPublish      = 0.50 / 1e6
