@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"debug/buildinfo"
 	"debug/elf"
@@ -460,6 +461,15 @@ func functionEvent(repo, fn, token string, ticket *replyTenant) ([]byte, error) 
 			if h, ok := rc["http"].(map[string]any); ok {
 				if p, ok := h["path"].(string); ok {
 					h["path"] = strings.Replace(p, "/"+old+"/", "/"+ticket.ticket+"/", 1)
+				}
+			}
+			// Behind API Gateway's JWT authorizer the function reads the
+			// tenant from the authorizer's claims (shared/auth).
+			if a, ok := rc["authorizer"].(map[string]any); ok {
+				if j, ok := a["jwt"].(map[string]any); ok {
+					if c, ok := j["claims"].(map[string]any); ok {
+						c[cmp.Or(os.Getenv("AUTH_TENANT_CLAIM"), "tenantId")] = ticket.id
+					}
 				}
 			}
 		}

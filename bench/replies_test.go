@@ -74,7 +74,7 @@ func TestFunctionEventTicket(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	tk := &replyTenant{token: "tok-ticket", ticket: "cticket123"}
+	tk := &replyTenant{id: "tenant-ticket", token: "tok-ticket", ticket: "cticket123"}
 	for _, fn := range []string{"sendreply", "outbound"} {
 		b, err := functionEvent(repo, fn, "tok-other", tk)
 		if err != nil {
@@ -88,13 +88,19 @@ func TestFunctionEventTicket(t *testing.T) {
 				HTTP struct {
 					Path string `json:"path"`
 				} `json:"http"`
+				Authorizer struct {
+					JWT struct {
+						Claims map[string]string `json:"claims"`
+					} `json:"jwt"`
+				} `json:"authorizer"`
 			} `json:"requestContext"`
 		}
 		if err := json.Unmarshal(b, &ev); err != nil {
 			t.Fatal(err)
 		}
 		if ev.PathParameters["ticketId"] != "cticket123" || !strings.Contains(ev.RawPath, "/tickets/cticket123/") ||
-			ev.RequestContext.HTTP.Path != ev.RawPath || ev.Headers["authorization"] != "Bearer tok-ticket" {
+			ev.RequestContext.HTTP.Path != ev.RawPath || ev.Headers["authorization"] != "Bearer tok-ticket" ||
+			ev.RequestContext.Authorizer.JWT.Claims["tenantId"] != "tenant-ticket" {
 			t.Errorf("%s: %+v", fn, ev)
 		}
 	}

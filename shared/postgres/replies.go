@@ -322,10 +322,12 @@ func (s *Store) finishReply(ctx context.Context, id, owner string, f func(pgx.Tx
 	return unavailable("finish reply", err)
 }
 
-// writeFate applies a transition to both tables (and KeyBuzz's TicketEvent).
+// writeFate applies a transition to both tables (and KeyBuzz's TicketEvent),
+// in one pipelined batch: one round trip inside the caller's transaction,
+// which holds the reply's row (every caller locked it FOR UPDATE first).
 func (s *Store) writeFate(ctx context.Context, tx pgx.Tx, id string, now time.Time, tr reply.Transition, sesMessageID, code, reason string) error {
-	var tenantID, ticketID string
-	err := tx.QueryRow(ctx, `
+	b := &pgx.Batch{}
+	b.Queue(`
 		UPDATE keybuzz_amazon."Reply" SET "state" = $2, "leaseOwner" = NULL, "leaseUntil" = NULL,
 		    "sesMessageId" = COALESCE("sesMessageId", NULLIF($3, '')),
 		    "acceptedAt" = CASE WHEN $2 IN ('ACCEPTED', 'DELIVERED') THEN COALESCE("acceptedAt", $4) ELSE "acceptedAt" END,
@@ -334,29 +336,26 @@ func (s *Store) writeFate(ctx context.Context, tx pgx.Tx, id string, now time.Ti
 		    "reasonCode" = CASE WHEN $6 THEN NULLIF($7, '') WHEN $2 IN ('ACCEPTED', 'DELIVERED') THEN NULL ELSE "reasonCode" END,
 		    "reason" = CASE WHEN $6 THEN NULLIF($8, '') WHEN $2 IN ('ACCEPTED', 'DELIVERED') THEN NULL ELSE "reason" END,
 		    "updatedAt" = $4
-		WHERE "id" = $1 RETURNING "tenantId", "ticketId"`,
-		id, tr.Next.State, sesMessageID, now, tr.Delivered, tr.Failed, code, reason).Scan(&tenantID, &ticketID)
-	if err != nil {
-		return err
-	}
-	if _, err := tx.Exec(ctx, `
+		WHERE "id" = $1`,
+		id, tr.Next.State, sesMessageID, now, tr.Delivered, tr.Failed, code, reason)
+	b.Queue(`
 		UPDATE public."MarketplaceOutboundMessage" SET "status" = $2::"OutboundMessageStatus",
 		    "providerMessageId" = COALESCE("providerMessageId", NULLIF($3, '')),
 		    "sentAt" = CASE WHEN $2 = 'SENT' THEN COALESCE("sentAt", $4::timestamptz AT TIME ZONE 'UTC') ELSE "sentAt" END,
 		    "error" = CASE WHEN $5 THEN NULLIF($6, '') WHEN $2 = 'SENT' THEN NULL ELSE "error" END,
 		    "attempts" = GREATEST("attempts", (SELECT "attempts" FROM keybuzz_amazon."Reply" WHERE "id" = $1)),
 		    "updatedAt" = $4::timestamptz AT TIME ZONE 'UTC'
-		WHERE "id" = $1`, id, tr.Next.Status, sesMessageID, now, tr.Failed, reason); err != nil {
-		return err
-	}
+		WHERE "id" = $1`, id, tr.Next.Status, sesMessageID, now, tr.Failed, reason)
 	if tr.TicketEvent != "" {
 		payload, _ := json.Marshal(map[string]string{"outboundMessageId": id, "providerMessageId": sesMessageID, "reasonCode": code, "reason": reason})
-		if _, err := tx.Exec(ctx, `
+		b.Queue(`
 			INSERT INTO public."TicketEvent" ("id", "ticketId", "tenantId", "type", "createdAt", "actorType", "payload")
-			VALUES ($1, $2, $3, $4::"TicketEventType", $5::timestamptz AT TIME ZONE 'UTC', 'SYSTEM', $6::jsonb)`,
-			newCUID(), ticketID, tenantID, tr.TicketEvent, now, string(payload)); err != nil {
-			return err
-		}
+			SELECT $1, r."ticketId", r."tenantId", $3::"TicketEventType", $4::timestamptz AT TIME ZONE 'UTC', 'SYSTEM', $5::jsonb
+			FROM keybuzz_amazon."Reply" r WHERE r."id" = $2`,
+			newCUID(), id, tr.TicketEvent, now, string(payload))
+	}
+	if err := tx.SendBatch(ctx, b).Close(); err != nil {
+		return fmt.Errorf("write reply %s's fate: %w", id, err)
 	}
 	return nil
 }
