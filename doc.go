@@ -8,8 +8,9 @@
 //     disconnect: the Connect routes under /api/v1/marketplaces/amazon
 //     (payload 2.0), one httpapi.Route each;
 //   - functions/pollfanout and polltenant: the EventBridge schedule that
-//     enqueues one poll job per due connection, and the SQS consumer that
-//     polls Amazon (the fallback channel);
+//     enqueues one poll job per due connection (and sweeps stranded
+//     replies), and the SQS consumer that polls Amazon (the fallback
+//     channel);
 //   - functions/ordernotify: the SQS consumer of Amazon's ORDER_CHANGE
 //     notifications (the push channel);
 //   - functions/inboundmail: the SQS consumer of the mails SES receives for
