@@ -21,6 +21,7 @@ import (
 	"github.com/keybuzz/keybuzz-amazon/dev/localpoll"
 	"github.com/keybuzz/keybuzz-amazon/shared/auth"
 	"github.com/keybuzz/keybuzz-amazon/shared/boot"
+	"github.com/keybuzz/keybuzz-amazon/shared/boot/bootvault"
 	"github.com/keybuzz/keybuzz-amazon/shared/credcache"
 	"github.com/keybuzz/keybuzz-amazon/shared/httpapi"
 	"github.com/keybuzz/keybuzz-amazon/shared/inboundmail"
@@ -56,7 +57,7 @@ func run(ctx context.Context, env *boot.Env, addr string, pollOnce bool) error {
 	pool := env.Pool(ctx, 10)
 	defer pool.Close()
 	store := postgres.New(pool)
-	secrets := credcache.New(env.Vault(ctx))
+	secrets := credcache.New(bootvault.Open(ctx, env))
 	sqsClient, err := pollsender.NewClient(ctx)
 	env.Must("sqs", err)
 	m := metrics.New(os.Stdout)

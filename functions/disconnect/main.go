@@ -11,6 +11,7 @@ import (
 	"github.com/awslabs/aws-lambda-go-api-proxy/httpadapter"
 
 	"github.com/keybuzz/keybuzz-amazon/shared/boot"
+	"github.com/keybuzz/keybuzz-amazon/shared/boot/bootvault"
 	"github.com/keybuzz/keybuzz-amazon/shared/credcache"
 	"github.com/keybuzz/keybuzz-amazon/shared/postgres"
 	"github.com/keybuzz/keybuzz-amazon/shared/wire"
@@ -21,7 +22,7 @@ func main() {
 	env := boot.Load("disconnect")
 
 	store := postgres.New(env.Pool(ctx, boot.LambdaMaxConns))
-	route := wire.Disconnect(env.Config, store, credcache.New(env.Vault(ctx)), env.Verifier(ctx), env.Log)
+	route := wire.Disconnect(env.Config, store, credcache.New(bootvault.Open(ctx, env)), env.Verifier(ctx), env.Log)
 
 	lambda.Start(httpadapter.NewV2(route).ProxyWithContext)
 }

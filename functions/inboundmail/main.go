@@ -12,6 +12,7 @@ import (
 	"github.com/aws/aws-lambda-go/lambda"
 
 	"github.com/keybuzz/keybuzz-amazon/shared/boot"
+	"github.com/keybuzz/keybuzz-amazon/shared/boot/bootvault"
 	"github.com/keybuzz/keybuzz-amazon/shared/credcache"
 	"github.com/keybuzz/keybuzz-amazon/shared/inboundmail"
 	"github.com/keybuzz/keybuzz-amazon/shared/mailbucket"
@@ -32,7 +33,7 @@ func main() {
 	env.Must("s3 client", err)
 	var secrets *credcache.Cache
 	if !cfg.UseMock { // order context: getOrder with the seller's token
-		secrets = credcache.New(env.Vault(ctx))
+		secrets = credcache.New(bootvault.Open(ctx, env))
 	}
 	// Amazon's notices about replies the tenant sent fail those replies.
 	refused := inboundmail.WithRefusedReplies(wire.SESEvents(store, env.Log))

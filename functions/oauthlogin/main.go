@@ -10,6 +10,7 @@ import (
 	"github.com/awslabs/aws-lambda-go-api-proxy/httpadapter"
 
 	"github.com/keybuzz/keybuzz-amazon/shared/boot"
+	"github.com/keybuzz/keybuzz-amazon/shared/boot/bootvault"
 	"github.com/keybuzz/keybuzz-amazon/shared/credcache"
 	"github.com/keybuzz/keybuzz-amazon/shared/postgres"
 	"github.com/keybuzz/keybuzz-amazon/shared/wire"
@@ -20,7 +21,7 @@ func main() {
 	env := boot.Load("oauthlogin")
 
 	store := postgres.New(env.Pool(ctx, boot.LambdaMaxConns))
-	route := wire.OAuthLogin(env.Config, store, credcache.New(env.Vault(ctx)), env.Log)
+	route := wire.OAuthLogin(env.Config, store, credcache.New(bootvault.Open(ctx, env)), env.Log)
 
 	lambda.Start(httpadapter.NewV2(route).ProxyWithContext)
 }

@@ -13,6 +13,7 @@ import (
 	"github.com/aws/aws-lambda-go/lambda"
 
 	"github.com/keybuzz/keybuzz-amazon/shared/boot"
+	"github.com/keybuzz/keybuzz-amazon/shared/boot/bootvault"
 	"github.com/keybuzz/keybuzz-amazon/shared/credcache"
 	"github.com/keybuzz/keybuzz-amazon/shared/pollsender"
 	"github.com/keybuzz/keybuzz-amazon/shared/postgres"
@@ -26,7 +27,7 @@ func main() {
 	env := boot.Load("ordernotify")
 
 	store := postgres.New(env.Pool(ctx, boot.LambdaMaxConns))
-	secrets := credcache.New(env.Vault(ctx))
+	secrets := credcache.New(bootvault.Open(ctx, env))
 	intake := wire.OrderNotify(env.Config, store, secrets, env.Metrics(), env.Log)
 
 	// A notification ahead of getOrder comes back after the intake's

@@ -12,6 +12,7 @@ import (
 	"github.com/aws/aws-lambda-go/lambda"
 
 	"github.com/keybuzz/keybuzz-amazon/shared/boot"
+	"github.com/keybuzz/keybuzz-amazon/shared/boot/bootvault"
 	"github.com/keybuzz/keybuzz-amazon/shared/credcache"
 	"github.com/keybuzz/keybuzz-amazon/shared/postgres"
 	"github.com/keybuzz/keybuzz-amazon/shared/sqsbatch"
@@ -26,7 +27,7 @@ func main() {
 	store := postgres.New(env.Pool(ctx, boot.LambdaMaxConns))
 	var secrets *credcache.Cache
 	if !cfg.UseMock { // AMAZON_USE_MOCK=true polls the seed's mock source
-		secrets = credcache.New(env.Vault(ctx))
+		secrets = credcache.New(bootvault.Open(ctx, env))
 	}
 	// The poller, on the seller gateway, subscribing connections with push on.
 	poller := wire.PollTenant(cfg, store, secrets, env.Metrics(), env.Log)

@@ -19,7 +19,6 @@ import (
 	"github.com/keybuzz/keybuzz-amazon/shared/logging"
 	"github.com/keybuzz/keybuzz-amazon/shared/metrics"
 	"github.com/keybuzz/keybuzz-amazon/shared/postgres"
-	"github.com/keybuzz/keybuzz-amazon/shared/vaultstore"
 )
 
 // LambdaMaxConns sizes a Lambda container's pool: it serves one invocation
@@ -54,14 +53,6 @@ func (e *Env) Pool(ctx context.Context, maxConns int32) *pgxpool.Pool {
 	pool, err := postgres.Open(ctx, e.Config.DatabaseURL.Reveal(), maxConns)
 	e.Must("database", err)
 	return pool
-}
-
-// Vault opens the Vault credential store (logging in with IAM auth when so
-// configured).
-func (e *Env) Vault(ctx context.Context) *vaultstore.Store {
-	s, err := vaultstore.Open(ctx, e.Config)
-	e.Must("vault", err)
-	return s
 }
 
 // Metrics is the CloudWatch Embedded Metric Format writer on stdout.
