@@ -465,9 +465,19 @@ func (s *Store) ApplyNotice(ctx context.Context, ev reply.Event, needsApproval b
 }
 
 // SendersNeedingApproval are a tenant's sending addresses Amazon refused as
-// not approved, with Amazon's reason.
+// not approved, with Amazon's reason, until the seller's approval shows: a
+// reply from the address delivered after the refusal that Amazon has not
+// refused within reply.NoticeWindow.
 func (s *Store) SendersNeedingApproval(ctx context.Context, tenantID string) (map[string]string, error) {
-	rows, err := s.pool.Query(ctx, `SELECT "emailAddress", COALESCE("reason", '') FROM keybuzz_amazon."SenderApproval" WHERE "tenantId" = $1 AND "needed"`, tenantID)
+	// An address stops needing approval once a reply from it was delivered
+	// after the refusal and reply.NoticeWindow has passed with no new
+	// refusal (a new one moves "noticedAt" past that delivery).
+	rows, err := s.pool.Query(ctx, `
+		SELECT a."emailAddress", COALESCE(a."reason", '') FROM keybuzz_amazon."SenderApproval" a
+		WHERE a."tenantId" = $1 AND a."needed" AND NOT EXISTS (
+		    SELECT 1 FROM keybuzz_amazon."Reply" r
+		    WHERE r."tenantId" = a."tenantId" AND lower(r."fromAddress") = a."emailAddress" AND r."state" = 'DELIVERED'
+		      AND r."deliveredAt" > a."noticedAt" AND r."deliveredAt" <= $2)`, tenantID, s.now().Add(-reply.NoticeWindow))
 	if err != nil {
 		return nil, unavailable("senders needing approval", err)
 	}

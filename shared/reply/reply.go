@@ -18,6 +18,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/keybuzz/keybuzz-amazon/shared/amazon"
 )
@@ -101,6 +102,12 @@ const (
 	TagReply  = "keybuzz-reply"
 	TagTenant = "keybuzz-tenant"
 )
+
+// NoticeWindow is how long after a reply's delivery to Amazon's relay an
+// Amazon notice refusing it is still expected (they come within minutes).
+// A reply delivered from an address that was refused as not approved, and
+// not refused within this window, shows the seller has approved it since.
+const NoticeWindow = 2 * time.Hour
 
 // Outgoing is one reply as handed to SES.
 type Outgoing struct {
