@@ -179,7 +179,7 @@ func benchFreshness(ctx context.Context, e *env) (section, error) {
 			return sec, err
 		}
 		channels = append(channels, freshChannel{
-			name: "poll", tenant: c.tenant, pool: watch, trace: c.trace, period: pollInterval, limit: pollInterval + 10*time.Second,
+			name: "poll", tenant: c.tenant, pool: watch, trace: c.trace, period: pollInterval, limit: pollLimit(pollInterval),
 			how: fmt.Sprintf("polling only: dev/localpoll calls poll.Fanout.Handle every %s (MARKETPLACE_POLL_INTERVAL_SECONDS here; a timer for the EventBridge schedule) and feeds sqsbatch.Handler(poll.Poller) from the poll queue on the emulator, as cmd/local wires them", pollInterval),
 			act: cancelAct(rig.url, seller.ID, seller.MarketplaceIDs[0]),
 			evidence: func(ctx context.Context) string {
@@ -463,9 +463,22 @@ func indent(s, prefix string) string {
 // freshWatchEvery is how often the watcher looks for new ExternalMessages.
 const freshWatchEvery = 100 * time.Millisecond
 
+// amazonWindowLag is how far behind now searchOrders' window ends: Amazon
+// answers lastUpdatedBefore no later than two minutes before the call
+// (dev/sandbox's beforeMargin), so no poll can see a younger event.
+const amazonWindowLag = 2 * time.Minute
+
+// pollLimit is the poll channels' goal: Amazon's window lag, then one poll
+// period, then 10 s for the poll itself. No poller can do better than the
+// lag; a poller that misses a period, or polls twice as seldom as its
+// interval, misses it.
+func pollLimit(period time.Duration) time.Duration {
+	return amazonWindowLag + period + 10*time.Second
+}
+
 func limitText(ch freshChannel) string {
 	if ch.period > 0 {
-		return "one poll period of " + ch.period.String() + " + 10 s"
+		return "Amazon's window lag of " + amazonWindowLag.String() + " + one poll period of " + ch.period.String() + " + 10 s"
 	}
 	return "10 s"
 }
@@ -870,7 +883,7 @@ func (e *env) freshPollSteady(ctx context.Context, cfg config.Config) ([]Result,
 	if len(lat) > 0 {
 		r.p50, r.p99, r.worst, r.least = pct(lat, 0.5), pct99(lat), lat[len(lat)-1], lat[0]
 	}
-	ch := freshChannel{name: "poll_steady", period: interval, limit: interval + 10*time.Second, reportOnly: true}
+	ch := freshChannel{name: "poll_steady", period: interval, limit: pollLimit(interval), reportOnly: true}
 	calls := rig.searches.list()[warmCalls:]
 	boundText := pollBound(calls, r, interval, ch.limit)
 	st := rig.sb.Stats(seller.ID)
