@@ -7,8 +7,10 @@
 // SMTP (to the sandbox, which plays Amazon's relay), and publishes the
 // configuration set's events (Send, then Delivery, Bounce or
 // DeliveryDelay) in SES's event JSON through SNS. Throttling, 5xx
-// answers and an answer lost after the mail went are injectable. It never
-// ships.
+// answers and an answer lost after the mail went are injectable, and so
+// are faults of the event publishing (EventFaults: outcome events lost,
+// duplicated, delayed, out of order, a bounce after the delivery). It
+// never ships.
 package sesout
 
 import (
@@ -65,6 +67,36 @@ type Faults struct {
 	LostAnswers int `json:"lostAnswers"`
 }
 
+// EventFaults fault the publishing of the outcome events (Delivery,
+// Bounce, DeliveryDelay), as SNS and SQS may lose, repeat, delay and
+// reorder them: each counts the outcome events published so far, and at
+// most one fault hits an event (first match in this order). Send is never
+// faulted: the sender's at-most-once rule reads it (docs/replies.md,
+// "What remains").
+type EventFaults struct {
+	DropEvery      int           `json:"dropEvery"`      // every n-th outcome event is not published
+	DuplicateEvery int           `json:"duplicateEvery"` // every n-th is published twice
+	DelayEvery     int           `json:"delayEvery"`     // every n-th is published Delay later
+	Delay          time.Duration `json:"delay"`
+	// ReorderEvery: every n-th is held back and published after the next
+	// outcome event (or after ReorderWait, 1 s by default, when none comes).
+	ReorderEvery int           `json:"reorderEvery"`
+	ReorderWait  time.Duration `json:"reorderWait"`
+	// LateBounceEvery: every n-th delivered mail also bounces (Permanent),
+	// after its Delivery, as when the receiving side gives up on a mail it
+	// took; the Bounce is an outcome event like the others.
+	LateBounceEvery int `json:"lateBounceEvery"`
+}
+
+// Event is an event the stand-in had to publish, and what became of it.
+type Event struct {
+	MessageID string `json:"messageId"`
+	Type      string `json:"eventType"`
+	// Fault is "" or dropped, duplicated, delayed, reordered.
+	Fault     string `json:"fault,omitempty"`
+	Published int    `json:"published"` // copies that reached SNS
+}
+
 // Sent is a mail the stand-in accepted.
 type Sent struct {
 	MessageID        string            `json:"messageId"`
@@ -85,11 +117,22 @@ type Server struct {
 	http *http.Server
 	ln   net.Listener
 
-	mu     sync.Mutex
-	faults Faults
-	sent   []Sent
-	calls  int
-	wg     sync.WaitGroup
+	mu        sync.Mutex
+	faults    Faults
+	evFaults  EventFaults
+	outcomes  int // outcome events so far (what EventFaults count)
+	delivered int // Delivery events so far (what LateBounceEvery counts)
+	held      *heldEvent
+	events    []Event
+	sent      []Sent
+	calls     int
+	wg        sync.WaitGroup
+}
+
+// heldEvent is an outcome event held back by ReorderEvery.
+type heldEvent struct {
+	idx     int // in events
+	publish func() error
 }
 
 // Start listens on addr ("127.0.0.1:0") and serves until Close.
@@ -119,6 +162,19 @@ func Start(addr string, cfg Config) (*Server, error) {
 		s.SetFaults(f)
 		w.WriteHeader(http.StatusNoContent)
 	})
+	mux.HandleFunc("PUT /_sesout/event-faults", func(w http.ResponseWriter, r *http.Request) {
+		var f EventFaults
+		if err := json.NewDecoder(r.Body).Decode(&f); err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		s.SetEventFaults(f)
+		w.WriteHeader(http.StatusNoContent)
+	})
+	mux.HandleFunc("GET /_sesout/events", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		_ = json.NewEncoder(w).Encode(s.Events())
+	})
 	mux.HandleFunc("GET /_sesout/sent", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
 		_ = json.NewEncoder(w).Encode(s.Sent())
@@ -143,6 +199,22 @@ func (s *Server) SetFaults(f Faults) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.faults = f
+}
+
+// SetEventFaults replaces the faults of the event publishing (their
+// counts go on).
+func (s *Server) SetEventFaults(f EventFaults) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.evFaults = f
+}
+
+// Events is every event the stand-in had to publish, in that order, with
+// its fault.
+func (s *Server) Events() []Event {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]Event(nil), s.events...)
 }
 
 // Sent is every mail accepted so far, oldest first.
@@ -280,6 +352,10 @@ func (s *Server) sendEmail(w http.ResponseWriter, r *http.Request) {
 	// SES publishes Send as it accepts; the relay and its outcome follow.
 	if err := s.publish(r.Context(), sent, sesmail.EventSend, nil); err != nil {
 		s.cfg.Log.Error("sesout: Send event not published", "err", err, "message_id", id)
+	} else if s.hasDestination(sent) {
+		s.mu.Lock()
+		s.events = append(s.events, Event{MessageID: id, Type: sesmail.EventSend, Published: 1})
+		s.mu.Unlock()
 	}
 	s.wg.Add(1)
 	go func() {
@@ -328,11 +404,22 @@ func (s *Server) relay(m Sent) {
 				}
 			}
 			s.mu.Unlock()
-			if err := s.publish(ctx, m, sesmail.EventDelivery, func(e *sesmail.Event) {
+			if err := s.emit(ctx, m, sesmail.EventDelivery, func(e *sesmail.Event) {
 				e.Delivery = &sesmail.Delivery{Timestamp: s.cfg.Now().UTC(), ProcessingTimeMillis: int(s.cfg.Now().Sub(m.AcceptedAt).Milliseconds()),
 					Recipients: m.To, SMTPResponse: resp, ReportingMTA: "local-smtp-out." + s.cfg.Region + ".amazonses.com"}
 			}); err != nil {
 				s.cfg.Log.Error("sesout: Delivery event not published", "err", err)
+			}
+			s.mu.Lock()
+			s.delivered++
+			late := s.evFaults.LateBounceEvery > 0 && s.delivered%s.evFaults.LateBounceEvery == 0
+			s.mu.Unlock()
+			if late {
+				if err := s.emit(ctx, m, sesmail.EventBounce, func(e *sesmail.Event) {
+					e.Bounce = bounce(m, "Permanent", "General", "smtp; 550 5.7.1 The recipient's server gave up on the message after taking it (injected)", s.cfg.Now().UTC())
+				}); err != nil {
+					s.cfg.Log.Error("sesout: Bounce event not published", "err", err)
+				}
 			}
 			return
 		}
@@ -340,7 +427,7 @@ func (s *Server) relay(m Sent) {
 		var se *smtp.SMTPError
 		if errors.As(err, &se) && se.Code >= 500 {
 			diag := fmt.Sprintf("smtp; %d %d.%d.%d %s", se.Code, se.EnhancedCode[0], se.EnhancedCode[1], se.EnhancedCode[2], se.Message)
-			if err := s.publish(ctx, m, sesmail.EventBounce, func(e *sesmail.Event) {
+			if err := s.emit(ctx, m, sesmail.EventBounce, func(e *sesmail.Event) {
 				e.Bounce = bounce(m, "Permanent", "General", diag, s.cfg.Now().UTC())
 			}); err != nil {
 				s.cfg.Log.Error("sesout: Bounce event not published", "err", err)
@@ -348,7 +435,7 @@ func (s *Server) relay(m Sent) {
 			return
 		}
 		if attempt == 0 {
-			if err := s.publish(ctx, m, sesmail.EventDeliveryDelay, func(e *sesmail.Event) {
+			if err := s.emit(ctx, m, sesmail.EventDeliveryDelay, func(e *sesmail.Event) {
 				e.DeliveryDelay = &sesmail.DeliveryDelay{Timestamp: s.cfg.Now().UTC(), DelayType: "TransientCommunicationFailure",
 					ExpirationTime: s.cfg.Now().UTC().Add(24 * time.Hour), DelayedRecipients: recipients(m.To, "4.4.1", err.Error())}
 			}); err != nil {
@@ -357,7 +444,7 @@ func (s *Server) relay(m Sent) {
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
-	if err := s.publish(ctx, m, sesmail.EventBounce, func(e *sesmail.Event) {
+	if err := s.emit(ctx, m, sesmail.EventBounce, func(e *sesmail.Event) {
 		e.Bounce = bounce(m, "Transient", "General", "smtp; 421 "+last.Error(), s.cfg.Now().UTC())
 	}); err != nil {
 		s.cfg.Log.Error("sesout: Bounce event not published", "err", err)
@@ -375,6 +462,102 @@ func recipients(to []string, status, diag string) []sesmail.Recipient {
 		out = append(out, sesmail.Recipient{EmailAddress: a, Action: "failed", Status: status, DiagnosticCode: diag})
 	}
 	return out
+}
+
+func (s *Server) hasDestination(m Sent) bool {
+	return m.ConfigurationSet != "" && s.cfg.SNS != nil && s.cfg.TopicArn != ""
+}
+
+// emit publishes an outcome event of the message through EventFaults.
+func (s *Server) emit(ctx context.Context, m Sent, eventType string, fill func(*sesmail.Event)) error {
+	if !s.hasDestination(m) {
+		return nil
+	}
+	s.mu.Lock()
+	s.outcomes++
+	n, f := s.outcomes, s.evFaults
+	every := func(k int) bool { return k > 0 && n%k == 0 }
+	idx := len(s.events)
+	ev := Event{MessageID: m.MessageID, Type: eventType}
+	switch {
+	case every(f.DropEvery):
+		ev.Fault = "dropped"
+	case every(f.DuplicateEvery):
+		ev.Fault = "duplicated"
+	case every(f.DelayEvery):
+		ev.Fault = "delayed"
+	case every(f.ReorderEvery):
+		ev.Fault = "reordered"
+	}
+	s.events = append(s.events, ev)
+	held := s.held
+	if held != nil && ev.Fault != "reordered" {
+		s.held = nil
+	}
+	s.mu.Unlock()
+	once := func() error {
+		err := s.publish(ctx, m, eventType, fill)
+		if err == nil {
+			s.mu.Lock()
+			s.events[idx].Published++
+			s.mu.Unlock()
+		}
+		return err
+	}
+	var err error
+	switch ev.Fault {
+	case "dropped":
+		s.cfg.Log.Info("sesout: event dropped (injected)", "event_type", eventType, "message_id", m.MessageID)
+	case "duplicated":
+		if err = once(); err == nil {
+			err = once()
+		}
+	case "delayed":
+		s.wg.Add(1)
+		time.AfterFunc(f.Delay, func() {
+			defer s.wg.Done()
+			if err := once(); err != nil {
+				s.cfg.Log.Error("sesout: delayed event not published", "err", err)
+			}
+		})
+	case "reordered":
+		h := &heldEvent{idx: idx, publish: once}
+		s.mu.Lock()
+		prev := s.held
+		s.held = h
+		s.mu.Unlock()
+		if prev != nil { // two held in a row: the older goes now, after this one's turn came
+			err = prev.publish()
+		}
+		wait := f.ReorderWait
+		if wait <= 0 {
+			wait = time.Second
+		}
+		s.wg.Add(1)
+		time.AfterFunc(wait, func() {
+			defer s.wg.Done()
+			s.mu.Lock()
+			mine := s.held == h
+			if mine {
+				s.held = nil
+			}
+			s.mu.Unlock()
+			if mine {
+				if err := h.publish(); err != nil {
+					s.cfg.Log.Error("sesout: reordered event not published", "err", err)
+				}
+			}
+		})
+		return err
+	default:
+		err = once()
+	}
+	if held != nil && ev.Fault != "reordered" {
+		if herr := held.publish(); herr != nil && err == nil {
+			err = herr
+		}
+	}
+	return err
 }
 
 // publish sends one event of the message to the SNS topic.

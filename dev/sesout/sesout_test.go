@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -248,4 +249,132 @@ var httpClient = &http.Client{Timeout: 5 * time.Second}
 
 func newRequest(method, url string, body []byte) (*http.Request, error) {
 	return http.NewRequest(method, url, bytes.NewReader(body))
+}
+
+// published is the event types the SNS recorder got for a message, in order.
+func (e *events) all() []sesmail.Event {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return append([]sesmail.Event(nil), e.list...)
+}
+
+// TestEventFaults sends mails one at a time (each relayed before the next)
+// and checks what each fault of the event publishing did to the outcome
+// events, against what the stand-in says it did (Events).
+func TestEventFaults(t *testing.T) {
+	const from = "amazon.t1.fr.tok@inbound.keybuzz.test"
+	tests := []struct {
+		name   string
+		faults sesout.EventFaults
+		to     []string // one mail each, in this order
+		// want: the outcome events SNS got, in order, as "<mail index>:<type>".
+		want   []string
+		record []string // Events() faults of the outcome events, in order
+	}{
+		{"none", sesout.EventFaults{}, []string{"a@marketplace.amazon.fr", "b@marketplace.amazon.fr"},
+			[]string{"0:Delivery", "1:Delivery"}, []string{"", ""}},
+		{"every second dropped", sesout.EventFaults{DropEvery: 2}, []string{"a@marketplace.amazon.fr", "b@marketplace.amazon.fr", "c@marketplace.amazon.fr"},
+			[]string{"0:Delivery", "2:Delivery"}, []string{"", "dropped", ""}},
+		{"every second duplicated", sesout.EventFaults{DuplicateEvery: 2}, []string{"a@marketplace.amazon.fr", "b@marketplace.amazon.fr"},
+			[]string{"0:Delivery", "1:Delivery", "1:Delivery"}, []string{"", "duplicated"}},
+		{"a late bounce after each delivery", sesout.EventFaults{LateBounceEvery: 1}, []string{"a@marketplace.amazon.fr"},
+			[]string{"0:Delivery", "0:Bounce"}, []string{"", ""}},
+		// The refused alias's Bounce is outcome 1; the next mail's Delivery
+		// (2) is held and goes after its late Bounce (3): Bounce first.
+		{"a delivery held behind its bounce", sesout.EventFaults{ReorderEvery: 2, LateBounceEvery: 1, ReorderWait: 2 * time.Second},
+			[]string{"refuse@marketplace.amazon.fr", "b@marketplace.amazon.fr"},
+			[]string{"0:Bounce", "1:Bounce", "1:Delivery"}, []string{"", "reordered", ""}},
+		{"held with nothing after it", sesout.EventFaults{ReorderEvery: 1, ReorderWait: 50 * time.Millisecond}, []string{"a@marketplace.amazon.fr"},
+			[]string{"0:Delivery"}, []string{"reordered"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			srv, ev, _, sender := start(t)
+			srv.SetEventFaults(tc.faults)
+			var ids []string
+			for i, to := range tc.to {
+				id, err := sender.Send(context.Background(), reply.Outgoing{ReplyID: fmt.Sprint("r", i), TenantID: "t", From: from, To: to, Raw: composed(t, from, to)})
+				if err != nil {
+					t.Fatal(err)
+				}
+				ids = append(ids, id)
+				// The next mail only once this one's relay is done (its
+				// outcome published, or held).
+				deadline := time.Now().Add(5 * time.Second)
+				for n := 0; n < 1+i; {
+					n = 0
+					for _, e := range srv.Events() {
+						if e.Type != sesmail.EventSend {
+							n++
+						}
+					}
+					if time.Now().After(deadline) {
+						t.Fatalf("mail %d: no outcome event", i)
+					}
+					time.Sleep(5 * time.Millisecond)
+				}
+			}
+			srv.Wait()
+			var got []string
+			for _, e := range ev.all() {
+				if e.EventType == sesmail.EventSend {
+					continue
+				}
+				for i, id := range ids {
+					if e.Mail.MessageID == id {
+						got = append(got, fmt.Sprintf("%d:%s", i, e.EventType))
+					}
+				}
+			}
+			if fmt.Sprint(got) != fmt.Sprint(tc.want) {
+				t.Errorf("SNS got %v, want %v", got, tc.want)
+			}
+			var rec []string
+			for _, e := range srv.Events() {
+				if e.Type == sesmail.EventSend {
+					if e.Fault != "" || e.Published != 1 {
+						t.Errorf("a Send event faulted: %+v", e)
+					}
+					continue
+				}
+				rec = append(rec, e.Fault)
+				want := 1
+				switch e.Fault {
+				case "dropped":
+					want = 0
+				case "duplicated":
+					want = 2
+				}
+				if e.Published != want {
+					t.Errorf("%+v: published %d times, want %d", e, e.Published, want)
+				}
+			}
+			if fmt.Sprint(rec) != fmt.Sprint(tc.record) {
+				t.Errorf("Events() faults %q, want %q", rec, tc.record)
+			}
+		})
+	}
+}
+
+// TestDelayedEvent: a delayed outcome event reaches SNS Delay after it was due.
+func TestDelayedEvent(t *testing.T) {
+	srv, ev, _, sender := start(t)
+	srv.SetEventFaults(sesout.EventFaults{DelayEvery: 1, Delay: 300 * time.Millisecond})
+	const from, to = "amazon.t1.fr.tok@inbound.keybuzz.test", "a@marketplace.amazon.fr"
+	t0 := time.Now()
+	id, err := sender.Send(context.Background(), reply.Outgoing{ReplyID: "r", TenantID: "t", From: from, To: to, Raw: composed(t, from, to)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(100 * time.Millisecond)
+	if got := ev.types(id); len(got) != 1 {
+		t.Fatalf("before the delay: %v, want only Send", got)
+	}
+	srv.Wait()
+	if got := ev.types(id); len(got) != 2 || got[1] != sesmail.EventDelivery || time.Since(t0) < 300*time.Millisecond {
+		t.Fatalf("after the delay: %v in %s", got, time.Since(t0))
+	}
+	if e := srv.Events(); len(e) != 2 || e[1].Fault != "delayed" || e[1].Published != 1 {
+		t.Fatalf("Events %+v", e)
+	}
 }
