@@ -48,11 +48,14 @@ type BuyerMail struct {
 
 // RefusedReply is a reply Amazon did not deliver, and why.
 type RefusedReply struct {
-	SellerID   string    `json:"sellerId"`
-	OrderID    string    `json:"orderId"`
-	Alias      string    `json:"alias"`
-	From       string    `json:"from"`
-	Reason     string    `json:"reason"` // sender_not_approved, content_refused
+	SellerID string `json:"sellerId"`
+	OrderID  string `json:"orderId"`
+	Alias    string `json:"alias"`
+	From     string `json:"from"`
+	Reason   string `json:"reason"` // sender_not_approved, content_refused, buyer_opted_out
+	// MessageID is the refused mail's Message-ID without its angle
+	// brackets, as BuyerMail's (SES's, for a reply sent through SES).
+	MessageID  string    `json:"messageId"`
 	ReceivedAt time.Time `json:"receivedAt"`
 }
 
@@ -62,6 +65,7 @@ type buyerRelay struct {
 	approved map[string]map[string][]string // seller -> marketplace -> addresses (lower case)
 	inbox    map[string][]BuyerMail         // seller -> received replies
 	refused  map[string][]RefusedReply
+	optedOut map[string]bool // aliases (lower case) of buyers who opted out
 }
 
 func (b *buyerRelay) init() {
@@ -69,6 +73,7 @@ func (b *buyerRelay) init() {
 		b.approved = map[string]map[string][]string{}
 		b.inbox = map[string][]BuyerMail{}
 		b.refused = map[string][]RefusedReply{}
+		b.optedOut = map[string]bool{}
 	}
 }
 
@@ -101,6 +106,21 @@ func (s *Server) SetApprovedSenders(sellerID, marketplaceID string, addresses []
 		}
 	}
 	b.approved[sellerID][marketplaceID] = l
+}
+
+// SetBuyerOptedOut records that the buyer of an alias opted out of
+// unsolicited messages (or no longer does): Amazon refuses replies to it
+// and mails its notice.
+func (s *Server) SetBuyerOptedOut(alias string, out bool) {
+	b := s.replies()
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	a := strings.ToLower(strings.TrimSpace(alias))
+	if out {
+		b.optedOut[a] = true
+	} else {
+		delete(b.optedOut, a)
+	}
 }
 
 // ApprovedSenders are the addresses a seller approved, by marketplace.
@@ -302,7 +322,7 @@ func guidelineBreach(text string) string {
 func (s *Server) receiveReply(envelopeFrom string, a aliasOrder, raw []byte) error {
 	mr, err := mail.CreateReader(bytes.NewReader(raw))
 	if err != nil {
-		return s.refuseReply(envelopeFrom, a, "", "content_refused", "an unreadable message")
+		return s.refuseReply(envelopeFrom, a, "", "", "content_refused", "an unreadable message")
 	}
 	h := mr.Header
 	from := envelopeFrom
@@ -337,12 +357,16 @@ func (s *Server) receiveReply(envelopeFrom string, a aliasOrder, raw []byte) err
 			approved = true
 		}
 	}
+	optedOut := b.optedOut[strings.ToLower(a.alias)]
 	b.mu.Unlock()
 	if !approved {
-		return s.refuseReply(from, a, orderID, "sender_not_approved", "")
+		return s.refuseReply(from, a, orderID, msgID, "sender_not_approved", "")
 	}
 	if why := guidelineBreach(text); why != "" {
-		return s.refuseReply(from, a, orderID, "content_refused", why)
+		return s.refuseReply(from, a, orderID, msgID, "content_refused", why)
+	}
+	if optedOut {
+		return s.refuseReply(from, a, orderID, msgID, "buyer_opted_out", "")
 	}
 	m := BuyerMail{SellerID: a.sellerID, OrderID: orderID, Alias: a.alias, From: from, Subject: subject, Text: strings.TrimSpace(text),
 		MessageID: msgID, ReceivedAt: s.clock.Now().UTC()}
@@ -358,12 +382,12 @@ func (s *Server) receiveReply(envelopeFrom string, a aliasOrder, raw []byte) err
 
 // refuseReply records the refusal and mails Amazon's notice to the sender,
 // in the words Amazon's notices use (see shared/relaymail's notice phrases).
-func (s *Server) refuseReply(sender string, a aliasOrder, orderID, reason, detail string) error {
+func (s *Server) refuseReply(sender string, a aliasOrder, orderID, msgID, reason, detail string) error {
 	now := s.clock.Now().UTC()
 	b := s.replies()
 	b.mu.Lock()
 	b.refused[a.sellerID] = append(b.refused[a.sellerID], RefusedReply{SellerID: a.sellerID, OrderID: orderID, Alias: a.alias,
-		From: sender, Reason: reason, ReceivedAt: now})
+		From: sender, Reason: reason, MessageID: msgID, ReceivedAt: now})
 	b.mu.Unlock()
 	s.log.Info("sandbox: reply refused", "seller", a.sellerID, "order", orderID, "reason", reason)
 	if s.cfg.RelaySMTP == "" || sender == "" {
@@ -375,6 +399,8 @@ func (s *Server) refuseReply(sender string, a aliasOrder, orderID, reason, detai
 	case "sender_not_approved":
 		body = fmt.Sprintf("We were unable to deliver the message you sent for order %s to %s because it is not coming from the account's registered email address or from an authorized email address.\n\n"+
 			"To send messages from this address, add it under Settings > Messaging Permissions in Seller Central.", orderID, a.alias)
+	case "buyer_opted_out":
+		body = fmt.Sprintf("We were unable to deliver the message you sent for order %s to %s because the buyer has chosen to opt out of receiving unsolicited messages from sellers.", orderID, a.alias)
 	default:
 		body = fmt.Sprintf("This message was not sent as it did not meet the Buyer-Seller Messaging communication guidelines (it contains %s).\n\n"+
 			"Order: %s\nTo: %s", detail, orderID, a.alias)

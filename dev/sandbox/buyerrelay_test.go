@@ -160,8 +160,29 @@ func TestReplyRelay(t *testing.T) {
 			t.Fatalf("%s: notice\n%s", tc.text, n)
 		}
 	}
-	if len(sb.BuyerInbox(seller.ID)) != 1 {
-		t.Fatal("a refused reply reached the buyer")
+	// The buyer opts out: an approved sender's reply is refused too, until
+	// the buyer opts in again.
+	sb.SetBuyerOptedOut(strings.ToUpper(alias), true)
+	if err := send(approved, alias, "Bonjour"); err != nil {
+		t.Fatal(err)
+	}
+	refused := sb.RefusedReplies(seller.ID)
+	if last := refused[len(refused)-1]; len(refused) != len(tests)+1 || last.Reason != "buyer_opted_out" || last.MessageID != "x@local" {
+		t.Fatalf("opted out: refused %+v", refused)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for len(box.mails()) < len(tests)+1 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if mails := box.mails(); len(mails) != len(tests)+1 || !strings.Contains(strings.ReplaceAll(mails[len(tests)], "=\r\n", ""), "opt out of receiving unsolicited messages") {
+		t.Fatalf("opted out: notices %v", mails)
+	}
+	sb.SetBuyerOptedOut(alias, false)
+	if err := send(approved, alias, "Bonjour encore"); err != nil {
+		t.Fatal(err)
+	}
+	if len(sb.BuyerInbox(seller.ID)) != 2 || len(sb.RefusedReplies(seller.ID)) != len(tests)+1 {
+		t.Fatal("a reply refused, or a refused reply reached the buyer")
 	}
 	box.mu.Lock()
 	if box.rcpt[0] != "noreply@keybuzz.io" {
