@@ -103,7 +103,8 @@ func (v Invariants) OK() bool {
 	return v.Lost == 0 && v.Duplicated == 0 && v.WrongTenant == 0 && v.AfterRevocation == 0 && v.Phantom == 0 && v.TicketMessageMissing == 0 &&
 		v.TicketsWrong == 0 && v.ConnectionsWrong == 0 && v.QueueLeft == 0 && v.HalfDone == 0 && v.KeybuzzUnreadable == 0 && v.DLQUnexplained == 0 && v.SecretsFound() == 0 &&
 		v.OutsideContract == 0 && v.Channels.NotificationsUnrecorded == 0 &&
-		v.Replies.Duplicated == 0 && v.Replies.Lost == 0 && v.Replies.WrongTenant == 0
+		v.Replies.Duplicated == 0 && v.Replies.Lost == 0 && v.Replies.WrongTenant == 0 &&
+		v.Replies.WrongFate == 0 && v.Replies.WrongReason == 0 && v.Replies.BuyerDuplicated == 0
 }
 
 // SecretsFound is every secret found by any scanner, in any form.
@@ -263,6 +264,14 @@ func (w *world) checkInvariants(ctx context.Context) (Invariants, error) {
 		}
 		if err := w.checkReplies(ctx, &v); err != nil {
 			return v, err
+		}
+		if k.replies != nil {
+			// Dead-lettered reply jobs, traced like the others.
+			more, err := w.drainQueue(ctx, k.replies.dlqURL)
+			if err != nil {
+				return v, err
+			}
+			dlq = append(dlq, more...)
 		}
 		v.HalfDone = len(k.halfDone)
 		for _, h := range k.halfDone {
@@ -537,7 +546,7 @@ func (w *world) judgeDeadLetters(v *Invariants, dlq []deadLetter) {
 			// fauxqs may give a moved message a new id: the delivered message
 			// with the same body.
 			var cands []string
-			for _, kind := range []string{"poll", "kill", "notify", "mail"} {
+			for _, kind := range []string{"poll", "kill", "notify", "mail", "reply"} {
 				cands = append(cands, w.payloads.idsWithBody(kind, d.body)...)
 			}
 			for _, cand := range cands {
@@ -586,6 +595,8 @@ func (w *world) drainQueue(ctx context.Context, dlqURL string) ([]deadLetter, er
 			} else if t := w.notifyTenant(body); t != "" {
 				d.tenant = t
 			} else if t := w.mailTenant(body); t != "" {
+				d.tenant = t
+			} else if t := replyJobTenant(body); t != "" {
 				d.tenant = t
 			}
 			out = append(out, d)
@@ -661,4 +672,16 @@ func servedBeforeLoss(t *tenant, ev sandbox.Event, lost time.Time) bool {
 	}
 	sv, ok := t.front.servedOrder(t.seller, ev.OrderID)
 	return ok && sv.sandbox.Before(lost) && !sv.sandbox.Before(ev.At)
+}
+
+// replyJobTenant is the tenant of a reply job's body ({"replyId","tenantId"}).
+func replyJobTenant(body string) string {
+	var j struct {
+		ReplyID  string `json:"replyId"`
+		TenantID string `json:"tenantId"`
+	}
+	if json.Unmarshal([]byte(body), &j) != nil || j.ReplyID == "" {
+		return ""
+	}
+	return j.TenantID
 }

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"errors"
+	"github.com/keybuzz/keybuzz-amazon/shared/sesmail"
 	"net/http"
 	"testing"
 	"time"
@@ -542,6 +543,104 @@ func TestCheckerReplies(t *testing.T) {
 		v := judge(tc.brk(good()))
 		if v.OK() || tc.check(v.Replies) == 0 {
 			t.Errorf("%s: the check did not fail: %+v", tc.name, v.Replies)
+		}
+	}
+}
+
+// TestCheckerReplyFates breaks the fate judge's inputs one way at a time:
+// each break must fail the verdict through the check meant to see it.
+func TestCheckerReplyFates(t *testing.T) {
+	type input struct {
+		rows    []replyRow
+		mails   []sesout.Sent
+		evs     []sesout.Event
+		inbox   []sandbox.BuyerMail
+		refused []sandbox.RefusedReply
+	}
+	good := func() input {
+		mail := func(id, tenant string) sesout.Sent {
+			return sesout.Sent{MessageID: "m-" + id, From: tenant + "@in.test", To: []string{"b-" + tenant + "@marketplace.amazon.fr"},
+				Tags: map[string]string{reply.TagReply: id, reply.TagTenant: tenant}}
+		}
+		ev := func(id, typ, fault string) sesout.Event {
+			n := 1
+			if fault == "dropped" {
+				n = 0
+			}
+			return sesout.Event{MessageID: "m-" + id, Type: typ, Fault: fault, Published: n}
+		}
+		got := func(id, seller string) sandbox.BuyerMail {
+			return sandbox.BuyerMail{SellerID: seller, Alias: "b@marketplace.amazon.fr", MessageID: "m-" + id + "@eu-west-1.amazonses.com"}
+		}
+		return input{
+			rows: []replyRow{
+				{id: "d1", tenant: "ta", state: reply.StateDelivered},                                                     // delivered
+				{id: "s1", tenant: "ta", state: reply.StateAccepted},                                                      // its Delivery lost
+				{id: "f1", tenant: "tb", state: reply.StateFailed, reasonCode: "amazon_sender_not_approved", reason: "x"}, // refused
+				{id: "f2", tenant: "ta", state: reply.StateFailed, reasonCode: "bounce_permanent_general", reason: "y"},   // bounced after its delivery
+			},
+			mails: []sesout.Sent{mail("d1", "ta"), mail("s1", "ta"), mail("f1", "tb"), mail("f2", "ta")},
+			evs: []sesout.Event{
+				ev("d1", sesmail.EventSend, ""), ev("d1", sesmail.EventDelivery, "duplicated"),
+				ev("s1", sesmail.EventSend, ""), ev("s1", sesmail.EventDelivery, "dropped"),
+				ev("f1", sesmail.EventSend, ""), ev("f1", sesmail.EventDelivery, "delayed"),
+				ev("f2", sesmail.EventSend, ""), ev("f2", sesmail.EventBounce, "reordered"), ev("f2", sesmail.EventDelivery, ""),
+			},
+			inbox:   []sandbox.BuyerMail{got("d1", "sa"), got("s1", "sa"), got("f2", "sa")},
+			refused: []sandbox.RefusedReply{{SellerID: "sb", Reason: "sender_not_approved", MessageID: "m-f1@eu-west-1.amazonses.com"}},
+		}
+	}
+	sellers := map[string]string{"sa": "ta", "sb": "tb"}
+	judge := func(in input) Invariants {
+		var v Invariants
+		judgeFates(&v, in.rows, in.mails, in.evs, in.inbox, in.refused, sellers)
+		return v
+	}
+	if v := judge(good()); !v.OK() || v.Replies.Delivered != 1 || v.Replies.Refused != 1 {
+		t.Fatalf("the unbroken fates do not pass: %+v %v", v.Replies, v.Problems)
+	}
+	for _, tc := range []struct {
+		name  string
+		brk   func(in *input)
+		check func(r ReplyInvariants) int
+	}{
+		{"a refused reply left DELIVERED", func(in *input) { in.rows[2].state, in.rows[2].reasonCode = reply.StateDelivered, "" },
+			func(r ReplyInvariants) int { return r.WrongFate }},
+		{"a refused reply FAILED for another reason", func(in *input) { in.rows[2].reasonCode = "amazon_buyer_opted_out" },
+			func(r ReplyInvariants) int { return r.WrongReason }},
+		{"a bounced reply left DELIVERED (the Bounce came first)", func(in *input) { in.rows[3].state, in.rows[3].reasonCode = reply.StateDelivered, "" },
+			func(r ReplyInvariants) int { return r.WrongFate }},
+		{"a reply DELIVERED whose Delivery was lost", func(in *input) { in.rows[1].state = reply.StateDelivered },
+			func(r ReplyInvariants) int { return r.WrongFate }},
+		{"a delivered reply left SENT", func(in *input) { in.rows[0].state = reply.StateAccepted },
+			func(r ReplyInvariants) int { return r.WrongFate }},
+		{"a buyer who got a reply twice", func(in *input) { in.inbox = append(in.inbox, in.inbox[0]) },
+			func(r ReplyInvariants) int { return r.BuyerDuplicated }},
+		{"a buyer's mail of no reply", func(in *input) {
+			in.inbox = append(in.inbox, sandbox.BuyerMail{SellerID: "sa", MessageID: "m-zz@eu-west-1.amazonses.com"})
+		}, func(r ReplyInvariants) int { return r.BuyerDuplicated }},
+		{"a reply at another seller's buyer", func(in *input) { in.inbox[0].SellerID = "sb" },
+			func(r ReplyInvariants) int { return r.WrongTenant }},
+	} {
+		in := good()
+		tc.brk(&in)
+		v := judge(in)
+		if v.OK() || tc.check(v.Replies) == 0 {
+			t.Errorf("%s: the check did not fail: %+v", tc.name, v.Replies)
+		}
+	}
+}
+
+// TestReplyDeadLetterTenant: a dead-lettered reply job is read as its
+// tenant's, so the tracer can explain it.
+func TestReplyDeadLetterTenant(t *testing.T) {
+	for body, want := range map[string]string{
+		`{"replyId":"r1","tenantId":"tenant-kill-00003"}`: "tenant-kill-00003",
+		`{"tenantId":"t"}`: "",
+		`not json`:         "",
+	} {
+		if got := replyJobTenant(body); got != want {
+			t.Errorf("%s: %q, want %q", body, got, want)
 		}
 	}
 }

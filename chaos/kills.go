@@ -166,6 +166,11 @@ func newKiller(ctx context.Context, w *world, bin string) (*killer, error) {
 			return nil
 		}
 	}
+	if w.ch != nil && w.set.ReplyKills > 0 {
+		// Amazon's notices about refused replies come back through the mail
+		// intake (the SES receiver of the channels).
+		cfg.RelaySMTP = w.ch.smtp.Addr()
+	}
 	k.sb = sandbox.New(cfg)
 	for _, sl := range k.sb.Sellers() {
 		k.sb.RotateRefreshTokens(sl.ID, true)

@@ -128,11 +128,16 @@ func (k *killer) sendMail(t *tenant) error {
 // sendMailFrom is sendMail from the buyer's relay alias from ("": one of
 // marketplace.amazon.com); it returns the mail's order.
 func (k *killer) sendMailFrom(t *tenant, from string) (string, error) {
-	ch := k.w.ch
 	order, err := k.sb.AddOrder(t.seller, "", false)
 	if err != nil {
 		return "", err
 	}
+	return order, k.sendMailAbout(t, order, from)
+}
+
+// sendMailAbout is sendMailFrom about an order of the kill sandbox.
+func (k *killer) sendMailAbout(t *tenant, order, from string) error {
+	ch := k.w.ch
 	ch.mu.Lock()
 	ch.nextMail++
 	token := fmt.Sprintf("chaos-mail-%d", ch.nextMail)
@@ -147,13 +152,13 @@ func (k *killer) sendMailFrom(t *tenant, from string) (string, error) {
 		"Order ID: %s\r\n\r\n------------- Begin message -------------\r\n\r\nWhere is my parcel? %s\r\n\r\n------------- End message -------------\r\n",
 		from, t.address, order, token, order, token)
 	if err := smtpses.Send(ch.smtp.Addr(), "bounce@marketplace.amazon.com", []string{t.address}, []byte(raw)); err != nil {
-		return "", fmt.Errorf("mail to %s: %w", t.address, err)
+		return fmt.Errorf("mail to %s: %w", t.address, err)
 	}
 	ch.mu.Lock()
 	ch.mails = append(ch.mails, &sentMail{token: token, tenant: t.id, order: order, to: t.address, accepting: true})
 	ch.mu.Unlock()
 	k.w.stats.add("mails_relayed_kill_phase", 1)
-	return order, nil
+	return nil
 }
 
 // receiveFrom is the event source mapping's poll of queueURL.

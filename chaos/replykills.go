@@ -20,6 +20,7 @@ import (
 	"github.com/keybuzz/keybuzz-amazon/dev/devstack"
 	"github.com/keybuzz/keybuzz-amazon/dev/localpoll"
 	"github.com/keybuzz/keybuzz-amazon/dev/rie"
+	"github.com/keybuzz/keybuzz-amazon/dev/sandbox"
 	"github.com/keybuzz/keybuzz-amazon/dev/sesout"
 	"github.com/keybuzz/keybuzz-amazon/shared/amazon"
 	"github.com/keybuzz/keybuzz-amazon/shared/httpapi"
@@ -27,6 +28,7 @@ import (
 	"github.com/keybuzz/keybuzz-amazon/shared/replies"
 	"github.com/keybuzz/keybuzz-amazon/shared/reply"
 	"github.com/keybuzz/keybuzz-amazon/shared/replyqueue"
+	"github.com/keybuzz/keybuzz-amazon/shared/sesmail"
 	"github.com/keybuzz/keybuzz-amazon/shared/sessender"
 	"github.com/keybuzz/keybuzz-amazon/shared/sqsbatch"
 )
@@ -54,10 +56,25 @@ import (
 // queue is drained: a stale claim is re-examined, SES's own record (its
 // Send event) looked for before any new SendEmail.
 //
+// The stand-in relays every mail it accepts to the kill sandbox's buyer
+// relay (Amazon's), which delivers it to the buyer's inbox or refuses it:
+// some tenants did not approve their sending address, some buyers opted
+// out; Amazon's notice then comes back through the real mail intake (the
+// SES receiver, the mail queue, the inboundmail bootstrap). The stand-in's
+// outcome events are faulted on their way (replySESEventFaults: lost,
+// duplicated, delayed, reordered, a bounce after a delivery).
+//
 // Judged against the stand-in's record of every mail it accepted: each
 // reply the API accepted ends SENT with exactly one mail, or FAILED with a
 // reason; no mail from an address of another tenant, or to another
-// tenant's buyer.
+// tenant's buyer. Then its fate against what SES published and what
+// Amazon did (judgeFates): a reply Amazon refused, or whose Bounce SES
+// published, ends FAILED with that reason; otherwise one whose Delivery
+// event SES published ends DELIVERED, and one whose Delivery was lost
+// stays SENT (ACCEPTED), the connector's contract: SENT when SES accepted,
+// DELIVERED and FAILED only from SES's events and Amazon's notices. The
+// buyers' inboxes hold at most one mail per reply, each of a reply the API
+// accepted for that seller's tenant.
 var replyKillCategories = []string{"reply_after_claim", "reply_after_ses_accepted", "reply_before_ack"}
 
 // replyFaults are the SES faults injected on replies sent without a kill.
@@ -65,9 +82,18 @@ var replyFaults = []string{"reply_ses_throttled", "reply_ses_5xx", "reply_ses_an
 
 const replyConfigurationSet = "chaos-replies"
 
+// replySESEventFaults fault the stand-in's outcome events in the reply phase.
+var replySESEventFaults = sesout.EventFaults{DropEvery: 7, DuplicateEvery: 5, DelayEvery: 4, Delay: 1500 * time.Millisecond,
+	ReorderEvery: 3, ReorderWait: time.Second, LateBounceEvery: 6}
+
+// replyRefusals: the n-th tenant of the phase (n % len) has Amazon refuse
+// its replies for this reason ("": delivered), the sandbox's reasons.
+var replyRefusals = []string{"", "sender_not_approved", "", "buyer_opted_out"}
+
 // replyRig is the reply side of the kill phase.
 type replyRig struct {
 	ses    *sesout.Server
+	relay  *sandbox.ReplyRelay // Amazon's relay to the buyers (the kill sandbox)
 	proxy  *httptest.Server
 	api    *httptest.Server
 	before hold // SendEmail held before it reaches the stand-in
@@ -76,12 +102,14 @@ type replyRig struct {
 	heldStatus atomic.Int32
 	queueURL   string
 	dlqURL     string
+	eventsURL  string
 	stopEv     context.CancelFunc
 	evDone     chan struct{}
 	env        []string
 	// What the harness asked for, the record the checker judges against.
 	requests []replyRequest
 	aliases  map[string]string // buyer alias (lower case) -> tenant
+	refusing map[string]string // tenant -> the reason Amazon refuses its replies
 }
 
 // replyRequest is one agent reply the API accepted (202), with its duplicates.
@@ -93,7 +121,7 @@ type replyRequest struct {
 
 func (k *killer) startReplies(ctx context.Context) (*replyRig, error) {
 	w := k.w
-	rr := &replyRig{aliases: map[string]string{}}
+	rr := &replyRig{aliases: map[string]string{}, refusing: map[string]string{}}
 	var err error
 	if rr.queueURL, rr.dlqURL, err = w.createQueuePair(ctx, "chaos-kill-replies", 2); err != nil {
 		return nil, err
@@ -102,6 +130,7 @@ func (k *killer) startReplies(ctx context.Context) (*replyRig, error) {
 	if err != nil {
 		return nil, err
 	}
+	rr.eventsURL = eventsURL
 	snsc := sns.New(sns.Options{Region: devstack.Region, BaseEndpoint: aws.String(w.stack.Get("AWS_ENDPOINT_URL_SQS")), Credentials: w.awsCreds})
 	topic, err := snsc.CreateTopic(ctx, &sns.CreateTopicInput{Name: aws.String("chaos-kill-ses-events")})
 	if err != nil {
@@ -111,12 +140,17 @@ func (k *killer) startReplies(ctx context.Context) (*replyRig, error) {
 		Endpoint: aws.String(fmt.Sprintf("arn:aws:sqs:%s:000000000000:chaos-kill-ses-events", devstack.Region))}); err != nil {
 		return nil, fmt.Errorf("subscribe the SES events queue: %w", err)
 	}
-	// The stand-in keeps every mail it accepts (no relay: the buyers'
-	// inboxes are its record).
-	if rr.ses, err = sesout.Start("127.0.0.1:0", sesout.Config{Region: devstack.Region, VerifiedDomains: []string{devstack.InboundDomain},
-		ConfigurationSets: []string{replyConfigurationSet}, TopicArn: aws.ToString(topic.TopicArn), SNS: snsc, Log: w.log}); err != nil {
+	// The stand-in keeps every mail it accepts and relays it to Amazon's
+	// relay (the kill sandbox), which fills the buyers' inboxes.
+	if rr.relay, err = k.sb.StartReplyRelay("127.0.0.1:0"); err != nil {
 		return nil, err
 	}
+	if rr.ses, err = sesout.Start("127.0.0.1:0", sesout.Config{Region: devstack.Region, VerifiedDomains: []string{devstack.InboundDomain},
+		ConfigurationSets: []string{replyConfigurationSet}, TopicArn: aws.ToString(topic.TopicArn), SNS: snsc, Log: w.log,
+		RelaySMTP: rr.relay.Addr()}); err != nil {
+		return nil, err
+	}
+	rr.ses.SetEventFaults(replySESEventFaults)
 	target, _ := url.Parse(rr.ses.URL())
 	rp := httputil.NewSingleHostReverseProxy(target)
 	rr.proxy = httptest.NewServer(http.HandlerFunc(func(wr http.ResponseWriter, r *http.Request) {
@@ -173,6 +207,9 @@ func (rr *replyRig) close() {
 	if rr.ses != nil {
 		_ = rr.ses.Close()
 	}
+	if rr.relay != nil {
+		_ = rr.relay.Close()
+	}
 }
 
 // replyBootstrap is where buildBootstrap puts the replysender bootstrap.
@@ -196,11 +233,30 @@ func (k *killer) buyerTickets(ctx context.Context, rr *replyRig, ts []*tenant, i
 		if !ok {
 			return nil, fmt.Errorf("no marketplace for %q", cc)
 		}
-		alias := fmt.Sprintf("buyer-r%d-%s@marketplace.amazon.%s", i, strings.ReplaceAll(t.id, "-", ""), amazon.MarketplaceDomain(m.ID))
-		if _, err := k.sendMailFrom(t, alias); err != nil {
+		// A buyer of an order of the seller on that marketplace, known to
+		// Amazon's relay.
+		order, err := k.sb.AddOrder(t.seller, m.ID, false)
+		if err != nil {
+			return nil, fmt.Errorf("order of %s on %s: %w", t.id, m.ID, err)
+		}
+		alias, _, ok := k.sb.OrderAlias(t.seller, order)
+		if !ok {
+			return nil, fmt.Errorf("no alias for order %s of %s", order, t.id)
+		}
+		if err := k.sendMailAbout(t, order, alias); err != nil {
 			return nil, err
 		}
 		aliases[t.id] = alias
+		switch why := replyRefusals[i%len(replyRefusals)]; why {
+		case "sender_not_approved": // the tenant's address is not under Messaging Permissions
+			rr.refusing[t.id] = why
+		case "buyer_opted_out":
+			k.sb.SetApprovedSenders(t.seller, m.ID, []string{t.address})
+			k.sb.SetBuyerOptedOut(alias, true)
+			rr.refusing[t.id] = why
+		default:
+			k.sb.SetApprovedSenders(t.seller, m.ID, []string{t.address})
+		}
 	}
 	if err := k.drainMail(ctx, in); err != nil {
 		return nil, err
@@ -445,10 +501,49 @@ func (k *killer) replyKills(ctx context.Context) error {
 	if err := k.drainReplies(ctx, rr, in); err != nil {
 		return err
 	}
+	// What SES and Amazon answered: the relays and the faulted events
+	// settle, Amazon's notices go through the mail intake, the events are
+	// consumed.
+	if err := k.settleReplyFates(ctx, rr, mailIn); err != nil {
+		return err
+	}
 	w.stats.add("reply_kill_phase_ms", int(time.Since(t0).Milliseconds()))
 	w.stats.add("reply_sendemail_calls", rr.ses.Calls())
 	w.print("reply kills: %d replies asked for, %d SendEmail calls, %d mails accepted by SES, in %s",
 		n, rr.ses.Calls(), len(rr.ses.Sent()), time.Since(t0).Round(time.Second))
+	return nil
+}
+
+// settleReplyFates waits for the stand-in's relays and events (delayed or
+// held ones included), drains Amazon's notices through the mail intake
+// (in), then waits until the SES-events queue stays empty.
+func (k *killer) settleReplyFates(ctx context.Context, rr *replyRig, in *rie.Instance) error {
+	w := k.w
+	rr.ses.Wait()
+	if err := k.drainMail(ctx, in); err != nil {
+		return err
+	}
+	deadline := time.Now().Add(w.set.DrainTimeout)
+	for empty := 0; empty < 3; {
+		if time.Now().After(deadline) {
+			return fmt.Errorf("reply kills: the SES-events queue not drained after %s", w.set.DrainTimeout)
+		}
+		d, err := w.queueDepth(ctx, rr.eventsURL)
+		if err != nil {
+			return err
+		}
+		if d == 0 {
+			empty++
+		} else {
+			empty = 0
+		}
+		time.Sleep(300 * time.Millisecond)
+	}
+	for _, e := range rr.ses.Events() {
+		if e.Fault != "" {
+			w.stats.fault("ses_event_" + e.Fault)
+		}
+	}
 	return nil
 }
 
@@ -472,7 +567,7 @@ func (k *killer) drainReplies(ctx context.Context, rr *replyRig, in *rie.Instanc
 
 // replyRow is a reply as the connector recorded it.
 type replyRow struct {
-	id, tenant, state, reason, from, to string
+	id, tenant, state, reasonCode, reason, from, to string
 }
 
 // ReplyInvariants judge the replies against the SES stand-in's record.
@@ -484,6 +579,12 @@ type ReplyInvariants struct {
 	Duplicated  int `json:"duplicated"`  // mails beyond one per reply, or no reply's; a replayed key answering another reply
 	Lost        int `json:"lost"`        // accepted requests not ending SENT with its mail, or FAILED with a reason
 	WrongTenant int `json:"wrongTenant"` // mails from an address not the reply's tenant's, or to a buyer not of its ticket
+	// Fates (judgeFates), against SES's published events and Amazon's answers.
+	Delivered       int `json:"delivered"`       // DELIVERED (a Delivery event reached the connector)
+	Refused         int `json:"refused"`         // replies Amazon refused (the sandbox's record)
+	WrongFate       int `json:"wrongFate"`       // a state the events and Amazon's answer do not give
+	WrongReason     int `json:"wrongReason"`     // FAILED with a reason neither Amazon's refusal nor SES's bounce gave
+	BuyerDuplicated int `json:"buyerDuplicated"` // a buyer's inbox holding a reply twice, or a mail of no reply
 }
 
 // judgeReplies compares the requests the API accepted, the replies the
@@ -563,6 +664,89 @@ func judgeReplies(v *Invariants, reqs []replyRequest, rows []replyRow, mails []s
 	}
 }
 
+// sesIDOf is SES's MessageId of a Message-ID SES gave (<id@region.amazonses.com>).
+func sesIDOf(msgID string) string {
+	id, _, _ := strings.Cut(strings.Trim(strings.TrimSpace(msgID), "<>"), "@")
+	return id
+}
+
+// judgeFates judges each reply with one mail against what became of it:
+// Amazon's refusals and the buyers' inboxes (the kill sandbox's record,
+// sellerTenant maps its sellers to tenants) and the events the SES
+// stand-in published (a dropped event was never published).
+func judgeFates(v *Invariants, rows []replyRow, mails []sesout.Sent, evs []sesout.Event, inbox []sandbox.BuyerMail,
+	refused []sandbox.RefusedReply, sellerTenant map[string]string) {
+	r := &v.Replies
+	mailsOf := map[string][]sesout.Sent{}
+	bySES := map[string]sesout.Sent{}
+	for _, m := range mails {
+		tag := m.Tags[reply.TagReply]
+		mailsOf[tag] = append(mailsOf[tag], m)
+		bySES[m.MessageID] = m
+	}
+	published := map[string]map[string]bool{}
+	for _, e := range evs {
+		if e.Published > 0 {
+			if published[e.MessageID] == nil {
+				published[e.MessageID] = map[string]bool{}
+			}
+			published[e.MessageID][e.Type] = true
+		}
+	}
+	refusedFor := map[string]string{}
+	for _, f := range refused {
+		refusedFor[sesIDOf(f.MessageID)] = f.Reason
+	}
+	inBox := map[string]int{}
+	for _, b := range inbox {
+		m, ok := bySES[sesIDOf(b.MessageID)]
+		if !ok {
+			r.BuyerDuplicated++
+			v.problem("the buyer %s of seller %s received mail %s, of no mail SES accepted", b.Alias, b.SellerID, b.MessageID)
+			continue
+		}
+		if inBox[m.MessageID]++; inBox[m.MessageID] > 1 {
+			r.BuyerDuplicated++
+			v.problem("the buyer %s received mail %s (reply %s) %d times", b.Alias, m.MessageID, m.Tags[reply.TagReply], inBox[m.MessageID])
+		}
+		if m.Tags[reply.TagTenant] != sessender.TagValue(sellerTenant[b.SellerID]) {
+			r.WrongTenant++
+			v.problem("mail %s of tenant %s reached a buyer of seller %s", m.MessageID, m.Tags[reply.TagTenant], b.SellerID)
+		}
+	}
+	for _, row := range rows {
+		ms := mailsOf[sessender.TagValue(row.id)]
+		if len(ms) != 1 {
+			continue // judgeReplies counts these
+		}
+		id := ms[0].MessageID
+		why, wasRefused := refusedFor[id]
+		bounced := published[id][sesmail.EventBounce]
+		want := reply.StateAccepted
+		switch {
+		case wasRefused || bounced:
+			want = reply.StateFailed
+		case published[id][sesmail.EventDelivery]:
+			want = reply.StateDelivered
+		}
+		if wasRefused {
+			r.Refused++
+		}
+		if row.state == reply.StateDelivered {
+			r.Delivered++
+		}
+		if row.state != want {
+			r.WrongFate++
+			v.problem("reply %s of %s (mail %s): %s, want %s (Amazon refused: %q, SES published %v)", row.id, row.tenant, id, row.state, want, why, published[id])
+			continue
+		}
+		if want == reply.StateFailed && !(wasRefused && row.reasonCode == "amazon_"+why) && !(bounced && strings.HasPrefix(row.reasonCode, "bounce_")) {
+			r.WrongReason++
+			v.problem("reply %s of %s FAILED for %q (%s); Amazon refused it for %q, SES bounce published: %v", row.id, row.tenant, row.reasonCode, row.reason, why, bounced)
+		}
+	}
+}
+
 // checkReplies reads what the judge needs.
 func (w *world) checkReplies(ctx context.Context, v *Invariants) error {
 	k := w.killer
@@ -574,14 +758,14 @@ func (w *world) checkReplies(ctx context.Context, v *Invariants) error {
 	for _, t := range w.killTenants {
 		ids = append(ids, t.id)
 	}
-	rows, err := w.check.Query(ctx, `SELECT "id", "tenantId", "state", COALESCE("reason", ''), "fromAddress", "toAddress" FROM keybuzz_amazon."Reply" WHERE "tenantId" = ANY($1)`, ids)
+	rows, err := w.check.Query(ctx, `SELECT "id", "tenantId", "state", COALESCE("reasonCode", ''), COALESCE("reason", ''), "fromAddress", "toAddress" FROM keybuzz_amazon."Reply" WHERE "tenantId" = ANY($1)`, ids)
 	if err != nil {
 		return fmt.Errorf("replies: %w", err)
 	}
 	var rs []replyRow
 	for rows.Next() {
 		var r replyRow
-		if err := rows.Scan(&r.id, &r.tenant, &r.state, &r.reason, &r.from, &r.to); err != nil {
+		if err := rows.Scan(&r.id, &r.tenant, &r.state, &r.reasonCode, &r.reason, &r.from, &r.to); err != nil {
 			rows.Close()
 			return err
 		}
@@ -608,9 +792,26 @@ func (w *world) checkReplies(ctx context.Context, v *Invariants) error {
 		addrs[t][a] = true
 	}
 	arows.Close()
-	judgeReplies(v, rr.requests, rs, rr.ses.Sent(), addrs, rr.aliases)
+	mails := rr.ses.Sent()
+	judgeReplies(v, rr.requests, rs, mails, addrs, rr.aliases)
+	var inbox []sandbox.BuyerMail
+	var refused []sandbox.RefusedReply
+	sellerTenant := map[string]string{}
+	for _, t := range w.killTenants {
+		inbox = append(inbox, k.sb.BuyerInbox(t.seller)...)
+		refused = append(refused, k.sb.RefusedReplies(t.seller)...)
+		sellerTenant[t.seller] = t.id
+	}
+	judgeFates(v, rs, mails, rr.ses.Events(), inbox, refused, sellerTenant)
+	for _, f := range refused {
+		w.stats.add("reply_refused_"+f.Reason, 1)
+	}
 	d, err := w.queueDepth(ctx, rr.queueURL)
 	if err != nil {
+		return err
+	}
+	v.QueueLeft += d
+	if d, err = w.queueDepth(ctx, rr.eventsURL); err != nil {
 		return err
 	}
 	v.QueueLeft += d
