@@ -54,10 +54,15 @@ func TestChaosShort(t *testing.T) {
 	if c := v.Channels; c.MailsStored == 0 || c.NotificationsRecorded == 0 || c.NotificationsForged == 0 || c.HostileSent == 0 {
 		t.Errorf("the channels proved too little: %+v", c)
 	}
-	if r := v.Replies; r.Requested < res.Setting.ReplyKills || r.Sent == 0 || r.Mails == 0 {
+	if r := v.Replies; r.Requested < res.Setting.ReplyKills || r.Sent == 0 || r.Mails == 0 || r.Delivered == 0 || r.Refused == 0 || r.Failed == 0 {
 		t.Errorf("the replies proved too little: %+v", r)
 	}
-	for _, c := range append(append(append(append(append([]string(nil), killCategories...), mailKillCategories...), notifyKillCategories...), replyKillCategories...), "frozen_takeover") {
+	for _, why := range replyRefusals {
+		if why != "" && res.Counters["reply_refused_"+why] == 0 {
+			t.Errorf("Amazon never refused a reply for %s: %v", why, res.Counters)
+		}
+	}
+	for _, c := range append(append(append(append(append(append([]string(nil), killCategories...), mailKillCategories...), notifyKillCategories...), replyKillCategories...), sesEventKillCategories...), "frozen_takeover") {
 		if res.RealKills[c] == 0 {
 			t.Errorf("no real kill landed %s: %v (missed %v)", c, res.RealKills, res.RealKillsMissed)
 		}
@@ -69,7 +74,8 @@ func TestChaosShort(t *testing.T) {
 		"notification_forged_seller_id", "notification_malformed", "notify_crash", "mail_crash",
 		"mail_s3_object_missing", "mail_s3_object_late", "mail_sns_duplicate", "mail_malformed", "mail_oversized",
 		// Replies.
-		"reply_ses_throttled", "reply_ses_5xx", "reply_ses_answer_lost", "reply_duplicate_request", "reply_same_text_twice"} {
+		"reply_ses_throttled", "reply_ses_5xx", "reply_ses_answer_lost", "reply_duplicate_request", "reply_same_text_twice",
+		"ses_event_dropped", "ses_event_duplicated", "ses_event_delayed", "ses_event_reordered"} {
 		if res.Faults[f] == 0 {
 			t.Errorf("fault %s never injected: %v", f, res.Faults)
 		}

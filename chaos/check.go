@@ -104,7 +104,8 @@ func (v Invariants) OK() bool {
 		v.TicketsWrong == 0 && v.ConnectionsWrong == 0 && v.QueueLeft == 0 && v.HalfDone == 0 && v.KeybuzzUnreadable == 0 && v.DLQUnexplained == 0 && v.SecretsFound() == 0 &&
 		v.OutsideContract == 0 && v.Channels.NotificationsUnrecorded == 0 &&
 		v.Replies.Duplicated == 0 && v.Replies.Lost == 0 && v.Replies.WrongTenant == 0 &&
-		v.Replies.WrongFate == 0 && v.Replies.WrongReason == 0 && v.Replies.BuyerDuplicated == 0
+		v.Replies.WrongFate == 0 && v.Replies.WrongReason == 0 && v.Replies.BuyerDuplicated == 0 &&
+		v.Replies.EventsUnapplied == 0 && v.Replies.TicketEventsTwice == 0
 }
 
 // SecretsFound is every secret found by any scanner, in any form.
@@ -267,11 +268,13 @@ func (w *world) checkInvariants(ctx context.Context) (Invariants, error) {
 		}
 		if k.replies != nil {
 			// Dead-lettered reply jobs, traced like the others.
-			more, err := w.drainQueue(ctx, k.replies.dlqURL)
-			if err != nil {
-				return v, err
+			for _, u := range []string{k.replies.dlqURL, k.replies.eventsDLQ} {
+				more, err := w.drainQueue(ctx, u)
+				if err != nil {
+					return v, err
+				}
+				dlq = append(dlq, more...)
 			}
-			dlq = append(dlq, more...)
 		}
 		v.HalfDone = len(k.halfDone)
 		for _, h := range k.halfDone {
@@ -546,7 +549,7 @@ func (w *world) judgeDeadLetters(v *Invariants, dlq []deadLetter) {
 			// fauxqs may give a moved message a new id: the delivered message
 			// with the same body.
 			var cands []string
-			for _, kind := range []string{"poll", "kill", "notify", "mail", "reply"} {
+			for _, kind := range []string{"poll", "kill", "notify", "mail", "reply", "ses-event"} {
 				cands = append(cands, w.payloads.idsWithBody(kind, d.body)...)
 			}
 			for _, cand := range cands {

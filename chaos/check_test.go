@@ -644,3 +644,33 @@ func TestReplyDeadLetterTenant(t *testing.T) {
 		}
 	}
 }
+
+// TestCheckerAppliedOnce: a killed SES event must be recorded once after
+// its redelivery, and no reply writes a status event twice.
+func TestCheckerAppliedOnce(t *testing.T) {
+	e := killedEvent{sesID: "m-1", eventType: sesmail.EventDelivery}
+	tests := []struct {
+		name   string
+		killed map[killedEvent]int
+		twice  map[string]int
+		check  func(r ReplyInvariants) int
+	}{
+		{"applied once", map[killedEvent]int{e: 1}, nil, nil},
+		{"never applied after the kill", map[killedEvent]int{e: 0}, nil, func(r ReplyInvariants) int { return r.EventsUnapplied }},
+		{"applied twice", map[killedEvent]int{e: 2}, nil, func(r ReplyInvariants) int { return r.EventsUnapplied }},
+		{"a status event written twice", map[killedEvent]int{e: 1}, map[string]int{"r1 OUTBOUND_SENT": 2}, func(r ReplyInvariants) int { return r.TicketEventsTwice }},
+	}
+	for _, tc := range tests {
+		var v Invariants
+		judgeAppliedOnce(&v, tc.killed, tc.twice)
+		if tc.check == nil {
+			if !v.OK() {
+				t.Errorf("%s: fails: %v", tc.name, v.Problems)
+			}
+			continue
+		}
+		if v.OK() || tc.check(v.Replies) == 0 {
+			t.Errorf("%s: the check did not fail: %+v", tc.name, v.Replies)
+		}
+	}
+}

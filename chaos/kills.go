@@ -127,7 +127,7 @@ func buildBootstrap(ctx context.Context, dir string) (string, error) {
 	if err := rie.Build(ctx, filepath.Join(root, "functions", "polltenant"), bin); err != nil {
 		return "", err
 	}
-	// The inboundmail, ordernotify and replysender bootstraps beside it (mailBootstrap, notifyBootstrap, replyBootstrap).
+	// The inboundmail, ordernotify, replysender and sesevents bootstraps beside it (mailBootstrap, notifyBootstrap, replyBootstrap, sesEventsBootstrap).
 	if err := rie.Build(ctx, filepath.Join(root, "functions", "inboundmail"), mailBootstrap(bin)); err != nil {
 		return "", err
 	}
@@ -135,6 +135,9 @@ func buildBootstrap(ctx context.Context, dir string) (string, error) {
 		return "", err
 	}
 	if err := rie.Build(ctx, filepath.Join(root, "functions", "replysender"), replyBootstrap(bin)); err != nil {
+		return "", err
+	}
+	if err := rie.Build(ctx, filepath.Join(root, "functions", "sesevents"), sesEventsBootstrap(bin)); err != nil {
 		return "", err
 	}
 	if _, err := rie.Emulator(ctx); err != nil {

@@ -103,6 +103,7 @@ type replyRig struct {
 	queueURL   string
 	dlqURL     string
 	eventsURL  string
+	eventsDLQ  string
 	stopEv     context.CancelFunc
 	evDone     chan struct{}
 	env        []string
@@ -110,6 +111,8 @@ type replyRig struct {
 	requests []replyRequest
 	aliases  map[string]string // buyer alias (lower case) -> tenant
 	refusing map[string]string // tenant -> the reason Amazon refuses its replies
+	// killedEvents are the SES events whose sesevents invocation was killed.
+	killedEvents []killedEvent
 }
 
 // replyRequest is one agent reply the API accepted (202), with its duplicates.
@@ -126,11 +129,11 @@ func (k *killer) startReplies(ctx context.Context) (*replyRig, error) {
 	if rr.queueURL, rr.dlqURL, err = w.createQueuePair(ctx, "chaos-kill-replies", 2); err != nil {
 		return nil, err
 	}
-	eventsURL, _, err := w.createQueuePair(ctx, "chaos-kill-ses-events", 5)
+	eventsURL, eventsDLQ, err := w.createQueuePair(ctx, "chaos-kill-ses-events", 5)
 	if err != nil {
 		return nil, err
 	}
-	rr.eventsURL = eventsURL
+	rr.eventsURL, rr.eventsDLQ = eventsURL, eventsDLQ
 	snsc := sns.New(sns.Options{Region: devstack.Region, BaseEndpoint: aws.String(w.stack.Get("AWS_ENDPOINT_URL_SQS")), Credentials: w.awsCreds})
 	topic, err := snsc.CreateTopic(ctx, &sns.CreateTopicInput{Name: aws.String("chaos-kill-ses-events")})
 	if err != nil {
@@ -507,6 +510,20 @@ func (k *killer) replyKills(ctx context.Context) error {
 	if err := k.settleReplyFates(ctx, rr, mailIn); err != nil {
 		return err
 	}
+	if w.set.SESEventKills > 0 {
+		var delivered []*tenant
+		for _, t := range used {
+			if rr.refusing[t.id] == "" {
+				delivered = append(delivered, t)
+			}
+		}
+		if err := k.sesEventKills(ctx, rr, in, delivered, threads, &n); err != nil {
+			return fmt.Errorf("SES-event kills: %w", err)
+		}
+		if err := k.drainMail(ctx, mailIn); err != nil {
+			return err
+		}
+	}
 	w.stats.add("reply_kill_phase_ms", int(time.Since(t0).Milliseconds()))
 	w.stats.add("reply_sendemail_calls", rr.ses.Calls())
 	w.print("reply kills: %d replies asked for, %d SendEmail calls, %d mails accepted by SES, in %s",
@@ -580,11 +597,17 @@ type ReplyInvariants struct {
 	Lost        int `json:"lost"`        // accepted requests not ending SENT with its mail, or FAILED with a reason
 	WrongTenant int `json:"wrongTenant"` // mails from an address not the reply's tenant's, or to a buyer not of its ticket
 	// Fates (judgeFates), against SES's published events and Amazon's answers.
-	Delivered       int `json:"delivered"`       // DELIVERED (a Delivery event reached the connector)
-	Refused         int `json:"refused"`         // replies Amazon refused (the sandbox's record)
-	WrongFate       int `json:"wrongFate"`       // a state the events and Amazon's answer do not give
-	WrongReason     int `json:"wrongReason"`     // FAILED with a reason neither Amazon's refusal nor SES's bounce gave
-	BuyerDuplicated int `json:"buyerDuplicated"` // a buyer's inbox holding a reply twice, or a mail of no reply
+	Delivered int `json:"delivered"` // DELIVERED (a Delivery event reached the connector)
+	Refused   int `json:"refused"`   // replies Amazon refused (the sandbox's record)
+	WrongFate int `json:"wrongFate"` // a state the events and Amazon's answer do not give
+	// EventsUnapplied: an SES event whose sesevents invocation was killed
+	// not recorded exactly once after its redelivery.
+	EventsUnapplied int `json:"eventsUnapplied"`
+	// TicketEventsTwice: a reply that wrote one of KeyBuzz's status events
+	// (OUTBOUND_SENT, OUTBOUND_FAILED) more than once.
+	TicketEventsTwice int `json:"ticketEventsTwice"`
+	WrongReason       int `json:"wrongReason"`     // FAILED with a reason neither Amazon's refusal nor SES's bounce gave
+	BuyerDuplicated   int `json:"buyerDuplicated"` // a buyer's inbox holding a reply twice, or a mail of no reply
 }
 
 // judgeReplies compares the requests the API accepted, the replies the
@@ -661,6 +684,22 @@ func judgeReplies(v *Invariants, reqs []replyRequest, rows []replyRow, mails []s
 			r.WrongTenant++
 			v.problem("mail %s of reply %s (tenant %s): from %s to %v", m.MessageID, row.id, row.tenant, m.From, m.To)
 		}
+	}
+}
+
+// judgeAppliedOnce: each killed SES event (with how many times it is
+// recorded) recorded once after its redelivery; twice are the replies'
+// status events written more than once ("<reply> <type>" -> count).
+func judgeAppliedOnce(v *Invariants, killed map[killedEvent]int, twice map[string]int) {
+	for e, c := range killed {
+		if c != 1 {
+			v.Replies.EventsUnapplied++
+			v.problem("SES %s of %s, killed in sesevents: recorded %d times after its redelivery", e.eventType, e.sesID, c)
+		}
+	}
+	for key, c := range twice {
+		v.Replies.TicketEventsTwice++
+		v.problem("reply and status event %s written %d times", key, c)
 	}
 }
 
@@ -806,6 +845,34 @@ func (w *world) checkReplies(ctx context.Context, v *Invariants) error {
 	for _, f := range refused {
 		w.stats.add("reply_refused_"+f.Reason, 1)
 	}
+	counts := map[killedEvent]int{}
+	for _, e := range rr.killedEvents {
+		var c int
+		if err := w.check.QueryRow(ctx, `SELECT count(*) FROM keybuzz_amazon."SesEvent" WHERE "sesMessageId" = $1 AND "eventType" = $2`, e.sesID, e.eventType).Scan(&c); err != nil {
+			return fmt.Errorf("killed SES events: %w", err)
+		}
+		counts[e] = c
+	}
+	twice := map[string]int{}
+	trows, err := w.check.Query(ctx, `SELECT e."payload"->>'outboundMessageId' || ' ' || e."type"::text, count(*) FROM public."TicketEvent" e
+WHERE e."tenantId" = ANY($1) AND e."type"::text IN ('OUTBOUND_SENT', 'OUTBOUND_FAILED') GROUP BY 1 HAVING count(*) > 1`, ids)
+	if err != nil {
+		return fmt.Errorf("ticket events: %w", err)
+	}
+	for trows.Next() {
+		var key string
+		var c int
+		if err := trows.Scan(&key, &c); err != nil {
+			trows.Close()
+			return err
+		}
+		twice[key] = c
+	}
+	trows.Close()
+	if err := trows.Err(); err != nil {
+		return err
+	}
+	judgeAppliedOnce(v, counts, twice)
 	d, err := w.queueDepth(ctx, rr.queueURL)
 	if err != nil {
 		return err

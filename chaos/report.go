@@ -168,6 +168,13 @@ func (r Result) Table() string {
 			{"**delivered twice** (a second mail for one reply, a mail of no reply, a replayed key answering another reply)", rp.Duplicated},
 			{"**lost** (not SENT with its mail, nor FAILED with a reason)", rp.Lost},
 			{"**from another tenant's address or to another tenant's buyer**", rp.WrongTenant},
+			{"DELIVERED (a Delivery event reached the connector)", rp.Delivered},
+			{"refused by Amazon (the sandbox's relay: sender not approved, buyer opted out)", rp.Refused},
+			{"**wrong fate** (refused or bounced and not FAILED; DELIVERED without a Delivery event published; a published Delivery not applied)", rp.WrongFate},
+			{"**FAILED for a reason neither Amazon's refusal nor SES's bounce gave**", rp.WrongReason},
+			{"**in a buyer's inbox twice, or of no reply**", rp.BuyerDuplicated},
+			{"**SES events killed in sesevents not recorded once after redelivery**", rp.EventsUnapplied},
+			{"**replies with a status event (OUTBOUND_SENT, OUTBOUND_FAILED) written twice**", rp.TicketEventsTwice},
 		} {
 			fmt.Fprintf(&b, "| %s | %d |\n", row.k, row.n)
 		}
@@ -201,6 +208,12 @@ func (r Result) Table() string {
 		for _, c := range replyKillCategories {
 			if r.RealKills[c]+r.RealKillsMissed[c] > 0 {
 				fmt.Fprintf(&b, "| %s (replysender bootstrap) | %d | %d |\n", c, r.RealKills[c], r.RealKillsMissed[c])
+				total += r.RealKills[c]
+			}
+		}
+		for _, c := range sesEventKillCategories {
+			if r.RealKills[c]+r.RealKillsMissed[c] > 0 {
+				fmt.Fprintf(&b, "| %s (sesevents bootstrap) | %d | %d |\n", c, r.RealKills[c], r.RealKillsMissed[c])
 				total += r.RealKills[c]
 			}
 		}

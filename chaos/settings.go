@@ -62,6 +62,10 @@ type Settings struct {
 	// aws-lambda-rie, after the claim, after SES accepted and before the
 	// ack; SES's throttling, 5xx and a lost answer besides.
 	ReplyKills int `json:"replyKills"`
+	// SESEventKills: real kills (SIGKILL) of the sesevents bootstrap under
+	// aws-lambda-rie, inside its transaction and before the ack (after the
+	// reply kills, on their replies' events).
+	SESEventKills int `json:"sesEventKills"`
 	// Load run (0: none): API requests after connecting, and Vault's delay meanwhile.
 	LoadRequests    int           `json:"loadRequests"`
 	DrainTimeout    time.Duration `json:"drainTimeout"` // a cycle fails when its queue is not drained by then
@@ -82,7 +86,7 @@ func Short() Settings {
 		LWAFaultRate: 0.05, EmptyRate: 0.005, Rotation: true, RotateEvery: 2, SealEvery: 3,
 		VaultEvery: 2, PGEvery: 3, Visibility: 2, DrainTimeout: 10 * time.Minute,
 		Kills: 20, Freezes: 1, KillTenants: 12,
-		Channels: true, MailKills: 10, NotifyKills: 6, ReplyKills: 6, MailRate: 0.3, MailFaultRate: 0.15, HostileMailRate: 0.02,
+		Channels: true, MailKills: 10, NotifyKills: 6, ReplyKills: 6, SESEventKills: 4, MailRate: 0.3, MailFaultRate: 0.15, HostileMailRate: 0.02,
 		PushFaults: sandbox.DeliveryFaults{DropEvery: 7, DuplicateEvery: 5, DelayEvery: 11, Delay: 1500 * time.Millisecond, ReorderEvery: 6},
 	}
 }
@@ -119,6 +123,7 @@ func (s *Settings) flags(fs *flag.FlagSet) {
 	fs.IntVar(&s.MailKills, "mail-kills", s.MailKills, "real kills (SIGKILL) of the inboundmail bootstrap under aws-lambda-rie")
 	fs.IntVar(&s.NotifyKills, "notify-kills", s.NotifyKills, "real kills (SIGKILL) of the ordernotify bootstrap under aws-lambda-rie")
 	fs.IntVar(&s.ReplyKills, "reply-kills", s.ReplyKills, "real kills (SIGKILL) of the replysender bootstrap under aws-lambda-rie")
+	fs.IntVar(&s.SESEventKills, "ses-event-kills", s.SESEventKills, "real kills (SIGKILL) of the sesevents bootstrap under aws-lambda-rie")
 	fs.StringVar(&s.MarkdownPath, "md", s.MarkdownPath, "RELIABILITY.md to update (this setting's block)")
 	fs.StringVar(&s.JSONPath, "json", s.JSONPath, "results JSON to write")
 }
