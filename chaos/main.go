@@ -7,7 +7,8 @@
 // database, a log scanner and a database scanner for every secret issued.
 //
 //	go run ./chaos                                  # the short setting (make chaos)
-//	go run ./chaos -name long -tenants 1000 -cycles 50 -md RELIABILITY.md -json chaos/results-long.json
+//	go run ./chaos -name long -tenants 100 -cycles 6 -kills 520 -freezes 3 -kill-tenants 130 -mail-kills 60 \
+//	    -notify-kills 40 -reply-kills 30 -ses-event-kills 20 -md RELIABILITY.md -json chaos/results-long.json
 //
 // It starts a private stack (PostgreSQL, Vault, fauxqs) of its own, so that
 // it can restart them; `make chaos` installs what they need first (stack setup).

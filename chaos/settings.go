@@ -9,7 +9,9 @@ import (
 )
 
 // Settings size one soak. The short setting (defaults) runs inside
-// `make test`; the long one is `-tenants 1000 -cycles 50`.
+// `make test`; the long one is RELIABILITY.md's long command (more than
+// 600 real kills across polltenant, inboundmail, ordernotify, the reply
+// sender and the SES-events consumer).
 type Settings struct {
 	Name         string  `json:"name"`
 	Tenants      int     `json:"tenants"`      // sandbox sellers, each connected as one tenant through the Connect flow
