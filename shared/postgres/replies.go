@@ -411,13 +411,15 @@ func (s *Store) ApplySESEvent(ctx context.Context, ev reply.Event) (bool, error)
 
 // ReplyForNotice finds the reply an Amazon notice is about: the tenant's
 // latest reply to that alias (and order, when the notice names one) that
-// has not FAILED.
+// has not FAILED, one SES accepted first (Amazon can only refuse a mail it
+// got; a newer reply still QUEUED or SENDING is taken only when none was
+// accepted, as after an answer SES lost).
 func (s *Store) ReplyForNotice(ctx context.Context, tenantID, alias, orderID string) (string, error) {
 	var id string
 	err := s.pool.QueryRow(ctx, `
 		SELECT r."id" FROM keybuzz_amazon."Reply" r
 		WHERE r."tenantId" = $1 AND lower(r."toAddress") = lower($2) AND ($3 = '' OR r."orderId" = $3) AND r."state" <> 'FAILED'
-		ORDER BY r."createdAt" DESC LIMIT 1`, tenantID, alias, orderID).Scan(&id)
+		ORDER BY r."state" IN ('ACCEPTED', 'DELIVERED') DESC, r."createdAt" DESC LIMIT 1`, tenantID, alias, orderID).Scan(&id)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return "", nil
 	}

@@ -555,6 +555,37 @@ func TestReplyEventsAnyOrder(t *testing.T) {
 	}
 }
 
+// TestNoticeConcernsASentReply: Amazon's notice is about a mail it got, so
+// it fails the agent's latest reply that reached SES, not a newer one still
+// waiting for its turn (which would then never be sent, and the refused one
+// would stay SENT).
+func TestNoticeConcernsASentReply(t *testing.T) {
+	w := newWorld(t)
+	ctx := context.Background()
+	sent := w.send("Bonjour, il part demain.", "")
+	if err := w.sender.Handle(ctx, reply.Job{ReplyID: sent.ReplyID}); err != nil {
+		t.Fatal(err)
+	}
+	queued := w.send("Et le suivi arrive.", "")
+	found, err := w.events.ApplyNotice(ctx, replies.Notice{TenantID: w.tenant, Reason: "SENDER_NOT_APPROVED", OrderID: "171-1234567-1234567", Alias: w.alias})
+	if err != nil || !found {
+		t.Fatal(found, err)
+	}
+	state := func(id string) string {
+		var s string
+		if err := w.pool.QueryRow(ctx, `SELECT "state" FROM keybuzz_amazon."Reply" WHERE "id" = $1`, id).Scan(&s); err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	if got := state(sent.ReplyID); got != reply.StateFailed {
+		t.Errorf("the reply Amazon refused: %s, want FAILED", got)
+	}
+	if got := state(queued.ReplyID); got != reply.StateQueued {
+		t.Errorf("the reply not sent yet: %s, want QUEUED", got)
+	}
+}
+
 // TestResponseClock: open Amazon tickets by the age of their oldest
 // unanswered buyer message; an answered ticket and a closed one count
 // nowhere; the report is one EMF line.
