@@ -306,11 +306,11 @@ func (s *Store) finishReply(ctx context.Context, id, owner string, f func(pgx.Tx
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 		var cur reply.Fate
 		var leaseOwner *string
-		err := tx.QueryRow(ctx, `
-			SELECT r."state", m."status"::text, r."leaseOwner"
-			FROM keybuzz_amazon."Reply" r JOIN public."MarketplaceOutboundMessage" m ON m."id" = r."id"
-			WHERE r."id" = $1 FOR UPDATE OF r`, id).Scan(&cur.State, &cur.Status, &leaseOwner)
+		err := tx.QueryRow(ctx, `SELECT "state", "leaseOwner" FROM keybuzz_amazon."Reply" WHERE "id" = $1 FOR UPDATE`, id).Scan(&cur.State, &leaseOwner)
 		if err != nil {
+			return err
+		}
+		if cur.Status, err = outboundStatus(ctx, tx, id); err != nil {
 			return err
 		}
 		if cur.State != reply.StateSending || leaseOwner == nil || *leaseOwner != owner {
@@ -320,6 +320,18 @@ func (s *Store) finishReply(ctx context.Context, id, owner string, f func(pgx.Tx
 		return f(tx, cur, now)
 	})
 	return unavailable("finish reply", err)
+}
+
+// outboundStatus is KeyBuzz's status of a reply whose Reply row the
+// transaction has just locked, read by a statement of its own: under READ
+// COMMITTED it sees what a writer that held the lock committed, which a
+// join locking only the Reply row would not (PostgreSQL re-reads the
+// locked row only, the joined one keeps the statement's snapshot), and
+// the same status change would write its TicketEvent twice.
+func outboundStatus(ctx context.Context, tx pgx.Tx, id string) (string, error) {
+	var st string
+	err := tx.QueryRow(ctx, `SELECT "status"::text FROM public."MarketplaceOutboundMessage" WHERE "id" = $1`, id).Scan(&st)
+	return st, err
 }
 
 // writeFate applies a transition to both tables (and KeyBuzz's TicketEvent),
@@ -387,15 +399,17 @@ func (s *Store) ApplySESEvent(ctx context.Context, ev reply.Event) (bool, error)
 		var id string
 		var cur reply.Fate
 		err = tx.QueryRow(ctx, `
-			SELECT r."id", r."state", m."status"::text
-			FROM keybuzz_amazon."Reply" r JOIN public."MarketplaceOutboundMessage" m ON m."id" = r."id"
+			SELECT r."id", r."state" FROM keybuzz_amazon."Reply" r
 			WHERE (r."sesMessageId" = NULLIF($1, '')) OR (r."id" = NULLIF($2, '') AND r."tenantId" = $3 AND (r."sesMessageId" IS NULL OR r."sesMessageId" = $1))
 			ORDER BY (r."sesMessageId" = NULLIF($1, '')) DESC NULLS LAST LIMIT 1
-			FOR UPDATE OF r`, ev.SESMessageID, ev.ReplyID, ev.TenantID).Scan(&id, &cur.State, &cur.Status)
+			FOR UPDATE OF r`, ev.SESMessageID, ev.ReplyID, ev.TenantID).Scan(&id, &cur.State)
 		if errors.Is(err, pgx.ErrNoRows) {
 			return nil
 		}
 		if err != nil {
+			return err
+		}
+		if cur.Status, err = outboundStatus(ctx, tx, id); err != nil {
 			return err
 		}
 		tr := reply.Apply(cur, ev.Type)
@@ -429,17 +443,21 @@ func (s *Store) ReplyForNotice(ctx context.Context, tenantID, alias, orderID str
 // ApplyNotice records Amazon's notice about a reply: the reply FAILED
 // with Amazon's reason, an internal SYSTEM TicketMessage saying what to do,
 // and, for an unapproved sender, the sending address marked as needing
-// approval. Applying the same notice twice changes nothing more.
-func (s *Store) ApplyNotice(ctx context.Context, ev reply.Event, needsApproval bool) error {
+// approval. Applying the same notice twice changes nothing more. failed
+// is false when the reply had already FAILED (another notice or a bounce
+// came first).
+func (s *Store) ApplyNotice(ctx context.Context, ev reply.Event, needsApproval bool) (failed bool, err error) {
 	now := s.now()
-	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+	err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 		var cur reply.Fate
 		var tenantID, ticketID, from string
 		err := tx.QueryRow(ctx, `
-			SELECT r."state", m."status"::text, r."tenantId", r."ticketId", r."fromAddress"
-			FROM keybuzz_amazon."Reply" r JOIN public."MarketplaceOutboundMessage" m ON m."id" = r."id"
-			WHERE r."id" = $1 FOR UPDATE OF r`, ev.ReplyID).Scan(&cur.State, &cur.Status, &tenantID, &ticketID, &from)
+			SELECT "state", "tenantId", "ticketId", "fromAddress" FROM keybuzz_amazon."Reply"
+			WHERE "id" = $1 FOR UPDATE`, ev.ReplyID).Scan(&cur.State, &tenantID, &ticketID, &from)
 		if err != nil {
+			return err
+		}
+		if cur.Status, err = outboundStatus(ctx, tx, ev.ReplyID); err != nil {
 			return err
 		}
 		if needsApproval {
@@ -455,6 +473,7 @@ func (s *Store) ApplyNotice(ctx context.Context, ev reply.Event, needsApproval b
 		if tr.TicketEvent == "" {
 			return nil
 		}
+		failed = true
 		if _, err := tx.Exec(ctx, `
 			INSERT INTO public."TicketMessage" ("id", "ticketId", "tenantId", "senderType", "senderName", "sentAt", "body", "isInternal", "source")
 			VALUES ($1, $2, $3, 'SYSTEM', 'Amazon', $4::timestamptz AT TIME ZONE 'UTC', $5, true, 'MARKETPLACE')`,
@@ -463,7 +482,10 @@ func (s *Store) ApplyNotice(ctx context.Context, ev reply.Event, needsApproval b
 		}
 		return s.writeFate(ctx, tx, ev.ReplyID, now, tr, "", ev.ReasonCode, ev.Reason)
 	})
-	return unavailable("apply notice", err)
+	if err != nil {
+		failed = false
+	}
+	return failed, unavailable("apply notice", err)
 }
 
 // SendersNeedingApproval are a tenant's sending addresses Amazon refused as

@@ -15,7 +15,7 @@ import (
 type EventStore interface {
 	ApplySESEvent(ctx context.Context, ev reply.Event) (bool, error)
 	ReplyForNotice(ctx context.Context, tenantID, alias, orderID string) (string, error)
-	ApplyNotice(ctx context.Context, ev reply.Event, needsApproval bool) error
+	ApplyNotice(ctx context.Context, ev reply.Event, needsApproval bool) (bool, error)
 }
 
 // Events moves replies to their fate from SES's sending events (through
@@ -94,25 +94,38 @@ type Notice struct {
 // ApplyNotice finds the reply the notice concerns and ends it FAILED with
 // Amazon's reason and an internal note; found is false when no reply of
 // the tenant matches (a notice about a message sent from Seller Central).
+// Two notices about two replies to one buyer may come at once: when the
+// reply found has FAILED meanwhile (the other notice took it), the next
+// one is looked for, a few times.
 func (e *Events) ApplyNotice(ctx context.Context, n Notice) (bool, error) {
 	if n.Alias == "" {
 		return false, nil
-	}
-	id, err := e.store.ReplyForNotice(ctx, n.TenantID, n.Alias, n.OrderID)
-	if err != nil || id == "" {
-		return false, err
 	}
 	code, reason := reply.NoticeReason(n.Reason)
 	if t := strings.TrimSpace(n.Text); t != "" {
 		reason += "\n\nAmazon wrote: " + truncate(t, 1000)
 	}
-	err = e.store.ApplyNotice(ctx, reply.Event{Type: reply.EventAmazonNotice, ReplyID: id, TenantID: n.TenantID,
-		ReasonCode: code, Reason: reason}, n.Reason == "SENDER_NOT_APPROVED")
-	if err != nil {
-		return false, err
+	found := false
+	for try := 0; try < 5; try++ {
+		id, err := e.store.ReplyForNotice(ctx, n.TenantID, n.Alias, n.OrderID)
+		if err != nil {
+			return false, err
+		}
+		if id == "" {
+			return found, nil
+		}
+		found = true
+		failed, err := e.store.ApplyNotice(ctx, reply.Event{Type: reply.EventAmazonNotice, ReplyID: id, TenantID: n.TenantID,
+			ReasonCode: code, Reason: reason}, n.Reason == "SENDER_NOT_APPROVED")
+		if err != nil {
+			return false, err
+		}
+		if failed {
+			e.log.InfoContext(ctx, "Amazon refused a reply", "reply_id", id, "reason", n.Reason)
+			return true, nil
+		}
 	}
-	e.log.InfoContext(ctx, "Amazon refused a reply", "reply_id", id, "reason", n.Reason)
-	return true, nil
+	return found, nil
 }
 
 // RefusedReply is ApplyNotice for the mail intake (inboundmail.RefusedReplies).

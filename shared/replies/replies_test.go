@@ -586,6 +586,83 @@ func TestNoticeConcernsASentReply(t *testing.T) {
 	}
 }
 
+// TestStatusEventOnceUnderRace: SES's Send event whose transaction waits
+// on the sender's commit (the reply locked, moved to SENT) must see that
+// commit whole: KeyBuzz's OUTBOUND_SENT is written once, by the sender.
+func TestStatusEventOnceUnderRace(t *testing.T) {
+	w := newWorld(t)
+	ctx := context.Background()
+	q := w.send("Bonjour, il part demain.", "")
+	tx, err := w.pool.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = tx.Rollback(ctx) }()
+	for _, stmt := range []string{
+		`SELECT 1 FROM keybuzz_amazon."Reply" WHERE "id" = $1 FOR UPDATE`,
+		`UPDATE keybuzz_amazon."Reply" SET "state" = 'ACCEPTED', "sesMessageId" = 'ses-race-1' WHERE "id" = $1`,
+		`UPDATE public."MarketplaceOutboundMessage" SET "status" = 'SENT' WHERE "id" = $1`,
+		`INSERT INTO public."TicketEvent" ("id", "ticketId", "tenantId", "type", "createdAt", "actorType", "payload")
+		 SELECT 'te-race-' || r."id", r."ticketId", r."tenantId", 'OUTBOUND_SENT', now(), 'SYSTEM', jsonb_build_object('outboundMessageId', r."id")
+		 FROM keybuzz_amazon."Reply" r WHERE r."id" = $1`,
+	} {
+		if _, err := tx.Exec(ctx, stmt, q.ReplyID); err != nil {
+			t.Fatal(err)
+		}
+	}
+	body, _ := sesout.SNSBody(sesmail.Event{EventType: "Send", Send: &struct{}{}, Mail: sesmail.EventMail{MessageID: "ses-race-1", Timestamp: t0, Source: w.from,
+		Tags: map[string][]string{reply.TagReply: {q.ReplyID}, reply.TagTenant: {w.tenant}}}}, "sns", "arn", t0)
+	done := make(chan error, 1)
+	go func() { done <- w.events.Handle(ctx, body) }()
+	time.Sleep(300 * time.Millisecond) // the event's transaction waits on the reply's lock
+	if err := tx.Commit(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if n := w.count(`SELECT count(*) FROM "TicketEvent" WHERE "type" = 'OUTBOUND_SENT' AND "payload"->>'outboundMessageId' = $1`, q.ReplyID); n != 1 {
+		t.Fatalf("%d OUTBOUND_SENT, want 1", n)
+	}
+}
+
+// TestConcurrentNotices: two notices about two replies to one buyer at
+// once fail both replies, each once.
+func TestConcurrentNotices(t *testing.T) {
+	w := newWorld(t)
+	ctx := context.Background()
+	var ids []string
+	for _, text := range []string{"Bonjour, il part demain.", "Et le suivi arrive."} {
+		q := w.send(text, "")
+		if err := w.sender.Handle(ctx, reply.Job{ReplyID: q.ReplyID}); err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, q.ReplyID)
+	}
+	errs := make(chan error, 2)
+	for range 2 {
+		go func() {
+			_, err := w.events.ApplyNotice(ctx, replies.Notice{TenantID: w.tenant, Reason: "SENDER_NOT_APPROVED", OrderID: "171-1234567-1234567", Alias: w.alias})
+			errs <- err
+		}()
+	}
+	for range 2 {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, id := range ids {
+		var state string
+		_ = w.pool.QueryRow(ctx, `SELECT "state" FROM keybuzz_amazon."Reply" WHERE "id" = $1`, id).Scan(&state)
+		if state != reply.StateFailed {
+			t.Errorf("reply %s: %s, want FAILED", id, state)
+		}
+		if n := w.count(`SELECT count(*) FROM "TicketEvent" WHERE "type" = 'OUTBOUND_FAILED' AND "payload"->>'outboundMessageId' = $1`, id); n != 1 {
+			t.Errorf("reply %s: %d OUTBOUND_FAILED, want 1", id, n)
+		}
+	}
+}
+
 // TestResponseClock: open Amazon tickets by the age of their oldest
 // unanswered buyer message; an answered ticket and a closed one count
 // nowhere; the report is one EMF line.
