@@ -344,6 +344,19 @@ func (w *world) checkWith(ctx context.Context, q querier) (Invariants, error) {
 		}
 	}
 
+	// Amazon's notices about refused replies (the kill sandbox's record),
+	// stored on their ticket by the mail intake: Message-ID -> tenant.
+	notices := map[string]string{}
+	if w.killer != nil {
+		for _, t := range w.killTenants {
+			for _, f := range w.killer.sb.RefusedReplies(t.seller) {
+				if f.NoticeID != "" {
+					notices[f.NoticeID] = t.id
+				}
+			}
+		}
+	}
+
 	// Every stored row: in its tenant, traceable to a buyer event.
 	byKey := map[string][]*storedMessage{} // tenant \x00 order \x00 item
 	linked := map[string]bool{}
@@ -356,6 +369,16 @@ func (w *world) checkWith(ctx context.Context, q querier) (Invariants, error) {
 		if connTenant[m.conn] != m.tenant {
 			v.WrongTenant++
 			v.problem("ExternalMessage %s of tenant %s hangs off connection %s of tenant %s", m.id, m.tenant, m.conn, connTenant[m.conn])
+		}
+		if owner, ok := notices[strings.Trim(m.externalID, "<>")]; ok {
+			if owner != m.tenant {
+				v.WrongTenant++
+				v.problem("tenant %s: stored Amazon's notice %s, which is tenant %s's", m.tenant, m.externalID, owner)
+			}
+			for _, id := range m.ticketMessages {
+				linked[id] = true
+			}
+			continue
 		}
 		switch owner := orderOwner[m.order]; {
 		case owner == "":

@@ -55,7 +55,10 @@ type RefusedReply struct {
 	Reason   string `json:"reason"` // sender_not_approved, content_refused, buyer_opted_out
 	// MessageID is the refused mail's Message-ID without its angle
 	// brackets, as BuyerMail's (SES's, for a reply sent through SES).
-	MessageID  string    `json:"messageId"`
+	MessageID string `json:"messageId"`
+	// NoticeID is the Message-ID (without angle brackets) of Amazon's
+	// notice mailed back to the sender ("" when none was mailed).
+	NoticeID   string    `json:"noticeId,omitempty"`
 	ReceivedAt time.Time `json:"receivedAt"`
 }
 
@@ -384,13 +387,20 @@ func (s *Server) receiveReply(envelopeFrom string, a aliasOrder, raw []byte) err
 // in the words Amazon's notices use (see shared/relaymail's notice phrases).
 func (s *Server) refuseReply(sender string, a aliasOrder, orderID, msgID, reason, detail string) error {
 	now := s.clock.Now().UTC()
+	idb := make([]byte, 10)
+	_, _ = rand.Read(idb)
+	noticeID := fmt.Sprintf("0102019d%s-notice@eu-west-1.amazonses.com", hex.EncodeToString(idb))
+	mailed := s.cfg.RelaySMTP != "" && sender != ""
+	rec := RefusedReply{SellerID: a.sellerID, OrderID: orderID, Alias: a.alias, From: sender, Reason: reason, MessageID: msgID, ReceivedAt: now}
+	if mailed {
+		rec.NoticeID = noticeID
+	}
 	b := s.replies()
 	b.mu.Lock()
-	b.refused[a.sellerID] = append(b.refused[a.sellerID], RefusedReply{SellerID: a.sellerID, OrderID: orderID, Alias: a.alias,
-		From: sender, Reason: reason, MessageID: msgID, ReceivedAt: now})
+	b.refused[a.sellerID] = append(b.refused[a.sellerID], rec)
 	b.mu.Unlock()
 	s.log.Info("sandbox: reply refused", "seller", a.sellerID, "order", orderID, "reason", reason)
-	if s.cfg.RelaySMTP == "" || sender == "" {
+	if !mailed {
 		return nil
 	}
 	tld := marketplaceInfo[a.marketplaceID].tld
@@ -406,14 +416,12 @@ func (s *Server) refuseReply(sender string, a aliasOrder, orderID, msgID, reason
 			"Order: %s\nTo: %s", detail, orderID, a.alias)
 	}
 	body += fmt.Sprintf("\n\nhttps://sellercentral.amazon.%s/messaging/inbox\n\nCopyright %d Amazon, Inc. or its affiliates. All rights reserved.\n", tld, now.Year())
-	idb := make([]byte, 10)
-	_, _ = rand.Read(idb)
 	var h mail.Header
 	h.Set("From", "donotreply@amazon."+tld)
 	h.Set("To", sender)
 	h.SetSubject(fmt.Sprintf("Message delivery failure: your message for order %s", orderID))
 	h.SetDate(now)
-	h.SetMessageID(fmt.Sprintf("0102019d%s-notice@eu-west-1.amazonses.com", hex.EncodeToString(idb)))
+	h.SetMessageID(noticeID)
 	var buf bytes.Buffer
 	w, err := mail.CreateSingleInlineWriter(&buf, h)
 	if err != nil {

@@ -156,7 +156,8 @@ func TestReplyRelay(t *testing.T) {
 			t.Fatalf("%s: %d notices", tc.text, len(mails))
 		}
 		n := strings.ReplaceAll(strings.ReplaceAll(mails[i], "=\r\n", ""), "=E2=80=99", "’")
-		if !strings.Contains(n, "From: donotreply@amazon.fr") || !strings.Contains(n, orderID) || !strings.Contains(n, tc.phrase) || !strings.Contains(n, alias) {
+		if !strings.Contains(n, "From: donotreply@amazon.fr") || !strings.Contains(n, orderID) || !strings.Contains(n, tc.phrase) || !strings.Contains(n, alias) ||
+			refused[i].NoticeID == "" || !strings.Contains(n, "<"+refused[i].NoticeID+">") {
 			t.Fatalf("%s: notice\n%s", tc.text, n)
 		}
 	}
