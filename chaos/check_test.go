@@ -596,7 +596,7 @@ func TestCheckerReplyFates(t *testing.T) {
 		judgeFates(&v, in.rows, in.mails, in.evs, in.inbox, in.refused, sellers)
 		return v
 	}
-	if v := judge(good()); !v.OK() || v.Replies.Delivered != 1 || v.Replies.Refused != 1 {
+	if v := judge(good()); !v.OK() || v.Replies.Delivered != 1 || v.Replies.Refused != 1 || v.Replies.Bounced != 1 || v.Replies.DeliveryLost != 1 {
 		t.Fatalf("the unbroken fates do not pass: %+v %v", v.Replies, v.Problems)
 	}
 	for _, tc := range []struct {

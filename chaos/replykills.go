@@ -599,7 +599,11 @@ type ReplyInvariants struct {
 	// Fates (judgeFates), against SES's published events and Amazon's answers.
 	Delivered int `json:"delivered"` // DELIVERED (a Delivery event reached the connector)
 	Refused   int `json:"refused"`   // replies Amazon refused (the sandbox's record)
-	WrongFate int `json:"wrongFate"` // a state the events and Amazon's answer do not give
+	Bounced   int `json:"bounced"`   // replies whose Bounce SES published (a late one after the Delivery included)
+	// DeliveryLost: replies left SENT as they should, SES accepted and
+	// their Delivery event lost.
+	DeliveryLost int `json:"deliveryLost"`
+	WrongFate    int `json:"wrongFate"` // a state the events and Amazon's answer do not give
 	// EventsUnapplied: an SES event whose sesevents invocation was killed
 	// not recorded exactly once after its redelivery.
 	EventsUnapplied int `json:"eventsUnapplied"`
@@ -770,6 +774,12 @@ func judgeFates(v *Invariants, rows []replyRow, mails []sesout.Sent, evs []sesou
 		}
 		if wasRefused {
 			r.Refused++
+		}
+		if bounced {
+			r.Bounced++
+		}
+		if want == reply.StateAccepted && row.state == want {
+			r.DeliveryLost++
 		}
 		if row.state == reply.StateDelivered {
 			r.Delivered++

@@ -170,6 +170,8 @@ func (r Result) Table() string {
 			{"**from another tenant's address or to another tenant's buyer**", rp.WrongTenant},
 			{"DELIVERED (a Delivery event reached the connector)", rp.Delivered},
 			{"refused by Amazon (the sandbox's relay: sender not approved, buyer opted out)", rp.Refused},
+			{"bounced (SES published a Bounce, a late one after the Delivery included)", rp.Bounced},
+			{"left SENT, as the contract says, their Delivery event lost", rp.DeliveryLost},
 			{"**wrong fate** (refused or bounced and not FAILED; DELIVERED without a Delivery event published; a published Delivery not applied)", rp.WrongFate},
 			{"**FAILED for a reason neither Amazon's refusal nor SES's bounce gave**", rp.WrongReason},
 			{"**in a buyer's inbox twice, or of no reply**", rp.BuyerDuplicated},
