@@ -662,12 +662,25 @@ func (w *world) noteThrottles(tenant string, errs []string) {
 // budgetAfter429 reports whether a delivery failed on a getOrder budget
 // that a 429 emptied: its "rate budget empty until T" names the back-off
 // end T of a 429 Amazon answered the same tenant (the connection's budget
-// is shared by its notifications).
+// is shared by its notifications). The 429 that set T may have been read
+// by a delivery crashed inside the process, whose log the harness did not
+// keep: a 429 of the same tenant whose back-off ends within
+// budgetAfter429Slack of T, in the same drain, counts too.
 func (w *world) budgetAfter429(tenant string, errs []string) bool {
 	for _, e := range errs {
 		if m := emptyRe.FindStringSubmatch(e); m != nil {
+			until, perr := time.Parse(time.RFC3339Nano, m[1])
 			w.ch.mu.Lock()
 			ok := w.ch.throttled[tenant+"\x00"+m[1]]
+			for k := range w.ch.throttled {
+				t, end, _ := strings.Cut(k, "\x00")
+				if ok || perr != nil || t != tenant {
+					continue
+				}
+				if at, err := time.Parse(time.RFC3339Nano, end); err == nil && at.Sub(until).Abs() <= budgetAfter429Slack {
+					ok = true
+				}
+			}
 			w.ch.mu.Unlock()
 			if ok {
 				return true
@@ -676,6 +689,10 @@ func (w *world) budgetAfter429(tenant string, errs []string) bool {
 	}
 	return false
 }
+
+// budgetAfter429Slack: how far apart two 429 back-offs of one tenant in one
+// drain are (a few seconds of the soak's clock).
+const budgetAfter429Slack = time.Minute
 
 // notifyTenant is the tenant a notification body is for (by its
 // SellerId; a forged one names another tenant's seller).

@@ -674,3 +674,24 @@ func TestCheckerAppliedOnce(t *testing.T) {
 		}
 	}
 }
+
+// TestBudgetAfter429: a delivery failing on a getOrder budget is explained
+// by a 429 of the same tenant whose back-off ends at (or within a minute
+// of) the budget's end, and by nothing else.
+func TestBudgetAfter429(t *testing.T) {
+	w := &world{ch: &channels{throttled: map[string]bool{"t1\x002026-11-20T15:08:04Z": true}}}
+	for _, tc := range []struct {
+		tenant, err string
+		want        bool
+	}{
+		{"t1", "notification failed; SQS will deliver it again: rate budget empty until 2026-11-20T15:08:04Z", true},
+		{"t1", "notification failed; SQS will deliver it again: rate budget empty until 2026-11-20T15:07:58Z", true},
+		{"t1", "notification failed; SQS will deliver it again: rate budget empty until 2026-11-20T15:10:00Z", false},
+		{"t2", "notification failed; SQS will deliver it again: rate budget empty until 2026-11-20T15:08:04Z", false},
+		{"t1", "notification failed: connection refused", false},
+	} {
+		if got := w.budgetAfter429(tc.tenant, []string{tc.err}); got != tc.want {
+			t.Errorf("%s %q: %v, want %v", tc.tenant, tc.err, got, tc.want)
+		}
+	}
+}
