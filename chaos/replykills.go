@@ -82,9 +82,12 @@ var replyFaults = []string{"reply_ses_throttled", "reply_ses_5xx", "reply_ses_an
 
 const replyConfigurationSet = "chaos-replies"
 
-// replySESEventFaults fault the stand-in's outcome events in the reply phase.
+// replySESEventFaults fault the stand-in's outcome events in the reply
+// phase. A late bounce every 5th delivery makes 6 outcome events a period,
+// which DropEvery 7 does not divide: with LateBounceEvery 6 every late
+// bounce was the 7th event and dropped, and no Delivery ever was.
 var replySESEventFaults = sesout.EventFaults{DropEvery: 7, DuplicateEvery: 5, DelayEvery: 4, Delay: 1500 * time.Millisecond,
-	ReorderEvery: 3, ReorderWait: time.Second, LateBounceEvery: 6}
+	ReorderEvery: 3, ReorderWait: time.Second, LateBounceEvery: 5}
 
 // replyRefusals: the n-th tenant of the phase (n % len) has Amazon refuse
 // its replies for this reason ("": delivered), the sandbox's reasons.
