@@ -116,7 +116,7 @@ func defaults() options {
 // (relaymail.KindOutgoingNotice): the replies flow fails the reply the
 // notice concerns. found is false when no reply of the tenant matches.
 type RefusedReplies interface {
-	RefusedReply(ctx context.Context, tenantID, reason, orderID, alias, text string) (found bool, err error)
+	RefusedReply(ctx context.Context, noticeID, tenantID, reason, orderID, alias, text string) (found bool, err error)
 }
 
 // WithRefusedReplies hands Amazon's notices about sent messages to r.
@@ -367,9 +367,9 @@ func (f *Flow) deliver(ctx context.Context, n sesmail.Notification, rcpt string,
 		"outcome", res.Outcome, "kind", r.Kind, "order_id", r.OrderID, "ticket_id", res.TicketID,
 		"ticket_created", res.TicketCreated, "attachments", len(atts))
 	if f.notices != nil && r.Kind == relaymail.KindOutgoingNotice && r.Notice != nil {
-		// Idempotent: a redelivered notice finds its reply already FAILED.
+		// Idempotent: a redelivered notice (the same receipt id) is applied once.
 		n := r.Notice
-		found, err := f.notices.RefusedReply(ctx, addr.TenantID, string(n.Reason), n.OrderID, n.Alias, r.Words)
+		found, err := f.notices.RefusedReply(ctx, rec.SESMessageID, addr.TenantID, string(n.Reason), n.OrderID, n.Alias, r.Words)
 		if err != nil {
 			return fmt.Errorf("notice about a sent message: %w", err)
 		}

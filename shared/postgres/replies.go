@@ -443,10 +443,12 @@ func (s *Store) ReplyForNotice(ctx context.Context, tenantID, alias, orderID str
 // ApplyNotice records Amazon's notice about a reply: the reply FAILED
 // with Amazon's reason, an internal SYSTEM TicketMessage saying what to do,
 // and, for an unapproved sender, the sending address marked as needing
-// approval. Applying the same notice twice changes nothing more. failed
-// is false when the reply had already FAILED (another notice or a bounce
-// came first).
-func (s *Store) ApplyNotice(ctx context.Context, ev reply.Event, needsApproval bool) (failed bool, err error) {
+// approval. Applying the same notice twice changes nothing more: ev.Key,
+// the notice mail's receipt id, is recorded with the reply it failed, and
+// seen (applied is true) when that notice comes again, whichever reply it
+// picked this time. failed is false when the reply had already FAILED
+// (another notice or a bounce came first).
+func (s *Store) ApplyNotice(ctx context.Context, ev reply.Event, needsApproval bool) (failed, applied bool, err error) {
 	now := s.now()
 	err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 		var cur reply.Fate
@@ -456,6 +458,13 @@ func (s *Store) ApplyNotice(ctx context.Context, ev reply.Event, needsApproval b
 			WHERE "id" = $1 FOR UPDATE`, ev.ReplyID).Scan(&cur.State, &tenantID, &ticketID, &from)
 		if err != nil {
 			return err
+		}
+		// After the lock: a copy of this notice that held it first has
+		// committed by now (each statement reads what is committed).
+		if ev.Key != "" {
+			if err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM keybuzz_amazon."ReplyNotice" WHERE "noticeId" = $1)`, ev.Key).Scan(&applied); err != nil || applied {
+				return err
+			}
 		}
 		if cur.Status, err = outboundStatus(ctx, tx, ev.ReplyID); err != nil {
 			return err
@@ -473,6 +482,19 @@ func (s *Store) ApplyNotice(ctx context.Context, ev reply.Event, needsApproval b
 		if tr.TicketEvent == "" {
 			return nil
 		}
+		if ev.Key != "" {
+			tag, err := tx.Exec(ctx, `
+				INSERT INTO keybuzz_amazon."ReplyNotice" ("noticeId", "tenantId", "replyId", "receivedAt") VALUES ($1, $2, $3, $4)
+				ON CONFLICT ("noticeId") DO NOTHING`, ev.Key, tenantID, ev.ReplyID, now)
+			if err != nil {
+				return err
+			}
+			if tag.RowsAffected() == 0 {
+				// A copy holding another reply's lock recorded it first.
+				applied = true
+				return errNoticeApplied
+			}
+		}
 		failed = true
 		if _, err := tx.Exec(ctx, `
 			INSERT INTO public."TicketMessage" ("id", "ticketId", "tenantId", "senderType", "senderName", "sentAt", "body", "isInternal", "source")
@@ -482,11 +504,18 @@ func (s *Store) ApplyNotice(ctx context.Context, ev reply.Event, needsApproval b
 		}
 		return s.writeFate(ctx, tx, ev.ReplyID, now, tr, "", ev.ReasonCode, ev.Reason)
 	})
-	if err != nil {
-		failed = false
+	if errors.Is(err, errNoticeApplied) {
+		return false, true, nil
 	}
-	return failed, unavailable("apply notice", err)
+	if err != nil {
+		return false, false, unavailable("apply notice", err)
+	}
+	return failed, applied, nil
 }
+
+// errNoticeApplied rolls back a notice's transaction when a copy of the
+// notice failed another reply meanwhile.
+var errNoticeApplied = errors.New("notice applied by a copy")
 
 // SendersNeedingApproval are a tenant's sending addresses Amazon refused as
 // not approved, with Amazon's reason, until the seller's approval shows: a

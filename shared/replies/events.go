@@ -15,7 +15,7 @@ import (
 type EventStore interface {
 	ApplySESEvent(ctx context.Context, ev reply.Event) (bool, error)
 	ReplyForNotice(ctx context.Context, tenantID, alias, orderID string) (string, error)
-	ApplyNotice(ctx context.Context, ev reply.Event, needsApproval bool) (bool, error)
+	ApplyNotice(ctx context.Context, ev reply.Event, needsApproval bool) (failed, applied bool, err error)
 }
 
 // Events moves replies to their fate from SES's sending events (through
@@ -84,6 +84,7 @@ func (e *Events) Handle(ctx context.Context, body string) error {
 // Notice is Amazon's notice about a message the tenant sent, as the mail
 // intake read it (shared/relaymail's Notice).
 type Notice struct {
+	ID       string // the notice mail's receipt id: a notice is applied once
 	TenantID string
 	Reason   string // relaymail.NoticeReason: SENDER_NOT_APPROVED…
 	OrderID  string
@@ -115,10 +116,13 @@ func (e *Events) ApplyNotice(ctx context.Context, n Notice) (bool, error) {
 			return found, nil
 		}
 		found = true
-		failed, err := e.store.ApplyNotice(ctx, reply.Event{Type: reply.EventAmazonNotice, ReplyID: id, TenantID: n.TenantID,
+		failed, applied, err := e.store.ApplyNotice(ctx, reply.Event{Type: reply.EventAmazonNotice, Key: n.ID, ReplyID: id, TenantID: n.TenantID,
 			ReasonCode: code, Reason: reason}, n.Reason == "SENDER_NOT_APPROVED")
 		if err != nil {
 			return false, err
+		}
+		if applied {
+			return true, nil // a copy of this notice (SQS redelivers) failed its reply before
 		}
 		if failed {
 			e.log.InfoContext(ctx, "Amazon refused a reply", "reply_id", id, "reason", n.Reason)
@@ -129,8 +133,8 @@ func (e *Events) ApplyNotice(ctx context.Context, n Notice) (bool, error) {
 }
 
 // RefusedReply is ApplyNotice for the mail intake (inboundmail.RefusedReplies).
-func (e *Events) RefusedReply(ctx context.Context, tenantID, reason, orderID, alias, text string) (bool, error) {
-	return e.ApplyNotice(ctx, Notice{TenantID: tenantID, Reason: reason, OrderID: orderID, Alias: alias, Text: text})
+func (e *Events) RefusedReply(ctx context.Context, noticeID, tenantID, reason, orderID, alias, text string) (bool, error) {
+	return e.ApplyNotice(ctx, Notice{ID: noticeID, TenantID: tenantID, Reason: reason, OrderID: orderID, Alias: alias, Text: text})
 }
 
 func truncate(s string, n int) string {
