@@ -12,6 +12,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
+	"github.com/aws/aws-sdk-go-v2/service/sqs/types"
 
 	"github.com/keybuzz/keybuzz-amazon/dev/sandbox"
 	"github.com/keybuzz/keybuzz-amazon/shared/boot"
@@ -294,26 +295,49 @@ loop:
 	return err
 }
 
-// receiveAll receives n messages from the queue (the queue's visibility
-// timeout keeps them from coming back) and returns them as an event
-// source mapping hands them to Lambda.
+// receiveAll receives n messages from the queue and returns them as an
+// event source mapping hands them to Lambda. Each receive hides what it
+// got for receiveHide only, and a message is kept once (by its id): a
+// receive whose answer was lost on the way does not hide its messages for
+// the queue's whole visibility timeout.
 func receiveAll(ctx context.Context, client *sqs.Client, queueURL string, n int) ([]events.SQSMessage, error) {
 	var out []events.SQSMessage
+	seen := map[string]bool{}
 	deadline := time.Now().Add(time.Minute)
 	for len(out) < n {
 		if time.Now().After(deadline) {
-			return nil, fmt.Errorf("received %d of %d mails' notifications within a minute", len(out), n)
+			return nil, fmt.Errorf("received %d of %d messages within a minute (the queue holds %s)", len(out), n, queueCounts(ctx, client, queueURL))
 		}
-		res, err := client.ReceiveMessage(ctx, &sqs.ReceiveMessageInput{QueueUrl: aws.String(queueURL), MaxNumberOfMessages: 10, WaitTimeSeconds: 1})
+		res, err := client.ReceiveMessage(ctx, &sqs.ReceiveMessageInput{QueueUrl: aws.String(queueURL), MaxNumberOfMessages: 10, WaitTimeSeconds: 1,
+			VisibilityTimeout: receiveHide})
 		if err != nil {
 			return nil, fmt.Errorf("receive: %w", err)
 		}
 		for _, m := range res.Messages {
-			out = append(out, events.SQSMessage{MessageId: aws.ToString(m.MessageId), ReceiptHandle: aws.ToString(m.ReceiptHandle),
+			id := aws.ToString(m.MessageId)
+			if seen[id] {
+				continue
+			}
+			seen[id] = true
+			out = append(out, events.SQSMessage{MessageId: id, ReceiptHandle: aws.ToString(m.ReceiptHandle),
 				Body: aws.ToString(m.Body), EventSource: "aws:sqs", AWSRegion: "eu-west-1"})
 		}
 	}
 	return out, nil
+}
+
+// receiveHide is how long a receive of receiveAll hides its messages.
+const receiveHide = 15
+
+// queueCounts says how many messages a queue holds, visible and not.
+func queueCounts(ctx context.Context, client *sqs.Client, queueURL string) string {
+	a, err := client.GetQueueAttributes(ctx, &sqs.GetQueueAttributesInput{QueueUrl: aws.String(queueURL),
+		AttributeNames: []types.QueueAttributeName{types.QueueAttributeNameApproximateNumberOfMessages, types.QueueAttributeNameApproximateNumberOfMessagesNotVisible}})
+	if err != nil {
+		return "an unknown number: " + err.Error()
+	}
+	return fmt.Sprintf("%s visible, %s in flight", a.Attributes[string(types.QueueAttributeNameApproximateNumberOfMessages)],
+		a.Attributes[string(types.QueueAttributeNameApproximateNumberOfMessagesNotVisible)])
 }
 
 // inBatches hands the records to handle in batches of size, one after the
