@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"os"
+	"regexp"
 	"runtime"
 	"strconv"
 	"strings"
@@ -526,5 +527,10 @@ func explain(ctx context.Context, db interface {
 	for _, l := range lines {
 		out += l + "\n"
 	}
-	return out, nil
+	// The run's ids (cuids, 25 characters of hex after "c") say nothing
+	// about the plan and read like commit hashes in the report.
+	return runID.ReplaceAllString(out, "'<id>'"), nil
 }
+
+// runID is a quoted cuid literal, as a plan prints a parameter's value.
+var runID = regexp.MustCompile(`'c[0-9a-f]{24}'`)
