@@ -30,7 +30,7 @@ $$;
 -- re-authorization reason (KeyBuzz's status is then ERROR: its enum has no
 -- NEEDS_REAUTH), poll scheduling and the ORDER_CHANGE subscription.
 CREATE TABLE IF NOT EXISTS keybuzz_amazon."Connection" (
-    "connectionId"       text PRIMARY KEY,           -- public."MarketplaceConnection"."id"
+    "connectionId"       text PRIMARY KEY,           -- KeyBuzz's MarketplaceConnection.id
     "tenantId"           text NOT NULL,
     "type"               text NOT NULL DEFAULT 'AMAZON',
     -- The seller and the region of its consent (one seller per tenant).
@@ -75,7 +75,7 @@ CREATE INDEX IF NOT EXISTS "Connection_authorizedAt_idx"
 
 -- Pending OAuth states of the Connect flow: only a SHA-256 of the state,
 -- single use, 15 minutes, bound to the tenant and to the browser that
--- started (KeyBuzz's own "OAuthState" keeps its plain states: the connector
+-- started (KeyBuzz's own OAuth state table keeps its plain states: the connector
 -- never writes it).
 CREATE TABLE IF NOT EXISTS keybuzz_amazon."ConnectState" (
     "stateHash"        text PRIMARY KEY,
@@ -110,11 +110,11 @@ CREATE INDEX IF NOT EXISTS "AppstoreLogin_expiresAt_idx" ON keybuzz_amazon."Apps
 -- behind RDS Proxy where advisory locks would pin), the time cursor, the
 -- pagination token with the filters that produced it (Amazon requires them
 -- again with the token), counters, and the id of the KeyBuzz
--- "MarketplaceSyncState" row the connector keeps in the seed's form.
+-- MarketplaceSyncState row the connector keeps in the seed's form.
 CREATE TABLE IF NOT EXISTS keybuzz_amazon."SyncState" (
     "connectionId"        text PRIMARY KEY REFERENCES keybuzz_amazon."Connection" ("connectionId") ON DELETE CASCADE,
     "tenantId"            text NOT NULL,
-    "syncStateId"         text NOT NULL UNIQUE,    -- public."MarketplaceSyncState"."id"
+    "syncStateId"         text NOT NULL UNIQUE,    -- KeyBuzz's MarketplaceSyncState.id
     "leaseOwner"          text,
     "leaseUntil"          timestamptz(3),
     "cursorAt"            timestamptz(3),
@@ -158,7 +158,7 @@ CREATE TABLE IF NOT EXISTS keybuzz_amazon."RateBudget" (
 CREATE TABLE IF NOT EXISTS keybuzz_amazon."TicketThread" (
     "tenantId"      text NOT NULL,
     "threadKey"     text NOT NULL,
-    "ticketId"      text NOT NULL UNIQUE,           -- public."Ticket"."id"
+    "ticketId"      text NOT NULL UNIQUE,           -- KeyBuzz's Ticket.id
     "orderId"       text,
     "lastMessageAt" timestamptz(3),
     "createdAt"     timestamptz(3) NOT NULL DEFAULT now(),
@@ -172,11 +172,11 @@ CREATE INDEX IF NOT EXISTS "TicketThread_tenantId_lastMessageAt_idx" ON keybuzz_
 -- the buyer sent it and the thread key (KeyBuzz's model has none of these
 -- columns; the TicketMessage's body is KeyBuzz's to show).
 CREATE TABLE IF NOT EXISTS keybuzz_amazon."Message" (
-    "externalMessageId" text PRIMARY KEY,           -- public."ExternalMessage"."id"
+    "externalMessageId" text PRIMARY KEY,           -- KeyBuzz's ExternalMessage.id
     "tenantId"          text NOT NULL,
     "connectionId"      text NOT NULL,
     "ticketId"          text NOT NULL,
-    "ticketMessageId"   text UNIQUE,                -- public."TicketMessage"."id"
+    "ticketMessageId"   text UNIQUE,                -- KeyBuzz's TicketMessage.id
     "threadKey"         text NOT NULL,
     "marketplaceId"     text,
     "subject"           text,
