@@ -515,6 +515,14 @@ func explain(ctx context.Context, db interface {
 		return "", err
 	}
 	defer tx.Rollback(ctx) //nolint:errcheck
+	return explainIn(ctx, tx, sql, args...)
+}
+
+// explainIn runs EXPLAIN (ANALYZE, BUFFERS) of sql inside tx and returns
+// the plan, the run's ids (cuids, 25 characters of hex after "c") printed
+// as '<id>': they say nothing about the plan and read like commit hashes
+// in the report.
+func explainIn(ctx context.Context, tx pgx.Tx, sql string, args ...any) (string, error) {
 	rows, err := tx.Query(ctx, "EXPLAIN (ANALYZE, BUFFERS, COSTS OFF) "+sql, args...)
 	if err != nil {
 		return "", err
@@ -523,13 +531,7 @@ func explain(ctx context.Context, db interface {
 	if err != nil {
 		return "", err
 	}
-	out := ""
-	for _, l := range lines {
-		out += l + "\n"
-	}
-	// The run's ids (cuids, 25 characters of hex after "c") say nothing
-	// about the plan and read like commit hashes in the report.
-	return runID.ReplaceAllString(out, "'<id>'"), nil
+	return runID.ReplaceAllString(strings.Join(lines, "\n")+"\n", "'<id>'"), nil
 }
 
 // runID is a quoted cuid literal, as a plan prints a parameter's value.

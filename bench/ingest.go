@@ -585,15 +585,8 @@ DELETE FROM public."TicketMessage" WHERE "id" IN (SELECT "ticketMessageId" FROM 
 	if tag.RowsAffected() == 0 {
 		return "", fmt.Errorf("explain fresh page: the page's events were not found to delete (connection %v)", params[1])
 	}
-	rows, err := tx.Query(ctx, "EXPLAIN (ANALYZE, BUFFERS, COSTS OFF) "+s.SQL, s.Args...)
-	if err != nil {
-		return "", err
-	}
-	lines, err := pgx.CollectRows(rows, pgx.RowTo[string])
-	if err != nil {
-		return "", err
-	}
-	return strings.Join(lines, "\n"), nil
+	plan, err := explainIn(ctx, tx, s.SQL, s.Args...)
+	return strings.TrimSuffix(plan, "\n"), err
 }
 
 // insertedRows reads how many rows a plan's "Insert on <table>" node
